@@ -1,0 +1,88 @@
+"""The interface every pretext task answers, so the training loop needs to know none of them.
+
+A task turns a batch of uint8 images into (inputs, targets) with a pure ``make_batch``, builds a
+model (the shared encoder plus the task's head) whose ``forward`` returns ``(outputs, loss)``,
+measures itself on held-out images, and saves the artifacts its result page shows.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from sslviz.encoders import Encoder
+
+
+@dataclass(frozen=True)
+class PretextBatch:
+    inputs: Tensor  # float, what the model eats, e.g. (4B, 3, H, W) for rotation
+    targets: Tensor  # what the loss compares against, e.g. (4B,) rotation classes
+
+
+class PretextModel(nn.Module):
+    """Encoder + head. ``forward(inputs, targets=None) -> (outputs, loss or None)``.
+
+    Data-dependent state (e.g. the colorization class-rebalancing weights) lives in buffers, so
+    it is saved and restored with ``state_dict`` like the weights.
+    """
+
+    def __init__(self, encoder: Encoder) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    @abstractmethod
+    def forward(self, inputs: Tensor, targets: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        ...
+
+
+class PretextTask(ABC):
+    name: ClassVar[str]
+    input_channels: ClassVar[int] = 3  # channels the encoder sees (1 for colorization's L)
+    metric_name: ClassVar[str] = "accuracy"  # the live pretext metric logged during training
+
+    def __init__(self, **options: Any) -> None:
+        """Task options (e.g. ``permutations=100`` for jigsaw, ``loss="l2"`` for colorization).
+        Unknown options raise a UserError listing the valid ones."""
+
+    @classmethod
+    @abstractmethod
+    def min_image_size(cls) -> int:
+        """The smallest training resolution this task can work with."""
+
+    def encoder_input_size(self, image_size: int) -> int:
+        """Side of what the encoder sees for images of ``image_size`` (a tile, for jigsaw)."""
+        return image_size
+
+    @abstractmethod
+    def make_batch(self, images: Tensor, generator: torch.Generator | None = None) -> PretextBatch:
+        """Pure: uint8 images (B, 3, H, W) on any device -> inputs and targets on that device."""
+
+    @abstractmethod
+    def build_model(self, encoder: Encoder, sample: Tensor) -> PretextModel:
+        """The encoder plus this task's head. ``sample`` is uint8 training images (N, 3, H, W)
+        for data-dependent statistics (e.g. the ab prior for class rebalancing)."""
+
+    def batch_metric(self, outputs: Tensor, targets: Tensor) -> float:
+        """The live pretext metric of one batch (accuracy for classification tasks)."""
+        return (outputs.argmax(dim=1) == targets).float().mean().item()
+
+    @abstractmethod
+    @torch.no_grad()
+    def evaluate(
+        self, model: PretextModel, images: Tensor, *, batch_size: int, seed: int = 0
+    ) -> dict[str, Any]:
+        """Held-out metrics on uint8 images (N, 3, H, W); the keys of DESIGN 3.2's ``eval``
+        row for this task (without ``run``/``task``), JSON-serialisable."""
+
+    @abstractmethod
+    @torch.no_grad()
+    def save_artifacts(
+        self, model: PretextModel, images: Tensor, out_dir: Path, *, seed: int = 0
+    ) -> dict[str, tuple[str, Path]]:
+        """Write what the result page shows (PNG/JSON/NPZ) into ``out_dir``; returns
+        ``{name: (kind, path)}`` for the store's artifacts table."""

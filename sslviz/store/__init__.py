@@ -1,0 +1,54 @@
+"""The SQLite store: the single source of truth for datasets, runs, metrics and artifacts.
+
+    store = Store.open()            # the workspace named by $SSLVIZ_HOME
+    store.datasets.get_by_name("demo")
+    store.runs.get(3)
+
+Rows come back as the dataclasses in :mod:`sslviz.store.rows`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sslviz.store.connection import Connection
+from sslviz.store.datasets import DatasetTable
+from sslviz.store.rows import Artifact, Dataset, Duplicate, Image, Metric, Rejection, Run
+from sslviz.store.runs import RunTable
+from sslviz.store.schema import RUN_STATUSES, SCHEMA_VERSION, TASKS
+from sslviz.workspace import Workspace
+
+
+class Store:
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+        self.connection = Connection(workspace.db_path)
+        self.datasets = DatasetTable(self.connection)
+        self.runs = RunTable(self.connection)
+
+    @classmethod
+    def open(cls, home: Path | str | None = None) -> Store:
+        """Open (creating and migrating if needed) the store of ``home`` or of ``$SSLVIZ_HOME``."""
+        if home is None:
+            return cls(Workspace.from_env())
+        root = Path(home).expanduser().resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        return cls(Workspace(root))
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+__all__ = [
+    "RUN_STATUSES",
+    "SCHEMA_VERSION",
+    "TASKS",
+    "Artifact",
+    "Dataset",
+    "Duplicate",
+    "Image",
+    "Metric",
+    "Rejection",
+    "Run",
+    "Store",
+]

@@ -1,0 +1,126 @@
+"""Datasets, their images, and the files ingestion rejected or found duplicated."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable
+
+from sslviz.errors import UserError
+from sslviz.store.connection import Connection
+from sslviz.store.rows import Dataset, Duplicate, Image, Rejection
+
+_IMAGE_COLUMNS = "id, dataset_id, path, sha256, file, width, height, mode, format, bytes"
+
+
+class UnknownDatasetError(UserError, LookupError):
+    pass
+
+
+class DatasetTable:
+    def __init__(self, connection: Connection) -> None:
+        self._db = connection
+
+    # --- datasets -------------------------------------------------------------------------------
+    def create(self, name: str, source: str) -> Dataset:
+        """A new dataset in status ``ingesting``; raises ValueError if the name is taken."""
+        try:
+            with self._db.transaction() as conn:
+                cursor = conn.execute(
+                    "INSERT INTO datasets (name, source, created_at) VALUES (?, ?, ?)",
+                    (name, source, time.time()),
+                )
+        except sqlite3.IntegrityError:
+            raise UserError(
+                f"a dataset named {name!r} already exists: pick another --name or delete it first"
+            ) from None
+        return self.get(cursor.lastrowid)
+
+    def get(self, dataset_id: int) -> Dataset:
+        rows = self._db.query("SELECT * FROM datasets WHERE id = ?", (dataset_id,))
+        if not rows:
+            raise UnknownDatasetError(f"no dataset with id {dataset_id}")
+        return Dataset(**rows[0])
+
+    def get_by_name(self, name: str) -> Dataset:
+        rows = self._db.query("SELECT * FROM datasets WHERE name = ?", (name,))
+        if not rows:
+            known = ", ".join(d.name for d in self.list()) or "none yet: run `sslviz ingest` first"
+            raise UnknownDatasetError(f"no dataset named {name!r} (datasets: {known})")
+        return Dataset(**rows[0])
+
+    def list(self) -> list[Dataset]:
+        return [Dataset(**r) for r in self._db.query("SELECT * FROM datasets ORDER BY id")]
+
+    def finish(self, dataset_id: int, status: str = "ready", error: str | None = None) -> Dataset:
+        """Close ingestion: recount images, rejections, duplicates and bytes from their tables."""
+        with self._db.transaction() as conn:
+            conn.execute(
+                """UPDATE datasets SET status = :status, error = :error,
+                   n_images = (SELECT COUNT(*) FROM images WHERE dataset_id = :id),
+                   bytes = (SELECT COALESCE(SUM(bytes), 0) FROM images WHERE dataset_id = :id),
+                   n_rejected = (SELECT COUNT(*) FROM rejections WHERE dataset_id = :id),
+                   n_duplicates = (SELECT COUNT(*) FROM duplicates WHERE dataset_id = :id)
+                   WHERE id = :id""",
+                {"id": dataset_id, "status": status, "error": error},
+            )
+        return self.get(dataset_id)
+
+    def delete(self, dataset_id: int) -> None:
+        """Remove the dataset's rows (images, rejections, runs cascade). Files are the caller's."""
+        with self._db.transaction() as conn:
+            conn.execute("DELETE FROM datasets WHERE id = ?", (dataset_id,))
+
+    # --- images ---------------------------------------------------------------------------------
+    def add_images(self, images: Iterable[Image]) -> None:
+        """Insert images (their ``id`` is ignored and assigned by the store)."""
+        with self._db.transaction() as conn:
+            conn.executemany(
+                """INSERT INTO images (dataset_id, path, sha256, file, width, height, mode,
+                   format, bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                [
+                    (i.dataset_id, i.path, i.sha256, i.file, i.width, i.height, i.mode,
+                     i.format, i.bytes)
+                    for i in images
+                ],
+            )
+
+    def images(self, dataset_id: int, offset: int = 0, limit: int | None = None) -> list[Image]:
+        """Images in the dataset's order (by path): the row order of caches and embeddings."""
+        rows = self._db.query(
+            f"SELECT {_IMAGE_COLUMNS} FROM images WHERE dataset_id = ? ORDER BY path "
+            "LIMIT ? OFFSET ?",
+            (dataset_id, -1 if limit is None else limit, offset),
+        )
+        return [Image(**r) for r in rows]
+
+    def count_images(self, dataset_id: int) -> int:
+        return self._db.query("SELECT COUNT(*) FROM images WHERE dataset_id = ?", (dataset_id,))[0][0]
+
+    # --- rejected files and duplicates ----------------------------------------------------------
+    def add_rejections(self, dataset_id: int, rejections: Iterable[Rejection]) -> None:
+        with self._db.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO rejections (dataset_id, path, reason) VALUES (?, ?, ?)",
+                [(dataset_id, r.path, r.reason) for r in rejections],
+            )
+
+    def rejections(self, dataset_id: int) -> list[Rejection]:
+        rows = self._db.query(
+            "SELECT path, reason FROM rejections WHERE dataset_id = ? ORDER BY path", (dataset_id,)
+        )
+        return [Rejection(**r) for r in rows]
+
+    def add_duplicates(self, dataset_id: int, duplicates: Iterable[Duplicate]) -> None:
+        with self._db.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO duplicates (dataset_id, path, duplicate_of) VALUES (?, ?, ?)",
+                [(dataset_id, d.path, d.duplicate_of) for d in duplicates],
+            )
+
+    def duplicates(self, dataset_id: int) -> list[Duplicate]:
+        rows = self._db.query(
+            "SELECT path, duplicate_of FROM duplicates WHERE dataset_id = ? ORDER BY path",
+            (dataset_id,),
+        )
+        return [Duplicate(**r) for r in rows]

@@ -1,0 +1,106 @@
+"""Plain dataclasses that rows of the store become at its boundary."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Dataset:
+    id: int
+    name: str
+    source: str
+    status: str
+    created_at: float
+    n_images: int
+    n_rejected: int
+    n_duplicates: int
+    bytes: int
+    error: str | None
+
+
+@dataclass(frozen=True)
+class Image:
+    id: int
+    dataset_id: int
+    path: str  # relative to the ingested folder (or inside the zip), "/" separators
+    sha256: str
+    file: str  # stored file, relative to the dataset's folder in the workspace
+    width: int
+    height: int
+    mode: str  # the original Pillow mode (before conversion to RGB)
+    format: str
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Rejection:
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    path: str
+    duplicate_of: str
+
+
+ACTIVE_STATUSES = ("queued", "running")
+ENDED_STATUSES = ("finished", "failed", "cancelled", "interrupted")
+RESUMABLE_STATUSES = ("failed", "cancelled", "interrupted")
+
+
+@dataclass(frozen=True)
+class Run:
+    id: int
+    dataset_id: int
+    task: str
+    encoder: str
+    config_json: str
+    device: str
+    status: str
+    created_at: float
+    started_at: float | None
+    ended_at: float | None
+    pid: int | None
+    heartbeat_at: float | None
+    epoch: int
+    epochs: int
+    step: int
+    total_steps: int | None
+    train_seconds: float
+    cancel_requested: int
+    error: str | None
+    traceback: str | None
+    config: dict[str, Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "config", json.loads(self.config_json))
+
+    @property
+    def progress(self) -> float:
+        """Fraction of the planned work done, 0-1 (steps if known, else epochs)."""
+        if self.status == "finished":
+            return 1.0
+        if self.total_steps:
+            return min(1.0, self.step / self.total_steps)
+        return min(1.0, self.epoch / self.epochs) if self.epochs else 0.0
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    step: int
+    value: float
+    time: float
+
+
+@dataclass(frozen=True)
+class Artifact:
+    run_id: int
+    name: str
+    kind: str
+    path: str  # relative to the run's folder
+    created_at: float

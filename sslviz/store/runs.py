@@ -1,0 +1,143 @@
+"""Pretext training runs, their metrics (long form: run, key, step) and artifacts."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sslviz.errors import UserError
+from sslviz.store.connection import Connection
+from sslviz.store.rows import Artifact, Metric, Run
+
+
+class UnknownRunError(UserError, LookupError):
+    pass
+
+
+class RunTable:
+    def __init__(self, connection: Connection) -> None:
+        self._db = connection
+
+    # --- runs -----------------------------------------------------------------------------------
+    def create(
+        self,
+        *,
+        dataset_id: int,
+        task: str,
+        encoder: str,
+        config: Mapping[str, Any],
+        device: str,
+        epochs: int,
+        status: str = "queued",
+    ) -> Run:
+        with self._db.transaction() as conn:
+            cursor = conn.execute(
+                """INSERT INTO runs (dataset_id, task, encoder, config, device, status, created_at,
+                   epochs) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                (dataset_id, task, encoder, json.dumps(dict(config), sort_keys=True), device,
+                 status, time.time(), epochs),
+            )
+        return self.get(cursor.lastrowid)
+
+    def get(self, run_id: int) -> Run:
+        rows = self._db.query("SELECT * FROM runs WHERE id = ?", (int(run_id),))
+        if not rows:
+            raise UnknownRunError(f"no run with id {run_id} (see `sslviz runs`)")
+        return _run(rows[0])
+
+    def list(self, statuses: Iterable[str] | None = None) -> list[Run]:
+        if statuses is None:
+            rows = self._db.query("SELECT * FROM runs ORDER BY id")
+        else:
+            wanted = tuple(statuses)
+            marks = ", ".join("?" * len(wanted))
+            rows = self._db.query(
+                f"SELECT * FROM runs WHERE status IN ({marks}) ORDER BY id", wanted
+            )
+        return [_run(r) for r in rows]
+
+    def transition(
+        self, run_id: int, to: str, *, allowed_from: Iterable[str], **fields: Any
+    ) -> bool:
+        """Set status ``to`` (and ``fields``) only if the run is in one of ``allowed_from``.
+
+        Returns whether it changed: the check and the write are one statement, so a worker ending a
+        run and a reaper marking it interrupted can't both win.
+        """
+        allowed = tuple(allowed_from)
+        assignments = ", ".join(["status = ?"] + [f"{k} = ?" for k in fields])
+        marks = ", ".join("?" * len(allowed))
+        with self._db.transaction() as conn:
+            cursor = conn.execute(
+                f"UPDATE runs SET {assignments} WHERE id = ? AND status IN ({marks})",
+                (to, *fields.values(), int(run_id), *allowed),
+            )
+        return cursor.rowcount == 1
+
+    def update(self, run_id: int, **fields: Any) -> None:
+        """Set progress fields (epoch, step, total_steps, train_seconds, pid, heartbeat_at, ...)."""
+        if not fields:
+            return
+        if "config" in fields and not isinstance(fields["config"], str):
+            fields["config"] = json.dumps(dict(fields["config"]), sort_keys=True)
+        assignments = ", ".join(f"{k} = ?" for k in fields)
+        with self._db.transaction() as conn:
+            conn.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*fields.values(), run_id))
+
+    def heartbeat(self, run_id: int) -> None:
+        self.update(run_id, heartbeat_at=time.time())
+
+    def request_cancel(self, run_id: int) -> None:
+        self.update(run_id, cancel_requested=1)
+
+    def delete(self, run_id: int) -> None:
+        """Remove the run's rows (metrics and artifacts cascade). Files are the caller's."""
+        with self._db.transaction() as conn:
+            conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+
+    # --- metrics --------------------------------------------------------------------------------
+    def log_metrics(self, run_id: int, step: int, values: Mapping[str, float]) -> None:
+        now = time.time()
+        with self._db.transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO metrics (run_id, key, step, value, time) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(run_id, key, step, float(value), now) for key, value in values.items()],
+            )
+
+    def metrics(self, run_id: int, key: str | None = None) -> list[Metric]:
+        if key is None:
+            rows = self._db.query(
+                "SELECT key, step, value, time FROM metrics WHERE run_id = ? ORDER BY key, step",
+                (run_id,),
+            )
+        else:
+            rows = self._db.query(
+                "SELECT key, step, value, time FROM metrics WHERE run_id = ? AND key = ? "
+                "ORDER BY step",
+                (run_id, key),
+            )
+        return [Metric(**r) for r in rows]
+
+    # --- artifacts ------------------------------------------------------------------------------
+    def add_artifact(self, run_id: int, name: str, kind: str, path: str) -> None:
+        with self._db.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO artifacts (run_id, name, kind, path, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (run_id, name, kind, path, time.time()),
+            )
+
+    def artifacts(self, run_id: int) -> list[Artifact]:
+        rows = self._db.query(
+            "SELECT * FROM artifacts WHERE run_id = ? ORDER BY name", (run_id,)
+        )
+        return [Artifact(**r) for r in rows]
+
+
+def _run(row: Any) -> Run:
+    values = dict(row)
+    values["config_json"] = values.pop("config")
+    return Run(**values)

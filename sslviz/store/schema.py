@@ -1,0 +1,101 @@
+"""The SQLite schema, as an ordered list of migrations.
+
+``PRAGMA user_version`` holds how many migrations a database has had; opening a store applies the
+rest. Never edit a migration that has shipped: append a new one.
+"""
+
+from __future__ import annotations
+
+DATASET_STATUSES = ("ingesting", "ready", "failed")
+RUN_STATUSES = ("queued", "running", "finished", "failed", "cancelled", "interrupted")
+TASKS = ("rotation", "colorization", "jigsaw")
+
+
+def _in(values: tuple[str, ...]) -> str:
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+MIGRATIONS: list[str] = [
+    # 1: datasets and their images, rejected files and duplicates; runs, metrics, artifacts.
+    f"""
+    CREATE TABLE datasets (
+        id            INTEGER PRIMARY KEY,
+        name          TEXT NOT NULL UNIQUE,
+        source        TEXT NOT NULL,
+        status        TEXT NOT NULL DEFAULT 'ingesting' CHECK (status IN {_in(DATASET_STATUSES)}),
+        created_at    REAL NOT NULL,
+        n_images      INTEGER NOT NULL DEFAULT 0,
+        n_rejected    INTEGER NOT NULL DEFAULT 0,
+        n_duplicates  INTEGER NOT NULL DEFAULT 0,
+        bytes         INTEGER NOT NULL DEFAULT 0,
+        error         TEXT
+    );
+    CREATE TABLE images (
+        id          INTEGER PRIMARY KEY,
+        dataset_id  INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+        path        TEXT NOT NULL,
+        sha256      TEXT NOT NULL,
+        file        TEXT NOT NULL,
+        width       INTEGER NOT NULL CHECK (width > 0),
+        height      INTEGER NOT NULL CHECK (height > 0),
+        mode        TEXT NOT NULL,
+        format      TEXT NOT NULL,
+        bytes       INTEGER NOT NULL,
+        UNIQUE (dataset_id, path),
+        UNIQUE (dataset_id, sha256)
+    );
+    CREATE TABLE rejections (
+        id          INTEGER PRIMARY KEY,
+        dataset_id  INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+        path        TEXT NOT NULL,
+        reason      TEXT NOT NULL
+    );
+    CREATE TABLE duplicates (
+        id            INTEGER PRIMARY KEY,
+        dataset_id    INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+        path          TEXT NOT NULL,
+        duplicate_of  TEXT NOT NULL
+    );
+    CREATE TABLE runs (
+        id               INTEGER PRIMARY KEY,
+        dataset_id       INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+        task             TEXT NOT NULL CHECK (task IN {_in(TASKS)}),
+        encoder          TEXT NOT NULL,
+        config           TEXT NOT NULL,
+        device           TEXT NOT NULL,
+        status           TEXT NOT NULL DEFAULT 'queued' CHECK (status IN {_in(RUN_STATUSES)}),
+        created_at       REAL NOT NULL,
+        started_at       REAL,
+        ended_at         REAL,
+        pid              INTEGER,
+        heartbeat_at     REAL,
+        epoch            INTEGER NOT NULL DEFAULT 0,
+        epochs           INTEGER NOT NULL,
+        step             INTEGER NOT NULL DEFAULT 0,
+        total_steps      INTEGER,
+        train_seconds    REAL NOT NULL DEFAULT 0,
+        cancel_requested INTEGER NOT NULL DEFAULT 0 CHECK (cancel_requested IN (0, 1)),
+        error            TEXT,
+        traceback        TEXT
+    );
+    CREATE INDEX runs_by_status ON runs (status);
+    CREATE TABLE metrics (
+        run_id  INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        key     TEXT NOT NULL,
+        step    INTEGER NOT NULL,
+        value   REAL NOT NULL,
+        time    REAL NOT NULL,
+        PRIMARY KEY (run_id, key, step)
+    ) WITHOUT ROWID;
+    CREATE TABLE artifacts (
+        run_id      INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        name        TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        path        TEXT NOT NULL,
+        created_at  REAL NOT NULL,
+        PRIMARY KEY (run_id, name)
+    ) WITHOUT ROWID;
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
