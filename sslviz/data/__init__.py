@@ -1,0 +1,34 @@
+"""Datasets: ingest (validate by decoding, dedupe, store by hash, record), and reading them back.
+
+from sslviz.data import ingest, load_rgb, thumbnail_path
+report = ingest(store, ["~/photos"])
+rgb = load_rgb(image_path(store, store.datasets.images(report.dataset.id)[0]))
+"""
+
+from sslviz.data.decode import MIN_SIDE, load_rgb, to_rgb
+from sslviz.data.demo import DEMO_DIR, DEMO_NAME, ensure_demo
+from sslviz.data.ingest import (
+    IngestReport,
+    delete_dataset,
+    ingest,
+    ingest_server_folder,
+    ingest_uploads,
+)
+from sslviz.data.storage import THUMB_SIZE, image_path, thumbnail_path
+
+__all__ = [
+    "DEMO_DIR",
+    "DEMO_NAME",
+    "MIN_SIDE",
+    "THUMB_SIZE",
+    "IngestReport",
+    "delete_dataset",
+    "ensure_demo",
+    "image_path",
+    "ingest",
+    "ingest_server_folder",
+    "ingest_uploads",
+    "load_rgb",
+    "thumbnail_path",
+    "to_rgb",
+]

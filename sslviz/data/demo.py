@@ -1,0 +1,36 @@
+"""The bundled demo dataset (``assets/demo``: crops of freely licensed photos, see assets/README.md).
+
+An empty workspace gets it at app start, so a first visit has something to train on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sslviz.data.ingest import ingest
+from sslviz.errors import UserError
+from sslviz.store import Dataset, Store
+
+DEMO_NAME = "demo"
+DEMO_DIR = Path(__file__).resolve().parents[2] / "assets" / "demo"
+
+
+def ensure_demo(store: Store, *, workers: int | None = None) -> Dataset | None:
+    """The demo dataset, ingesting it first if the workspace has no datasets at all.
+
+    Idempotent: returns the existing "demo" dataset if there is one, None if the workspace already
+    has other datasets (the user's choice to keep it out) or the assets are not installed.
+    """
+    for dataset in store.datasets.list():
+        if dataset.name == DEMO_NAME:
+            return dataset
+    if store.datasets.list() or not DEMO_DIR.is_dir():
+        return None
+    try:
+        return ingest(store, [DEMO_DIR], DEMO_NAME, workers=workers).dataset
+    except UserError:
+        # Two app sessions starting at once: the other one created it first.
+        existing = [d for d in store.datasets.list() if d.name == DEMO_NAME]
+        if existing:
+            return existing[0]
+        raise
