@@ -1,9 +1,189 @@
-"""Placeholder: this group's subcommands are being written."""
+"""``sslviz runs | status | cancel | resume | delete-run``: background runs from the command line.
+
+Each command first lets the job runner catch up (reap dead workers, start queued runs whose device
+is free), so what it prints is the truth, not a stale row.
+"""
 
 from __future__ import annotations
 
 import argparse
+import time
+from typing import Any
+
+from sslviz import jobs
+from sslviz.cli.output import emit_json, say
+from sslviz.store import Run, Store
+
+CANCEL_WAIT = 15.0  # seconds `sslviz cancel` waits for the worker to checkpoint and stop
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    pass
+    runs = subparsers.add_parser("runs", help="list training runs, newest last")
+    runs.add_argument("--json", action="store_true", help='print {"runs": [...]} on stdout')
+    runs.set_defaults(handler=list_runs)
+
+    status = subparsers.add_parser("status", help="progress, timings and errors of one run")
+    status.add_argument("run", type=int, metavar="RUN", help="run id (see `sslviz runs`)")
+    status.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    status.set_defaults(handler=show_status)
+
+    cancel = subparsers.add_parser(
+        "cancel", help="stop a queued or running run (it checkpoints; `resume` continues it)"
+    )
+    cancel.add_argument("run", type=int, metavar="RUN", help="run id (see `sslviz runs`)")
+    cancel.add_argument(
+        "--wait",
+        type=float,
+        default=CANCEL_WAIT,
+        metavar="SECONDS",
+        help=f"how long to wait for the run to stop (default {CANCEL_WAIT:.0f}; 0 returns at once)",
+    )
+    cancel.add_argument("--json", action="store_true", help="print the run's status as JSON")
+    cancel.set_defaults(handler=cancel_run)
+
+    resume = subparsers.add_parser(
+        "resume",
+        help="continue an interrupted, cancelled or failed run from its last checkpoint",
+    )
+    resume.add_argument("run", type=int, metavar="RUN", help="run id (see `sslviz runs`)")
+    resume.add_argument("--json", action="store_true", help="print the run's status as JSON")
+    resume.set_defaults(handler=resume_run)
+
+    delete = subparsers.add_parser(
+        "delete-run", help="delete a run and its files (cancels it first if it is active)"
+    )
+    delete.add_argument("run", type=int, metavar="RUN", help="run id (see `sslviz runs`)")
+    delete.add_argument("--json", action="store_true", help='print {"deleted": RUN}')
+    delete.set_defaults(handler=delete_run)
+
+
+# --- handlers ---------------------------------------------------------------------------------
+def list_runs(args: argparse.Namespace) -> int:
+    store = _open()
+    facts = [jobs.describe(store, run) for run in store.runs.list()]
+    if args.json:
+        emit_json({"runs": facts})
+        return 0
+    if not facts:
+        print("no runs yet: start one with `sslviz train --dataset NAME --task rotation`")
+        return 0
+    header = ("RUN", "STATUS", "TASK", "DATASET", "ENCODER", "DEVICE", "PROGRESS", "EPOCH",
+              "ELAPSED", "ETA")  # fmt: skip
+    rows = [header] + [
+        (
+            str(f["run"]),
+            f["status"],
+            f["task"],
+            f["dataset"] or "?",
+            f["encoder"],
+            f["device"],
+            f"{100 * f['progress']:.0f}%",
+            f"{f['epoch']}/{f['epochs']}",
+            _duration(f["elapsed_seconds"]),
+            _duration(f["eta_seconds"]),
+        )
+        for f in facts
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+    return 0
+
+
+def show_status(args: argparse.Namespace) -> int:
+    store = _open()
+    run = store.runs.get(args.run)
+    if args.json:
+        facts = jobs.describe(store, run)
+        facts["traceback"] = run.traceback
+        emit_json(facts)
+    else:
+        _print_facts(store, run)
+    return 0
+
+
+def cancel_run(args: argparse.Namespace) -> int:
+    store = _open()
+    run = jobs.cancel(store, args.run)
+    if run.status == "running":
+        say(f"run {run.id}: cancel requested, waiting up to {args.wait:.0f} s for it to stop")
+        run = jobs.wait(store, run.id, max(0.0, args.wait))
+    if args.json:
+        emit_json(jobs.describe(store, run))
+    elif run.status == "running":
+        print(f"run {run.id}: still running, cancel requested (see `sslviz status {run.id}`)")
+    else:
+        print(f"run {run.id}: {run.status}")
+    return 0
+
+
+def resume_run(args: argparse.Namespace) -> int:
+    store = _open()
+    run = jobs.resume(store, args.run)
+    if args.json:
+        emit_json(jobs.describe(store, run))
+    elif run.status == "queued":
+        print(f"run {run.id}: queued (starts when its device has a free slot)")
+    else:
+        print(
+            f"run {run.id}: {run.status} (pid {run.pid}); follow it with `sslviz status {run.id}`"
+        )
+    return 0
+
+
+def delete_run(args: argparse.Namespace) -> int:
+    store = _open()
+    jobs.delete_run(store, args.run)
+    if args.json:
+        emit_json({"deleted": args.run})
+    else:
+        print(f"run {args.run}: deleted with its files")
+    return 0
+
+
+# --- helpers ----------------------------------------------------------------------------------
+def _open() -> Store:
+    store = Store.open()
+    jobs.schedule(store)  # reaps first; then starts queued runs a dead worker was holding back
+    return store
+
+
+def _print_facts(store: Store, run: Run) -> None:
+    f: dict[str, Any] = jobs.describe(store, run)
+    print(f"run: {run.id}")
+    print(f"status: {run.status}")
+    print(f"task: {run.task} on dataset {f['dataset']!r} ({run.encoder}, device {run.device})")
+    steps = f"step {run.step}/{run.total_steps}" if run.total_steps else f"step {run.step}"
+    print(f"progress: {100 * f['progress']:.0f}% (epoch {run.epoch}/{run.epochs}, {steps})")
+    if f["elapsed_seconds"] is not None:
+        print(
+            f"elapsed: {_duration(f['elapsed_seconds'])} (training {_duration(run.train_seconds)})"
+        )
+    if f["eta_seconds"] is not None and run.status in ("queued", "running"):
+        print(f"eta: {_duration(f['eta_seconds'])}")
+    if f["pid"] is not None:
+        print(f"pid: {f['pid']}")
+    if run.cancel_requested and run.status == "running":
+        print("cancel: requested")
+    if run.error:
+        print(f"error: {run.error}")
+    if run.traceback:
+        print(
+            f"traceback: {len(run.traceback.splitlines())} lines (`sslviz status {run.id} --json`)"
+        )
+    print(f"log: {f['log']}")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return (
+        time.strftime("%Hh%M", time.gmtime(seconds)) if seconds < 86400 else f"{seconds // 3600}h"
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from sslviz.errors import UserError
@@ -36,8 +36,16 @@ class RunTable:
             cursor = conn.execute(
                 """INSERT INTO runs (dataset_id, task, encoder, config, device, status, created_at,
                    epochs) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
-                (dataset_id, task, encoder, json.dumps(dict(config), sort_keys=True), device,
-                 status, time.time(), epochs),
+                (
+                    dataset_id,
+                    task,
+                    encoder,
+                    json.dumps(dict(config), sort_keys=True),
+                    device,
+                    status,
+                    time.time(),
+                    epochs,
+                ),
             )
         return self.get(cursor.lastrowid)
 
@@ -76,6 +84,32 @@ class RunTable:
             )
         return cursor.rowcount == 1
 
+    def claim(
+        self, pick: Callable[[list[Run], list[Run]], Iterable[int]], **fields: Any
+    ) -> list[Run]:
+        """Atomically move queued runs to ``running`` (setting ``fields``), chosen by ``pick``.
+
+        ``pick(running, queued)`` gets the running runs and the queued ones (oldest first) and
+        returns the ids to start. Reading and writing happen in one ``BEGIN IMMEDIATE``
+        transaction, so two schedulers in different processes can't start the same run twice nor
+        exceed a limit that ``pick`` enforces. ``pick`` must be pure (no store calls).
+        """
+        assignments = ", ".join(["status = 'running'"] + [f"{k} = ?" for k in fields])
+        with self._db.transaction() as conn:
+            rows = conn.execute(
+                "SELECT * FROM runs WHERE status IN ('running', 'queued') ORDER BY id"
+            ).fetchall()
+            runs = [_run(r) for r in rows]
+            running = [r for r in runs if r.status == "running"]
+            queued = [r for r in runs if r.status == "queued"]
+            chosen = [int(i) for i in pick(running, queued)]
+            for run_id in chosen:
+                conn.execute(
+                    f"UPDATE runs SET {assignments} WHERE id = ? AND status = 'queued'",
+                    (*fields.values(), run_id),
+                )
+        return [self.get(run_id) for run_id in chosen]
+
     def update(self, run_id: int, **fields: Any) -> None:
         """Set progress fields (epoch, step, total_steps, train_seconds, pid, heartbeat_at, ...)."""
         if not fields:
@@ -107,6 +141,25 @@ class RunTable:
                 [(run_id, key, step, float(value), now) for key, value in values.items()],
             )
 
+    def log_metrics_batch(
+        self, run_id: int, rows: Iterable[tuple[int, Mapping[str, float]]]
+    ) -> None:
+        """Many steps' metrics, ``[(step, {key: value}), ...]``, in one transaction."""
+        now = time.time()
+        values = [
+            (run_id, key, step, float(value), now)
+            for step, row in rows
+            for key, value in row.items()
+        ]
+        if not values:
+            return
+        with self._db.transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO metrics (run_id, key, step, value, time) "
+                "VALUES (?, ?, ?, ?, ?)",
+                values,
+            )
+
     def metrics(self, run_id: int, key: str | None = None) -> list[Metric]:
         if key is None:
             rows = self._db.query(
@@ -131,9 +184,7 @@ class RunTable:
             )
 
     def artifacts(self, run_id: int) -> list[Artifact]:
-        rows = self._db.query(
-            "SELECT * FROM artifacts WHERE run_id = ? ORDER BY name", (run_id,)
-        )
+        rows = self._db.query("SELECT * FROM artifacts WHERE run_id = ? ORDER BY name", (run_id,))
         return [Artifact(**r) for r in rows]
 
 

@@ -1,0 +1,181 @@
+"""The background worker: ``python -m sslviz.worker RUN_ID`` trains one run, then hands over.
+
+Started by :func:`sslviz.jobs.schedule` in its own session, output in ``runs/<id>/worker.log``.
+It runs at a lower priority with few torch threads so the app on the same machine stays
+responsive, writes a heartbeat from a thread (so a slow step or cache build never looks dead),
+turns SIGTERM/SIGINT into a stop flag the training loop polls (checkpoint, then ``cancelled``),
+records any crash — even an import error — as ``failed`` with its traceback, and on the way out
+calls ``schedule`` so queued runs start with no browser open.
+"""
+
+from __future__ import annotations
+
+# Signals first: a cancel that arrives while torch is still importing must not kill us unrecorded.
+import signal
+import threading
+
+_stop = threading.Event()
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    if _stop.is_set():  # a second signal: the user means it
+        raise KeyboardInterrupt
+    _stop.set()
+
+
+signal.signal(signal.SIGTERM, _on_signal)
+signal.signal(signal.SIGINT, _on_signal)
+
+import contextlib  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import traceback  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
+
+if TYPE_CHECKING:
+    from sslviz.store import Store
+
+HEARTBEAT_EVERY = 2.0  # seconds; jobs.HEARTBEAT_TIMEOUT is many times this
+THREADS_ENV = "SSLVIZ_WORKER_THREADS"
+NICE_ENV = "SSLVIZ_WORKER_NICE"
+
+
+def torch_threads() -> int:
+    """Threads for torch: ``$SSLVIZ_WORKER_THREADS``, else all cores but one (at least 1), so the
+    app's server keeps a core to itself."""
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    if raw.isdigit() and int(raw) > 0:
+        return int(raw)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) - 1)
+
+
+def _lower_priority() -> None:
+    # Not allowed or not a number: run at normal priority rather than not at all.
+    with contextlib.suppress(OSError, ValueError):
+        os.nice(int(os.environ.get(NICE_ENV, "10")))
+
+
+def _heartbeat(run_id: int, done: threading.Event) -> None:
+    """Beat every few seconds on its own connection, independent of the training thread."""
+    from sslviz.store import Store
+
+    store = Store.open()
+    try:
+        while not done.wait(HEARTBEAT_EVERY):
+            try:
+                store.runs.heartbeat(run_id)
+            except Exception as error:  # a locked db for a moment must not end the beats
+                print(f"worker: heartbeat failed: {error}", file=sys.stderr, flush=True)
+    finally:
+        store.close()
+
+
+def _record_failure(store: Store, run_id: int, error: BaseException) -> None:
+    """Mark the run failed with a one-line error and the traceback (unless it already ended)."""
+    if isinstance(error, KeyboardInterrupt) and _stop.is_set():
+        store.runs.transition(
+            run_id,
+            "cancelled",
+            allowed_from=("queued", "running"),
+            ended_at=time.time(),
+            error="stopped by a second signal before it could checkpoint",
+        )
+        return
+    message = (f"{type(error).__name__}: {error}".splitlines() or ["crashed"])[0][:500]
+    store.runs.transition(
+        run_id,
+        "failed",
+        allowed_from=("queued", "running"),
+        ended_at=time.time(),
+        error=message,
+        traceback=traceback.format_exc(),
+    )
+
+
+def run(run_id: int) -> int:
+    """Train ``run_id`` to its end; the exit code is 0 unless the run failed."""
+    from sslviz.store import Store
+
+    print(f"worker: run {run_id}, pid {os.getpid()}, started {time.ctime()}", flush=True)
+    store = Store.open()
+    done = threading.Event()
+    beats = threading.Thread(target=_heartbeat, args=(run_id, done), daemon=True, name="heartbeat")
+    beats.start()
+    code = 0
+    try:
+        import torch
+
+        threads = torch_threads()
+        torch.set_num_threads(threads)
+        print(f"worker: torch threads {threads}, nice {os.nice(0)}", flush=True)
+        from sslviz import train
+
+        store.runs.update(run_id, pid=os.getpid())
+        if _stop.is_set() or store.runs.get(run_id).cancel_requested:
+            store.runs.transition(
+                run_id, "cancelled", allowed_from=("queued", "running"), ended_at=time.time()
+            )
+        else:
+            train.execute_run(store, run_id, should_stop=_stop.is_set)
+        if _status(store, run_id) == "running":
+            store.runs.transition(
+                run_id,
+                "failed",
+                allowed_from=("running",),
+                ended_at=time.time(),
+                error="the training loop returned without ending the run (a bug in sslviz)",
+            )
+    except BaseException as error:  # noqa: BLE001 - every crash is recorded, then reported
+        if _status(store, run_id) is not None:  # a deleted run has nothing left to record
+            traceback.print_exc()
+            _record_failure(store, run_id, error)
+            code = 1
+    finally:
+        done.set()
+        beats.join(timeout=5)
+    status = _status(store, run_id)
+    if status is None:
+        print(f"worker: run {run_id} was deleted", flush=True)
+    else:
+        if status not in ("queued", "running") and store.runs.get(run_id).ended_at is None:
+            store.runs.update(run_id, ended_at=time.time())  # the runs table shows how long it took
+        print(f"worker: run {run_id} ended {status} at {time.ctime()}", flush=True)
+    code = 1 if status == "failed" else code
+    _hand_over(store)
+    store.close()
+    return code
+
+
+def _status(store: Store, run_id: int) -> str | None:
+    """The run's status, or None if it was deleted meanwhile (``sslviz delete-run``)."""
+    try:
+        return store.runs.get(run_id).status
+    except LookupError:
+        return None
+
+
+def _hand_over(store: Store) -> None:
+    """Start whatever is queued now that this run's slot is free."""
+    try:
+        from sslviz import jobs
+
+        started = jobs.schedule(store)
+        if started:
+            print(f"worker: started queued runs {started}", flush=True)
+    except Exception:
+        traceback.print_exc()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or not args[0].isdigit():
+        print("usage: python -m sslviz.worker RUN_ID", file=sys.stderr)
+        return 2
+    _lower_priority()
+    return run(int(args[0]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
