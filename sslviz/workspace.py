@@ -55,4 +55,6 @@ def server_roots() -> list[Path]:
 def is_under_server_roots(path: Path, roots: list[Path] | None = None) -> bool:
     """True if ``path`` (symlinks resolved) lies inside one of the configured server roots."""
     resolved = Path(path).expanduser().resolve()
-    return any(resolved.is_relative_to(root) for root in (server_roots() if roots is None else roots))
+    return any(
+        resolved.is_relative_to(root) for root in (server_roots() if roots is None else roots)
+    )

@@ -29,11 +29,19 @@ def run_app(args: argparse.Namespace) -> int:
     if not APP_FILE.exists():
         raise UserError(f"app.py not found at {APP_FILE}: run from a source checkout of sslviz")
     command = [
-        sys.executable, "-m", "streamlit", "run", str(APP_FILE),
-        "--server.headless", "true",
-        "--server.address", args.address,
-        "--server.port", str(args.port),
-        "--browser.gatherUsageStats", "false",
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP_FILE),
+        "--server.headless",
+        "true",
+        "--server.address",
+        args.address,
+        "--server.port",
+        str(args.port),
+        "--browser.gatherUsageStats",
+        "false",
     ]
     print(f"sslviz app: http://{args.address}:{args.port}", file=sys.stderr)
     return subprocess.call(command, cwd=APP_FILE.parent, env=os.environ.copy())

@@ -79,8 +79,17 @@ class DatasetTable:
                 """INSERT INTO images (dataset_id, path, sha256, file, width, height, mode,
                    format, bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 [
-                    (i.dataset_id, i.path, i.sha256, i.file, i.width, i.height, i.mode,
-                     i.format, i.bytes)
+                    (
+                        i.dataset_id,
+                        i.path,
+                        i.sha256,
+                        i.file,
+                        i.width,
+                        i.height,
+                        i.mode,
+                        i.format,
+                        i.bytes,
+                    )
                     for i in images
                 ],
             )
@@ -95,7 +104,9 @@ class DatasetTable:
         return [Image(**r) for r in rows]
 
     def count_images(self, dataset_id: int) -> int:
-        return self._db.query("SELECT COUNT(*) FROM images WHERE dataset_id = ?", (dataset_id,))[0][0]
+        return self._db.query("SELECT COUNT(*) FROM images WHERE dataset_id = ?", (dataset_id,))[0][
+            0
+        ]
 
     # --- rejected files and duplicates ----------------------------------------------------------
     def add_rejections(self, dataset_id: int, rejections: Iterable[Rejection]) -> None:
