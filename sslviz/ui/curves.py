@@ -1,0 +1,72 @@
+"""Plotly figures of a run's metrics (long form in the store: run, key, step -> value)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import plotly.graph_objects as go
+
+from sslviz.store import Store
+
+MAX_POINTS = 2000  # a browser draws this many points per line without lag
+
+
+@dataclass(frozen=True)
+class Series:
+    label: str
+    steps: list[int]
+    values: list[float]
+
+
+def read_series(store: Store, run_id: int, key: str, label: str | None = None) -> Series:
+    """The metric ``key`` of a run by step, thinned to at most ``MAX_POINTS`` points."""
+    rows = store.runs.metrics(run_id, key)
+    stride = max(1, -(-len(rows) // MAX_POINTS))  # ceil division
+    kept = rows[::stride]
+    if rows and kept[-1] is not rows[-1]:
+        kept.append(rows[-1])  # always show the latest value
+    return Series(label or key, [m.step for m in kept], [m.value for m in kept])
+
+
+def smooth(values: list[float], weight: float = 0.9) -> list[float]:
+    """Exponential moving average with bias correction (as TensorBoard's smoothing), so the
+    first points are not pulled towards zero."""
+    out, avg = [], 0.0
+    for i, v in enumerate(values, start=1):
+        avg = weight * avg + (1.0 - weight) * v
+        out.append(avg / (1.0 - weight**i))
+    return out
+
+
+def curves_figure(
+    series: list[Series], *, title: str, y_title: str, smoothed: bool = True, height: int = 320
+) -> go.Figure:
+    """One line per series against the training step.
+
+    With ``smoothed`` a single series is drawn raw (faint) under its moving average, so the trend
+    reads through per-batch noise; several series (a comparison) are drawn smoothed only.
+    """
+    fig = go.Figure()
+    for s in series:
+        if smoothed and len(series) == 1:
+            fig.add_scatter(
+                x=s.steps,
+                y=s.values,
+                mode="lines",
+                name=f"{s.label} (raw)",
+                line={"width": 1},
+                opacity=0.3,
+                showlegend=False,
+            )
+        y = smooth(s.values) if smoothed and len(s.values) > 2 else s.values
+        fig.add_scatter(x=s.steps, y=y, mode="lines", name=s.label, line={"width": 2})
+    fig.update_layout(
+        title=title,
+        height=height,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        xaxis_title="step",
+        yaxis_title=y_title,
+        legend={"orientation": "h", "y": -0.25},
+        showlegend=len(series) > 1,
+    )
+    return fig

@@ -1,0 +1,180 @@
+"""The Runs page's panel for one run: progress, curves, held-out results, log, error, actions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import streamlit as st
+
+from sslviz import jobs
+from sslviz.pretext import TASKS
+from sslviz.store import Run, Store
+from sslviz.store.rows import ACTIVE_STATUSES, RESUMABLE_STATUSES
+from sslviz.ui.curves import Series, curves_figure, read_series
+from sslviz.ui.runs_view import elapsed, human_duration, progress, run_label
+from sslviz.ui.widgets import status_badge, user_errors
+
+LOG_TAIL_LINES = 40
+
+
+def live_metric(task: str) -> str:
+    """The metric key a task logs while training (``accuracy`` for rotation and jigsaw)."""
+    task_cls = TASKS.get(task)
+    return task_cls.metric_name if task_cls else "accuracy"
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES, max_bytes: int = 64_000) -> str | None:
+    """The last ``lines`` lines of a log file (reading only its end); None if there is none."""
+    if not path.is_file():
+        return None
+    with path.open("rb") as f:
+        f.seek(0, 2)
+        size = f.tell()
+        f.seek(max(0, size - max_bytes))
+        text = f.read().decode("utf-8", errors="replace")
+    # Progress bars rewrite their line with \r: keep only the last state of each line.
+    tail = [line.rsplit("\r", 1)[-1] for line in text.splitlines()[-lines:]]
+    return "\n".join(tail)
+
+
+def progress_line(run: Run) -> str:
+    """``"37% · epoch 3/10 · step 420/1500 · 1m 10s elapsed · ETA 2m 01s"``."""
+    parts = [f"{progress(run):.0%}", f"epoch {run.epoch}/{run.epochs}"]
+    if run.total_steps:
+        parts.append(f"step {run.step:,}/{run.total_steps:,}")
+    parts.append(f"{human_duration(elapsed(run))} elapsed")
+    if run.status in ACTIVE_STATUSES:
+        parts.append(f"ETA {human_duration(jobs.eta_seconds(run))}")
+    return " · ".join(parts)
+
+
+def render_run(store: Store, run: Run, dataset_names: dict[int, str]) -> None:
+    """Everything about one run, read from the store now."""
+    head, badge = st.columns([4, 1])
+    head.subheader(run_label(run, dataset_names))
+    with badge:
+        status_badge(run.status)
+    st.progress(progress(run), text=progress_line(run))
+    if run.status == "queued":
+        st.caption("Waiting for a free slot on its device; it starts when the run ahead ends.")
+    if run.cancel_requested and run.status == "running":
+        st.caption("Cancelling: the worker saves a checkpoint and stops within seconds.")
+
+    _results(store, run)
+    _curves(store, run)
+    if run.status == "failed" or run.error:
+        st.error(run.error or "the run failed", icon=":material/error:")
+        if run.traceback:
+            st.code(run.traceback, language="python")
+    log = log_tail(store.workspace.run_dir(run.id) / jobs.LOG_NAME)
+    with st.expander(f"Worker log (last {LOG_TAIL_LINES} lines)", expanded=run.status == "failed"):
+        st.code(log or "(no output yet)", language="text")
+    with st.expander("Configuration"):
+        st.code(json.dumps(run.config, indent=2, sort_keys=True), language="json")
+    _actions(store, run)
+
+
+def _results(store: Store, run: Run) -> None:
+    """Held-out metrics (``eval/<key>``) of a finished run, as tiles."""
+    evals = [m for m in store.runs.metrics(run.id) if m.key.startswith("eval/")]
+    if not evals:
+        return
+    st.markdown("**Held-out evaluation**")
+    for column, metric in zip(st.columns(min(len(evals), 6)), evals[:6], strict=False):
+        column.metric(metric.key.removeprefix("eval/").replace("_", " "), f"{metric.value:.4g}")
+
+
+def _curves(store: Store, run: Run) -> None:
+    metric = live_metric(run.task)
+    loss = read_series(store, run.id, "loss")
+    if not loss.steps:
+        st.caption("No metrics yet: curves appear after the first training steps.")
+        return
+    left, right = st.columns(2)
+    left.plotly_chart(
+        curves_figure([loss], title="Training loss", y_title="loss"), key=f"run_loss_{run.id}"
+    )
+    right.plotly_chart(
+        curves_figure(
+            [read_series(store, run.id, metric)], title=f"Training {metric}", y_title=metric
+        ),
+        key=f"run_metric_{run.id}",
+    )
+    speed = read_series(store, run.id, "images_per_s")
+    if speed.values:
+        st.caption(f"Throughput: {speed.values[-1]:,.0f} images/s (latest)")
+
+
+def _actions(store: Store, run: Run) -> None:
+    """Cancel / resume / delete. Every action changes the store, then the whole page reruns."""
+    row = st.container(horizontal=True)
+    if run.status in ACTIVE_STATUSES and row.button(
+        "Cancel",
+        key=f"run_cancel_{run.id}",
+        icon=":material/stop:",
+        disabled=bool(run.cancel_requested),
+    ):
+        with user_errors():
+            jobs.cancel(store, run.id)
+            st.rerun()
+    if run.status in RESUMABLE_STATUSES and row.button(
+        "Resume",
+        key=f"run_resume_{run.id}",
+        icon=":material/play_arrow:",
+        help="Continue from the last checkpoint to the planned end.",
+    ):
+        with user_errors():
+            jobs.resume(store, run.id)
+            st.rerun()
+    confirm_key = "runs_confirm_delete"
+    if row.button("Delete…", key=f"run_delete_{run.id}", icon=":material/delete:"):
+        st.session_state[confirm_key] = run.id
+    if st.session_state.get(confirm_key) == run.id:
+        note = (
+            " It is still active: it will be cancelled first."
+            if run.status in ACTIVE_STATUSES
+            else ""
+        )
+        st.warning(
+            f"Delete run #{run.id}, its metrics, checkpoints and log? This can't be undone.{note}"
+        )
+        confirm = st.container(horizontal=True)
+        if confirm.button("Yes, delete it", key=f"run_delete_yes_{run.id}", type="primary"):
+            del st.session_state[confirm_key]
+            with user_errors():
+                jobs.delete_run(store, run.id)
+                st.query_params.pop("run", None)
+                st.rerun()
+        if confirm.button("Keep it", key=f"run_delete_no_{run.id}"):
+            del st.session_state[confirm_key]
+            st.rerun()
+
+
+def compare_runs(store: Store, runs: list[Run], dataset_names: dict[int, str]) -> None:
+    """Overlay the smoothed curves of several runs (loss, and each task's live metric)."""
+    by_id = {r.id: r for r in runs}
+    chosen = st.multiselect(
+        "Overlay the curves of several runs",
+        list(by_id),
+        key="runs_compare",
+        format_func=lambda i: run_label(by_id[i], dataset_names),
+        placeholder="Choose runs to compare",
+    )
+    if not chosen:
+        return
+    label = {i: f"#{i} {by_id[i].task}" for i in chosen}
+    losses = [read_series(store, i, "loss", label[i]) for i in chosen]
+    metric_lines: list[Series] = [
+        read_series(store, i, live_metric(by_id[i].task), label[i]) for i in chosen
+    ]
+    left, right = st.columns(2)
+    left.plotly_chart(
+        curves_figure(losses, title="Training loss", y_title="loss"), key="runs_compare_loss"
+    )
+    right.plotly_chart(
+        curves_figure(
+            metric_lines, title="Pretext metric (accuracy or the task's own)", y_title="metric"
+        ),
+        key="runs_compare_metric",
+    )

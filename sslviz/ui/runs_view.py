@@ -1,0 +1,105 @@
+"""How a run reads in the app: its progress and elapsed time, and the table of runs (the ETA is
+``jobs.eta_seconds``, the same the CLI prints).
+
+Everything is computed from the ``Run`` row the store returns, so every browser (and a reload, or an
+app restart) shows the same numbers.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+import pandas as pd
+import streamlit as st
+
+from sslviz.jobs import device_key, eta_seconds
+from sslviz.store import Run, Store
+from sslviz.store.rows import ACTIVE_STATUSES
+
+
+def progress(run: Run) -> float:
+    """Fraction done, 0-1: planned steps, or the time budget if that ends the run sooner."""
+    done = run.progress
+    budget = run.config.get("time_budget")
+    if budget and run.status != "finished":
+        done = max(done, min(1.0, run.train_seconds / float(budget)))
+    return done
+
+
+def elapsed(run: Run, now: float | None = None) -> float | None:
+    """Wall-clock seconds since the run started (to its end, if it ended); None if never started."""
+    if run.started_at is None:
+        return None
+    if run.ended_at is not None:
+        end = run.ended_at
+    elif run.status in ACTIVE_STATUSES:
+        end = time.time() if now is None else now
+    else:  # ended without an end time (e.g. interrupted): its last sign of life
+        end = run.heartbeat_at or run.started_at
+    return max(0.0, end - run.started_at)
+
+
+def human_duration(seconds: float | None) -> str:
+    """``"1h 02m"``, ``"3m 05s"``, ``"12s"``; an em dash for unknown."""
+    if seconds is None:
+        return "—"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def device_text(spec: str) -> str:
+    """The device a run uses: ``"cpu"``, or ``"cuda:0 (auto)"`` when it was asked for ``auto``."""
+    return f"{device_key(spec)} (auto)" if spec == "auto" else spec
+
+
+def run_label(run: Run, dataset_names: dict[int, str]) -> str:
+    """``"#7 rotation on demo"``: how a run is named in pickers (its status is shown beside it:
+    a status in the label would go stale in an open selectbox)."""
+    dataset = dataset_names.get(run.dataset_id, f"dataset {run.dataset_id}")
+    return f"#{run.id} {run.task} on {dataset}"
+
+
+def runs_frame(runs: list[Run], dataset_names: dict[int, str]) -> pd.DataFrame:
+    """One row per run (newest first), the columns the runs table shows."""
+    now = time.time()
+    rows = [
+        {
+            "run": r.id,
+            "status": r.status,
+            "task": r.task,
+            "dataset": dataset_names.get(r.dataset_id, str(r.dataset_id)),
+            "encoder": r.encoder,
+            "device": device_text(r.device),
+            "progress": progress(r),
+            "epoch": f"{r.epoch}/{r.epochs}",
+            "elapsed": human_duration(elapsed(r, now)),
+            "ETA": human_duration(eta_seconds(r)) if r.status in ACTIVE_STATUSES else "—",
+            "created": datetime.fromtimestamp(r.created_at),  # the server's local time
+        }
+        for r in sorted(runs, key=lambda r: r.id, reverse=True)
+    ]
+    return pd.DataFrame(rows)
+
+
+def runs_table(store: Store, runs: list[Run], *, key: str) -> None:
+    """Render the table of runs."""
+    names = {d.id: d.name for d in store.datasets.list()}
+    st.dataframe(
+        runs_frame(runs, names),
+        key=key,
+        hide_index=True,
+        column_config={
+            "run": st.column_config.NumberColumn("run", format="#%d", width="small"),
+            "progress": st.column_config.ProgressColumn(
+                "progress", min_value=0.0, max_value=1.0, format="percent"
+            ),
+            "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
+        },
+    )

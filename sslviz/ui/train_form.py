@@ -1,0 +1,235 @@
+"""The Train page's form: widgets seeded from ``default_config`` that build a ``TrainConfig``.
+
+Widget values live in session state under ``train_*`` keys. They are (re)seeded from the library's
+defaults whenever the dataset or task changes, so the form always starts from values sized for the
+chosen dataset, and the user's edits stick until then.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from sslviz import devices
+from sslviz.config import TrainConfig, default_config, split_sizes
+from sslviz.encoders import ENCODERS
+from sslviz.pretext import TASKS
+from sslviz.store import Dataset
+
+TASK_BLURBS = {
+    "rotation": "Predict which of 0/90/180/270° an image was rotated by (Gidaris et al., 2018). "
+    "Fast, and a good first try.",
+    "colorization": "Predict the colours (ab of CIE Lab) from the lightness L (Zhang et al., "
+    "2016). Needs colour images.",
+    "jigsaw": "Put 3×3 shuffled tiles back in order (Noroozi & Favaro, 2016). Needs larger "
+    "images (64 px by default) and more time.",
+}
+JIGSAW_SET_SIZES = (30, 100, 1000)
+COLORIZATION_LOSSES = {"classification": "classification (vivid)", "l2": "L2 regression (greyish)"}
+DEFAULT_BUDGET = 300.0
+# Labels and help for the generic options (the others have their own widgets below).
+OPTION_TEXT = {
+    "flip": ("Random horizontal flips", "Augment by mirroring images left-right."),
+    "grey_p": (
+        "Share of tiles turned grey",
+        "Greying some tiles keeps the model from solving the puzzle by chromatic aberration "
+        "instead of shapes (Noroozi & Favaro).",
+    ),
+}
+# Reset when the dataset or task changes; the others (device, seed, budget) stick.
+_SIZED_KEYS = (
+    "encoder",
+    "image_size",
+    "epochs",
+    "batch_size",
+    "lr",
+    "optimizer",
+    "weight_decay",
+    "warmup_epochs",
+    "holdout",
+)
+
+
+def _seed_state(dataset: Dataset, task: str) -> TrainConfig:
+    """Put the defaults for (dataset, task) into the widgets' session state where due."""
+    defaults = default_config(dataset, task)
+    changed = st.session_state.get("train_defaults_for") != (dataset.id, task)
+    values: dict[str, Any] = {f"train_{k}": getattr(defaults, k) for k in _SIZED_KEYS}
+    values |= {
+        "train_device": defaults.device,
+        "train_seed": defaults.seed,
+        "train_use_budget": defaults.time_budget is not None,
+        "train_budget": float(defaults.time_budget or DEFAULT_BUDGET),
+    }
+    options = {**TASKS[task].defaults, **defaults.task_options}
+    values |= {f"train_opt_{task}_{name}": value for name, value in options.items()}
+    for key, value in values.items():
+        # Streamlit drops a widget's state when another page is shown: refill what's missing.
+        sized = key.removeprefix("train_") in _SIZED_KEYS or key.startswith("train_opt_")
+        if key not in st.session_state or (changed and sized):
+            st.session_state[key] = value
+    st.session_state["train_defaults_for"] = (dataset.id, task)
+    return defaults
+
+
+def _option_widget(task: str, name: str, default: Any) -> Any:
+    """One task option: the known ones get a fitting widget, any other one a generic input."""
+    key = f"train_opt_{task}_{name}"
+    if task == "jigsaw" and name == "permutations":
+        return st.selectbox(
+            "Permutation set size",
+            JIGSAW_SET_SIZES,
+            key=key,
+            help="How many tile orders the model chooses between (chosen for maximal Hamming "
+            "distance). More is harder and learns more; 100 is the paper's sweet spot.",
+        )
+    if task == "colorization" and name == "loss":
+        return st.radio(
+            "Loss",
+            list(COLORIZATION_LOSSES),
+            key=key,
+            horizontal=True,
+            format_func=COLORIZATION_LOSSES.get,
+            help="Classification over quantized ab bins with class rebalancing gives vivid "
+            "colours; L2 regression tends to the mean colour (greyish). Keep L2 to compare.",
+        )
+    if task == "colorization" and name == "temperature":
+        return st.slider(
+            "Annealed-mean temperature",
+            0.01,
+            1.0,
+            key=key,
+            step=0.01,
+            help="Decoding temperature T: 1 is the plain mean (greyish), near 0 the mode "
+            "(vivid but patchy); the paper uses 0.38. Only used with the classification loss.",
+        )
+    label, help = OPTION_TEXT.get(name, (name.replace("_", " ").capitalize(), None))
+    if isinstance(default, bool):
+        return st.checkbox(label, key=key, help=help)
+    if isinstance(default, int):
+        return int(st.number_input(label, step=1, key=key, help=help))
+    if isinstance(default, float):
+        return float(st.number_input(label, key=key, format="%g", step=0.05, help=help))
+    return st.text_input(label, key=key, help=help)
+
+
+def train_form(dataset: Dataset, task: str) -> TrainConfig:
+    """Render the form for ``task`` on ``dataset``; the config it describes."""
+    _seed_state(dataset, task)
+
+    left, middle, right = st.columns(3)
+    with left:
+        st.markdown("**Model**")
+        encoder = st.selectbox(
+            "Encoder",
+            list(ENCODERS),
+            key="train_encoder",
+            help="small-cnn suits 32–64 px images; resnet18 is larger.",
+        )
+        image_size = st.number_input(
+            "Image size (px)",
+            min_value=8,
+            max_value=512,
+            step=8,
+            key="train_image_size",
+            help="Images are decoded once to this square size; smaller trains faster.",
+        )
+        available = devices.available_devices()
+        device = st.selectbox(
+            "Device",
+            ["auto", *available],
+            key="train_device",
+            format_func=lambda d: (
+                f"auto ({devices.resolve_device('auto')})"
+                if d == "auto"
+                else devices.device_label(d)
+            ),
+        )
+        note = devices.device_note()
+        if note:
+            st.caption(f"Only the CPU is offered: {note}.")
+    with middle:
+        st.markdown("**Schedule**")
+        epochs = st.number_input(
+            "Epochs", min_value=1, max_value=10_000, step=1, key="train_epochs"
+        )
+        use_budget = st.checkbox(
+            "Stop after a time budget",
+            key="train_use_budget",
+            help="Training ends cleanly (checkpoint, evaluation, finished) after this many "
+            "seconds of training, even if epochs remain — handy to compare tasks at equal cost.",
+        )
+        budget = st.number_input(
+            "Time budget (s)",
+            min_value=1.0,
+            step=30.0,
+            format="%.0f",
+            key="train_budget",
+            disabled=not use_budget,
+        )
+        batch_size = st.number_input(
+            "Batch size", min_value=1, max_value=4096, step=8, key="train_batch_size"
+        )
+        lr = st.number_input(
+            "Learning rate",
+            min_value=1e-6,
+            max_value=10.0,
+            step=1e-4,
+            format="%.1e",
+            key="train_lr",
+        )
+    with right:
+        st.markdown(f"**{task.capitalize()} options**")
+        options = {
+            name: _option_widget(task, name, default)
+            for name, default in TASKS[task].defaults.items()
+        }
+        if not options:
+            st.caption("This task has no options.")
+
+    with st.expander("Advanced"):
+        a, b, c = st.columns(3)
+        optimizer = a.selectbox("Optimizer", ["adamw", "sgd"], key="train_optimizer")
+        weight_decay = b.number_input(
+            "Weight decay", min_value=0.0, step=1e-4, format="%g", key="train_weight_decay"
+        )
+        warmup = c.number_input(
+            "Warm-up epochs", min_value=0.0, step=0.5, format="%g", key="train_warmup_epochs"
+        )
+        seed = a.number_input("Seed", min_value=0, step=1, key="train_seed")
+        holdout = b.number_input(
+            "Held-out fraction",
+            min_value=0.1,
+            max_value=0.9,
+            step=0.05,
+            format="%.2f",
+            key="train_holdout",
+            help="Never trained on; the run is evaluated on it at the end.",
+        )
+
+    config = TrainConfig(
+        dataset=dataset.name,
+        task=task,
+        encoder=encoder,
+        image_size=int(image_size),
+        epochs=int(epochs),
+        batch_size=int(batch_size),
+        lr=float(lr),
+        optimizer=optimizer,
+        weight_decay=float(weight_decay),
+        warmup_epochs=float(warmup),
+        device=device,
+        seed=int(seed),
+        time_budget=float(budget) if use_budget else None,
+        holdout=float(holdout),
+        task_options=options,
+    )
+    n_train, n_holdout = split_sizes(max(dataset.n_images, 2), config.holdout)
+    steps = max(1, n_train // max(config.batch_size, 1)) * config.epochs
+    st.caption(
+        f"{n_train:,} training images, {n_holdout:,} held out · about {steps:,} steps of "
+        f"{config.batch_size} images"
+        + (f", or {budget:.0f} s of training if that comes first" if use_budget else "")
+    )
+    return config

@@ -1,0 +1,109 @@
+"""AppTest of the Datasets page: greeting, upload through the file uploader, report, gallery,
+rejected files, delete."""
+
+from __future__ import annotations
+
+import pandas as pd
+from conftest import png_bytes
+from streamlit.testing.v1 import AppTest
+
+from sslviz.store import Store
+
+
+def texts(at: AppTest) -> str:
+    """All the markdown-ish text on the page, to search in."""
+    parts = [
+        e.value
+        for kind in ("markdown", "success", "warning", "info", "error", "caption")
+        for e in getattr(at, kind)
+    ]
+    return "\n".join(str(p) for p in parts)
+
+
+def frame(at: AppTest, column: str, value: str | None = None) -> pd.DataFrame:
+    """The first table on the page with ``column`` (holding ``value``, if given)."""
+    for element in at.dataframe:
+        df = element.value
+        if column in df.columns and (value is None or value in set(df[column])):
+            return df
+    raise AssertionError(
+        f"no table with a {column!r} column" + (f" holding {value!r}" if value else "")
+    )
+
+
+def test_empty_workspace_is_greeted_with_the_demo_and_a_next_step(app: AppTest) -> None:
+    store = Store.open()
+    demo = store.datasets.get_by_name("demo")
+    assert demo.n_images > 0
+    assert f"**demo** is ready: {demo.n_images:,} images" in texts(app)
+    link = next(e for e in app.get("page_link") if "Train an encoder on it" in e.proto.label)
+    assert (link.proto.page, link.proto.query_string) == ("train", "dataset=demo")
+    assert app.selectbox(key="ds_pick").value == "demo"
+
+
+def test_upload_a_folder_shows_counts_gallery_and_rejected_file(app: AppTest) -> None:
+    good = [(f"holiday/img{i:02d}.png", png_bytes(i), "image/png") for i in range(5)]
+    duplicate = ("holiday/sub/copy.png", png_bytes(0), "image/png")
+    broken = ("holiday/broken.png", png_bytes(9)[:60], "image/png")  # truncated PNG
+    app.file_uploader(key="ds_upload_folder_0").set_value([*good, duplicate, broken])
+    app.run()
+    # The name defaults to the uploaded folder's name.
+    assert "default: holiday" in app.text_input(key="ds_name").proto.placeholder
+    app.button(key="ds_ingest").click()
+    app.run()
+    assert not app.exception
+
+    report = texts(app)
+    assert "Dataset **holiday**: 5 images accepted, 1 rejected, 1 duplicates" in report
+    store = Store.open()
+    dataset = store.datasets.get_by_name("holiday")
+    assert (dataset.n_images, dataset.n_rejected, dataset.n_duplicates) == (5, 1, 1)
+
+    # The new dataset is selected: its table row, gallery and rejected file are shown.
+    assert app.selectbox(key="ds_pick").value == "holiday"
+    table = frame(app, "size on disk")
+    row = table[table["name"] == "holiday"].iloc[0]
+    assert (row["images"], row["rejected"], row["duplicates"]) == (5, 1, 1)
+    captions = [image.proto.imgs[0].caption for image in app.get("image")]
+    assert sorted(captions) == [f"img{i:02d}.png" for i in range(5)]
+    rejected = frame(app, "reason", None)
+    assert list(rejected["path"]) == ["broken.png"]
+    assert rejected["reason"].iloc[0]  # a reason is given
+    duplicates = frame(app, "same content as")
+    assert list(duplicates["path"]) == ["sub/copy.png"]
+    # The uploader was emptied (a fresh key), so a second click can't ingest twice.
+    assert app.file_uploader(key="ds_upload_folder_1").value == []
+
+
+def test_upload_files_needs_a_name_and_refuses_a_taken_one(app: AppTest) -> None:
+    app.radio(key="ds_source").set_value("Files").run()
+    app.file_uploader(key="ds_upload_files_0").set_value(
+        [("a.png", png_bytes(1), "image/png"), ("b.png", png_bytes(2), "image/png")]
+    )
+    app.run()
+    assert app.button(key="ds_ingest").disabled  # loose files have no folder name
+    app.text_input(key="ds_name").input("demo").run()
+    assert app.button(key="ds_ingest").disabled
+    assert "exists already" in texts(app)
+    app.text_input(key="ds_name").input("pair").run()
+    app.button(key="ds_ingest").click().run()
+    assert not app.exception
+    assert Store.open().datasets.get_by_name("pair").n_images == 2
+
+
+def test_server_folder_is_off_without_roots(app: AppTest) -> None:
+    app.radio(key="ds_source").set_value("Server folder").run()
+    assert not app.exception
+    assert "SSLVIZ_SERVER_ROOTS" in texts(app)
+
+
+def test_delete_asks_first(app: AppTest) -> None:
+    app.button(key="ds_delete").click().run()
+    assert "Delete **demo**" in texts(app)
+    app.button(key="ds_delete_no").click().run()
+    assert Store.open().datasets.list()
+    app.button(key="ds_delete").click().run()
+    app.button(key="ds_delete_yes").click().run()
+    assert not app.exception
+    assert Store.open().datasets.list() == []
+    assert "No datasets yet" in texts(app)

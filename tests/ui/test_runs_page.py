@@ -1,0 +1,121 @@
+"""AppTest of the Runs page: a finished run's curves and held-out results, a failed run's error
+and traceback, the ?run= link, and delete with a confirmation. The runs are real: trained in this
+process on the demo dataset (tiny), and one that really fails (its images vanished)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import APP, png_bytes
+from streamlit.testing.v1 import AppTest
+
+from sslviz import train
+from sslviz.config import TrainConfig
+from sslviz.data import ensure_demo, ingest_uploads
+from sslviz.store import Run, Store
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, int]:
+    """A workspace with the demo dataset, a finished and a failed run: (home, finished, failed).
+
+    Built once for the module (training is the slow part); each test gets its own copy.
+    """
+    home = tmp_path_factory.mktemp("runs-template")
+    torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SSLVIZ_HOME", str(home))
+        store = Store.open(home)
+        ensure_demo(store)
+        config = TrainConfig(
+            dataset="demo", task="rotation", image_size=16, epochs=1, batch_size=32, device="cpu"
+        )
+        finished = train.execute_run(store, train.create_run(store, config).id)
+
+        files = [(f"gone/{i}.png", png_bytes(i)) for i in range(6)]
+        dataset = ingest_uploads(store, files, "gone").dataset
+        doomed = train.create_run(store, config.replace(dataset="gone"))
+        shutil.rmtree(store.workspace.dataset_dir(dataset.id) / "files")  # training can't read them
+        with pytest.raises(Exception):  # noqa: B017 - whatever the loader raises, the run records it
+            train.execute_run(store, doomed.id)
+        failed = store.runs.get(doomed.id)
+        assert (finished.status, failed.status) == ("finished", "failed")
+        store.close()
+    return home, finished.id, failed.id
+
+
+@pytest.fixture
+def runs(template: tuple[Path, int, int], home: Path) -> tuple[Run, Run]:
+    """(finished, failed) runs, in a fresh copy of the template workspace at ``home``."""
+    shutil.copytree(template[0], home)
+    store = Store.open(home)
+    return store.runs.get(template[1]), store.runs.get(template[2])
+
+
+@pytest.fixture
+def app(runs: tuple[Run, Run]) -> AppTest:
+    """The app on the workspace with the runs (overrides conftest's ``app``)."""
+    at = AppTest.from_file(str(APP), default_timeout=30)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def open_runs(app: AppTest, run_id: int | None = None) -> AppTest:
+    if run_id is not None:
+        app.query_params["run"] = str(run_id)
+    app.switch_page("app_pages/runs.py").run()
+    assert not app.exception
+    return app
+
+
+def test_no_runs_points_to_the_train_page(home: Path) -> None:
+    app = AppTest.from_file(str(APP), default_timeout=30).run()
+    open_runs(app)
+    assert any("No runs yet" in e.value for e in app.info)
+
+
+def test_finished_run_shows_table_curves_and_results(app: AppTest, runs: tuple[Run, Run]) -> None:
+    finished, failed = runs
+    open_runs(app, finished.id)
+    table = next(e.value for e in app.dataframe if "ETA" in e.value.columns)
+    assert list(table["run"]) == [failed.id, finished.id]  # newest first
+    assert list(table["status"]) == ["failed", "finished"]
+    assert table.set_index("run").loc[finished.id, "progress"] == 1.0
+
+    assert app.selectbox(key="runs_pick").value == finished.id
+    charts = app.get("plotly_chart")
+    assert len(charts) >= 2  # loss and accuracy of the selected run
+    assert {"eval/accuracy"} <= {m.key for m in Store.open().runs.metrics(finished.id)}
+    assert "accuracy" in [m.label for m in app.metric]  # the held-out result tile
+    assert not app.code or all("Traceback" not in c.value for c in app.code)
+
+
+def test_failed_run_shows_error_and_traceback(app: AppTest, runs: tuple[Run, Run]) -> None:
+    finished, failed = runs
+    open_runs(app, failed.id)  # as if opened from a link: /runs?run=ID
+    assert app.selectbox(key="runs_pick").value == failed.id
+    assert any(failed.error in e.value for e in app.error)
+    assert any(c.value.startswith("Traceback") for c in app.code)
+    assert app.button(key=f"run_resume_{failed.id}")  # a failed run can be resumed
+
+    app.selectbox(key="runs_pick").set_value(finished.id).run()
+    assert app.query_params["run"] == str(finished.id)  # a reload keeps the selection
+
+
+def test_overlay_and_delete(app: AppTest, runs: tuple[Run, Run]) -> None:
+    finished, failed = runs
+    open_runs(app, failed.id)
+    before = len(app.get("plotly_chart"))
+    app.multiselect(key="runs_compare").set_value([finished.id, failed.id]).run()
+    assert len(app.get("plotly_chart")) == before + 2
+
+    app.button(key=f"run_delete_{failed.id}").click().run()
+    assert any(f"Delete run #{failed.id}" in w.value for w in app.warning)
+    app.button(key=f"run_delete_yes_{failed.id}").click().run()
+    assert not app.exception
+    assert [r.id for r in Store.open().runs.list()] == [finished.id]
+    assert not Store.open().workspace.run_dir(failed.id).exists()

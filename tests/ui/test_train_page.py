@@ -1,0 +1,70 @@
+"""AppTest of the Train page: defaults from the library, problems before submitting, a real
+submitted run (a worker process) that is shown at once and then waited for."""
+
+from __future__ import annotations
+
+from streamlit.testing.v1 import AppTest
+
+from sslviz import jobs
+from sslviz.config import default_config
+from sslviz.store import Store
+
+
+def open_train(app: AppTest) -> AppTest:
+    app.switch_page("app_pages/train.py").run()
+    assert not app.exception
+    return app
+
+
+def test_defaults_follow_dataset_and_task(app: AppTest) -> None:
+    open_train(app)
+    demo = Store.open().datasets.get_by_name("demo")
+    rotation = default_config(demo, "rotation")
+    assert app.selectbox(key="train_dataset").value == "demo"
+    assert app.number_input(key="train_epochs").value == rotation.epochs
+    assert app.number_input(key="train_image_size").value == rotation.image_size
+    assert app.selectbox(key="train_device").value == "auto"
+    assert "cpu" in app.selectbox(key="train_device").options
+
+    app.radio(key="train_task").set_value("jigsaw").run()
+    jigsaw = default_config(demo, "jigsaw")
+    assert app.number_input(key="train_image_size").value == jigsaw.image_size
+    assert app.selectbox(key="train_opt_jigsaw_permutations").value == 100
+    assert not app.exception
+
+    app.radio(key="train_task").set_value("colorization").run()
+    assert app.radio(key="train_opt_colorization_loss").value == "classification"
+    assert app.slider(key="train_opt_colorization_temperature").value == 0.38
+
+
+def test_problems_are_shown_and_block_submitting(app: AppTest) -> None:
+    open_train(app)
+    assert not app.button(key="train_submit").disabled
+    app.number_input(key="train_batch_size").set_value(1).run()
+    assert app.button(key="train_submit").disabled
+    assert any("batch size 1 is too small" in e.value for e in app.error)
+    app.number_input(key="train_batch_size").set_value(16).run()
+    assert not app.button(key="train_submit").disabled
+    assert not app.error
+
+
+def test_submit_starts_a_background_run_and_shows_it(app: AppTest) -> None:
+    open_train(app)
+    app.number_input(key="train_image_size").set_value(16)
+    app.number_input(key="train_epochs").set_value(1)
+    app.number_input(key="train_batch_size").set_value(32)
+    app.run()
+    app.button(key="train_submit").click().run()
+    assert not app.exception
+
+    store = Store.open()
+    (run,) = store.runs.list()
+    assert run.status in ("queued", "running")
+    assert (run.task, run.config["image_size"], run.epochs) == ("rotation", 16, 1)
+    assert any(f"**Run #{run.id}**" in m.value for m in app.markdown)
+    link = next(e for e in app.get("page_link") if "Runs page" in e.proto.label)
+    assert (link.proto.page, link.proto.query_string) == ("runs", f"run={run.id}")
+
+    # Clean up: let the one-epoch run end (a real worker process), then check it finished.
+    ended = jobs.wait(store, run.id, timeout=240)
+    assert ended.status == "finished", ended.error
