@@ -16,6 +16,39 @@ import torch
 from torch import Tensor, nn
 
 from sslviz.encoders import Encoder
+from sslviz.errors import UserError
+
+# Per-channel RGB statistics (ImageNet's) that inputs are standardized with; fixed, so a model
+# trained on one dataset sees another's images on the same scale.
+IMAGE_MEAN = (0.485, 0.456, 0.406)
+IMAGE_STD = (0.229, 0.224, 0.225)
+
+
+def normalize(images: Tensor) -> Tensor:
+    """uint8 (B, 3, H, W) -> float32 (B, 3, H, W), standardized per channel."""
+    mean = images.new_tensor(IMAGE_MEAN, dtype=torch.float32).view(1, 3, 1, 1)
+    std = images.new_tensor(IMAGE_STD, dtype=torch.float32).view(1, 3, 1, 1)
+    return (images.float() / 255.0 - mean) / std
+
+
+def denormalize(x: Tensor) -> Tensor:
+    """Inverse of ``normalize``: float (B, 3, H, W) -> uint8 (B, 3, H, W)."""
+    mean = x.new_tensor(IMAGE_MEAN).view(1, 3, 1, 1)
+    std = x.new_tensor(IMAGE_STD).view(1, 3, 1, 1)
+    return ((x * std + mean) * 255.0).round().clamp(0, 255).to(torch.uint8)
+
+
+def uniform(
+    shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device
+) -> Tensor:
+    """U[0, 1) numbers drawn on the generator's device (CPU if None), then moved to ``device``;
+    the same generator state gives the same numbers whatever device the images are on."""
+    gen_device = generator.device if generator is not None else torch.device("cpu")
+    return torch.rand(shape, generator=generator, device=gen_device).to(device)
+
+
+def model_device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
 
 
 @dataclass(frozen=True)
@@ -36,18 +69,32 @@ class PretextModel(nn.Module):
         self.encoder = encoder
 
     @abstractmethod
-    def forward(self, inputs: Tensor, targets: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
-        ...
+    def forward(
+        self, inputs: Tensor, targets: Tensor | None = None
+    ) -> tuple[Tensor, Tensor | None]: ...
 
 
 class PretextTask(ABC):
     name: ClassVar[str]
     input_channels: ClassVar[int] = 3  # channels the encoder sees (1 for colorization's L)
     metric_name: ClassVar[str] = "accuracy"  # the live pretext metric logged during training
+    defaults: ClassVar[dict[str, Any]] = {}  # every option this task takes, with its default
 
     def __init__(self, **options: Any) -> None:
         """Task options (e.g. ``permutations=100`` for jigsaw, ``loss="l2"`` for colorization).
         Unknown options raise a UserError listing the valid ones."""
+        unknown = sorted(set(options) - set(self.defaults))
+        if unknown:
+            valid = ", ".join(self.defaults) or "none"
+            raise UserError(
+                f"unknown option(s) {', '.join(unknown)} for task {self.name!r}; valid: {valid}"
+            )
+        self.options: dict[str, Any] = {**self.defaults, **options}
+
+    def encoder_view(self, images: Tensor) -> Tensor:
+        """uint8 images (B, 3, H, W) -> float (B, input_channels, H, W): how a whole image is shown
+        to this task's trained encoder (for embeddings and the live demo)."""
+        return normalize(images)
 
     @classmethod
     @abstractmethod
