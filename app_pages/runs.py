@@ -28,7 +28,8 @@ def _selected_run(ids: list[int], labels: dict[int, str]) -> int:
     wanted = st.query_params.get("run", "")
     index = ids.index(int(wanted)) if wanted.isdigit() and int(wanted) in ids else 0
     chosen = st.selectbox("Run", ids, index=index, key="runs_pick", format_func=labels.get)
-    st.query_params["run"] = str(chosen)
+    if wanted != str(chosen):  # setting it unchanged would still send the browser a message
+        st.query_params["run"] = str(chosen)
     return chosen
 
 
@@ -44,7 +45,7 @@ def live(polling: bool) -> None:
     if not runs:
         st.rerun()
     names = {d.id: d.name for d in store.datasets.list()}
-    runs_table(store, runs, key="runs_table")
+    runs_table(runs, names, key="runs_table")
     ids = [r.id for r in sorted(runs, key=lambda r: r.id, reverse=True)]
     chosen = _selected_run(ids, {r.id: run_label(r, names) for r in runs})
     with st.container(border=True):

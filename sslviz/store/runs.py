@@ -174,6 +174,13 @@ class RunTable:
             )
         return [Metric(**r) for r in rows]
 
+    def metric_keys(self, run_id: int) -> list[str]:
+        """The metric keys a run has logged, sorted (cheaper than reading its metrics)."""
+        rows = self._db.query(
+            "SELECT DISTINCT key FROM metrics WHERE run_id = ? ORDER BY key", (run_id,)
+        )
+        return [r["key"] for r in rows]
+
     # --- artifacts ------------------------------------------------------------------------------
     def add_artifact(self, run_id: int, name: str, kind: str, path: str) -> None:
         with self._db.transaction() as conn:

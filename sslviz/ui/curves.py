@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import plotly.graph_objects as go
@@ -9,6 +10,7 @@ import plotly.graph_objects as go
 from sslviz.store import Store
 
 MAX_POINTS = 2000  # a browser draws this many points per line without lag
+CURVES_SECONDS = 10.0  # how often the curves of an active run change (see snapshot_time)
 
 
 @dataclass(frozen=True)
@@ -18,14 +20,32 @@ class Series:
     values: list[float]
 
 
-def read_series(store: Store, run_id: int, key: str, label: str | None = None) -> Series:
-    """The metric ``key`` of a run by step, thinned to at most ``MAX_POINTS`` points."""
+def read_series(
+    store: Store, run_id: int, key: str, label: str | None = None, *, until: float | None = None
+) -> Series:
+    """The metric ``key`` of a run by step, thinned to at most ``MAX_POINTS`` points; with
+    ``until``, only the rows written by then (see :func:`snapshot_time`)."""
     rows = store.runs.metrics(run_id, key)
+    if until is not None:
+        rows = [m for m in rows if m.time <= until]
     stride = max(1, -(-len(rows) // MAX_POINTS))  # ceil division
     kept = rows[::stride]
     if rows and kept[-1] is not rows[-1]:
         kept.append(rows[-1])  # always show the latest value
     return Series(label or key, [m.step for m in kept], [m.value for m in kept])
+
+
+def snapshot_time(active: bool, now: float | None = None) -> float | None:
+    """The cut-off for an active run's curves: the last multiple of ``CURVES_SECONDS``.
+
+    The page refreshes every few seconds, but a new figure costs the browser a full plotly redraw
+    while an identical one costs nothing; so the curves move on every ``CURVES_SECONDS`` and the
+    cheap parts (progress, table) on every refresh. None (everything) for a run that ended.
+    """
+    if not active:
+        return None
+    now = time.time() if now is None else now
+    return now - now % CURVES_SECONDS
 
 
 def smooth(values: list[float], weight: float = 0.9) -> list[float]:

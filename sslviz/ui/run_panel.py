@@ -8,20 +8,23 @@ from pathlib import Path
 import streamlit as st
 
 from sslviz import jobs
-from sslviz.pretext import TASKS
 from sslviz.store import Run, Store
 from sslviz.store.rows import ACTIVE_STATUSES, RESUMABLE_STATUSES
-from sslviz.ui.curves import Series, curves_figure, read_series
+from sslviz.ui.curves import Series, curves_figure, read_series, snapshot_time
 from sslviz.ui.runs_view import elapsed, human_duration, progress, run_label
 from sslviz.ui.widgets import status_badge, user_errors
 
 LOG_TAIL_LINES = 40
+# What the training loop logs besides the task's own metric (sslviz.train's MetricsLogger).
+TRAINING_KEYS = frozenset({"loss", "lr", "epoch", "images_per_s"})
 
 
-def live_metric(task: str) -> str:
-    """The metric key a task logs while training (``accuracy`` for rotation and jigsaw)."""
-    task_cls = TASKS.get(task)
-    return task_cls.metric_name if task_cls else "accuracy"
+def live_metric(keys: list[str]) -> str:
+    """The task's live metric among a run's logged ``keys`` (``accuracy`` for rotation and jigsaw,
+    ``bin_accuracy`` for colorization): read from the store rather than the task registry, whose
+    import pulls in torch — seconds the Runs page doesn't need."""
+    own = [k for k in keys if k not in TRAINING_KEYS and "/" not in k]  # not eval/…, ddp/…
+    return own[0] if own else "accuracy"
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES, max_bytes: int = 64_000) -> str | None:
@@ -61,23 +64,34 @@ def render_run(store: Store, run: Run, dataset_names: dict[int, str]) -> None:
     if run.cancel_requested and run.status == "running":
         st.caption("Cancelling: the worker saves a checkpoint and stops within seconds.")
 
-    _results(store, run)
-    _curves(store, run)
+    keys = store.runs.metric_keys(run.id)
+    if run.status == "finished":  # held-out results are written as a run finishes
+        _results(store, run, [k for k in keys if k.startswith("eval/")])
+    _curves(store, run, live_metric(keys))
     if run.status == "failed" or run.error:
         st.error(run.error or "the run failed", icon=":material/error:")
         if run.traceback:
             st.code(run.traceback, language="python")
-    log = log_tail(store.workspace.run_dir(run.id) / jobs.LOG_NAME)
-    with st.expander(f"Worker log (last {LOG_TAIL_LINES} lines)", expanded=run.status == "failed"):
-        st.code(log or "(no output yet)", language="text")
-    with st.expander("Configuration"):
-        st.code(json.dumps(run.config, indent=2, sort_keys=True), language="json")
+    # Filled only while open: a closed expander costs neither a file read per refresh nor the
+    # browser's code highlighter.
+    log = st.expander(
+        f"Worker log (last {LOG_TAIL_LINES} lines)",
+        expanded=run.status == "failed",
+        key=f"run_log_{run.id}",
+        on_change="rerun",
+    )
+    if log.open:
+        text = log_tail(store.workspace.run_dir(run.id) / jobs.LOG_NAME)
+        log.code(text or "(no output yet)", language="text")
+    config = st.expander("Configuration", key=f"run_config_{run.id}", on_change="rerun")
+    if config.open:
+        config.code(json.dumps(run.config, indent=2, sort_keys=True), language="json")
     _actions(store, run)
 
 
-def _results(store: Store, run: Run) -> None:
+def _results(store: Store, run: Run, eval_keys: list[str]) -> None:
     """Held-out metrics (``eval/<key>``) of a finished run, as tiles."""
-    evals = [m for m in store.runs.metrics(run.id) if m.key.startswith("eval/")]
+    evals = [m for key in eval_keys for m in store.runs.metrics(run.id, key)[-1:]]
     if not evals:
         return
     st.markdown("**Held-out evaluation**")
@@ -85,9 +99,9 @@ def _results(store: Store, run: Run) -> None:
         column.metric(metric.key.removeprefix("eval/").replace("_", " "), f"{metric.value:.4g}")
 
 
-def _curves(store: Store, run: Run) -> None:
-    metric = live_metric(run.task)
-    loss = read_series(store, run.id, "loss")
+def _curves(store: Store, run: Run, metric: str) -> None:
+    until = snapshot_time(run.status in ACTIVE_STATUSES)
+    loss = read_series(store, run.id, "loss", until=until)
     if not loss.steps:
         st.caption("No metrics yet: curves appear after the first training steps.")
         return
@@ -97,7 +111,9 @@ def _curves(store: Store, run: Run) -> None:
     )
     right.plotly_chart(
         curves_figure(
-            [read_series(store, run.id, metric)], title=f"Training {metric}", y_title=metric
+            [read_series(store, run.id, metric, until=until)],
+            title=f"Training {metric}",
+            y_title=metric,
         ),
         key=f"run_metric_{run.id}",
     )
@@ -164,9 +180,11 @@ def compare_runs(store: Store, runs: list[Run], dataset_names: dict[int, str]) -
     if not chosen:
         return
     label = {i: f"#{i} {by_id[i].task}" for i in chosen}
-    losses = [read_series(store, i, "loss", label[i]) for i in chosen]
+    until = snapshot_time(any(by_id[i].status in ACTIVE_STATUSES for i in chosen))
+    losses = [read_series(store, i, "loss", label[i], until=until) for i in chosen]
     metric_lines: list[Series] = [
-        read_series(store, i, live_metric(by_id[i].task), label[i]) for i in chosen
+        read_series(store, i, live_metric(store.runs.metric_keys(i)), label[i], until=until)
+        for i in chosen
     ]
     left, right = st.columns(2)
     left.plotly_chart(

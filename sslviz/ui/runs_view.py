@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from sslviz.jobs import device_key, eta_seconds
-from sslviz.store import Run, Store
+from sslviz.store import Run
 from sslviz.store.rows import ACTIVE_STATUSES
 
 
@@ -88,11 +88,10 @@ def runs_frame(runs: list[Run], dataset_names: dict[int, str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def runs_table(store: Store, runs: list[Run], *, key: str) -> None:
+def runs_table(runs: list[Run], dataset_names: dict[int, str], *, key: str) -> None:
     """Render the table of runs."""
-    names = {d.id: d.name for d in store.datasets.list()}
     st.dataframe(
-        runs_frame(runs, names),
+        runs_frame(runs, dataset_names),
         key=key,
         hide_index=True,
         column_config={

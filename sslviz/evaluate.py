@@ -1,0 +1,146 @@
+"""Held-out evaluation of a run, kept apart from training: metrics, artifacts, and the encoder.
+
+    <run_dir>/eval.json         {"step": N, "results": {"run", "task", ...task keys}} (cache)
+    <run_dir>/artifacts/        what the task's result page shows (PNG/JSON/NPZ)
+
+The held-out images are the same split training left out (by the run's seed), so evaluating a
+run later, from its checkpoint, measures exactly what the trainer measured at its end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from numbers import Real
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from sslviz.checkpoint import checkpoint_path, load_checkpoint
+from sslviz.config import TrainConfig
+from sslviz.data.batches import load_rows, split_indices
+from sslviz.data.cache import open_cache
+from sslviz.errors import UserError
+
+if TYPE_CHECKING:
+    from sslviz.encoders import Encoder
+    from sslviz.pretext import PretextModel, PretextTask
+    from sslviz.store import Run, Store
+
+EVAL_FILE = "eval.json"
+ARTIFACT_DIR = "artifacts"
+MAX_EVAL_IMAGES = 2_000  # tight enough metrics (8k rotations); keeps the end of a big run quick
+MAX_ARTIFACT_IMAGES = 512
+
+
+def holdout_rows(n_images: int, config: TrainConfig) -> np.ndarray:
+    """Cache rows of the run's held-out images (at most MAX_EVAL_IMAGES of them)."""
+    return split_indices(n_images, config.holdout, config.seed)[1][:MAX_EVAL_IMAGES]
+
+
+def build_model(config: TrainConfig, sample: Tensor) -> tuple[PretextTask, PretextModel]:
+    """The task and its untrained model (encoder + head) for ``config``; ``sample`` is uint8
+    (N, 3, H, W) training images for data-dependent statistics."""
+    from sslviz.encoders import create_encoder
+    from sslviz.pretext import create_task
+
+    task = create_task(config.task, **config.task_options)
+    encoder = create_encoder(
+        config.encoder,
+        in_channels=task.input_channels,
+        image_size=task.encoder_input_size(config.image_size),
+    )
+    return task, task.build_model(encoder, sample)
+
+
+def load_model(
+    store: Store, run_id: int, *, device: str | torch.device = "cpu"
+) -> tuple[PretextTask, PretextModel, TrainConfig, dict[str, Any]]:
+    """(task, model in eval mode, config, checkpoint) of a run, from its last checkpoint."""
+    run = store.runs.get(run_id)
+    path = checkpoint_path(store.workspace.run_dir(run.id))
+    if not path.exists():
+        raise UserError(
+            f"run {run.id} has no checkpoint yet ({run.status}): wait for its first epoch, "
+            f"or resume it with `sslviz resume {run.id}`"
+        )
+    checkpoint = load_checkpoint(path, map_location="cpu")
+    config = TrainConfig.from_dict(checkpoint["config"])
+    sample = torch.zeros(2, 3, config.image_size, config.image_size, dtype=torch.uint8)
+    task, model = build_model(config, sample)
+    model.load_state_dict(checkpoint["model"])
+    return task, model.to(device).eval(), config, checkpoint
+
+
+def load_encoder(store: Store, run_id: int, *, device: str | torch.device = "cpu") -> Encoder:
+    """The trained encoder of a run (eval mode), from its last checkpoint."""
+    _, model, _, _ = load_model(store, run_id, device=device)
+    return model.encoder.eval()
+
+
+def evaluate_model(
+    store: Store,
+    run: Run,
+    task: PretextTask,
+    model: PretextModel,
+    cache: np.ndarray,
+    config: TrainConfig,
+    *,
+    step: int,
+) -> dict[str, Any]:
+    """Held-out metrics and artifacts of a trained model; stores artifacts, the scalar metrics as
+    ``eval/<key>`` at ``step``, and caches the results in eval.json. Returns
+    ``{"run", "task", ...task keys}``."""
+    run_dir = store.workspace.run_dir(run.id)
+    images = load_rows(cache, holdout_rows(len(cache), config))  # (N, 3, H, W) uint8
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        metrics = task.evaluate(
+            model, images.to(device), batch_size=max(64, config.batch_size), seed=config.seed
+        )
+        artifacts = task.save_artifacts(
+            model, images[:MAX_ARTIFACT_IMAGES].to(device), run_dir / ARTIFACT_DIR, seed=config.seed
+        )
+    finally:
+        model.train(was_training)
+    for name, (kind, path) in artifacts.items():
+        store.runs.add_artifact(run.id, name, kind, Path(path).relative_to(run_dir).as_posix())
+    scalars = {
+        f"eval/{key}": float(value)
+        for key, value in metrics.items()
+        if isinstance(value, Real) and not isinstance(value, bool)
+    }
+    store.runs.log_metrics(run.id, step, scalars)
+    results = {"run": run.id, "task": run.task, **metrics}
+    _write_json(run_dir / EVAL_FILE, {"step": step, "results": results})
+    return results
+
+
+def evaluate_run(
+    store: Store, run_id: int, *, refresh: bool = False, device: str | torch.device = "cpu"
+) -> dict[str, Any]:
+    """Held-out pretext metrics of a run: ``{"run", "task", ...}`` (DESIGN 3.2's ``eval`` row).
+
+    Cached: the results the trainer wrote at the end are returned as they are, unless the run has
+    stepped since (or ``refresh``); then the last checkpoint is evaluated again.
+    """
+    run = store.runs.get(run_id)
+    cached = store.workspace.run_dir(run.id) / EVAL_FILE
+    if cached.exists() and not refresh:
+        saved = json.loads(cached.read_text())
+        if saved.get("step") == run.step:
+            return saved["results"]
+    task, model, config, checkpoint = load_model(store, run.id, device=device)
+    cache = open_cache(store, run.dataset_id, config.image_size)
+    return evaluate_model(store, run, task, model, cache, config, step=int(checkpoint["step"]))
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj))
+    os.replace(tmp, path)

@@ -1,0 +1,165 @@
+"""``sslviz train`` and ``sslviz eval`` as a user runs them: real subprocesses, real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from sslviz.checkpoint import checkpoint_path, load_checkpoint
+
+EVAL_KEYS = {
+    "rotation": {"accuracy", "confusion"},
+    "colorization": {"psnr", "psnr_grey", "colourfulness"},
+    "jigsaw": {"accuracy", "top5", "mean_hamming", "permutations"},
+}
+
+
+def sslviz(*args: str, env_home, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SSLVIZ_HOME": str(env_home), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "sslviz.distributed", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.mark.parametrize(
+    "task,size,extra",
+    [
+        ("rotation", 16, []),
+        ("colorization", 16, ["--colorization-loss", "l2"]),
+        ("jigsaw", 24, ["--permutations", "30"]),
+    ],
+)
+def test_train_then_eval_json(home, tiny, task, size, extra):
+    trained = sslviz(
+        "train",
+        "--dataset",
+        "tiny",
+        "--task",
+        task,
+        "--image-size",
+        str(size),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "12",
+        "--json",
+        *extra,
+        env_home=home,
+    )
+    out = json.loads(trained.stdout)  # one JSON object, nothing else on stdout
+    assert out["status"] == "finished" and out["step"] == 3
+    assert EVAL_KEYS[task] <= set(out["eval"])
+    evaluated = json.loads(sslviz("eval", str(out["run"]), "--json", env_home=home).stdout)
+    assert evaluated["run"] == out["run"] and evaluated["task"] == task
+    assert EVAL_KEYS[task] <= set(evaluated)
+    if task == "rotation":
+        confusion = evaluated["confusion"]
+        assert len(confusion) == 4 and all(len(row) == 4 for row in confusion)
+        assert all(sum(row) == 4 for row in confusion)  # 4 held-out images per true angle
+    if task == "jigsaw":
+        assert evaluated["permutations"] == 30
+
+
+def test_plain_train_prints_the_run_id_and_a_progress_bar(home, tiny):
+    result = sslviz(
+        "train",
+        "--dataset",
+        "tiny",
+        "--task",
+        "rotation",
+        "--image-size",
+        "16",
+        "--epochs",
+        "1",
+        env_home=home,
+    )
+    assert result.stdout.strip().isdigit()
+    assert "training [" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (["--task", "jigsaw", "--image-size", "12"], "--image-size"),
+        (["--task", "rotation", "--batch-size", "1"], "--batch-size"),
+        (["--task", "rotation", "--encoder", "vgg"], "small-cnn"),
+        (["--task", "rotation", "--device", "cuda:3"], "cpu"),
+        (["--task", "rotation", "--permutations", "30"], "jigsaw"),
+    ],
+)
+def test_bad_configs_are_one_line_errors_before_any_work(home, tiny, flags, message):
+    result = sslviz("train", "--dataset", "tiny", *flags, env_home=home, check=False)
+    assert result.returncode == 1 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert not (home / "runs").exists()
+
+
+def test_eval_of_a_missing_run_is_a_one_line_error(home, tiny):
+    result = sslviz("eval", "99", "--json", env_home=home, check=False)
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_on_cpu_match_a_single_process_run(home, tiny, store):
+    args = [
+        "train",
+        "--dataset",
+        "tiny",
+        "--task",
+        "rotation",
+        "--image-size",
+        "16",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "12",
+        "--json",
+    ]
+    single = json.loads(sslviz(*args, env_home=home).stdout)
+    env = {**os.environ, "SSLVIZ_HOME": str(home), "OMP_NUM_THREADS": "1"}
+    launcher = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--standalone",
+            "-m",
+            "sslviz.distributed",
+            *args,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = launcher.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(launcher.pid, signal.SIGKILL)  # torchrun and both ranks: its own session
+        raise
+    result = subprocess.CompletedProcess(launcher.args, launcher.returncode, stdout, stderr)
+    assert result.returncode == 0, result.stderr
+    ddp = json.loads(result.stdout.strip().splitlines()[-1])
+    assert ddp["status"] == "finished" and ddp["step"] == single["step"] == 6
+    for rank in (0, 1):  # both ranks stepped, each on half of every batch
+        assert f"rank {rank}/2 took 6 steps on 36 images" in result.stderr
+        assert store.runs.metrics(ddp["run"], f"ddp/images_rank{rank}")[0].value == 36
+    one = load_checkpoint(checkpoint_path(store.workspace.run_dir(single["run"])))["model"]
+    two = load_checkpoint(checkpoint_path(store.workspace.run_dir(ddp["run"])))["model"]
+    assert {k: v.shape for k, v in one.items()} == {k: v.shape for k, v in two.items()}
