@@ -1,8 +1,10 @@
-"""sslviz app: the router. Pages live in pages/, the work in the sslviz library.
+"""sslviz app: the router. Pages live in app_pages/, the work in the sslviz library.
 
     streamlit run app.py        (or: sslviz app)
 
-Later pages slot into a section below; each page is one file in pages/.
+Later pages slot into a section below; each page is one file in app_pages/
+(not pages/: Streamlit treats a pages/ folder as its older folder-based navigation, which breaks
+deep links such as /runs?run=3 on a fresh server).
 """
 
 import streamlit as st
