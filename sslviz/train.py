@@ -145,9 +145,8 @@ def train(
     # ---- model: shared encoder + the task's head -----------------------------------------------
     spread = torch.linspace(0, len(train_rows) - 1, min(SAMPLE_IMAGES, len(train_rows))).long()
     task, model = build_model(config, load_rows(cache, train_rows[spread.numpy()]))
-    model = model.to(device)
-    if on_cuda:
-        model = model.to(memory_format=torch.channels_last)
+    # channels-last on CPU too: oneDNN's convolutions are ~30% faster in NHWC than NCHW there
+    model = model.to(device, memory_format=torch.channels_last)
 
     # ---- optimizer and schedule: linear warm-up, then cosine to zero ---------------------------
     # no weight decay on biases and norm scales (1-D parameters), as in nanoGPT
@@ -234,7 +233,9 @@ def train(
         for _, n_images, batch in loader.epoch(
             epoch, start=state.step - epoch * plan.steps_per_epoch
         ):
-            inputs = batch.inputs.to(memory_format=torch.channels_last) if on_cuda else batch.inputs
+            inputs = batch.inputs  # (N, C, H, W); jigsaw's tiles are (B, 9, C, h, w)
+            if inputs.dim() == 4:
+                inputs = inputs.to(memory_format=torch.channels_last)
             with autocast:
                 outputs, loss = net(inputs, batch.targets)
             optimizer.zero_grad(set_to_none=True)

@@ -72,4 +72,4 @@ def test_feature_maps_of_a_subset() -> None:
     enc = create_encoder("small-cnn").eval()
     maps = enc.feature_maps(torch.randn(2, 3, 32, 32), ["block1", "block2"])
     assert list(maps) == ["block1", "block2"]
-    assert maps["block1"].shape == (2, 32, 16, 16) and maps["block2"].shape == (2, 64, 8, 8)
+    assert maps["block1"].shape == (2, 16, 16, 16) and maps["block2"].shape == (2, 64, 8, 8)

@@ -91,21 +91,24 @@ def _reflect(index: Tensor, n: int) -> Tensor:
 
 
 def augment(
-    images: Tensor, generator: torch.Generator | None = None, pad: int | None = None
+    images: Tensor,
+    generator: torch.Generator | None = None,
+    pad: int | None = None,
+    flip: bool = True,
 ) -> Tensor:
-    """Random shift (crop of the reflect-padded image, up to ``pad`` px; default size/8) and
-    random horizontal flip, for a whole batch at once by index arithmetic (one gather, no
-    per-image Python, no padded copy).
+    """Random shift (crop of the reflect-padded image, up to ``pad`` px; default size/8) and,
+    if ``flip``, random horizontal flip, for a whole batch at once by index arithmetic (one
+    gather, no per-image Python, no padded copy).
 
     images: uint8 (B, 3, H, W) on any device -> uint8 (B, 3, H, W) on the same device.
     """
     b, _, h, w = images.shape
     pad = max(1, min(h, w) // 8) if pad is None else pad
     shifts = torch.randint(-pad, pad + 1, (b, 2), generator=generator)  # (B, 2)
-    flip = torch.rand(b, generator=generator) < 0.5  # (B,)
+    flips = (torch.rand(b, generator=generator) < 0.5) & flip  # (B,)
     rows = torch.arange(h) + shifts[:, :1]  # (B, H)
     cols = torch.arange(w) + shifts[:, 1:]  # (B, W)
-    cols = torch.where(flip[:, None], cols.flip(1), cols)  # a flip reverses the column order
+    cols = torch.where(flips[:, None], cols.flip(1), cols)  # a flip reverses the column order
     rows, cols = _reflect(rows, h).to(images.device), _reflect(cols, w).to(images.device)
     batch = torch.arange(b, device=images.device)[:, None, None]
     out = images.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]  # (B, H, W, 3)
@@ -196,7 +199,8 @@ class BatchLoader:
     def _make(self, images: Tensor, epoch: int, index: int) -> PretextBatch:
         step = epoch * self.plan.steps_per_epoch + index
         generator = step_generator(self.plan.seed, step, self.plan.rank)
-        return self.task.make_batch(augment(images, generator), generator)
+        images = augment(images, generator, flip=self.task.augment_flip)
+        return self.task.make_batch(images, generator)
 
     def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[int, int, PretextBatch]]:
         """Yields ``(index in epoch, images in this rank's batch, batch on the device)`` for

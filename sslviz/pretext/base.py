@@ -78,6 +78,8 @@ class PretextTask(ABC):
     name: ClassVar[str]
     input_channels: ClassVar[int] = 3  # channels the encoder sees (1 for colorization's L)
     metric_name: ClassVar[str] = "accuracy"  # the live pretext metric logged during training
+    # Whether the shared augmentation may mirror images left-right (rotation says no: see there).
+    augment_flip: ClassVar[bool] = True
     defaults: ClassVar[dict[str, Any]] = {}  # every option this task takes, with its default
 
     def __init__(self, **options: Any) -> None:

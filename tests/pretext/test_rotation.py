@@ -38,12 +38,21 @@ def test_class_one_is_ninety_degrees_counter_clockwise(photos32: torch.Tensor) -
 
 
 def test_same_generator_same_batch(photos32: torch.Tensor) -> None:
-    task = create_task("rotation")
+    task = create_task("rotation", flip=True)  # the flips are the only randomness
     a = task.make_batch(photos32, torch.Generator().manual_seed(7))
     b = task.make_batch(photos32, torch.Generator().manual_seed(7))
     assert torch.equal(a.inputs, b.inputs) and torch.equal(a.targets, b.targets)
     c = task.make_batch(photos32, torch.Generator().manual_seed(8))
     assert not torch.equal(a.inputs, c.inputs)
+
+
+def test_no_flips_by_default(photos32: torch.Tensor) -> None:
+    """A flip then 180 degrees is a vertical flip: symmetric content would get two labels."""
+    task = create_task("rotation")
+    assert not task.options["flip"] and not task.augment_flip
+    batch = task.make_batch(photos32, torch.Generator().manual_seed(7))
+    upright = batch.inputs[batch.targets == 0]
+    assert torch.equal(denormalize(upright), photos32)
 
 
 def test_non_square_images_are_refused() -> None:

@@ -22,8 +22,12 @@ def store(tmp_path):
 def _dataset_with_run(store):
     ds = store.datasets.create("pets", "/data/pets")
     run = store.runs.create(
-        dataset_id=ds.id, task="rotation", encoder="small-cnn", config={"lr": 0.1},
-        device="cpu", epochs=3,
+        dataset_id=ds.id,
+        task="rotation",
+        encoder="small-cnn",
+        config={"lr": 0.1},
+        device="cpu",
+        epochs=3,
     )
     return ds, run
 
@@ -34,7 +38,15 @@ def test_open_applies_schema_in_wal_mode(tmp_path):
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"datasets", "images", "rejections", "duplicates", "runs", "metrics", "artifacts"} <= tables
+    assert {
+        "datasets",
+        "images",
+        "rejections",
+        "duplicates",
+        "runs",
+        "metrics",
+        "artifacts",
+    } <= tables
 
 
 def test_reopening_keeps_data_and_version(tmp_path):
@@ -59,7 +71,9 @@ def test_status_check_constraint_rejects_unknown_status(store):
     with pytest.raises(sqlite3.IntegrityError):
         store.runs.update(run.id, status="exploded")
     with pytest.raises(sqlite3.IntegrityError):
-        store.runs.create(dataset_id=1, task="sudoku", encoder="x", config={}, device="cpu", epochs=1)
+        store.runs.create(
+            dataset_id=1, task="sudoku", encoder="x", config={}, device="cpu", epochs=1
+        )
 
 
 def test_transition_only_from_allowed_states(store):

@@ -83,6 +83,11 @@ def test_augment_only_shifts_and_flips():
         assert any(torch.equal(w, centre) for w in windows + flipped_windows)
 
 
+def test_augment_can_leave_the_flip_out():
+    images = torch.randint(0, 256, (16, 3, 12, 12), dtype=torch.uint8)
+    assert torch.equal(augment(images, torch.Generator().manual_seed(0), pad=0, flip=False), images)
+
+
 def test_loader_batches_are_a_pure_function_of_seed_and_step(store, tiny):
     cache = open_cache(store, tiny.id, 24)
     plan = BatchPlan(np.arange(36), batch_size=8, seed=0)
