@@ -19,6 +19,7 @@ import multiprocessing
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -258,8 +259,7 @@ def _decode_all(
             yield decode_chunk(part, str(folder))
         close_zips()
         return
-    # spawn, not fork: the parent may be a threaded Streamlit server holding an SQLite handle.
-    context = multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context(_start_method())
     window = workers * 4  # chunks in flight: keeps both cores busy, bounds memory
     pending = deque(chunks)
     while pending:
@@ -279,6 +279,16 @@ def _decode_all(
             pending.extendleft(reversed([p for p, _ in flight]))
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _start_method() -> str:
+    """fork starts workers almost for free and is safe while this process runs one thread (the
+    CLI); a threaded parent (the Streamlit server) must spawn, as a fork would copy locks that other
+    threads hold. The workers never touch the parent's SQLite handle."""
+    single_threaded = threading.active_count() == 1
+    return (
+        "fork" if single_threaded and "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    )
 
 
 def decode_chunk(items: list[Item], folder: str) -> list[Image | Rejection]:
