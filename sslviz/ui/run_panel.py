@@ -11,7 +11,7 @@ from sslviz import jobs
 from sslviz.store import Run, Store
 from sslviz.store.rows import ACTIVE_STATUSES, RESUMABLE_STATUSES
 from sslviz.ui.curves import Series, curves_figure, read_series, snapshot_time
-from sslviz.ui.runs_view import elapsed, human_duration, progress, run_label
+from sslviz.ui.runs_view import elapsed, epoch_text, human_duration, progress, run_label
 from sslviz.ui.widgets import status_badge, user_errors
 
 LOG_TAIL_LINES = 40
@@ -43,7 +43,7 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES, max_bytes: int = 64_000) -
 
 def progress_line(run: Run) -> str:
     """``"37% · epoch 3/10 · step 420/1500 · 1m 10s elapsed · ETA 2m 01s"``."""
-    parts = [f"{progress(run):.0%}", f"epoch {run.epoch}/{run.epochs}"]
+    parts = [f"{progress(run):.0%}", f"epoch {epoch_text(run)}"]
     if run.total_steps:
         parts.append(f"step {run.step:,}/{run.total_steps:,}")
     parts.append(f"{human_duration(elapsed(run))} elapsed")

@@ -18,6 +18,15 @@ from sslviz.store import Run
 from sslviz.store.rows import ACTIVE_STATUSES
 
 
+def epoch_text(run: Run) -> str:
+    """ "3/10", or "3 of a 60 s budget" when a time budget ends the run (its epoch count is then
+    only a ceiling, not a plan worth showing)."""
+    budget = run.config.get("time_budget")
+    if budget:
+        return f"{run.epoch} of a {human_duration(float(budget))} budget"
+    return f"{run.epoch}/{run.epochs}"
+
+
 def progress(run: Run) -> float:
     """Fraction done, 0-1: planned steps, or the time budget if that ends the run sooner."""
     done = run.progress
@@ -78,7 +87,7 @@ def runs_frame(runs: list[Run], dataset_names: dict[int, str]) -> pd.DataFrame:
             "encoder": r.encoder,
             "device": device_text(r.device),
             "progress": progress(r),
-            "epoch": f"{r.epoch}/{r.epochs}",
+            "epoch": epoch_text(r),
             "elapsed": human_duration(elapsed(r, now)),
             "ETA": human_duration(eta_seconds(r)) if r.status in ACTIVE_STATUSES else "—",
             "created": datetime.fromtimestamp(r.created_at),  # the server's local time
