@@ -4,4 +4,5 @@ import sys
 
 from sslviz.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # importing this module (e.g. to walk the package) must not run it
+    sys.exit(main())
