@@ -15,8 +15,8 @@ cancelled (its page then shows a cancelled run: the same table, curves and panel
 nothing training) for an "idle" load, then resumed and given time to train again for an "active"
 load. Each active load is followed by one with the worker SIGSTOPped: same page, no training --
 what the page itself costs beyond idle. Medians over the rounds, after one warm-up load per case.
-One browser context throughout (cached static files, as for a user coming back); ``--cold`` opens
-a fresh context per load instead.
+One tab, reloaded for every load (cached static files, as a user reloading the page they are on);
+``--cold`` opens a fresh context and tab per load instead (nothing cached, a new renderer process).
 
 Goal (issue 4): both medians <= 2 s and active/idle <= 1.5. Needs Debian's ``chromium`` and the
 Python ``playwright`` package (no browser download).
@@ -82,14 +82,16 @@ class Browser:
         self._browser = self._playwright.chromium.launch(
             executable_path=CHROMIUM, args=CHROMIUM_ARGS
         )
-        self._context = None if cold else self._browser.new_context()
+        # warm: one tab reloaded for every load, as a user reloads the page they are on;
+        # cold: a fresh context and tab per load (nothing cached, a new renderer process)
+        self._page = None if cold else self._browser.new_context().new_page()
 
     def load(self, url: str) -> tuple[float, float]:
         """(seconds until the main content shows and the script is done, seconds until the
         curves are drawn: NaN if they are not within 20 s)."""
         from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-        page = (self._context or self._browser).new_page()
+        page = self._page or self._browser.new_page()
         try:
             start = time.perf_counter()
             page.goto(url, wait_until="commit")
@@ -103,7 +105,8 @@ class Browser:
                 return shown, float("nan")
             return shown, time.perf_counter() - start
         finally:
-            page.close()
+            if page is not self._page:
+                page.close()
 
     def close(self) -> None:
         self._browser.close()
@@ -113,7 +116,9 @@ class Browser:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="loads per case (median)")
-    parser.add_argument("--cold", action="store_true", help="a fresh browser context per load")
+    parser.add_argument(
+        "--cold", action="store_true", help="a fresh browser context and tab per load"
+    )
     parser.add_argument("--port", type=int, default=0, help="app port (default: a free one)")
     args = parser.parse_args()
 
@@ -189,7 +194,7 @@ def main() -> int:
     curves = {case: statistics.median(t[1] for t in ts) for case, ts in times.items()}
     ratio = median["active"] / median["idle"]
     cores = len(os.sched_getaffinity(0))
-    context = "a fresh browser context per load" if args.cold else "one browser context"
+    context = "a fresh browser context and tab per load" if args.cold else "one tab, reloaded"
     print(
         f"Runs page in Chromium, median of {args.rounds} loads per case ({cores} cores, {context}):"
     )
