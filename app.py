@@ -11,26 +11,34 @@ import streamlit as st
 
 from sslviz.ui.resources import startup
 
-st.set_page_config(page_title="sslviz", page_icon=":material/blur_on:", layout="wide")
-startup()  # once per workspace: open the store, bring in the demo dataset if it is empty
 
-DATASETS = st.Page("app_pages/datasets.py", title="Datasets", icon=":material/photo_library:")
-# "/" shows the Datasets page under its own URL, so /datasets works as a link or bookmark too
-# (a default page only answers at "/").
-HOME = st.Page(
-    lambda: st.switch_page(DATASETS),
-    title="Home",
-    url_path="home",
-    default=True,
-    visibility="hidden",
-)
+def main() -> None:
+    st.set_page_config(page_title="sslviz", page_icon=":material/blur_on:", layout="wide")
+    startup()  # once per workspace: open the store, bring in the demo dataset if it is empty
 
-PAGES = {
-    "Data": [HOME, DATASETS],
-    "Train": [
-        st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
-        st.Page("app_pages/runs.py", title="Runs", icon=":material/monitoring:"),
-    ],
-}
+    datasets = st.Page("app_pages/datasets.py", title="Datasets", icon=":material/photo_library:")
+    # "/" shows the Datasets page under its own URL, so /datasets works as a link or bookmark too
+    # (a default page only answers at "/").
+    home = st.Page(
+        lambda: st.switch_page(datasets),
+        title="Home",
+        url_path="home",
+        default=True,
+        visibility="hidden",
+    )
 
-st.navigation(PAGES).run()
+    pages = {
+        "Data": [home, datasets],
+        "Train": [
+            st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
+            st.Page("app_pages/runs.py", title="Runs", icon=":material/monitoring:"),
+        ],
+    }
+
+    st.navigation(pages).run()
+
+
+# Streamlit runs this file as __main__. Ingestion's worker processes are spawned (the server is
+# threaded) and re-import the main module as __mp_main__: the guard keeps them from running the app.
+if __name__ == "__main__":
+    main()
