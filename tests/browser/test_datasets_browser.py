@@ -23,7 +23,9 @@ def test_upload_a_folder(app_url: str, page, tmp_path: Path) -> None:
     (folder / "notes.txt").write_text("not an image")
 
     page.goto(app_url + "/datasets")
-    page.get_by_text("Train an encoder on it").wait_for()  # the demo greets an empty workspace
+    page.get_by_text(
+        "Train an encoder on it"
+    ).first.wait_for()  # the demo greets an empty workspace
     wait_idle(page)
     page.locator("input[type=file]").set_input_files(folder)
     ingest = page.get_by_role("button", name="Ingest 7 file(s)")
@@ -31,7 +33,7 @@ def test_upload_a_folder(app_url: str, page, tmp_path: Path) -> None:
     wait_idle(page)
     ingest.click()
 
-    page.get_by_text("Dataset garden: 5 images accepted, 1 rejected, 1 duplicates").wait_for()
+    page.get_by_text("Dataset garden: 5 images accepted, 1 rejected, 1 duplicates").first.wait_for()
     wait_idle(page)
     # The gallery of the new dataset, paths as captions (relative to the uploaded folder).
     for caption in ("flower0.png", "flower3.png", "more/leaf.png"):

@@ -66,7 +66,7 @@ def test_launch_watch_reload_finish(app_url: str, page, tmp_path: Path) -> None:
     assert progress_percent(page) >= first
 
     # It finishes (the time budget ends it cleanly) and shows its curves and held-out result.
-    page.get_by_text("Held-out evaluation").wait_for(timeout=180_000)
+    page.get_by_text("Held-out evaluation").first.wait_for(timeout=180_000)
     assert Store.open(tmp_path / "home").runs.get(1).status == "finished"
     wait_idle(page)
     page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 2")
