@@ -3,7 +3,7 @@ ingested the real way (PNG files on disk -> ``sslviz.data.ingest``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -32,18 +32,10 @@ def write_images(folder: Path, n: int, seed: int = 0, shape: tuple[int, int] = (
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "home"
-    monkeypatch.setenv("SSLVIZ_HOME", str(home))
+def home(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The shared workspace fixture, with background workers on one thread (2-core CI)."""
     monkeypatch.setenv("SSLVIZ_WORKER_THREADS", "1")
     return home
-
-
-@pytest.fixture
-def store(home: Path) -> Iterator[Store]:
-    s = Store.open(home)
-    yield s
-    s.close()
 
 
 @pytest.fixture
