@@ -105,6 +105,39 @@ def submit(store: Store, config: TrainConfig, *, limit: int | None = None) -> Ru
     return store.runs.get(run.id)
 
 
+def submit_job(
+    store: Store,
+    *,
+    kind: str,
+    dataset_id: int,
+    config: dict[str, Any],
+    encoder: str,
+    device: str = "auto",
+    total: int = 1,
+    parent_id: int | None = None,
+    limit: int | None = None,
+) -> Run:
+    """Record a run of another kind than pretext training (``sslviz.kinds``: ``finetune``,
+    ``embedding``) as queued and start it if its device has a free slot. ``config`` is the
+    kind's own JSON-able settings; ``total`` its planned epochs (or 1). The worker calls the
+    kind's executor, which reports progress through the run's ``step``/``total_steps``."""
+    from sslviz.kinds import run_kind
+
+    if run_kind(kind).pretext:
+        raise ValueError(f"{kind} is a pretext task: submit a TrainConfig with submit()")
+    run = store.runs.create(
+        dataset_id=dataset_id,
+        task=kind,
+        encoder=encoder,
+        config=config,
+        device=device,
+        epochs=max(1, int(total)),
+        parent_id=parent_id,
+    )
+    schedule(store, limit=limit)
+    return store.runs.get(run.id)
+
+
 def schedule(store: Store, *, limit: int | None = None) -> list[int]:
     """Reap dead runs, then start queued runs (oldest first) while their device has a free slot.
 

@@ -1,4 +1,5 @@
-"""The background worker: ``python -m sslviz.worker RUN_ID`` trains one run, then hands over.
+"""The background worker: ``python -m sslviz.worker RUN_ID`` carries out one run (pretext
+training, fine-tuning or embedding: ``sslviz.kinds``), then hands over.
 
 Started by :func:`sslviz.jobs.schedule` in its own session, output in ``runs/<id>/worker.log``.
 It runs at a lower priority with few torch threads so the app on the same machine stays
@@ -110,15 +111,17 @@ def run(run_id: int) -> int:
         threads = torch_threads()
         torch.set_num_threads(threads)
         print(f"worker: torch threads {threads}, nice {os.nice(0)}", flush=True)
-        from sslviz import train
+        from sslviz.kinds import run_kind
 
         store.runs.update(run_id, pid=os.getpid())
-        if _stop.is_set() or store.runs.get(run_id).cancel_requested:
+        run = store.runs.get(run_id)
+        if _stop.is_set() or run.cancel_requested:
             store.runs.transition(
                 run_id, "cancelled", allowed_from=("queued", "running"), ended_at=time.time()
             )
-        else:
-            train.execute_run(store, run_id, should_stop=_stop.is_set)
+        else:  # pretext training, fine-tuning, embedding: each kind names its executor
+            execute_run = run_kind(run.task).load_executor()
+            execute_run(store, run_id, should_stop=_stop.is_set)
         if _status(store, run_id) == "running":
             store.runs.transition(
                 run_id,

@@ -15,7 +15,7 @@ from sslviz.store.connection import Connection
 from sslviz.store.datasets import DatasetTable
 from sslviz.store.rows import Artifact, Dataset, Duplicate, Image, Metric, Rejection, Run
 from sslviz.store.runs import RunTable
-from sslviz.store.schema import RUN_STATUSES, SCHEMA_VERSION, TASKS
+from sslviz.store.schema import JOB_KINDS, RUN_KINDS, RUN_STATUSES, SCHEMA_VERSION, TASKS
 from sslviz.workspace import Workspace
 
 
@@ -40,6 +40,8 @@ class Store:
 
 
 __all__ = [
+    "JOB_KINDS",
+    "RUN_KINDS",
     "RUN_STATUSES",
     "SCHEMA_VERSION",
     "TASKS",

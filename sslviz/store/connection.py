@@ -29,9 +29,11 @@ class Connection:
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
         self._conn.execute("PRAGMA busy_timeout=30000")
+        # Foreign keys stay off while migrating: a migration that rebuilds a table drops the old
+        # one, which must not cascade into the rows that reference it.
         self._migrate()
+        self._conn.execute("PRAGMA foreign_keys=ON")
 
     def _migrate(self) -> None:
         with self.transaction() as conn:
@@ -46,6 +48,9 @@ class Connection:
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {number}")
+            broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"{self.path}: migration left dangling references: {broken[:5]}")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

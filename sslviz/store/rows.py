@@ -19,6 +19,8 @@ class Dataset:
     n_duplicates: int
     bytes: int
     error: str | None
+    pid: int | None = None  # the ingesting process, while status is ``ingesting``
+    heartbeat_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ class Run:
     cancel_requested: int
     error: str | None
     traceback: str | None
+    parent_id: int | None = None  # the run this one starts from (a fine-tune's pretext run)
     config: dict[str, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -31,11 +31,13 @@ class RunTable:
         device: str,
         epochs: int,
         status: str = "queued",
+        parent_id: int | None = None,
     ) -> Run:
+        """A new run; ``task`` is a pretext task or another job kind (schema.RUN_KINDS)."""
         with self._db.transaction() as conn:
             cursor = conn.execute(
                 """INSERT INTO runs (dataset_id, task, encoder, config, device, status, created_at,
-                   epochs) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                   epochs, parent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     dataset_id,
                     task,
@@ -45,6 +47,7 @@ class RunTable:
                     status,
                     time.time(),
                     epochs,
+                    parent_id,
                 ),
             )
         return self.get(cursor.lastrowid)

@@ -6,9 +6,12 @@ rest. Never edit a migration that has shipped: append a new one.
 
 from __future__ import annotations
 
-DATASET_STATUSES = ("ingesting", "ready", "failed")
+DATASET_STATUSES = ("ingesting", "ready", "failed", "interrupted")
 RUN_STATUSES = ("queued", "running", "finished", "failed", "cancelled", "interrupted")
-TASKS = ("rotation", "colorization", "jigsaw")
+TASKS = ("rotation", "colorization", "jigsaw")  # pretext tasks
+# Other work the one job runner carries out; a row of ``runs`` like a pretext run (DESIGN 3.3).
+JOB_KINDS = ("finetune", "embedding")
+RUN_KINDS = TASKS + JOB_KINDS
 
 
 def _in(values: tuple[str, ...]) -> str:
@@ -95,6 +98,96 @@ MIGRATIONS: list[str] = [
         created_at  REAL NOT NULL,
         PRIMARY KEY (run_id, name)
     ) WITHOUT ROWID;
+    """,
+    # 2: runs of every job kind (fine-tuning, embedding) with the run they start from; ingests
+    # that can be reaped like runs; labeling sessions, their labels and an undo log.
+    # SQLite can't alter a CHECK constraint, so ``runs`` and ``datasets`` are rebuilt (foreign keys
+    # are off while migrating: dropping the old table must not cascade).
+    f"""
+    CREATE TABLE runs_v2 (
+        id               INTEGER PRIMARY KEY,
+        dataset_id       INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+        task             TEXT NOT NULL CHECK (task IN {_in(RUN_KINDS)}),
+        encoder          TEXT NOT NULL,
+        config           TEXT NOT NULL,
+        device           TEXT NOT NULL,
+        status           TEXT NOT NULL DEFAULT 'queued' CHECK (status IN {_in(RUN_STATUSES)}),
+        created_at       REAL NOT NULL,
+        started_at       REAL,
+        ended_at         REAL,
+        pid              INTEGER,
+        heartbeat_at     REAL,
+        epoch            INTEGER NOT NULL DEFAULT 0,
+        epochs           INTEGER NOT NULL,
+        step             INTEGER NOT NULL DEFAULT 0,
+        total_steps      INTEGER,
+        train_seconds    REAL NOT NULL DEFAULT 0,
+        cancel_requested INTEGER NOT NULL DEFAULT 0 CHECK (cancel_requested IN (0, 1)),
+        error            TEXT,
+        traceback        TEXT,
+        parent_id        INTEGER REFERENCES runs(id) ON DELETE SET NULL
+    );
+    INSERT INTO runs_v2 (id, dataset_id, task, encoder, config, device, status, created_at,
+        started_at, ended_at, pid, heartbeat_at, epoch, epochs, step, total_steps, train_seconds,
+        cancel_requested, error, traceback)
+        SELECT id, dataset_id, task, encoder, config, device, status, created_at, started_at,
+        ended_at, pid, heartbeat_at, epoch, epochs, step, total_steps, train_seconds,
+        cancel_requested, error, traceback FROM runs;
+    DROP TABLE runs;
+    ALTER TABLE runs_v2 RENAME TO runs;
+    CREATE INDEX runs_by_status ON runs (status);
+    CREATE INDEX runs_by_parent ON runs (parent_id);
+    CREATE TABLE datasets_v2 (
+        id            INTEGER PRIMARY KEY,
+        name          TEXT NOT NULL UNIQUE,
+        source        TEXT NOT NULL,
+        status        TEXT NOT NULL DEFAULT 'ingesting' CHECK (status IN {_in(DATASET_STATUSES)}),
+        created_at    REAL NOT NULL,
+        n_images      INTEGER NOT NULL DEFAULT 0,
+        n_rejected    INTEGER NOT NULL DEFAULT 0,
+        n_duplicates  INTEGER NOT NULL DEFAULT 0,
+        bytes         INTEGER NOT NULL DEFAULT 0,
+        error         TEXT,
+        pid           INTEGER,
+        heartbeat_at  REAL
+    );
+    INSERT INTO datasets_v2 (id, name, source, status, created_at, n_images, n_rejected,
+        n_duplicates, bytes, error)
+        SELECT id, name, source, status, created_at, n_images, n_rejected, n_duplicates, bytes,
+        error FROM datasets;
+    DROP TABLE datasets;
+    ALTER TABLE datasets_v2 RENAME TO datasets;
+    CREATE TABLE sessions (
+        id          INTEGER PRIMARY KEY,
+        dataset_id  INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+        name        TEXT NOT NULL,
+        source      TEXT NOT NULL,
+        layer       TEXT,
+        grid        INTEGER,
+        created_at  REAL NOT NULL,
+        UNIQUE (dataset_id, name)
+    );
+    CREATE TABLE label_names (
+        id          INTEGER PRIMARY KEY,
+        session_id  INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        name        TEXT NOT NULL CHECK (length(trim(name)) > 0),
+        UNIQUE (session_id, name)
+    );
+    CREATE TABLE labels (
+        session_id  INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        image_id    INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        label_id    INTEGER NOT NULL REFERENCES label_names(id) ON DELETE CASCADE,
+        created_at  REAL NOT NULL,
+        PRIMARY KEY (session_id, image_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX labels_by_name ON labels (label_id);
+    CREATE TABLE label_actions (
+        id          INTEGER PRIMARY KEY,
+        session_id  INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        created_at  REAL NOT NULL,
+        description TEXT NOT NULL,
+        changes     TEXT NOT NULL
+    );
     """,
 ]
 
