@@ -1,0 +1,84 @@
+"""Colorization results image by image: grey input, the model's colours, the truth, and their
+PSNR and colourfulness, at any annealed-mean temperature.
+
+Everything goes through the task's public ``colorize`` (true L + predicted ab), so a change in
+how the model decodes colour shows here unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from sslviz.pretext.base import PretextModel, PretextTask
+from sslviz.pretext.colorization import colourfulness, psnr
+from sslviz.pretext.lab import lab_to_rgb_uint8, rgb_uint8_to_lab
+
+
+def grey(images: Tensor) -> Tensor:
+    """uint8 (N, 3, H, W) -> their lightness alone (ab = 0), the "no colour" baseline."""
+    lab = rgb_uint8_to_lab(images)
+    return lab_to_rgb_uint8(torch.cat([lab[:, :1], torch.zeros_like(lab[:, 1:])], dim=1))
+
+
+def with_colours_of(target: Tensor, coloured: Tensor) -> Tensor:
+    """Lightness of ``target`` uint8 (N, 3, H, W) with the ab of ``coloured`` uint8 (N, 3, h, w)
+    upsampled bilinearly: a small colorization shown at a larger size without blurring its
+    edges (the edges come from the sharp L, as in Zhang et al.'s full-resolution output)."""
+    lab = rgb_uint8_to_lab(target)
+    ab = F.interpolate(
+        rgb_uint8_to_lab(coloured)[:, 1:], size=lab.shape[-2:], mode="bilinear", align_corners=False
+    )
+    return lab_to_rgb_uint8(torch.cat([lab[:, :1], ab], dim=1))
+
+
+def is_classification(task: PretextTask) -> bool:
+    """True for the default classification-over-ab-bins model (it has a temperature)."""
+    return task.options.get("loss", "classification") == "classification"
+
+
+@dataclass(frozen=True)
+class ColorizationResults:
+    paths: list[str]
+    truth: Tensor  # uint8 (N, 3, S, S)
+    grey: Tensor  # uint8 (N, 3, S, S), ab = 0
+    colour: Tensor  # uint8 (N, 3, S, S), the model's
+    temperature: float | None  # annealed-mean T (None: the run's default, or an L2 model)
+
+    @property
+    def psnr(self) -> Tensor:
+        """(N,) dB of the model's colorization against the truth."""
+        return psnr(self.colour, self.truth)
+
+    @property
+    def psnr_grey(self) -> Tensor:
+        """(N,) dB of the grey baseline against the truth."""
+        return psnr(self.grey, self.truth)
+
+    def summary(self) -> dict[str, float]:
+        """Means over the images, with the keys of ``sslviz eval``'s colorization row."""
+        return {
+            "psnr": self.psnr.mean().item(),
+            "psnr_grey": self.psnr_grey.mean().item(),
+            "colourfulness": colourfulness(self.colour).mean().item(),
+            "colourfulness_truth": colourfulness(self.truth).mean().item(),
+        }
+
+
+@torch.no_grad()
+def colorization_results(
+    task: PretextTask,
+    model: PretextModel,
+    paths: list[str],
+    images: Tensor,
+    *,
+    temperature: float | None = None,
+) -> ColorizationResults:
+    """The model's colorization of uint8 images (N, 3, S, S) at ``temperature``."""
+    model.eval()
+    t = temperature if is_classification(task) else None
+    colour = task.colorize(model, images, temperature=t)
+    return ColorizationResults(paths, images, grey(images), colour, t)
