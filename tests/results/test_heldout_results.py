@@ -1,0 +1,92 @@
+"""Per-image held-out results agree with ``sslviz eval`` on the same run (same images, same
+puzzles), and their helpers keep their properties."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from trained_runs import Trained
+
+from sslviz.apply import cached_run_model
+from sslviz.evaluate import MAX_EVAL_IMAGES, evaluate_run
+from sslviz.pretext.permutations import maximal_hamming_permutations
+from sslviz.results import held_out
+from sslviz.results.colorization import colorization_results
+from sslviz.results.jigsaw import jigsaw_results, permutation_set_stats
+from sslviz.results.rotation import rotation_results
+from sslviz.store import Store
+
+
+def _results(store: Store, run_id: int):
+    loaded = cached_run_model(store, run_id)
+    return loaded, held_out(store, loaded.run, loaded.config)
+
+
+def test_held_out_images_are_the_evaluated_split(trained: Trained, store: Store) -> None:
+    loaded, held = _results(store, trained.rotation)
+    assert 0 < len(held) <= MAX_EVAL_IMAGES
+    assert held.images.shape == (len(held), 3, 32, 32) and held.images.dtype == torch.uint8
+    paths = [image.path for image in store.datasets.images(loaded.run.dataset_id)]
+    assert held.paths == [paths[r] for r in held.rows]
+
+
+def test_rotation_confusion_equals_eval(trained: Trained, store: Store) -> None:
+    loaded, held = _results(store, trained.rotation)
+    results = rotation_results(loaded.model, held.paths, held.images)
+    assert results.probabilities.shape == (len(held), 4, 4)
+    assert torch.allclose(results.probabilities.sum(dim=2), torch.ones(len(held), 4), atol=1e-4)
+    assert results.confusion().tolist() == evaluate_run(store, trained.rotation)["confusion"]
+    wrong = results.misclassified()
+    assert len(wrong) == int(results.confusion().sum() - results.confusion().trace())
+    assert [w.confidence for w in wrong] == sorted((w.confidence for w in wrong), reverse=True)
+
+
+def test_rotation_ambiguity_is_ordered_and_thresholded(trained: Trained, store: Store) -> None:
+    loaded, held = _results(store, trained.rotation)
+    results = rotation_results(loaded.model, held.paths, held.images)
+    top = results.top_probability()
+    assert ((top >= 0.25 - 1e-6) & (top <= 1 + 1e-6)).all()
+    every = results.ambiguous(below=1.01)
+    assert sorted(every) == list(range(len(held)))
+    assert [float(top[i]) for i in every] == sorted(float(top[i]) for i in every)
+    assert all(float(top[i]) < 0.9 for i in results.ambiguous(below=0.9))
+
+
+def test_colorization_summary_equals_eval(trained: Trained, store: Store) -> None:
+    loaded, held = _results(store, trained.colorization)
+    summary = colorization_results(loaded.task, loaded.model, held.paths, held.images).summary()
+    expected = evaluate_run(store, trained.colorization)
+    for key in ("psnr", "psnr_grey", "colourfulness", "colourfulness_truth"):
+        assert summary[key] == pytest.approx(expected[key], abs=1e-3)
+    vivid = colorization_results(
+        loaded.task, loaded.model, held.paths, held.images, temperature=0.1
+    )
+    assert vivid.temperature == 0.1
+    assert vivid.summary()["psnr_grey"] == pytest.approx(summary["psnr_grey"])
+
+
+def test_jigsaw_answers_add_up_to_eval(trained: Trained, store: Store) -> None:
+    loaded, held = _results(store, trained.jigsaw)
+    results = jigsaw_results(
+        loaded.task, loaded.model, held.paths, held.images, seed=loaded.config.seed
+    )
+    expected = evaluate_run(store, trained.jigsaw)
+    assert (results.hamming == 0).float().mean().item() == pytest.approx(expected["accuracy"])
+    assert results.top5.float().mean().item() == pytest.approx(expected["top5"])
+    assert results.hamming.float().mean().item() == pytest.approx(expected["mean_hamming"])
+    assert sum(results.hamming_histogram()) == len(held)
+    shuffled, reassembled, original = results.boards(0)
+    assert shuffled.shape == reassembled.shape == original.shape
+    if results.hamming[0] == 0:
+        assert torch.equal(reassembled, original)
+
+
+@pytest.mark.parametrize("n", [30, 100])
+def test_permutation_set_stats_match_a_direct_count(n: int) -> None:
+    perms = maximal_hamming_permutations(n)
+    size, min_d = permutation_set_stats(perms)
+    direct = min(int((a != b).sum()) for a, b in itertools.combinations(perms[: min(n, 60)], 2))
+    assert size == n and 2 <= min_d <= direct
+    assert permutation_set_stats(perms[:1]) == (1, 0)
