@@ -33,6 +33,16 @@ def main() -> None:
             st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
             st.Page("app_pages/runs.py", title="Runs", icon=":material/monitoring:"),
         ],
+        "Results": [
+            st.Page(
+                "app_pages/rotation.py", title="Rotation results", icon=":material/rotate_right:"
+            ),
+            st.Page(
+                "app_pages/colorization.py", title="Colorization results", icon=":material/palette:"
+            ),
+            st.Page("app_pages/jigsaw.py", title="Jigsaw results", icon=":material/extension:"),
+            st.Page("app_pages/demo.py", title="Live demo", icon=":material/photo_camera:"),
+        ],
     }
 
     st.navigation(pages).run()

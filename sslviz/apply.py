@@ -66,7 +66,14 @@ def load_run_model(store: Store, run_id: int) -> LoadedModel:
     """A run's pretext model from its latest checkpoint (a running run's too), uncached.
     UserError if the run does not exist or has no checkpoint yet."""
     version = checkpoint_version(store, run_id)
-    task, model, config, checkpoint = load_model(store, run_id)
+    try:
+        task, model, config, checkpoint = load_model(store, run_id)
+    except RuntimeError as error:  # load_state_dict: the model's code changed since it was saved
+        first = str(error).strip().splitlines()[0][:120]
+        raise UserError(
+            f"run {run_id}'s checkpoint does not fit this version of sslviz's model ({first}): "
+            "train the run again"
+        ) from None
     return LoadedModel(
         store.runs.get(run_id), task, model, config, int(checkpoint["step"]), version
     )

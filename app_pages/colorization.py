@@ -1,0 +1,100 @@
+"""Colorization results: grey input / model / truth on held-out images, PSNR against the grey
+baseline, colourfulness, a live temperature slider, and L2 vs classification side by side."""
+
+import streamlit as st
+
+from sslviz.results.colorization import is_classification
+from sslviz.ui.colorization_view import gallery, loss_of, partners, results_of, side_by_side
+from sslviz.ui.resources import get_store
+from sslviz.ui.results_view import evaluation, loaded_model, run_caption, run_picker
+from sslviz.ui.runs_view import run_label
+from sslviz.ui.widgets import user_errors
+
+store = get_store()
+st.title("Colorization results")
+st.caption(
+    "The model sees only the lightness of a held-out image and paints in the colour (Zhang et "
+    "al. 2016). If its PSNR beats the grey image's, it adds colour that is really there."
+)
+run = run_picker(store, "colorization", key="col_run")
+if run is None:
+    st.stop()
+with user_errors():
+    loaded = loaded_model(store, run)
+    metrics = evaluation(store, run)
+    run_caption(loaded, run)
+    default_t = float(loaded.task.options.get("temperature", 0.38))
+    classification = is_classification(loaded.task)
+
+    tiles = st.columns(4)
+    gain = metrics["psnr"] - metrics["psnr_grey"]
+    tiles[0].metric("PSNR, model", f"{metrics['psnr']:.2f} dB", f"{gain:+.2f} dB vs grey")
+    tiles[1].metric("PSNR, grey image (no colour)", f"{metrics['psnr_grey']:.2f} dB")
+    tiles[2].metric("colourfulness, model", f"{metrics['colourfulness']:.1f}")
+    tiles[3].metric("colourfulness, truth", f"{metrics.get('colourfulness_truth', 0.0):.1f}")
+    st.caption(
+        f"Held-out means, as `sslviz eval {run.id}` reports them"
+        + (f" (annealed mean at T = {default_t:g})." if classification else " (L2 regression).")
+        + " Colourfulness: Hasler & Süsstrunk; grey is 0."
+    )
+
+    temperature = None
+    if classification:
+        temperature = st.slider(
+            "Temperature of the annealed mean — lower is more vivid, 1 is the plain mean (greyish)",
+            0.05,
+            1.0,
+            default_t,
+            0.01,
+            key="col_temperature",
+        )
+        if abs(temperature - default_t) < 1e-9:
+            temperature = None
+    results = results_of(store, run, temperature)
+    if temperature is not None:
+        now = results.summary()
+        st.info(
+            f"At T = {temperature:g}: PSNR {now['psnr']:.2f} dB (grey {now['psnr_grey']:.2f} dB), "
+            f"colourfulness {now['colourfulness']:.1f} — the figures above are at the run's "
+            f"T = {default_t:g}.",
+            icon=":material/thermostat:",
+        )
+    st.subheader(f"Held-out images ({len(results.paths):,})")
+    gallery(results, key="col_page")
+
+    others = partners(store, run, loaded)
+    st.subheader("L2 regression vs classification")
+    if not others:
+        kind = "L2" if classification else "classification"
+        st.caption(
+            f"Train a colorization run with the {kind} loss on the same dataset to compare them "
+            "here, image by image (Train page, colorization options)."
+        )
+    else:
+        names = {d.id: d.name for d in store.datasets.list()}
+        by_id = {r.id: r for r in others}
+        other = by_id[
+            st.selectbox(
+                "Compare with",
+                list(by_id),
+                key="col_compare",
+                format_func=lambda i: run_label(by_id[i], names),
+            )
+        ]
+        theirs = loaded_model(store, other)
+        mine_all, theirs_all = results, results_of(store, other, images_of=run)
+        a, b = mine_all.summary(), theirs_all.summary()
+        labels = (f"#{run.id} {loss_of(loaded)}", f"#{other.id} {loss_of(theirs)}")
+        cols = st.columns(3)
+        cols[0].metric(f"PSNR {labels[0]}", f"{a['psnr']:.2f} dB")
+        cols[1].metric(f"PSNR {labels[1]}", f"{b['psnr']:.2f} dB")
+        cols[2].metric("PSNR grey", f"{a['psnr_grey']:.2f} dB")
+        if (other.config.get("seed"), other.config.get("holdout")) != (
+            run.config.get("seed"),
+            run.config.get("holdout"),
+        ):
+            st.caption(
+                f"These are run #{run.id}'s held-out images; run #{other.id} split the dataset "
+                "differently and may have trained on some of them."
+            )
+        side_by_side(mine_all, theirs_all, labels, key="col_compare_page")

@@ -1,0 +1,69 @@
+"""Rotation results: held-out accuracy, confusion matrix, per-angle accuracy, the mistakes, and
+the images that have no clear "up"."""
+
+import streamlit as st
+
+from sslviz.results.rotation import AMBIGUOUS_BELOW
+from sslviz.ui.resources import get_store
+from sslviz.ui.results_view import evaluation, loaded_model, run_caption, run_picker
+from sslviz.ui.rotation_view import (
+    ambiguous_grid,
+    confusion_figure,
+    misclassified_grid,
+    per_angle_figure,
+    results_of,
+)
+from sslviz.ui.widgets import user_errors
+
+store = get_store()
+st.title("Rotation results")
+st.caption(
+    "Every held-out image, turned by 0°, 90°, 180° and 270°: which turn does the model name? "
+    "(Gidaris et al. 2018.) Held-out images were never trained on."
+)
+run = run_picker(store, "rotation", key="rot_run")
+if run is None:
+    st.stop()
+with user_errors():
+    loaded = loaded_model(store, run)
+    metrics = evaluation(store, run)
+    results = results_of(store, run)
+    run_caption(loaded, run)
+
+    confusion = metrics["confusion"]
+    copies = sum(map(sum, confusion))
+    tiles = st.columns(4)
+    tiles[0].metric("held-out accuracy", f"{100 * metrics['accuracy']:.1f}%")
+    tiles[1].metric("held-out images", f"{len(results.paths):,}")
+    tiles[2].metric("turned copies", f"{copies:,}")
+    tiles[3].metric("chance", "25%")
+
+    left, right = st.columns([3, 2])
+    left.plotly_chart(confusion_figure(confusion), key="rot_confusion")
+    right.plotly_chart(per_angle_figure(confusion), key="rot_per_angle")
+
+    wrong = results.misclassified()
+    st.subheader(f"Misclassified turned copies ({len(wrong):,})")
+    if wrong:
+        st.caption("Most confident mistakes first. An image marked *ambiguous* has no clear up.")
+        misclassified_grid(results, wrong, key="rot_wrong_page")
+    else:
+        st.success("Every turned copy of every held-out image is named right.")
+
+    st.subheader("Rotation-ambiguous images")
+    below = st.slider(
+        "Ambiguous when the model's top probability, averaged over the four turns, is below",
+        0.3,
+        1.0,
+        AMBIGUOUS_BELOW,
+        0.05,
+        key="rot_ambiguous_below",
+    )
+    ambiguous = results.ambiguous(below)
+    st.caption(
+        f"{len(ambiguous):,} of {len(results.paths):,} images. The model spreads its "
+        "probability over several angles for these (symmetric shapes, textures): a mistake "
+        "here says more about the image than about the model."
+    )
+    if ambiguous:
+        ambiguous_grid(results, ambiguous, key="rot_ambiguous_page")

@@ -1,0 +1,94 @@
+"""Colorization page pieces: held-out colorizations at a temperature (computed once per
+checkpoint and temperature), the paged grey / model / truth gallery, and the L2-vs-classification
+comparison on the same images."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from sslviz.apply import LoadedModel, checkpoint_version
+from sslviz.results.colorization import ColorizationResults, colorization_results
+from sslviz.store import Run, Store
+from sslviz.ui.results_view import held_out_images, loaded_model, pager, picture
+
+PER_PAGE = 8
+
+
+@st.cache_resource(show_spinner="Colorizing the held-out images…", max_entries=16)
+def _results(
+    home: str, run_id: int, version: int, base_run: int, temperature: float | None
+) -> ColorizationResults:
+    from sslviz.ui.resources import get_store
+
+    store = get_store()
+    loaded = loaded_model(store, store.runs.get(run_id))
+    held = held_out_images(store, store.runs.get(base_run), loaded.config.image_size)
+    return colorization_results(
+        loaded.task, loaded.model, held.paths, held.images, temperature=temperature
+    )
+
+
+def results_of(
+    store: Store, run: Run, temperature: float | None = None, *, images_of: Run | None = None
+) -> ColorizationResults:
+    """The run's colorizations of the held-out images of ``images_of`` (default: its own)."""
+    base = images_of or run
+    return _results(
+        str(store.workspace.root), run.id, checkpoint_version(store, run.id), base.id, temperature
+    )
+
+
+def loss_of(loaded: LoadedModel) -> str:
+    return str(loaded.task.options.get("loss", "classification"))
+
+
+def partners(store: Store, run: Run, loaded: LoadedModel) -> list[Run]:
+    """Colorization runs with a checkpoint on the same dataset with the other loss (L2 vs
+    classification), newest first."""
+    from sslviz.ui.results_view import pretext_runs
+
+    mine = loss_of(loaded)
+    return [
+        r
+        for r in pretext_runs(store, "colorization")
+        if r.dataset_id == run.dataset_id
+        and r.id != run.id
+        and checkpoint_version(store, r.id)
+        and (r.config.get("task_options") or {}).get("loss", "classification") != mine
+    ]
+
+
+def gallery(results: ColorizationResults, *, key: str) -> None:
+    """Paged rows of grey input | model | truth, two images per row, with per-image PSNR."""
+    ours, base = results.psnr, results.psnr_grey
+    shown = list(pager(len(results.paths), PER_PAGE, key=key, label="images"))
+    for start in range(0, len(shown), 2):
+        columns = st.columns(6)
+        for j, i in enumerate(shown[start : start + 2]):
+            trio = columns[3 * j : 3 * j + 3]
+            better = float(ours[i]) > float(base[i])
+            trio[0].image(picture(results.grey[i]), width="stretch", caption="grey input")
+            trio[1].image(picture(results.colour[i]), width="stretch", caption="model")
+            trio[2].image(picture(results.truth[i]), width="stretch", caption="truth")
+            verdict = ":green[beats grey]" if better else ":red[below grey]"
+            trio[1].markdown(
+                f"PSNR **{float(ours[i]):.1f}** dB vs grey {float(base[i]):.1f} · {verdict}"
+            )
+            trio[0].caption(results.paths[i])
+
+
+def side_by_side(
+    mine: ColorizationResults, other: ColorizationResults, labels: tuple[str, str], *, key: str
+) -> None:
+    """The same held-out images: grey | this run | the other run | truth, with both PSNRs."""
+    header = st.columns(4)
+    for column, title in zip(header, ("grey input", *labels, "truth"), strict=True):
+        column.markdown(f"**{title}**")
+    for i in pager(len(mine.paths), 4, key=key, label="images"):
+        row = st.columns(4)
+        row[0].image(picture(mine.grey[i]), width="stretch", caption=mine.paths[i])
+        row[1].image(picture(mine.colour[i]), width="stretch")
+        row[1].caption(f"PSNR {float(mine.psnr[i]):.1f} dB")
+        row[2].image(picture(other.colour[i]), width="stretch")
+        row[2].caption(f"PSNR {float(other.psnr[i]):.1f} dB")
+        row[3].image(picture(mine.truth[i]), width="stretch")

@@ -1,0 +1,122 @@
+"""Rotation page pieces: the confusion matrix and per-angle accuracy (plotly), and paged grids of
+misclassified turned copies and of rotation-ambiguous images."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from sslviz.apply import checkpoint_version
+from sslviz.pretext.rotation import ANGLES
+from sslviz.results.rotation import RotationResults, TurnedCopy, angle, rotation_results, turned
+from sslviz.store import Run, Store
+from sslviz.ui.results_view import held_out_images, loaded_model, pager, picture
+
+LABELS = [f"{a}°" for a in ANGLES]
+COLUMNS = 6
+
+
+@st.cache_resource(show_spinner="Turning every held-out image four ways…", max_entries=8)
+def _results(home: str, run_id: int, version: int) -> RotationResults:
+    from sslviz.ui.resources import get_store
+
+    store = get_store()
+    run = store.runs.get(run_id)
+    held, loaded = held_out_images(store, run), loaded_model(store, run)
+    return rotation_results(loaded.model, held.paths, held.images)
+
+
+def results_of(store: Store, run: Run) -> RotationResults:
+    """Per-image results of the run's latest checkpoint, computed once per checkpoint."""
+    return _results(str(store.workspace.root), run.id, checkpoint_version(store, run.id))
+
+
+def confusion_figure(confusion: list[list[int]]) -> go.Figure:
+    """Heatmap coloured by row percentage, each cell labelled with its count and percentage."""
+    totals = [max(1, sum(row)) for row in confusion]
+    pct = [[100 * c / t for c in row] for row, t in zip(confusion, totals, strict=True)]
+    text = [
+        [f"<b>{c:,}</b><br>{p:.0f}%" for c, p in zip(row, prow, strict=True)]
+        for row, prow in zip(confusion, pct, strict=True)
+    ]
+    figure = go.Figure(
+        go.Heatmap(
+            z=pct,
+            x=LABELS,
+            y=LABELS,
+            text=text,
+            texttemplate="%{text}",
+            textfont={"size": 16},
+            colorscale="Blues",
+            zmin=0,
+            zmax=100,
+            colorbar={"title": "% of row"},
+            hovertemplate="turned %{y}, model says %{x}: %{text}<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        title="Confusion matrix (held-out)",
+        xaxis_title="model says",
+        yaxis_title="image turned by",
+        yaxis_autorange="reversed",
+        height=420,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+    )
+    return figure
+
+
+def per_angle_figure(confusion: list[list[int]]) -> go.Figure:
+    """Accuracy for each applied turn (the diagonal over the row sums)."""
+    acc = [100 * row[k] / max(1, sum(row)) for k, row in enumerate(confusion)]
+    figure = go.Figure(
+        go.Bar(
+            x=LABELS,
+            y=acc,
+            text=[f"{a:.1f}%" for a in acc],
+            textposition="outside",
+            marker_color="#2b6cb0",
+            hovertemplate="turned %{x}: %{y:.1f}% right<extra></extra>",
+        )
+    )
+    figure.add_hline(y=25, line_dash="dot", annotation_text="chance (25%)")
+    figure.update_layout(
+        title="Accuracy per angle",
+        xaxis_title="image turned by",
+        yaxis_title="% right",
+        yaxis_range=[0, 110],
+        height=420,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+    )
+    return figure
+
+
+def misclassified_grid(results: RotationResults, wrong: list[TurnedCopy], *, key: str) -> None:
+    """Paged grid of wrong turned copies, most confident first; ambiguous images are marked."""
+    ambiguous = set(results.ambiguous())
+    shown = [wrong[i] for i in pager(len(wrong), 4 * COLUMNS, key=key, label="mistakes")]
+    for start in range(0, len(shown), COLUMNS):
+        for column, copy in zip(st.columns(COLUMNS), shown[start : start + COLUMNS], strict=False):
+            image = turned(results.images[copy.image : copy.image + 1], copy.turn)[0]
+            column.image(picture(image), width="stretch")
+            column.markdown(
+                f"turned **{angle(copy.turn)}** · says :red[**{angle(copy.predicted)}**] "
+                f"({100 * copy.confidence:.0f}%)"
+                + ("  \n:orange[ambiguous image]" if copy.image in ambiguous else "")
+            )
+            column.caption(results.paths[copy.image])
+
+
+def ambiguous_grid(results: RotationResults, indices: list[int], *, key: str) -> None:
+    """Paged grid of ambiguous images (upright), with how the model splits the upright copy."""
+    top = results.top_probability()
+    shown = [indices[i] for i in pager(len(indices), 2 * COLUMNS, key=key, label="images")]
+    for start in range(0, len(shown), COLUMNS):
+        for column, i in zip(st.columns(COLUMNS), shown[start : start + COLUMNS], strict=False):
+            column.image(picture(results.images[i]), width="stretch")
+            upright = results.probabilities[i, 0]  # (4,) the untouched image
+            spread = " · ".join(
+                f"{LABELS[j]} {100 * float(upright[j]):.0f}%"
+                for j in upright.argsort(descending=True)[:2].tolist()
+            )
+            column.markdown(f"upright: {spread}  \nmean top probability {100 * float(top[i]):.0f}%")
+            column.caption(results.paths[i])
