@@ -1,0 +1,477 @@
+"""The shared map widget: one WebGL scatter of a dataset's images, selections kept by image id,
+and a paged thumbnail grid. Used by the Explorer page and the labeling page.
+
+    points = MapPoints.from_projection(projection)        # or MapPoints(x, y, image_ids, paths)
+    colour = categorical_colours(folders, title="folder")  # or numeric_colours(conf, title=...)
+    ids = render_map(points, key="ex_map", selection_key="ex_sel", colour=colour,
+                     highlight=search_hits)                 # draws map + legend, returns selection
+    clear_selection_button("ex_sel", key="ex_clear")
+    thumbnail_grid(store, dataset_id, ids, key="ex_grid")   # paged thumbnails with paths
+    export_selection_button(paths_of(store, dataset_id, ids), key="ex_export")
+
+Pure helpers (no streamlit, unit-tested): ``map_figure`` (the plotly figure), ``selected_ids``
+(a plotly selection event -> image ids, through ``customdata`` only), ``categorical_colours``,
+``numeric_colours``, ``selection_csv``. State helpers: ``get_selection``, ``set_selection``.
+
+Why it is built this way (DESIGN 3.7):
+- ONE ``Scattergl`` trace with colours, sizes and opacities as numpy arrays. With one trace per
+  colour, plotly's point indices count within each trace and a selection maps to the wrong rows;
+  here every selection is read back through ``customdata`` (the store's image ids), so the trace
+  may even be reordered (highlighted points are drawn last, on top).
+- Categories are integer codes on a stepped colour scale, not colour strings: plotly validates a
+  string colour per point (~2 s for 100k points) while a numeric array is encoded as base64 at once.
+  A single trace has no per-category legend, so ``colour_legend`` draws chips under the map.
+- A new figure (recolour, new highlight) is a new widget to Streamlit and drops plotly's own
+  selection; the selected ids live in ``st.session_state[selection_key]`` and the rebuilt figure
+  shows them again through ``selectedpoints``. While only the selection changes the figure is
+  reused unchanged, so Streamlit re-sends just a reference to it, not the megabytes of points.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import html
+import io
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from sslviz.data import thumbnail_path
+from sslviz.store import Store
+
+PALETTE = (  # Tableau 10, then 10 lighter companions: distinguishable on white
+    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
+    "#9c755f", "#bab0ac", "#1f77b4", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2",
+    "#dbdb8d", "#9edae5", "#aec7e8", "#ffbb78",
+)  # fmt: skip
+MISSING_COLOUR = "#d0d0d0"  # unlabeled / no value: light grey, behind the colours
+PLAIN_COLOUR = "#4e79a7"
+LEGEND_MAX = 24  # categories named in the legend; the rest are summed up
+SELECTION_MODES = ("points", "box", "lasso")
+EMPTY = np.zeros(0, dtype=np.int64)
+
+
+# --- data ------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class MapPoints:
+    """What a map draws: N points with their image ids and paths (rows in the same order)."""
+
+    x: np.ndarray  # (N,) float32
+    y: np.ndarray  # (N,) float32
+    image_ids: np.ndarray  # (N,) int64, store image ids
+    paths: np.ndarray  # (N,) object (str), shown on hover
+
+    @classmethod
+    def from_arrays(cls, coords: np.ndarray, image_ids: Any, paths: Sequence[str]) -> MapPoints:
+        """From (N, >=2) coordinates (the first two columns are drawn)."""
+        coords = np.asarray(coords)
+        return cls(
+            x=np.ascontiguousarray(coords[:, 0], dtype=np.float32),
+            y=np.ascontiguousarray(coords[:, 1], dtype=np.float32),
+            image_ids=np.asarray(image_ids, dtype=np.int64),
+            paths=np.asarray(paths, dtype=object),
+        )
+
+    @classmethod
+    def from_projection(cls, projection: Any) -> MapPoints:
+        """From a ``sslviz.project.Projection`` (coords (N, dims), image_ids (N,), paths)."""
+        return cls.from_arrays(projection.coords, projection.image_ids, projection.paths)
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    def fingerprint(self) -> str:
+        digest = hashlib.blake2b(digest_size=12)
+        for array in (self.x, self.y, self.image_ids):
+            digest.update(np.ascontiguousarray(array).tobytes())
+        return digest.hexdigest()
+
+
+@dataclass(frozen=True, eq=False)
+class Colouring:
+    """Per-point colours: ``kind`` "category" (``values`` are codes into ``names``) or "number"."""
+
+    kind: str
+    values: np.ndarray  # (N,) int32 codes, or float32 numbers
+    title: str
+    names: tuple[str, ...] = ()  # category names, by code
+    colours: tuple[str, ...] = ()  # category colours, by code
+    counts: tuple[int, ...] = ()  # points per category, by code
+    colorscale: str = "Viridis"
+
+    def fingerprint(self) -> str:
+        digest = hashlib.blake2b(digest_size=12)
+        digest.update(repr((self.kind, self.title, self.names, self.colours)).encode())
+        digest.update(np.ascontiguousarray(self.values).tobytes())
+        return digest.hexdigest()
+
+
+def categorical_colours(
+    labels: Sequence[Any] | np.ndarray, *, title: str, missing: str = "unlabeled"
+) -> Colouring:
+    """Colour by category: the most frequent category gets the first palette colour. ``None`` or
+    ``""`` labels become the ``missing`` category, drawn light grey (e.g. unlabeled images)."""
+    raw = np.asarray(labels, dtype=object)
+    absent = np.array([v is None or v == "" for v in raw], dtype=bool) if raw.size else raw
+    text = np.where(absent, "", raw).astype(str)
+    names, codes = np.unique(text, return_inverse=True)
+    counts = np.bincount(codes, minlength=len(names))
+    # Most frequent first, the missing category last.
+    rank = sorted(range(len(names)), key=lambda i: (names[i] == "", -counts[i], names[i]))
+    remap = np.empty(len(names), dtype=np.int32)
+    remap[rank] = np.arange(len(names), dtype=np.int32)
+    ordered = [str(names[i]) or missing for i in rank]
+    colours = [
+        MISSING_COLOUR if names[i] == "" else PALETTE[k % len(PALETTE)] for k, i in enumerate(rank)
+    ]
+    return Colouring(
+        kind="category",
+        values=remap[codes].astype(np.int32),
+        title=title,
+        names=tuple(ordered),
+        colours=tuple(colours),
+        counts=tuple(int(counts[i]) for i in rank),
+    )
+
+
+def numeric_colours(values: Any, *, title: str, colorscale: str = "Viridis") -> Colouring:
+    """Colour by a number per point (e.g. confidence), with a colour bar. NaN is drawn at the
+    scale's low end."""
+    numbers = np.asarray(values, dtype=np.float32)
+    finite = np.isfinite(numbers)
+    low = float(numbers[finite].min()) if finite.any() else 0.0
+    return Colouring(
+        kind="number",
+        values=np.where(finite, numbers, low).astype(np.float32),
+        title=title,
+        colorscale=colorscale,
+    )
+
+
+# --- the figure (pure) -----------------------------------------------------------------------------
+def base_marker_size(n: int) -> float:
+    """Smaller dots for bigger maps, so dense regions stay readable."""
+    return 3.0 if n > 20_000 else 5.0 if n > 2_000 else 7.0
+
+
+def _stepped_scale(colours: Sequence[str]) -> list[list[Any]]:
+    """A colour scale with one flat band per category: code k (drawn at k + 0.5) -> colours[k]."""
+    k = max(1, len(colours))
+    scale: list[list[Any]] = []
+    for i, colour in enumerate(colours or (PLAIN_COLOUR,)):
+        scale += [[i / k, colour], [(i + 1) / k, colour]]
+    return scale
+
+
+def map_figure(
+    points: MapPoints,
+    *,
+    colour: Colouring | None = None,
+    highlight: np.ndarray | None = None,
+    selected: np.ndarray | None = None,
+    height: int = 560,
+) -> go.Figure:
+    """The map: one ``Scattergl`` trace, image ids in ``customdata``, paths on hover.
+
+    highlight: image ids drawn bigger, outlined and on top (others faded), e.g. search hits.
+    selected: image ids shown as plotly's selection (others dimmed) in a freshly built figure.
+    """
+    n = len(points)
+    hl = np.isin(points.image_ids, highlight) if highlight is not None and len(highlight) else None
+    # Highlighted points last, so they are drawn on top; customdata keeps the ids right.
+    order = (
+        np.concatenate([np.flatnonzero(~hl), np.flatnonzero(hl)]) if hl is not None else slice(None)
+    )
+    base = base_marker_size(n)
+    size = np.full(n, base, dtype=np.float32)
+    opacity = np.full(n, 0.8, dtype=np.float32)
+    marker: dict[str, Any] = {}
+    if hl is not None:
+        size[hl] = base * 2 + 4
+        opacity[:] = 0.3
+        opacity[hl] = 1.0
+        marker["line"] = {
+            "width": np.where(hl, 1.5, 0.0).astype(np.float32)[order],
+            "color": "#111",
+        }
+    marker.update(size=size[order], opacity=opacity[order])
+    if colour is None:
+        marker["color"] = PLAIN_COLOUR
+    elif colour.kind == "category":
+        marker.update(
+            color=(colour.values.astype(np.float32) + 0.5)[order],
+            colorscale=_stepped_scale(colour.colours),
+            cmin=0.0,
+            cmax=float(max(1, len(colour.colours))),
+            showscale=False,
+        )
+    else:
+        marker.update(
+            color=colour.values[order],
+            colorscale=colour.colorscale,
+            showscale=True,
+            colorbar={"title": {"text": colour.title}, "thickness": 12},
+        )
+    trace = go.Scattergl(
+        x=points.x[order],
+        y=points.y[order],
+        mode="markers",
+        customdata=points.image_ids[order],
+        hovertext=points.paths[order],
+        hovertemplate="%{hovertext}<extra></extra>",
+        marker=marker,
+    )
+    if selected is not None and len(selected):
+        trace.selectedpoints = np.flatnonzero(np.isin(points.image_ids[order], selected))
+        if hl is not None:
+            # Plotly would dim the unselected to 0.2x their opacity, highlights too: keep those
+            # readable (they are bigger and outlined) and show the selection at full opacity.
+            trace.selected = {"marker": {"opacity": 1.0}}
+            trace.unselected = {"marker": {"opacity": 0.35}}
+    figure = go.Figure(trace)
+    axis = {"showticklabels": False, "showgrid": False, "zeroline": False, "title": None}
+    figure.update_layout(
+        height=height,
+        margin={"l": 8, "r": 8, "t": 8, "b": 8},
+        xaxis=axis,
+        yaxis=axis,
+        dragmode="zoom",  # drag zooms, a click selects a point; box/lasso from the toolbar
+        hovermode="closest",
+        plot_bgcolor="white",
+        showlegend=False,
+    )
+    return figure
+
+
+def selected_ids(event: Any) -> np.ndarray:
+    """The image ids of a plotly selection event (``st.plotly_chart(on_select=...)``'s value),
+    read through each point's ``customdata`` — never its point index. Sorted, unique, int64."""
+    if not event:
+        return EMPTY
+    selection = event.get("selection") or {}
+    ids = []
+    for point in selection.get("points") or ():
+        data = point.get("customdata")
+        if isinstance(data, (list, tuple)):
+            data = data[0] if data else None
+        if data is not None:
+            ids.append(int(data))
+    return np.unique(np.asarray(ids, dtype=np.int64)) if ids else EMPTY
+
+
+def selection_csv(paths: Sequence[str]) -> str:
+    """A CSV with one ``path`` column: the export format of a selection."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["path"])
+    writer.writerows([p] for p in paths)
+    return out.getvalue()
+
+
+# --- selection state -------------------------------------------------------------------------------
+def get_selection(selection_key: str) -> np.ndarray:
+    """The image ids selected on the map that stores its selection under ``selection_key``."""
+    return st.session_state.get(selection_key, EMPTY)
+
+
+def set_selection(selection_key: str, ids: Any) -> None:
+    """Replace a map's selection (e.g. clear it); the map redraws to show it on its next run."""
+    st.session_state[selection_key] = np.unique(np.asarray(ids, dtype=np.int64))
+    # A new generation makes the chart a new widget, so plotly's own (now stale) selection goes.
+    generation = f"{selection_key}__gen"
+    st.session_state[generation] = st.session_state.get(generation, 0) + 1
+
+
+def clear_selection_button(selection_key: str, *, key: str, label: str = "Clear selection") -> None:
+    st.button(
+        label,
+        key=key,
+        icon=":material/deselect:",
+        disabled=not len(get_selection(selection_key)),
+        on_click=set_selection,  # a callback: the map below/above already sees the empty selection
+        args=(selection_key, EMPTY),
+    )
+
+
+# --- the widget ------------------------------------------------------------------------------------
+def render_map(
+    points: MapPoints,
+    *,
+    key: str,
+    selection_key: str,
+    colour: Colouring | None = None,
+    highlight: np.ndarray | None = None,
+    height: int = 560,
+) -> np.ndarray:
+    """Draw the map (and the colour legend under it); returns the selected image ids (int64).
+
+    The selection is kept in ``st.session_state[selection_key]``: it survives recolouring and
+    new highlights (each a new figure), and is replaced by the next box, lasso or click. Plotly's
+    double-click (which empties its selection) clears it too.
+    """
+    state = st.session_state
+    generation = state.get(f"{selection_key}__gen", 0)
+    stored = get_selection(selection_key)
+    signature = "/".join(
+        (
+            points.fingerprint(),
+            colour.fingerprint() if colour is not None else "-",
+            hashlib.blake2b(np.asarray(highlight, np.int64).tobytes(), digest_size=8).hexdigest()
+            if highlight is not None
+            else "-",
+            str(height),
+            str(generation),
+        )
+    )
+    meta = state.setdefault(f"_map_{key}", {})
+    if meta.get("signature") != signature:
+        # A new figure: it shows the stored selection itself, and its widget starts empty.
+        meta.update(
+            signature=signature,
+            figure=map_figure(
+                points, colour=colour, highlight=highlight, selected=stored, height=height
+            ),
+            last_event=None,
+        )
+    event = st.plotly_chart(
+        meta["figure"],
+        key=f"{key}_{generation}",
+        on_select="rerun",
+        selection_mode=SELECTION_MODES,
+        config={"displaylogo": False, "scrollZoom": False},
+    )
+    ids = selected_ids(event)
+    last = meta["last_event"]
+    if len(ids) and (last is None or not np.array_equal(ids, last)):
+        stored = state[selection_key] = ids  # a new box, lasso or click
+    elif not len(ids) and last is not None and len(last):
+        stored = state[selection_key] = EMPTY  # emptied in the chart (double-click)
+    meta["last_event"] = ids
+    if colour is not None and colour.kind == "category":
+        colour_legend(colour)
+    return stored
+
+
+def colour_legend(colour: Colouring) -> None:
+    """Chips naming each category's colour (one trace has no per-category legend)."""
+    chips = []
+    for name, col, count in list(zip(colour.names, colour.colours, colour.counts, strict=False))[
+        :LEGEND_MAX
+    ]:
+        chips.append(
+            f'<span style="white-space:nowrap;margin-right:14px">'
+            f'<span style="display:inline-block;width:11px;height:11px;border-radius:50%;'
+            f'background:{col};margin-right:5px;vertical-align:-1px"></span>'
+            f"{html.escape(name)} <span style='color:#888'>({count:,})</span></span>"
+        )
+    rest = len(colour.names) - LEGEND_MAX
+    if rest > 0:
+        chips.append(f"<span style='color:#888'>… and {rest:,} more (colours repeat)</span>")
+    st.markdown(
+        f"<div style='font-size:0.85rem;line-height:1.8'><b>{html.escape(colour.title)}:</b> "
+        + " ".join(chips)
+        + "</div>",
+        unsafe_allow_html=True,
+    )
+
+
+# --- thumbnails and export -------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class ImageLookup:
+    """A dataset's images by id: path and thumbnail file (sorted ids, for ``np.searchsorted``)."""
+
+    ids: np.ndarray  # (N,) int64, sorted
+    paths: np.ndarray  # (N,) object
+    thumbs: np.ndarray  # (N,) object: thumbnail file paths
+
+    def rows(self, image_ids: Any) -> np.ndarray:
+        """Row positions of ``image_ids`` (ids not in the dataset are dropped)."""
+        wanted = np.asarray(image_ids, dtype=np.int64)
+        at = np.searchsorted(self.ids, wanted)
+        at = np.clip(at, 0, max(0, len(self.ids) - 1))
+        return at[(len(self.ids) > 0) & (self.ids[at] == wanted)] if len(self.ids) else EMPTY
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _lookup(_store: Store, home: str, dataset_id: int, n_images: int) -> ImageLookup:
+    # Keyed by workspace, dataset and image count (a re-ingested dataset gets new ids anyway).
+    store = _store
+    images = sorted(store.datasets.images(dataset_id), key=lambda image: image.id)
+    return ImageLookup(
+        ids=np.fromiter((i.id for i in images), dtype=np.int64, count=len(images)),
+        paths=np.array([i.path for i in images], dtype=object),
+        thumbs=np.array([str(thumbnail_path(store, i)) for i in images], dtype=object),
+    )
+
+
+def image_lookup(store: Store, dataset_id: int) -> ImageLookup:
+    """The (cached) id -> path / thumbnail table of a dataset."""
+    dataset = store.datasets.get(dataset_id)
+    return _lookup(store, str(store.workspace.root), dataset_id, dataset.n_images)
+
+
+def paths_of(store: Store, dataset_id: int, image_ids: Any) -> list[str]:
+    lookup = image_lookup(store, dataset_id)
+    return list(lookup.paths[lookup.rows(image_ids)])
+
+
+def thumbnail_grid(
+    store: Store,
+    dataset_id: int,
+    image_ids: Any,
+    *,
+    key: str,
+    columns: int = 8,
+    page_size: int = 48,
+    captions: Sequence[str] | None = None,
+) -> None:
+    """Thumbnails of ``image_ids`` (in the given order) with their paths, ``page_size`` a page.
+
+    captions: optional text per image (same order), shown under the path (e.g. a similarity).
+    """
+    lookup = image_lookup(store, dataset_id)
+    ids = np.asarray(image_ids, dtype=np.int64)
+    total = len(ids)
+    if not total:
+        st.caption("No images.")
+        return
+    pages = math.ceil(total / page_size)
+    page = st.pagination(pages, key=f"{key}_page", max_visible_pages=7) if pages > 1 else 1
+    first = (min(page, pages) - 1) * page_size
+    shown = ids[first : first + page_size]
+    rows = lookup.rows(shown)
+    extra = list(captions[first : first + page_size]) if captions is not None else None
+    if pages > 1:
+        st.caption(f"Images {first + 1:,}–{first + len(shown):,} of {total:,}.")
+    for start in range(0, len(rows), columns):
+        for i, column in enumerate(st.columns(columns)):
+            if start + i >= len(rows):
+                break
+            row = rows[start + i]
+            caption = str(lookup.paths[row])
+            if extra is not None:
+                caption += f" · {extra[start + i]}"
+            column.image(lookup.thumbs[row], caption=caption, width="stretch")
+
+
+def export_selection_button(
+    paths: Sequence[str], *, key: str, file_name: str = "selection.csv", label: str | None = None
+) -> None:
+    """ "Export selection": a download of the paths as a one-column CSV (built on click)."""
+    paths = list(paths)
+    st.download_button(
+        label or f"Export {len(paths):,} path(s) as CSV",
+        data=lambda: selection_csv(paths),
+        file_name=file_name,
+        mime="text/csv",
+        key=key,
+        icon=":material/download:",
+        disabled=not paths,
+        on_click="ignore",
+    )
