@@ -59,20 +59,20 @@ def partners(store: Store, run: Run, loaded: LoadedModel) -> list[Run]:
 
 
 def gallery(results: ColorizationResults, *, key: str) -> None:
-    """Paged rows of grey input | model | truth, two images per row, with per-image PSNR."""
+    """Paged grey input | model | truth, two images per row (each in its own box), with
+    per-image PSNR against the grey baseline's."""
     ours, base = results.psnr, results.psnr_grey
     shown = list(pager(len(results.paths), PER_PAGE, key=key, label="images"))
     for start in range(0, len(shown), 2):
-        columns = st.columns(6)
-        for j, i in enumerate(shown[start : start + 2]):
-            trio = columns[3 * j : 3 * j + 3]
-            better = float(ours[i]) > float(base[i])
+        for box, i in zip(st.columns(2), shown[start : start + 2], strict=False):
+            trio = box.container(border=True).columns(3)
             trio[0].image(picture(results.grey[i]), width="stretch", caption="grey input")
             trio[1].image(picture(results.colour[i]), width="stretch", caption="model")
             trio[2].image(picture(results.truth[i]), width="stretch", caption="truth")
+            better = float(ours[i]) > float(base[i])
             verdict = ":green[beats grey]" if better else ":red[below grey]"
             trio[1].markdown(
-                f"PSNR **{float(ours[i]):.1f}** dB vs grey {float(base[i]):.1f} · {verdict}"
+                f"PSNR **{float(ours[i]):.1f}** dB · grey {float(base[i]):.1f} · {verdict}"
             )
             trio[0].caption(results.paths[i])
 
@@ -81,14 +81,14 @@ def side_by_side(
     mine: ColorizationResults, other: ColorizationResults, labels: tuple[str, str], *, key: str
 ) -> None:
     """The same held-out images: grey | this run | the other run | truth, with both PSNRs."""
-    header = st.columns(4)
-    for column, title in zip(header, ("grey input", *labels, "truth"), strict=True):
-        column.markdown(f"**{title}**")
-    for i in pager(len(mine.paths), 4, key=key, label="images"):
-        row = st.columns(4)
-        row[0].image(picture(mine.grey[i]), width="stretch", caption=mine.paths[i])
-        row[1].image(picture(mine.colour[i]), width="stretch")
-        row[1].caption(f"PSNR {float(mine.psnr[i]):.1f} dB")
-        row[2].image(picture(other.colour[i]), width="stretch")
-        row[2].caption(f"PSNR {float(other.psnr[i]):.1f} dB")
-        row[3].image(picture(mine.truth[i]), width="stretch")
+    shown = list(pager(len(mine.paths), 4, key=key, label="images"))
+    for start in range(0, len(shown), 2):
+        for box, i in zip(st.columns(2), shown[start : start + 2], strict=False):
+            row = box.container(border=True).columns(4)
+            row[0].image(picture(mine.grey[i]), width="stretch", caption="grey input")
+            row[1].image(picture(mine.colour[i]), width="stretch", caption=labels[0])
+            row[2].image(picture(other.colour[i]), width="stretch", caption=labels[1])
+            row[3].image(picture(mine.truth[i]), width="stretch", caption="truth")
+            row[0].caption(mine.paths[i])
+            row[1].markdown(f"PSNR **{float(mine.psnr[i]):.1f}** dB")
+            row[2].markdown(f"PSNR **{float(other.psnr[i]):.1f}** dB")
