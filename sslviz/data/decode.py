@@ -3,7 +3,10 @@
 A file is an image if Pillow can decode all of it (a full ``load()``, so truncation shows), within
 Pillow's decompression-bomb pixel limit, at least ``MIN_SIDE`` pixels on each side. Accepted images
 are read everywhere later through :func:`load_rgb`: EXIF orientation applied, first frame of an
-animation, any mode converted to 8-bit RGB with transparency composited on white.
+animation, any mode converted to 8-bit RGB with transparency composited on white, and colours
+converted to sRGB when the file embeds another ICC colour profile (phone photos are often in
+Display P3: read as if sRGB, their colours come out dull and shifted). The stored file keeps its
+original bytes and profile.
 """
 
 from __future__ import annotations
@@ -12,10 +15,11 @@ import io
 import re
 import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 MIN_SIDE = 8  # pixels; smaller images carry nothing a CNN can learn from
 if TYPE_CHECKING:
@@ -102,10 +106,57 @@ def load_rgb(path: Path | str) -> Image.Image:
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
-    """Any Pillow mode -> 8-bit RGB. Alpha is composited on white; 16-bit and float are rescaled.
+    """Any Pillow mode -> 8-bit sRGB. Alpha is composited on white; 16-bit and float are
+    rescaled; an embedded RGB or CMYK ICC profile other than sRGB is converted to sRGB.
 
     16-bit greyscale maps 0..65535 onto 0..255 (not clipped at 255, which would turn it white).
     """
+    profile = img.info.get("icc_profile")
+    if profile and img.mode == "CMYK":  # through its profile, not Pillow's naive formula
+        converted = _convert(img, bytes(profile), "CMYK")
+        if converted is not None:
+            return converted
+    rgb = _plain_rgb(img)
+    if profile and img.mode != "CMYK":  # alpha composited on white first: white stays white
+        return _convert(rgb, bytes(profile), "RGB") or rgb
+    return rgb
+
+
+def _convert(img: Image.Image, profile: bytes, mode: str) -> Image.Image | None:
+    transform = _to_srgb(profile, mode)
+    if transform is None:
+        return None
+    try:
+        return ImageCms.applyTransform(img, transform)
+    except (ValueError, ImageCms.PyCMSError):
+        return None
+
+
+@lru_cache(maxsize=16)
+def _to_srgb(profile: bytes, mode: str) -> ImageCms.ImageCmsTransform | None:
+    """A transform from the embedded ``profile`` (pixels in ``mode``, RGB or CMYK) to sRGB, or
+    None if there is nothing to do (already sRGB, a profile of another colour space) or the profile
+    can't be read (the pixels are then used as they are, as before). Cached: a folder of photos
+    from one phone carries the same profile thousands of times."""
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+        space = source.profile.xcolor_space.strip()
+        if space != {"RGB": "RGB", "CMYK": "CMYK"}[mode]:
+            return None
+        if mode == "RGB" and "srgb" in (source.profile.profile_description or "").lower():
+            return None  # the common case: sRGB declared explicitly; the transform is identity
+        return ImageCms.buildTransform(source, _srgb(), mode, "RGB")
+    except (OSError, ValueError, TypeError, ImageCms.PyCMSError):
+        return None
+
+
+@lru_cache(maxsize=1)
+def _srgb() -> ImageCms.ImageCmsProfile:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+def _plain_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow mode -> 8-bit RGB, colour values taken as they are."""
     mode = img.mode
     if mode == "RGB":
         return img

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 from functools import cache
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageCms
 
 EXIF_ORIENTATION = 0x0112
 
@@ -97,3 +98,55 @@ def make_folder(root: Path) -> dict[str, str]:
     (root / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
     expected[".DS_Store"] = "hidden"
     return expected
+
+
+# --- colour profiles -----------------------------------------------------------------------------
+# Display P3's primaries adapted to the ICC's D50 white (the rXYZ/gXYZ/bXYZ tags of Apple's
+# "Display P3" profile); its tone curve is sRGB's, as here.
+P3_COLORANTS = ((0.515121, 0.241196, -0.001053), (0.291977, 0.692245, 0.041885),
+                (0.157104, 0.066574, 0.784073))  # fmt: skip
+
+
+def _tags(profile: bytes) -> dict[bytes, tuple[int, int]]:
+    count = struct.unpack(">I", profile[128:132])[0]
+    entries = (struct.unpack(">4sII", profile[132 + 12 * i : 144 + 12 * i]) for i in range(count))
+    return {sig: (offset, size) for sig, offset, size in entries}
+
+
+def colorants(profile: bytes) -> np.ndarray:
+    """The (3, 3) matrix whose columns are a matrix/TRC profile's red, green, blue XYZ (D50)."""
+    tags = _tags(profile)
+    columns = []
+    for sig in (b"rXYZ", b"gXYZ", b"bXYZ"):
+        offset = tags[sig][0] + 8  # after "XYZ " and 4 reserved bytes
+        columns.append([v / 65536 for v in struct.unpack(">3i", profile[offset : offset + 12])])
+    return np.array(columns).T
+
+
+def display_p3_profile() -> bytes:
+    """A Display P3 ICC profile: LittleCMS's sRGB profile with P3's colorants written in (same
+    tone curve) and another description, so nothing can take it for sRGB."""
+    data = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    tags = _tags(bytes(data))
+    for sig, xyz in zip((b"rXYZ", b"gXYZ", b"bXYZ"), P3_COLORANTS, strict=True):
+        offset = tags[sig][0] + 8
+        data[offset : offset + 12] = struct.pack(">3i", *(round(v * 65536) for v in xyz))
+    desc_start, desc_size = tags[b"desc"]
+    desc = bytes(data[desc_start : desc_start + desc_size])
+    old = "sRGB built-in".encode("utf-16-be")
+    assert old in desc
+    data[desc_start : desc_start + desc_size] = desc.replace(
+        old, "P3 test built".encode("utf-16-be")
+    )
+    data[84:100] = bytes(16)  # profile ID (an MD5 of the rest): 0 means "not computed"
+    return bytes(data)
+
+
+def srgb_encode(linear: np.ndarray) -> np.ndarray:
+    """sRGB's tone curve (also Display P3's): linear 0..1 -> encoded 0..1."""
+    linear = np.clip(linear, 0, 1)
+    return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+
+
+def srgb_decode(encoded: np.ndarray) -> np.ndarray:
+    return np.where(encoded <= 0.04045, encoded / 12.92, ((encoded + 0.055) / 1.055) ** 2.4)

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageCms
 
 from sslviz.data.decode import Rejected, decode, load_rgb
-from tests.data.make_files import bad_files, encoded, good_files, noise
+from tests.data.make_files import (
+    bad_files,
+    colorants,
+    display_p3_profile,
+    encoded,
+    good_files,
+    noise,
+    srgb_decode,
+    srgb_encode,
+)
 
 
 @pytest.mark.parametrize("path", sorted(good_files()))
@@ -71,3 +80,54 @@ def test_load_rgb_matches_what_ingest_validated(tmp_path) -> None:
     assert image.mode == "RGB" and image.size == (20, 40)
     with Image.open(path) as raw:
         assert raw.size == (40, 20)
+
+
+# --- colour profiles -----------------------------------------------------------------------------
+P3_PIXELS = [(200, 60, 40), (40, 180, 70), (60, 80, 200), (128, 128, 128), (250, 250, 250)]
+
+
+def _expected_srgb(p3: np.ndarray) -> np.ndarray:
+    """P3-encoded uint8 (N, 3) -> the same colours in sRGB, from the two profiles' colorants:
+    decode the tone curve, P3 -> XYZ -> sRGB (linear), encode (both use sRGB's curve)."""
+    srgb_matrix = colorants(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    p3_matrix = colorants(display_p3_profile())
+    linear = srgb_decode(p3 / 255.0) @ (np.linalg.inv(srgb_matrix) @ p3_matrix).T
+    return srgb_encode(linear) * 255
+
+
+def _p3_image(fmt: str) -> bytes:
+    pixels = np.array(P3_PIXELS, np.uint8).reshape(1, -1, 3).repeat(12, axis=0).repeat(12, axis=1)
+    return encoded(Image.fromarray(pixels), fmt, icc_profile=display_p3_profile())
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF"])  # lossless, so pixels can be compared exactly
+def test_a_display_p3_image_is_converted_to_srgb(fmt: str, tmp_path) -> None:
+    data = _p3_image(fmt)
+    path = tmp_path / f"p3.{fmt.lower()}"
+    path.write_bytes(data)
+    expected = _expected_srgb(np.array(P3_PIXELS, float))
+    for rgb in (decode(data).rgb, load_rgb(path)):  # ingest's check and every later read
+        got = np.asarray(rgb)[6, 6::12].astype(float)  # one pixel per colour patch
+        assert np.abs(got - expected).max() <= 2.5, (got, expected)
+    # The conversion is visible: P3's red is more saturated than sRGB's, so the same numbers
+    # read as sRGB would be duller (red 200 becomes ~216 in sRGB); greys stay grey.
+    red, grey = np.asarray(decode(data).rgb)[6, 6], np.asarray(decode(data).rgb)[6, 42]
+    assert red[0] > 210 and red[1] < 60
+    assert np.ptp(grey.astype(int)) <= 1
+
+
+def test_srgb_profiles_and_missing_profiles_keep_the_pixels() -> None:
+    pixels = noise(16, 16, 3)
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    for data in (encoded(pixels, "PNG"), encoded(pixels, "PNG", icc_profile=srgb)):
+        assert (np.asarray(decode(data).rgb) == np.asarray(pixels)).all()
+    broken = encoded(pixels, "PNG", icc_profile=b"not a profile at all" * 10)
+    assert (np.asarray(decode(broken).rgb) == np.asarray(pixels)).all()  # used as they are
+
+
+def test_a_p3_photo_with_alpha_is_composited_then_converted() -> None:
+    rgba = Image.new("RGBA", (16, 16), (200, 60, 40, 255))
+    rgba.paste((0, 0, 0, 0), (0, 0, 8, 16))  # left half transparent
+    rgb = np.asarray(decode(encoded(rgba, "PNG", icc_profile=display_p3_profile())).rgb)
+    assert (rgb[:, :8] >= 254).all()  # transparent -> white, and white stays white
+    assert abs(int(rgb[0, 12, 0]) - round(_expected_srgb(np.array([[200, 60, 40.0]]))[0, 0])) <= 2
