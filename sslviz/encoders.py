@@ -29,6 +29,7 @@ class Encoder(nn.Module):
     layer_names: tuple[str, ...]
     layer_dims: dict[str, int]
     default_layer: str
+    default_grid: int = 1  # pooling grid of the default embedding (1 = global average)
 
     def __init__(self, in_channels: int) -> None:
         super().__init__()

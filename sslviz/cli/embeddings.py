@@ -1,0 +1,155 @@
+"""``sslviz embed`` and ``sslviz project``: embeddings of a dataset and their UMAP map, as files.
+
+Rows are in the dataset's image order (by path); .csv and .parquet files carry a ``path`` column.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from sslviz.cli.output import ProgressBar, emit_json, say
+from sslviz.errors import UserError
+
+EMBED_FORMATS = (".npy", ".csv", ".parquet")
+SOURCE_HELP = "a run id (see `sslviz runs`), random (untrained encoder) or pixels (raw pixels)"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    embed = subparsers.add_parser(
+        "embed",
+        help="embeddings of every image of a dataset, from a run's encoder or a baseline",
+        description="Embeddings of every image of a dataset, rows in the dataset's path order. "
+        "Computed once and kept in the workspace; later calls only write the file.",
+    )
+    embed.add_argument("source", metavar="{RUN|random|pixels}", help=SOURCE_HELP)
+    _common(embed)
+    embed.add_argument(
+        "--grid",
+        type=int,
+        metavar="N",
+        help="average the layer's map over N x N cells (1 = global pooling; default: the "
+        "layer and pooling that measured best)",
+    )
+    embed.add_argument(
+        "--out", required=True, metavar="FILE", help="FILE.npy, FILE.csv or FILE.parquet"
+    )
+    embed.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    embed.set_defaults(handler=run_embed)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", required=True, help="dataset name (see `sslviz datasets`)")
+    parser.add_argument(
+        "--layer",
+        help="encoder layer, e.g. block2 or block3 (pixels: 8px, 16px, 32px); "
+        "default: the one that measured best",
+    )
+
+
+def _progress(label: str):
+    """An on_progress callback drawing a bar on stderr when it is a terminal."""
+    bar: ProgressBar | None = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if not sys.stderr.isatty():
+            return
+        if bar is None:
+            bar = ProgressBar(total, label)
+        bar.update(done)
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+def run_embed(args: argparse.Namespace) -> int:
+    from sslviz.embed import embed
+    from sslviz.store import Store
+
+    out = Path(args.out)
+    if out.suffix.lower() not in EMBED_FORMATS:
+        raise UserError(f"--out {args.out}: name it FILE.npy, FILE.csv or FILE.parquet")
+    store = Store.open()
+    emb = embed(
+        store,
+        args.dataset,
+        args.source,
+        layer=args.layer,
+        grid=args.grid,
+        on_progress=_progress("embedding"),
+    )
+    columns = [f"e{i}" for i in range(emb.dim)]
+    write_rows(out, emb.paths, emb.vectors, columns)
+    facts = {
+        "source": emb.source,
+        "layer": emb.layer,
+        "grid": emb.grid,
+        "dim": emb.dim,
+        "images": len(emb.paths),
+        "step": emb.step,
+        "out": str(out),
+    }
+    if args.json:
+        emit_json(facts)
+    else:
+        say(
+            f"{facts['images']} embeddings of {emb.dim} dims from {emb.source} "
+            f"({emb.layer}, grid {emb.grid}) -> {out}"
+        )
+    return 0
+
+
+def write_rows(out: Path, paths: Sequence[str], values: np.ndarray, columns: list[str]) -> None:
+    """Write ``values`` (N, D) as .npy (values only), or .csv/.parquet with a ``path`` column
+    first; atomically (a temporary file renamed into place), in chunks for large N."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    suffix = out.suffix.lower()
+    tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp{suffix}")
+    try:
+        if suffix == ".npy":
+            np.save(tmp, np.asarray(values, dtype=np.float32))
+        elif suffix == ".csv":
+            _write_csv(tmp, paths, values, columns)
+        else:
+            _write_parquet(tmp, paths, values, columns)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_csv(path: Path, paths: Sequence[str], values: np.ndarray, columns: list[str]) -> None:
+    chunk = 4096
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", *columns])
+        for start in range(0, len(paths), chunk):
+            block = np.asarray(values[start : start + chunk], dtype=np.float32)
+            writer.writerows(
+                [p, *(f"{v:.6g}" for v in row)]
+                for p, row in zip(paths[start : start + chunk], block.tolist(), strict=True)
+            )
+
+
+def _write_parquet(
+    path: Path, paths: Sequence[str], values: np.ndarray, columns: list[str]
+) -> None:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise UserError(
+            "writing .parquet needs pyarrow: `pip install pyarrow`, or use .csv"
+        ) from None
+    array = np.asarray(values, dtype=np.float32)
+    table = pa.table({"path": pa.array(list(paths), pa.string())} | {
+        name: pa.array(array[:, i]) for i, name in enumerate(columns)
+    })  # fmt: skip
+    pq.write_table(table, path)

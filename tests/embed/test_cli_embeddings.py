@@ -1,0 +1,93 @@
+"""``sslviz embed`` (and ``project``) as a user runs them: files, JSON keys, one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from sslviz.cli import main
+from sslviz.store import Store
+
+SSLVIZ = shutil.which("sslviz", path=str(Path(sys.executable).parent)) or shutil.which("sslviz")
+
+
+def sslviz(*args: str) -> subprocess.CompletedProcess:
+    """The installed console script, as a user runs it (a cold process: slow on a busy box)."""
+    return subprocess.run([SSLVIZ, *args], capture_output=True, text=True, timeout=180)
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """The same command in this process (``sslviz.cli.main``): (exit code, stdout, stderr)."""
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_embed_writes_npy_csv_and_parquet_in_path_order(
+    home: Path, tmp_path: Path, run_id: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = Store.open(home)
+    paths = [i.path for i in store.datasets.images(store.datasets.get_by_name("tiny").id)]
+    store.close()
+    out = {ext: tmp_path / f"emb.{ext}" for ext in ("npy", "csv", "parquet")}
+    facts = {}
+    for ext, file in out.items():
+        args = ("embed", str(run_id), "--dataset", "tiny", "--out", str(file), "--json")
+        if ext == "npy":  # once as a user runs it, the rest in-process (torch imports are slow)
+            result = sslviz(*args)
+            code, stdout, stderr = result.returncode, result.stdout, result.stderr
+        else:
+            code, stdout, stderr = cli(capsys, *args)
+        assert code == 0, stderr
+        facts[ext] = json.loads(stdout)  # exactly one JSON object on stdout
+        assert {"source", "layer", "dim", "images", "out"} <= set(facts[ext])
+        assert facts[ext]["source"] == str(run_id) and facts[ext]["out"] == str(file)
+    vectors = np.load(out["npy"])
+    assert (
+        vectors.shape
+        == (len(paths), facts["npy"]["dim"])
+        == (facts["npy"]["images"], vectors.shape[1])
+    )
+    with open(out["csv"]) as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0][0] == "path" and len(rows[0]) == 1 + vectors.shape[1]
+    assert [r[0] for r in rows[1:]] == paths
+    np.testing.assert_allclose(
+        np.array(rows[1:])[:, 1:].astype(np.float32), vectors, rtol=1e-5, atol=1e-6
+    )
+    table = pq.read_table(out["parquet"])
+    assert table.column("path").to_pylist() == paths
+    np.testing.assert_array_equal(table.column("e0").to_numpy(), vectors[:, 0])
+
+
+def test_embed_errors_are_one_line(
+    home: Path, tmp_path: Path, run_id: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = Store.open(home)
+    dataset = store.datasets.get_by_name("tiny")
+    job = store.runs.create(
+        dataset_id=dataset.id, task="embedding", encoder="small-cnn", config={}, device="cpu",
+        epochs=1,
+    )  # fmt: skip
+    store.close()
+    out = str(tmp_path / "e.npy")
+    tiny = ("--dataset", "tiny")
+    for args, expected in [
+        (("42", *tiny, "--out", out), "no run with id 42"),
+        ((str(job.id), *tiny, "--out", out), "has no encoder"),
+        ((str(run_id), *tiny, "--layer", "block7", "--out", out), "unknown layer 'block7'"),
+        (("random", *tiny, "--out", str(tmp_path / "e.txt")), "FILE.npy, FILE.csv or FILE.parquet"),
+        (("random", "--dataset", "nope", "--out", out), "no dataset named 'nope'"),
+    ]:
+        code, stdout, stderr = cli(capsys, "embed", *args, "--json")
+        assert code == 1 and stdout == ""
+        lines = stderr.strip().splitlines()
+        assert len(lines) == 1 and expected in lines[0], stderr

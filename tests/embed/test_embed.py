@@ -1,0 +1,127 @@
+"""Embeddings per source: shapes, row order, determinism, the workspace cache and resuming."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sslviz import embed as embed_module
+from sslviz.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+from sslviz.embed import (
+    EmbeddingStopped,
+    available_layers,
+    cached_embeddings,
+    default_layer,
+    embed,
+)
+from sslviz.errors import UserError
+from sslviz.store import Store
+
+SOURCES = ["random", "pixels", "run"]
+
+
+def _source(name: str, run_id: int) -> str | int:
+    return run_id if name == "run" else name
+
+
+@pytest.mark.parametrize("name", SOURCES)
+def test_shapes_order_and_determinism(store: Store, run_id: int, name: str) -> None:
+    source = _source(name, run_id)
+    emb = embed(store, "tiny", source)
+    images = store.datasets.images(store.datasets.get_by_name("tiny").id)
+    layer, grid = default_layer(store, source)
+    assert (emb.layer, emb.grid) == (layer, grid)
+    assert emb.vectors.shape == (len(images), emb.dim) and emb.vectors.dtype == np.float32
+    assert emb.paths == [i.path for i in images] == sorted(emb.paths)
+    assert emb.image_ids.tolist() == [i.id for i in images]
+    assert np.isfinite(emb.vectors).all()
+    assert emb.source == str(source) and layer in available_layers(store, source)
+    # computed again from scratch: the same numbers
+    first = np.array(emb.vectors)
+    shutil.rmtree(emb.file.parent)
+    again = embed(store, "tiny", source)
+    np.testing.assert_allclose(np.asarray(again.vectors), first, rtol=1e-5, atol=1e-6)
+
+
+def test_every_layer_and_grid_of_a_run(store: Store, run_id: int) -> None:
+    for layer in available_layers(store, run_id):
+        for grid in (1, 2):
+            emb = embed(store, "tiny", run_id, layer=layer, grid=grid)
+            assert emb.vectors.shape[1] == emb.dim and (emb.layer, emb.grid) == (layer, grid)
+    dims = {
+        layer: embed(store, "tiny", run_id, layer=layer, grid=1).dim
+        for layer in ("block1", "block3")
+    }
+    assert embed(store, "tiny", run_id, layer="block3", grid=2).dim == 4 * dims["block3"]
+
+
+def test_pixels_are_standardised(store: Store) -> None:
+    vectors = np.asarray(embed(store, "tiny", "pixels", layer="8px").vectors)
+    assert vectors.shape[1] == 3 * 8 * 8
+    np.testing.assert_allclose(vectors.mean(0), 0, atol=1e-4)
+    std = vectors.std(0)
+    assert (np.isclose(std, 1, atol=1e-3) | (std < 1e-6)).all()  # constant pixels stay 0
+
+
+def test_cache_hit_miss_and_a_new_checkpoint(store: Store, run_id: int) -> None:
+    assert cached_embeddings(store, "tiny", run_id) is None  # never computes
+    first = embed(store, "tiny", run_id)
+    stamp = first.file.stat().st_mtime_ns
+    hit = cached_embeddings(store, "tiny", run_id)
+    assert hit is not None and hit.file == first.file
+    assert embed(store, "tiny", run_id).file.stat().st_mtime_ns == stamp  # not recomputed
+    # the run writes a new checkpoint (a later step): a new embedding, the old file goes
+    path = checkpoint_path(store.workspace.run_dir(run_id))
+    state = load_checkpoint(path)
+    save_checkpoint(path, {**state, "step": state["step"] + 1})
+    assert cached_embeddings(store, "tiny", run_id) is None
+    second = embed(store, "tiny", run_id)
+    assert second.file != first.file and second.step == first.step + 1
+    assert not first.file.exists() and second.file.exists()
+
+
+def test_stopped_embedding_resumes_where_it_stopped(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(embed_module, "BATCH", 8)
+    monkeypatch.setattr(embed_module, "SAVE_EVERY", 1)
+    calls = iter(range(100))
+    with pytest.raises(EmbeddingStopped):
+        embed(store, "tiny", "random", should_stop=lambda: next(calls) >= 3)
+    assert cached_embeddings(store, "tiny", "random") is None
+    seen: list[int] = []
+    resumed = embed(store, "tiny", "random", on_progress=lambda done, total: seen.append(done))
+    assert seen[0] == 24  # three batches of 8 were kept
+    fresh = np.array(resumed.vectors)
+    shutil.rmtree(resumed.file.parent)
+    np.testing.assert_allclose(
+        fresh, np.asarray(embed(store, "tiny", "random").vectors), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_bad_requests_are_one_line_user_errors(store: Store, run_id: int) -> None:
+    dataset = store.datasets.get_by_name("tiny")
+    job = store.runs.create(
+        dataset_id=dataset.id, task="embedding", encoder="small-cnn", config={}, device="cpu",
+        epochs=1,
+    )  # fmt: skip
+    for source, options, expected in [
+        (999, {}, "no run with id 999"),
+        (job.id, {}, "has no encoder"),
+        (run_id, {"layer": "block9"}, "choose one of: block1, block2, block3"),
+        ("pixels", {"grid": 2}, "no pooling grid"),
+        ("imagenet", {}, "unknown source"),
+    ]:
+        with pytest.raises(UserError, match=expected) as info:
+            embed(store, "tiny", source, **options)
+        assert "\n" not in str(info.value)
+    with pytest.raises(UserError, match="no dataset named"):
+        embed(store, "nope", "random")
+
+
+def test_rows_follow_the_dataset_not_the_cache_folder(store: Store, home: Path) -> None:
+    emb = embed(store, "tiny", "pixels")
+    assert emb.file.is_relative_to(home) and emb.file.with_suffix(".json").exists()
