@@ -1,4 +1,4 @@
-"""Checkpoints: everything needed to continue a run exactly, written atomically.
+"""Checkpoints: everything needed to continue a run exactly, written atomically and durably.
 
     <run_dir>/checkpoints/last.pt   {"model", "optimizer", "scheduler", "step", "epoch",
                                      "train_seconds", "rng", "config", "format"}
@@ -40,16 +40,40 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write ``state`` to ``path`` via a temporary file and an atomic rename: a crash mid-write
-    leaves the previous checkpoint intact."""
+    """Write ``state`` to ``path`` via a temporary file, flushed to disk, and an atomic rename: a
+    crash or power loss mid-write leaves the previous checkpoint intact."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        torch.save({"format": FORMAT, **state}, tmp)
+        with open(tmp, "wb") as file:
+            torch.save({"format": FORMAT, **state}, file)
+            file.flush()
+            os.fsync(file.fileno())  # data on disk before the rename that publishes it
         os.replace(tmp, path)
+        _fsync_dir(path.parent)  # and the rename itself
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def remove_orphans(path: Path) -> list[Path]:
+    """Delete the temporary files (``.<name>.<pid>.tmp``) a killed writer of ``path`` left
+    behind; call it before a run writes its checkpoints (only one process writes them)."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    orphans = list(path.parent.glob(f".{path.name}.*.tmp"))
+    for orphan in orphans:
+        orphan.unlink(missing_ok=True)
+    return orphans
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -14,9 +14,25 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+
+from sslviz.lifecycle import positive_env
+
+TIMEOUT_ENV = "SSLVIZ_DDP_TIMEOUT"
+DEFAULT_TIMEOUT = 4 * 3600.0  # seconds a collective may wait: rank 0's first cache build
+
+
+def collective_timeout() -> float:
+    """Seconds a rank waits in a collective before failing: ``$SSLVIZ_DDP_TIMEOUT``, else 4 h.
+
+    The first barrier waits for rank 0 to decode the whole dataset into its cache, which on a
+    large set takes longer than torch's default (10-30 min). A dead peer is found sooner by the
+    job runner: the stuck rank shows no progress, so its heartbeat stops (``sslviz.lifecycle``).
+    """
+    return positive_env(TIMEOUT_ENV, DEFAULT_TIMEOUT)
 
 
 @dataclass(frozen=True)
@@ -49,7 +65,10 @@ def init_from_env(device_spec: str = "auto") -> DistContext:
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         if use_cuda:
             torch.cuda.set_device(local_rank)
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        dist.init_process_group(
+            backend="nccl" if use_cuda else "gloo",
+            timeout=timedelta(seconds=collective_timeout()),
+        )
         local_world = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ["WORLD_SIZE"]))
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
     return context()

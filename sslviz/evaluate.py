@@ -34,11 +34,24 @@ EVAL_FILE = "eval.json"
 ARTIFACT_DIR = "artifacts"
 MAX_EVAL_IMAGES = 2_000  # tight enough metrics (8k rotations); keeps the end of a big run quick
 MAX_ARTIFACT_IMAGES = 512
+_SUBSET_SALT, _ARTIFACT_SALT = 0xE7A1, 0xA27F
 
 
 def holdout_rows(n_images: int, config: TrainConfig) -> np.ndarray:
-    """Cache rows of the run's held-out images (at most MAX_EVAL_IMAGES of them)."""
-    return split_indices(n_images, config.holdout, config.seed)[1][:MAX_EVAL_IMAGES]
+    """Sorted cache rows of the run's held-out images: all of them, or a seeded random subset of
+    MAX_EVAL_IMAGES spread over the whole dataset (cache rows follow the image paths, so a
+    class-per-folder dataset is stored in blocks: the first rows would be the first classes)."""
+    held_out = split_indices(n_images, config.holdout, config.seed)[1]
+    return subset(held_out, MAX_EVAL_IMAGES, (config.seed, _SUBSET_SALT))
+
+
+def subset(rows: np.ndarray, k: int, seed: tuple[int, ...]) -> np.ndarray:
+    """At most ``k`` of ``rows``, chosen at random by ``seed``, sorted (the memory-mapped reads
+    then walk the cache forwards)."""
+    if len(rows) <= k:
+        return rows
+    pick = np.random.default_rng(list(seed)).choice(len(rows), size=k, replace=False)
+    return rows[np.sort(pick)]
 
 
 def build_model(config: TrainConfig, sample: Tensor) -> tuple[PretextTask, PretextModel]:
@@ -103,8 +116,12 @@ def evaluate_model(
         metrics = task.evaluate(
             model, images.to(device), batch_size=max(64, config.batch_size), seed=config.seed
         )
+        shown = subset(np.arange(len(images)), MAX_ARTIFACT_IMAGES, (config.seed, _ARTIFACT_SALT))
         artifacts = task.save_artifacts(
-            model, images[:MAX_ARTIFACT_IMAGES].to(device), run_dir / ARTIFACT_DIR, seed=config.seed
+            model,
+            images[torch.from_numpy(shown)].to(device),
+            run_dir / ARTIFACT_DIR,
+            seed=config.seed,
         )
     finally:
         model.train(was_training)

@@ -4,8 +4,11 @@
     run = execute_run(store, run.id)                                        # ... finished
 
 ``execute_run`` is what the CLI (foreground), the background worker and torchrun's ranks call.
-The run's state lives in the store; the loop (``train``) reports through callbacks (minGPT-style):
-``StoreLogger`` writes metrics and progress, the CLI adds a progress bar.
+Only the process that claimed a run trains it: the scheduler's claim (queued -> running, for its
+worker), a foreground run created already claimed (``create_run(..., claim=True)``), or a claim by
+id here. The run's state lives in the store; the loop (``train``) reports through callbacks
+(minGPT-style): ``StoreLogger`` writes metrics and progress, the CLI adds a progress bar.
+Cancel is answered at any moment: between steps, while the cache is built, during evaluation.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.lr_scheduler import LambdaLR
@@ -25,6 +29,7 @@ from sslviz import distributed
 from sslviz.checkpoint import (
     checkpoint_path,
     load_checkpoint,
+    remove_orphans,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -35,27 +40,65 @@ from sslviz.data.cache import open_cache
 from sslviz.devices import resolve_device
 from sslviz.errors import UserError
 from sslviz.evaluate import build_model, evaluate_model
+from sslviz.lifecycle import Cancelled, Heartbeat, alive, is_beating
 from sslviz.store import Run, Store
 from sslviz.store.rows import RESUMABLE_STATUSES
-from sslviz.train_callbacks import Callback, Heartbeat, StoreLogger, TrainState
+from sslviz.train_callbacks import Callback, StoreLogger, TrainState
 
-__all__ = ["Callback", "TrainState", "create_run", "execute_run", "train"]
+__all__ = ["Callback", "TrainState", "create_run", "execute_run", "lr_factor", "train"]
 
 SAMPLE_IMAGES = 1_024  # training images the task sees for data-dependent statistics
+WARMUP_BUDGET_FRACTION = 0.1  # under a time budget, warm-up ends by this share of it at the latest
+_DROPOUT_SALT = 0xD40
 
 
-def create_run(store: Store, config: TrainConfig) -> Run:
-    """Check ``config`` (UserError with its first problem) and record the run as ``queued``."""
+def create_run(store: Store, config: TrainConfig, *, claim: bool = False) -> Run:
+    """Check ``config`` (UserError with its first problem) and record the run as ``queued`` for
+    the scheduler, or with ``claim`` as ``running`` in this process (the foreground ``sslviz
+    train``): never queued, so no scheduler can claim it and start a second trainer. A claimed
+    run takes its device slot even when the slot was full (the user asked for it here, now)."""
     check_config(store, config)
     dataset = store.datasets.get_by_name(config.dataset)
-    return store.runs.create(
+    run = store.runs.create(
         dataset_id=dataset.id,
         task=config.task,
         encoder=config.encoder,
         config=config.to_dict(),
         device=config.device,
         epochs=config.epochs,
+        status="running" if claim else "queued",
     )
+    if claim:
+        now = time.time()
+        store.runs.update(run.id, pid=os.getpid(), started_at=now, heartbeat_at=now)
+        run = store.runs.get(run.id)
+    return run
+
+
+def lr_factor(
+    step: int,
+    seconds: float,
+    *,
+    warmup_steps: int,
+    total_steps: int,
+    time_budget: float | None = None,
+) -> float:
+    """Multiplier of the peak learning rate for optimizer step ``step`` (0-based), taken after
+    ``seconds`` of training: a linear warm-up to 1, then a cosine from 1 to ~0 at the run's end.
+
+    Warm-up lasts ``warmup_steps`` (at most half the steps) or, under a time budget, at most
+    ``WARMUP_BUDGET_FRACTION`` of it, whichever ends first: the peak is reached even when the
+    budget allows fewer steps than the warm-up. The cosine starts where warm-up ends and follows
+    whichever is further along, steps or time, so the rate has annealed when the budget runs out.
+    """
+    warmup = max(1, min(warmup_steps, math.ceil(total_steps / 2)))
+    ramp = (step + 1) / warmup
+    decay = (step + 1 - warmup) / max(1, total_steps + 1 - warmup)
+    if time_budget:
+        warm_seconds = WARMUP_BUDGET_FRACTION * time_budget
+        ramp = max(ramp, seconds / warm_seconds)
+        decay = max(decay, (seconds - warm_seconds) / (time_budget - warm_seconds))
+    return min(1.0, ramp) * 0.5 * (1 + math.cos(math.pi * min(max(decay, 0.0), 1.0)))
 
 
 def execute_run(
@@ -69,18 +112,24 @@ def execute_run(
     checkpoint) to its end; returns the run as it ended: finished, failed or cancelled.
 
     Stops (checkpoint, ``cancelled``) when ``should_stop()`` is true or the store's
-    ``cancel_requested`` is set. Any exception marks the run ``failed`` with the traceback stored
-    and is re-raised. Under torchrun only rank 0 writes the store.
+    ``cancel_requested`` is set, at any moment: a stop during the cache build or evaluation ends
+    ``cancelled`` too (``lifecycle.Cancelled``). Any other exception marks the run ``failed`` with
+    the traceback stored and is re-raised (KeyboardInterrupt: ``cancelled``, re-raised). Under
+    torchrun only rank 0 writes the store. A run claimed by another process is refused.
     """
     ctx = distributed.context()
     run = store.runs.get(run_id)
     heartbeat = None
     if ctx.is_main:
         _mark_running(store, run)
-        heartbeat = Heartbeat(store, run.id)
+        alive()
+        if not is_beating(store, run.id):  # the worker beats already; a foreground run here
+            heartbeat = Heartbeat(store, run.id)
     logger = [StoreLogger(store, run.id)] if ctx.is_main else []
     try:
         status, fields = train(store, run, should_stop=should_stop, callbacks=[*logger, *callbacks])
+    except Cancelled:
+        status, fields = "cancelled", {}
     except BaseException as error:
         if ctx.is_main:
             cancelled = isinstance(error, KeyboardInterrupt)
@@ -121,15 +170,30 @@ def train(
     device = distributed.local_device(resolve_device(config.device))
     on_cuda = device.type == "cuda"
     torch.manual_seed(config.seed)  # same initial weights on every rank (DDP also broadcasts)
+    if ctx.is_main:
+        remove_orphans(ckpt_path)  # half-written checkpoints of a killed process
+
+    def stop_requested() -> bool:
+        if should_stop is not None and should_stop():
+            return True
+        return ctx.is_main and bool(store.runs.get(run.id).cancel_requested)
 
     # ---- data: decode-once uint8 cache, held-out split, batch plan -----------------------------
-    # rank 0 builds the cache (heartbeating via callbacks); the others wait, then map it too
+    # rank 0 builds the cache (each chunk a sign of life; a stop raises Cancelled); the others
+    # wait at the barrier (its timeout covers a long first build), then map it too
     def cache_progress(done: int, total: int) -> None:
+        alive()
         for cb in callbacks:
             cb.on_cache_progress(done, total)
 
     if ctx.is_main:
-        cache = open_cache(store, run.dataset_id, config.image_size, on_progress=cache_progress)
+        cache = open_cache(
+            store,
+            run.dataset_id,
+            config.image_size,
+            on_progress=cache_progress,
+            should_stop=stop_requested,
+        )
     distributed.barrier()
     if not ctx.is_main:
         cache = open_cache(store, run.dataset_id, config.image_size)
@@ -147,6 +211,8 @@ def train(
     task, model = build_model(config, load_rows(cache, train_rows[spread.numpy()]))
     # channels-last on CPU too: oneDNN's convolutions are ~30% faster in NHWC than NCHW there
     model = model.to(device, memory_format=torch.channels_last)
+    # same weights everywhere, but each rank its own dropout masks (augmentation is per rank too)
+    torch.manual_seed(_rank_seed(config.seed, ctx.rank))
 
     # ---- optimizer and schedule: linear warm-up, then cosine to zero ---------------------------
     # no weight decay on biases and norm scales (1-D parameters), as in nanoGPT
@@ -169,15 +235,17 @@ def train(
         time_budget=config.time_budget,
     )
 
-    def lr_factor(step: int) -> float:
-        # with a time budget, the cosine follows whichever is further along, steps or time, so
-        # the learning rate has annealed when the budget runs out
-        done = step / total_steps
-        if config.time_budget:
-            done = max(done, state.train_seconds / config.time_budget)
-        return min(1.0, (step + 1) / warmup_steps) * 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
-
-    scheduler = LambdaLR(optimizer, lr_factor)
+    # every rank computes it from rank 0's clock (all-reduced each step), so replicas agree
+    scheduler = LambdaLR(
+        optimizer,
+        lambda step: lr_factor(
+            step,
+            state.train_seconds,
+            warmup_steps=warmup_steps,
+            total_steps=total_steps,
+            time_budget=config.time_budget,
+        ),
+    )
 
     # ---- resume from the last checkpoint ------------------------------------------------------
     if ckpt_path.exists():
@@ -186,7 +254,9 @@ def train(
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         state.step, state.train_seconds = int(ckpt["step"]), float(ckpt["train_seconds"])
-        set_rng_state(ckpt["rng"])
+        set_rng_state(ckpt["rng"])  # rank 0's; the others continue their own stream
+        if not ctx.is_main:
+            torch.manual_seed(_rank_seed(config.seed, ctx.rank, state.step))
 
     def save() -> None:
         if ctx.is_main:
@@ -209,11 +279,6 @@ def train(
                 },
             )
 
-    def stop_requested() -> bool:
-        if should_stop is not None and should_stop():
-            return True
-        return ctx.is_main and bool(store.runs.get(run.id).cancel_requested)
-
     # ---- train ---------------------------------------------------------------------------------
     net = (
         DistributedDataParallel(model, device_ids=[device] if on_cuda else None)
@@ -226,6 +291,8 @@ def train(
     for cb in callbacks:
         cb.on_train_start(state)
     status, fields, my_images = "finished", {}, 0
+    # a rank's share of each global batch (shards differ by an image when it doesn't divide)
+    weighted = ctx.enabled
     budget_left = config.time_budget is None or state.train_seconds < config.time_budget
     clock = time.perf_counter() - state.train_seconds  # train_seconds = now - clock
     while status == "finished" and budget_left and state.step < total_steps:
@@ -239,28 +306,33 @@ def train(
             with autocast:
                 outputs, loss = net(inputs, batch.targets)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            # DDP averages gradients over ranks; scaling each rank's mean loss by its share of
+            # the images makes that the mean over the global batch
+            (loss * (n_images * ctx.world / plan.global_batch) if weighted else loss).backward()
             optimizer.step()
             state.lr = optimizer.param_groups[0]["lr"]  # the rate this step used
             state.step += 1
-            state.train_seconds = time.perf_counter() - clock
-            scheduler.step()
             my_images += n_images
+            alive()
 
-            # one collective per step: mean loss and metric, images, stop votes, rank 0's clock
+            # one collective per step: image-weighted loss and metric, images, stop votes and
+            # rank 0's clock, which every rank's schedule then follows
             stop = stop_requested()
             metric = task.batch_metric(outputs.detach().float(), batch.targets)
+            weight = n_images if weighted else 1
             sums = distributed.all_reduce_sum(
                 [
-                    loss.item(),
-                    metric,
+                    loss.item() * weight,
+                    metric * weight,
                     n_images,
                     float(stop),
-                    state.train_seconds if ctx.is_main else 0.0,
+                    time.perf_counter() - clock if ctx.is_main else 0.0,
                 ]
             )
-            state.loss, state.metric = sums[0] / ctx.world, sums[1] / ctx.world
+            norm = sums[2] if weighted else 1
+            state.loss, state.metric = sums[0] / norm, sums[1] / norm
             state.images, state.train_seconds = int(sums[2]), sums[4]
+            scheduler.step()
             if not math.isfinite(state.loss):
                 status, fields = (
                     "failed",
@@ -284,6 +356,7 @@ def train(
             break  # keep the last good checkpoint
         pause = time.perf_counter()
         save()  # every epoch, on stop and at the end; not counted as training time
+        alive()
         clock += time.perf_counter() - pause
         if state.step % plan.steps_per_epoch == 0:
             for cb in callbacks:
@@ -296,7 +369,7 @@ def train(
         )
         print(
             f"sslviz train: rank {ctx.rank}/{ctx.world} took {state.step} steps on "
-            f"{my_images} images",
+            f"{my_images} images; last lr {state.lr!r}; seed {torch.initial_seed()}",
             file=sys.stderr,
             flush=True,
         )
@@ -307,17 +380,33 @@ def train(
 
     # ---- held-out evaluation and artifacts (rank 0) --------------------------------------------
     if status == "finished" and ctx.is_main:
-        evaluate_model(store, run, task, model, cache, config, step=state.step)
+        # every evaluation batch is a sign of life and a chance to stop (Cancelled)
+        def check(module: torch.nn.Module, inputs: object) -> None:
+            alive()
+            if stop_requested():
+                raise Cancelled("stopped during evaluation")
+
+        hook = model.register_forward_pre_hook(check)
+        try:
+            evaluate_model(store, run, task, model, cache, config, step=state.step)
+        finally:
+            hook.remove()
     for cb in callbacks:
         cb.on_train_end(state, status)
     return status, fields
 
 
 def _mark_running(store: Store, run: Run) -> None:
-    """queued/claimed -> running with this process's pid; an ended run restarts from its
-    checkpoint with its cancel flag cleared."""
+    """Take the run for this process. A run claimed for it carries its pid (the scheduler's
+    claim, then its worker records its pid; or created claimed in the foreground); a queued run
+    is claimed here by id (queued -> running in one statement: no scheduler can claim it too);
+    an ended run restarts from its checkpoint with its cancel flag cleared. A run another process
+    claimed is refused."""
     now = time.time()
-    common = {"pid": os.getpid(), "heartbeat_at": now, "started_at": run.started_at or now}
+    me = os.getpid()
+    common = {"pid": me, "heartbeat_at": now, "started_at": run.started_at or now}
+    if run.status == "running" and run.pid != me:
+        raise _taken(run)
     if run.status in RESUMABLE_STATUSES:
         ok = store.runs.transition(
             run.id,
@@ -329,13 +418,32 @@ def _mark_running(store: Store, run: Run) -> None:
             ended_at=None,
             **common,
         )
-    else:
-        ok = store.runs.transition(run.id, "running", allowed_from=("queued", "running"), **common)
+    elif run.status == "queued":
+        ok = store.runs.transition(run.id, "running", allowed_from=("queued",), **common)
+    else:  # claimed for this process already (its pid is recorded)
+        ok = run.status == "running" and store.runs.transition(
+            run.id, "running", allowed_from=("running",), **common
+        )
     if not ok:
+        now_run = store.runs.get(run.id)
+        if now_run.status == "running":
+            raise _taken(now_run)
         raise UserError(
-            f"run {run.id} is {store.runs.get(run.id).status}: only queued, running, "
+            f"run {run.id} is {now_run.status}: only queued, running, "
             f"{', '.join(RESUMABLE_STATUSES)} runs can be trained"
         )
+
+
+def _taken(run: Run) -> UserError:
+    return UserError(
+        f"run {run.id} is already being trained by process {run.pid}: "
+        f"follow it with `sslviz status {run.id}`"
+    )
+
+
+def _rank_seed(seed: int, rank: int, step: int = 0) -> int:
+    """The torch seed of one rank's own randomness (dropout) from the run's seed."""
+    return int(np.random.SeedSequence([seed, _DROPOUT_SALT, rank, step]).generate_state(1)[0])
 
 
 def _one_line(error: BaseException) -> str:

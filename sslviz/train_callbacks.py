@@ -1,20 +1,23 @@
 """What the training loop reports through: its state after each step and the callbacks that
 watch it (minGPT-style: behaviour is added by callbacks, never by subclassing the loop).
 
-``StoreLogger`` writes metrics and progress to the store; ``Heartbeat`` tells the store the worker
-is alive; the CLI adds a progress bar.
+``StoreLogger`` writes metrics and progress to the store (each write a sign of life, see
+``sslviz.lifecycle``, whose ``Heartbeat`` this module re-exports); the CLI adds a progress bar.
 """
 
 from __future__ import annotations
 
 import math
-import threading
+import sqlite3
+import sys
 import time
 from dataclasses import dataclass
 
+from sslviz.lifecycle import Heartbeat, progress
 from sslviz.store import Store
 
-HEARTBEAT_SECONDS = 2.0  # how often a working run tells the store it is alive
+__all__ = ["Callback", "Heartbeat", "StoreLogger", "TrainState"]
+
 FLUSH_SECONDS = 2.0  # how often buffered metrics and progress are written to the store
 MAX_POINTS = 5_000  # metric rows per key and run, at most (longer runs log averages)
 
@@ -90,41 +93,30 @@ class StoreLogger(Callback):
         self.flush(state)
 
     def on_train_end(self, state: TrainState, status: str) -> None:
-        self.flush(state)
+        self.flush(state, final=True)
 
-    def flush(self, state: TrainState) -> None:
+    def flush(self, state: TrainState, *, final: bool = False) -> None:
+        """Write the buffered rows and the progress. A database locked for longer than the
+        store's busy timeout keeps the rows for the next flush, unless this is the last one."""
         total = state.total_steps
         if state.time_budget and state.train_seconds > 0 and state.step:
             # time-bound: estimate the steps the budget allows, so progress and ETA make sense
             total = min(
                 total, max(state.step, round(state.step * state.time_budget / state.train_seconds))
             )
-        self.store.runs.log_metrics_batch(self.run_id, self.rows)
-        self.store.runs.update(
-            self.run_id,
-            step=state.step,
-            epoch=state.epoch,
-            total_steps=total,
-            train_seconds=state.train_seconds,
-            heartbeat_at=time.time(),
-        )
-        self.rows = []
         self.last_flush = time.perf_counter()
-
-
-class Heartbeat:
-    """A daemon thread that heartbeats the run while this process works on it (cache building,
-    a slow step, evaluation), so the job runner can tell a live worker from a dead one."""
-
-    def __init__(self, store: Store, run_id: int) -> None:
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, args=(store, run_id), daemon=True)
-        self._thread.start()
-
-    def _beat(self, store: Store, run_id: int) -> None:
-        while not self._stop.wait(HEARTBEAT_SECONDS):
-            store.runs.heartbeat(run_id)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        try:
+            self.store.runs.log_metrics_batch(self.run_id, self.rows)
+            self.rows = []
+            progress(
+                self.store,
+                self.run_id,
+                step=state.step,
+                epoch=state.epoch,
+                total=total,
+                train_seconds=state.train_seconds,
+            )
+        except sqlite3.OperationalError as error:
+            if final:
+                raise
+            print(f"run {self.run_id}: will write metrics later: {error}", file=sys.stderr)

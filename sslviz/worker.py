@@ -3,10 +3,14 @@ training, fine-tuning or embedding: ``sslviz.kinds``), then hands over.
 
 Started by :func:`sslviz.jobs.schedule` in its own session, output in ``runs/<id>/worker.log``.
 It runs at a lower priority with few torch threads so the app on the same machine stays
-responsive, writes a heartbeat from a thread (so a slow step or cache build never looks dead),
-turns SIGTERM/SIGINT into a stop flag the training loop polls (checkpoint, then ``cancelled``),
+responsive, writes a heartbeat from a thread while the executor shows signs of life
+(``sslviz.lifecycle``: a slow step or cache build never looks dead, a stuck one is reaped),
+turns SIGTERM/SIGINT into a stop flag the executor polls (checkpoint, then ``cancelled``),
 records any crash — even an import error — as ``failed`` with its traceback, and on the way out
 calls ``schedule`` so queued runs start with no browser open.
+
+Importing this module has no side effects: process pools (forkserver, spawn) import it again as
+``__mp_main__`` in their children, which must keep the default signal handlers.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ def _on_signal(signum: int, frame: object) -> None:
     _stop.set()
 
 
-signal.signal(signal.SIGTERM, _on_signal)
-signal.signal(signal.SIGINT, _on_signal)
+if __name__ == "__main__":  # not in a pool process that imports us as __mp_main__
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
 
 import contextlib  # noqa: E402
 import os  # noqa: E402
@@ -37,7 +42,6 @@ from typing import TYPE_CHECKING  # noqa: E402
 if TYPE_CHECKING:
     from sslviz.store import Store
 
-HEARTBEAT_EVERY = 2.0  # seconds; jobs.HEARTBEAT_TIMEOUT is many times this
 THREADS_ENV = "SSLVIZ_WORKER_THREADS"
 NICE_ENV = "SSLVIZ_WORKER_NICE"
 
@@ -56,21 +60,6 @@ def _lower_priority() -> None:
     # Not allowed or not a number: run at normal priority rather than not at all.
     with contextlib.suppress(OSError, ValueError):
         os.nice(int(os.environ.get(NICE_ENV, "10")))
-
-
-def _heartbeat(run_id: int, done: threading.Event) -> None:
-    """Beat every few seconds on its own connection, independent of the training thread."""
-    from sslviz.store import Store
-
-    store = Store.open()
-    try:
-        while not done.wait(HEARTBEAT_EVERY):
-            try:
-                store.runs.heartbeat(run_id)
-            except Exception as error:  # a locked db for a moment must not end the beats
-                print(f"worker: heartbeat failed: {error}", file=sys.stderr, flush=True)
-    finally:
-        store.close()
 
 
 def _record_failure(store: Store, run_id: int, error: BaseException) -> None:
@@ -97,13 +86,12 @@ def _record_failure(store: Store, run_id: int, error: BaseException) -> None:
 
 def run(run_id: int) -> int:
     """Train ``run_id`` to its end; the exit code is 0 unless the run failed."""
+    from sslviz.lifecycle import Heartbeat
     from sslviz.store import Store
 
     print(f"worker: run {run_id}, pid {os.getpid()}, started {time.ctime()}", flush=True)
     store = Store.open()
-    done = threading.Event()
-    beats = threading.Thread(target=_heartbeat, args=(run_id, done), daemon=True, name="heartbeat")
-    beats.start()
+    beats = Heartbeat(store, run_id)  # beats while the executor shows signs of life
     code = 0
     try:
         import torch
@@ -136,8 +124,7 @@ def run(run_id: int) -> int:
             _record_failure(store, run_id, error)
             code = 1
     finally:
-        done.set()
-        beats.join(timeout=5)
+        beats.stop()
     status = _status(store, run_id)
     if status is None:
         print(f"worker: run {run_id} was deleted", flush=True)

@@ -178,7 +178,8 @@ def run_train(args: argparse.Namespace) -> int:
             return 0
         from sslviz.train import create_run
 
-        run = create_run(store, config)
+        # claimed by this process as it is recorded: no scheduler can start a second trainer
+        run = create_run(store, config, claim=True)
         return _foreground(store, run.id, args)
     finally:
         store.close()
@@ -191,7 +192,7 @@ def _train_distributed(store: Any, args: argparse.Namespace, ctx: Any) -> int:
 
     run_id = None
     if ctx.is_main:
-        run_id = create_run(store, config_from_args(store, args)).id
+        run_id = create_run(store, config_from_args(store, args), claim=True).id
     run_id = distributed.broadcast_int(run_id)
     if ctx.is_main:
         return _foreground(store, run_id, args)

@@ -4,8 +4,9 @@
 
 Each image is decoded (EXIF orientation applied, RGB) by ``sslviz.data.decode.load_rgb``, its
 shorter side resized to ``size`` and the centre cropped square. The array is built in a process
-pool, written to a temporary file and renamed into place (a crash never leaves a half cache), then
-opened memory-mapped: training reads only the rows of each batch, so memory does not grow with the
+pool, written to a temporary file, flushed to disk and renamed into place (a crash never leaves a
+half cache; the temporary files of a killed build are removed by the next one), then opened
+memory-mapped: training reads only the rows of each batch, so memory does not grow with the
 dataset and every epoch after the first decode is tensor work.
 """
 
@@ -13,15 +14,20 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image as PILImage
 from PIL import ImageOps
+
+from sslviz.lifecycle import Cancelled
 
 if TYPE_CHECKING:
     from sslviz.store import Store
@@ -30,6 +36,7 @@ ProgressCallback = Callable[[int, int], None]  # (images done, total)
 # Below this many images a process pool costs more to start than it saves.
 _POOL_MIN_IMAGES = 64
 _CHUNK = 256  # images per pool task: big enough to amortize pickling, small enough for progress
+_POLL_SECONDS = 0.2  # how often a build checks whether it should stop
 
 
 def cache_path(store: Store, dataset_id: int, size: int) -> Path:
@@ -60,16 +67,20 @@ def open_cache(
     *,
     on_progress: ProgressCallback | None = None,
     workers: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> np.ndarray:
     """The dataset's uint8 (N, 3, size, size) cache, memory-mapped read-only; built if missing
-    (or stale: its row count differs from the dataset's image count)."""
+    (or stale: its row count differs from the dataset's image count). Raises
+    ``lifecycle.Cancelled`` if ``should_stop()`` turns true while it is built."""
     path = cache_path(store, dataset_id, size)
     n_images = store.datasets.count_images(dataset_id)
     if path.exists():
         cache = np.load(path, mmap_mode="r")
         if cache.shape == (n_images, 3, size, size):
             return cache
-    build_cache(store, dataset_id, size, on_progress=on_progress, workers=workers)
+    build_cache(
+        store, dataset_id, size, on_progress=on_progress, workers=workers, should_stop=should_stop
+    )
     return np.load(path, mmap_mode="r")
 
 
@@ -80,47 +91,151 @@ def build_cache(
     *,
     on_progress: ProgressCallback | None = None,
     workers: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Path:
-    """Decode every image of the dataset into ``cache_path`` (atomically); returns the path.
+    """Decode every image of the dataset into ``cache_path`` (atomically, durably); returns it.
 
     ``on_progress(done, total)`` is called after each chunk (at least every few seconds on
-    normal images), which the trainer uses to heartbeat while the cache is built.
+    normal images), which the trainer uses as a sign of life. ``should_stop()`` is polled several
+    times a second: when true, the decoding processes are killed, nothing is left behind and
+    ``lifecycle.Cancelled`` is raised.
     """
     dataset_dir = store.workspace.dataset_dir(dataset_id)
     files = [str(dataset_dir / image.file) for image in store.datasets.images(dataset_id)]
     path = cache_path(store, dataset_id, size)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_orphans(path)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.{time.monotonic_ns()}.npy")
     total = len(files)
+    stop = should_stop or (lambda: False)
     try:
         out = np.lib.format.open_memmap(
             tmp, mode="w+", dtype=np.uint8, shape=(total, 3, size, size)
         )
         chunks = [(i, files[i : i + _CHUNK]) for i in range(0, total, _CHUNK)]
-        done = 0
         if on_progress:
             on_progress(0, total)
         n_workers = workers or min(os.cpu_count() or 1, 8)
         if total < _POOL_MIN_IMAGES or n_workers <= 1:
-            for start, chunk in chunks:
-                out[start : start + len(chunk)] = _decode_chunk(chunk, size)
-                done += len(chunk)
+            decoded = ((start, _decode_chunk(chunk, size)) for start, chunk in chunks)
+        else:
+            decoded = _decode_in_pool(chunks, size, n_workers, stop)
+        done = 0
+        try:
+            for start, array in decoded:
+                out[start : start + len(array)] = array
+                done += len(array)
                 if on_progress:
                     on_progress(done, total)
-        else:
-            # forkserver: the caller may have threads (heartbeat, torch), which fork copies badly
-            context = multiprocessing.get_context("forkserver")
-            with ProcessPoolExecutor(max_workers=n_workers, mp_context=context) as pool:
-                # map keeps order; results arrive as chunks finish, so memory stays ~workers chunks
-                results = pool.map(_decode_chunk, [c for _, c in chunks], [size] * len(chunks))
-                for (start, chunk), array in zip(chunks, results, strict=True):
-                    out[start : start + len(chunk)] = array
-                    done += len(chunk)
-                    if on_progress:
-                        on_progress(done, total)
+                if stop():
+                    raise Cancelled(f"stopped while decoding images ({done} of {total} done)")
+        finally:
+            decoded.close()  # now, not when garbage is collected: the pool goes with it
         out.flush()
         del out
+        _fsync(tmp)  # the rename must not land on disk before the data does
         os.replace(tmp, path)
+        _fsync(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _decode_in_pool(
+    chunks: list[tuple[int, list[str]]], size: int, n_workers: int, stop: Callable[[], bool]
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(start row, uint8 (n, 3, size, size))`` per chunk, in order, decoded by a process
+    pool; at most two chunks per process are in flight, so memory stays bounded.
+
+    The pool's processes ignore SIGINT (Ctrl-C reaches the whole foreground process group; the
+    trainer answers it) and die on SIGTERM. When ``stop()`` turns true, or on any error, they are
+    killed at once rather than left to finish their chunks.
+    """
+    # forkserver: the caller has threads (heartbeat, torch), which fork copies badly
+    context = multiprocessing.get_context("forkserver")
+    pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=context, initializer=_init_decoder)
+    pending: deque[tuple[int, Future]] = deque()
+    todo = iter(chunks)
+    try:
+        while True:
+            while len(pending) < 2 * n_workers and (item := next(todo, None)) is not None:
+                pending.append((item[0], pool.submit(_decode_chunk, item[1], size)))
+            if not pending:
+                return
+            start, future = pending[0]
+            # wake often so a stop is answered within a fraction of a second
+            wait([future], timeout=_POLL_SECONDS)
+            if stop():
+                raise Cancelled("stopped while decoding images")
+            if not future.done():
+                continue
+            pending.popleft()
+            try:
+                array = future.result()
+            except BrokenProcessPool:
+                if stop() or _stopped_soon(stop):  # a cancel's SIGTERM reached the pool first
+                    raise Cancelled("stopped while decoding images") from None
+                raise
+            yield start, array
+    finally:
+        _kill_pool(pool)
+
+
+def _init_decoder() -> None:
+    """In each decoding process: Ctrl-C is for the parent; SIGTERM ends the process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _stopped_soon(stop: Callable[[], bool], seconds: float = 1.0) -> bool:
+    """Whether ``stop()`` turns true within ``seconds`` (a cancel's signal may be handled a
+    moment after the pool saw its processes die from it)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if stop():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _kill_pool(pool: ProcessPoolExecutor) -> None:
+    """Shut the pool down now: queued chunks dropped, running ones killed, processes reaped."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=5)
+        if process.is_alive():
+            process.kill()
+            process.join(timeout=5)
+    pool.shutdown(wait=True)
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's (or a folder's: a rename in it) data to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_orphans(path: Path) -> None:
+    """Delete temporary caches (``.<size>.<pid>.<ns>.npy``) left by processes that died while
+    building (SIGKILL, power loss); a build still running in a live process is left alone."""
+    for tmp in path.parent.glob(f".{path.stem}.*.npy"):
+        parts = tmp.name.split(".")
+        if len(parts) == 5 and parts[2].isdigit() and not _pid_alive(int(parts[2])):
+            tmp.unlink(missing_ok=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -72,6 +72,11 @@ class Connection:
         with self._lock:
             return self._conn.execute(sql, params).fetchall()
 
+    def set_busy_timeout(self, seconds: float) -> None:
+        """How long a write waits for another connection's lock before ``database is locked``."""
+        with self._lock:
+            self._conn.execute(f"PRAGMA busy_timeout={max(0, round(seconds * 1000))}")
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
