@@ -1,0 +1,204 @@
+"""Fine-tuning a run's encoder on a few labels: the split, the augmentation, a tiny encoder that
+reaches its labels on separable data, too few labels per class, and the job runner's cancel,
+kill -9 and resume. Real SQLite, real PNG files, real worker processes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from finetune_helpers import first_per_class, make_labeled_dataset, train_parent
+
+from sslviz import jobs
+from sslviz.fewshot.finetune import (
+    FineTuneConfig,
+    execute_run,
+    finetune_result,
+    submit_finetune,
+)
+from sslviz.fewshot.finetune_data import augment_labeled, split_labels
+from sslviz.store import Store
+
+START_TIMEOUT = 120  # a worker imports torch on a busy 2-core machine
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="module")
+def space(tmp_path_factory: pytest.TempPathFactory):
+    """One workspace for the module: 3 colour classes x 20 images, a parent rotation run."""
+    with pytest.MonkeyPatch.context() as patch:
+        home = tmp_path_factory.mktemp("finetune")
+        patch.setenv("SSLVIZ_HOME", str(home))
+        patch.setenv("SSLVIZ_WORKER_THREADS", "1")
+        patch.delenv("SSLVIZ_MAX_RUNS_PER_DEVICE", raising=False)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # 2 shared cores: more threads only spin
+        store = Store.open(home)
+        truth = make_labeled_dataset(store, "colours", ("red", "green", "blue"), 20, size=16)
+        parent = train_parent(store, "colours")
+        try:
+            yield SimpleNamespace(store=store, truth=truth, parent=parent)
+        finally:
+            for run in store.runs.list(("running", "queued")):
+                if run.pid and jobs.is_worker_process(run.pid, run.id):
+                    os.killpg(run.pid, signal.SIGKILL)
+            store.close()
+            torch.set_num_threads(threads)
+
+
+def _predictions(path: str) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_the_split_is_stratified_deterministic_and_disjoint():
+    labels = {f"{c}/{i}.png": c for c in "abc" for i in range(10)}
+    split = split_labels(labels, 0.2, seed=0)
+    assert split == split_labels(dict(reversed(labels.items())), 0.2, seed=0)  # order-free
+    assert not set(split["train"]) & set(split["holdout"])
+    assert sorted(split["train"] + split["holdout"]) == sorted(labels)
+    held = [labels[p] for p in split["holdout"]]
+    assert {c: held.count(c) for c in "abc"} == {"a": 2, "b": 2, "c": 2}
+    assert split["note"] is None
+    assert split_labels(labels, 0.2, seed=1)["holdout"] != split["holdout"]
+
+
+def test_too_few_labels_per_class_hold_nothing_out_and_say_so():
+    split = split_labels({"a1": "a", "a2": "a", "a3": "a", "b1": "b", "b2": "b"}, 0.2, seed=0)
+    assert split["holdout"] == [] and len(split["train"]) == 5
+    assert "too few labels per class" in split["note"] and "'b' has 2" in split["note"]
+
+
+def test_augmentation_is_batched_and_only_moves_what_it_is_asked_to():
+    images = torch.randint(0, 256, (5, 3, 16, 16), dtype=torch.uint8)
+    out = augment_labeled(images, torch.Generator().manual_seed(0))
+    assert out.shape == images.shape and out.dtype == torch.uint8
+    assert not torch.equal(out, images)
+    still = augment_labeled(images, torch.Generator().manual_seed(0), flip=False, min_scale=1.0,
+                            jitter=0.0)  # fmt: skip
+    # crop of the full area at aspect ~1: the image itself, up to resampling at the edges
+    assert (still.int() - images.int()).abs().float().mean() < 40
+    again = augment_labeled(images, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)  # a pure function of the generator: resumes see the same
+
+
+def test_a_tiny_encoder_reaches_its_labels_and_predicts_the_rest(space):
+    store, truth = space.store, space.truth
+    labels = first_per_class(truth, 10)  # 30 labels, 6 held out
+    config = FineTuneConfig(steps=90, probe_steps=30, batch_size=16, eval_every=10)
+    run = submit_finetune(store, space.parent, labels, config=config, device="cpu",
+                          background=False)  # fmt: skip
+    assert run.status == "running" and run.pid == os.getpid()  # claimed by this process
+    done = execute_run(store, run.id)
+    assert done.status == "finished", done.error
+    assert (done.task, done.parent_id, done.encoder) == ("finetune", space.parent, "small-cnn")
+    result = finetune_result(store, run.id)
+    assert result["holdout_labels"] == 6 and result["labeled"] == 30 and result["predicted"] == 60
+    assert result["holdout_accuracy"] >= 5 / 6
+    assert not set(result["holdout"]) & set(result["train"])
+    rows = _predictions(result["predictions"])
+    assert list(rows[0]) == ["path", "label", "confidence", "labeled"] and len(rows) == 60
+    for row in rows:
+        if row["path"] in labels:  # labeled rows keep their given label
+            assert (row["label"], row["labeled"], float(row["confidence"])) == (
+                labels[row["path"]], "true", 1.0,
+            )  # fmt: skip
+    rest = [r for r in rows if r["labeled"] == "false"]
+    assert np.mean([r["label"] == truth[r["path"]] for r in rest]) >= 0.9
+    keys = set(store.runs.metric_keys(run.id))
+    assert {"loss", "accuracy", "holdout/accuracy", "eval/holdout_accuracy"} <= keys
+
+    # a fine-tune is an embedding source, its encoder no longer the parent's
+    from sslviz.embed import embed
+
+    tuned, frozen = embed(store, "colours", run.id), embed(store, "colours", space.parent)
+    assert tuned.vectors.shape == frozen.vectors.shape
+    assert not np.allclose(tuned.vectors, frozen.vectors)
+
+
+def test_too_few_labels_per_class_train_on_all_and_never_crash(space):
+    labels = first_per_class(space.truth, 2)
+    config = FineTuneConfig(steps=20, probe_steps=10, eval_every=10)
+    run = submit_finetune(space.store, space.parent, labels, config=config, device="cpu",
+                          background=False)  # fmt: skip
+    done = execute_run(space.store, run.id)
+    assert done.status == "finished", done.error
+    result = finetune_result(space.store, run.id)
+    assert result["holdout_accuracy"] is None and result["holdout_labels"] == 0
+    assert "too few labels per class" in result["note"]
+    assert result["predicted"] == 60 and done.step == 20  # the fixed schedule, to its end
+
+
+def test_single_class_labels_are_refused(space):
+    from sslviz.errors import UserError
+
+    with pytest.raises(UserError, match="at least 2 classes"):
+        submit_finetune(space.store, space.parent, {"red/000.png": "red"})
+
+
+def _wait(condition, timeout: float, poll: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+@pytest.mark.slow
+def test_background_finetune_survives_cancel_and_kill_then_resumes_to_finished(space):
+    store = space.store
+    labels = first_per_class(space.truth, 10)
+    config = FineTuneConfig(steps=500, probe_steps=50, batch_size=8, eval_every=10,
+                            patience=10**6)  # fmt: skip
+    run = submit_finetune(store, space.parent, labels, config=config, device="cpu")
+    ckpt = store.workspace.run_dir(run.id) / "checkpoints" / "last.pt"
+    log = store.workspace.run_dir(run.id) / jobs.LOG_NAME
+
+    # cancel: the worker checkpoints and ends `cancelled` within seconds
+    _wait(lambda: store.runs.get(run.id).step >= 20 and ckpt.exists(), START_TIMEOUT)
+    jobs.cancel(store, run.id)
+    cancelled = jobs.wait(store, run.id, 20)
+    assert cancelled.status == "cancelled", (cancelled.status, cancelled.error)
+    assert 0 < cancelled.step < 500
+
+    # resume, then kill -9 mid-run: reaped as interrupted
+    jobs.resume(store, run.id)
+    victim = _wait(
+        lambda: (r := store.runs.get(run.id)).status == "running" and r.pid
+        and r.step >= cancelled.step + 20 and r,
+        START_TIMEOUT,
+    )  # fmt: skip
+    os.kill(victim.pid, signal.SIGKILL)
+    _wait(lambda: not jobs.is_worker_process(victim.pid, run.id), 10)
+    jobs.reap(store)
+    assert store.runs.get(run.id).status == "interrupted"
+
+    # resume through the CLI, as a user would: it continues from the checkpoint to the end
+    resumed = subprocess.run([sys.executable, "-m", "sslviz", "resume", str(run.id)],
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    done = _wait(lambda: (r := store.runs.get(run.id)).status not in ("queued", "running") and r,
+                 START_TIMEOUT)  # fmt: skip
+    assert done.status == "finished", done.error
+    assert done.step == 500 and done.progress == 1.0
+    text = log.read_text()
+    assert text.count(f"worker: run {run.id}, pid") == 3
+    assert text.count("fine-tune: resumed from step") == 2  # never restarted from scratch
+    result = finetune_result(store, run.id)
+    assert result["predicted"] == 60 and result["holdout_accuracy"] is not None
+    status = json.loads(
+        subprocess.run([sys.executable, "-m", "sslviz", "status", str(run.id), "--json"],
+                       capture_output=True, text=True, timeout=120).stdout
+    )  # fmt: skip
+    assert (status["status"], status["task"]) == ("finished", "finetune")
