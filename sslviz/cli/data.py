@@ -1,10 +1,17 @@
-"""``sslviz ingest``, ``sslviz datasets`` and ``sslviz delete-dataset``."""
+"""``sslviz ingest``, ``sslviz datasets``, ``sslviz reingest`` and ``sslviz delete-dataset``.
+
+An ingest that was killed (SIGKILL, a crash, an app restart) shows as ``interrupted`` in
+``sslviz datasets``; ``sslviz reingest NAME`` ingests it again from its recorded source, and
+``sslviz ingest SOURCE --name NAME`` under the same name replaces it.
+"""
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from sslviz.cli.output import ProgressBar, emit_json, say
 from sslviz.store import Dataset
@@ -15,7 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "ingest",
         help="bring a folder, a .zip or image files in as a dataset",
         description="Validate every file by decoding it, store the images (converted on read to "
-        "RGB), and list each rejected file with its reason. Identical files are stored once.",
+        "RGB), and list each rejected file with its reason. Identical files are stored once. "
+        "An interrupted dataset of the same name (see `sslviz datasets`) is replaced.",
     )
     parser.add_argument(
         "sources", nargs="+", metavar="SOURCE", help="a folder (recursive), a .zip or image files"
@@ -32,6 +40,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run_datasets)
 
     parser = subparsers.add_parser(
+        "reingest",
+        help="ingest an interrupted dataset again from its recorded source",
+        description="Ingest a dataset whose ingest was interrupted (killed, crashed, the app "
+        "restarted) again from the folder, zip or files it was read from, replacing it. A "
+        "browser upload can't be re-read: upload it again under the same name.",
+    )
+    parser.add_argument("name", metavar="NAME", help="the dataset's name (see `sslviz datasets`)")
+    parser.add_argument("--workers", type=int, help="decoding processes (default: one per core)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.set_defaults(handler=run_reingest)
+
+    parser = subparsers.add_parser(
         "delete-dataset", help="delete a dataset with its files and its runs"
     )
     parser.add_argument("name", metavar="NAME", help="the dataset's name (see `sslviz datasets`)")
@@ -39,30 +59,51 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run_delete)
 
 
+@contextmanager
+def _progress() -> Iterator[Callable[[int, int], None]]:
+    """An ingest's ``progress(done, total)`` drawing a bar on stderr (if it is a terminal)."""
+    bar: ProgressBar | None = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = ProgressBar(total, "decoding", unit="file")
+        bar.update(done)
+
+    try:
+        yield progress
+    finally:
+        if bar is not None:
+            bar.close()
+
+
 def run_ingest(args: argparse.Namespace) -> int:
     from sslviz.data import ingest
     from sslviz.store import Store
 
     store = Store.open()
-    bar: ProgressBar | None = None
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if not sys.stderr.isatty():  # a log file gets the summary, not hundreds of redraws
-            return
-        if bar is None:
-            bar = ProgressBar(total, "decoding")
-        bar.update(done)
-
-    try:
+    with _progress() as progress:
         report = ingest(store, args.sources, args.name, progress=progress, workers=args.workers)
-    finally:
-        if bar is not None:
-            bar.close()
+    return _report(report, args)
+
+
+def run_reingest(args: argparse.Namespace) -> int:
+    from sslviz.data import reingest
+    from sslviz.store import Store
+
+    store = Store.open()
+    with _progress() as progress:
+        report = reingest(store, args.name, progress=progress, workers=args.workers)
+    return _report(report, args)
+
+
+def _report(report: Any, args: argparse.Namespace) -> int:
     if args.json:
         emit_json(report.to_json())
         return 0
     dataset = report.dataset
+    if report.replaced is not None:
+        say(f"replaced the interrupted dataset {dataset.name!r}")
     say(
         f"dataset {dataset.name!r}: {report.accepted} images ({dataset.bytes / 1024**2:.1f} MB), "
         f"{len(report.rejected)} rejected, {report.duplicates} duplicates, "
@@ -76,9 +117,12 @@ def run_ingest(args: argparse.Namespace) -> int:
 
 
 def run_datasets(args: argparse.Namespace) -> int:
+    from sslviz.data import reap_ingests
     from sslviz.store import Store
 
-    datasets = Store.open().datasets.list()
+    store = Store.open()
+    reap_ingests(store)  # an ingest killed midway shows as interrupted, not as ingesting forever
+    datasets = store.datasets.list()
     if args.json:
         emit_json({"datasets": [_as_json(d) for d in datasets]})
         return 0
@@ -93,7 +137,24 @@ def run_datasets(args: argparse.Namespace) -> int:
             f"{d.name:24} {d.n_images:7d} {d.n_rejected:8d} {d.n_duplicates:5d} "
             f"{d.bytes / 1024**2:8.1f}  {created}{status}"
         )
+    _explain_unfinished(datasets)
     return 0
+
+
+def _explain_unfinished(datasets: list[Dataset]) -> None:
+    """Under the table, on stderr: what happened to each unfinished dataset and what to do."""
+    from sslviz.data import retry_hint
+
+    for d in datasets:
+        if d.status in ("interrupted", "failed"):
+            say(f"{d.name}: {d.status}: {d.error or 'the ingest did not finish'}; {retry_hint(d)}")
+        elif d.status == "ingesting":
+            age = (
+                f", last progress {time.time() - d.heartbeat_at:.0f} s ago"
+                if d.heartbeat_at
+                else ""
+            )
+            say(f"{d.name}: being ingested by process {d.pid}{age}")
 
 
 def run_delete(args: argparse.Namespace) -> int:
@@ -121,4 +182,7 @@ def _as_json(d: Dataset) -> dict[str, object]:
         "bytes": d.bytes,
         "source": d.source,
         "created_at": d.created_at,
+        "error": d.error,
+        "pid": d.pid if d.status == "ingesting" else None,
+        "heartbeat_at": d.heartbeat_at,
     }

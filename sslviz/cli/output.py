@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import Any, TextIO
+
+from tqdm import tqdm
 
 
 def emit_json(obj: Any) -> None:
@@ -18,24 +20,38 @@ def say(message: str) -> None:
 
 
 class ProgressBar:
-    """A one-line text progress bar on stderr; silent when stderr is not a terminal and quiet."""
+    """A progress bar on stderr (tqdm: count, rate and ETA); silent when stderr is not a terminal,
+    so logs and pipes get no carriage-return redraws.
 
-    def __init__(self, total: int, label: str, width: int = 30) -> None:
-        self.total = max(int(total), 1)
-        self.label = label
-        self.width = width
-        self._last = -1
+        bar = ProgressBar(total, "decoding", unit="file")
+        bar.update(done, "loss 0.42")   # absolute count done, optional text after the bar
+        bar.close()                     # idempotent
+    """
+
+    def __init__(self, total: int, label: str, *, unit: str = "it") -> None:
+        self._bar = tqdm(
+            total=max(int(total), 1),
+            desc=label,
+            unit=unit,
+            file=sys.stderr,
+            disable=not _is_terminal(sys.stderr),
+            dynamic_ncols=True,
+            smoothing=0.1,  # a steadier rate and ETA than tqdm's default over uneven steps
+        )
 
     def update(self, done: int, suffix: str = "") -> None:
-        filled = int(self.width * min(done, self.total) / self.total)
-        percent = int(100 * min(done, self.total) / self.total)
-        if percent == self._last and not suffix:
+        if self._bar.disable:
             return
-        self._last = percent
-        bar = "#" * filled + "-" * (self.width - filled)
-        sys.stderr.write(f"\r{self.label} [{bar}] {percent:3d}% {done}/{self.total} {suffix}")
-        sys.stderr.flush()
+        if suffix:
+            self._bar.set_postfix_str(suffix, refresh=False)
+        self._bar.update(int(done) - self._bar.n)  # tqdm redraws at most every 0.1 s
 
     def close(self) -> None:
-        sys.stderr.write("\n")
-        sys.stderr.flush()
+        self._bar.close()
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stream
+        return False

@@ -2,6 +2,7 @@
 
 from sslviz.data import ingest, load_rgb, thumbnail_path
 report = ingest(store, ["~/photos"])
+reap_ingests(store)             # ingests killed midway -> ``interrupted``; reingest(store, name)
 rgb = load_rgb(image_path(store, store.datasets.images(report.dataset.id)[0]))
 """
 
@@ -13,7 +14,9 @@ from sslviz.data.ingest import (
     ingest,
     ingest_server_folder,
     ingest_uploads,
+    reingest,
 )
+from sslviz.data.recovery import reap_ingests, recorded_sources, retry_hint
 from sslviz.data.storage import THUMB_SIZE, image_path, thumbnail_path
 
 __all__ = [
@@ -29,6 +32,10 @@ __all__ = [
     "ingest_server_folder",
     "ingest_uploads",
     "load_rgb",
+    "reap_ingests",
+    "recorded_sources",
+    "reingest",
+    "retry_hint",
     "thumbnail_path",
     "to_rgb",
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sslviz.data.ingest import ingest
+from sslviz.data.recovery import RETRYABLE, reap_ingests
 from sslviz.errors import UserError
 from sslviz.store import Dataset, Store
 
@@ -19,12 +20,15 @@ def ensure_demo(store: Store, *, workers: int | None = None) -> Dataset | None:
     """The demo dataset, ingesting it first if the workspace has no datasets at all.
 
     Idempotent: returns the existing "demo" dataset if there is one, None if the workspace already
-    has other datasets (the user's choice to keep it out) or the assets are not installed.
+    has other datasets (the user's choice to keep it out) or the assets are not installed. A demo
+    whose ingest was interrupted (the app was stopped while preparing it) is ingested again.
     """
-    for dataset in store.datasets.list():
-        if dataset.name == DEMO_NAME:
+    reap_ingests(store)
+    datasets = store.datasets.list()
+    for dataset in datasets:
+        if dataset.name == DEMO_NAME and dataset.status not in RETRYABLE:
             return dataset
-    if store.datasets.list() or not DEMO_DIR.is_dir():
+    if any(d.name != DEMO_NAME for d in datasets) or not DEMO_DIR.is_dir():
         return None
     try:
         return ingest(store, [DEMO_DIR], DEMO_NAME, workers=workers).dataset

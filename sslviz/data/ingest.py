@@ -9,6 +9,10 @@ thumbnail; the parent only lists the sources, hands out chunks of items (a bound
 flight, so memory does not grow with the folder), and inserts rows into SQLite in batches.
 Results are taken in submission order, so which of two identical files is kept is deterministic
 (the first by path) whatever the scheduling.
+
+The dataset's row records the ingesting process and a heartbeat while it decodes, so an ingest
+that is killed is found and shown as ``interrupted`` (:mod:`sslviz.data.recovery`); ingesting again
+under the same name, or :func:`reingest`, replaces it.
 """
 
 from __future__ import annotations
@@ -30,20 +34,42 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from sslviz.data.decode import Rejected, decode
+from sslviz.data.recovery import (
+    STAGING_PREFIX,
+    UPLOAD_SOURCE,
+    Heartbeat,
+    check_retryable,
+    clean_leftovers,
+    delete_dataset,
+    reap_ingests,
+    recorded_sources,
+    replace_retryable,
+)
 from sslviz.data.sources import (
     MAX_FILE_BYTES,
     Item,
     Plan,
     close_zips,
-    plan_folder,
+    default_name,
+    plan_paths,
     plan_uploads,
-    plan_zip,
     read_bytes,
+    unique_paths,
 )
 from sslviz.data.storage import THUMB_SIZE, stored_name, thumbnail_bytes, write_once
 from sslviz.errors import UserError
+from sslviz.processes import die_with_parent
 from sslviz.store import Dataset, Duplicate, Image, Rejection, Store
 from sslviz.workspace import SERVER_ROOTS_ENV, is_under_server_roots, server_roots
+
+__all__ = [
+    "IngestReport",
+    "delete_dataset",
+    "ingest",
+    "ingest_server_folder",
+    "ingest_uploads",
+    "reingest",
+]
 
 Progress = Callable[[int, int], None]
 _BATCH = 500  # rows per SQLite transaction
@@ -59,6 +85,7 @@ class IngestReport:
     duplicates: int
     duplicate_files: list[Duplicate] = field(default_factory=list)
     seconds: float = 0.0
+    replaced: Dataset | None = None  # the interrupted dataset of the same name this replaced
 
     def to_json(self) -> dict[str, Any]:
         """The ``sslviz ingest --json`` object (DESIGN 3.2), plus a few extra keys."""
@@ -73,6 +100,7 @@ class IngestReport:
             "dataset_id": self.dataset.id,
             "bytes": self.dataset.bytes,
             "seconds": round(self.seconds, 3),
+            "replaced_interrupted": self.replaced is not None,
         }
 
 
@@ -88,7 +116,8 @@ def ingest(
     """Ingest folders (recursive), zips and image files as one dataset named ``name``.
 
     The default name is the first source's folder name, zip stem, or a loose file's parent folder.
-    With several sources, each folder's or zip's images are prefixed with its name.
+    With several sources, each folder's or zip's images are prefixed with its name. An
+    interrupted dataset of the same name is replaced (``report.replaced``).
     """
     paths = [Path(s).expanduser() for s in sources]
     if not paths:
@@ -96,16 +125,8 @@ def ingest(
     for path in paths:
         if not path.exists():
             raise UserError(f"no such file or folder: {path}")
-    name = name or _default_name(paths[0])
-    several = len(paths) > 1
-    plan = Plan([], [])
-    for path in paths:
-        if path.is_dir():
-            plan.extend(plan_folder(path, prefix=path.resolve().name + "/" if several else ""))
-        elif _is_zip(path):
-            plan.extend(plan_zip(path, prefix=path.stem + "/" if several else ""))
-        else:
-            plan.extend(_plan_file(path))
+    name = name or default_name(paths[0])
+    plan = plan_paths(paths)
     source = ", ".join(str(p.resolve()) for p in paths)
     return _run(store, name, source, plan, progress=progress, workers=workers)
 
@@ -123,11 +144,13 @@ def ingest_uploads(
     A name ending in ``.zip`` is expanded as a zip. Names are labels only: files are stored by hash.
     """
     store.workspace.root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix="upload-", dir=store.workspace.root))
+    # The pid in the name lets a later ingest remove it if this process is killed meanwhile.
+    prefix = f"{STAGING_PREFIX}{os.getpid()}-"
+    staging = Path(tempfile.mkdtemp(prefix=prefix, dir=store.workspace.root))
     try:
         uploads = [(n, _read_upload(f)) for n, f in files]
         plan = plan_uploads(uploads, (staging / f"{i}.zip" for i in itertools.count()))
-        return _run(store, name, "upload", plan, progress=progress, workers=workers)
+        return _run(store, name, UPLOAD_SOURCE, plan, progress=progress, workers=workers)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -143,32 +166,44 @@ def ingest_server_folder(
 ) -> IngestReport:
     """Ingest a folder (or zip) already on the server, only if it lies under the allowed roots."""
     roots = server_roots() if roots is None else [Path(r).resolve() for r in roots]
+    _check_server_path(Path(path), roots)
+    return ingest(store, [path], name, progress=progress, workers=workers)
+
+
+def _check_server_path(path: Path, roots: list[Path]) -> None:
     if not roots:
         raise UserError(
             f"reading server folders is disabled: set {SERVER_ROOTS_ENV} to the folders "
             "sslviz may read (e.g. /data/images)"
         )
-    if not is_under_server_roots(Path(path), roots):
+    if not is_under_server_roots(path, roots):
         allowed = os.pathsep.join(str(r) for r in roots)
         raise UserError(
             f"{path} is not under the allowed server folders ({SERVER_ROOTS_ENV}={allowed})"
         )
-    return ingest(store, [path], name, progress=progress, workers=workers)
 
 
-def delete_dataset(store: Store, dataset_id: int) -> None:
-    """Remove a dataset: its rows, its files, and its runs' rows and folders."""
-    dataset = store.datasets.get(dataset_id)
-    runs = [r for r in store.runs.list() if r.dataset_id == dataset.id]
-    active = [r.id for r in runs if r.status in ("queued", "running")]
-    if active:
-        raise UserError(
-            f"dataset {dataset.name!r} has active runs {active}: cancel them first (`sslviz cancel RUN`)"
-        )
-    store.datasets.delete(dataset.id)  # runs, metrics and artifacts cascade
-    for run in runs:
-        shutil.rmtree(store.workspace.run_dir(run.id), ignore_errors=True)
-    shutil.rmtree(store.workspace.dataset_dir(dataset.id), ignore_errors=True)
+def reingest(
+    store: Store,
+    dataset: Dataset | str,
+    *,
+    roots: list[Path] | None = None,
+    progress: Progress | None = None,
+    workers: int | None = None,
+) -> IngestReport:
+    """Ingest an interrupted (or failed) dataset again from its recorded source, replacing it.
+
+    ``roots``: when given (the app), every source must lie under them, as for
+    :func:`ingest_server_folder`. UserError for a browser upload (upload again) or a gone source.
+    """
+    reap_ingests(store)
+    dataset = store.datasets.get_by_name(dataset if isinstance(dataset, str) else dataset.name)
+    check_retryable(dataset)
+    paths = recorded_sources(dataset)
+    if roots is not None:
+        for path in paths:
+            _check_server_path(path, roots)
+    return ingest(store, paths, dataset.name, progress=progress, workers=workers)
 
 
 def ensure_demo(store: Store, *, workers: int | None = None) -> Dataset | None:
@@ -190,9 +225,14 @@ def _run(
 ) -> IngestReport:
     started = time.perf_counter()
     name = _check_name(name)
-    _unique_paths(plan.items)
-    dataset = store.datasets.create(name, source)  # UserError if the name is taken
+    unique_paths(plan.items)
+    replaced = replace_retryable(store, name)  # reaps dead ingests first
+    # UserError if the name is taken. The pid lets a later look at the store tell a live ingest
+    # from one that was killed.
+    dataset = store.datasets.create(name, source, pid=os.getpid())
+    clean_leftovers(store)
     folder = store.workspace.dataset_dir(dataset.id)
+    heartbeat = Heartbeat(store, dataset.id)
     try:
         (folder / "files").mkdir(parents=True, exist_ok=True)
         (folder / "thumbs").mkdir(parents=True, exist_ok=True)
@@ -217,6 +257,7 @@ def _run(
                 store.datasets.add_images(images)
                 images = []
             done += len(outcomes)
+            heartbeat.beat()
             if progress:
                 progress(done, total)
         store.datasets.add_images(images)
@@ -238,6 +279,7 @@ def _run(
         duplicates=len(duplicates),
         duplicate_files=duplicates,
         seconds=time.perf_counter() - started,
+        replaced=replaced,
     )
 
 
@@ -263,7 +305,13 @@ def _decode_all(
     window = workers * 4  # chunks in flight: keeps both cores busy, bounds memory
     pending = deque(chunks)
     while pending:
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        # Workers die with this process: a killed ingest leaves no process behind.
+        pool = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=context,
+            initializer=die_with_parent,
+            initargs=(os.getpid(),),
+        )
         flight: deque[tuple[list[Item], Future]] = deque()
         try:
             while pending or flight:
@@ -328,45 +376,11 @@ def _with_dataset(image: Image, dataset_id: int) -> Image:
         "path", "sha256", "file", "width", "height", "mode", "format", "bytes")))  # fmt: skip
 
 
-def _plan_file(path: Path) -> Plan:
-    return Plan([Item(path=path.name, file=str(path.resolve()))], [])
-
-
-def _is_zip(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() == ".zip"
-
-
-def _default_name(path: Path) -> str:
-    path = path.resolve()
-    if path.is_dir():
-        return path.name
-    return path.stem if _is_zip(path) else path.parent.name
-
-
 def _check_name(name: str) -> str:
     name = name.strip()
     if not name or len(name) > 100 or any(ord(c) < 32 for c in name):
         raise UserError("a dataset name must be 1-100 printable characters: pass --name NAME")
     return name
-
-
-def _unique_paths(items: list[Item]) -> None:
-    """Make item paths unique (zips may repeat a name; loose files may share one): add ~2, ~3."""
-    taken = {item.path for item in items}
-    seen: set[str] = set()
-    for index, item in enumerate(items):
-        if item.path not in seen:
-            seen.add(item.path)
-            continue
-        stem, dot, ext = item.path.rpartition(".")
-        stem, ext = (stem, dot + ext) if dot and "/" not in ext else (item.path, "")
-        copy = 2
-        while f"{stem}~{copy}{ext}" in taken:
-            copy += 1
-        new = f"{stem}~{copy}{ext}"
-        taken.add(new)
-        seen.add(new)
-        items[index] = Item(new, item.file, item.zip, item.member, item.data)
 
 
 def _nothing_usable(source: str, rejected: list[Rejection]) -> str:

@@ -231,6 +231,53 @@ def _common_folder(paths: list[str]) -> str:
     return ""
 
 
+# --- paths given on the command line --------------------------------------------------------
+def plan_paths(paths: list[Path]) -> Plan:
+    """Folders (recursive), zips and loose files as one plan. With several sources, each folder's
+    or zip's images are prefixed with its name."""
+    plan = Plan([], [])
+    several = len(paths) > 1
+    for path in paths:
+        if path.is_dir():
+            plan.extend(plan_folder(path, prefix=path.resolve().name + "/" if several else ""))
+        elif is_zip(path):
+            plan.extend(plan_zip(path, prefix=path.stem + "/" if several else ""))
+        else:
+            plan.items.append(Item(path=path.name, file=str(path.resolve())))
+    return plan
+
+
+def is_zip(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() == ".zip"
+
+
+def default_name(path: Path) -> str:
+    """A dataset's default name: the folder's name, the zip's stem, a loose file's folder."""
+    path = path.resolve()
+    if path.is_dir():
+        return path.name
+    return path.stem if is_zip(path) else path.parent.name
+
+
+def unique_paths(items: list[Item]) -> None:
+    """Make item paths unique (zips may repeat a name; loose files may share one): add ~2, ~3."""
+    taken = {item.path for item in items}
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        if item.path not in seen:
+            seen.add(item.path)
+            continue
+        stem, dot, ext = item.path.rpartition(".")
+        stem, ext = (stem, dot + ext) if dot and "/" not in ext else (item.path, "")
+        copy = 2
+        while f"{stem}~{copy}{ext}" in taken:
+            copy += 1
+        new = f"{stem}~{copy}{ext}"
+        taken.add(new)
+        seen.add(new)
+        items[index] = Item(new, item.file, item.zip, item.member, item.data)
+
+
 # --- reading ---------------------------------------------------------------------------------
 _open_zips: dict[str, zipfile.ZipFile] = {}  # per worker process: each zip opened once
 

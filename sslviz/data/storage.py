@@ -52,7 +52,9 @@ def write_once(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically unless it exists (same name = same content)."""
     if path.exists():
         return
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    # The pid in the name lets a later ingest remove the file if this process is killed mid-write
+    # (``sslviz.data.recovery.clean_leftovers``).
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{os.getpid()}-")
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)

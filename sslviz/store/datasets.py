@@ -22,13 +22,16 @@ class DatasetTable:
         self._db = connection
 
     # --- datasets -------------------------------------------------------------------------------
-    def create(self, name: str, source: str) -> Dataset:
-        """A new dataset in status ``ingesting``; raises ValueError if the name is taken."""
+    def create(self, name: str, source: str, *, pid: int | None = None) -> Dataset:
+        """A new dataset in status ``ingesting``, ingested by process ``pid`` (recorded so an
+        ingest that dies can be found: ``sslviz.data.recovery``); UserError if the name is taken."""
+        now = time.time()
         try:
             with self._db.transaction() as conn:
                 cursor = conn.execute(
-                    "INSERT INTO datasets (name, source, created_at) VALUES (?, ?, ?)",
-                    (name, source, time.time()),
+                    "INSERT INTO datasets (name, source, created_at, pid, heartbeat_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (name, source, now, pid, now),
                 )
         except sqlite3.IntegrityError:
             raise UserError(
@@ -49,8 +52,37 @@ class DatasetTable:
             raise UnknownDatasetError(f"no dataset named {name!r} (datasets: {known})")
         return Dataset(**rows[0])
 
-    def list(self) -> list[Dataset]:
-        return [Dataset(**r) for r in self._db.query("SELECT * FROM datasets ORDER BY id")]
+    def list(self, statuses: Iterable[str] | None = None) -> list[Dataset]:
+        if statuses is None:
+            rows = self._db.query("SELECT * FROM datasets ORDER BY id")
+        else:
+            wanted = tuple(statuses)
+            marks = ", ".join("?" * len(wanted))
+            rows = self._db.query(
+                f"SELECT * FROM datasets WHERE status IN ({marks}) ORDER BY id", wanted
+            )
+        return [Dataset(**r) for r in rows]
+
+    def heartbeat(self, dataset_id: int) -> None:
+        """The ingesting process is alive and making progress."""
+        with self._db.transaction() as conn:
+            conn.execute(
+                "UPDATE datasets SET heartbeat_at = ? WHERE id = ?", (time.time(), dataset_id)
+            )
+
+    def mark_interrupted(self, dataset_id: int, reason: str, *, pid: int | None) -> bool:
+        """``ingesting`` -> ``interrupted`` with ``reason``, only if still ingesting by ``pid``.
+
+        Check and write are one statement, so a reaper can't overwrite an ingest that finished
+        (or was retried by another process) in between. Returns whether it changed.
+        """
+        with self._db.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE datasets SET status = 'interrupted', error = ? "
+                "WHERE id = ? AND status = 'ingesting' AND pid IS ?",
+                (reason, dataset_id, pid),
+            )
+        return cursor.rowcount == 1
 
     def finish(self, dataset_id: int, status: str = "ready", error: str | None = None) -> Dataset:
         """Close ingestion: recount images, rejections, duplicates and bytes from their tables."""

@@ -1,0 +1,189 @@
+"""Ingests that die: find them, show them, retry or delete them; clean what they left behind.
+
+An ingest records its process in the dataset's row (``pid``, and ``heartbeat_at`` while it
+decodes). If that process ends without finishing — SIGKILL, a crash, a reboot, or an app restart
+(an ingest from the app runs inside the Streamlit server) — the dataset would stay ``ingesting``
+forever and hold its name. :func:`reap_ingests` finds such datasets, like the job runner finds dead
+runs (:mod:`sslviz.processes`: the pid is gone, or now belongs to a process that started later),
+and marks them ``interrupted``. An interrupted dataset is never half-used (only ``ready`` datasets
+can be trained on); it can be retried (:func:`sslviz.data.reingest`, or ingesting again under the
+same name replaces it) or deleted.
+
+    reap_ingests(store)              # every listing of datasets calls this first
+    retry_hint(dataset)              # what to tell the user
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import shutil
+import time
+from pathlib import Path
+
+from sslviz.errors import UserError
+from sslviz.processes import owns_process, pid_alive
+from sslviz.store import Dataset, Store
+
+START_GRACE = 30.0  # s: a row with no pid (written before pids were recorded) gets this long
+HEARTBEAT_EVERY = 2.0  # s between heartbeats of an ingest that is decoding
+UPLOAD_SOURCE = "upload"  # the recorded source of a browser upload: there is nothing to re-read
+RETRYABLE = ("interrupted", "failed")
+TMP_PREFIX = ".tmp-"  # temporary files of atomic writes: ``.tmp-<pid>-<random>``
+STAGING_PREFIX = "upload-"  # staged uploads in the workspace root: ``upload-<pid>-<random>``
+
+
+def reap_ingests(store: Store, *, now: float | None = None) -> list[int]:
+    """Mark ``ingesting`` datasets whose process is gone as ``interrupted``; their ids."""
+    now = time.time() if now is None else now
+    reaped = []
+    for dataset in store.datasets.list(("ingesting",)):
+        reason = _why_dead(dataset, now)
+        if reason and store.datasets.mark_interrupted(dataset.id, reason, pid=dataset.pid):
+            reaped.append(dataset.id)
+    return reaped
+
+
+def _why_dead(dataset: Dataset, now: float) -> str | None:
+    if dataset.pid is None:  # a row from before pids were recorded, or a bare create()
+        last_sign = dataset.heartbeat_at or dataset.created_at
+        if now - last_sign > START_GRACE:
+            return "its ingest stopped before finishing (no process recorded)"
+        return None
+    if owns_process(dataset.pid, since=dataset.created_at):
+        return None
+    return (
+        f"its ingest (process {dataset.pid}) ended before finishing: killed, crashed, or the "
+        "app or machine restarted"
+    )
+
+
+def is_live_ingest(dataset: Dataset) -> bool:
+    """True while a process is still ingesting ``dataset``."""
+    return dataset.status == "ingesting" and _why_dead(dataset, time.time()) is None
+
+
+class Heartbeat:
+    """Beats for a dataset at most every ``HEARTBEAT_EVERY`` s; call :meth:`beat` on progress."""
+
+    def __init__(self, store: Store, dataset_id: int) -> None:
+        self.store, self.dataset_id = store, dataset_id
+        self._last = time.monotonic()
+
+    def beat(self) -> None:
+        now = time.monotonic()
+        if now - self._last >= HEARTBEAT_EVERY:
+            self._last = now
+            self.store.datasets.heartbeat(self.dataset_id)
+
+
+# --- what can be retried, and how -------------------------------------------------------------
+def recorded_sources(dataset: Dataset) -> list[Path]:
+    """The folders, zips or files ``dataset`` was ingested from, to ingest them again.
+
+    UserError for a browser upload (nothing on disk to re-read) or a source that is gone.
+    """
+    if dataset.source == UPLOAD_SOURCE:
+        raise UserError(
+            f"dataset {dataset.name!r} came from a browser upload: upload the files again under "
+            "the same name (that replaces it) or delete it"
+        )
+    # Several sources are recorded joined by ", " (see ingest); a path may contain ", " itself.
+    whole = Path(dataset.source)
+    paths = [whole] if whole.exists() else [Path(p) for p in dataset.source.split(", ")]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise UserError(
+            f"dataset {dataset.name!r} was ingested from {', '.join(missing)}, which is no longer "
+            "there: delete it, or ingest the images again from where they are now"
+        )
+    return paths
+
+
+def retry_hint(dataset: Dataset) -> str:
+    """One line: how to retry or delete an interrupted dataset from the command line."""
+    name = shlex.quote(dataset.name)
+    delete = f"`sslviz delete-dataset {name}` removes it"
+    if dataset.source == UPLOAD_SOURCE:
+        return f"upload the files again under the same name (it replaces this one), or {delete}"
+    return f"`sslviz reingest {name}` ingests it again from {dataset.source}; {delete}"
+
+
+def check_retryable(dataset: Dataset) -> None:
+    """UserError unless ``dataset`` is interrupted or failed (after reaping)."""
+    if dataset.status in RETRYABLE:
+        return
+    if dataset.status == "ingesting":
+        raise UserError(
+            f"dataset {dataset.name!r} is still being ingested by process {dataset.pid}: "
+            "wait for it to finish"
+        )
+    raise UserError(
+        f"dataset {dataset.name!r} is complete ({dataset.n_images:,} images): to read its source "
+        "again, delete it first or ingest under another name"
+    )
+
+
+def replace_retryable(store: Store, name: str) -> Dataset | None:
+    """Delete an interrupted (or failed) dataset called ``name``, freeing the name for a new
+    ingest; returns it, or None if there was none. Other datasets are left alone (the new ingest
+    then reports that the name is taken)."""
+    reap_ingests(store)
+    for dataset in store.datasets.list(RETRYABLE):
+        if dataset.name == name:
+            delete_dataset(store, dataset.id)
+            return dataset
+    return None
+
+
+def delete_dataset(store: Store, dataset_id: int) -> None:
+    """Remove a dataset: its rows, its files, and its runs' rows and folders."""
+    reap_ingests(store)
+    dataset = store.datasets.get(dataset_id)
+    if is_live_ingest(dataset):
+        raise UserError(
+            f"dataset {dataset.name!r} is being ingested by process {dataset.pid}: wait for it "
+            "to finish (or stop that process) before deleting it"
+        )
+    runs = [r for r in store.runs.list() if r.dataset_id == dataset.id]
+    active = [r.id for r in runs if r.status in ("queued", "running")]
+    if active:
+        raise UserError(
+            f"dataset {dataset.name!r} has active runs {active}: cancel them first (`sslviz cancel RUN`)"
+        )
+    store.datasets.delete(dataset.id)  # runs, metrics and artifacts cascade
+    for run in runs:
+        shutil.rmtree(store.workspace.run_dir(run.id), ignore_errors=True)
+    shutil.rmtree(store.workspace.dataset_dir(dataset.id), ignore_errors=True)
+
+
+# --- leftovers of killed processes ------------------------------------------------------------
+def clean_leftovers(store: Store) -> int:
+    """Remove what killed ingests left: staged uploads in the workspace root and temporary files
+    in the folders of datasets nobody is ingesting. Only files of dead processes (the pid is in
+    their names) are touched, so a concurrent ingest elsewhere keeps its own. Returns the count."""
+    removed = 0
+    root = store.workspace.root
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(root):
+            if entry.name.startswith(STAGING_PREFIX) and _owner_dead(entry.name, STAGING_PREFIX):
+                shutil.rmtree(entry.path, ignore_errors=True)
+                removed += 1
+    # Ready datasets finished every write; ingesting ones (after reaping) belong to live processes.
+    for dataset in store.datasets.list(RETRYABLE):
+        folder = store.workspace.dataset_dir(dataset.id)
+        for sub in ("files", "thumbs"):
+            with contextlib.suppress(OSError):
+                for entry in os.scandir(folder / sub):
+                    if entry.name.startswith(TMP_PREFIX) and _owner_dead(entry.name, TMP_PREFIX):
+                        with contextlib.suppress(OSError):
+                            os.unlink(entry.path)
+                            removed += 1
+    return removed
+
+
+def _owner_dead(name: str, prefix: str) -> bool:
+    """Whether the process named in ``<prefix><pid>-<random>`` is gone (unknown: keep it)."""
+    pid, sep, _ = name[len(prefix) :].partition("-")
+    return bool(sep) and pid.isdigit() and not pid_alive(int(pid))
