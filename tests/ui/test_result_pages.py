@@ -1,0 +1,128 @@
+"""AppTests of the result pages and the live demo over tiny real runs of every task (trained once
+per session, see tests/results/trained_runs.py): run selection, ``?run=`` links, the figures
+``sslviz eval`` gives, the empty state, and an upload that is not an image."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import APP, png_bytes
+from streamlit.testing.v1 import AppTest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "results"))
+import trained_runs  # noqa: E402
+
+from sslviz import jobs  # noqa: E402
+from sslviz.evaluate import evaluate_run  # noqa: E402
+from sslviz.store import Store  # noqa: E402
+
+
+@pytest.fixture
+def trained(tmp_path_factory: pytest.TempPathFactory, home: Path) -> trained_runs.Trained:
+    """The session's trained runs, copied into this test's workspace."""
+    template = trained_runs.template(tmp_path_factory)
+    template.copy_to(home)
+    return template
+
+
+def open_page(name: str, run_id: int | None = None) -> AppTest:
+    app = AppTest.from_file(str(APP), default_timeout=30).run()
+    if run_id is not None:
+        app.query_params["run"] = str(run_id)
+    app.switch_page(f"app_pages/{name}.py").run()
+    assert not app.exception, app.exception
+    return app
+
+
+def metric(app: AppTest, label: str) -> str:
+    return next(m.value for m in app.metric if m.label == label)
+
+
+def test_rotation_page_shows_eval_figures(trained: trained_runs.Trained) -> None:
+    app = open_page("rotation")
+    assert app.selectbox(key="rot_run").value == trained.rotation
+    assert app.selectbox(key="rot_run").options == [
+        f"#{trained.rotation} rotation on shapes · finished"
+    ]
+    expected = evaluate_run(Store.open(), trained.rotation)
+    assert metric(app, "held-out accuracy") == f"{100 * expected['accuracy']:.1f}%"
+    heatmap = app.get("plotly_chart")[0]
+    assert "Confusion matrix" in heatmap.proto.spec
+    assert len(app.get("plotly_chart")) == 2
+    app.slider(key="rot_ambiguous_below").set_value(1.0).run()  # every image is "ambiguous"
+    assert not app.exception
+    assert any("6 of 6 images" in c.value for c in app.caption)
+
+
+def test_deep_link_opens_the_run_and_other_tasks_are_sent_to_their_page(
+    trained: trained_runs.Trained,
+) -> None:
+    app = open_page("colorization", trained.colorization)  # not the newest colorization run
+    assert app.selectbox(key="col_run").value == trained.colorization
+    app.selectbox(key="col_run").set_value(trained.colorization_l2).run()
+    assert str(trained.colorization_l2) == app.query_params["run"]
+
+    app = open_page("jigsaw", trained.rotation)
+    assert any("is a rotation run, not a jigsaw run" in w.value for w in app.warning)
+    assert app.selectbox(key="jig_run").value == trained.jigsaw  # the jigsaw run instead
+    assert all("rotation" not in o for o in app.selectbox(key="jig_run").options)
+
+
+def test_colorization_page_temperature_and_comparison(trained: trained_runs.Trained) -> None:
+    app = open_page("colorization", trained.colorization)
+    expected = evaluate_run(Store.open(), trained.colorization)
+    assert metric(app, "PSNR, model") == f"{expected['psnr']:.2f} dB"
+    assert metric(app, "PSNR, grey image (no colour)") == f"{expected['psnr_grey']:.2f} dB"
+    app.slider(key="col_temperature").set_value(1.0).run()
+    assert not app.exception
+    assert any("At T = 1" in i.value for i in app.info)
+    assert app.selectbox(key="col_compare").value == trained.colorization_l2  # L2 vs classification
+    assert any(m.label == f"PSNR #{trained.colorization_l2} l2" for m in app.metric)
+
+
+def test_jigsaw_page_figures_and_filter(trained: trained_runs.Trained) -> None:
+    app = open_page("jigsaw")
+    expected = evaluate_run(Store.open(), trained.jigsaw)
+    assert metric(app, "held-out accuracy") == f"{100 * expected['accuracy']:.1f}%"
+    assert metric(app, "top-5 accuracy") == f"{100 * expected['top5']:.1f}%"
+    assert metric(app, "permutation set") == "30"
+    app.segmented_control(key="jig_filter").set_value("wrong").run()
+    assert not app.exception
+
+
+def test_demo_upload_and_wrong_upload(trained: trained_runs.Trained) -> None:
+    app = open_page("demo", trained.rotation)
+    assert app.selectbox(key="demo_run").value == trained.rotation
+    upright = trained_runs.png(trained_runs.oriented_image(np.random.default_rng(5), 64))
+    app.file_uploader(key="demo_upload").set_value(("photo.png", upright, "image/png")).run()
+    assert not app.exception
+    assert any("4 of 4 turns named right" in m.value for m in app.markdown)
+
+    app.file_uploader(key="demo_upload").set_value(("notes.png", b"hello", "image/png")).run()
+    assert not app.exception
+    assert any("notes.png is not a usable image" in e.value for e in app.error)
+
+    app.selectbox(key="demo_run").set_value(trained.jigsaw).run()
+    app.segmented_control(key="demo_source").set_value("From a dataset").run()
+    assert not app.exception
+    assert any(m.value.startswith("## puzzle") for m in app.markdown)
+
+
+def test_demo_colorization_with_a_real_photo(trained: trained_runs.Trained) -> None:
+    app = open_page("demo", trained.colorization)
+    app.file_uploader(key="demo_upload").set_value(("c.png", png_bytes(3, 48), "image/png")).run()
+    assert not app.exception
+    assert any("PSNR" in m.value for m in app.markdown)
+    app.slider(key="demo_temperature").set_value(0.9).run()
+    assert not app.exception
+
+
+def test_no_run_of_the_task_points_to_the_train_page(trained: trained_runs.Trained) -> None:
+    jobs.delete_run(Store.open(), trained.jigsaw)
+    app = open_page("jigsaw")
+    assert any("No jigsaw run yet" in i.value for i in app.info)
+    link = next(e for e in app.get("page_link") if "Train an encoder" in e.proto.label)
+    assert link.proto.page.endswith("train")
