@@ -1,17 +1,34 @@
-"""Datasets page: bring images in (upload or server folder), look at them, delete them."""
+"""Datasets page: bring images in (upload or server folder), look at them, retry an
+interrupted ingest, delete them."""
 
 import streamlit as st
 
-from sslviz.data import delete_dataset, ingest_server_folder, ingest_uploads
-from sslviz.ui.datasets_view import datasets_table, default_upload_name, gallery, ingest_report
+from sslviz.data import (
+    app_retry_problem,
+    delete_dataset,
+    ingest_server_folder,
+    ingest_uploads,
+    is_live_ingest,
+    reap_ingests,
+    reingest,
+)
+from sslviz.ui.datasets_view import (
+    dataset_details,
+    datasets_table,
+    default_upload_name,
+    ingest_report,
+    unfinished_notice,
+)
 from sslviz.ui.resources import get_store
 from sslviz.ui.widgets import user_errors
 from sslviz.workspace import SERVER_ROOTS_ENV, server_roots
 
 SOURCES = ("Folder", "Zip", "Files", "Server folder")
+REFRESH_SECONDS = 2.0  # while another process ingests a dataset
 
 store = get_store()
 st.title("Datasets")
+reap_ingests(store)  # an ingest killed midway (or lost in an app restart) shows as interrupted
 datasets = store.datasets.list()
 
 # --- the next step, while nothing has been trained ------------------------------------------
@@ -45,7 +62,8 @@ def _finish(report) -> None:
     """Keep the report to show after the rerun, clear the uploader, select the new dataset."""
     st.session_state["ds_report"] = report.to_json()
     st.session_state["ds_upload_gen"] = st.session_state.get("ds_upload_gen", 0) + 1
-    st.session_state["ds_pick"] = report.dataset.name
+    # Selected on the rerun, before the picker exists (a retry is clicked below the picker).
+    st.session_state["ds_pick_next"] = report.dataset.name
     st.rerun()
 
 
@@ -54,7 +72,9 @@ with st.expander(
 ):
     source = st.radio("From", SOURCES, key="ds_source", horizontal=True)
     gen = st.session_state.get("ds_upload_gen", 0)  # a new key empties the uploader
-    names_taken = {d.name for d in datasets}
+    # An interrupted dataset's name is free: ingesting under it replaces the dataset.
+    names_taken = {d.name for d in datasets if d.status not in ("interrupted", "failed")}
+    names_interrupted = {d.name for d in datasets} - names_taken
     if source == "Server folder":
         roots = server_roots()
         if not roots:
@@ -106,6 +126,8 @@ with st.expander(
         ).strip() or (default or "")
         if name in names_taken:
             st.warning(f"A dataset named **{name}** exists already: choose another name.")
+        elif name in names_interrupted:
+            st.info(f"This replaces the interrupted dataset **{name}**.", icon=":material/info:")
         can_ingest = bool(files) and bool(name) and name not in names_taken
         if st.button(
             f"Ingest {len(files):,} file(s)" if files else "Ingest",
@@ -135,48 +157,52 @@ st.subheader("Your datasets")
 datasets_table(datasets, key="ds_table")
 
 by_name = {d.name: d for d in datasets}
+if "ds_pick_next" in st.session_state:
+    st.session_state["ds_pick"] = st.session_state.pop("ds_pick_next")
 if st.session_state.get("ds_pick") not in by_name:
     st.session_state["ds_pick"] = datasets[-1].name  # the newest
 dataset = by_name[st.selectbox("Show dataset", list(by_name), key="ds_pick")]
-if dataset.error:
-    st.error(dataset.error)
-gallery_tab, rejected_tab, duplicates_tab = st.tabs(
-    [
-        f"Gallery ({dataset.n_images:,})",
-        f"Rejected files ({dataset.n_rejected:,})",
-        f"Duplicates ({dataset.n_duplicates:,})",
-    ]
-)
-with gallery_tab:
-    gallery(store, dataset)
-with rejected_tab:
-    rejected = store.datasets.rejections(dataset.id)
-    if rejected:
-        st.dataframe(
-            [{"path": r.path, "reason": r.reason} for r in rejected],
-            hide_index=True,
-            key="ds_rejected",
-        )
-    else:
-        st.caption("Every file was a usable image.")
-with duplicates_tab:
-    duplicates = store.datasets.duplicates(dataset.id)
-    if duplicates:
-        st.dataframe(
-            [{"path": d.path, "same content as": d.duplicate_of} for d in duplicates],
-            hide_index=True,
-            key="ds_duplicates",
-        )
-    else:
-        st.caption("No duplicate content.")
+live = is_live_ingest(dataset)
+
+
+@st.fragment(run_every=REFRESH_SECONDS)
+def _wait_for_ingest() -> None:
+    """Rerun the page once the other process's ingest ends (finished, failed or killed)."""
+    reap_ingests(store)
+    if store.datasets.get(dataset.id).status != "ingesting":
+        st.rerun()
+
+
+if dataset.status == "ready":
+    dataset_details(store, dataset)
+else:
+    unfinished_notice(dataset)
+    if live:
+        _wait_for_ingest()
+    elif problem := app_retry_problem(dataset, server_roots()):
+        st.caption(problem)  # an upload, a source gone or outside the app's folders: what to do
+    elif st.button("Retry the ingest", key="ds_retry", type="primary", icon=":material/replay:"):
+        with user_errors():
+            _finish(reingest(store, dataset, roots=server_roots(), progress=_progress_bar()))
 
 # --- delete, with a confirmation ------------------------------------------------------------
-if st.button(f"Delete {dataset.name}…", key="ds_delete", icon=":material/delete:"):
+if st.button(
+    f"Delete {dataset.name}…",
+    key="ds_delete",
+    icon=":material/delete:",
+    disabled=live,
+    help="Wait for its ingest to finish first." if live else None,
+):
     st.session_state["ds_confirm_delete"] = dataset.id
 if st.session_state.get("ds_confirm_delete") == dataset.id:
     n_runs = sum(1 for r in store.runs.list() if r.dataset_id == dataset.id)
+    what = (
+        f"its {dataset.n_images:,} stored images"
+        if dataset.status == "ready"
+        else "what its unfinished ingest stored"
+    )
     st.warning(
-        f"Delete **{dataset.name}**: its {dataset.n_images:,} stored images"
+        f"Delete **{dataset.name}**: {what}"
         + (f" and its {n_runs} run(s)" if n_runs else "")
         + "? The original files you uploaded or registered are not touched."
     )

@@ -16,7 +16,13 @@ from sslviz.data.ingest import (
     ingest_uploads,
     reingest,
 )
-from sslviz.data.recovery import reap_ingests, recorded_sources, retry_hint
+from sslviz.data.recovery import (
+    app_retry_problem,
+    is_live_ingest,
+    reap_ingests,
+    recorded_sources,
+    retry_hint,
+)
 from sslviz.data.storage import THUMB_SIZE, image_path, thumbnail_path
 
 __all__ = [
@@ -25,12 +31,14 @@ __all__ = [
     "MIN_SIDE",
     "THUMB_SIZE",
     "IngestReport",
+    "app_retry_problem",
     "delete_dataset",
     "ensure_demo",
     "image_path",
     "ingest",
     "ingest_server_folder",
     "ingest_uploads",
+    "is_live_ingest",
     "load_rgb",
     "reap_ingests",
     "recorded_sources",

@@ -25,6 +25,7 @@ from pathlib import Path
 from sslviz.errors import UserError
 from sslviz.processes import owns_process, pid_alive
 from sslviz.store import Dataset, Store
+from sslviz.workspace import SERVER_ROOTS_ENV, is_under_server_roots
 
 START_GRACE = 30.0  # s: a row with no pid (written before pids were recorded) gets this long
 HEARTBEAT_EVERY = 2.0  # s between heartbeats of an ingest that is decoding
@@ -108,6 +109,27 @@ def retry_hint(dataset: Dataset) -> str:
     if dataset.source == UPLOAD_SOURCE:
         return f"upload the files again under the same name (it replaces this one), or {delete}"
     return f"`sslviz reingest {name}` ingests it again from {dataset.source}; {delete}"
+
+
+def app_retry_problem(dataset: Dataset, roots: list[Path]) -> str | None:
+    """Why the app can't ingest ``dataset`` again by itself, with what to do instead; None if it
+    can (its source is on the server, under the folders the app may read: ``roots``)."""
+    try:
+        paths = recorded_sources(dataset)
+    except UserError as error:
+        return str(error)
+    outside = [str(p) for p in paths if not is_under_server_roots(p, roots)]
+    if not outside:
+        return None
+    where = (
+        f"this app may not read server folders ({SERVER_ROOTS_ENV} is not set)"
+        if not roots
+        else f"that is outside the folders this app may read ({SERVER_ROOTS_ENV})"
+    )
+    return (
+        f"It was read from {', '.join(outside)}, and {where}: run "
+        f"`sslviz reingest {shlex.quote(dataset.name)}` on the server, or delete it."
+    )
 
 
 def check_retryable(dataset: Dataset) -> None:

@@ -1,9 +1,10 @@
 """Pieces of the Datasets page: default names for uploads, the datasets table, the gallery, the
-ingest report."""
+ingest report, and what an unfinished (interrupted or still running) ingest shows."""
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import PurePosixPath
@@ -11,8 +12,9 @@ from pathlib import PurePosixPath
 import pandas as pd
 import streamlit as st
 
-from sslviz.data import thumbnail_path
+from sslviz.data import is_live_ingest, thumbnail_path
 from sslviz.store import Dataset, Store
+from sslviz.ui.runs_view import human_duration
 
 GALLERY_PAGE = 48  # thumbnails per page
 GALLERY_COLUMNS = 8
@@ -101,3 +103,59 @@ def gallery(store: Store, dataset: Dataset) -> None:
             st.columns(GALLERY_COLUMNS), images[row : row + GALLERY_COLUMNS], strict=False
         ):
             column.image(str(thumbnail_path(store, image)), caption=image.path, width="stretch")
+
+
+def unfinished_notice(dataset: Dataset) -> None:
+    """Why ``dataset`` has no images to show: its ingest was interrupted, or is still running in
+    another process (the command line, another browser tab)."""
+    if dataset.status in ("interrupted", "failed"):
+        st.warning(
+            f"**{dataset.name}** was not ingested completely: {dataset.error or 'it stopped'}. "
+            "Nothing of it is used; retry the ingest or delete it.",
+            icon=":material/warning:",
+        )
+    elif is_live_ingest(dataset):
+        since = human_duration(time.time() - dataset.created_at)
+        beat = (
+            f", last progress {human_duration(time.time() - dataset.heartbeat_at)} ago"
+            if dataset.heartbeat_at
+            else ""
+        )
+        st.info(
+            f"**{dataset.name}** is being ingested by process {dataset.pid} (for {since}{beat}). "
+            "This page updates when it is done.",
+            icon=":material/hourglass_top:",
+        )
+
+
+def dataset_details(store: Store, dataset: Dataset) -> None:
+    """A ready dataset's tabs: gallery, rejected files, duplicates."""
+    gallery_tab, rejected_tab, duplicates_tab = st.tabs(
+        [
+            f"Gallery ({dataset.n_images:,})",
+            f"Rejected files ({dataset.n_rejected:,})",
+            f"Duplicates ({dataset.n_duplicates:,})",
+        ]
+    )
+    with gallery_tab:
+        gallery(store, dataset)
+    with rejected_tab:
+        rejected = store.datasets.rejections(dataset.id)
+        if rejected:
+            st.dataframe(
+                [{"path": r.path, "reason": r.reason} for r in rejected],
+                hide_index=True,
+                key="ds_rejected",
+            )
+        else:
+            st.caption("Every file was a usable image.")
+    with duplicates_tab:
+        duplicates = store.datasets.duplicates(dataset.id)
+        if duplicates:
+            st.dataframe(
+                [{"path": d.path, "same content as": d.duplicate_of} for d in duplicates],
+                hide_index=True,
+                key="ds_duplicates",
+            )
+        else:
+            st.caption("No duplicate content.")

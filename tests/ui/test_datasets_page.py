@@ -3,7 +3,11 @@ rejected files, delete."""
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pandas as pd
+import pytest
 from conftest import png_bytes
 from streamlit.testing.v1 import AppTest
 
@@ -107,3 +111,73 @@ def test_delete_asks_first(app: AppTest) -> None:
     assert not app.exception
     assert Store.open().datasets.list() == []
     assert "No datasets yet" in texts(app)
+
+
+# --- interrupted ingests -----------------------------------------------------------------------
+def _finished_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def _interrupted(name: str, source: str) -> int:
+    """A dataset whose ingest process died (as after SIGKILL, or an app restart: the server that
+    ingested it is gone); found by the page itself."""
+    store = Store.open()
+    return store.datasets.create(name, source, pid=_finished_pid()).id
+
+
+def test_an_interrupted_upload_says_to_upload_again_and_can_be_deleted(app: AppTest) -> None:
+    _interrupted("holiday", "upload")
+    app.run()
+    assert not app.exception
+    table = frame(app, "status", "interrupted")
+    assert table.set_index("name").loc["holiday", "status"] == "interrupted"
+    app.selectbox(key="ds_pick").set_value("holiday").run()
+    page = texts(app)
+    assert "**holiday** was not ingested completely" in page and "ended before finishing" in page
+    assert "browser upload: upload the files again" in page
+    assert not [b for b in app.button if b.key == "ds_retry"]  # nothing on disk to re-read
+    assert not app.get("tab")  # no gallery of a half dataset
+
+    # Uploading again under its name replaces it.
+    app.file_uploader(key="ds_upload_folder_0").set_value(
+        [(f"holiday/img{i}.png", png_bytes(i), "image/png") for i in range(3)]
+    ).run()
+    assert "replaces the interrupted dataset **holiday**" in texts(app)
+    assert not app.button(key="ds_ingest").disabled
+    app.button(key="ds_ingest").click().run()
+    assert not app.exception
+    store = Store.open()
+    dataset = store.datasets.get_by_name("holiday")
+    assert (dataset.status, dataset.n_images) == ("ready", 3)
+
+    # Delete works on an interrupted dataset too.
+    other = _interrupted("other", "upload")
+    app.run()
+    app.selectbox(key="ds_pick").set_value("other").run()
+    app.button(key="ds_delete").click().run()
+    app.button(key="ds_delete_yes").click().run()
+    assert not app.exception
+    assert other not in [d.id for d in store.datasets.list()]
+
+
+def test_an_interrupted_server_folder_is_retried_from_the_page(
+    app: AppTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "served" / "birds"
+    folder.mkdir(parents=True)
+    for i in range(4):
+        (folder / f"{i}.png").write_bytes(png_bytes(i))
+    _interrupted("birds", str(folder))
+    app.run()
+    app.selectbox(key="ds_pick").set_value("birds").run()
+    assert "sslviz reingest birds" in texts(app)  # the app may not read server folders
+    monkeypatch.setenv("SSLVIZ_SERVER_ROOTS", str(tmp_path / "served"))
+    app.run()
+    app.button(key="ds_retry").click().run()
+    assert not app.exception
+    dataset = Store.open().datasets.get_by_name("birds")
+    assert (dataset.status, dataset.n_images) == ("ready", 4)
+    assert "Dataset **birds**: 4 images accepted" in texts(app)
+    assert app.selectbox(key="ds_pick").value == "birds"
