@@ -12,6 +12,7 @@ dataset and every epoch after the first decode is tensor work.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -148,8 +149,9 @@ def _decode_in_pool(
     pool; at most two chunks per process are in flight, so memory stays bounded.
 
     The pool's processes ignore SIGINT (Ctrl-C reaches the whole foreground process group; the
-    trainer answers it) and die on SIGTERM. When ``stop()`` turns true, or on any error, they are
-    killed at once rather than left to finish their chunks.
+    trainer answers it): they start with it blocked, then ignore it. They die on SIGTERM. When
+    ``stop()`` turns true, or on any error, they are killed at once rather than left to finish
+    their chunks; an error while a stop is under way (a signal reached them first) is the stop.
     """
     # forkserver: the caller has threads (heartbeat, torch), which fork copies badly
     context = multiprocessing.get_context("forkserver")
@@ -159,7 +161,8 @@ def _decode_in_pool(
     try:
         while True:
             while len(pending) < 2 * n_workers and (item := next(todo, None)) is not None:
-                pending.append((item[0], pool.submit(_decode_chunk, item[1], size)))
+                with _sigint_blocked():  # inherited by the processes this submit starts
+                    pending.append((item[0], pool.submit(_decode_chunk, item[1], size)))
             if not pending:
                 return
             start, future = pending[0]
@@ -170,13 +173,11 @@ def _decode_in_pool(
             if not future.done():
                 continue
             pending.popleft()
-            try:
-                array = future.result()
-            except BrokenProcessPool:
-                if stop() or _stopped_soon(stop):  # a cancel's SIGTERM reached the pool first
-                    raise Cancelled("stopped while decoding images") from None
-                raise
-            yield start, array
+            yield start, future.result()
+    except (BrokenProcessPool, OSError, EOFError):
+        if stop() or _stopped_soon(stop):  # a cancel's signal reached the pool first
+            raise Cancelled("stopped while decoding images") from None
+        raise
     finally:
         _kill_pool(pool)
 
@@ -185,6 +186,19 @@ def _init_decoder() -> None:
     """In each decoding process: Ctrl-C is for the parent; SIGTERM ends the process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+@contextlib.contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """Block SIGINT in this thread meanwhile: processes started now inherit the block, so a
+    Ctrl-C during their start-up can't kill them. One that arrives meanwhile is delivered to
+    this process when it ends (Python runs the handler then)."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _stopped_soon(stop: Callable[[], bool], seconds: float = 1.0) -> bool:

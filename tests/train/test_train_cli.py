@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -112,6 +113,48 @@ def test_eval_of_a_missing_run_is_a_one_line_error(home, tiny):
     assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
 
 
+def torchrun(*args: str, env_home) -> subprocess.CompletedProcess:
+    """``torchrun --nproc_per_node 2 -m sslviz.distributed ARGS``; asserts it exited 0."""
+    env = {**os.environ, "SSLVIZ_HOME": str(env_home), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+               "--standalone", "-m", "sslviz.distributed", *args]  # fmt: skip
+    launcher = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        stdout, stderr = launcher.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(launcher.pid, signal.SIGKILL)  # torchrun and both ranks: its own session
+        raise
+    assert launcher.returncode == 0, stderr
+    return subprocess.CompletedProcess(command, launcher.returncode, stdout, stderr)
+
+
+@pytest.mark.slow
+def test_ddp_ranks_follow_one_clock_with_their_own_seeds_under_a_time_budget(home, tiny, store):
+    # 13 images a step: shards of 7 and 6; the budget, not the epochs, ends training
+    result = torchrun(
+        "train", "--dataset", "tiny", "--task", "jigsaw", "--image-size", "24",
+        "--permutations", "30", "--batch-size", "13", "--time-budget", "2", "--json",
+        env_home=home,
+    )  # fmt: skip
+    ddp = json.loads(result.stdout.strip().splitlines()[-1])
+    assert ddp["status"] == "finished"
+    lines = {
+        rank: re.search(
+            rf"rank {rank}/2 took (\d+) steps on (\d+) images; last lr (\S+); seed (\d+)",
+            result.stderr,
+        ).groups()
+        for rank in (0, 1)
+    }
+    (steps0, images0, lr0, seed0), (steps1, images1, lr1, seed1) = lines[0], lines[1]
+    assert steps0 == steps1 == str(ddp["step"])
+    assert lr0 == lr1  # the very same schedule: rank 0's clock, not each rank's own
+    assert seed0 != seed1  # own dropout masks (the weights start equal: DDP broadcasts them)
+    assert int(images0) == 7 * ddp["step"] and int(images1) == 6 * ddp["step"]
+
+
 @pytest.mark.slow
 def test_ddp_two_processes_on_cpu_match_a_single_process_run(home, tiny, store):
     args = [
@@ -129,36 +172,11 @@ def test_ddp_two_processes_on_cpu_match_a_single_process_run(home, tiny, store):
         "--json",
     ]
     single = json.loads(sslviz(*args, env_home=home).stdout)
-    env = {**os.environ, "SSLVIZ_HOME": str(home), "OMP_NUM_THREADS": "1"}
-    launcher = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            "--standalone",
-            "-m",
-            "sslviz.distributed",
-            *args,
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        stdout, stderr = launcher.communicate(timeout=300)
-    except subprocess.TimeoutExpired:
-        os.killpg(launcher.pid, signal.SIGKILL)  # torchrun and both ranks: its own session
-        raise
-    result = subprocess.CompletedProcess(launcher.args, launcher.returncode, stdout, stderr)
-    assert result.returncode == 0, result.stderr
+    result = torchrun(*args, env_home=home)
     ddp = json.loads(result.stdout.strip().splitlines()[-1])
     assert ddp["status"] == "finished" and ddp["step"] == single["step"] == 6
     for rank in (0, 1):  # both ranks stepped, each on half of every batch
-        assert f"rank {rank}/2 took 6 steps on 36 images" in result.stderr
+        assert f"rank {rank}/2 took 6 steps on 36 images;" in result.stderr
         assert store.runs.metrics(ddp["run"], f"ddp/images_rank{rank}")[0].value == 36
     one = load_checkpoint(checkpoint_path(store.workspace.run_dir(single["run"])))["model"]
     two = load_checkpoint(checkpoint_path(store.workspace.run_dir(ddp["run"])))["model"]

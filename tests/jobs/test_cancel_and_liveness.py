@@ -1,0 +1,225 @@
+"""Cancel at any moment leaves nothing behind, and a worker is alive only while it makes progress.
+
+Real worker processes and a real decode pool: a cancel (or Ctrl-C in the foreground) while the
+decode cache is being built ends the run ``cancelled`` within seconds with every process of the
+workspace gone; the heartbeat stops when the work is stuck (a hung file read), so the reaper
+kills the worker; a broken moment of the database never ends the beats.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+from sslviz import jobs, lifecycle
+from sslviz.config import TrainConfig
+from sslviz.data.cache import cache_path
+from sslviz.store import Dataset, Image, Store
+
+# The installed console script, as a user runs it (next to this interpreter, else on PATH).
+SSLVIZ = shutil.which("sslviz", path=str(Path(sys.executable).parent)) or shutil.which("sslviz")
+START_TIMEOUT = 120  # a worker imports torch on a busy 2-core machine
+CACHE_SIZE = 128
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="module")
+def jpeg_files() -> list[bytes]:
+    """900 distinct 512 px JPEGs: decoding them to 128 px takes a few seconds on two cores."""
+    rng = np.random.default_rng(0)
+    files = []
+    for i in range(900):
+        small = rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)
+        image = PILImage.fromarray(small).resize((512, 512), PILImage.Resampling.BILINEAR)
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=85)
+        files.append(buffer.getvalue() + i.to_bytes(4, "big"))  # trailing bytes: unique content
+    return files
+
+
+def make_jpeg_dataset(store: Store, files: list[bytes], name: str = "big") -> Dataset:
+    """A ready dataset of ``files`` recorded the way ingestion records one."""
+    dataset = store.datasets.create(name, f"/tests/{name}")
+    folder = store.workspace.dataset_dir(dataset.id) / "files"
+    folder.mkdir(parents=True)
+    rows = []
+    for i, data in enumerate(files):
+        (folder / f"{i:05d}.jpg").write_bytes(data)
+        rows.append(
+            Image(id=0, dataset_id=dataset.id, path=f"class_{i // 100}/{i:05d}.jpg",
+                  sha256=f"{i:064x}", file=f"files/{i:05d}.jpg", width=512, height=512,
+                  mode="RGB", format="JPEG", bytes=len(data))
+        )  # fmt: skip
+    store.datasets.add_images(rows)
+    return store.datasets.finish(dataset.id)
+
+
+def workspace_processes(home: Path) -> list[str]:
+    """Live processes (not zombies) started with this workspace in their environment."""
+    needle = f"SSLVIZ_HOME={home}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if needle in environ and stat[stat.rfind(")") + 2] != "Z":
+            found.append(f"{entry.name}: {cmdline}")
+    return found
+
+
+def building(store: Store, dataset_id: int) -> bool:
+    """Whether a cache build of the dataset is under way (its temporary file exists)."""
+    path = cache_path(store, dataset_id, CACHE_SIZE)
+    return path.parent.is_dir() and any(path.parent.glob(f".{path.stem}.*.npy"))
+
+
+def _config(dataset: str, **changes) -> TrainConfig:
+    base = TrainConfig(
+        dataset=dataset, task="rotation", image_size=CACHE_SIZE, epochs=1, batch_size=16,
+        device="cpu",
+    )  # fmt: skip
+    return base.replace(**changes)
+
+
+def test_importing_the_worker_installs_no_signal_handlers():
+    # pool processes (forkserver, spawn) import the worker module as __mp_main__
+    code = (
+        "import runpy, signal; runpy.run_module('sslviz.worker', run_name='__mp_main__'); "
+        "print(signal.getsignal(signal.SIGTERM) == signal.SIG_DFL, "
+        "signal.getsignal(signal.SIGINT) == signal.default_int_handler)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.split() == ["True", "True"], result.stderr
+
+
+@pytest.mark.slow
+def test_cancel_during_the_cache_build_ends_cancelled_and_leaves_no_process(
+    store, home, jpeg_files, wait_for
+):
+    dataset = make_jpeg_dataset(store, jpeg_files)
+    run = jobs.submit(store, _config(dataset.name))
+    wait_for(lambda: building(store, dataset.id), START_TIMEOUT, poll=0.02)
+    started = time.monotonic()
+    jobs.cancel(store, run.id)
+    ended = jobs.wait(store, run.id, 30)
+    assert ended.status == "cancelled", (ended.status, ended.error)
+    assert time.monotonic() - started < 30 and ended.step == 0
+    wait_for(lambda: not workspace_processes(home), 15)
+    assert not building(store, dataset.id)  # no half cache left
+    assert not cache_path(store, dataset.id, CACHE_SIZE).exists()
+    log = (store.workspace.run_dir(run.id) / jobs.LOG_NAME).read_text()
+    assert "ended cancelled" in log and "Traceback" not in log, log
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_the_foreground_during_the_cache_build(store, home, jpeg_files, wait_for):
+    dataset = make_jpeg_dataset(store, jpeg_files)
+    args = [SSLVIZ, "train", "--dataset", dataset.name, "--task", "rotation", "--image-size",
+            str(CACHE_SIZE), "--epochs", "1", "--device", "cpu"]  # fmt: skip
+    # its own process group, as a terminal gives a foreground job: Ctrl-C reaches all of it
+    process = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        wait_for(lambda: building(store, dataset.id) or process.poll() is not None, START_TIMEOUT)
+        assert process.poll() is None, process.communicate()
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130, stderr
+    [run] = store.runs.list()
+    assert run.status == "cancelled" and run.error is None, (run.status, run.error)
+    assert "Traceback" not in stderr and f"sslviz resume {run.id}" in stderr
+    wait_for(lambda: not workspace_processes(home), 15)
+
+
+def test_the_heartbeat_beats_only_while_the_process_shows_signs_of_life(
+    store, tiny_dataset, wait_for
+):
+    now = time.time()
+    run = store.runs.create(
+        dataset_id=1, task="rotation", encoder="small-cnn", config={}, device="cpu", epochs=1,
+        status="running",
+    )  # fmt: skip
+    store.runs.update(run.id, pid=os.getpid(), started_at=now, heartbeat_at=now - 100)
+    lifecycle.alive()
+    beats = lifecycle.Heartbeat(store, run.id, every=0.05, deadline=0.6)
+    try:
+        wait_for(lambda: store.runs.get(run.id).heartbeat_at > now, 5)
+        assert jobs.reap(store, stale_after=1.0) == []
+        lifecycle.progress(store, run.id, step=1, total=4)  # a sign of life, and progress
+        assert store.runs.get(run.id).step == 1 and lifecycle.seconds_since_alive() < 0.5
+        # no progress past the deadline: the beats stop, the reaper sees the silence
+        time.sleep(0.8)
+        last = store.runs.get(run.id).heartbeat_at
+        time.sleep(0.5)
+        assert store.runs.get(run.id).heartbeat_at == last
+        assert jobs.reap(store, stale_after=0.5) == [run.id]
+        assert "no heartbeat" in store.runs.get(run.id).error
+    finally:
+        beats.stop()
+        lifecycle.alive()
+
+
+def test_a_failed_beat_never_ends_the_heartbeat(store, tiny_dataset, wait_for):
+    run = store.runs.create(
+        dataset_id=1, task="rotation", encoder="small-cnn", config={}, device="cpu", epochs=1,
+        status="running",
+    )  # fmt: skip
+    lifecycle.alive()
+    beats = lifecycle.Heartbeat(store, run.id, every=0.05, deadline=60)
+    try:
+        wait_for(lambda: store.runs.get(run.id).heartbeat_at, 5)
+        # a broken moment of the database: every beat fails while the table is renamed
+        other = sqlite3.connect(store.workspace.db_path, isolation_level=None)
+        other.execute("ALTER TABLE runs RENAME TO runs_away")
+        wait_for(lambda: beats.failures >= 2, 5)
+        other.execute("ALTER TABLE runs_away RENAME TO runs")
+        other.close()
+        before = store.runs.get(run.id).heartbeat_at
+        wait_for(lambda: store.runs.get(run.id).heartbeat_at > before, 5)
+        assert beats.is_alive()
+    finally:
+        beats.stop()
+
+
+@pytest.mark.slow
+def test_a_worker_stuck_without_progress_is_reaped_and_killed(
+    store, home, tiny_dataset, wait_for, monkeypatch
+):
+    dataset = tiny_dataset
+    # one image is a named pipe nobody writes to: reading it blocks forever (a hung mount)
+    first = store.datasets.images(dataset.id)[0]
+    stuck = store.workspace.dataset_dir(dataset.id) / first.file
+    stuck.unlink()
+    os.mkfifo(stuck)
+    monkeypatch.setenv(lifecycle.DEADLINE_ENV, "2")  # the worker inherits it
+    run = jobs.submit(store, TrainConfig(dataset="tiny", task="rotation", image_size=16,
+                                         epochs=1, batch_size=8, device="cpu"))  # fmt: skip
+    path = cache_path(store, dataset.id, 16)
+    wait_for(lambda: path.parent.is_dir() and any(path.parent.glob(".16.*.npy")), START_TIMEOUT)
+    pid = store.runs.get(run.id).pid
+    assert jobs.is_worker_process(pid, run.id)
+    reaped = wait_for(lambda: jobs.reap(store, stale_after=3), 30, poll=0.5)
+    assert reaped == [run.id]
+    ended = store.runs.get(run.id)
+    assert ended.status == "interrupted" and "no heartbeat" in ended.error
+    wait_for(lambda: not workspace_processes(home), 15)
