@@ -54,7 +54,7 @@ SAVE_EVERY = 8  # batches between flushes of the partial file (what a resume con
 # How to load the encoder of a run, by run kind ("module:function", called with (store, run)).
 # Kinds not listed here whose ``has_encoder`` is true use the pretext loader. Helper E adds
 # "finetune" with a function returning a SourceEncoder of the fine-tuned encoder.
-ENCODER_LOADERS: dict[str, str] = {}
+ENCODER_LOADERS: dict[str, str] = {"finetune": "sslviz.fewshot.finetune:finetuned_encoder"}
 
 
 class EmbeddingStopped(Exception):

@@ -18,8 +18,8 @@ the CV accuracy. With too few labels it says "too few labels to rank" and ranks 
 
 Rows are cached per label set and source version (``<dataset_dir>/leaderboard/<sha>.json``):
 a new run or fine-tune computes only its own rows. Embeddings come from ``sslviz.embed``'s
-cache; on a dataset above LARGE_DATASET images a missing one is computed by a background
-embedding job (``pending``) instead of inline.
+cache; on a dataset too large to embed inline (``embedding_job.runs_inline``: a few thousand
+images) a missing one is computed by a background embedding job (``pending_run``) instead.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ from sslviz.fewshot.finetune_data import labels_file, labels_sha, read_label_fil
 if TYPE_CHECKING:
     from sslviz.store import Dataset, Run, Store
 
-LARGE_DATASET = 5_000  # images: above this, missing embeddings are a background job
 MIN_COMPARE = 6  # held-out labels needed (in >= 2 classes) to compare fine-tuned rows
 TOO_FEW_TO_RANK = "too few labels to rank"
 _CACHE_VERSION = 1
@@ -143,7 +142,7 @@ def leaderboard(
 ) -> Leaderboard:
     """Score every candidate on ``labels`` (path -> label) and rank them (module docstring).
 
-    ``background`` (default: above LARGE_DATASET images) submits embedding jobs for missing
+    ``background`` (default: datasets too large to embed inline) submits embedding jobs for missing
     embeddings instead of computing them here; those rows wait with ``pending_run`` set."""
     from sslviz.embed import resolve_dataset
     from sslviz.fewshot.estimate import TOO_FEW_REASON, too_few
@@ -158,7 +157,9 @@ def leaderboard(
     if len(set(labels.values())) < 2:
         raise UserError("the leaderboard needs labels of at least 2 classes: label more images")
     if background is None:
-        background = dataset.n_images > LARGE_DATASET
+        from sslviz.embedding_job import runs_inline
+
+        background = not runs_inline(dataset.n_images)
 
     found = candidates(store, dataset)
     fine_tunes, holdout, notes = _comparable_fine_tunes(store, found, labels)
@@ -330,21 +331,11 @@ def _fine_tuned_row(
 
 
 def _embedding_job(store: Store, dataset: Dataset, candidate: Candidate) -> int:
-    """The id of a queued/running embedding job for ``candidate``, submitting one if needed."""
-    from sslviz.embedding_job import submit_embedding
+    """The embedding (+ map) job computing ``candidate``'s embeddings: an identical queued or
+    running one, else a new one (``sslviz.embedding_job.submit`` returns the existing one)."""
+    from sslviz.embedding_job import submit
 
-    for run in store.runs.list(("queued", "running")):
-        config = run.config
-        if (run.task, run.dataset_id) == ("embedding", dataset.id) and (
-            str(config.get("source")),
-            config.get("layer"),
-            config.get("grid"),
-        ) == (candidate.source, candidate.layer, candidate.grid):
-            return run.id
-    run = submit_embedding(
-        store, dataset, candidate.source, layer=candidate.layer, grid=candidate.grid
-    )
-    return run.id
+    return submit(store, dataset, candidate.source, layer=candidate.layer, grid=candidate.grid).id
 
 
 # --- cache ----------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@ ingestion records them (real PNG files named by content hash), and a tiny traine
 
 - ``colour``: a bright square of the class's colour at a random place on dark noise (any encoder
   separates it);
-- ``stripes``: horizontal vs vertical stripes at a random phase on noise: a linear model on raw
+- ``stripes``: horizontal vs vertical stripes of random period and phase on noise: a linear model on raw
   pixels can't separate them (both classes average to the same grey), a convolution can.
 """
 
@@ -26,7 +26,8 @@ def _picture(kind: str, label: str, rng: np.random.Generator, size: int) -> np.n
         top, left = rng.integers(0, size // 2, 2)
         pixels[top : top + size // 2, left : left + size // 2, COLOURS[label]] = 230
         return pixels
-    period, phase = 4, rng.integers(0, 4)
+    period = int(rng.integers(3, 7))  # many periods and phases: no pixel template per class
+    phase = rng.integers(0, period)
     on = ((np.arange(size) + phase) % period) < period // 2  # (size,)
     mask = on[:, None] if label == "horizontal" else on[None, :]
     return np.where(np.broadcast_to(mask, (size, size))[..., None], pixels + 150, pixels).astype(

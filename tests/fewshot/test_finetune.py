@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 from finetune_helpers import first_per_class, make_labeled_dataset, train_parent
+from threadpoolctl import threadpool_limits
 
 from sslviz import jobs
 from sslviz.fewshot.finetune import (
@@ -35,7 +36,7 @@ pytestmark = pytest.mark.timeout(300)
 @pytest.fixture(scope="module")
 def space(tmp_path_factory: pytest.TempPathFactory):
     """One workspace for the module: 3 colour classes x 20 images, a parent rotation run."""
-    with pytest.MonkeyPatch.context() as patch:
+    with pytest.MonkeyPatch.context() as patch, threadpool_limits(1):
         home = tmp_path_factory.mktemp("finetune")
         patch.setenv("SSLVIZ_HOME", str(home))
         patch.setenv("SSLVIZ_WORKER_THREADS", "1")

@@ -1,0 +1,158 @@
+"""Few-shot quality of every source, and of fine-tuning, on digits and on the demo set.
+
+For each data set: one run of each pretext task with the same time budget, then over >= 5 random
+draws of 5 labels per class, the accuracy on the unlabeled rest of
+  - pixels, random (baselines), each task's run: frozen embedding at its default layer, with the
+    predictor the leaderboard picks for it (``estimate.choose``, as `sslviz leaderboard`);
+  - a fine-tune of the best run (by the mean over draws of its frozen accuracy), default settings.
+Also: whether the leaderboard's top row (by cross-validation on the labels only) is the row that
+scores best on the rest. Digits: scikit-learn's 1,797 8 px digits upscaled to 32 px; demo:
+``assets/demo`` (labels = the photo each crop came from).
+
+    python benchmarks/leaderboard.py [--budget 60] [--draws 5] [--datasets digits demo]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from digits_rotation import write_digits  # noqa: E402
+
+from sslviz.config import default_config  # noqa: E402
+from sslviz.data import ingest  # noqa: E402
+from sslviz.data.demo import DEMO_DIR  # noqa: E402
+from sslviz.embed import embed  # noqa: E402
+from sslviz.fewshot.estimate import choose  # noqa: E402
+from sslviz.fewshot.finetune import execute_run as finetune_run  # noqa: E402
+from sslviz.fewshot.finetune import submit_finetune  # noqa: E402
+from sslviz.fewshot.finetune_data import read_predictions  # noqa: E402
+from sslviz.fewshot.predictors import Features, fit_predict  # noqa: E402
+from sslviz.store import Store  # noqa: E402
+from sslviz.train import create_run, execute_run  # noqa: E402
+
+TASKS = ("rotation", "colorization", "jigsaw")
+
+
+def draw(truth: dict[str, str], per_class: int, seed: int) -> dict[str, str]:
+    rng = np.random.default_rng(seed)
+    out = {}
+    for label in sorted(set(truth.values())):
+        paths = sorted(p for p, v in truth.items() if v == label)
+        for i in rng.choice(len(paths), per_class, replace=False):
+            out[paths[i]] = label
+    return out
+
+
+def frozen_accuracy(vectors: np.ndarray, paths: list[str], truth: dict[str, str],
+                    labels: dict[str, str]) -> tuple[float, str, float | None]:  # fmt: skip
+    """(accuracy on the unlabeled rest, the method choose() picked, its CV estimate)."""
+    row = {p: i for i, p in enumerate(paths)}
+    labeled = sorted(labels)
+    idx = np.array([row[p] for p in labeled])
+    y = [labels[p] for p in labeled]
+    features = Features(vectors)
+    choice = choose(vectors, idx, y, features=features)
+    prediction = fit_predict(vectors, idx, y, choice.method, features=features)
+    rest = [i for i, p in enumerate(paths) if p not in labels]
+    right = np.mean([prediction.labels[i] == truth[paths[i]] for i in rest])
+    return float(right), choice.method, choice.estimate.accuracy
+
+
+def bench(store: Store, name: str, truth: dict[str, str], args: argparse.Namespace) -> None:
+    dataset = store.datasets.get_by_name(name)
+    print(f"\n## {name}: {dataset.n_images} images, {len(set(truth.values()))} classes", flush=True)
+    sources: dict[str, str] = {"pixels": "pixels", "random": "random"}
+    for task in TASKS:
+        config = default_config(dataset, task).replace(
+            epochs=1000, time_budget=args.budget, device="cpu"
+        )
+        start = time.perf_counter()
+        run = execute_run(store, create_run(store, config).id)
+        print(f"  trained {task} run {run.id}: {run.step} steps, "
+              f"{time.perf_counter() - start:.0f} s wall", flush=True)  # fmt: skip
+        sources[task] = str(run.id)
+    paths = [image.path for image in store.datasets.images(dataset.id)]
+    vectors = {k: np.asarray(embed(store, dataset, s).vectors) for k, s in sources.items()}
+
+    scores: dict[str, list[float]] = {k: [] for k in sources}
+    methods: dict[str, list[str]] = {k: [] for k in sources}
+    top_right = 0
+    draws = [draw(truth, args.per_class, seed) for seed in range(args.draws)]
+    for labels in draws:
+        cv = {}
+        for key in sources:
+            accuracy, method, estimate = frozen_accuracy(vectors[key], paths, truth, labels)
+            scores[key].append(accuracy)
+            methods[key].append(method)
+            cv[key] = estimate or 0.0
+        top_right += max(cv, key=cv.get) == max(sources, key=lambda k: scores[k][-1])
+
+    best_task = max(TASKS, key=lambda k: np.mean(scores[k]))
+    tuned: list[float] = []
+    for labels in draws:
+        run = submit_finetune(store, int(sources[best_task]), labels, device="cpu",
+                              background=False)  # fmt: skip
+        start = time.perf_counter()
+        run = finetune_run(store, run.id)
+        assert run.status == "finished", run.error
+        ids, probabilities, classes = read_predictions(store.workspace.run_dir(run.id))
+        predicted = [classes[k] for k in probabilities.argmax(1)]
+        rest = [i for i, p in enumerate(paths) if p not in labels]
+        tuned.append(float(np.mean([predicted[i] == truth[paths[i]] for i in rest])))
+        print(f"  fine-tune run {run.id}: {run.step} steps, "
+              f"{time.perf_counter() - start:.0f} s wall", flush=True)  # fmt: skip
+
+    print(f"\n| source | accuracy on the rest (mean ± sd over {args.draws} draws) | predictor |")
+    print("|---|---|---|")
+    for key in sources:
+        used = max(set(methods[key]), key=methods[key].count)
+        print(f"| {key} | {np.mean(scores[key]):.3f} ± {np.std(scores[key]):.3f} | {used} |")
+    print(f"| fine-tuned {best_task} | {np.mean(tuned):.3f} ± {np.std(tuned):.3f} | "
+          "fine-tuned head |")  # fmt: skip
+    best_learned = max(np.mean(scores[t]) for t in TASKS)
+    best_base = max(np.mean(scores["pixels"]), np.mean(scores["random"]))
+    frozen = np.mean(scores[best_task])
+    print(f"\nbest learned / best baseline: {best_learned:.3f} / {best_base:.3f} = "
+          f"{best_learned / best_base:.3f}")  # fmt: skip
+    print(f"fine-tuned / its frozen run ({best_task}): {np.mean(tuned):.3f} / {frozen:.3f} = "
+          f"{np.mean(tuned) / frozen:.3f} (paired wins {sum(t > s for t, s in zip(tuned, scores[best_task], strict=True))}/{args.draws})")  # fmt: skip
+    print(f"leaderboard's top row (by CV on the labels) was the best on the rest in "
+          f"{top_right}/{args.draws} draws", flush=True)  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", type=float, default=60.0, help="seconds of training per task")
+    parser.add_argument("--draws", type=int, default=5)
+    parser.add_argument("--per-class", type=int, default=5)
+    parser.add_argument("--datasets", nargs="+", default=["digits", "demo"])
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's own)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store.open(Path(tmp) / "home")
+        for name in args.datasets:
+            if name == "digits":
+                target = write_digits(Path(tmp) / "digits")
+                ingest(store, [Path(tmp) / "digits"], name="digits")
+                truth = {f"{i:04d}.png": str(t) for i, t in enumerate(target)}
+            else:
+                ingest(store, [DEMO_DIR], name="demo")
+                images = store.datasets.images(store.datasets.get_by_name("demo").id)
+                truth = {image.path: image.path.split("/")[0] for image in images}
+            bench(store, name, truth, args)
+        store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

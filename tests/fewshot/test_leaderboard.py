@@ -1,0 +1,136 @@
+"""The leaderboard on data with known structure: a source that separates the classes ranks
+first; too few labels rank nothing; rows are cached per label set; fine-tuned rows are compared
+with frozen ones on labels no fine-tune trained on. Real store, real PNGs, real embeddings."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+import torch
+from finetune_helpers import first_per_class, make_labeled_dataset, train_parent
+from threadpoolctl import threadpool_limits
+
+from sslviz.fewshot.finetune import FineTuneConfig, execute_run, finetune_result, submit_finetune
+from sslviz.fewshot.finetune_data import labels_sha
+from sslviz.fewshot.leaderboard import TOO_FEW_TO_RANK, leaderboard
+from sslviz.store import Store
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="module")
+def space(tmp_path_factory: pytest.TempPathFactory):
+    """Horizontal vs vertical stripes of random period and phase (30 each): raw pixels can't
+    separate them linearly, a convolution can. One short rotation run to start from."""
+    with pytest.MonkeyPatch.context() as patch, threadpool_limits(1):
+        home = tmp_path_factory.mktemp("leaderboard")
+        patch.setenv("SSLVIZ_HOME", str(home))
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # 2 shared cores: more threads only spin
+        store = Store.open(home)
+        truth = make_labeled_dataset(store, "stripes", ("horizontal", "vertical"), 30,
+                                     kind="stripes", size=24)  # fmt: skip
+        parent = train_parent(store, "stripes")
+        try:
+            yield SimpleNamespace(store=store, truth=truth, parent=parent, home=home)
+        finally:
+            store.close()
+            torch.set_num_threads(threads)
+
+
+def test_a_source_that_separates_the_classes_ranks_first(space):
+    board = leaderboard(space.store, "stripes", first_per_class(space.truth, 8))
+    assert not board.too_few and board.ranked_by == "cv_accuracy"
+    sources = [(row.source, row.layer) for row in board.rows]
+    assert ("pixels", "16px") in sources and ("random", "block2") in sources
+    assert {(str(space.parent), "block2"), (str(space.parent), "block3")} <= set(sources)
+    pixels = next(row for row in board.rows if row.source == "pixels")
+    best = board.rows[0]
+    assert best.source != "pixels" and best.cv_accuracy > pixels.cv_accuracy
+    assert best.cv_accuracy >= 0.9 and best.cv_interval[0] < best.cv_accuracy
+    scores = [row.cv_accuracy for row in board.rows]
+    assert scores == sorted(scores, reverse=True)  # best first
+    row = board.to_json()["rows"][0]
+    assert {"source", "layer", "method", "cv_accuracy", "cv_interval"} <= set(row)
+    assert isinstance(row["source"], str) and row["method"] in ("logreg", "knn", "label-spreading")
+
+
+def test_too_few_labels_rank_nothing_and_say_so(space):
+    board = leaderboard(space.store, "stripes", first_per_class(space.truth, 2))
+    assert board.too_few and board.ranked_by is None
+    assert board.message.startswith(TOO_FEW_TO_RANK)
+    assert all(row.cv_accuracy is None for row in board.rows)
+
+
+def test_rows_are_cached_per_label_set_and_read_back(space):
+    labels = first_per_class(space.truth, 6)
+    first = leaderboard(space.store, "stripes", labels)
+    dataset = space.store.datasets.get_by_name("stripes")
+    cache = (
+        space.store.workspace.dataset_dir(dataset.id)
+        / "leaderboard"
+        / (f"{labels_sha(labels)}.json")
+    )
+    rows = json.loads(cache.read_text())
+    assert len(rows) == len(first.rows)  # one per frozen row: nothing fine-tuned yet
+    # a row in the cache is used as it is: nothing is recomputed while its source is unchanged
+    key = next(k for k, v in rows.items() if v["source"] == "pixels")
+    rows[key]["cv_accuracy"] = 0.123
+    cache.write_text(json.dumps(rows))
+    again = leaderboard(space.store, "stripes", labels)
+    assert next(r for r in again.rows if r.source == "pixels").cv_accuracy == 0.123
+
+
+def test_fine_tuned_rows_are_compared_on_labels_they_never_trained_on(space):
+    store = space.store
+    labels = first_per_class(space.truth, 15)  # 3 of each class held out: 6 to compare on
+    config = FineTuneConfig(steps=60, probe_steps=20, eval_every=10)
+    run = submit_finetune(store, space.parent, labels, config=config, device="cpu",
+                          background=False)  # fmt: skip
+    assert execute_run(store, run.id).status == "finished"
+    result = finetune_result(store, run.id)
+
+    board = leaderboard(store, "stripes", labels)
+    assert board.ranked_by == "holdout_accuracy" and board.fine_tunes == [run.id]
+    assert board.holdout == result["holdout"] and len(board.holdout) == 6
+    assert not set(board.holdout) & set(result["train"])
+    tuned = next(row for row in board.rows if row.fine_tuned)
+    assert tuned.source == str(run.id) and tuned.cv_accuracy is None  # never CV on its training
+    assert tuned.holdout_accuracy is not None
+    for row in board.rows:  # every row measured on the same held-out labels
+        assert row.holdout_accuracy is not None and row.holdout_interval is not None
+    scores = [row.holdout_accuracy for row in board.rows]
+    assert scores == sorted(scores, reverse=True)
+
+    # fewer labels than the fine-tune trained on leave it nothing honest to be scored on
+    fewer = leaderboard(store, "stripes", {p: labels[p] for p in result["train"]})
+    assert fewer.ranked_by == "cv_accuracy"
+    assert "too few labels it did not train on" in next(r for r in fewer.rows if r.fine_tuned).note
+
+
+@pytest.mark.slow
+def test_the_cli_prints_one_json_object_best_first(space, tmp_path):
+    csv = tmp_path / "labels.csv"
+    labels = first_per_class(space.truth, 8)
+    csv.write_text("path,label\n" + "".join(f"{p},{v}\n" for p, v in labels.items()))
+    result = subprocess.run(
+        [sys.executable, "-m", "sslviz", "leaderboard", "--dataset", "stripes", "--labels",
+         str(csv), "--json"], capture_output=True, text=True, timeout=180,
+        env={**__import__("os").environ, "SSLVIZ_HOME": str(space.home)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["rows"][0]["source"] != "pixels"
+    assert [r["cv_accuracy"] for r in out["rows"] if not r["fine_tuned"]] == sorted(
+        (r["cv_accuracy"] for r in out["rows"] if not r["fine_tuned"]), reverse=True
+    )
+    bad = subprocess.run(
+        [sys.executable, "-m", "sslviz", "leaderboard", "--dataset", "nope", "--labels",
+         str(csv), "--json"], capture_output=True, text=True, timeout=180,
+        env={**__import__("os").environ, "SSLVIZ_HOME": str(space.home)},
+    )  # fmt: skip
+    assert bad.returncode == 1 and bad.stdout == "" and len(bad.stderr.splitlines()) == 1
