@@ -9,7 +9,7 @@ deep links such as /runs?run=3 on a fresh server).
 
 import streamlit as st
 
-from sslviz.ui.resources import startup
+from sslviz.ui.resources import startup, wait_for_warm_up
 
 
 def main() -> None:
@@ -45,7 +45,11 @@ def main() -> None:
         ],
     }
 
-    st.navigation(pages).run()
+    page = st.navigation(pages)
+    # The start-up warm-up imports torch and umap in a thread: a page importing them at the
+    # same moment waits for it to finish (else it could get a half-initialised module).
+    wait_for_warm_up(page.url_path)
+    page.run()
 
 
 # Streamlit runs this file as __main__. Ingestion's worker processes are spawned (the server is

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import threading
+import time
+
 import streamlit as st
+from streamlit import runtime
 
 from sslviz.errors import UserError
 from sslviz.store import Store
@@ -37,8 +44,83 @@ def _start(home: str) -> str | None:
     return None
 
 
+WARM_UP_ENV = "SSLVIZ_WARM_UP"  # "0" turns the background warm-up off (benchmarks compare)
+# Pages (url paths) that import neither torch nor umap: they never wait for the warm-up.
+LIGHT_PAGES = frozenset({"", "home", "datasets", "runs"})
+# Pages that need torch but not umap: they wait only for the warm-up's torch import.
+TORCH_PAGES = frozenset({"train", "rotation", "colorization", "jigsaw", "demo"})
+WAIT_SECONDS = 120.0  # never hang a page on a stuck warm-up
+_log = logging.getLogger(__name__)
+
+
+class _WarmUp:
+    """The warm-up thread and the two points it passes (torch imported, umap imported)."""
+
+    def __init__(self) -> None:
+        self.torch_ready = threading.Event()
+        self.imports_done = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="sslviz-warm-up", daemon=True)
+
+    def _run(self) -> None:
+        """Import torch and the pretext tasks (the Train page's ~5 s first import), then umap,
+        then compile UMAP's numba code (10-30 s on first use), so no visitor waits on either.
+        At low CPU priority (Linux nices threads one by one): pages served meanwhile come first."""
+        with contextlib.suppress(AttributeError, OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        started = time.perf_counter()
+        try:
+            import sslviz.pretext  # noqa: F401  (torch, the task table)
+            import sslviz.ui.train_form  # noqa: F401  (encoders, devices)
+            from sslviz import devices
+
+            devices.available_devices()
+            self.torch_ready.set()
+            _log.info("warm-up: torch and tasks in %.1f s", time.perf_counter() - started)
+            from sslviz import project
+
+            self.imports_done.set()
+            project.warm_up()
+            _log.info("warm-up: UMAP compiled, %.1f s in all", time.perf_counter() - started)
+        except Exception:  # a failed warm-up only means the first use is slower
+            _log.warning("background warm-up failed", exc_info=True)
+        finally:
+            self.torch_ready.set()
+            self.imports_done.set()
+
+
+@st.cache_resource(show_spinner=False)
+def _warm_up() -> _WarmUp:
+    warm = _WarmUp()
+    warm.thread.start()
+    return warm
+
+
+def start_warm_up() -> None:
+    """Start the warm-up once per server process, in a daemon thread: it never blocks a page.
+    Not under AppTest (no server runtime: tests import what they use themselves)."""
+    if os.environ.get(WARM_UP_ENV, "1") != "0" and runtime.exists():
+        _warm_up()
+
+
+def wait_for_warm_up(url_path: str) -> None:
+    """Before a page runs: if it imports what the warm-up thread is importing right now, wait
+    for that import to finish. Two threads importing torch (or umap) at once can hand one of
+    them a half-initialised module (``partially initialized module 'torch'``). The wait is only
+    the rest of an import the page would have done itself; light pages never wait."""
+    if url_path in LIGHT_PAGES or os.environ.get(WARM_UP_ENV, "1") == "0":
+        return
+    if not runtime.exists():
+        return
+    warm = _warm_up()
+    event = warm.torch_ready if url_path in TORCH_PAGES else warm.imports_done
+    if not event.is_set():
+        with st.spinner("Loading…", show_time=True):
+            event.wait(WAIT_SECONDS)
+
+
 def startup() -> None:
     """Run the one-time start-up for this workspace (cached: later calls are free)."""
+    start_warm_up()
     problem = _start(str(Workspace.from_env().root))
     if problem:
         st.warning(f"The demo dataset could not be prepared: {problem}")
