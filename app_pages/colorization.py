@@ -6,23 +6,20 @@ import streamlit as st
 from sslviz.results.colorization import is_classification
 from sslviz.ui.colorization_view import gallery, loss_of, partners, results_of, side_by_side
 from sslviz.ui.resources import get_store
-from sslviz.ui.results_view import evaluation, loaded_model, run_caption, run_picker
+from sslviz.ui.results_view import loaded_model, result_page
 from sslviz.ui.runs_view import run_label
 from sslviz.ui.widgets import user_errors
 
 store = get_store()
-st.title("Colorization results")
-st.caption(
-    "The model sees only the lightness of a held-out image and paints in the colour (Zhang et "
-    "al. 2016). If its PSNR beats the grey image's, it adds colour that is really there."
+run, loaded, metrics = result_page(
+    store,
+    "colorization",
+    title="Colorization results",
+    blurb="The model sees only the lightness of a held-out image and paints in the colour "
+    "(Zhang et al. 2016). If its PSNR beats the grey image's, it adds colour that is really there.",
+    key="col_run",
 )
-run = run_picker(store, "colorization", key="col_run")
-if run is None:
-    st.stop()
 with user_errors():
-    loaded = loaded_model(store, run)
-    metrics = evaluation(store, run)
-    run_caption(loaded, run)
     default_t = float(loaded.task.options.get("temperature", 0.38))
     classification = is_classification(loaded.task)
 

@@ -6,23 +6,21 @@ import streamlit as st
 from sslviz.results.jigsaw import permutation_set_stats
 from sslviz.ui.jigsaw_view import hamming_figure, puzzles, results_of
 from sslviz.ui.resources import get_store
-from sslviz.ui.results_view import evaluation, loaded_model, run_caption, run_picker
+from sslviz.ui.results_view import result_page
 from sslviz.ui.widgets import user_errors
 
 store = get_store()
-st.title("Jigsaw results")
-st.caption(
-    "Each held-out image is cut into 3×3 tiles, shuffled by one permutation of a fixed set, and "
-    "the model names the permutation (Noroozi & Favaro 2016). Some tiles are grey, as in training."
+run, loaded, metrics = result_page(
+    store,
+    "jigsaw",
+    title="Jigsaw results",
+    blurb="Each held-out image is cut into 3×3 tiles, shuffled by one permutation of a fixed "
+    "set, and the model names the permutation (Noroozi & Favaro 2016). Some tiles are grey, as in "
+    "training.",
+    key="jig_run",
 )
-run = run_picker(store, "jigsaw", key="jig_run")
-if run is None:
-    st.stop()
 with user_errors():
-    loaded = loaded_model(store, run)
-    metrics = evaluation(store, run)
     results = results_of(store, run)
-    run_caption(loaded, run)
     size, min_distance = permutation_set_stats(loaded.task.permutations)
 
     tiles = st.columns(5)

@@ -5,7 +5,7 @@ import streamlit as st
 
 from sslviz.results.rotation import AMBIGUOUS_BELOW
 from sslviz.ui.resources import get_store
-from sslviz.ui.results_view import evaluation, loaded_model, run_caption, run_picker
+from sslviz.ui.results_view import result_page
 from sslviz.ui.rotation_view import (
     ambiguous_grid,
     confusion_figure,
@@ -16,19 +16,16 @@ from sslviz.ui.rotation_view import (
 from sslviz.ui.widgets import user_errors
 
 store = get_store()
-st.title("Rotation results")
-st.caption(
-    "Every held-out image, turned by 0°, 90°, 180° and 270°: which turn does the model name? "
-    "(Gidaris et al. 2018.) Held-out images were never trained on."
+run, loaded, metrics = result_page(
+    store,
+    "rotation",
+    title="Rotation results",
+    blurb="Every held-out image, turned by 0°, 90°, 180° and 270°: which turn does the model "
+    "name? (Gidaris et al. 2018.) Held-out images were never trained on.",
+    key="rot_run",
 )
-run = run_picker(store, "rotation", key="rot_run")
-if run is None:
-    st.stop()
 with user_errors():
-    loaded = loaded_model(store, run)
-    metrics = evaluation(store, run)
     results = results_of(store, run)
-    run_caption(loaded, run)
 
     confusion = metrics["confusion"]
     copies = sum(map(sum, confusion))

@@ -11,6 +11,7 @@ import streamlit as st
 from torch import Tensor
 
 from sslviz.apply import LoadedModel, checkpoint_version, load_run_model
+from sslviz.errors import UserError
 from sslviz.evaluate import evaluate_run
 from sslviz.pretext.render import to_pil
 from sslviz.results import HeldOut, held_out
@@ -140,6 +141,25 @@ def _explain_link(store: Store, run: Run, task: str | None) -> None:
             "epoch.",
             icon=":material/hourglass_top:",
         )
+
+
+def result_page(
+    store: Store, task: str, *, title: str, blurb: str, key: str
+) -> tuple[Run, LoadedModel, dict[str, Any]]:
+    """Title, blurb and run picker of a task's result page; then the picked run, its model and
+    its ``sslviz eval`` results. Stops the page (after saying why) when there is nothing to show."""
+    st.title(title)
+    st.caption(blurb)
+    run = run_picker(store, task, key=key)
+    if run is None:
+        st.stop()
+    try:
+        loaded, metrics = loaded_model(store, run), evaluation(store, run)
+    except UserError as error:
+        st.error(str(error), icon=":material/error:")
+        st.stop()
+    run_caption(loaded, run)
+    return run, loaded, metrics
 
 
 def run_caption(loaded: LoadedModel, run: Run) -> None:
