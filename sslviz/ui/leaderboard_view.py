@@ -1,0 +1,184 @@
+"""The leaderboard panel of a labeling session, and its "Fine-tune on these labels" button.
+
+    leaderboard_panel(store, session, on_switch=switch)   # on the labeling page
+    finetune_button(store, session)
+
+The table ranks every source for the session's labels (``sslviz.fewshot.leaderboard``), best
+first, marks the session's own source, and offers one click to switch the session to a better
+one (``on_switch(source, layer, grid)``, the labeling page's own way to change a session's
+source). Ranking is a click, not automatic: it scores every run, and the labels change with
+every click on the page; a result whose labels have changed since says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+from streamlit.errors import StreamlitAPIException
+
+from sslviz.errors import UserError
+from sslviz.fewshot.finetune_data import labels_sha
+from sslviz.fewshot.leaderboard import Leaderboard, Row, leaderboard
+from sslviz.store import Store
+
+Switch = Callable[[str, str | None, int | None], None]
+_STATE = "leaderboard_{session}"
+HERE = "◀ this session"
+
+
+def session_labels(store: Store, session: Any) -> dict[str, str]:
+    """path -> label of every labeled image of the session."""
+    return {label.path: label.label for label in store.sessions.labels(session.id)}
+
+
+def is_current(store: Store, row: Row, session: Any) -> bool:
+    """Whether ``row`` is the session's own source (at the session's layer and grid, or the
+    source's defaults where the session leaves them open)."""
+    from sslviz.embed import default_layer
+
+    if row.source != str(session.source):
+        return False
+    if row.fine_tuned:  # a fine-tune used as a frozen source: its one row
+        return True
+    try:
+        layer, grid = default_layer(store, str(session.source))
+    except UserError:
+        return False
+    return (row.layer, row.grid) == (session.layer or layer, session.grid or grid)
+
+
+def board_frame(store: Store, board: Leaderboard, session: Any) -> pd.DataFrame:
+    """The table as shown: rank, source, layer, predictor, accuracies with intervals, notes."""
+
+    def score(accuracy: float | None, interval: Any) -> str:
+        if accuracy is None:
+            return "—"
+        return f"{accuracy:.3f}  [{interval[0]:.2f}–{interval[1]:.2f}]"
+
+    rows = []
+    for place, row in enumerate(board.rows, start=1):
+        layer = row.layer or ""
+        if row.grid > 1:
+            layer += f" ({row.grid}×{row.grid})"
+        rows.append(
+            {
+                "rank": "" if board.too_few or _unranked(board, row) else place,
+                "source": row.name,
+                "layer": layer,
+                "predictor": row.method,
+                "CV accuracy": score(row.cv_accuracy, row.cv_interval),
+                **(
+                    {"held-out accuracy": score(row.holdout_accuracy, row.holdout_interval)}
+                    if board.fine_tunes
+                    else {}
+                ),
+                "": HERE if is_current(store, row, session) else "",
+                "note": row.note or "",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _unranked(board: Leaderboard, row: Row) -> bool:
+    return board.ranked_by is None or getattr(row, board.ranked_by) is None
+
+
+def leaderboard_panel(store: Store, session: Any, *, on_switch: Switch | None = None) -> None:
+    """Rank sources for the session's labels; switch the session to a better one."""
+    labels = session_labels(store, session)
+    st.markdown("#### Which source predicts these labels best?")
+    if len(set(labels.values())) < 2:
+        st.info("Label images of at least two classes, then rank the sources for them.")
+        return
+    key = _STATE.format(session=session.id)
+    sha = labels_sha(labels)
+    if st.button(
+        "Rank sources for these labels", key=f"rank_{session.id}", icon=":material/leaderboard:"
+    ):
+        with st.spinner("Scoring every run, layer and baseline on your labels…"):
+            try:
+                st.session_state[key] = (sha, leaderboard(store, session.dataset_id, labels))
+            except UserError as error:
+                st.error(str(error))
+                return
+    saved = st.session_state.get(key)
+    if saved is None:
+        st.caption(
+            "Scores pixels, a random network, every finished run (two layers each) and every "
+            "fine-tune on your labels, the same way for all: cross-validated accuracy with a "
+            "95% interval."
+        )
+        return
+    ranked_sha, board = saved
+    if ranked_sha != sha:
+        st.warning("Your labels changed since this ranking: rank again to update it.")
+    if board.message:
+        (st.warning if board.too_few else st.caption)(board.message)
+    st.dataframe(board_frame(store, board, session), hide_index=True, key=f"board_{session.id}")
+    if board.too_few or on_switch is None:
+        return
+    _switch_buttons(store, board, session, on_switch)
+
+
+def _switch_buttons(store: Store, board: Leaderboard, session: Any, on_switch: Switch) -> None:
+    """A button for each of the (up to 3) best frozen rows ranked above the session's source."""
+    current = next((i for i, row in enumerate(board.rows) if is_current(store, row, session)), None)
+    better = [
+        row
+        for i, row in enumerate(board.rows[: current if current is not None else 3])
+        if not row.fine_tuned and row.pending_run is None and not _unranked(board, row)
+    ][:3]
+    for i, row in enumerate(better):
+        layer = f" · {row.layer}" + (f" ({row.grid}×{row.grid})" if row.grid > 1 else "")
+        if st.button(f"Use {row.name}{layer} for this session", key=f"switch_{session.id}_{i}",
+                     icon=":material/swap_horiz:"):  # fmt: skip
+            on_switch(row.source, row.layer, row.grid)
+            st.rerun()
+
+
+def finetune_button(store: Store, session: Any) -> None:
+    """Start a fine-tune of a run's encoder on the session's labels (a background run)."""
+    from sslviz.fewshot.finetune import submit_finetune
+    from sslviz.kinds import run_kind
+
+    labels = session_labels(store, session)
+    runs = [
+        r
+        for r in store.runs.list(("finished",))
+        if r.dataset_id == session.dataset_id and run_kind(r.task).has_encoder
+    ]
+    st.markdown("#### Fine-tune on these labels")
+    if not runs:
+        st.info("Train a pretext run on this dataset first: fine-tuning starts from its encoder.")
+        return
+    if len(set(labels.values())) < 2:
+        st.info("Label images of at least two classes to fine-tune on them.")
+        return
+    names = {r.id: f"#{r.id} {run_kind(r.task).label}" for r in runs}
+    ids = list(names)
+    default = (
+        ids.index(int(session.source)) if str(session.source) in map(str, ids) else len(ids) - 1
+    )
+    chosen = st.selectbox("Start from run", ids, index=default, format_func=names.get,
+                          key=f"finetune_parent_{session.id}")  # fmt: skip
+    st.caption(
+        f"Trains run #{chosen}'s encoder and a linear head on your {len(labels)} labels in the "
+        "background (a share held out to stop early and to measure it honestly), then predicts "
+        "every image. Follow it on the Runs page; when it ends it joins the leaderboard."
+    )
+    if st.button("Fine-tune on these labels", key=f"finetune_{session.id}",
+                 icon=":material/tune:", type="primary"):  # fmt: skip
+        try:
+            run = submit_finetune(store, chosen, labels)
+        except UserError as error:
+            st.error(str(error))
+            return
+        st.success(f"Fine-tune run #{run.id} is {run.status}: follow it on the Runs page.")
+        # outside the app's navigation (e.g. a test harness) there is no page to link to
+        with contextlib.suppress(StreamlitAPIException):
+            st.page_link("app_pages/runs.py", label=f"Watch run #{run.id} on the Runs page",
+                         icon=":material/monitoring:", query_params={"run": str(run.id)})  # fmt: skip
