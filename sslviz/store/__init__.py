@@ -16,6 +16,7 @@ from sslviz.store.datasets import DatasetTable
 from sslviz.store.rows import Artifact, Dataset, Duplicate, Image, Metric, Rejection, Run
 from sslviz.store.runs import RunTable
 from sslviz.store.schema import JOB_KINDS, RUN_KINDS, RUN_STATUSES, SCHEMA_VERSION, TASKS
+from sslviz.store.sessions import SessionTable
 from sslviz.workspace import Workspace
 
 
@@ -25,6 +26,7 @@ class Store:
         self.connection = Connection(workspace.db_path)
         self.datasets = DatasetTable(self.connection)
         self.runs = RunTable(self.connection)
+        self.sessions = SessionTable(self.connection)
 
     @classmethod
     def open(cls, home: Path | str | None = None) -> Store:

@@ -107,3 +107,48 @@ class Artifact:
     kind: str
     path: str  # relative to the run's folder
     created_at: float
+
+
+# --- labeling sessions (sslviz.store.sessions) ---------------------------------------------------
+@dataclass(frozen=True)
+class Session:
+    """A labeling session: labels of one dataset's images, predicted from one embedding source."""
+
+    id: int
+    dataset_id: int
+    name: str
+    source: str  # "random", "pixels" or a run id as a string (sslviz.embed's SOURCE)
+    layer: str | None  # None: the source's default layer
+    grid: int | None
+    created_at: float
+
+
+@dataclass(frozen=True)
+class LabelName:
+    id: int
+    session_id: int
+    name: str
+    count: int  # images that carry this label
+
+
+@dataclass(frozen=True)
+class Label:
+    image_id: int
+    path: str
+    label: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class LabelAction:
+    """One entry of a session's undo log: what it did and how to take it back."""
+
+    id: int
+    session_id: int
+    created_at: float
+    description: str
+    changes_json: str
+    changes: dict[str, Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "changes", json.loads(self.changes_json))

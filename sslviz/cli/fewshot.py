@@ -1,0 +1,121 @@
+"""``sslviz predict`` and ``sslviz suggest``: few-shot labels -> a label for every image, and
+which images to label next."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from sslviz.cli.output import emit_json, say
+from sslviz.errors import UserError
+from sslviz.store import Store
+
+SOURCE_HELP = "a run id (see `sslviz runs`), random (untrained encoder) or pixels"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "predict",
+        help="predict a label, with confidence, for every image from a few labeled ones",
+        description="Fit a predictor on the labeled images' embeddings and predict all others. "
+        "--method auto picks by cross-validation on the labels (logistic regression unless "
+        "another method is clearly better) and reports that estimate with a 95%% interval; with "
+        "too few labels (under 10, or under 2 per label) it says so instead of a number.",
+    )
+    parser.add_argument("source", metavar="SOURCE", help=SOURCE_HELP)
+    parser.add_argument("--dataset", required=True, help="dataset name (see `sslviz datasets`)")
+    parser.add_argument(
+        "--labels", required=True, metavar="LABELS.csv", help="CSV with the header path,label"
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="PREDICTIONS.csv",
+        help="written as path,label,confidence,labeled, one row per image",
+    )
+    parser.add_argument("--layer", help="embedding layer (default: the one that measured best)")
+    parser.add_argument("--grid", type=int, help="pooling grid of the layer (default: its own)")
+    parser.add_argument(
+        "--method",
+        default="auto",
+        choices=("auto", "logreg", "knn", "label-spreading"),
+        help="predictor (default auto: chosen by cross-validation on the labels)",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.set_defaults(handler=run_predict)
+
+    parser = subparsers.add_parser(
+        "suggest",
+        help="which images to label next",
+        description="Cold start (few labels): the most typical image of each cluster no label "
+        "covers yet (TypiClust). Later: the least certain images, spread over the embedding.",
+    )
+    parser.add_argument("source", metavar="SOURCE", help=SOURCE_HELP)
+    parser.add_argument("--dataset", required=True, help="dataset name (see `sslviz datasets`)")
+    parser.add_argument(
+        "--labels", metavar="LABELS.csv", help="labels given so far (header path,label)"
+    )
+    parser.add_argument("--n", type=int, default=10, help="how many images (default 10)")
+    parser.add_argument("--layer", help="embedding layer (default: the one that measured best)")
+    parser.add_argument("--grid", type=int, help="pooling grid of the layer (default: its own)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.set_defaults(handler=run_suggest)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from sslviz.embed import embed, parse_source
+    from sslviz.fewshot.labels_csv import read_labels_csv, write_predictions_csv
+    from sslviz.fewshot.predict import predict
+
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise UserError(f"--out {args.out}: the folder {out.parent} does not exist")
+    store = Store.open()
+    source = parse_source(args.source)
+    labels = read_labels_csv(store, args.dataset, args.labels)  # all checks before any work
+    emb = embed(store, args.dataset, source, layer=args.layer, grid=args.grid)
+    result = predict(store, args.dataset, source, labels, args.method, embeddings=emb)
+    write_predictions_csv(
+        out, result.paths, result.prediction.labels, result.prediction.confidence, result.labels
+    )
+    if args.json:
+        emit_json({**result.to_json(), "out": str(out)})
+        return 0
+    estimate = result.estimate
+    if estimate.too_few:
+        say(f"{estimate.reason}")
+        quality = "no estimate"
+    else:
+        low, high = estimate.interval
+        quality = f"CV accuracy {estimate.accuracy:.3f} [{low:.3f}, {high:.3f}]"
+    print(
+        f"{result.method}: {quality} on {int(result.labeled.sum())} labeled images; "
+        f"{int((~result.labeled).sum())} predicted -> {out}"
+    )
+    return 0
+
+
+def run_suggest(args: argparse.Namespace) -> int:
+    from sslviz.embed import embed, parse_source
+    from sslviz.fewshot.labels_csv import read_labels_csv
+    from sslviz.fewshot.suggest import suggest
+
+    if args.n < 1:
+        raise UserError(f"--n {args.n}: ask for at least 1 image")
+    store = Store.open()
+    source = parse_source(args.source)
+    labels = read_labels_csv(store, args.dataset, args.labels, min_classes=1) if args.labels else {}
+    emb = embed(store, args.dataset, source, layer=args.layer, grid=args.grid)
+    position = {p: i for i, p in enumerate(emb.paths)}
+    labeled_idx = np.array([position[p] for p in labels], dtype=np.int64)
+    picked = suggest(emb.vectors, labeled_idx, list(labels.values()), n=args.n)
+    images = [emb.paths[i] for i in picked.indices]
+    if args.json:
+        emit_json({"images": images, "strategy": picked.strategy, "labeled": len(labels)})
+        return 0
+    say(f"{picked.strategy}: label these next")
+    for path in images:
+        print(path)
+    return 0

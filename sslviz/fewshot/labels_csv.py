@@ -1,0 +1,193 @@
+"""Label and prediction CSV files (DESIGN 3.2).
+
+``LABELS.csv`` has the header ``path,label``; ``PREDICTIONS.csv`` the header
+``path,label,confidence,labeled`` with one row per image of the dataset (labeled rows keep their
+given label, ``labeled=true``, confidence 1).
+
+A bad label file is refused as a whole with one line naming the rows at fault (by line number):
+not a CSV, no header, unknown paths, empty labels, one path given two labels, fewer than two
+labels. Nothing is written or imported from a refused file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Collection, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from sslviz.errors import UserError
+
+if TYPE_CHECKING:
+    from sslviz.store import Dataset, Store
+
+LABELS_HEADER = ("path", "label")
+PREDICTIONS_HEADER = ("path", "label", "confidence", "labeled")
+SHOWN = 5  # bad rows named in an error message
+
+
+def read_labels_csv(
+    store: Store, dataset: Dataset | str | int, path: str | Path, *, min_classes: int = 2
+) -> dict[str, str]:
+    """``path -> label`` from a labels CSV of ``dataset``; UserError naming bad rows."""
+    from sslviz.embed import resolve_dataset
+
+    dataset = resolve_dataset(store, dataset)
+    file = Path(path)
+    if not file.is_file():
+        raise UserError(f"{path}: no such file; give a CSV with the header path,label")
+    known = {image.path for image in store.datasets.images(dataset.id)}
+    return parse_labels_csv(
+        file.read_bytes(), known, name=str(path), dataset=dataset.name, min_classes=min_classes
+    )
+
+
+def parse_labels_csv(
+    data: bytes | str,
+    known_paths: Collection[str],
+    *,
+    name: str = "labels",
+    dataset: str = "the dataset",
+    min_classes: int = 2,
+) -> dict[str, str]:
+    """Parse and check a labels CSV's content against the dataset's image paths."""
+    rows = _rows(data, name)
+    header = [cell.strip().lower().lstrip("\ufeff") for cell in rows[0]] if rows else []
+    if "path" not in header or "label" not in header:
+        first = ",".join(rows[0])[:60] if rows else ""
+        raise UserError(
+            f"{name}: no header: the first line must be 'path,label' (found {first!r})"
+            if rows
+            else f"{name}: the file is empty; write a header 'path,label' and one row per image"
+        )
+    col_path, col_label = header.index("path"), header.index("label")
+    labels: dict[str, str] = {}
+    line_of: dict[str, int] = {}
+    unknown, empty, conflicting, short = [], [], [], []
+    for line, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue  # blank line
+        if len(row) <= max(col_path, col_label):
+            short.append(f"line {line}")
+            continue
+        image = normalise_path(row[col_path])
+        label = row[col_label].strip()
+        if not label:
+            empty.append(f"line {line} ({image!r})")
+        elif image not in known_paths:
+            unknown.append(f"line {line} ({image!r})")
+        elif image in labels and labels[image] != label:
+            conflicting.append(
+                f"line {line} ({image!r}: {labels[image]!r} on line {line_of[image]}, then {label!r})"
+            )
+        else:
+            labels[image] = label
+            line_of.setdefault(image, line)
+    for problem, where, fix in (
+        ("rows with too few columns", short, "every row needs a path and a label"),
+        ("empty labels", empty, "give every row a label or remove it"),
+        (
+            f"paths not in dataset {dataset!r}",
+            unknown,
+            "paths are relative to the ingested folder, with / separators",
+        ),
+        ("paths given two different labels", conflicting, "keep one label per image"),
+    ):
+        if where:
+            raise UserError(f"{name}: {len(where)} {problem}: {_listing(where)}; {fix}")
+    classes = sorted(set(labels.values()))
+    if not labels:
+        raise UserError(f"{name}: no labeled rows after the header; add rows 'path,label'")
+    if len(classes) < min_classes:
+        raise UserError(
+            f"{name}: every row has the label {classes[0]!r}: predicting needs at least "
+            f"{min_classes} different labels"
+        )
+    return labels
+
+
+def normalise_path(text: str) -> str:
+    """An image path as the store writes it: "/" separators, no leading "./" or spaces."""
+    path = text.strip().replace("\\", "/")
+    while path.startswith("./"):
+        path = path[2:]
+    return path
+
+
+def _rows(data: bytes | str, name: str) -> list[list[str]]:
+    if isinstance(data, bytes):
+        if b"\x00" in data[:4096]:
+            raise UserError(f"{name}: not a CSV file (binary content); give a text file path,label")
+        try:
+            data = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise UserError(
+                f"{name}: not a CSV file (not UTF-8 text); save it as UTF-8 CSV"
+            ) from None
+    try:
+        rows = list(csv.reader(io.StringIO(data, newline="")))
+    except csv.Error as error:
+        raise UserError(f"{name}: not a CSV file ({error}); write 'path,label' rows") from None
+    return [row for row in rows if row] if rows else []
+
+
+def _listing(items: Sequence[str]) -> str:
+    shown = ", ".join(items[:SHOWN])
+    return shown + (f" and {len(items) - SHOWN} more" if len(items) > SHOWN else "")
+
+
+# --- writing ---------------------------------------------------------------------------------------
+def labels_csv_text(labels: Mapping[str, str]) -> str:
+    """A labels CSV (``path,label``, sorted by path) as text."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(LABELS_HEADER)
+    writer.writerows(sorted(labels.items()))
+    return out.getvalue()
+
+
+def predictions_csv_text(
+    paths: Sequence[str],
+    predicted: Sequence[str] | np.ndarray,
+    confidence: np.ndarray,
+    labels: Mapping[str, str],
+) -> str:
+    """A predictions CSV: one row per image, labeled rows with their given label (confidence 1)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(PREDICTIONS_HEADER)
+    for path, label, conf in zip(paths, predicted, confidence, strict=True):
+        if path in labels:
+            writer.writerow([path, labels[path], "1.0000", "true"])
+        else:
+            writer.writerow([path, label, f"{float(conf):.4f}", "false"])
+    return out.getvalue()
+
+
+def write_text_atomically(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` via a temporary file, so a failure leaves nothing half written."""
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        raise UserError(f"{path}: the folder {path.parent} does not exist")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
+
+
+def write_predictions_csv(
+    path: str | Path,
+    paths: Sequence[str],
+    predicted: Sequence[str] | np.ndarray,
+    confidence: np.ndarray,
+    labels: Mapping[str, str],
+) -> Path:
+    return write_text_atomically(path, predictions_csv_text(paths, predicted, confidence, labels))
+
+
+def write_labels_csv(path: str | Path, labels: Mapping[str, str]) -> Path:
+    return write_text_atomically(path, labels_csv_text(labels))

@@ -1,0 +1,174 @@
+"""A predicted label, with confidence, for every image of a dataset from a few labeled ones.
+
+    result = predict(store, "digits", "pixels", {"0001.png": "one", ...})       # method "auto"
+    result.method, result.estimate.accuracy, result.estimate.interval
+    result.prediction.labels            # (N,) in result.paths order
+    result.to_json()                    # what `sslviz predict --json` prints
+
+Used by the CLI, the labeling page and the leaderboard. ``predict_vectors`` is the same on an
+embedding already in memory (benchmarks, tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from sslviz.errors import UserError
+from sslviz.fewshot.estimate import Estimate, choose, cross_validate
+from sslviz.fewshot.predictors import Features, Prediction, check_method, fit_predict
+
+if TYPE_CHECKING:
+    from sslviz.embed import Embeddings
+    from sslviz.store import Dataset, Store
+
+METHOD_CHOICES = ("auto", "logreg", "knn", "label-spreading")
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    """Predictions for all N images (``paths`` order) and how good they are estimated to be.
+
+    estimate: CV estimate of the method used; estimates: of every method scored (all three
+    with "auto", else just the one); labeled (N,) bool: the image carries a given label.
+    """
+
+    method: str
+    requested: str
+    reason: str
+    estimate: Estimate
+    estimates: list[Estimate]
+    prediction: Prediction
+    paths: list[str]
+    image_ids: np.ndarray
+    labeled: np.ndarray
+    labels: dict[str, str]
+    source: str = ""
+    layer: str = ""
+    grid: int = 1
+
+    @property
+    def final_labels(self) -> np.ndarray:
+        """(N,) the given label where there is one, else the predicted one."""
+        out = self.prediction.labels.copy()
+        for i in np.flatnonzero(self.labeled):
+            out[i] = self.labels[self.paths[i]]
+        return out
+
+    @property
+    def final_confidence(self) -> np.ndarray:
+        """(N,) confidence, 1 for the labeled images."""
+        return np.where(self.labeled, 1.0, self.prediction.confidence).astype(np.float32)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "cv_accuracy": self.estimate.accuracy,
+            "cv_interval": list(self.estimate.interval) if self.estimate.interval else None,
+            "labeled": int(self.labeled.sum()),
+            "predicted": int((~self.labeled).sum()),
+            **({"reason": self.estimate.reason} if self.estimate.too_few else {}),
+            "choice": self.reason,
+            "classes": self.prediction.classes,
+            "source": self.source,
+            "layer": self.layer,
+            "grid": self.grid,
+            "estimates": [e.to_json() for e in self.estimates],
+        }
+
+
+def check_labels(labels: Mapping[str, str], paths: Sequence[str]) -> dict[str, str]:
+    """The labels with clean names; UserError for unknown paths, empty names or one class."""
+    known = set(paths)
+    unknown = [p for p in labels if p not in known]
+    if unknown:
+        shown = ", ".join(map(repr, unknown[:5]))
+        raise UserError(f"{len(unknown)} labeled paths are not images of the dataset: {shown}")
+    clean = {str(p): str(v).strip() for p, v in labels.items()}
+    empty = [p for p, v in clean.items() if not v]
+    if empty:
+        raise UserError(f"empty labels for: {', '.join(map(repr, empty[:5]))}")
+    if len(set(clean.values())) < 2:
+        raise UserError("give at least two different labels: there is nothing to tell apart yet")
+    return clean
+
+
+def predict_vectors(
+    vectors: np.ndarray,
+    paths: Sequence[str],
+    labels: Mapping[str, str],
+    method: str = "auto",
+    *,
+    seed: int = 0,
+    features: Features | None = None,
+) -> PredictResult:
+    """``predict`` on an embedding in memory: vectors (N, D), paths (N,), labels path -> label."""
+    if method not in METHOD_CHOICES:
+        raise UserError(f"unknown method {method!r}: use one of {', '.join(METHOD_CHOICES)}")
+    paths = list(paths)
+    labels = check_labels(labels, paths)
+    position = {p: i for i, p in enumerate(paths)}
+    labeled_idx = np.array(sorted(position[p] for p in labels), dtype=np.int64)
+    given = [labels[paths[i]] for i in labeled_idx]
+    features = features or Features(vectors)
+    if method == "auto":
+        choice = choose(vectors, labeled_idx, given, seed, features=features)
+        used, estimate, estimates, reason = (
+            choice.method,
+            choice.estimate,
+            choice.estimates,
+            choice.reason,
+        )
+    else:
+        used = check_method(method)
+        estimate = cross_validate(vectors, labeled_idx, given, used, seed, features=features)
+        estimates, reason = [estimate], f"{used} (asked for)"
+    prediction = fit_predict(vectors, labeled_idx, given, used, features=features)
+    labeled = np.zeros(len(paths), dtype=bool)
+    labeled[labeled_idx] = True
+    return PredictResult(
+        method=used,
+        requested=method,
+        reason=reason,
+        estimate=estimate,
+        estimates=estimates,
+        prediction=prediction,
+        paths=paths,
+        image_ids=np.arange(len(paths), dtype=np.int64),
+        labeled=labeled,
+        labels=labels,
+    )
+
+
+def predict(
+    store: Store,
+    dataset: Dataset | str | int,
+    source: str | int,
+    labels: Mapping[str, str],
+    method: str = "auto",
+    layer: str | None = None,
+    grid: int | None = None,
+    *,
+    embeddings: Embeddings | None = None,
+    seed: int = 0,
+) -> PredictResult:
+    """Predict every image of ``dataset`` from ``labels`` (path -> label) on ``source``'s
+    embedding (computed and cached on first use; pass ``embeddings`` to reuse loaded ones)."""
+    from dataclasses import replace
+
+    from sslviz.embed import embed
+
+    if method not in METHOD_CHOICES:  # before the (possibly slow) embedding
+        raise UserError(f"unknown method {method!r}: use one of {', '.join(METHOD_CHOICES)}")
+    emb = embeddings or embed(store, dataset, source, layer=layer, grid=grid)
+    result = predict_vectors(emb.vectors, emb.paths, labels, method, seed=seed)
+    return replace(
+        result,
+        image_ids=np.asarray(emb.image_ids, dtype=np.int64),
+        source=emb.source,
+        layer=emb.layer,
+        grid=emb.grid,
+    )
