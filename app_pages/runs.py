@@ -24,12 +24,18 @@ if not store.runs.list():
 
 def _selected_run(ids: list[int], labels: dict[int, str]) -> int:
     """The run picked in the selectbox; ``?run=ID`` in the URL picks it on load (and is kept in
-    sync, so a reload or a shared link shows the same run)."""
+    sync, so a reload or a shared link shows the same run). A link on this page (a fine-tune's
+    "Started from run #3") changes the URL to another run than the one this page wrote there last:
+    that run is then picked, though the selectbox already has a value."""
     wanted = st.query_params.get("run", "")
-    index = ids.index(int(wanted)) if wanted.isdigit() and int(wanted) in ids else 0
+    known = wanted.isdigit() and int(wanted) in ids
+    if known and "runs_pick" in st.session_state and wanted != st.session_state.get("runs_url"):
+        st.session_state["runs_pick"] = int(wanted)
+    index = ids.index(int(wanted)) if known and "runs_pick" not in st.session_state else 0
     chosen = st.selectbox("Run", ids, index=index, key="runs_pick", format_func=labels.get)
     if wanted != str(chosen):  # setting it unchanged would still send the browser a message
         st.query_params["run"] = str(chosen)
+    st.session_state["runs_url"] = str(chosen)
     return chosen
 
 

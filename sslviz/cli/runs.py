@@ -1,7 +1,10 @@
 """``sslviz runs | status | cancel | resume | delete-run``: background runs from the command line.
 
 Each command first lets the job runner catch up (reap dead workers, start queued runs whose device
-is free), so what it prints is the truth, not a stale row.
+is free), so what it prints is the truth, not a stale row. Runs of every kind are listed (pretext
+tasks, fine-tunes, embedding jobs: ``sslviz.kinds``). A time-budgeted run reports the epochs its
+budget allows at the pace so far (``epochs``; null until known), its ``time_budget`` and the
+``epochs_limit`` it was recorded with.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from typing import Any
 
 from sslviz import jobs
 from sslviz.cli.output import emit_json, say
+from sslviz.kinds import run_kind
+from sslviz.run_progress import epochs_planned, fraction_done, time_budget
 from sslviz.store import Run, Store
 
 CANCEL_WAIT = 15.0  # seconds `sslviz cancel` waits for the worker to checkpoint and stop
@@ -60,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 # --- handlers ---------------------------------------------------------------------------------
 def list_runs(args: argparse.Namespace) -> int:
     store = _open()
-    facts = [jobs.describe(store, run) for run in store.runs.list()]
+    facts = [describe(store, run) for run in store.runs.list()]
     if args.json:
         emit_json({"runs": facts})
         return 0
@@ -73,12 +78,12 @@ def list_runs(args: argparse.Namespace) -> int:
         (
             str(f["run"]),
             f["status"],
-            f["task"],
+            f["kind"] + (f" of #{f['parent']}" if f["parent"] is not None else ""),
             f["dataset"] or "?",
             f["encoder"],
             f["device"],
             f"{100 * f['progress']:.0f}%",
-            f"{f['epoch']}/{f['epochs']}",
+            _epoch_cell(f),
             _duration(f["elapsed_seconds"]),
             _duration(f["eta_seconds"]),
         )
@@ -96,7 +101,7 @@ def show_status(args: argparse.Namespace) -> int:
     store = _open()
     run = store.runs.get(args.run)
     if args.json:
-        facts = jobs.describe(store, run)
+        facts = describe(store, run)
         facts["traceback"] = run.traceback
         emit_json(facts)
     else:
@@ -111,7 +116,7 @@ def cancel_run(args: argparse.Namespace) -> int:
         say(f"run {run.id}: cancel requested, waiting up to {args.wait:.0f} s for it to stop")
         run = jobs.wait(store, run.id, max(0.0, args.wait))
     if args.json:
-        emit_json(jobs.describe(store, run))
+        emit_json(describe(store, run))
     elif run.status == "running":
         print(f"run {run.id}: still running, cancel requested (see `sslviz status {run.id}`)")
     else:
@@ -123,7 +128,7 @@ def resume_run(args: argparse.Namespace) -> int:
     store = _open()
     run = jobs.resume(store, args.run)
     if args.json:
-        emit_json(jobs.describe(store, run))
+        emit_json(describe(store, run))
     elif run.status == "queued":
         print(f"run {run.id}: queued (starts when its device has a free slot)")
     else:
@@ -150,13 +155,48 @@ def _open() -> Store:
     return store
 
 
+def describe(store: Store, run: Run) -> dict[str, Any]:
+    """``jobs.describe`` in the terms the run was planned in: ``epochs`` is the planned count (under
+    a time budget: what the budget allows at the pace so far, or null), ``progress`` counts the
+    budget; plus the run's ``kind`` (its label), ``parent``, ``time_budget``, ``epochs_limit``."""
+    facts = jobs.describe(store, run)
+    facts.update(
+        kind=run_kind(run.task).label,
+        parent=run.parent_id,
+        epochs=epochs_planned(run),
+        epochs_limit=run.epochs,
+        time_budget=time_budget(run),
+        progress=round(fraction_done(run), 4),
+    )
+    return facts
+
+
+def _epoch_cell(f: dict[str, Any]) -> str:
+    """``3/10``; under a time budget ``3/~7`` (the epochs it allows so far), or ``3`` before the pace
+    is known; ``-`` for a run that has no epochs (an embedding job)."""
+    if f["task"] == "embedding":
+        return "-"
+    if f["time_budget"] is None:
+        return f"{f['epoch']}/{f['epochs']}"
+    if f["epochs"] is None:
+        return str(f["epoch"])
+    return f"{f['epoch']}/{'' if f['status'] == 'finished' else '~'}{f['epochs']}"
+
+
 def _print_facts(store: Store, run: Run) -> None:
-    f: dict[str, Any] = jobs.describe(store, run)
+    f: dict[str, Any] = describe(store, run)
+    kind = run_kind(run.task)
+    parent = f" of run {run.parent_id}" if run.parent_id is not None else ""
     print(f"run: {run.id}")
     print(f"status: {run.status}")
-    print(f"task: {run.task} on dataset {f['dataset']!r} ({run.encoder}, device {run.device})")
+    print(
+        f"task: {kind.label}{parent} on dataset {f['dataset']!r} "
+        f"({run.encoder}, device {run.device})"
+    )
     steps = f"step {run.step}/{run.total_steps}" if run.total_steps else f"step {run.step}"
-    print(f"progress: {100 * f['progress']:.0f}% (epoch {run.epoch}/{run.epochs}, {steps})")
+    budget = f", {_duration(f['time_budget'])} budget" if f["time_budget"] else ""
+    epochs = f"epoch {_epoch_cell(f)}{budget}, " if kind.has_encoder else ""
+    print(f"progress: {100 * f['progress']:.0f}% ({epochs}{steps})")
     if f["elapsed_seconds"] is not None:
         print(
             f"elapsed: {_duration(f['elapsed_seconds'])} (training {_duration(run.train_seconds)})"
@@ -173,6 +213,8 @@ def _print_facts(store: Store, run: Run) -> None:
         print(
             f"traceback: {len(run.traceback.splitlines())} lines (`sslviz status {run.id} --json`)"
         )
+    if run.status == "finished" and kind.pretext:
+        print(f"held-out metrics: `sslviz eval {run.id}`")
     print(f"log: {f['log']}")
 
 

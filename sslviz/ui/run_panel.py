@@ -1,4 +1,9 @@
-"""The Runs page's panel for one run: progress, curves, held-out results, log, error, actions."""
+"""The Runs page's panel for one run: progress, curves, held-out results, log, error, actions.
+
+What a run shows follows its kind (``sslviz.kinds``): a pretext run its held-out evaluation and
+its task's live metric, a fine-tune a link to the run it started from, an embedding job only its
+progress (it logs no training curves).
+"""
 
 from __future__ import annotations
 
@@ -8,23 +13,22 @@ from pathlib import Path
 import streamlit as st
 
 from sslviz import jobs
+from sslviz.kinds import run_kind
 from sslviz.store import Run, Store
 from sslviz.store.rows import ACTIVE_STATUSES, RESUMABLE_STATUSES
 from sslviz.ui.curves import Series, curves_figure, read_series, snapshot_time
-from sslviz.ui.runs_view import elapsed, epoch_text, human_duration, progress, run_label
+from sslviz.ui.runs_view import (
+    elapsed,
+    epoch_text,
+    has_epochs,
+    human_duration,
+    progress,
+    run_label,
+)
 from sslviz.ui.widgets import status_badge, user_errors
 
 LOG_TAIL_LINES = 40
-# What the training loop logs besides the task's own metric (sslviz.train's MetricsLogger).
-TRAINING_KEYS = frozenset({"loss", "lr", "epoch", "images_per_s"})
-
-
-def live_metric(keys: list[str]) -> str:
-    """The task's live metric among a run's logged ``keys`` (``accuracy`` for rotation and jigsaw,
-    ``bin_accuracy`` for colorization): read from the store rather than the task registry, whose
-    import pulls in torch — seconds the Runs page doesn't need."""
-    own = [k for k in keys if k not in TRAINING_KEYS and "/" not in k]  # not eval/…, ddp/…
-    return own[0] if own else "accuracy"
+RUNS_PAGE = "app_pages/runs.py"
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES, max_bytes: int = 64_000) -> str | None:
@@ -43,7 +47,9 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES, max_bytes: int = 64_000) -
 
 def progress_line(run: Run) -> str:
     """``"37% · epoch 3/10 · step 420/1500 · 1m 10s elapsed · ETA 2m 01s"``."""
-    parts = [f"{progress(run):.0%}", f"epoch {epoch_text(run)}"]
+    parts = [f"{progress(run):.0%}"]
+    if has_epochs(run):
+        parts.append(f"epoch {epoch_text(run)}")
     if run.total_steps:
         parts.append(f"step {run.step:,}/{run.total_steps:,}")
     parts.append(f"{human_duration(elapsed(run))} elapsed")
@@ -54,10 +60,18 @@ def progress_line(run: Run) -> str:
 
 def render_run(store: Store, run: Run, dataset_names: dict[int, str]) -> None:
     """Everything about one run, read from the store now."""
+    kind = run_kind(run.task)
     head, badge = st.columns([4, 1])
     head.subheader(run_label(run, dataset_names))
     with badge:
         status_badge(run.status)
+    if run.parent_id is not None:
+        st.page_link(
+            RUNS_PAGE,
+            label=f"Started from run #{run.parent_id}",
+            query_params={"run": str(run.parent_id)},
+            icon=":material/call_split:",
+        )
     st.progress(progress(run), text=progress_line(run))
     if run.status == "queued":
         st.caption("Waiting for a free slot on its device; it starts when the run ahead ends.")
@@ -66,8 +80,9 @@ def render_run(store: Store, run: Run, dataset_names: dict[int, str]) -> None:
 
     keys = store.runs.metric_keys(run.id)
     if run.status == "finished":  # held-out results are written as a run finishes
-        _results(store, run, [k for k in keys if k.startswith("eval/")])
-    _curves(store, run, live_metric(keys))
+        title = "Held-out evaluation" if kind.pretext else "Results"
+        _results(store, run, [k for k in keys if k.startswith("eval/")], title)
+    _curves(store, run, keys)
     if run.status == "failed" or run.error:
         st.error(run.error or "the run failed", icon=":material/error:")
         if run.traceback:
@@ -89,34 +104,34 @@ def render_run(store: Store, run: Run, dataset_names: dict[int, str]) -> None:
     _actions(store, run)
 
 
-def _results(store: Store, run: Run, eval_keys: list[str]) -> None:
+def _results(store: Store, run: Run, eval_keys: list[str], title: str) -> None:
     """Held-out metrics (``eval/<key>``) of a finished run, as tiles."""
     evals = [m for key in eval_keys for m in store.runs.metrics(run.id, key)[-1:]]
     if not evals:
         return
-    st.markdown("**Held-out evaluation**")
+    st.markdown(f"**{title}**")
     for column, metric in zip(st.columns(min(len(evals), 6)), evals[:6], strict=False):
         column.metric(metric.key.removeprefix("eval/").replace("_", " "), f"{metric.value:.4g}")
 
 
-def _curves(store: Store, run: Run, metric: str) -> None:
+def _curves(store: Store, run: Run, keys: list[str]) -> None:
+    """Loss and the kind's live metric, each only if the run logged it."""
+    kind = run_kind(run.task)
+    if "loss" not in keys and kind.live_metric is None:
+        return  # a job without training curves (embedding + map): its progress says it all
     until = snapshot_time(run.status in ACTIVE_STATUSES)
     loss = read_series(store, run.id, "loss", until=until)
     if not loss.steps:
         st.caption("No metrics yet: curves appear after the first training steps.")
         return
-    left, right = st.columns(2)
-    left.plotly_chart(
-        curves_figure([loss], title="Training loss", y_title="loss"), key=f"run_loss_{run.id}"
-    )
-    right.plotly_chart(
-        curves_figure(
-            [read_series(store, run.id, metric, until=until)],
-            title=f"Training {metric}",
-            y_title=metric,
-        ),
-        key=f"run_metric_{run.id}",
-    )
+    charts = [(loss, "Training loss", "loss", f"run_loss_{run.id}")]
+    if kind.live_metric in keys:
+        metric = read_series(store, run.id, kind.live_metric, kind.metric_label, until=until)
+        charts.append(
+            (metric, f"Training {kind.metric_label}", kind.metric_label, f"run_metric_{run.id}")
+        )
+    for column, (series, title, y_title, key) in zip(st.columns(2), charts, strict=False):
+        column.plotly_chart(curves_figure([series], title=title, y_title=y_title), key=key)
     speed = read_series(store, run.id, "images_per_s")
     if speed.values:
         st.caption(f"Throughput: {speed.values[-1]:,.0f} images/s (latest)")
@@ -168,8 +183,11 @@ def _actions(store: Store, run: Run) -> None:
 
 
 def compare_runs(store: Store, runs: list[Run], dataset_names: dict[int, str]) -> None:
-    """Overlay the smoothed curves of several runs (loss, and each task's live metric)."""
-    by_id = {r.id: r for r in runs}
+    """Overlay the smoothed curves of several runs (loss, and each kind's live metric): runs of
+    kinds that train (an embedding job logs no curves)."""
+    by_id = {r.id: r for r in runs if run_kind(r.task).live_metric is not None}
+    if len(by_id) < 2:
+        return
     chosen = st.multiselect(
         "Overlay the curves of several runs",
         list(by_id),
@@ -179,20 +197,20 @@ def compare_runs(store: Store, runs: list[Run], dataset_names: dict[int, str]) -
     )
     if not chosen:
         return
-    label = {i: f"#{i} {by_id[i].task}" for i in chosen}
+    kinds = {i: run_kind(by_id[i].task) for i in chosen}
+    label = {i: f"#{i} {kinds[i].label}" for i in chosen}
     until = snapshot_time(any(by_id[i].status in ACTIVE_STATUSES for i in chosen))
     losses = [read_series(store, i, "loss", label[i], until=until) for i in chosen]
     metric_lines: list[Series] = [
-        read_series(store, i, live_metric(store.runs.metric_keys(i)), label[i], until=until)
+        read_series(store, i, kinds[i].live_metric or "", f"{label[i]}: {kinds[i].metric_label}",
+                    until=until)
         for i in chosen
-    ]
+    ]  # fmt: skip
     left, right = st.columns(2)
     left.plotly_chart(
         curves_figure(losses, title="Training loss", y_title="loss"), key="runs_compare_loss"
     )
     right.plotly_chart(
-        curves_figure(
-            metric_lines, title="Pretext metric (accuracy or the task's own)", y_title="metric"
-        ),
+        curves_figure(metric_lines, title="Live metric (each kind's own)", y_title="metric"),
         key="runs_compare_metric",
     )

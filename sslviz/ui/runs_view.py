@@ -14,26 +14,34 @@ import pandas as pd
 import streamlit as st
 
 from sslviz.jobs import device_key, eta_seconds
+from sslviz.kinds import run_kind
+from sslviz.run_progress import epochs_planned, fraction_done, time_budget
 from sslviz.store import Run
 from sslviz.store.rows import ACTIVE_STATUSES
 
+progress = fraction_done  # fraction done, 0-1 (budget-aware): the same number the CLI prints
+
+
+def has_epochs(run: Run) -> bool:
+    """Whether the run trains in epochs (pretext runs and fine-tunes; not an embedding job)."""
+    return run_kind(run.task).has_encoder
+
 
 def epoch_text(run: Run) -> str:
-    """ "3/10", or "3 of a 60 s budget" when a time budget ends the run (its epoch count is then
-    only a ceiling, not a plan worth showing)."""
-    budget = run.config.get("time_budget")
-    if budget:
-        return f"{run.epoch} of a {human_duration(float(budget))} budget"
-    return f"{run.epoch}/{run.epochs}"
-
-
-def progress(run: Run) -> float:
-    """Fraction done, 0-1: planned steps, or the time budget if that ends the run sooner."""
-    done = run.progress
-    budget = run.config.get("time_budget")
-    if budget and run.status != "finished":
-        done = max(done, min(1.0, run.train_seconds / float(budget)))
-    return done
+    """ "3/10"; under a time budget "3/~7 (1m 00s budget)" (the epochs the budget allows at the pace
+    so far; its epoch count is only a ceiling), "3 of a 1m 00s budget" before the pace is known,
+    "7 (1m 00s budget)" once finished; "—" for a run without epochs."""
+    if not has_epochs(run):
+        return "—"
+    budget = time_budget(run)
+    if budget is None:
+        return f"{run.epoch}/{run.epochs}"
+    planned = epochs_planned(run)
+    if run.status == "finished":
+        return f"{run.epoch} ({human_duration(budget)} budget)"
+    if planned is None:
+        return f"{run.epoch} of a {human_duration(budget)} budget"
+    return f"{run.epoch}/~{planned} ({human_duration(budget)} budget)"
 
 
 def elapsed(run: Run, now: float | None = None) -> float | None:
@@ -69,10 +77,11 @@ def device_text(spec: str) -> str:
 
 
 def run_label(run: Run, dataset_names: dict[int, str]) -> str:
-    """``"#7 rotation on demo"``: how a run is named in pickers (its status is shown beside it:
-    a status in the label would go stale in an open selectbox)."""
+    """``"#7 rotation on demo"``, ``"#9 fine-tune of #7 on demo"``: how a run is named in pickers
+    (its status is shown beside it: a status in the label would go stale in an open selectbox)."""
     dataset = dataset_names.get(run.dataset_id, f"dataset {run.dataset_id}")
-    return f"#{run.id} {run.task} on {dataset}"
+    parent = f" of #{run.parent_id}" if run.parent_id is not None else ""
+    return f"#{run.id} {run_kind(run.task).label}{parent} on {dataset}"
 
 
 def runs_frame(runs: list[Run], dataset_names: dict[int, str]) -> pd.DataFrame:
@@ -82,7 +91,7 @@ def runs_frame(runs: list[Run], dataset_names: dict[int, str]) -> pd.DataFrame:
         {
             "run": r.id,
             "status": r.status,
-            "task": r.task,
+            "task": run_kind(r.task).label,
             "dataset": dataset_names.get(r.dataset_id, str(r.dataset_id)),
             "encoder": r.encoder,
             "device": device_text(r.device),

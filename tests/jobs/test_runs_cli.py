@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+from sslviz.cli import main
 from sslviz.store import Store
 
 STATUS_KEYS = {"run", "status", "pid", "epoch", "epochs", "step", "progress"}
@@ -68,3 +69,72 @@ def test_delete_run_from_the_cli(store, sslviz):
     assert [r.id for r in store.runs.list()] != [done] and done not in [
         r.id for r in store.runs.list()
     ]
+
+
+def test_a_time_budgeted_run_reports_its_planned_epochs_not_the_ceiling(store, capsys):
+    dataset = store.datasets.finish(store.datasets.create("pets", "/data/pets").id)
+    config = {"dataset": "pets", "task": "rotation", "time_budget": 60.0, "epochs": 1000}
+    runs = {}
+    for name, status, step, seconds, epoch in [
+        ("cancelled", "cancelled", 50, 10.0, 5),  # 10 steps an epoch, 0.5 epochs/s: 30 in 60 s
+        ("unstarted", "cancelled", 0, 0.0, 0),  # no pace yet: unknown
+        ("finished", "finished", 280, 60.0, 28),  # what it did
+    ]:
+        run = store.runs.create(dataset_id=dataset.id, task="rotation", encoder="small-cnn",
+                                config=config, device="cpu", epochs=1000, status=status)  # fmt: skip
+        store.runs.update(run.id, step=step, total_steps=10_000, train_seconds=seconds, epoch=epoch)
+        runs[name] = run.id
+
+    assert main(["runs", "--json"]) == 0
+    listed = {r["run"]: r for r in json.loads(capsys.readouterr().out)["runs"]}
+    cancelled, unstarted, finished = (listed[runs[n]] for n in runs)
+    assert (cancelled["epochs"], cancelled["time_budget"], cancelled["epochs_limit"]) == (
+        30,
+        60.0,
+        1000,
+    )
+    assert cancelled["progress"] == round(10 / 60, 4)  # the budget, not 50 of 10,000 steps
+    assert unstarted["epochs"] is None
+    assert (finished["epochs"], finished["progress"]) == (28, 1.0)
+
+    assert main(["status", str(runs["cancelled"]), "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert set(status) >= STATUS_KEYS and status["epochs"] == 30
+
+    assert main(["status", str(runs["cancelled"])]) == 0
+    facts = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
+    assert facts["progress"].startswith("17% (epoch 5/~30, 1m00s budget")
+    assert main(["runs"]) == 0
+    assert "5/~30" in capsys.readouterr().out
+
+
+def test_fine_tunes_and_embedding_jobs_are_listed_by_their_kind(store, capsys):
+    done, _ = _rows(store)
+    dataset_id = store.runs.get(done).dataset_id
+    tune = store.runs.create(
+        dataset_id=dataset_id, task="finetune", encoder="small-cnn", config={"labels": 20},
+        device="cpu", epochs=5, status="finished", parent_id=done,
+    )  # fmt: skip
+    store.runs.update(tune.id, epoch=5, step=50, total_steps=50)
+    mapping = store.runs.create(
+        dataset_id=dataset_id, task="embedding", encoder="small-cnn", config={"source": "1"},
+        device="cpu", epochs=1, status="finished",
+    )  # fmt: skip
+    store.runs.update(mapping.id, step=306, total_steps=306)
+
+    assert main(["runs"]) == 0
+    table = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert f"fine-tune of #{done}" in table[str(tune.id)]
+    assert "embedding + map" in table[str(mapping.id)]
+
+    assert main(["status", str(tune.id)]) == 0
+    facts = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
+    assert facts["task"].startswith(f"fine-tune of run {done} on dataset 'pets'")
+    assert "held-out metrics" not in facts  # no pretext evaluation for a fine-tune
+    assert main(["status", str(mapping.id)]) == 0
+    facts = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
+    assert facts["progress"] == "100% (step 306/306)"  # no epochs for an embedding job
+
+    assert main(["status", str(tune.id), "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert (status["kind"], status["parent"], status["epochs"]) == ("fine-tune", done, 5)

@@ -119,3 +119,57 @@ def test_overlay_and_delete(app: AppTest, runs: tuple[Run, Run]) -> None:
     assert not app.exception
     assert [r.id for r in Store.open().runs.list()] == [finished.id]
     assert not Store.open().workspace.run_dir(failed.id).exists()
+
+
+def _other_kinds(store: Store, parent: Run) -> tuple[Run, Run]:
+    """A finished fine-tune of ``parent`` (with its curves) and a finished embedding job (none)."""
+    tune = store.runs.create(
+        dataset_id=parent.dataset_id, task="finetune", encoder=parent.encoder,
+        config={"labels": 18}, device="cpu", epochs=3, status="finished", parent_id=parent.id,
+    )  # fmt: skip
+    store.runs.update(tune.id, epoch=3, step=30, total_steps=30, started_at=parent.created_at)
+    store.runs.log_metrics_batch(
+        tune.id, [(s, {"loss": 2.0 / s, "accuracy": 1 - 1 / s}) for s in range(1, 31)]
+    )
+    mapping = store.runs.create(
+        dataset_id=parent.dataset_id, task="embedding", encoder=parent.encoder,
+        config={"source": str(parent.id)}, device="cpu", epochs=1, status="finished",
+    )  # fmt: skip
+    store.runs.update(mapping.id, step=306, total_steps=306)
+    return store.runs.get(tune.id), store.runs.get(mapping.id)
+
+
+def test_fine_tunes_and_embedding_jobs_show_what_their_kind_has(
+    app: AppTest, runs: tuple[Run, Run]
+) -> None:
+    finished, _ = runs
+    tune, mapping = _other_kinds(Store.open(), finished)
+    open_runs(app, tune.id)
+    table = next(e.value for e in app.dataframe if "ETA" in e.value.columns)
+    kinds = dict(zip(table["run"], table["task"], strict=True))
+    assert (kinds[tune.id], kinds[mapping.id], kinds[finished.id]) == (
+        "fine-tune",
+        "embedding + map",
+        "rotation",
+    )
+    assert f"#{tune.id} fine-tune of #{finished.id} on demo" in [h.value for h in app.subheader]
+    link = next(e for e in app.get("page_link") if "Started from run" in e.proto.label)
+    assert (link.proto.page, link.proto.query_string) == ("runs", f"run={finished.id}")
+    assert not [m for m in app.markdown if "Held-out evaluation" in m.value]  # not a pretext
+    titles = [c.proto.spec for c in app.get("plotly_chart")]
+    assert len(titles) == 2 and "label accuracy (training batch)" in titles[1]
+
+    # Following the link (the URL now names the parent) shows the parent, though a run is picked.
+    app.query_params["run"] = str(finished.id)
+    app.run()
+    assert app.selectbox(key="runs_pick").value == finished.id
+
+    app.selectbox(key="runs_pick").set_value(mapping.id).run()
+    assert not app.exception
+    assert not app.get("plotly_chart")  # an embedding job logs no curves
+    assert not [c for c in app.caption if "No metrics yet" in c.value]
+    bar = app.get("progress")[0].proto.text
+    assert bar.startswith("100%") and "epoch" not in bar
+    # Only runs that train can be overlaid.
+    options = app.multiselect(key="runs_compare").options
+    assert len(options) == 3 and not [o for o in options if "embedding" in o]
