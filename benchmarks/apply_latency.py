@@ -37,6 +37,12 @@ from sslviz.train import create_run, execute_run  # noqa: E402
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=30.0, help="training seconds")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        help="train this many epochs instead of a time budget (on a busy machine a 30 s budget "
+        "buys far fewer steps; 5 epochs are about what 30 s buy on 2 idle cores)",
+    )
     parser.add_argument("--repeats", type=int, default=30, help="timed repeats per variant")
     args = parser.parse_args()
 
@@ -46,7 +52,11 @@ def main() -> int:
         store = Store.open(home)
         write_digits(Path(tmp) / "digits")
         dataset = ingest(store, [Path(tmp) / "digits"], name="digits").dataset
-        config = default_config(dataset, "rotation").replace(time_budget=args.budget)
+        config = default_config(dataset, "rotation")
+        if args.epochs:
+            config = config.replace(epochs=args.epochs, warmup_epochs=min(1.0, args.epochs / 10))
+        else:
+            config = config.replace(time_budget=args.budget)
         start = time.perf_counter()
         run = execute_run(store, create_run(store, config).id)
         print(

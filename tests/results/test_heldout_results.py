@@ -14,7 +14,7 @@ from sslviz.evaluate import MAX_EVAL_IMAGES, evaluate_run
 from sslviz.pretext.permutations import maximal_hamming_permutations
 from sslviz.results import held_out
 from sslviz.results.colorization import colorization_results
-from sslviz.results.jigsaw import jigsaw_results, permutation_set_stats
+from sslviz.results.jigsaw import jigsaw_results, permutation_set_stats, shuffled_and_reassembled
 from sslviz.results.rotation import rotation_results
 from sslviz.store import Store
 
@@ -90,3 +90,15 @@ def test_permutation_set_stats_match_a_direct_count(n: int) -> None:
     direct = min(int((a != b).sum()) for a, b in itertools.combinations(perms[: min(n, 60)], 2))
     assert size == n and 2 <= min_d <= direct
     assert permutation_set_stats(perms[:1]) == (1, 0)
+
+
+def test_reassembly_by_the_true_permutation_restores_the_tiles() -> None:
+    perms = maximal_hamming_permutations(30)
+    tiles = torch.arange(9 * 3 * 4 * 4, dtype=torch.uint8).view(9, 3, 4, 4)
+    for p in perms[:5]:
+        shuffled, back = shuffled_and_reassembled(tiles, p, p)
+        assert torch.equal(back, tiles)
+        assert torch.equal(shuffled[0], tiles[p[0]])  # position 0 holds tile p[0]
+    _, wrong = shuffled_and_reassembled(tiles, perms[0], perms[1])
+    misplaced = sum(not torch.equal(wrong[k], tiles[k]) for k in range(9))
+    assert misplaced == int((perms[0] != perms[1]).sum())
