@@ -11,10 +11,10 @@ import sys
 from collections.abc import Sequence
 
 from sslviz import __version__
-from sslviz.cli import app, data, embeddings, fewshot, results, runs, training
+from sslviz.cli import app, data, embeddings, fewshot, finetune, results, runs, training
 from sslviz.errors import UserError
 
-COMMAND_GROUPS = (data, training, runs, results, embeddings, fewshot, app)
+COMMAND_GROUPS = (data, training, runs, results, embeddings, fewshot, finetune, app)
 
 
 def build_parser() -> argparse.ArgumentParser:

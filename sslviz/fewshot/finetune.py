@@ -298,6 +298,7 @@ def fine_tune(
     hold_x, hold_y = batch_of(holdout_paths) if holdout_paths else (None, None)
     if checkpoint is None:
         _fit_feature_scale(model, cache, view, device)
+        _init_head(model, train_x, train_y, view, device)
 
     # ---- optimizer: the head at lr, the encoder at lr * encoder_lr_ratio -------------------------
     head_params = list(model.head.parameters())
@@ -447,6 +448,34 @@ def _fit_feature_scale(
         )  # fmt: skip
     model.mean.copy_(features.mean(0))
     model.std.copy_(features.std(0, unbiased=False).clamp_min(1e-4))
+
+
+def _init_head(
+    model: FineTuneModel,
+    images: Tensor,
+    y: Tensor,
+    view: Callable[[Tensor], Tensor],
+    device: torch.device,
+) -> None:
+    """Start the head at the logistic regression of the frozen, un-augmented features of the
+    training labels (the "LP" of LP-FT, solved exactly): fine-tuning then starts from the best
+    linear probe rather than from a random head."""
+    from sklearn.linear_model import LogisticRegression
+
+    model.eval()
+    with torch.inference_mode():
+        features = torch.cat(
+            [model.features(view(images[i : i + PREDICT_BATCH]).to(device)).cpu()
+             for i in range(0, len(images), PREDICT_BATCH)]
+        ).numpy()  # (n, D)  # fmt: skip
+    probe = LogisticRegression(C=1.0, max_iter=2000).fit(features, y.numpy())
+    coef = torch.as_tensor(probe.coef_, dtype=torch.float32)  # (K, D), or (1, D) for 2 classes
+    bias = torch.as_tensor(probe.intercept_, dtype=torch.float32)
+    if coef.shape[0] == 1:  # binary: sklearn keeps one row; softmax over (-z/2, z/2) is the same
+        coef, bias = torch.cat([-coef / 2, coef / 2]), torch.cat([-bias / 2, bias / 2])
+    with torch.no_grad():
+        model.head.weight.copy_(coef.to(device))
+        model.head.bias.copy_(bias.to(device))
 
 
 def _set_lrs(optimizer: torch.optim.Optimizer, config: FineTuneConfig, step: int) -> None:

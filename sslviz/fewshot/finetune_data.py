@@ -8,7 +8,6 @@ their stratified train/held-out split, the augmentation for tiny label sets, the
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
@@ -170,19 +169,13 @@ def write_predictions(
 ) -> Path:
     """The predictions CSV (labeled rows keep their given label, confidence 1) and the class
     probabilities (N, K) as .npz; returns the CSV's path."""
+    from sslviz.fewshot.labels_csv import write_predictions_csv
+
     run_dir = Path(run_dir)
     best = probabilities.argmax(1)  # (N,)
-    tmp = run_dir / f".{PREDICTIONS_CSV}.{os.getpid()}.tmp"
-    with open(tmp, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["path", "label", "confidence", "labeled"])
-        for i, path in enumerate(paths):
-            if path in labels:
-                writer.writerow([path, labels[path], "1.0000", "true"])
-            else:
-                confidence = f"{probabilities[i, best[i]]:.4f}"
-                writer.writerow([path, classes[best[i]], confidence, "false"])
-    os.replace(tmp, run_dir / PREDICTIONS_CSV)
+    predicted = [classes[k] for k in best]
+    confidence = probabilities[np.arange(len(best)), best]  # (N,)
+    write_predictions_csv(run_dir / PREDICTIONS_CSV, paths, predicted, confidence, labels)
     np.savez(
         run_dir / PREDICTIONS_NPZ,
         image_ids=np.asarray(image_ids, np.int64),

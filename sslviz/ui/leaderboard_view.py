@@ -5,8 +5,7 @@
 
 The table ranks every source for the session's labels (``sslviz.fewshot.leaderboard``), best
 first, marks the session's own source, and offers one click to switch the session to a better
-one (``on_switch(source, layer, grid)``, the labeling page's own way to change a session's
-source). Ranking is a click, not automatic: it scores every run, and the labels change with
+one (``on_switch(source, layer, grid)``; by default ``fewshot.sessions.set_source``). Ranking is a click, not automatic: it scores every run, and the labels change with
 every click on the page; a result whose labels have changed since says so.
 """
 
@@ -119,8 +118,14 @@ def leaderboard_panel(store: Store, session: Any, *, on_switch: Switch | None = 
     if board.message:
         (st.warning if board.too_few else st.caption)(board.message)
     st.dataframe(board_frame(store, board, session), hide_index=True, key=f"board_{session.id}")
-    if board.too_few or on_switch is None:
+    if board.too_few:
         return
+    if on_switch is None:
+        from sslviz.fewshot.sessions import set_source
+
+        def on_switch(source: str, layer: str | None, grid: int | None) -> None:
+            set_source(store, session.id, source, layer, grid)
+
     _switch_buttons(store, board, session, on_switch)
 
 

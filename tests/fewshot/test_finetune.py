@@ -118,12 +118,14 @@ def test_a_tiny_encoder_reaches_its_labels_and_predicts_the_rest(space):
     keys = set(store.runs.metric_keys(run.id))
     assert {"loss", "accuracy", "holdout/accuracy", "eval/holdout_accuracy"} <= keys
 
-    # a fine-tune is an embedding source, its encoder no longer the parent's
+    # a fine-tune is an embedding source: the encoder of its best state (the parent's as it
+    # was if early stopping kept the linear probe, which leaves the encoder untouched)
     from sslviz.embed import embed
 
     tuned, frozen = embed(store, "colours", run.id), embed(store, "colours", space.parent)
-    assert tuned.vectors.shape == frozen.vectors.shape
-    assert not np.allclose(tuned.vectors, frozen.vectors)
+    assert tuned.source == str(run.id) and tuned.vectors.shape == frozen.vectors.shape
+    moved = result["best_step"] > config.probe_steps
+    assert np.allclose(tuned.vectors, frozen.vectors) != moved
 
 
 def test_too_few_labels_per_class_train_on_all_and_never_crash(space):
@@ -203,3 +205,33 @@ def test_background_finetune_survives_cancel_and_kill_then_resumes_to_finished(s
                        capture_output=True, text=True, timeout=120).stdout
     )  # fmt: skip
     assert (status["status"], status["task"]) == ("finished", "finetune")
+
+
+def _sslviz(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sslviz", *args], capture_output=True, text=True,
+                          timeout=180)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_the_cli_fine_tunes_in_the_foreground_and_in_the_background(space, tmp_path):
+    labels = first_per_class(space.truth, 10)
+    csv_file = tmp_path / "labels.csv"
+    csv_file.write_text("path,label\n" + "".join(f"{p},{v}\n" for p, v in labels.items()))
+    out = tmp_path / "predictions.csv"
+    done = _sslviz("finetune", str(space.parent), "--labels", str(csv_file), "--out", str(out),
+                   "--steps", "30", "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["status"] == "finished" and (result["labeled"], result["predicted"]) == (30, 60)
+    assert 0 <= result["holdout_accuracy"] <= 1 and result["run"] != space.parent
+    assert len(_predictions(str(out))) == 60
+
+    queued = json.loads(_sslviz("finetune", str(space.parent), "--labels", str(csv_file),
+                                "--background", "--json").stdout)  # fmt: skip
+    assert queued["status"] in ("queued", "running")
+    jobs.cancel(space.store, queued["run"])
+    assert jobs.wait(space.store, queued["run"], 60).status in ("cancelled", "finished")
+
+    csv_file.write_text("path,label\nnot/there.png,red\nred/000.png,red\n")
+    bad = _sslviz("finetune", str(space.parent), "--labels", str(csv_file), "--json")
+    assert bad.returncode == 1 and bad.stdout == "" and len(bad.stderr.splitlines()) == 1
