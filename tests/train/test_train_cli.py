@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pty
 import re
 import signal
+import struct
 import subprocess
 import sys
+import termios
 
 import pytest
 
@@ -74,20 +78,29 @@ def test_train_then_eval_json(home, tiny, task, size, extra):
 
 
 def test_plain_train_prints_the_run_id_and_a_progress_bar(home, tiny):
-    result = sslviz(
-        "train",
-        "--dataset",
-        "tiny",
-        "--task",
-        "rotation",
-        "--image-size",
-        "16",
-        "--epochs",
-        "1",
-        env_home=home,
-    )
-    assert result.stdout.strip().isdigit()
-    assert "training [" in result.stderr
+    # the bar is drawn only on a terminal: give stderr a pseudo-terminal, as a shell would
+    env = {**os.environ, "SSLVIZ_HOME": str(home), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "sslviz.distributed", "train", "--dataset", "tiny",
+               "--task", "rotation", "--image-size", "16", "--epochs", "1"]  # fmt: skip
+    terminal, stderr = pty.openpty()
+    fcntl.ioctl(stderr, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 24x100
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=stderr)
+    os.close(stderr)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(terminal, 4096)
+        except OSError:  # EIO: the process closed its side
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(terminal)
+    stdout, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, shown.decode(errors="replace")
+    assert stdout.decode().strip().isdigit()
+    text = shown.decode(errors="replace")
+    assert "training: 100%" in text and "it/s" in text, text  # count, rate: tqdm
 
 
 @pytest.mark.parametrize(
