@@ -63,14 +63,17 @@ def _lower_priority() -> None:
 
 
 def _record_failure(store: Store, run_id: int, error: BaseException) -> None:
-    """Mark the run failed with a one-line error and the traceback (unless it already ended)."""
-    if isinstance(error, KeyboardInterrupt) and _stop.is_set():
+    """Mark the run failed with a one-line error and the traceback (unless it already ended);
+    a stop (``lifecycle.Cancelled`` from any executor, or a second signal) ends it cancelled."""
+    from sslviz.lifecycle import Cancelled  # torch-free
+
+    if isinstance(error, Cancelled) or (isinstance(error, KeyboardInterrupt) and _stop.is_set()):
         store.runs.transition(
             run_id,
             "cancelled",
             allowed_from=("queued", "running"),
             ended_at=time.time(),
-            error="stopped by a second signal before it could checkpoint",
+            error=None if isinstance(error, Cancelled) else "stopped by a second signal",
         )
         return
     message = (f"{type(error).__name__}: {error}".splitlines() or ["crashed"])[0][:500]
@@ -86,7 +89,7 @@ def _record_failure(store: Store, run_id: int, error: BaseException) -> None:
 
 def run(run_id: int) -> int:
     """Train ``run_id`` to its end; the exit code is 0 unless the run failed."""
-    from sslviz.lifecycle import Heartbeat
+    from sslviz.lifecycle import Cancelled, Heartbeat
     from sslviz.store import Store
 
     print(f"worker: run {run_id}, pid {os.getpid()}, started {time.ctime()}", flush=True)
@@ -120,9 +123,10 @@ def run(run_id: int) -> int:
             )
     except BaseException as error:  # noqa: BLE001 - every crash is recorded, then reported
         if _status(store, run_id) is not None:  # a deleted run has nothing left to record
-            traceback.print_exc()
+            if not isinstance(error, Cancelled):
+                traceback.print_exc()
+                code = 1
             _record_failure(store, run_id, error)
-            code = 1
     finally:
         beats.stop()
     status = _status(store, run_id)

@@ -223,3 +223,15 @@ def test_a_worker_stuck_without_progress_is_reaped_and_killed(
     ended = store.runs.get(run.id)
     assert ended.status == "interrupted" and "no heartbeat" in ended.error
     wait_for(lambda: not workspace_processes(home), 15)
+
+
+def test_an_executor_that_raises_cancelled_ends_its_run_cancelled(store, tiny_dataset):
+    from sslviz import worker
+
+    run = store.runs.create(
+        dataset_id=tiny_dataset.id, task="embedding", encoder="small-cnn", config={},
+        device="cpu", epochs=1, status="running",
+    )  # fmt: skip
+    worker._record_failure(store, run.id, lifecycle.Cancelled("stopped while projecting"))
+    ended = store.runs.get(run.id)
+    assert (ended.status, ended.error, ended.traceback) == ("cancelled", None, None)
