@@ -121,19 +121,22 @@ class Heartbeat:
     def _run(self, root: Any) -> None:
         from sslviz.store import Store
 
-        store = Store.open(root)
+        store = None
         try:
-            store.connection.set_busy_timeout(max(0.05, min(self.every, 5.0)))
             while not self._stop.wait(self.every):
                 if seconds_since_alive() > self.deadline:
                     continue  # stuck: let the reaper see the silence
                 try:
+                    if store is None:  # opened here, so a locked database at start is retried
+                        store = Store.open(root)
+                        store.connection.set_busy_timeout(max(0.05, min(self.every, 5.0)))
                     store.runs.heartbeat(self.run_id)
                 except Exception as error:  # noqa: BLE001 - the next tick tries again
                     self.failures += 1
                     print(f"heartbeat of run {self.run_id} failed: {error}", file=sys.stderr)
         finally:
-            store.close()
+            if store is not None:
+                store.close()
 
     def is_alive(self) -> bool:
         return self._thread.is_alive()
