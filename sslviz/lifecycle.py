@@ -8,8 +8,10 @@ fine-tuning, embedding).
     raise lifecycle.Cancelled("stopped during ...")       # the executor ends the run `cancelled`
 
 The worker's :class:`Heartbeat` thread writes ``heartbeat_at`` every few seconds, but only while the
-process shows signs of life: when nothing called :func:`alive` or :func:`progress` for
-:func:`progress_deadline` seconds (default 10 min, ``$SSLVIZ_PROGRESS_DEADLINE``), the beats stop,
+process shows signs of life: a call of :func:`alive` or :func:`progress`, or a change of the run's
+progress fields in the store (``step``, ``epoch``, ``total_steps``, ``train_seconds``, however they
+were written). When there was none for :func:`progress_deadline` seconds (default 10 min,
+``$SSLVIZ_PROGRESS_DEADLINE``), the beats stop,
 and ``jobs.HEARTBEAT_TIMEOUT`` later the reaper kills the worker and marks the run
 ``interrupted``. A loop stuck on a dead DDP peer or a hung file read is then reaped instead of
 looking alive forever. So call :func:`alive` at least every few minutes of real work (a step, a
@@ -109,6 +111,7 @@ class Heartbeat:
         self.run_id, self.every = int(run_id), every
         self.deadline = progress_deadline() if deadline is None else float(deadline)
         self.failures = 0
+        self._seen: tuple | None = None  # the run's progress fields at the last tick
         self._key = (str(store.workspace.root), self.run_id)
         self._stop = threading.Event()
         with _beating_lock:
@@ -124,12 +127,13 @@ class Heartbeat:
         store = None
         try:
             while not self._stop.wait(self.every):
-                if seconds_since_alive() > self.deadline:
-                    continue  # stuck: let the reaper see the silence
                 try:
                     if store is None:  # opened here, so a locked database at start is retried
                         store = Store.open(root)
                         store.connection.set_busy_timeout(max(0.05, min(self.every, 5.0)))
+                    self._notice_progress(store)
+                    if seconds_since_alive() > self.deadline:
+                        continue  # stuck: let the reaper see the silence
                     store.runs.heartbeat(self.run_id)
                 except Exception as error:  # noqa: BLE001 - the next tick tries again
                     self.failures += 1
@@ -137,6 +141,15 @@ class Heartbeat:
         finally:
             if store is not None:
                 store.close()
+
+    def _notice_progress(self, store: Store) -> None:
+        """Progress an executor wrote to the run's row (``step``, ``epoch``, ...) with a plain
+        ``store.runs.update`` is a sign of life too."""
+        run = store.runs.get(self.run_id)
+        seen = (run.step, run.epoch, run.total_steps, run.train_seconds)
+        if self._seen is not None and seen != self._seen:
+            alive()
+        self._seen = seen
 
     def is_alive(self) -> bool:
         return self._thread.is_alive()

@@ -179,6 +179,24 @@ def test_the_heartbeat_beats_only_while_the_process_shows_signs_of_life(
         lifecycle.alive()
 
 
+def test_progress_written_to_the_store_by_any_executor_keeps_the_heartbeat(
+    store, tiny_dataset, wait_for
+):
+    run = store.runs.create(
+        dataset_id=tiny_dataset.id, task="embedding", encoder="small-cnn", config={},
+        device="cpu", epochs=1, status="running",
+    )  # fmt: skip
+    lifecycle.alive()
+    beats = lifecycle.Heartbeat(store, run.id, every=0.05, deadline=0.5)
+    try:
+        for step in range(1, 16):  # 1.5 s of plain row updates, never lifecycle.alive()
+            store.runs.update(run.id, step=step)
+            time.sleep(0.1)
+        assert time.time() - store.runs.get(run.id).heartbeat_at < 0.4
+    finally:
+        beats.stop()
+
+
 def test_a_failed_beat_never_ends_the_heartbeat(store, tiny_dataset, wait_for):
     run = store.runs.create(
         dataset_id=1, task="rotation", encoder="small-cnn", config={}, device="cpu", epochs=1,
