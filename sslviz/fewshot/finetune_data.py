@@ -44,7 +44,7 @@ class FineTuneConfig:
     weight_decay: float = 1e-4
     label_smoothing: float = 0.1  # few labels: don't let the head grow overconfident
     holdout: float = 0.2  # share of each class's labels held out for early stopping
-    eval_every: int = 10  # steps between held-out evaluations (and checkpoints)
+    eval_every: int = 10  # steps between held-out evaluations
     patience: int = 100  # steps without a better held-out loss before stopping early
     seed: int = 0  # the split, the batches and the augmentations
     layer: str | None = None  # the encoder layer the head reads (None: the source's default)

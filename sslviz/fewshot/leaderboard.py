@@ -318,14 +318,22 @@ def _fine_tuned_row(
               fine_tuned=True, note=notes.get(run_id))  # fmt: skip
     if run_id not in compared:
         return row
+    from sslviz.fewshot.finetune import finetune_result
+
     saved = read_predictions(store.workspace.run_dir(run_id))
-    if saved is None:
+    result = finetune_result(store, run_id)
+    if saved is None or result is None:
         return replace(row, note="its predictions are missing")
     ids, probabilities, classes = saved
     at = {int(image_id): k for k, image_id in enumerate(ids)}  # image id -> prediction row
-    right = sum(
-        classes[int(probabilities[at[image_ids[p]]].argmax())] == labels[p] for p in holdout
-    )
+    # its own held-out labels: what it said before its head was refitted on them; labels it
+    # never had: its final predictions
+    before = result.get("holdout_predictions") or {}
+    guesses = {
+        p: before[p] if p in before else classes[int(probabilities[at[image_ids[p]]].argmax())]
+        for p in holdout
+    }
+    right = sum(guesses[p] == labels[p] for p in holdout)
     interval = wilson_interval(right, len(holdout))
     return replace(row, holdout_accuracy=right / len(holdout), holdout_interval=interval)
 

@@ -100,7 +100,11 @@ def test_fine_tuned_rows_are_compared_on_labels_they_never_trained_on(space):
     assert not set(board.holdout) & set(result["train"])
     tuned = next(row for row in board.rows if row.fine_tuned)
     assert tuned.source == str(run.id) and tuned.cv_accuracy is None  # never CV on its training
-    assert tuned.holdout_accuracy is not None
+    # scored by what it said of them before its head was refitted on all labels
+    before = result["holdout_predictions"]
+    right = sum(before[p] == labels[p] for p in board.holdout) / len(board.holdout)
+    assert tuned.holdout_accuracy == pytest.approx(right)
+    assert result["holdout_accuracy"] == pytest.approx(right)
     for row in board.rows:  # every row measured on the same held-out labels
         assert row.holdout_accuracy is not None and row.holdout_interval is not None
     scores = [row.holdout_accuracy for row in board.rows]
