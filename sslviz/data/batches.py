@@ -96,9 +96,9 @@ def augment(
     pad: int | None = None,
     flip: bool = True,
 ) -> Tensor:
-    """Random shift (crop of the reflect-padded image, up to ``pad`` px; default size/8) and,
-    if ``flip``, random horizontal flip, for a whole batch at once by index arithmetic (one
-    gather, no per-image Python, no padded copy).
+    """Random shift (crop of the reflect-padded image, up to ``pad`` px; default size/8; 0 for
+    none) and, if ``flip``, random horizontal flip, for a whole batch at once by index arithmetic
+    (one gather, no per-image Python, no padded copy).
 
     images: uint8 (B, 3, H, W) on any device -> uint8 (B, 3, H, W) on the same device.
     """
@@ -113,6 +113,14 @@ def augment(
     batch = torch.arange(b, device=images.device)[:, None, None]
     out = images.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]  # (B, H, W, 3)
     return out.permute(0, 3, 1, 2).contiguous(memory_format=torch.contiguous_format)
+
+
+def augment_for(task: PretextTask, images: Tensor, generator: torch.Generator | None) -> Tensor:
+    """The shared augmentation as ``task`` allows it: no flips if ``augment_flip`` is false; no
+    shift if ``augment_reflect_pad`` is false, since a shift fills the border with mirrored
+    content (jigsaw: it tells where a border tile goes) and the task jitters by cropping itself."""
+    reflect = getattr(task, "augment_reflect_pad", True)
+    return augment(images, generator, pad=None if reflect else 0, flip=task.augment_flip)
 
 
 def load_rows(cache: np.ndarray, rows: np.ndarray, *, pin: bool = False) -> Tensor:
@@ -199,7 +207,7 @@ class BatchLoader:
     def _make(self, images: Tensor, epoch: int, index: int) -> PretextBatch:
         step = epoch * self.plan.steps_per_epoch + index
         generator = step_generator(self.plan.seed, step, self.plan.rank)
-        images = augment(images, generator, flip=self.task.augment_flip)
+        images = augment_for(self.task, images, generator)
         return self.task.make_batch(images, generator)
 
     def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[int, int, PretextBatch]]:

@@ -7,13 +7,19 @@ over the 5 nearest bins (Gaussian, sigma 5), the loss reweights pixels by the ra
 (class rebalancing, lambda 0.5, from the ab distribution of the training sample), and predictions
 are decoded with the annealed mean (softmax temperature T = 0.38): between the mean (T = 1,
 desaturated) and the mode (T -> 0, vivid but patchy). ``loss="l2"`` keeps plain regression to
-compare. As in the paper, the head predicts at 1/4 of the input resolution and the result is
-upsampled bilinearly.
+compare. Quantization, rebalancing and decoding live in ``ab_bins.py``.
+
+Two departures from the paper, both for small images, where a head on the deepest map (4 x 4 at
+32 px) bleeds colour across edges into white backgrounds: a light U-Net decoder fuses shallower
+encoder maps (chosen by layer name and measured shape, for any registry encoder) and predicts at
+H/4 (as the paper does, but from a map that has that detail); and decoding is done at full
+resolution (the logits upsampled to the image), only over
+the bins in gamut at each pixel's own L (near white or black only ab ~ 0 exists), so the annealed
+mean can't put colour where the lightness says there is none.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -23,95 +29,26 @@ from torch import Tensor, nn
 
 from sslviz.encoders import Encoder
 from sslviz.errors import UserError
+from sslviz.pretext.ab_bins import (
+    ab_bins,
+    annealed_mean,
+    bin_counts,
+    in_gamut,
+    nearest_bin,
+    soft_targets,
+    weights_from_counts,
+)
 from sslviz.pretext.base import PretextBatch, PretextModel, PretextTask, model_device, uniform
-from sslviz.pretext.lab import lab_to_linear, lab_to_rgb_uint8, rgb_uint8_to_lab
+from sslviz.pretext.lab import lab_to_rgb_uint8, rgb_uint8_to_lab
 from sslviz.pretext.render import label_tiles, save_grid
 
-GRID = 10  # ab bin spacing
-SOFT_NEIGHBOURS = 5
-SOFT_SIGMA = 5.0
-REBALANCE_LAMBDA = 0.5
-OUTPUT_STRIDE = 4  # predict ab at H/4 x W/4, as the paper does
+# Predict ab at H/4 (the paper's resolution; measured at equal steps on generated clip art, H/2
+# was no better and costs more), or the encoder's finest map if it has none that fine.
+OUTPUT_STRIDE = 4
 AB_SCALE = 100.0  # ab units per unit of the L2 head's output
-
-
-@lru_cache(maxsize=4)
-def _ab_bins(grid: int) -> Tensor:
-    # Walk a dense Lab grid (every 1 unit of L, a and b), keep the colours sRGB can show, and
-    # mark the ab cell (nearest grid point) of each. A 1-unit grid misses thin slivers of gamut
-    # at cell borders, so the cells of a lattice of sRGB colours (every 3rd level) are marked too.
-    # ~260 bins at grid 10 (Zhang et al. count 313 with a looser gamut estimate); deterministic,
-    # so bin indices are stable across runs and processes. ~0.5 s, once per process.
-    reach = 120
-    side = 2 * (reach // grid) + 1
-    seen = torch.zeros(side * side, dtype=torch.long)
-
-    def mark(ab: Tensor) -> None:  # ab (N, 2)
-        cell = (ab / grid).round().long() + reach // grid  # (N, 2) in 0..side-1
-        seen.add_(torch.bincount(cell[:, 0] * side + cell[:, 1], minlength=side * side))
-
-    ab = torch.arange(-float(reach), reach + 0.5, 1.0)
-    for start in range(0, 101, 20):  # L in chunks, to bound memory
-        lab = torch.stack(
-            torch.meshgrid(torch.arange(float(start), min(start + 20, 101)), ab, ab, indexing="ij")
-        )
-        lab = lab.reshape(1, 3, -1, 1)  # (1, 3, N, 1)
-        lin = lab_to_linear(lab)
-        inside = ((lin >= -1e-6) & (lin <= 1 + 1e-6)).all(dim=1).flatten()  # (N,)
-        mark(lab[0, 1:, inside, 0].T)
-    v = torch.arange(0, 256, 3, dtype=torch.uint8)
-    rgb = torch.stack(torch.meshgrid(v, v, v, indexing="ij")).reshape(1, 3, -1, 1)
-    mark(rgb_uint8_to_lab(rgb)[0, 1:, :, 0].T)
-    cells = torch.nonzero(seen.view(side, side)).float()  # (Q, 2), sorted by a then b
-    return (cells - reach // grid) * grid
-
-
-def ab_bins(grid: int = GRID) -> Tensor:
-    """(Q, 2) float32 centres of the in-gamut ab bins at spacing ``grid``."""
-    return _ab_bins(grid).clone()
-
-
-def nearest_bin(ab: Tensor, centres: Tensor) -> Tensor:
-    """ab (B, 2, h, w) -> index (B, h, w) of the nearest bin centre (centres (Q, 2))."""
-    flat = ab.permute(0, 2, 3, 1).reshape(-1, 2)  # (N, 2)
-    idx = torch.cdist(flat, centres).argmin(dim=1)  # (N,)
-    return idx.view(ab.shape[0], *ab.shape[2:])
-
-
-def soft_encode(
-    ab: Tensor, centres: Tensor, k: int = SOFT_NEIGHBOURS, sigma: float = SOFT_SIGMA
-) -> tuple[Tensor, Tensor]:
-    """ab (B, 2, h, w) -> soft targets (B, Q, h, w): Gaussian weights on the k nearest bins,
-    summing to 1 per pixel (Zhang et al. 3.1); and the nearest bin (B, h, w), as a by-product."""
-    b, _, h, w = ab.shape
-    flat = ab.permute(0, 2, 3, 1).reshape(-1, 2)  # (N, 2)
-    dist, idx = torch.cdist(flat, centres).topk(k, dim=1, largest=False)  # (N, k), ascending
-    weight = torch.softmax(-(dist**2) / (2 * sigma**2), dim=1)  # normalized Gaussian
-    soft = torch.zeros(flat.shape[0], centres.shape[0], dtype=ab.dtype, device=ab.device)
-    soft.scatter_(1, idx, weight)
-    return soft.view(b, h, w, -1).permute(0, 3, 1, 2), idx[:, 0].view(b, h, w)
-
-
-def annealed_mean(logits: Tensor, centres: Tensor, temperature: float) -> Tensor:
-    """logits (B, Q, h, w) -> ab (B, 2, h, w): the mean of softmax(logits / T) over bin centres.
-    T = 1 is the mean of the predicted distribution, T -> 0 its mode."""
-    probs = torch.softmax(logits.float() / temperature, dim=1)  # (B, Q, h, w)
-    return torch.einsum("bqhw,qc->bchw", probs, centres)
-
-
-def rebalancing_weights(ab: Tensor, centres: Tensor, lam: float = REBALANCE_LAMBDA) -> Tensor:
-    """ab of training pixels (B, 2, h, w) -> per-bin loss weights (Q,): w ~ 1 / ((1 - lam) p~ +
-    lam / Q) with p~ the empirical bin distribution smoothed by a Gaussian (sigma 5), normalized
-    so the expected weight under p~ is 1 (Zhang et al. eq. 3-4)."""
-    q = centres.shape[0]
-    counts = torch.bincount(nearest_bin(ab, centres).flatten(), minlength=q).float()  # (Q,)
-    if counts.sum() == 0:
-        return torch.ones(q)
-    kernel = torch.exp(-(torch.cdist(centres, centres) ** 2) / (2 * SOFT_SIGMA**2))  # (Q, Q)
-    p = kernel @ (counts / counts.sum())
-    p = p / p.sum()
-    w = 1.0 / ((1 - lam) * p + lam / q)
-    return w / (p * w).sum()
+TOP_WIDTH, MIN_WIDTH = 128, 32  # decoder widths: at the deepest map, and the floor as it halves
+DECODE_ELEMENTS = 1 << 24  # logits (images x Q x H x W) decoded at once at full resolution
+LAB_PIXELS = 1 << 18  # pixels converted to Lab at once when sampling the colour prior
 
 
 def psnr(pred: Tensor, truth: Tensor) -> Tensor:
@@ -131,40 +68,87 @@ def colourfulness(images: Tensor) -> Tensor:
     return std + 0.3 * mean
 
 
-class ColorizationModel(PretextModel):
-    """Encoder on L -> deepest map -> conv head -> bilinear to (H/4, W/4) -> Q logits (or ab)."""
+def decoder_layers(encoder: Encoder, image_size: int, stride: int = OUTPUT_STRIDE) -> list[str]:
+    """The encoder layers the decoder reads, deepest first: the deepest, then each shallower one
+    whose map is finer than the previous, down to output stride ``stride`` (or the finest map).
+    Measured on a probe image of ``image_size``, so any registry encoder works (small-cnn at 32
+    px: block3, block2; resnet18 at 32 px: layer4, layer3; at 128 px: layer4 .. layer1)."""
+    sizes = map_sizes(encoder, image_size)
+    chosen = [encoder.layer_names[-1]]
+    for name in reversed(encoder.layer_names[:-1]):
+        finer = sizes[name] > sizes[chosen[-1]]
+        if finer and image_size / sizes[name] >= stride - 1e-6:
+            chosen.append(name)
+    return chosen
 
-    def __init__(self, encoder: Encoder, loss: str, centres: Tensor, weights: Tensor) -> None:
+
+def map_sizes(encoder: Encoder, image_size: int) -> dict[str, int]:
+    """{layer: side of its map} for a square input of ``image_size`` px."""
+    was_training = encoder.training
+    encoder.eval()  # batch norm on a probe must not move the running statistics
+    try:
+        with torch.no_grad():
+            probe = torch.zeros(1, encoder.in_channels, image_size, image_size)
+            maps = encoder.feature_maps(probe.to(next(encoder.parameters()).device))
+    finally:
+        encoder.train(was_training)
+    return {name: int(fmap.shape[-1]) for name, fmap in maps.items()}
+
+
+def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+    )
+
+
+class ColorizationModel(PretextModel):
+    """Encoder on L -> U-Net decoder over ``layers`` (deepest first: a 3x3 conv, then per
+    shallower map upsample x2-ish, concatenate, 3x3 conv; widths 128 halving to 32) -> 1x1 conv
+    to Q logits (or ab for l2) at the finest map's resolution (H/4 for small-cnn)."""
+
+    def __init__(
+        self, encoder: Encoder, loss: str, centres: Tensor, weights: Tensor, layers: list[str]
+    ) -> None:
         super().__init__(encoder)
         self.loss_kind = loss
-        out = centres.shape[0] if loss == "classification" else 2
-        d = encoder.out_channels
-        self.head = nn.Sequential(
-            nn.Conv2d(d, 256, 3, padding=1, bias=False), nn.BatchNorm2d(256), nn.ReLU(inplace=True)
-        )
-        self.classifier = nn.Conv2d(256, out, 1)
+        self.layers = list(layers)
+        dims = encoder.layer_dims
+        width = TOP_WIDTH
+        self.top = _conv_bn_relu(dims[self.layers[0]], width)
+        self.fuse = nn.ModuleList()
+        for name in self.layers[1:]:
+            narrower = max(MIN_WIDTH, width // 2)
+            self.fuse.append(_conv_bn_relu(width + dims[name], narrower))
+            width = narrower
+        self.classifier = nn.Conv2d(width, centres.shape[0] if loss == "classification" else 2, 1)
         self.register_buffer("centres", centres.clone())  # (Q, 2)
         self.register_buffer("weights", weights.clone())  # (Q,) class rebalancing
 
     def forward(
         self, inputs: Tensor, targets: Tensor | None = None
     ) -> tuple[Tensor, Tensor | None]:
-        """inputs (B, 1, H, W) normalized L, targets (B, 2, H/4, W/4) ab -> outputs at
-        (H/4, W/4): logits (B, Q, ., .) for classification or ab (B, 2, ., .) for l2; loss."""
-        h, w = inputs.shape[-2] // OUTPUT_STRIDE, inputs.shape[-1] // OUTPUT_STRIDE
-        x = self.head(self.encoder(inputs))
-        x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+        """inputs (B, 1, H, W) normalized L, targets (B, 2, H, W) ab -> outputs at the finest
+        decoded map (h, w): logits (B, Q, h, w) for classification or ab (B, 2, h, w) for l2;
+        the loss against the targets averaged over each output pixel's area."""
+        maps = self.encoder.feature_maps(inputs, self.layers)
+        x = self.top(maps[self.layers[0]])
+        for name, fuse in zip(self.layers[1:], self.fuse, strict=True):
+            skip = maps[name]
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = fuse(torch.cat([x, skip], dim=1))
         out = self.classifier(x)
         if self.loss_kind == "l2":
             out = out * AB_SCALE  # (B, 2, h, w) in Lab units
-            loss = F.mse_loss(out / AB_SCALE, targets / AB_SCALE) if targets is not None else None
-            return out, loss
         if targets is None:
             return out, None
-        soft, nearest = soft_encode(targets.float(), self.centres)  # (B, Q, h, w), (B, h, w)
-        pixel_w = self.weights[nearest]  # (B, h, w): rebalancing by the pixel's colour
-        ce = -(soft * F.log_softmax(out.float(), dim=1)).sum(dim=1)  # (B, h, w)
-        return out, (ce * pixel_w).mean()
+        ab = F.adaptive_avg_pool2d(targets.float(), out.shape[-2:])  # (B, 2, h, w)
+        if self.loss_kind == "l2":
+            return out, F.mse_loss(out.float() / AB_SCALE, ab / AB_SCALE)
+        # cross-entropy against the soft targets from the k gathered log-probabilities
+        bins, weight = soft_targets(ab, self.centres)  # (B, k, h, w) each
+        log_p = F.log_softmax(out.float(), dim=1).gather(1, bins)  # (B, k, h, w)
+        ce = -(weight * log_p).sum(dim=1)  # (B, h, w)
+        return out, (ce * self.weights[bins[:, 0]]).mean()  # rebalanced by the pixel's colour
 
 
 class ColorizationTask(PretextTask):
@@ -197,42 +181,68 @@ class ColorizationTask(PretextTask):
         return rgb_uint8_to_lab(images)[:, :1] / 50.0 - 1.0
 
     def make_batch(self, images: Tensor, generator: torch.Generator | None = None) -> PretextBatch:
-        """uint8 (B, 3, H, W) -> inputs (B, 1, H, W) L scaled to [-1, 1], targets (B, 2, H/4, W/4)
-        ab averaged over 4x4 blocks (the output resolution)."""
+        """uint8 (B, 3, H, W) -> inputs (B, 1, H, W) L scaled to [-1, 1], targets (B, 2, H, W)
+        ab at full resolution (the model averages them to its output resolution)."""
         x = images
         if self.options["flip"]:
             b = images.shape[0]
             flip = uniform((b,), generator, images.device) < 0.5
             x = torch.where(flip.view(b, 1, 1, 1), x.flip(-1), x)
         lab = rgb_uint8_to_lab(x)  # (B, 3, H, W)
-        ab = F.avg_pool2d(lab[:, 1:], OUTPUT_STRIDE)  # (B, 2, H/4, W/4)
-        return PretextBatch(lab[:, :1] / 50.0 - 1.0, ab)
+        return PretextBatch(lab[:, :1] / 50.0 - 1.0, lab[:, 1:])
 
     def build_model(self, encoder: Encoder, sample: Tensor) -> ColorizationModel:
-        """``sample`` uint8 (N, 3, H, W): its ab distribution sets the rebalancing weights."""
-        chunks = [
-            F.avg_pool2d(rgb_uint8_to_lab(sample[i : i + 256].cpu())[:, 1:], OUTPUT_STRIDE)
-            for i in range(0, len(sample), 256)
-        ]
-        ab = torch.cat(chunks) if chunks else torch.zeros(0, 2, 1, 1)
-        weights = rebalancing_weights(ab, self.centres)
-        return ColorizationModel(encoder, self.options["loss"], self.centres, weights)
+        """``sample`` uint8 (N, 3, H, W): its side picks the decoder's layers, its ab
+        distribution (at the output resolution) sets the rebalancing weights. Converted a few
+        images at a time, so memory stays small at any image size."""
+        size = min(sample.shape[-2:])
+        layers = decoder_layers(encoder, size)
+        out_side = map_sizes(encoder, size)[layers[-1]]
+        counts = torch.zeros(len(self.centres))
+        step = max(1, LAB_PIXELS // max(1, sample.shape[-2] * sample.shape[-1]))
+        for i in range(0, len(sample), step):
+            ab = rgb_uint8_to_lab(sample[i : i + step].cpu())[:, 1:]  # (n, 2, H, W)
+            counts += bin_counts(F.adaptive_avg_pool2d(ab, out_side), self.centres)
+        weights = weights_from_counts(counts, self.centres)
+        return ColorizationModel(encoder, self.options["loss"], self.centres, weights, layers)
 
-    def decode(self, outputs: Tensor, temperature: float | None = None) -> Tensor:
-        """Model outputs -> ab (B, 2, h, w): annealed mean for logits, as is for l2."""
+    def decode(
+        self, outputs: Tensor, temperature: float | None = None, lightness: Tensor | None = None
+    ) -> Tensor:
+        """Model outputs -> ab: the annealed mean for logits, as is for l2. With ``lightness``
+        (B, 1, H, W), L in [0, 100] of the images: ab (B, 2, H, W) at L's resolution, the
+        logits upsampled and the mean taken only over the bins in gamut at each pixel's L.
+        Without it: ab (B, 2, h, w) at the outputs' resolution, over all bins."""
         if outputs.shape[1] == 2:
-            return outputs.float()
+            ab = outputs.float()
+            if lightness is None:
+                return ab
+            return F.interpolate(
+                ab, size=lightness.shape[-2:], mode="bilinear", align_corners=False
+            )
         t = float(self.options["temperature"] if temperature is None else temperature)
-        return annealed_mean(outputs, self.centres.to(outputs.device), t)
+        centres = self.centres.to(outputs.device)
+        if lightness is None:
+            return annealed_mean(outputs, centres, t)
+        size = lightness.shape[-2:]
+        step = max(1, DECODE_ELEMENTS // (outputs.shape[1] * size[0] * size[1]))
+        parts = []
+        for i in range(0, len(outputs), step):  # bounded memory: Q x H x W per image
+            logits = F.interpolate(
+                outputs[i : i + step].float(), size=size, mode="bilinear", align_corners=False
+            )
+            parts.append(annealed_mean(logits, centres, t, in_gamut(lightness[i : i + step])))
+        return torch.cat(parts)
 
     def batch_metric(self, outputs: Tensor, targets: Tensor) -> float:
+        ab = F.adaptive_avg_pool2d(targets.float(), outputs.shape[-2:])
         centres = self.centres.to(outputs.device)
         pred = (
             outputs.argmax(dim=1)
             if outputs.shape[1] != 2
             else nearest_bin(outputs.float(), centres)
         )
-        return (pred == nearest_bin(targets.float(), centres)).float().mean().item()
+        return (pred == nearest_bin(ab, centres)).float().mean().item()
 
     @torch.no_grad()
     def colorize(
@@ -242,8 +252,8 @@ class ColorizationTask(PretextTask):
         batch_size: int = 64,
         temperature: float | None = None,
     ) -> Tensor:
-        """uint8 (N, 3, H, W) -> colorized uint8 (N, 3, H, W): the true L with predicted ab
-        upsampled bilinearly to full resolution."""
+        """uint8 (N, 3, H, W) -> colorized uint8 (N, 3, H, W): the true L with the predicted ab,
+        decoded at full resolution within the gamut of each pixel's L."""
         was_training = model.training
         model.eval()
         device = model_device(model)
@@ -252,12 +262,7 @@ class ColorizationTask(PretextTask):
             chunk = images[start : start + batch_size].to(device)
             lab = rgb_uint8_to_lab(chunk)
             outputs, _ = model(lab[:, :1] / 50.0 - 1.0)
-            ab = F.interpolate(
-                self.decode(outputs, temperature),
-                size=lab.shape[-2:],
-                mode="bilinear",
-                align_corners=False,
-            )
+            ab = self.decode(outputs, temperature, lightness=lab[:, :1])
             out.append(lab_to_rgb_uint8(torch.cat([lab[:, :1], ab], dim=1)).cpu())
         model.train(was_training)
         return torch.cat(out) if out else images.new_zeros(0, *images.shape[1:])

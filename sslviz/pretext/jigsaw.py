@@ -103,6 +103,10 @@ class JigsawModel(PretextModel):
 class JigsawTask(PretextTask):
     name = "jigsaw"
     metric_name = "accuracy"
+    # No shift in the shared augmentation: it pads by reflection, and mirrored content at the
+    # border of a border tile would say where that tile goes. The random tile offsets inside each
+    # cell are the jitter (crop-only, as in the paper).
+    augment_reflect_pad = False
     # permutations: size of the maximal-Hamming set (30/100/1000); grey_p: chance a tile is grey.
     defaults = {"permutations": 100, "grey_p": 0.3}
 

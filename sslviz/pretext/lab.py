@@ -7,6 +7,7 @@ roughly in [-128, 127] for colours sRGB can show.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -15,6 +16,9 @@ RGB_TO_XYZ = (
     (0.212671, 0.715160, 0.072169),
     (0.019334, 0.119193, 0.950227),
 )
+# Inverted once here, in float64 by numpy: devices without float64 (Apple's MPS) then convert
+# Lab in float32 like any other dtype (an inverse per call in .double() failed there).
+XYZ_TO_RGB = tuple(tuple(float(v) for v in row) for row in np.linalg.inv(np.array(RGB_TO_XYZ)))
 D65_WHITE = (0.95047, 1.0, 1.08883)
 EPS = (6 / 29) ** 3  # below this, Lab's f() is linear instead of a cube root
 KAPPA = 1 / (3 * (6 / 29) ** 2)
@@ -52,8 +56,7 @@ def lab_to_linear(lab: Tensor) -> Tensor:
     f = torch.stack([fy + a / 500, fy, fy - b / 200], dim=1)
     xyz = torch.where(f > 6 / 29, f**3, (f - 4 / 29) / KAPPA)
     xyz = xyz * torch.tensor(D65_WHITE, dtype=lab.dtype, device=lab.device).view(1, 3, 1, 1)
-    xyz_to_rgb = torch.linalg.inv(_matrix(RGB_TO_XYZ, lab).double()).to(lab.dtype)
-    return torch.einsum("ij,bjhw->bihw", xyz_to_rgb, xyz)
+    return torch.einsum("ij,bjhw->bihw", _matrix(XYZ_TO_RGB, lab), xyz)
 
 
 def lab_to_rgb(lab: Tensor) -> Tensor:

@@ -88,3 +88,29 @@ def test_evaluate_and_artifacts(photos32: torch.Tensor, tmp_path: Path) -> None:
     assert task.evaluate(model, photos32, batch_size=5) == pytest.approx(m)  # puzzles fixed by seed
     kind, path = task.save_artifacts(model, photos32, tmp_path)["examples"]
     assert kind == "image" and Image.open(path).size[1] > 3 * 32
+
+
+def coordinate_images(n: int, size: int) -> torch.Tensor:
+    """uint8 (n, 3, size, size): red = row index, green = column index."""
+    rows = torch.arange(size).view(size, 1).expand(size, size)
+    cols = torch.arange(size).view(1, size).expand(size, size)
+    image = torch.stack([rows, cols, torch.zeros_like(rows)]).to(torch.uint8)
+    return image.expand(n, 3, size, size).contiguous()
+
+
+def test_training_augmentation_mirrors_no_border_content_into_jigsaw_tiles() -> None:
+    """The shared shift pads by reflection: mirrored content at the border of a border tile tells
+    the network where it goes. For jigsaw the loader's augmentation must be crop-only: every row
+    reads rows in order and every column sequence is one straight run (a flip at most)."""
+    from sslviz.data.batches import augment_for
+
+    images = coordinate_images(32, 64)
+    for seed in range(4):
+        out = augment_for(create_task("jigsaw"), images, torch.Generator().manual_seed(seed))
+        row_steps = out[:, 0].long().diff(dim=1)  # down the image
+        col_steps = out[:, 1].long().diff(dim=2)  # along each row
+        assert (row_steps == 1).all()
+        assert ((col_steps == 1).flatten(1).all(1) | (col_steps == -1).flatten(1).all(1)).all()
+    # the other tasks keep their shift (reflection there is harmless, and it helps)
+    shifted = augment_for(create_task("rotation"), images, torch.Generator().manual_seed(0))
+    assert not (shifted[:, 0].long().diff(dim=1) == 1).all()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 from sslviz.pretext.lab import lab_to_rgb, lab_to_rgb_uint8, rgb_to_lab, rgb_uint8_to_lab
 
@@ -53,3 +55,27 @@ def test_round_trip_is_lossless_in_uint8() -> None:
 def test_out_of_gamut_is_clipped() -> None:
     rgb = lab_to_rgb(torch.tensor([50.0, 120.0, -120.0]).view(1, 3, 1, 1))
     assert rgb.min() >= 0 and rgb.max() <= 1
+
+
+class NoFloat64(TorchDispatchMode):
+    """Fails any op that makes or reads a float64 tensor: a device without float64 (Apple MPS)."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        tensors = [t for t in tree_flatten((args, kwargs, out))[0] if isinstance(t, torch.Tensor)]
+        if any(t.dtype == torch.float64 for t in tensors) or kwargs.get("dtype") == torch.float64:
+            raise RuntimeError(f"{func} uses float64, which this device lacks")
+        return out
+
+
+def test_converts_in_float32_without_float64(photos32: torch.Tensor) -> None:
+    """Both directions run with no float64 anywhere and keep their accuracy (MPS trained a
+    colorization run and then failed in evaluation on lab_to_linear's .double())."""
+    expected = rgb_uint8_to_lab(photos32)
+    with NoFloat64():
+        lab = rgb_uint8_to_lab(photos32)
+        back = lab_to_rgb_uint8(lab)
+    torch.testing.assert_close(lab, expected)
+    assert lab.dtype == torch.float32
+    assert (back.int() - photos32.int()).abs().max() <= 1
