@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any, TextIO
 
@@ -29,14 +30,18 @@ class ProgressBar:
     """
 
     def __init__(self, total: int, label: str, *, unit: str = "it") -> None:
+        stream = sys.stderr
+        # Follow the terminal's width; one that reports no size (some containers'
+        # pseudo-terminals) would get no bar at all from tqdm, so it gets a fixed size instead.
+        width = {"dynamic_ncols": True} if _columns(stream) else {"ncols": 100, "nrows": 20}
         self._bar = tqdm(
             total=max(int(total), 1),
             desc=label,
             unit=unit,
-            file=sys.stderr,
-            disable=not _is_terminal(sys.stderr),
-            dynamic_ncols=True,
+            file=stream,
+            disable=not _is_terminal(stream),
             smoothing=0.1,  # a steadier rate and ETA than tqdm's default over uneven steps
+            **width,
         )
 
     def update(self, done: int, suffix: str = "") -> None:
@@ -55,3 +60,10 @@ def _is_terminal(stream: TextIO) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):  # replaced or closed stream
         return False
+
+
+def _columns(stream: TextIO) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, ValueError, OSError):
+        return 0

@@ -8,6 +8,8 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 from torch import Tensor
 
+from sslviz.atomic import replacing
+
 GOOD = (40, 160, 60)
 BAD = (200, 40, 40)
 PLAIN = (60, 60, 60)
@@ -39,7 +41,8 @@ def label_tiles(
 
 
 def save_grid(tiles: Sequence[Image.Image], columns: int, path: Path, pad: int = 4) -> Path:
-    """Lay PIL images out row by row, ``columns`` per row, on white; save as PNG."""
+    """Lay PIL images out row by row, ``columns`` per row, on white; save as PNG, atomically (a
+    page reading it, or a run killed while writing it, never sees half a picture)."""
     w = max(t.width for t in tiles)
     h = max(t.height for t in tiles)
     rows = (len(tiles) + columns - 1) // columns
@@ -47,5 +50,6 @@ def save_grid(tiles: Sequence[Image.Image], columns: int, path: Path, pad: int =
     for i, t in enumerate(tiles):
         r, c = divmod(i, columns)
         sheet.paste(t, (pad + c * (w + pad), pad + r * (h + pad)))
-    sheet.save(path, format="PNG")
+    with replacing(path) as tmp:
+        sheet.save(tmp, format="PNG")
     return path
