@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from sslviz.atomic import write_json
@@ -39,6 +40,7 @@ def _complete_png(path: Path) -> bool:
     return True
 
 
+@pytest.mark.slow  # the writer process imports torch (sslviz.pretext)
 def test_a_writer_killed_midway_leaves_a_whole_picture(tmp_path: Path) -> None:
     target = tmp_path / "grid.png"
     Image.new("RGB", (8, 8), "white").save(target)  # the previous artifact
