@@ -302,7 +302,7 @@ def embed(
     if found is not None:
         return found
     file.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(file.with_suffix(".lock")):
+    with locked(file.with_suffix(".lock")):
         found = _load(store, dataset, file)  # another process may have finished it meanwhile
         if found is None:
             _compute(store, dataset, source, layer, grid, file, on_progress, should_stop)
@@ -312,7 +312,7 @@ def embed(
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[None]:
     """An exclusive advisory lock (released by the OS if the process dies)."""
     with open(path, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -388,10 +388,10 @@ def _compute(
         "seconds": round(time.perf_counter() - started, 3),
         "created_at": time.time(),
     }
-    _write_text(file.with_suffix(".json"), json.dumps(meta))
+    write_text_atomic(file.with_suffix(".json"), json.dumps(meta))
     os.replace(partial, file)
     done_file.unlink(missing_ok=True)
-    _remove_stale(file)
+    remove_stale(file)
 
 
 def _open_partial(partial: Path, done_file: Path, shape: tuple[int, int]) -> tuple[Any, int]:
@@ -410,7 +410,7 @@ def _open_partial(partial: Path, done_file: Path, shape: tuple[int, int]) -> tup
 
 def _save_partial(out: Any, done_file: Path, done: int) -> None:
     out.flush()  # the rows reach the file before the count that vouches for them
-    _write_text(done_file, str(done))
+    write_text_atomic(done_file, str(done))
 
 
 def _standardise(out: Any, chunk: int = 16_384) -> None:
@@ -428,7 +428,7 @@ def _standardise(out: Any, chunk: int = 16_384) -> None:
         out[i : i + chunk] = (out[i : i + chunk] - mean.astype(np.float32)) * scale
 
 
-def _remove_stale(file: Path) -> None:
+def remove_stale(file: Path) -> None:
     """Drop arrays of older checkpoints of the same source/layer/grid (readers that have one
     memory-mapped keep it until they let go: POSIX unlink)."""
     prefix = file.stem.rsplit("-", 1)[0] + "-"
@@ -438,7 +438,7 @@ def _remove_stale(file: Path) -> None:
             other.with_suffix(".json").unlink(missing_ok=True)
 
 
-def _write_text(path: Path, text: str) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)

@@ -43,6 +43,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     embed.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     embed.set_defaults(handler=run_embed)
 
+    project = subparsers.add_parser(
+        "project",
+        help="a UMAP map of a dataset's embeddings: path,x,y per image",
+        description="A UMAP map (PCA to 50 dims, then UMAP, seed 0) of every image's embedding, "
+        "rows in the dataset's path order. Computed once and kept in the workspace.",
+    )
+    project.add_argument("source", metavar="{RUN|random|pixels}", help=SOURCE_HELP)
+    _common(project)
+    project.add_argument(
+        "--grid", type=int, metavar="N", help="pooling grid of the embedding (as for embed)"
+    )
+    project.add_argument(
+        "--neighbors",
+        type=int,
+        default=15,
+        metavar="N",
+        help="UMAP n_neighbors (default 15): larger keeps more global structure",
+    )
+    project.add_argument(
+        "--min-dist",
+        type=float,
+        default=0.1,
+        metavar="X",
+        help="UMAP min_dist in [0, 1] (default 0.1): lower packs clusters tighter",
+    )
+    project.add_argument(
+        "--metric",
+        default="cosine",
+        metavar="M",
+        help="distance between embeddings: cosine (default), euclidean, manhattan, correlation",
+    )
+    project.add_argument(
+        "--dims", type=int, default=2, choices=(2, 3), help="2 (default) or 3 (adds a z column)"
+    )
+    project.add_argument("--out", required=True, metavar="FILE.csv", help="path,x,y[,z] per image")
+    project.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    project.set_defaults(handler=run_project)
+
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", required=True, help="dataset name (see `sslviz datasets`)")
@@ -104,6 +142,47 @@ def run_embed(args: argparse.Namespace) -> int:
             f"{facts['images']} embeddings of {emb.dim} dims from {emb.source} "
             f"({emb.layer}, grid {emb.grid}) -> {out}"
         )
+    return 0
+
+
+def run_project(args: argparse.Namespace) -> int:
+    from sslviz.project import project
+    from sslviz.store import Store
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".csv":
+        raise UserError(f"--out {args.out}: the map is a CSV, name it FILE.csv")
+    store = Store.open()
+    proj = project(
+        store,
+        args.dataset,
+        args.source,
+        layer=args.layer,
+        grid=args.grid,
+        neighbors=args.neighbors,
+        min_dist=args.min_dist,
+        metric=args.metric,
+        dims=args.dims,
+        on_progress=_progress("embedding"),
+    )
+    write_rows(out, proj.paths, proj.coords, ["x", "y", "z"][: args.dims])
+    params = proj.params
+    facts = {
+        "source": params["source"],
+        "layer": params["layer"],
+        "grid": params["grid"],
+        "images": len(proj.paths),
+        "dims": args.dims,
+        "neighbors": params["neighbors"],
+        "min_dist": params["min_dist"],
+        "metric": params["metric"],
+        "seconds": params.get("seconds"),
+        "out": str(out),
+    }
+    if args.json:
+        emit_json(facts)
+    else:
+        say(f"map of {facts['images']} images from {facts['source']} ({facts['layer']}) -> {out}")
     return 0
 
 

@@ -1,0 +1,92 @@
+"""The handful of calls a notebook needs, re-exported lazily by ``import sslviz``:
+
+    import sslviz
+    store = sslviz.open_workspace("~/my-sslviz")            # or $SSLVIZ_HOME
+    sslviz.ingest(store, ["photos/"], name="photos")
+    run = sslviz.pretrain(store, "photos", "rotation", time_budget=60)
+    emb = sslviz.embeddings(store, "photos", run.id)        # .vectors (N, D), .paths
+    proj = sslviz.projection(store, "photos", run.id)       # .coords (N, 2), .paths
+    sslviz.effective_rank(emb.vectors)
+
+The same functions the CLI and the pages call. Names differ from the modules they live in
+(``sslviz.embed``, ``sslviz.project``, ``sslviz.train``), so importing a submodule never shadows a
+function on the package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sslviz.data.ingest import IngestReport
+    from sslviz.embed import Embeddings
+    from sslviz.project import Projection
+    from sslviz.store import Run, Store
+
+
+def open_workspace(home: str | Path | None = None) -> Store:
+    """The store of workspace ``home`` (default ``$SSLVIZ_HOME``, else ~/.sslviz), created if
+    missing. Close it with ``store.close()``."""
+    from sslviz.store import Store
+
+    return Store.open(home)
+
+
+def ingest(
+    store: Store, sources: Sequence[str | Path] | str | Path, name: str | None = None
+) -> IngestReport:
+    """Bring folders, .zip files or image files in as a dataset (``sslviz ingest``)."""
+    from sslviz.data.ingest import ingest as _ingest
+
+    if isinstance(sources, (str, Path)):
+        sources = [sources]
+    return _ingest(store, list(sources), name)
+
+
+def pretrain(
+    store: Store,
+    dataset: str,
+    task: str = "rotation",
+    *,
+    background: bool = False,
+    **settings: Any,
+) -> Run:
+    """Train an encoder on a pretext task (``sslviz train``): the dataset's default config with
+    ``settings`` (epochs, time_budget, image_size, encoder, batch_size, lr, device, seed) on top.
+    In the foreground returns the ended run; ``background=True`` hands it to the job runner."""
+    from sslviz import jobs
+    from sslviz.config import default_config
+    from sslviz.train import create_run, execute_run
+
+    config = default_config(store.datasets.get_by_name(dataset), task)
+    if settings.get("time_budget") and "epochs" not in settings:
+        settings["epochs"] = 1000  # as the CLI: the budget, not the epochs, ends training
+    config = config.replace(**settings)
+    if background:
+        return jobs.submit(store, config)
+    return execute_run(store, create_run(store, config).id)
+
+
+def embeddings(
+    store: Store,
+    dataset: Any,
+    source: int | str,
+    *,
+    layer: str | None = None,
+    grid: int | None = None,
+) -> Embeddings:
+    """Embeddings of every image (``sslviz embed``): ``source`` is a run id, "random" or
+    "pixels"; cached in the workspace."""
+    from sslviz.embed import embed
+
+    return embed(store, dataset, source, layer=layer, grid=grid)
+
+
+def projection(store: Store, dataset: Any, source: int | str, **options: Any) -> Projection:
+    """A UMAP map of every image (``sslviz project``); options: layer, grid, neighbors,
+    min_dist, metric, dims. Cached in the workspace."""
+    from sslviz.project import project
+
+    return project(store, dataset, source, **options)

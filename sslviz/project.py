@@ -1,0 +1,360 @@
+"""UMAP maps of a dataset's embeddings: one fit on all images, cached in the workspace.
+
+    proj = project(store, "digits", "pixels")          # coords float32 (N, 2), rows by path
+    proj = project(store, "digits", 3, dims=3, neighbors=30)
+    job = submit_map_job(store, "big", 3)              # the same, as a background job
+    warm_up()                                          # compile numba's code once, in the background
+
+What we chose, and why (umap-learn 0.5):
+
+- **PCA to 50 dimensions first** (randomized, float32): nearest-neighbour search is then cheap and
+  less noisy; UMAP's result barely changes (embeddings of a few hundred dims are low-rank anyway).
+- **init="pca"**: the default spectral init solves an eigenproblem on the kNN graph, which is slow
+  or stalls on disconnected or duplicate-heavy graphs (lmcinnes/umap #771, #895; uwot #16) and cost
+  2.6x the whole fit here; PCA init can't hang and gave the same 10-NN label agreement on digits.
+- **random_state fixed (0)**: the same embeddings give the same map, on every machine and after a
+  cache loss. umap-learn then runs single-threaded (it ignores n_jobs with a seed: its parallel
+  SGD has no locks); on 2 shared cores the parallel fit measured no faster, and maps are cached,
+  so each one is paid for once.
+- **numba's cache in the workspace**: umap compiles its kernels on first use (10-30 s per
+  process). ``NUMBA_CACHE_DIR`` is set to ``<workspace>/numba_cache`` (unless already set) before
+  umap is imported, so later processes (CLI, workers, app restarts) load the compiled code;
+  :func:`warm_up` runs a tiny fit so the app pays the compile in a background thread at start-up.
+- **one fit on all images**: ``transform`` of new points depends on the batch they come in, so a
+  map is never a sample plus transformed rest; it is fitted on every image and cached.
+
+Stored as ``<dataset_dir>/maps/<source>/<layer>-g<grid>-n<N>-<params>-<version>.npy`` (float32
+(N, dims)) with a .json of its parameters, written atomically under a lock like embeddings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from sslviz.embed import (
+    EmbeddingStopped,
+    ProgressCallback,
+    embed,
+    locked,
+    parse_source,
+    remove_stale,
+    resolve_dataset,
+    resolve_layer,
+    source_version,
+    write_text_atomic,
+)
+from sslviz.errors import UserError
+
+if TYPE_CHECKING:
+    from sslviz.store import Dataset, Run, Store
+
+ALGORITHM = "umap1"  # bump when the recipe below changes: old maps are then recomputed
+PCA_DIMS = 50
+SEED = 0
+INIT = "pca"
+METRICS = ("cosine", "euclidean", "manhattan", "correlation")
+NUMBA_CACHE_ENV = "NUMBA_CACHE_DIR"
+
+
+@dataclass(frozen=True)
+class Projection:
+    coords: np.ndarray  # float32 (N, dims)
+    image_ids: np.ndarray  # int64 (N,), store image ids
+    paths: list[str]  # (N,) the dataset's order
+    params: dict[str, Any] = field(default_factory=dict)  # source, layer, grid, neighbors, ...
+    file: Path | None = None
+
+
+# --- umap, imported once with numba's cache in the workspace -----------------------------------
+def numba_cache_dir(root: Path | None = None) -> Path:
+    """``<workspace>/numba_cache`` (the workspace of ``$SSLVIZ_HOME`` if ``root`` is None)."""
+    if root is None:
+        from sslviz.workspace import Workspace
+
+        root = Workspace.from_env().root
+    return Path(root) / "numba_cache"
+
+
+def configure_numba(root: Path | None = None) -> None:
+    """Point numba's on-disk cache at the workspace, unless the user chose a folder already.
+    Must run before umap (or pynndescent) is imported: numba reads it when a kernel is defined."""
+    if os.environ.get(NUMBA_CACHE_ENV):
+        return
+    folder = numba_cache_dir(root)
+    folder.mkdir(parents=True, exist_ok=True)
+    os.environ[NUMBA_CACHE_ENV] = str(folder)
+    if "numba" in sys.modules:  # imported already (not yet umap): make it read the variable again
+        from numba.core import config
+
+        config.reload_config()
+
+
+def _umap(root: Path | None = None) -> Any:
+    if "umap" not in sys.modules:
+        configure_numba(root)
+    import umap
+
+    return umap
+
+
+_warm = threading.Event()
+
+
+def warm_up(root: Path | None = None) -> None:
+    """Import umap and fit a tiny map so numba compiles (or loads from its cache) the kernels a
+    real fit uses; later fits in this process start at once. Call it from a background thread."""
+    if _warm.is_set():
+        return
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(300, 16)).astype(np.float32)
+    fit_umap(points, root=root)
+    _warm.set()
+
+
+def fit_umap(
+    vectors: np.ndarray,
+    *,
+    neighbors: int = 15,
+    min_dist: float = 0.1,
+    metric: str = "cosine",
+    dims: int = 2,
+    root: Path | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> np.ndarray:
+    """vectors (N, D) -> float32 (N, dims): PCA to 50 dims, then UMAP (init pca, seed 0).
+
+    With ``should_stop``, UMAP runs in a child process that is ended as soon as it returns true
+    (numba code can't be interrupted from Python): a cancelled job stops within a second and
+    leaves no process behind; EmbeddingStopped is raised.
+    """
+    from sklearn.decomposition import PCA
+
+    n = len(vectors)
+    x = np.asarray(vectors, dtype=np.float32)
+    if x.shape[1] > PCA_DIMS and n > PCA_DIMS:
+        x = PCA(PCA_DIMS, svd_solver="randomized", random_state=SEED).fit_transform(x)
+    x = np.ascontiguousarray(x, dtype=np.float32)  # (N, <= 50)
+    if n <= dims + 2:  # too few points for a neighbour graph: the first principal axes
+        out = np.zeros((n, dims), np.float32)
+        if n > 1:
+            k = min(dims, x.shape[1], n)
+            out[:, :k] = PCA(k).fit_transform(x)
+        return out
+    options = {
+        "n_neighbors": max(2, min(int(neighbors), n - 1)),
+        "min_dist": float(min_dist),
+        "metric": metric,
+        "n_components": dims,
+    }
+    if should_stop is None:
+        return _fit(x, options, root)
+    return _fit_in_child(x, options, root, should_stop)
+
+
+def _fit(x: np.ndarray, options: dict[str, Any], root: Path | None) -> np.ndarray:
+    umap = _umap(root)
+    with warnings.catch_warnings():
+        # "n_jobs value 1 overridden to 1 by setting random_state": chosen, see the docstring
+        warnings.filterwarnings("ignore", message=".*overridden to 1.*", category=UserWarning)
+        reducer = umap.UMAP(init=INIT, random_state=SEED, **options)
+        return np.asarray(reducer.fit_transform(x), dtype=np.float32)
+
+
+def _child_fit(source: str, target: str, options: dict[str, Any], root: str | None) -> None:
+    coords = _fit(np.load(source), options, Path(root) if root else None)
+    np.save(target, coords)
+
+
+def _fit_in_child(
+    x: np.ndarray, options: dict[str, Any], root: Path | None, should_stop: Callable[[], bool]
+) -> np.ndarray:
+    context = multiprocessing.get_context("forkserver")  # the caller has threads (heartbeat)
+    with tempfile.TemporaryDirectory(prefix="sslviz-umap-") as folder:
+        source, target = Path(folder) / "x.npy", Path(folder) / "coords.npy"
+        np.save(source, x)
+        process = context.Process(
+            target=_child_fit,
+            args=(str(source), str(target), options, str(root) if root else None),
+            daemon=True,
+            name="sslviz-umap",
+        )
+        process.start()
+        try:
+            while process.is_alive():
+                process.join(0.5)
+                if process.is_alive() and should_stop():
+                    raise EmbeddingStopped("stopped while fitting the map")
+        finally:
+            if process.is_alive():
+                process.terminate()
+                process.join(5)
+                if process.is_alive():
+                    process.kill()
+                    process.join()
+        if process.exitcode != 0 or not target.exists():
+            raise RuntimeError(f"the UMAP fit failed (process exit code {process.exitcode})")
+        return np.load(target)
+
+
+# --- cached maps ---------------------------------------------------------------------------------
+def _check(neighbors: int, min_dist: float, metric: str, dims: int) -> None:
+    if dims not in (2, 3):
+        raise UserError(f"--dims {dims}: a map has 2 or 3 dimensions")
+    if not 2 <= neighbors <= 200:
+        raise UserError(
+            f"--neighbors {neighbors}: use 2 to 200 (15 is typical; more = more global)"
+        )
+    if not 0.0 <= min_dist <= 1.0:
+        raise UserError(f"--min-dist {min_dist}: use 0 to 1 (0.1 is typical; lower = tighter)")
+    if metric not in METRICS:
+        raise UserError(f"unknown metric {metric!r}; choose one of: {', '.join(METRICS)}")
+
+
+def map_file(
+    store: Store, dataset: Dataset, source: str, layer: str, grid: int, params: dict[str, Any]
+) -> Path:
+    key = json.dumps(
+        {k: params[k] for k in ("neighbors", "min_dist", "metric", "dims")}, sort_keys=True
+    )
+    digest = hashlib.sha1(f"{ALGORITHM}{key}".encode()).hexdigest()[:10]
+    version = source_version(store, source)
+    folder = store.workspace.dataset_dir(dataset.id) / "maps" / source
+    return folder / f"{layer}-g{grid}-n{dataset.n_images}-{digest}-{version}.npy"
+
+
+def map_request(
+    store: Store, dataset: Any, source: Any, layer: str | None, grid: int | None, **options: Any
+) -> tuple[Dataset, str, dict[str, Any], Path]:
+    dataset = resolve_dataset(store, dataset)
+    source = parse_source(source)
+    layer, grid = resolve_layer(store, source, layer, grid)
+    _check(options["neighbors"], options["min_dist"], options["metric"], options["dims"])
+    params = {"source": source, "layer": layer, "grid": grid, **options}
+    return dataset, source, params, map_file(store, dataset, source, layer, grid, params)
+
+
+def _load(store: Store, dataset: Dataset, file: Path) -> Projection | None:
+    try:
+        coords = np.load(file)
+        params = json.loads(file.with_suffix(".json").read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    images = store.datasets.images(dataset.id)
+    if len(images) != len(coords):
+        return None
+    ids = np.fromiter((i.id for i in images), np.int64, len(images))
+    return Projection(coords, ids, [i.path for i in images], params, file)
+
+
+def cached_projection(
+    store: Store,
+    dataset: Any,
+    source: int | str,
+    *,
+    layer: str | None = None,
+    grid: int | None = None,
+    neighbors: int = 15,
+    min_dist: float = 0.1,
+    metric: str = "cosine",
+    dims: int = 2,
+) -> Projection | None:
+    """The stored map if it exists and is current, else None; never computes."""
+    dataset, _, _, file = map_request(
+        store, dataset, source, layer, grid,
+        neighbors=neighbors, min_dist=min_dist, metric=metric, dims=dims,
+    )  # fmt: skip
+    return _load(store, dataset, file)
+
+
+def project(
+    store: Store,
+    dataset: Any,
+    source: int | str,
+    *,
+    layer: str | None = None,
+    grid: int | None = None,
+    neighbors: int = 15,
+    min_dist: float = 0.1,
+    metric: str = "cosine",
+    dims: int = 2,
+    on_progress: ProgressCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Projection:
+    """A UMAP map of every image of ``dataset`` from ``source``'s embeddings (computed first if
+    needed; ``on_progress`` follows them); cached. ``should_stop`` as in ``embed``."""
+    dataset, source, params, file = map_request(
+        store, dataset, source, layer, grid,
+        neighbors=neighbors, min_dist=min_dist, metric=metric, dims=dims,
+    )  # fmt: skip
+    found = _load(store, dataset, file)
+    if found is not None:
+        return found
+    emb = embed(
+        store, dataset, source, layer=params["layer"], grid=params["grid"],
+        on_progress=on_progress, should_stop=should_stop,
+    )  # fmt: skip
+    file.parent.mkdir(parents=True, exist_ok=True)
+    with locked(file.with_suffix(".lock")):
+        found = _load(store, dataset, file)
+        if found is None:
+            started = time.perf_counter()
+            coords = fit_umap(
+                emb.vectors, neighbors=neighbors, min_dist=min_dist, metric=metric, dims=dims,
+                root=store.workspace.root, should_stop=should_stop,
+            )  # fmt: skip
+            meta = {
+                **params,
+                "init": INIT,
+                "seed": SEED,
+                "pca_dims": PCA_DIMS,
+                "algorithm": ALGORITHM,
+                "step": emb.step,
+                "seconds": round(time.perf_counter() - started, 3),
+                "created_at": time.time(),
+            }
+            write_text_atomic(file.with_suffix(".json"), json.dumps(meta))
+            tmp = file.with_name(f".{file.stem}.{os.getpid()}.tmp.npy")
+            np.save(tmp, coords)
+            os.replace(tmp, file)
+            remove_stale(file)
+            found = _load(store, dataset, file)
+    assert found is not None
+    if on_progress:
+        on_progress(len(found.paths), len(found.paths))
+    return found
+
+
+def submit_map_job(
+    store: Store,
+    dataset: Any,
+    source: int | str,
+    *,
+    layer: str | None = None,
+    grid: int | None = None,
+    neighbors: int = 15,
+    min_dist: float = 0.1,
+    metric: str = "cosine",
+    dims: int = 2,
+) -> Run:
+    """The same map as a background job (kind ``embedding``) through the one job runner:
+    progress in the run's step/total_steps, cancel and resume like any run."""
+    from sslviz.embedding_job import submit
+
+    return submit(
+        store, dataset, source, layer=layer, grid=grid,
+        neighbors=neighbors, min_dist=min_dist, metric=metric, dims=dims,
+    )  # fmt: skip
