@@ -9,13 +9,12 @@ are decoded with the annealed mean (softmax temperature T = 0.38): between the m
 desaturated) and the mode (T -> 0, vivid but patchy). ``loss="l2"`` keeps plain regression to
 compare. Quantization, rebalancing and decoding live in ``ab_bins.py``.
 
-Two departures from the paper, both for small images, where a head on the deepest map (4 x 4 at
-32 px) bleeds colour across edges into white backgrounds: a light U-Net decoder fuses shallower
-encoder maps (chosen by layer name and measured shape, for any registry encoder) and predicts at
-H/4 (as the paper does, but from a map that has that detail); and decoding is done at full
-resolution (the logits upsampled to the image), only over
-the bins in gamut at each pixel's own L (near white or black only ab ~ 0 exists), so the annealed
-mean can't put colour where the lightness says there is none.
+Two changes to the paper's head, for small images, where a head on the deepest map alone (4 x 4
+at 32 px) bleeds colour across edges into white backgrounds. A light U-Net decoder fuses shallower
+encoder maps (chosen by layer name and measured shape, so any registry encoder works) and predicts
+at H/4 from a map that has that detail. And the decode runs at full resolution (the logits
+upsampled to the image) over only the bins in gamut at each pixel's own L: near white or black
+only ab ~ 0 exists, so the annealed mean can't put colour where the lightness says there is none.
 """
 
 from __future__ import annotations
