@@ -99,6 +99,8 @@ def probabilities_figure(probabilities: list[list[float]]) -> go.Figure:
         xaxis_title="model says",
         yaxis_title="turned by",
         yaxis_autorange="reversed",
+        xaxis_tickfont={"size": 18},
+        yaxis_tickfont={"size": 18},
         height=380,
         font={"size": 16},
         margin={"l": 10, "r": 10, "t": 50, "b": 10},
