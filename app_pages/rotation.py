@@ -49,7 +49,8 @@ with user_errors():
 
     st.subheader("Rotation-ambiguous images")
     below = st.slider(
-        "Ambiguous when the model's top probability, averaged over the four turns, is below",
+        "Ambiguous when the model's sureness (its top probability, averaged over the four turns) "
+        "is below",
         0.3,
         1.0,
         AMBIGUOUS_BELOW,

@@ -118,5 +118,7 @@ def ambiguous_grid(results: RotationResults, indices: list[int], *, key: str) ->
                 f"{LABELS[j]} {100 * float(upright[j]):.0f}%"
                 for j in upright.argsort(descending=True)[:2].tolist()
             )
-            column.markdown(f"upright: {spread}  \nmean top probability {100 * float(top[i]):.0f}%")
+            column.markdown(
+                f"upright copy: {spread}  \nsureness over 4 turns: {100 * float(top[i]):.0f}%"
+            )
             column.caption(results.paths[i])
