@@ -33,6 +33,9 @@ def main() -> None:
             st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
             st.Page("app_pages/runs.py", title="Runs", icon=":material/monitoring:"),
         ],
+        "Explore": [
+            st.Page("app_pages/explorer.py", title="Explorer", icon=":material/scatter_plot:"),
+        ],
         "Results": [
             st.Page(
                 "app_pages/rotation.py", title="Rotation results", icon=":material/rotate_right:"

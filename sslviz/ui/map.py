@@ -5,13 +5,14 @@ and a paged thumbnail grid. Used by the Explorer page and the labeling page.
     colour = categorical_colours(folders, title="folder")  # or numeric_colours(conf, title=...)
     ids = render_map(points, key="ex_map", selection_key="ex_sel", colour=colour,
                      highlight=search_hits)                 # draws map + legend, returns selection
+    changed = sync_selection("ex_map", "ex_sel")            # before drawing: did it just change?
     clear_selection_button("ex_sel", key="ex_clear")
     thumbnail_grid(store, dataset_id, ids, key="ex_grid")   # paged thumbnails with paths
     export_selection_button(paths_of(store, dataset_id, ids), key="ex_export")
 
 Pure helpers (no streamlit, unit-tested): ``map_figure`` (the plotly figure), ``selected_ids``
 (a plotly selection event -> image ids, through ``customdata`` only), ``categorical_colours``,
-``numeric_colours``, ``selection_csv``. State helpers: ``get_selection``, ``set_selection``.
+``numeric_colours``, ``selection_csv``. State helpers: ``get_selection``, ``set_selection``, ``sync_selection``.
 
 Why it is built this way (DESIGN 3.7):
 - ONE ``Scattergl`` trace with colours, sizes and opacities as numpy arrays. With one trace per
@@ -300,6 +301,33 @@ def clear_selection_button(selection_key: str, *, key: str, label: str = "Clear 
 
 
 # --- the widget ------------------------------------------------------------------------------------
+def _widget_key(key: str, selection_key: str) -> str:
+    return f"{key}_{st.session_state.get(f'{selection_key}__gen', 0)}"
+
+
+def _apply_event(meta: dict[str, Any], selection_key: str, event: Any) -> bool:
+    """Take a chart's selection event into the stored selection; True if that changed it."""
+    ids = selected_ids(event)
+    last = meta.get("last_event")
+    meta["last_event"] = ids
+    if len(ids) and (last is None or not np.array_equal(ids, last)):
+        st.session_state[selection_key] = ids  # a new box, lasso or click
+        return True
+    if not len(ids) and last is not None and len(last):
+        st.session_state[selection_key] = EMPTY  # emptied in the chart (double-click)
+        return True
+    return False
+
+
+def sync_selection(key: str, selection_key: str) -> bool:
+    """Read the map's latest selection from the browser before anything is drawn; True if it
+    changed. Call it for every map first when one map's selection highlights points in another,
+    so both see this run's selections (``render_map`` calls it too; twice is harmless)."""
+    meta = st.session_state.setdefault(f"_map_{key}", {})
+    event = st.session_state.get(_widget_key(key, selection_key))
+    return _apply_event(meta, selection_key, event) if event is not None else False
+
+
 def render_map(
     points: MapPoints,
     *,
@@ -315,9 +343,8 @@ def render_map(
     new highlights (each a new figure), and is replaced by the next box, lasso or click. Plotly's
     double-click (which empties its selection) clears it too.
     """
+    sync_selection(key, selection_key)
     state = st.session_state
-    generation = state.get(f"{selection_key}__gen", 0)
-    stored = get_selection(selection_key)
     signature = "/".join(
         (
             points.fingerprint(),
@@ -326,36 +353,35 @@ def render_map(
             if highlight is not None
             else "-",
             str(height),
-            str(generation),
+            _widget_key(key, selection_key),
         )
     )
     meta = state.setdefault(f"_map_{key}", {})
     if meta.get("signature") != signature:
-        # A new figure: it shows the stored selection itself, and its widget starts empty.
+        # A new figure is a new widget (it starts with no selection): it shows the stored
+        # selection itself, through ``selectedpoints``.
         meta.update(
             signature=signature,
             figure=map_figure(
-                points, colour=colour, highlight=highlight, selected=stored, height=height
+                points,
+                colour=colour,
+                highlight=highlight,
+                selected=get_selection(selection_key),
+                height=height,
             ),
             last_event=None,
         )
     event = st.plotly_chart(
         meta["figure"],
-        key=f"{key}_{generation}",
+        key=_widget_key(key, selection_key),
         on_select="rerun",
         selection_mode=SELECTION_MODES,
         config={"displaylogo": False, "scrollZoom": False},
     )
-    ids = selected_ids(event)
-    last = meta["last_event"]
-    if len(ids) and (last is None or not np.array_equal(ids, last)):
-        stored = state[selection_key] = ids  # a new box, lasso or click
-    elif not len(ids) and last is not None and len(last):
-        stored = state[selection_key] = EMPTY  # emptied in the chart (double-click)
-    meta["last_event"] = ids
+    _apply_event(meta, selection_key, event)
     if colour is not None and colour.kind == "category":
         colour_legend(colour)
-    return stored
+    return get_selection(selection_key)
 
 
 def colour_legend(colour: Colouring) -> None:
@@ -466,7 +492,7 @@ def export_selection_button(
     """ "Export selection": a download of the paths as a one-column CSV (built on click)."""
     paths = list(paths)
     st.download_button(
-        label or f"Export {len(paths):,} path(s) as CSV",
+        label or "Export CSV",
         data=lambda: selection_csv(paths),
         file_name=file_name,
         mime="text/csv",
@@ -474,4 +500,6 @@ def export_selection_button(
         icon=":material/download:",
         disabled=not paths,
         on_click="ignore",
+        help=f"Download the paths of the {len(paths):,} selected image(s): a CSV with one "
+        "`path` column.",
     )

@@ -1,0 +1,88 @@
+"""Explorer page: a dataset's images as a UMAP map of an embedding; select to see thumbnails,
+click one for its nearest neighbours, compare two sources side by side."""
+
+import numpy as np
+import streamlit as st
+
+from sslviz.ui import explorer_view as ev
+from sslviz.ui.map import get_selection, render_map, sync_selection
+from sslviz.ui.resources import get_store
+from sslviz.ui.widgets import dataset_picker
+
+store = get_store()
+st.title("Explorer")
+st.caption(
+    "Every image of a dataset as a point: images the encoder sees as similar land close together. "
+    "Compare a trained run with the untrained `random` baseline to see what training learned."
+)
+
+top = st.columns([2, 3])
+with top[0]:
+    dataset = dataset_picker(store, key="ex_dataset", preferred=st.query_params.get("dataset"))
+if dataset is None:
+    st.stop()
+choices = ev.source_choices(store, dataset)
+has_runs = any(c.isdigit() for c in choices)
+with top[1]:
+    query = st.text_input(
+        "Find images by file name", key="ex_search", placeholder="part of a path, e.g. cat_01"
+    ).strip()
+
+umap = ev.umap_settings(key="ex_umap")
+specs = [
+    ev.map_picker(store, choices, umap, key="ex_a", label="Source", default=next(iter(choices)))
+]
+compare = st.toggle("Compare with a second map, side by side", key="ex_compare")
+if compare:
+    specs.append(
+        ev.map_picker(
+            store, choices, umap, key="ex_b", label="Compare with",
+            default="random" if has_runs else "pixels",
+        )
+    )  # fmt: skip
+if not has_runs:
+    st.caption("No trained run yet: the baselines work now; train an encoder to compare with them.")
+how, k, session_id = ev.colour_controls(store, dataset)
+
+# --- the maps --------------------------------------------------------------------------------
+sides = ("a", "b")[: len(specs)]
+keys = {side: (f"ex_map_{side}", f"ex_sel_{side}") for side in sides}
+loaded = {side: ev.get_map(store, dataset, spec, key=f"ex_{side}") for side, spec in zip(sides, specs, strict=True)}  # fmt: skip
+for side in sides:  # before drawing: the selection in one map is highlighted in the other
+    if sync_selection(*keys[side]):
+        st.session_state["ex_active"] = side
+active = st.session_state.get("ex_active", "a") if compare else "a"
+if loaded.get(active) is None:
+    active = "a"
+hits = ev.search_hits(list(loaded.values()), query)
+if query:
+    st.caption(f"{len(hits):,} image(s) match “{query}”: drawn large and outlined.")
+
+labels = {side: ev.spec_label(choices, spec) for side, spec in zip(sides, specs, strict=True)}
+for side, column in zip(sides, st.columns(len(sides)), strict=True):
+    with column:
+        if loaded[side] is None:
+            continue
+        if compare:
+            st.markdown(f"**{labels[side]}**")
+        other = get_selection(keys["b" if side == "a" else "a"][1]) if compare else ev.EMPTY
+        highlight = np.union1d(hits, other) if len(hits) or len(other) else None
+        render_map(
+            loaded[side].points,
+            key=keys[side][0],
+            selection_key=keys[side][1],
+            colour=ev.colouring(store, loaded[side], how, k=k, session_id=session_id),
+            highlight=highlight,
+            height=480 if compare else 600,
+        )
+        ev.quality_figures(loaded[side], *ev.quality_labels(store, loaded[side], session_id))
+
+# --- the selection and its neighbours ---------------------------------------------------------
+if all(m is None for m in loaded.values()):
+    st.stop()
+st.divider()
+selected = get_selection(keys[active][1])
+where = f" on the {'left' if active == 'a' else 'right'} map" if compare else ""
+ev.selection_panel(store, dataset, selected, selection_key=keys[active][1], where=where)
+shown = [(labels[side], m) for side, m in loaded.items() if m is not None]
+ev.neighbours_panel(store, dataset, selected, shown)

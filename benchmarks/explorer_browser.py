@@ -1,0 +1,293 @@
+"""The Explorer in Chromium at 100,000 points, and the first visit to the Train page with and
+without the start-up warm-up.
+
+    python benchmarks/explorer_browser.py explorer [--images 100000] [--home DIR] [--rounds 3]
+    python benchmarks/explorer_browser.py first-visit [--rounds 3] [--dwell 8]
+
+``explorer``: a workspace with N generated 16 px images in 10 folders (ingested once; pass
+``--home`` to keep and reuse it), its ``pixels`` map computed once (embedding + UMAP, through
+``sslviz.project``), then a real ``streamlit run app.py`` and headless Chromium:
+  - render: from navigating to ``/explorer`` until the map's WebGL canvas is drawn and the script
+    is idle;
+  - box selection: from releasing the mouse after dragging a box over the map (toolbar's Box
+    Select) until the selection's thumbnails are shown and the script is idle.
+Medians over rounds, a fresh tab per round. Goal (issue 8): each <= 3 s at 100k points.
+It also prints the figure's JSON size and server-side build time (what every rerun re-sends).
+
+``first-visit``: fresh server processes, alternately with the warm-up on and off
+(``SSLVIZ_WARM_UP=0``); a user opens the app (Datasets), looks at it for ``--dwell`` seconds,
+then clicks Train: the seconds until the Train page is ready, and the ratio off/on. Also the
+case the warm-up can't help: the Train page as the very first page of a fresh server.
+
+Needs Debian's ``chromium`` and the Python ``playwright`` package. The machine is shared: read
+the ratios first, absolute seconds depend on the load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+IDLE = (
+    "document.querySelector('[data-test-script-state]')"
+    "?.getAttribute('data-test-script-state') === 'notRunning'"
+)
+GOAL_SECONDS = 3.0
+DATASET = "bench-points"
+
+
+# --- the app and the browser -------------------------------------------------------------------
+def start_app(port: int, home: Path, env_extra: dict[str, str] | None = None) -> subprocess.Popen:
+    env = {**os.environ, "SSLVIZ_HOME": str(home), **(env_extra or {})}
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"),
+        "--server.headless", "true", "--server.address", "127.0.0.1",
+        "--server.port", str(port), "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+    log = open(home / f"app-{port}.log", "ab")  # noqa: SIM115 (closed with the process)
+    app = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if app.poll() is not None:
+            raise SystemExit(f"the app exited ({app.returncode}); see {log.name}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
+                return app
+        except OSError:
+            time.sleep(0.2)
+    app.terminate()
+    raise SystemExit("the app did not answer within 120 s")
+
+
+def stop_app(app: subprocess.Popen) -> None:
+    app.terminate()
+    try:
+        app.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        app.kill()
+        app.wait()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_idle(page, timeout_ms: int = 300_000) -> None:
+    page.wait_for_timeout(250)  # the rerun an interaction triggers has started by then
+    page.wait_for_function(IDLE, timeout=timeout_ms)
+
+
+# --- explorer ----------------------------------------------------------------------------------
+def generate_images(folder: Path, n: int, size: int = 16, seed: int = 0) -> None:
+    """N distinct tiny PNGs in 10 folders: a colour per folder plus noise (so pixels cluster)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    base = rng.uniform(30, 225, size=(10, 3))
+    for k in range(10):
+        (folder / f"group{k}").mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        k = i % 10
+        pixels = base[k] + rng.normal(0, 25, size=(size, size, 3))
+        image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+        image.save(folder / f"group{k}" / f"img{i:06d}.png")
+
+
+def prepare(home: Path, n: int) -> None:
+    """The dataset (ingested once) and its pixels map (computed once), timed."""
+    os.environ["SSLVIZ_HOME"] = str(home)
+    from sslviz import project
+    from sslviz.data import ingest
+    from sslviz.store import Store
+
+    store = Store.open(home)
+    names = {d.name: d for d in store.datasets.list()}
+    if DATASET not in names or names[DATASET].n_images != n:
+        folder = home / "generated"
+        start = time.perf_counter()
+        if not folder.exists():
+            generate_images(folder, n)
+        print(f"generated {n:,} images in {time.perf_counter() - start:.0f} s", flush=True)
+        start = time.perf_counter()
+        ingest(store, [folder], DATASET)
+        print(f"ingested them in {time.perf_counter() - start:.0f} s", flush=True)
+    start = time.perf_counter()
+    project.project(store, DATASET, "pixels")
+    print(f"pixels map (embed + UMAP or cached) in {time.perf_counter() - start:.0f} s")
+    store.close()
+
+
+def figure_cost(home: Path) -> None:
+    """Server side of one rerun: the figure's build and JSON (what Streamlit sends and hashes)."""
+    import plotly.io as pio
+
+    from sslviz import project
+    from sslviz.store import Store
+    from sslviz.ui.explorer_view import folder_of
+    from sslviz.ui.map import MapPoints, categorical_colours, map_figure
+
+    store = Store.open(home)
+    projection = project.cached_projection(store, DATASET, "pixels")
+    points = MapPoints.from_projection(projection)
+    colour = categorical_colours(folder_of(points.paths), title="folder")
+    start = time.perf_counter()
+    figure = map_figure(points, colour=colour)
+    built = time.perf_counter() - start
+    start = time.perf_counter()
+    spec = pio.to_json(figure, validate=False)
+    encoded = time.perf_counter() - start
+    print(
+        f"figure of {len(points):,} points: built in {built:.2f} s, JSON {len(spec) / 1e6:.1f} MB "
+        f"in {encoded:.2f} s"
+    )
+    store.close()
+
+
+def box_select(page, fraction: tuple[float, float, float, float]) -> None:
+    """Drag a box over the first map (toolbar's Box Select), corners as fractions of the plot."""
+    page.locator('.modebar-btn[data-title="Box Select"]').first.click()
+    area = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
+    x0, y0, x1, y1 = fraction
+    page.mouse.move(area["x"] + area["width"] * x0, area["y"] + area["height"] * y0)
+    page.mouse.down()
+    page.mouse.move(
+        area["x"] + area["width"] * x1, area["y"] + area["height"] * y1, steps=10
+    )  # a drag plotly sees as one
+    page.mouse.up()
+
+
+def explorer(args: argparse.Namespace) -> None:
+    from playwright.sync_api import sync_playwright
+
+    home = Path(args.home or tempfile.mkdtemp(prefix="sslviz-explorer-bench-"))
+    home.mkdir(parents=True, exist_ok=True)
+    prepare(home, args.images)
+    figure_cost(home)
+    port = free_port()
+    app = start_app(port, home)
+    url = f"http://127.0.0.1:{port}/explorer?dataset={DATASET}"
+    renders, selects, counts = [], [], []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            for round_ in range(args.rounds + 1):  # round 0 warms the server's caches
+                page = browser.new_page(viewport={"width": 1400, "height": 1100})
+                start = time.perf_counter()
+                page.goto(url, wait_until="commit")
+                page.wait_for_selector(".js-plotly-plot canvas", timeout=300_000)
+                wait_idle(page)
+                render = time.perf_counter() - start
+                box_select(page, (0.05, 0.05, 0.5, 0.5))
+                start = time.perf_counter()
+                page.wait_for_selector("[data-testid='stImage'] img", timeout=300_000)
+                wait_idle(page)
+                select = time.perf_counter() - start - 0.25  # wait_idle's fixed pause
+                count = page.get_by_text("image(s)").first.inner_text()
+                page.close()
+                label = "warm-up round" if round_ == 0 else f"round {round_}"
+                print(f"{label}: render {render:.2f} s, box selection {select:.2f} s ({count})")
+                if round_:
+                    renders.append(render)
+                    selects.append(select)
+                    counts.append(count)
+            browser.close()
+    finally:
+        stop_app(app)
+    cores = len(os.sched_getaffinity(0))
+    render, select = statistics.median(renders), statistics.median(selects)
+    print(
+        f"Explorer, {args.images:,} points, Chromium, median of {args.rounds} ({cores} cores, "
+        f"shared machine): render {render:.2f} s, box selection -> thumbnails {select:.2f} s "
+        f"(goal <= {GOAL_SECONDS:.0f} s each: {'met' if max(render, select) <= GOAL_SECONDS else 'NOT met'})"
+    )
+
+
+# --- first visit to the Train page -------------------------------------------------------------
+def first_visit(args: argparse.Namespace) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from sslviz.data import ensure_demo
+    from sslviz.store import Store
+
+    home = Path(tempfile.mkdtemp(prefix="sslviz-first-visit-"))
+    store = Store.open(home)
+    ensure_demo(store)  # done before: start-up's own demo ingest is not what is measured
+    store.close()
+    times: dict[str, list[float]] = {"on": [], "off": [], "direct": []}
+
+    def visit(warm: str, direct: bool) -> float:
+        port = free_port()
+        app = start_app(port, home, {"SSLVIZ_WARM_UP": "1" if warm == "on" else "0"})
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                base = f"http://127.0.0.1:{port}"
+                if direct:
+                    start = time.perf_counter()
+                    page.goto(f"{base}/train", wait_until="commit")
+                else:
+                    page.goto(f"{base}/datasets")
+                    wait_idle(page)
+                    page.wait_for_timeout(args.dwell * 1000)  # the user reads the page
+                    start = time.perf_counter()
+                    page.locator("[data-testid='stSidebarNavLink']", has_text="Train").first.click()
+                page.get_by_role("button", name="Start training").wait_for(timeout=120_000)
+                wait_idle(page)
+                seconds = time.perf_counter() - start - 0.25
+                browser.close()
+                return seconds
+        finally:
+            stop_app(app)
+
+    for round_ in range(args.rounds):
+        for warm in ("off", "on"):  # alternated: the machine's load hits both alike
+            times[warm].append(visit(warm, direct=False))
+        times["direct"].append(visit("on", direct=True))
+        print(
+            f"round {round_ + 1}: warm-up off {times['off'][-1]:.2f} s, on {times['on'][-1]:.2f} s, "
+            f"first page of the server {times['direct'][-1]:.2f} s",
+            flush=True,
+        )
+    median = {k: statistics.median(v) for k, v in times.items()}
+    cores = len(os.sched_getaffinity(0))
+    print(
+        f"Train page, first visit {args.dwell:.0f} s after opening the app, median of "
+        f"{args.rounds} fresh servers ({cores} cores, shared machine): without warm-up "
+        f"{median['off']:.2f} s, with {median['on']:.2f} s (ratio {median['off'] / median['on']:.1f}x); "
+        f"as the very first page of a server {median['direct']:.2f} s"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    exp = commands.add_parser("explorer", help="render and box selection at N points")
+    exp.add_argument("--images", type=int, default=100_000)
+    exp.add_argument("--home", help="workspace to create or reuse (default: a new temp dir)")
+    exp.add_argument("--rounds", type=int, default=3)
+    first = commands.add_parser("first-visit", help="the Train page with and without warm-up")
+    first.add_argument("--rounds", type=int, default=3)
+    first.add_argument("--dwell", type=float, default=8.0, help="seconds on Datasets first")
+    args = parser.parse_args()
+    explorer(args) if args.command == "explorer" else first_visit(args)
+
+
+if __name__ == "__main__":
+    main()
