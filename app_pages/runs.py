@@ -29,11 +29,16 @@ def _selected_run(ids: list[int], labels: dict[int, str]) -> int:
     that run is then picked, though the selectbox already has a value."""
     wanted = st.query_params.get("run", "")
     known = wanted.isdigit() and int(wanted) in ids
-    if known and "runs_pick" in st.session_state and wanted != st.session_state.get("runs_url"):
+    followed = (
+        known and "runs_pick" in st.session_state and wanted != st.session_state.get("runs_url")
+    )
+    if followed:
         st.session_state["runs_pick"] = int(wanted)
     index = ids.index(int(wanted)) if known and "runs_pick" not in st.session_state else 0
     chosen = st.selectbox("Run", ids, index=index, key="runs_pick", format_func=labels.get)
-    if wanted != str(chosen):  # setting it unchanged would still send the browser a message
+    # Setting it unchanged still sends the browser a message: only when it differs, or after a
+    # link to this page (whose new query string the browser's address bar doesn't show by itself).
+    if wanted != str(chosen) or followed:
         st.query_params["run"] = str(chosen)
     st.session_state["runs_url"] = str(chosen)
     return chosen
