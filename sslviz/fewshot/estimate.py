@@ -78,7 +78,9 @@ def wilson_interval(correct: float, n: int, z: float = Z95) -> tuple[float, floa
     denominator = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    low = 0.0 if correct <= 0 else max(0.0, centre - half)
+    high = 1.0 if correct >= n else min(1.0, centre + half)  # exact ends, not 0.9999999999999999
+    return (low, high)
 
 
 def too_few(labels: np.ndarray | list[str]) -> bool:

@@ -64,7 +64,7 @@ def suggest(
 
 def _reduced(features: Features, seed: int) -> np.ndarray:
     x = features.cosine
-    if x.shape[1] <= CLUSTER_DIMS:
+    if x.shape[1] <= CLUSTER_DIMS or len(x) <= CLUSTER_DIMS:
         return x
     from sklearn.decomposition import PCA
 

@@ -1,0 +1,102 @@
+"""The cross-validated estimate: its interval, "too few labels", the confusion matrix and
+out-of-fold labels, and the conservative choice of method for "auto"."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_fewshot_predictors import blobs, chains, first
+
+from sslviz.fewshot.estimate import (
+    MIN_LABELED,
+    choose,
+    cross_validate,
+    too_few,
+    wilson_interval,
+)
+
+
+def test_wilson_interval_known_values_and_properties() -> None:
+    low, high = wilson_interval(8, 10)
+    assert (round(low, 3), round(high, 3)) == (0.490, 0.943)  # textbook value
+    assert wilson_interval(10, 10)[1] == 1.0 and wilson_interval(10, 10)[0] < 1.0
+    narrow = wilson_interval(80, 100)
+    assert narrow[0] > low and narrow[1] < high  # more images, tighter
+    for k, n in [(0, 5), (3, 7), (50, 50)]:
+        lo, hi = wilson_interval(k, n)
+        assert 0 <= lo <= k / n <= hi <= 1
+
+
+def test_too_few_labels_gives_no_number() -> None:
+    x, y = blobs()
+    one_each = first(y, 1)
+    assert too_few(y[one_each])
+    estimate = cross_validate(x, one_each, y[one_each], "logreg")
+    assert estimate.too_few and estimate.accuracy is None and estimate.interval is None
+    assert "too few labels" in estimate.reason
+    assert estimate.to_json()["cv_accuracy"] is None
+    nine = first(y, 3)  # 9 images in 3 classes: under MIN_LABELED
+    assert MIN_LABELED == 10 and too_few(y[nine])
+    assert not too_few(y[first(y, 4)])
+
+
+def test_separable_data_estimates_high_and_interval_reflects_n() -> None:
+    x, y = blobs()
+    idx = first(y, 5)
+    e = cross_validate(x, idx, y[idx], "logreg")
+    assert not e.too_few and e.accuracy == 1.0
+    assert e.interval[1] == 1.0 and 0.7 < e.interval[0] < 1.0  # 15 images can't prove 99 %
+    assert e.confusion.sum() == e.held_out == 15
+    assert np.trace(e.confusion) / e.held_out == e.accuracy
+    assert e.out_of_fold == list(y[idx])
+
+
+def test_random_labels_estimate_chance_and_flag_disagreements() -> None:
+    x, _ = blobs(n=300, classes=1)
+    rng = np.random.default_rng(0)
+    idx = rng.choice(300, 60, replace=False)
+    noise = rng.choice(["a", "b", "c"], 60)
+    e = cross_validate(x, idx, noise, "logreg")
+    lo, hi = e.interval
+    assert lo < 1 / 3 < hi  # nothing to learn: the interval covers chance
+    wrong = [o != g for o, g in zip(e.out_of_fold, noise, strict=True)]
+    assert sum(wrong) == e.held_out - np.trace(e.confusion)
+
+
+def test_a_class_with_one_label_trains_but_is_not_tested() -> None:
+    x, y = blobs()
+    idx = np.concatenate([first(y[y != "c2"], 6), np.flatnonzero(y == "c2")[:1]])
+    idx = np.concatenate(
+        [
+            np.flatnonzero(y == "c0")[:6],
+            np.flatnonzero(y == "c1")[:6],
+            np.flatnonzero(y == "c2")[:1],
+        ]
+    )
+    e = cross_validate(x, idx, y[idx], "knn")
+    assert e.held_out == 12 and e.out_of_fold[-1] is None
+
+
+def test_choose_prefers_logreg_unless_another_is_clearly_better() -> None:
+    x, y = blobs()
+    idx = first(y, 5)
+    choice = choose(x, idx, y[idx])
+    assert choice.method == "logreg"  # all perfect: no reason to leave the default
+    assert {e.method for e in choice.estimates} == {"logreg", "knn", "label-spreading"}
+
+    cx, cy = chains()
+    rng = np.random.default_rng(0)
+    cidx = np.concatenate([rng.choice(np.flatnonzero(cy == c), 8, replace=False) for c in "ab"])
+    chained = choose(cx, cidx, cy[cidx])
+    assert chained.method == "label-spreading", chained.reason
+    assert chained.estimate.accuracy > chained.estimates[0].accuracy
+
+
+def test_the_estimate_is_reproducible() -> None:
+    x, y = blobs(classes=4)
+    idx = first(y, 4)
+    a = cross_validate(x, idx, y[idx], "label-spreading", seed=3)
+    b = cross_validate(x, idx, y[idx], "label-spreading", seed=3)
+    assert a.accuracy == b.accuracy and a.out_of_fold == b.out_of_fold
+    with pytest.raises(Exception, match="unknown method"):
+        cross_validate(x, idx, y[idx], "forest")

@@ -1,0 +1,76 @@
+"""Label files: good ones parse (BOM, ./ prefixes, extra columns), each kind of bad one is a
+one-line error that names the rows."""
+
+from __future__ import annotations
+
+import pytest
+
+from sslviz.errors import UserError
+from sslviz.fewshot.labels_csv import labels_csv_text, parse_labels_csv, predictions_csv_text
+
+KNOWN = {"a/1.png", "a/2.png", "b/1.png", "b/2.png"}
+
+
+def parse(text: str | bytes, **kw) -> dict[str, str]:
+    return parse_labels_csv(text, KNOWN, name="labels.csv", dataset="toys", **kw)
+
+
+def test_good_files() -> None:
+    assert parse("path,label\na/1.png,x\nb/1.png,y\n") == {"a/1.png": "x", "b/1.png": "y"}
+    bom = "\ufeffpath,label\r\n./a/1.png, x \r\nb\\1.png,y\r\n\r\n".encode()
+    assert parse(bom) == {"a/1.png": "x", "b/1.png": "y"}
+    assert parse("label,path,note\nx,a/1.png,n\ny,b/2.png,\n") == {"a/1.png": "x", "b/2.png": "y"}
+    assert parse("path,label\na/1.png,x\na/1.png,x\nb/1.png,y\n") == {
+        "a/1.png": "x",
+        "b/1.png": "y",
+    }
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            "path,label\na/1.png,x\nzzz.png,y\nqqq.png,y\n",
+            r"2 paths not in dataset 'toys': line 3 \('zzz.png'\), line 4",
+        ),
+        ("path,label\na/1.png,x\nb/1.png,\n", r"1 empty labels: line 3 \('b/1.png'\)"),
+        ("path,label\na/1.png,x\na/2.png,x\n", "every row has the label 'x'"),
+        ("a/1.png,x\nb/1.png,y\n", "no header: the first line must be 'path,label'"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "not a CSV file"),
+        (b"path,label\n\xff\xfe,x\n", "not a CSV file"),
+        ("", "the file is empty"),
+        ("path,label\n", "no labeled rows"),
+        (
+            "path,label\na/1.png,x\na/1.png,y\n",
+            r"two different labels: line 3 \('a/1.png': 'x' on line 2",
+        ),
+        ("path,label\na/1.png\n", "too few columns: line 2"),
+    ],
+)
+def test_bad_files_name_the_rows(content: str | bytes, message: str) -> None:
+    with pytest.raises(UserError, match=message) as error:
+        parse(content)
+    assert "\n" not in str(error.value)
+    assert str(error.value).startswith("labels.csv: ")
+
+
+def test_many_bad_rows_are_summed_up() -> None:
+    rows = "".join(f"x{i}.png,a\n" for i in range(20))
+    with pytest.raises(UserError, match="20 paths not in dataset.*and 15 more"):
+        parse("path,label\n" + rows)
+
+
+def test_written_files_round_trip() -> None:
+    text = labels_csv_text({"b/1.png": "y", "a/1.png": "x"})
+    assert text == "path,label\na/1.png,x\nb/1.png,y\n"
+    assert parse(text) == {"a/1.png": "x", "b/1.png": "y"}
+    import numpy as np
+
+    out = predictions_csv_text(
+        ["a/1.png", "a/2.png"], ["z", "x"], np.array([0.3, 0.81234]), {"a/1.png": "x"}
+    )
+    assert out.splitlines() == [
+        "path,label,confidence,labeled",
+        "a/1.png,x,1.0000,true",
+        "a/2.png,x,0.8123,false",
+    ]
