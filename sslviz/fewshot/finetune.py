@@ -73,7 +73,6 @@ __all__ = [
 ]
 
 PREDICT_BATCH = 256  # images per forward pass when predicting the whole dataset
-CHECKPOINT_SECONDS = 10.0  # training seconds between checkpoints (and at a stop, and the end)
 
 
 # --- submit ---------------------------------------------------------------------------------------
@@ -417,7 +416,7 @@ def fine_tune(
         if stop_requested():
             status = "cancelled"
             break
-        if time.perf_counter() - last_save >= CHECKPOINT_SECONDS:
+        if time.perf_counter() - last_save >= config.checkpoint_seconds:
             pause = time.perf_counter()
             save()
             last_save = time.perf_counter()
@@ -493,14 +492,17 @@ def _init_head(
 
 
 def _set_lrs(optimizer: torch.optim.Optimizer, config: FineTuneConfig, step: int) -> None:
-    """Probe: the head alone at lr. Then cosine to 0 over the rest, encoder at lr * ratio."""
+    """Probe: the head alone at lr. Then cosine to 0 over the rest, the encoder at lr * ratio,
+    warmed up over the first fifth (Adam's first updates of a still encoder are large)."""
     if step < config.probe_steps:
         optimizer.param_groups[0]["lr"], optimizer.param_groups[1]["lr"] = config.lr, 0.0
         return
-    done = (step - config.probe_steps) / max(1, config.steps - config.probe_steps)
-    factor = 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
+    tuning = max(1, config.steps - config.probe_steps)
+    since = step - config.probe_steps
+    factor = 0.5 * (1 + math.cos(math.pi * min(1.0, since / tuning)))
+    warm = min(1.0, (since + 1) / max(1, tuning // 5))
     optimizer.param_groups[0]["lr"] = config.lr * factor
-    optimizer.param_groups[1]["lr"] = config.lr * config.encoder_lr_ratio * factor
+    optimizer.param_groups[1]["lr"] = config.lr * config.encoder_lr_ratio * factor * warm
 
 
 def _predict_logits(

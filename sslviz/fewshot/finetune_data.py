@@ -46,6 +46,7 @@ class FineTuneConfig:
     holdout: float = 0.2  # share of each class's labels held out for early stopping
     eval_every: int = 10  # steps between held-out evaluations
     patience: int = 100  # steps without a better held-out loss before stopping early
+    checkpoint_seconds: float = 10.0  # training seconds between checkpoints (and at the end)
     seed: int = 0  # the split, the batches and the augmentations
     layer: str | None = None  # the encoder layer the head reads (None: the source's default)
     grid: int | None = None  # its pooling grid (None: the source's default)

@@ -1,12 +1,14 @@
 """The leaderboard panel of a labeling session, and its "Fine-tune on these labels" button.
 
-    leaderboard_panel(store, session, on_switch=switch)   # on the labeling page
+    leaderboard_section(store, session)                   # both, on the labeling page
+    leaderboard_panel(store, session, on_switch=switch)   # or one at a time
     finetune_button(store, session)
 
 The table ranks every source for the session's labels (``sslviz.fewshot.leaderboard``), best
 first, marks the session's own source, and offers one click to switch the session to a better
-one (``on_switch(source, layer, grid)``; by default ``fewshot.sessions.set_source``). Ranking is a click, not automatic: it scores every run, and the labels change with
-every click on the page; a result whose labels have changed since says so.
+one (``on_switch(source, layer, grid)``; by default ``fewshot.sessions.set_source``). Ranking is
+a click, not automatic: it scores every run, and the labels change with every click on the page;
+a result whose labels have changed since says so.
 """
 
 from __future__ import annotations
@@ -187,3 +189,10 @@ def finetune_button(store: Store, session: Any) -> None:
         with contextlib.suppress(StreamlitAPIException):
             st.page_link("app_pages/runs.py", label=f"Watch run #{run.id} on the Runs page",
                          icon=":material/monitoring:", query_params={"run": str(run.id)})  # fmt: skip
+
+
+def leaderboard_section(store: Store, session: Any) -> None:
+    """Both, as the labeling page shows them: the leaderboard, then the fine-tune button."""
+    st.divider()
+    leaderboard_panel(store, session)
+    finetune_button(store, session)

@@ -162,8 +162,8 @@ def _wait(condition, timeout: float, poll: float = 0.05):
 def test_background_finetune_survives_cancel_and_kill_then_resumes_to_finished(space):
     store = space.store
     labels = first_per_class(space.truth, 10)
-    config = FineTuneConfig(steps=500, probe_steps=50, batch_size=8, eval_every=10,
-                            patience=10**6)  # fmt: skip
+    config = FineTuneConfig(steps=800, probe_steps=50, batch_size=8, eval_every=10,
+                            patience=10**6, checkpoint_seconds=0.2)  # fmt: skip
     run = submit_finetune(store, space.parent, labels, config=config, device="cpu")
     ckpt = store.workspace.run_dir(run.id) / "checkpoints" / "last.pt"
     log = store.workspace.run_dir(run.id) / jobs.LOG_NAME
@@ -173,7 +173,7 @@ def test_background_finetune_survives_cancel_and_kill_then_resumes_to_finished(s
     jobs.cancel(store, run.id)
     cancelled = jobs.wait(store, run.id, 20)
     assert cancelled.status == "cancelled", (cancelled.status, cancelled.error)
-    assert 0 < cancelled.step < 500
+    assert 0 < cancelled.step < 800
 
     # resume, then kill -9 mid-run: reaped as interrupted
     jobs.resume(store, run.id)
@@ -194,7 +194,7 @@ def test_background_finetune_survives_cancel_and_kill_then_resumes_to_finished(s
     done = _wait(lambda: (r := store.runs.get(run.id)).status not in ("queued", "running") and r,
                  START_TIMEOUT)  # fmt: skip
     assert done.status == "finished", done.error
-    assert done.step == 500 and done.progress == 1.0
+    assert done.step == 800 and done.progress == 1.0
     text = log.read_text()
     assert text.count(f"worker: run {run.id}, pid") == 3
     assert text.count("fine-tune: resumed from step") == 2  # never restarted from scratch
