@@ -35,6 +35,7 @@ def main() -> None:
         ],
         "Explore": [
             st.Page("app_pages/explorer.py", title="Explorer", icon=":material/scatter_plot:"),
+            st.Page("app_pages/labeling.py", title="Label and predict", icon=":material/label:"),
         ],
         "Results": [
             st.Page(

@@ -1,0 +1,71 @@
+"""Label and predict: label a few images of a dataset, get a label with confidence for every other
+one, see how good that is, and export it. Labels are saved the moment they are given."""
+
+import streamlit as st
+
+from sslviz.fewshot.sessions import source_name
+from sslviz.ui import labeling_predictions as lp
+from sslviz.ui import labeling_view as lv
+from sslviz.ui.explorer_view import source_choices
+from sslviz.ui.map import get_selection, render_map, sync_selection
+from sslviz.ui.resources import get_store
+from sslviz.ui.widgets import dataset_picker
+
+store = get_store()
+st.title("Label and predict")
+st.caption(
+    "Label a handful of images; every other image gets a predicted label with a confidence, and "
+    "an honest estimate of how often that is right. Labels are saved at once."
+)
+linked = lv.session_from_url(store)
+names = {d.id: d.name for d in store.datasets.list()}
+dataset = dataset_picker(store, key="lb_dataset", preferred=names.get(linked.dataset_id) if linked else None)  # fmt: skip
+if dataset is None:
+    st.stop()
+session = lv.session_picker(store, dataset, source_choices(store, dataset))
+if session is None:
+    st.stop()
+st.caption(f"Session **{session.name}** predicts from **{source_name(store, session.source)}**"
+           + (f" (layer {session.layer})" if session.layer else "") + ".")  # fmt: skip
+active = lv.label_bar(store, session)
+lv.manage_names(store, session)
+emb = lp.session_embeddings(store, dataset, session)
+
+label_tab, predict_tab = st.tabs(["Label", "Predictions"])
+with label_tab:
+    left, right = st.columns([3, 2])
+    with left:
+        st.markdown("**Map** — select points to label them together")
+        loaded = lp.session_map(store, dataset, session)
+        if loaded is not None:
+            keys = (f"lb_map_{session.id}", f"lb_sel_{session.id}")
+            sync_selection(*keys)
+            colour = lp.categorical_colours(
+                lp.session_label_array(store, session, loaded), title="label"
+            )
+            render_map(loaded.points, key=keys[0], selection_key=keys[1], colour=colour, height=460)
+            lv.selection_actions(store, session, get_selection(keys[1]), active)
+    with right:
+        st.markdown("**Label these next**")
+        if emb is not None:
+            lp.next_queue(store, session, emb)
+    st.divider()
+    lv.gallery(store, session)
+
+with predict_tab:
+    method = st.segmented_control("Method", ["auto", "logreg", "knn", "label-spreading"],
+                                  default="auto", key="lb_method") or "auto"  # fmt: skip
+    result = lp.predictions(store, session, emb, method) if emb is not None else None
+    if result is not None:
+        lp.estimate_panel(result)
+        a, b = st.columns([1, 2])
+        if (figure := lp.confusion_figure(result)) is not None:
+            a.plotly_chart(figure, key="lb_confusion")
+        if loaded is not None:
+            with b:
+                lp.prediction_map(loaded, result)
+        lp.downloads(store, dataset, result, emb, loaded)
+        st.markdown("**Predictions by label** — least sure first")
+        lp.per_label_gallery(store, session, result)
+        lp.check_labels(store, session, result)
+    # Helper E: the leaderboard panel and the fine-tune button go here (one call).

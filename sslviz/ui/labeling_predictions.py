@@ -1,0 +1,218 @@
+"""The labeling page's predictions: the session's embedding and map, the estimate with its
+interval (or "too few labels to estimate"), the CV confusion matrix, predictions on the map
+(colour = prediction, opacity = confidence), a gallery per predicted label where picking a label
+fixes a mistake, the labeled images whose out-of-fold prediction disagrees ("check these
+labels"), the "label these next" queue, and the downloads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from sslviz import embed
+from sslviz.embedding_job import runs_inline
+from sslviz.fewshot.export import labels_csv, parquet_bytes, predictions_csv
+from sslviz.fewshot.predict import PredictResult, predict
+from sslviz.fewshot.suggest import suggest
+from sslviz.store import Dataset, Store
+from sslviz.store.rows import Session
+from sslviz.ui.explorer_view import LoadedMap, MapSpec, get_map
+from sslviz.ui.labeling_view import QUEUE, thumbnails_with_selectors
+from sslviz.ui.map import categorical_colours, colour_legend, map_figure
+from sslviz.ui.widgets import user_errors
+
+PER_LABEL = 12  # thumbnails per predicted label (least confident first)
+METHOD_NAMES = {"logreg": "logistic regression", "knn": "weighted kNN",
+                "label-spreading": "label spreading"}  # fmt: skip
+
+
+def _labels_key(labels: dict[str, str]) -> str:
+    return hashlib.blake2b(repr(sorted(labels.items())).encode(), digest_size=10).hexdigest()
+
+
+def session_map(store: Store, dataset: Dataset, session: Session) -> LoadedMap | None:
+    """The session source's map and embedding (inline on small datasets, else a background job
+    offered with its progress, as on the Explorer page)."""
+    return get_map(store, dataset, MapSpec(session.source, session.layer, session.grid),
+                   key=f"lb_map_{session.id}")  # fmt: skip
+
+
+def session_label_array(store: Store, session: Session, loaded: LoadedMap) -> np.ndarray:
+    """The session's label of every map point ("" where unlabeled)."""
+    given = store.sessions.label_of(session.id)
+    return np.array([given.get(int(i), "") for i in loaded.points.image_ids], dtype=object)
+
+
+def session_embeddings(store: Store, dataset: Dataset, session: Session) -> Any | None:
+    with user_errors():
+        args = {"layer": session.layer, "grid": session.grid}
+        found = embed.cached_embeddings(store, dataset, session.source, **args)
+        if found is None and runs_inline(dataset.n_images):
+            with st.spinner(f"Embedding {dataset.n_images:,} images…"):
+                found = embed.embed(store, dataset, session.source, **args)
+        return found
+    return None
+
+
+@st.cache_resource(show_spinner=False, max_entries=6)
+def _predict(_store: Store, _emb: Any, dataset_id: int, file: str, labels_key: str, method: str,
+             labels: tuple[tuple[str, str], ...]) -> PredictResult:  # fmt: skip
+    # Keyed by the embedding file and the labels: a new label or source computes again.
+    return predict(_store, dataset_id, _emb.source, dict(labels), method, embeddings=_emb)
+
+
+def predictions(store: Store, session: Session, emb: Any, method: str) -> PredictResult | None:
+    labels = {label.path: label.label for label in store.sessions.labels(session.id)}
+    if len(set(labels.values())) < 2:
+        st.info("Label images with at least two different labels to see predictions for the "
+                "rest.", icon=":material/info:")  # fmt: skip
+        return None
+    with st.spinner("Cross-validating and predicting…"), user_errors():
+        return _predict(store, emb, session.dataset_id, str(emb.file), _labels_key(labels),
+                        method, tuple(sorted(labels.items())))  # fmt: skip
+    return None
+
+
+# --- the estimate -----------------------------------------------------------------------------------
+def estimate_panel(result: PredictResult) -> None:
+    e = result.estimate
+    left, right = st.columns([1, 2])
+    with left:
+        if e.too_few:
+            st.metric("Estimated accuracy", "too few labels", border=True)
+        else:
+            low, high = e.interval
+            st.metric("Estimated accuracy", f"{e.accuracy:.0%}", border=True,
+                      help=f"95% Wilson interval {low:.0%}–{high:.0%} over {e.held_out} "
+                      "cross-validated labels")  # fmt: skip
+    with right:
+        if e.too_few:
+            st.markdown(f"**Too few labels to estimate** how good these predictions are: "
+                        f"{e.reason.split(': ', 1)[1]}.")  # fmt: skip
+        else:
+            low, high = e.interval
+            st.markdown(
+                f"**{e.accuracy:.0%}** of the labeled images were predicted right when held out "
+                f"(95% interval **{low:.0%}–{high:.0%}**, {e.held_out} images, 5-fold "
+                "cross-validation). With few labels this is noisy, and picking the best method on "
+                "the same labels flatters it a little."
+            )
+        st.caption(f"Method: {METHOD_NAMES[result.method]} — {result.reason}. "
+                   f"{int((~result.labeled).sum()):,} images predicted.")  # fmt: skip
+    if len(result.estimates) > 1 and not e.too_few:
+        rows = [{"method": METHOD_NAMES[x.method], "CV accuracy": x.accuracy,
+                 "interval": f"{x.interval[0]:.2f}–{x.interval[1]:.2f}",
+                 "used": "✓" if x.method == result.method else ""} for x in result.estimates]  # fmt: skip
+        st.dataframe(rows, hide_index=True, key="lb_estimates",
+                     column_config={"CV accuracy": st.column_config.NumberColumn(format="%.3f")})  # fmt: skip
+
+
+def confusion_figure(result: PredictResult) -> go.Figure | None:
+    e = result.estimate
+    if e.too_few or e.confusion is None:
+        return None
+    names = e.classes
+    figure = go.Figure(go.Heatmap(z=e.confusion, x=names, y=names, colorscale="Blues",
+                                  text=e.confusion, texttemplate="%{text}", showscale=False,
+                                  hovertemplate="given %{y}, predicted %{x}: %{z}<extra></extra>"))  # fmt: skip
+    figure.update_layout(height=120 + 28 * len(names), margin={"l": 8, "r": 8, "t": 30, "b": 8},
+                         title={"text": "Cross-validation: given (rows) vs predicted", "font": {"size": 13}},
+                         yaxis={"autorange": "reversed"}, xaxis={"side": "bottom"})  # fmt: skip
+    return figure
+
+
+def prediction_map(loaded: LoadedMap, result: PredictResult) -> None:
+    """The map coloured by prediction (given labels for labeled images), faint where unsure."""
+    by_id = {int(i): k for k, i in enumerate(result.image_ids)}
+    rows = np.array([by_id.get(int(i), -1) for i in loaded.points.image_ids])
+    labels = np.where(rows >= 0, result.final_labels[rows], "")
+    confidence = np.where(rows >= 0, result.final_confidence[rows], 0.0)
+    colour = categorical_colours(labels, title="predicted label (faint = unsure)")
+    figure = map_figure(loaded.points, colour=colour, height=520)
+    figure.data[0].marker.opacity = (0.12 + 0.88 * confidence).astype(np.float32)
+    st.plotly_chart(figure, key="lb_pred_map", config={"displaylogo": False})
+    colour_legend(colour)
+
+
+def per_label_gallery(store: Store, session: Session, result: PredictResult) -> None:
+    """Unlabeled images by predicted label, least confident first: pick a label to fix one."""
+    classes = result.prediction.classes
+    tab_names = [
+        f"{c} ({int(((result.prediction.labels == c) & ~result.labeled).sum())})" for c in classes
+    ]
+    for name, tab in zip(classes, st.tabs(tab_names), strict=True):
+        with tab:
+            rows = np.flatnonzero((result.prediction.labels == name) & ~result.labeled)
+            rows = rows[np.argsort(result.prediction.confidence[rows])][:PER_LABEL]
+            if not len(rows):
+                st.caption("No unlabeled image is predicted as this.")
+                continue
+            st.caption(f"The {len(rows)} least sure predictions of “{name}”. Pick the right "
+                       "label under an image: it becomes a label.")  # fmt: skip
+            conf = [f"{result.prediction.confidence[r]:.0%} sure" for r in rows]
+            thumbnails_with_selectors(store, session, result.image_ids[rows], key=f"lb_fix_{name}",
+                                      captions=conf, placeholder="fix…")  # fmt: skip
+
+
+def check_labels(store: Store, session: Session, result: PredictResult) -> None:
+    """Labeled images whose out-of-fold prediction disagrees with the given label."""
+    e = result.estimate
+    if e.too_few:
+        return
+    labeled = np.flatnonzero(result.labeled)
+    given = [result.labels[result.paths[i]] for i in labeled]
+    odd = [(i, g, o) for i, g, o in zip(labeled, given, e.out_of_fold, strict=True) if o and o != g]
+    st.markdown(f"**Check these labels** ({len(odd)}): held out, the model predicted something "
+                "else. Often a slip of the mouse — or a genuinely ambiguous image.")  # fmt: skip
+    if odd:
+        ids = [result.image_ids[i] for i, _, _ in odd]
+        thumbnails_with_selectors(store, session, ids, key="lb_check",
+                                  captions=[f"CV says {o}" for _, _, o in odd])  # fmt: skip
+
+
+def downloads(store: Store, dataset: Dataset, result: PredictResult, emb: Any,
+              loaded: LoadedMap | None) -> None:  # fmt: skip
+    coords = None
+    if loaded is not None:
+        by_id = {int(i): k for k, i in enumerate(loaded.points.image_ids)}
+        order = np.array([by_id.get(int(i), 0) for i in result.image_ids])
+        coords = np.stack([loaded.points.x[order], loaded.points.y[order]], axis=1)
+    a, b, c = st.columns(3)
+    a.download_button("Predictions CSV", data=lambda: predictions_csv(result), mime="text/csv",
+                      file_name=f"{dataset.name}-predictions.csv", key="lb_dl_predictions",
+                      icon=":material/download:", type="primary", width="stretch")  # fmt: skip
+    b.download_button("Labels CSV", data=lambda: labels_csv(result), mime="text/csv",
+                      file_name=f"{dataset.name}-labels.csv", key="lb_dl_labels",
+                      icon=":material/download:", width="stretch")  # fmt: skip
+    c.download_button("Everything (parquet)", data=lambda: parquet_bytes(result, emb.vectors, coords),
+                      file_name=f"{dataset.name}-session.parquet", key="lb_dl_parquet",
+                      mime="application/octet-stream", icon=":material/download:", width="stretch",
+                      help="One row per image: embedding, map x/y, given label, prediction, "
+                      "confidence and class probabilities.")  # fmt: skip
+
+
+# --- "label these next" -------------------------------------------------------------------------------
+@st.cache_resource(show_spinner=False, max_entries=6)
+def _suggest(_emb: Any, file: str, labels_key: str, _labeled: tuple[int, ...],
+             _names: tuple[str, ...]) -> tuple[np.ndarray, str]:  # fmt: skip
+    picked = suggest(_emb.vectors, np.asarray(_labeled, np.int64), list(_names), n=QUEUE)
+    return _emb.image_ids[picked.indices], picked.strategy
+
+
+def next_queue(store: Store, session: Session, emb: Any) -> None:
+    labels = store.sessions.label_of(session.id)
+    position = {int(i): k for k, i in enumerate(emb.image_ids)}
+    labeled = tuple(position[i] for i in sorted(labels) if i in position)
+    names = tuple(labels[i] for i in sorted(labels) if i in position)
+    key = _labels_key({str(i): n for i, n in labels.items()})
+    with st.spinner("Choosing what to label next…"):
+        ids, strategy = _suggest(emb, str(emb.file), key, labeled, names)
+    why = ("typical images of groups no label covers yet (TypiClust)" if strategy == "typiclust"
+           else "the least certain predictions, spread over the data")  # fmt: skip
+    st.caption(f"{len(ids)} images worth labeling now: {why}. They update as you label.")
+    thumbnails_with_selectors(store, session, ids, key="lb_next", columns=4)
