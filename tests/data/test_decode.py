@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from sslviz.data.decode import Rejected, decode, load_rgb
+from sslviz.data.decode import Rejected, decode, load_rgb, to_rgb
 from tests.data.make_files import (
     bad_files,
     colorants,
@@ -131,3 +131,13 @@ def test_a_p3_photo_with_alpha_is_composited_then_converted() -> None:
     rgb = np.asarray(decode(encoded(rgba, "PNG", icc_profile=display_p3_profile())).rgb)
     assert (rgb[:, :8] >= 254).all()  # transparent -> white, and white stays white
     assert abs(int(rgb[0, 12, 0]) - round(_expected_srgb(np.array([[200, 60, 40.0]]))[0, 0])) <= 2
+
+
+def test_shrinking_before_the_colour_conversion_gives_the_same_picture(tmp_path) -> None:
+    path = tmp_path / "p3.png"
+    path.write_bytes(_p3_image("PNG"))
+    late = load_rgb(path, srgb=False)
+    assert "icc_profile" in late.info  # still in P3, and says so
+    small_late = to_rgb(late.resize((30, 6), Image.Resampling.NEAREST))
+    small_early = load_rgb(path).resize((30, 6), Image.Resampling.NEAREST)
+    assert np.abs(np.asarray(small_late, int) - np.asarray(small_early, int)).max() <= 1
