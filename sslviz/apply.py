@@ -270,7 +270,11 @@ def _jigsaw(
     panels = [
         Panel("shuffled tiles", board(shuffled), f"permutation #{label} of {len(perms)}"),
         Panel("model's reassembly", board(reassembled), verdict, distance == 0),
-        Panel("original", board(tiles), "the tiles in place"),
+        Panel(
+            "original",
+            board(display_tiles(big, layout, scale, greyed=False)[0]),
+            "tiles in place, in colour",
+        ),
     ]
     values = {
         "permutation": perms[label].tolist(),

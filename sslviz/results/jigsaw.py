@@ -50,11 +50,16 @@ def permutation_set_stats(permutations: Tensor) -> tuple[int, int]:
     return n, int(d.min())
 
 
-def display_tiles(images: Tensor, layout: JigsawLayout, scale: int = 1) -> Tensor:
-    """The tiles the layout cuts, in original order, as the model got them (some grey), from
+def display_tiles(
+    images: Tensor, layout: JigsawLayout, scale: int = 1, *, greyed: bool = True
+) -> Tensor:
+    """The tiles the layout cuts, in original order, as the model got them (some grey unless
+    ``greyed`` is False), from
     uint8 ``images`` (N, 3, S*scale, S*scale): (N, 9, 3, t*scale, t*scale)."""
     size = min(images.shape[-2:]) // scale
     tiles = cut_tiles(images, layout.offsets * scale, tile_side(size) * scale)
+    if not greyed:
+        return tiles
     luma = (tiles.float() * tiles.new_tensor(GREY_WEIGHTS, dtype=torch.float32).view(3, 1, 1)).sum(
         dim=2, keepdim=True
     )
@@ -117,7 +122,8 @@ class JigsawResults:
         return torch.bincount(self.hamming, minlength=10).tolist()
 
     def boards(self, i: int) -> tuple[Tensor, Tensor, Tensor]:
-        """(shuffled, reassembled by the model, original tiles in place) boards of puzzle i."""
+        """(shuffled, reassembled by the model, original tiles in place and in colour) boards of
+        puzzle i."""
         one = JigsawLayout(
             self.layout.offsets[i : i + 1],
             self.layout.labels[i : i + 1],
@@ -126,7 +132,8 @@ class JigsawResults:
         tiles = display_tiles(self.images[i : i + 1], one)[0]  # (9, 3, t, t)
         perm, pred = self.permutations[self.labels[i]], self.permutations[self.predicted[i]]
         shuffled, reassembled = shuffled_and_reassembled(tiles, perm, pred)
-        return board(shuffled), board(reassembled), board(tiles)
+        original = display_tiles(self.images[i : i + 1], one, greyed=False)[0]
+        return board(shuffled), board(reassembled), board(original)
 
 
 def jigsaw_results(
