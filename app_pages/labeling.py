@@ -7,6 +7,7 @@ from sslviz.fewshot.sessions import source_name
 from sslviz.ui import labeling_predictions as lp
 from sslviz.ui import labeling_view as lv
 from sslviz.ui.explorer_view import source_choices
+from sslviz.ui.leaderboard_view import leaderboard_section
 from sslviz.ui.map import get_selection, render_map, sync_selection
 from sslviz.ui.resources import get_store
 from sslviz.ui.widgets import dataset_picker
@@ -68,4 +69,4 @@ with predict_tab:
         st.markdown("**Predictions by label** — least sure first")
         lp.per_label_gallery(store, session, result)
         lp.check_labels(store, session, result)
-    # Helper E: the leaderboard panel and the fine-tune button go here (one call).
+    leaderboard_section(store, session)  # which source predicts these labels best; fine-tune
