@@ -8,7 +8,8 @@ Scheme (decided here, documented in the README):
   label stays in every training fold (it can be predicted, but not tested).
 - Below ``MIN_LABELED`` (10) held-out images, or fewer than 2 such classes, there is no estimate:
   ``too_few`` is True and accuracy/interval are None ("too few labels to estimate").
-- Stratified k-fold (k = ``FOLDS``), repeated ``REPEATS`` times with different partitions; the
+- Stratified k-fold (k = ``FOLDS``), repeated ``REPEATS`` times with different partitions (once
+  with 200 or more labels, or more than ``LARGE`` images); the
   out-of-fold class probabilities of each image are averaged over repeats. Accuracy = share of
   held-out images whose averaged out-of-fold prediction is right (the confusion matrix's diagonal).
 - Interval: Wilson score interval (95%) for that share over n held-out images. It does not include
@@ -31,6 +32,7 @@ MIN_PER_CLASS = 2
 MIN_LABELED = 10
 FOLDS = 5
 REPEATS = 3  # fewer for many labels (see _repeats): the partition noise shrinks with n
+LARGE = 20_000  # images above which CV uses one partition (see _repeats)
 Z95 = 1.959963984540054
 DEFAULT_METHOD = "logreg"  # what "auto" uses when there is no estimate to choose by
 TOO_FEW_REASON = (
@@ -124,7 +126,9 @@ def cross_validate_many(
             for m in methods
         ]
     features = features or Features(vectors)
-    folds = _folds(y, seed)  # (R, n) fold number per labeled image, -1 = never held out
+    folds = _folds(
+        y, seed, len(features.vectors)
+    )  # (R, n) fold number per labeled image, -1 = never held out
     estimates = []
     for method in methods:
         oof = np.zeros((n, k))
@@ -157,15 +161,17 @@ def _estimate(
     )
 
 
-def _repeats(n: int) -> int:
-    return REPEATS if n < 200 else 1
+def _repeats(n: int, n_rows: int) -> int:
+    # Repeats average out the partition's luck at small n; on a large dataset each label
+    # spreading fold is a propagation over every image, so one partition has to do.
+    return REPEATS if n < 200 and n_rows <= LARGE else 1
 
 
-def _folds(y: np.ndarray, seed: int) -> np.ndarray:
+def _folds(y: np.ndarray, seed: int, n_rows: int) -> np.ndarray:
     """(R, n) stratified fold numbers: each class's images dealt round-robin after a shuffle."""
     rng = np.random.default_rng(seed)
     counts = np.bincount(y)
-    out = np.full((_repeats(len(y)), len(y)), -1, dtype=np.int64)
+    out = np.full((_repeats(len(y), n_rows), len(y)), -1, dtype=np.int64)
     for r in range(len(out)):
         offset = 0
         for c in np.flatnonzero(counts >= MIN_PER_CLASS):
@@ -201,8 +207,9 @@ def _out_of_fold(
         return out
     for f in folds:
         test = fold_of == f
-        probabilities = _predict_proba(features, labeled_idx[~test], y[~test], k, method)
-        out[test] = probabilities[labeled_idx[test]]
+        out[test] = _predict_proba(
+            features, labeled_idx[~test], y[~test], k, method, rows=labeled_idx[test]
+        )
     return out
 
 

@@ -101,14 +101,23 @@ def fit_predict(
 
 
 def predict_proba(
-    features: Features, labeled_idx: np.ndarray, y: np.ndarray, n_classes: int, method: str
+    features: Features,
+    labeled_idx: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    method: str,
+    rows: np.ndarray | None = None,
 ) -> np.ndarray:
-    """(N, n_classes) class probabilities of every row from labels ``y`` (n,) at ``labeled_idx``."""
+    """(len(rows), n_classes) class probabilities from labels ``y`` (n,) at ``labeled_idx``, of
+    ``rows`` (default: all N). Inductive methods compute only those rows (cross-validation asks
+    for a few held-out ones); label spreading always propagates over the whole graph."""
     if method == "logreg":
-        return _logreg(features.logreg, labeled_idx, y, n_classes)
+        return _logreg(features.logreg, labeled_idx, y, n_classes, rows)
     if method == "knn":
-        return _knn(features.cosine, labeled_idx, y, n_classes)
-    return spread(features.graph, labeled_idx[None, :], y[None, :], n_classes)[0]
+        x = features.cosine
+        return _knn(x if rows is None else x[rows], x[labeled_idx], y, n_classes)
+    out = spread(features.graph, labeled_idx[None, :], y[None, :], n_classes)[0]
+    return out if rows is None else out[rows]
 
 
 def _prediction(probabilities: np.ndarray, classes: list[str], method: str) -> Prediction:
@@ -194,7 +203,13 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
 
 
 # --- logistic regression ---------------------------------------------------------------------------
-def _logreg(x: np.ndarray, labeled_idx: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
+def _logreg(
+    x: np.ndarray,
+    labeled_idx: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    rows: np.ndarray | None = None,
+) -> np.ndarray:
     from sklearn.linear_model import LogisticRegression
 
     # With L2 regularisation the weights lie in the span of the training rows, so fitting on
@@ -206,6 +221,8 @@ def _logreg(x: np.ndarray, labeled_idx: np.ndarray, y: np.ndarray, n_classes: in
     # One BLAS thread: the problem is tiny, and threads fighting over busy cores made it 10x slower.
     with threadpool_limits(1):
         model.fit(train @ q, y)
+    if rows is not None:
+        x = x[rows]
     out = np.zeros((len(x), n_classes), dtype=np.float64)
     for start in range(0, len(x), 16384):
         z = x[start : start + 16384].astype(np.float64) @ q  # (chunk, n)
@@ -216,10 +233,10 @@ def _logreg(x: np.ndarray, labeled_idx: np.ndarray, y: np.ndarray, n_classes: in
 
 
 # --- weighted kNN ----------------------------------------------------------------------------------
-def _knn(x: np.ndarray, labeled_idx: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
-    k = min(KNN_K, len(labeled_idx))
+def _knn(x: np.ndarray, reference: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
+    """Probabilities of rows x (M, D) from labeled unit rows ``reference`` (n, D) with labels y."""
+    k = min(KNN_K, len(reference))
     out = np.empty((len(x), n_classes), dtype=np.float64)
-    reference = x[labeled_idx]  # (n, D)
     for start in range(0, len(x), 8192):  # (chunk, n) similarities at a time
         sims = x[start : start + 8192] @ reference.T
         top = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < sims.shape[1] else None

@@ -40,12 +40,15 @@ def session_picker(store: Store, dataset: Dataset, choices: dict[str, str]) -> S
     index = options.index(int(wanted)) if wanted.isdigit() and int(wanted) in ids else 0
     names = {s.id: f"{s.name} · {fs.source_name(store, s.source)}" for s in sessions}
     names[new] = "+ New session…"
+    key = f"lb_session_{dataset.id}"
+    if f"{key}_next" in st.session_state:  # a session just created is the one shown
+        st.session_state[key] = st.session_state.pop(f"{key}_next")
     chosen = st.selectbox(
         "Labeling session",
         options,
         index=index,
         format_func=names.get,
-        key=f"lb_session_{dataset.id}",
+        key=key,
         help="A session keeps its labels in the workspace: reload, come back tomorrow or open it "
         "in a second browser, the labels are there.",
     )
@@ -53,7 +56,7 @@ def session_picker(store: Store, dataset: Dataset, choices: dict[str, str]) -> S
         created = new_session_form(store, dataset, choices)
         if created is not None:
             st.query_params["session"] = str(created.id)
-            st.session_state[f"lb_session_{dataset.id}"] = created.id
+            st.session_state[f"{key}_next"] = created.id
             st.rerun()
         return None
     if wanted != str(chosen):

@@ -1,0 +1,127 @@
+"""AppTest of the Label and predict page: start a session, add a label name, label an image from
+the gallery (saved in the store at once), undo it, label a map selection, and see predictions with
+an estimate, the CV confusion matrix and the downloads once there are enough labels."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from sslviz import project
+from sslviz.data import ensure_demo
+from sslviz.fewshot.sessions import create_session, label_images, labels_by_path
+from sslviz.store import Store
+
+APP = Path(__file__).resolve().parents[2] / "app.py"
+PAGE = "app_pages/labeling.py"
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo set with its pixels map computed once (the page would compute it inline)."""
+    root = tmp_path_factory.mktemp("labeling") / "home"
+    store = Store.open(root)
+    ensure_demo(store)
+    project.project(store, "demo", "pixels")
+    store.close()
+    return root
+
+
+@pytest.fixture
+def app(home: Path, prepared: Path) -> AppTest:
+    shutil.copytree(prepared, home)
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def open_page(app: AppTest, session: int | None = None) -> AppTest:
+    if session is not None:
+        app.query_params["session"] = str(session)
+    app.switch_page(PAGE).run()
+    assert not app.exception, app.exception
+    return app
+
+
+def selectors(app: AppTest, prefix: str) -> list:
+    return [s for s in app.selectbox if s.key and s.key.startswith(prefix)]
+
+
+def test_start_a_session_label_and_undo(app: AppTest, home: Path) -> None:
+    open_page(app)
+    assert app.selectbox(key="lb_session_1").value == -1  # no session yet: the new-session form
+    app.text_input(key="lb_new_name").set_value("first pass")
+    app.selectbox(key="lb_new_source").set_value("pixels")
+    app.button[0].click()  # the form's only submit button
+    app.get("form_submit_button")  # noqa: B018 - the form exists
+    next(b for b in app.get("form_submit_button") if "Start" in b.label).click().run()
+    assert not app.exception
+    store = Store.open(home)
+    (session,) = store.sessions.list()
+    assert session.name == "first pass" and session.source == "pixels"
+    assert app.query_params["session"] == str(session.id)
+
+    app.text_input(key=f"lb_new_label_{session.id}").set_value("cat")
+    next(b for b in app.get("form_submit_button") if b.label == "Add").click().run()
+    assert app.selectbox(key=f"lb_active_{session.id}").value == "cat"
+
+    first = selectors(app, "lb_g_")[0]
+    first.set_value("cat").run()
+    assert not app.exception
+    assert list(labels_by_path(store, session.id).values()) == ["cat"]  # in the store at once
+    assert any("1 labeled" in m.value for m in app.markdown)
+
+    app.button(key=f"lb_undo_{session.id}").click().run()
+    assert labels_by_path(store, session.id) == {}
+    store.close()
+
+
+def test_a_map_selection_is_labeled_at_once(app: AppTest, home: Path) -> None:
+    store = Store.open(home)
+    session = create_session(store, "demo", "pixels")
+    store.sessions.add_label_name(session.id, "sky")
+    open_page(app, session.id)
+    ids = [i.id for i in store.datasets.images(1)[:5]]
+    app.session_state[f"lb_sel_{session.id}"] = ids  # as a box selection leaves it
+    app.run()
+    app.button(key=f"lb_sel_label_{session.id}").click().run()
+    assert not app.exception
+    assert sorted(store.sessions.label_of(session.id)) == sorted(ids)
+    store.close()
+
+
+def test_predictions_with_estimate_confusion_and_downloads(app: AppTest, home: Path) -> None:
+    store = Store.open(home)
+    session = create_session(store, "demo", "pixels")
+    folders: dict[str, list[str]] = {}
+    for image in store.datasets.images(1):
+        folders.setdefault(image.path.split("/")[0], []).append(image.path)
+    for folder, paths in folders.items():
+        label_images(store, session.id, paths[:3], folder)
+    open_page(app, session.id)
+    assert any(m.label == "Estimated accuracy" for m in app.metric)
+    estimate = next(m for m in app.metric if m.label == "Estimated accuracy")
+    assert estimate.value.endswith("%")
+    assert any("Cross-validation" in str(c.proto.spec) for c in app.get("plotly_chart"))
+    labels = [d.proto.label for d in app.get("download_button")]
+    assert {"Predictions CSV", "Labels CSV", "Everything (parquet)"} <= set(labels)
+    fix = selectors(app, "lb_fix_")
+    assert fix  # the per-label galleries offer fixes
+    fix[0].set_value("cat").run()  # a fix becomes a label
+    assert len(labels_by_path(store, session.id)) == 27 + 1
+    store.close()
+
+
+def test_too_few_labels_says_so(app: AppTest, home: Path) -> None:
+    store = Store.open(home)
+    session = create_session(store, "demo", "pixels")
+    paths = [i.path for i in store.datasets.images(1)]
+    label_images(store, session.id, paths[:2], "a")
+    label_images(store, session.id, paths[-2:], "b")
+    open_page(app, session.id)
+    assert any(m.value == "too few labels" for m in app.metric)
+    store.close()
