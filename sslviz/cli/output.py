@@ -31,9 +31,9 @@ class ProgressBar:
 
     def __init__(self, total: int, label: str, *, unit: str = "it") -> None:
         stream = sys.stderr
-        # Follow the terminal's width; one that reports no size (some containers'
-        # pseudo-terminals) would get no bar at all from tqdm, so it gets a fixed size instead.
-        width = {"dynamic_ncols": True} if _columns(stream) else {"ncols": 100, "nrows": 20}
+        # The terminal's size, given explicitly: tqdm draws nothing at all on a terminal that
+        # reports 0 rows (`script`, some containers' pseudo-terminals), so those get a default.
+        columns, rows = _size(stream)
         self._bar = tqdm(
             total=max(int(total), 1),
             desc=label,
@@ -41,7 +41,8 @@ class ProgressBar:
             file=stream,
             disable=not _is_terminal(stream),
             smoothing=0.1,  # a steadier rate and ETA than tqdm's default over uneven steps
-            **width,
+            ncols=columns or 100,
+            nrows=rows or 20,
         )
 
     def update(self, done: int, suffix: str = "") -> None:
@@ -62,8 +63,10 @@ def _is_terminal(stream: TextIO) -> bool:
         return False
 
 
-def _columns(stream: TextIO) -> int:
+def _size(stream: TextIO) -> tuple[int, int]:
+    """(columns, rows) of the terminal, 0 where unknown."""
     try:
-        return os.get_terminal_size(stream.fileno()).columns
+        size = os.get_terminal_size(stream.fileno())
     except (AttributeError, ValueError, OSError):
-        return 0
+        return 0, 0
+    return size.columns, size.lines

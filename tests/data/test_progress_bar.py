@@ -28,7 +28,8 @@ def _drain(fd: int) -> str:
     return b"".join(chunks).decode("utf-8", "replace")
 
 
-@pytest.mark.parametrize("size", [(24, 100), (0, 0)])  # a terminal, one that reports no size
+# A terminal; one that reports no size; one with columns but 0 rows (as under `script`).
+@pytest.mark.parametrize("size", [(24, 100), (0, 0), (0, 110)])
 def test_on_a_terminal_it_shows_count_rate_and_eta(
     size: tuple[int, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
