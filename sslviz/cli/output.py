@@ -20,6 +20,12 @@ def say(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+class _Tqdm(tqdm):
+    # No monitor thread: a second thread would make ingestion start its decoding pool by "spawn"
+    # instead of "fork" (sslviz.data.ingest._start_method), seconds slower to start.
+    monitor_interval = 0
+
+
 class ProgressBar:
     """A progress bar on stderr (tqdm: count, rate and ETA); silent when stderr is not a terminal,
     so logs and pipes get no carriage-return redraws.
@@ -34,7 +40,7 @@ class ProgressBar:
         # The terminal's size, given explicitly: tqdm draws nothing at all on a terminal that
         # reports 0 rows (`script`, some containers' pseudo-terminals), so those get a default.
         columns, rows = _size(stream)
-        self._bar = tqdm(
+        self._bar = _Tqdm(
             total=max(int(total), 1),
             desc=label,
             unit=unit,

@@ -11,6 +11,7 @@ import select
 import struct
 import sys
 import termios
+import threading
 import time
 
 import pytest
@@ -37,7 +38,10 @@ def test_on_a_terminal_it_shows_count_rate_and_eta(
     fcntl.ioctl(replica, termios.TIOCSWINSZ, struct.pack("HHHH", *size, 0, 0))
     terminal = os.fdopen(replica, "w", buffering=1)
     monkeypatch.setattr(sys, "stderr", terminal)
+    threads = threading.active_count()
     bar = ProgressBar(200, "decoding", unit="file")
+    # No helper thread (tqdm's monitor): ingestion forks its decoders only while single-threaded.
+    assert threading.active_count() == threads
     for done in range(0, 201, 20):
         bar.update(done, "3 rejected")
         time.sleep(0.12)  # redraws come at most every 0.1 s
