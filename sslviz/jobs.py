@@ -12,7 +12,6 @@ a page load, the CLI, and every worker when it ends, so queued runs start with n
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -21,10 +20,10 @@ import sys
 import time
 from collections import Counter
 from functools import lru_cache, partial
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sslviz.errors import UserError
+from sslviz.processes import owns_process, pid_alive, read_proc
 from sslviz.store import Run, Store
 from sslviz.store.rows import ACTIVE_STATUSES, ENDED_STATUSES, RESUMABLE_STATUSES
 from sslviz.workspace import HOME_ENV
@@ -253,60 +252,18 @@ def _why_dead(run: Run, now: float, stale_after: float) -> str | None:
 def _owns_process(run: Run) -> bool:
     """Whether ``run.pid`` is still the process that runs ``run``: our worker for this run, or a
     foreground process (``sslviz train``) that started before the run did."""
-    if run.pid is None or not _pid_alive(run.pid):
+    if run.pid is None or not pid_alive(run.pid):
         return False
-    if is_worker_process(run.pid, run.id):
-        return True
-    started = _process_start_time(run.pid)
-    if started is None:  # no /proc (not Linux): trust that the pid is alive
-        return True
-    return run.started_at is not None and started <= run.started_at + 2.0
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    stat = _read_proc(pid, "stat")
-    # A zombie has exited; only its parent hasn't collected it yet.
-    return not (stat and stat[stat.rfind(")") + 2 : stat.rfind(")") + 3] == "Z")
+    return is_worker_process(run.pid, run.id) or owns_process(run.pid, since=run.started_at)
 
 
 def is_worker_process(pid: int, run_id: int) -> bool:
     """True if ``pid`` runs ``python -m sslviz.worker RUN_ID`` (guards against pid reuse)."""
-    cmdline = _read_proc(pid, "cmdline")
+    cmdline = read_proc(pid, "cmdline")
     if cmdline is None:
         return False
     args = cmdline.split("\0")
     return WORKER_MODULE in args and str(run_id) in args
-
-
-def _read_proc(pid: int, name: str) -> str | None:
-    try:
-        return Path(f"/proc/{pid}/{name}").read_text(errors="replace")
-    except OSError:
-        return None
-
-
-@lru_cache(maxsize=1)
-def _boot_time() -> float | None:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/stat").read_text().splitlines():
-            if line.startswith("btime "):
-                return float(line.split()[1])
-    return None
-
-
-def _process_start_time(pid: int) -> float | None:
-    """Wall-clock start time of ``pid`` from /proc (None where there is no /proc)."""
-    stat, boot = _read_proc(pid, "stat"), _boot_time()
-    if stat is None or boot is None:
-        return None
-    fields = stat[stat.rfind(")") + 2 :].split()
-    return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22 of stat: starttime
 
 
 def _signal_group(pid: int, sig: int) -> bool:

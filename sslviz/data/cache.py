@@ -29,6 +29,7 @@ from PIL import Image as PILImage
 from PIL import ImageOps
 
 from sslviz.lifecycle import Cancelled
+from sslviz.processes import die_with_parent, pid_alive
 
 if TYPE_CHECKING:
     from sslviz.store import Store
@@ -155,7 +156,12 @@ def _decode_in_pool(
     """
     # forkserver: the caller has threads (heartbeat, torch), which fork copies badly
     context = multiprocessing.get_context("forkserver")
-    pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=context, initializer=_init_decoder)
+    pool = ProcessPoolExecutor(
+        max_workers=n_workers,
+        mp_context=context,
+        initializer=_init_decoder,
+        initargs=(os.getpid(),),
+    )
     pending: deque[tuple[int, Future]] = deque()
     todo = iter(chunks)
     try:
@@ -182,8 +188,10 @@ def _decode_in_pool(
         _kill_pool(pool)
 
 
-def _init_decoder() -> None:
-    """In each decoding process: Ctrl-C is for the parent; SIGTERM ends the process."""
+def _init_decoder(parent: int) -> None:
+    """In each decoding process: Ctrl-C is for the parent; SIGTERM ends the process, and so
+    does the parent's death (even by SIGKILL, which can't shut the pool down)."""
+    die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
@@ -241,15 +249,5 @@ def _remove_orphans(path: Path) -> None:
     building (SIGKILL, power loss); a build still running in a live process is left alone."""
     for tmp in path.parent.glob(f".{path.stem}.*.npy"):
         parts = tmp.name.split(".")
-        if len(parts) == 5 and parts[2].isdigit() and not _pid_alive(int(parts[2])):
+        if len(parts) == 5 and parts[2].isdigit() and not pid_alive(int(parts[2])):
             tmp.unlink(missing_ok=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
