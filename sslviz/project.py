@@ -103,10 +103,15 @@ def configure_numba(root: Path | None = None) -> None:
         config.reload_config()
 
 
+_import_lock = threading.Lock()
+
+
 def _umap(root: Path | None = None) -> Any:
-    if "umap" not in sys.modules:
-        configure_numba(root)
-    import umap
+    # one thread imports umap at a time: the app's warm-up thread and a page may both get here
+    with _import_lock:
+        if "umap" not in sys.modules:
+            configure_numba(root)
+        import umap
 
     return umap
 

@@ -20,6 +20,11 @@ from sslviz.data import ingest
 from sslviz.store import Store
 
 torch.set_num_threads(1)  # two cores shared by everyone
+# UMAP's numba kernels compile once and are cached across sessions (and for the workers the tests
+# start, which inherit the variable); sslviz.project keeps a folder the user set.
+NUMBA_CACHE = Path(__file__).resolve().parents[2] / ".pytest_cache" / "numba"
+NUMBA_CACHE.mkdir(parents=True, exist_ok=True)
+os.environ.setdefault("NUMBA_CACHE_DIR", str(NUMBA_CACHE))
 DATASET = "tiny"
 N_PER_CLASS = 24
 
@@ -65,12 +70,12 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
     return Template(home, run.id)
 
 
-@pytest.fixture(scope="session")
-def numba_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One numba cache for the session (and later sessions: under pytest's cache dir)."""
-    folder = Path(os.environ.get("PYTEST_NUMBA_CACHE", ".pytest_cache/numba"))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder.resolve()
+@pytest.fixture(scope="module")
+def shared_home(tmp_path_factory: pytest.TempPathFactory, template: Template) -> Path:
+    """A copy of the template shared by a module's tests (e.g. one UMAP fit for all of them)."""
+    root = tmp_path_factory.mktemp("embed-shared") / "home"
+    shutil.copytree(template.home, root)
+    return root
 
 
 @pytest.fixture

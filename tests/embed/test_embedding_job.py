@@ -1,0 +1,62 @@
+"""The background path: an embedding + map job through the one job runner (a real worker
+process), stopped, resumed from the rows already embedded, and listed like any run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from sslviz import jobs
+from sslviz.cli import main
+from sslviz.embed import cached_embeddings
+from sslviz.embedding_job import INLINE_MAX_IMAGES, execute_run, runs_inline
+from sslviz.project import cached_projection, map_request
+from sslviz.quality import effective_rank, knn_agreement
+from sslviz.store import Store
+
+
+def test_large_datasets_go_to_the_job_runner() -> None:
+    assert runs_inline(INLINE_MAX_IMAGES) and not runs_inline(INLINE_MAX_IMAGES + 1)
+
+
+@pytest.mark.slow
+def test_job_stops_resumes_in_a_worker_and_lists_like_a_run(
+    store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dataset, source, params, _ = map_request(
+        store, "tiny", "random", None, None, neighbors=15, min_dist=0.1, metric="cosine", dims=2
+    )
+    run = store.runs.create(
+        dataset_id=dataset.id, task="embedding", encoder="small-cnn", config=params,
+        device="cpu", epochs=1,
+    )  # fmt: skip
+    # the executor the worker calls, told to stop at once: cancelled, nothing cached yet
+    ended = execute_run(store, run.id, should_stop=lambda: True)
+    assert ended.status == "cancelled" and ended.total_steps == dataset.n_images + 1
+    assert cached_embeddings(store, "tiny", "random") is None
+    # resumed: a real worker process claims it and finishes embedding + map
+    jobs.resume(store, run.id)
+    ended = jobs.wait(store, run.id, timeout=600)
+    assert ended.status == "finished", (ended.error, ended.traceback)
+    assert ended.step == ended.total_steps and ended.progress == 1.0
+    proj = cached_projection(store, "tiny", "random")
+    assert proj is not None and np.isfinite(proj.coords).all()
+    # `sslviz runs` and `status` show it like any run
+    assert main(["runs", "--json"]) == 0
+    runs = json.loads(capsys.readouterr().out)["runs"]
+    assert [r["task"] for r in runs if r["run"] == run.id] == ["embedding"]
+    assert main(["status", str(run.id), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "finished"
+
+
+def test_quality_figures() -> None:
+    rng = np.random.default_rng(0)
+    spread = rng.normal(size=(500, 32))
+    collapsed = np.outer(rng.normal(size=500), rng.normal(size=32)) + 1e-6 * spread
+    assert effective_rank(spread) > 25 and effective_rank(collapsed) < 1.5
+    labels = np.repeat([0, 1], 250)
+    apart = spread + 10 * labels[:, None]
+    assert knn_agreement(apart[:, :2], labels) > 0.95
+    assert 0.3 < knn_agreement(spread, labels) < 0.7
