@@ -12,6 +12,8 @@ from streamlit.testing.v1 import AppTest
 
 from sslviz import project
 from sslviz.data import ensure_demo
+from sslviz.data.cache import build_cache
+from sslviz.embed import BASELINE_SIZE
 from sslviz.fewshot.sessions import create_session, label_images, labels_by_path
 from sslviz.store import Store
 
@@ -25,6 +27,7 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("labeling") / "home"
     store = Store.open(root)
     ensure_demo(store)
+    build_cache(store, 1, BASELINE_SIZE, workers=1)  # decoded here, once
     project.project(store, "demo", "pixels")
     store.close()
     return root
