@@ -31,6 +31,9 @@ st.caption(f"Session **{session.name}** predicts from **{source_name(store, sess
 active = lv.label_bar(store, session)
 lv.manage_names(store, session)
 emb = lp.session_embeddings(store, dataset, session)
+if emb is None:
+    st.info("This source's embedding is not computed yet: compute the map below (it embeds every "
+            "image); suggestions and predictions appear when it is done.", icon=":material/schedule:")  # fmt: skip
 
 label_tab, predict_tab = st.tabs(["Label", "Predictions"])
 with label_tab:
