@@ -160,7 +160,6 @@ def _decode_in_pool(
         max_workers=n_workers,
         mp_context=context,
         initializer=_init_decoder,
-        initargs=(os.getpid(),),
     )
     pending: deque[tuple[int, Future]] = deque()
     todo = iter(chunks)
@@ -188,10 +187,11 @@ def _decode_in_pool(
         _kill_pool(pool)
 
 
-def _init_decoder(parent: int) -> None:
+def _init_decoder() -> None:
     """In each decoding process: Ctrl-C is for the parent; SIGTERM ends the process, and so
-    does the parent's death (even by SIGKILL, which can't shut the pool down)."""
-    die_with_parent(parent)
+    does its parent's death. That parent is the forkserver, which exits when the process that
+    builds the cache does, even by SIGKILL (which can't shut the pool down)."""
+    die_with_parent(os.getppid())
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
