@@ -21,7 +21,7 @@ SSLVIZ = shutil.which("sslviz", path=str(Path(sys.executable).parent)) or shutil
 
 def sslviz(*args: str) -> subprocess.CompletedProcess:
     """The installed console script, as a user runs it (a cold process: slow on a busy box)."""
-    return subprocess.run([SSLVIZ, *args], capture_output=True, text=True, timeout=180)
+    return subprocess.run([SSLVIZ, *args], capture_output=True, text=True, timeout=900)
 
 
 def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
