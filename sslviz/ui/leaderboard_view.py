@@ -28,7 +28,7 @@ from sslviz.store import Store
 
 Switch = Callable[[str, str | None, int | None], None]
 _STATE = "leaderboard_{session}"
-HERE = "◀ this session"
+HERE = "◀ this one"
 
 
 def session_labels(store: Store, session: Any) -> dict[str, str]:
@@ -77,7 +77,7 @@ def board_frame(store: Store, board: Leaderboard, session: Any) -> pd.DataFrame:
                     if board.fine_tunes
                     else {}
                 ),
-                "": HERE if is_current(store, row, session) else "",
+                "session": HERE if is_current(store, row, session) else "",
                 "note": row.note or "",
             }
         )

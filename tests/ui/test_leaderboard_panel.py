@@ -72,7 +72,7 @@ def test_rank_on_a_click_best_first_mark_the_session_and_switch(session_store):
     assert not at.exception
     table = at.dataframe[0].value
     assert list(table["rank"]) == list(range(1, len(table) + 1))
-    mine = table[table[""] == "◀ this session"]
+    mine = table[table["session"] == "◀ this one"]
     assert list(mine["source"]) == ["pixels"]  # the session's source, marked
     assert table.iloc[0]["source"] != "pixels"  # stripes: a convolution beats raw pixels
 
