@@ -111,11 +111,3 @@ def test_a_stop_during_evaluation_ends_cancelled_and_resume_evaluates(store, tin
     done = execute_run(store, run.id)  # nothing left to train: evaluates and finishes
     assert (done.status, done.step) == ("finished", ended.step)
     assert store.runs.metrics(run.id, "eval/accuracy")
-
-
-def test_a_cache_built_by_a_process_pool_equals_one_decoded_in_process(store, make_dataset):
-    dataset = make_dataset("pooled", n=80)  # above the pool's threshold
-    path = build_cache(store, dataset.id, 16, workers=2)
-    pooled = np.load(path).copy()
-    build_cache(store, dataset.id, 16, workers=1)
-    assert pooled.shape == (80, 3, 16, 16) and np.array_equal(pooled, np.load(path))
