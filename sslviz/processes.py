@@ -75,18 +75,19 @@ def children(pid: int) -> list[int]:
 
 
 def die_with_parent(parent: int) -> None:
-    """Make this process (a pool worker) get SIGKILL when its parent dies, and exit now if it
-    already has (``parent`` is the pid that started it). Use as a pool ``initializer``.
+    """Make this process (a pool worker) get SIGKILL when its parent process dies, and exit now if
+    ``parent`` (the pid that asked for the pool) is already gone. Use as a pool ``initializer``.
 
     A parent killed with SIGKILL can't shut its pool down; its workers would otherwise wait on
     their task queue forever (each holds a copy of the queue's write end, so no end-of-file comes).
-    Linux only (prctl); elsewhere a no-op.
+    Under "forkserver" the worker's parent is the fork server, which itself exits when ``parent``
+    dies, so the signal still comes. Linux only (prctl); elsewhere a no-op.
     """
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             libc = ctypes.CDLL(None, use_errno=True)
             libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:  # it died before the line above took effect
+    if not pid_alive(parent):  # it died before the line above took effect
         os._exit(1)
 
 
