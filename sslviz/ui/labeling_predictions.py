@@ -132,6 +132,7 @@ def prediction_map(loaded: LoadedMap, result: PredictResult) -> None:
     rows = np.array([by_id.get(int(i), -1) for i in loaded.points.image_ids])
     labels = np.where(rows >= 0, result.final_labels[rows], "")
     confidence = np.where(rows >= 0, result.final_confidence[rows], 0.0)
+    st.markdown("**Predictions on the map** — colour: predicted (or given) label; faint: unsure")
     colour = categorical_colours(labels, title="predicted label (faint = unsure)")
     figure = map_figure(loaded.points, colour=colour, height=520)
     figure.data[0].marker.opacity = (0.12 + 0.88 * confidence).astype(np.float32)
