@@ -126,7 +126,10 @@ def warm_up(root: Path | None = None) -> None:
         return
     rng = np.random.default_rng(0)
     points = rng.normal(size=(300, 16)).astype(np.float32)
-    fit_umap(points, root=root)
+    options = {"n_neighbors": 15, "min_dist": 0.1, "metric": "cosine", "n_components": 2}
+    # Small inputs take umap's exact-neighbours path; force the approximate one (pynndescent),
+    # which every map above 4,096 images uses, so its kernels are compiled too.
+    _fit(points, {**options, "force_approximation_algorithm": True}, root)
     _warm.set()
 
 
