@@ -9,8 +9,9 @@ Each dataset gets a rotation run as a user starts one (``default_config`` + ``--
 stopped after a fixed number of steps so the table doesn't depend on how busy the machine is.
 226 steps is 60 s at the README's 241 images/s; on digits that reached 0.81 held-out rotation
 accuracy (digits_rotation.py reaches 0.93 in 60 s), so these runs are, if anything, shorter than
-a 60 s run on an idle machine. Embeddings come from ``sslviz.embed.embed`` (what ``sslviz embed`` writes). The probe is logistic
-regression on 5 labels per class, mean accuracy on the rest over 10 draws (standardised features).
+a 60 s run on an idle machine. Embeddings come from ``sslviz.embed.embed`` (what ``sslviz embed``
+writes). The probe is logistic regression on 5 labels per class, mean accuracy on the rest over
+10 draws (standardised features).
 
     python benchmarks/embedding_layers.py [--steps 226] [--datasets digits demo colours]
 """
