@@ -4,6 +4,7 @@ click one for its nearest neighbours, compare two sources side by side."""
 import numpy as np
 import streamlit as st
 
+from sslviz.ui import explorer_panels as panels
 from sslviz.ui import explorer_view as ev
 from sslviz.ui.map import get_selection, render_map, sync_selection
 from sslviz.ui.resources import get_store
@@ -29,9 +30,9 @@ with top[1]:
     ).strip()
 
 umap = ev.umap_settings(key="ex_umap")
-specs = [
-    ev.map_picker(store, choices, umap, key="ex_a", label="Source", default=next(iter(choices)))
-]
+wanted = st.query_params.get("source", "")  # ?source=3 / random / pixels: a link to a run's map
+first = wanted if wanted in choices else next(iter(choices))
+specs = [ev.map_picker(store, choices, umap, key="ex_a", label="Source", default=first)]
 compare = st.toggle("Compare with a second map, side by side", key="ex_compare")
 if compare:
     specs.append(
@@ -42,7 +43,7 @@ if compare:
     )  # fmt: skip
 if not has_runs:
     st.caption("No trained run yet: the baselines work now; train an encoder to compare with them.")
-how, k, session_id = ev.colour_controls(store, dataset)
+how, k, session_id = panels.colour_controls(store, dataset)
 
 # --- the maps --------------------------------------------------------------------------------
 sides = ("a", "b")[: len(specs)]
@@ -54,7 +55,7 @@ for side in sides:  # before drawing: the selection in one map is highlighted in
 active = st.session_state.get("ex_active", "a") if compare else "a"
 if loaded.get(active) is None:
     active = "a"
-hits = ev.search_hits(list(loaded.values()), query)
+hits = panels.search_hits(list(loaded.values()), query)
 if query:
     st.caption(f"{len(hits):,} image(s) match “{query}”: drawn large and outlined.")
 
@@ -65,17 +66,19 @@ for side, column in zip(sides, st.columns(len(sides)), strict=True):
             continue
         if compare:
             st.markdown(f"**{labels[side]}**")
-        other = get_selection(keys["b" if side == "a" else "a"][1]) if compare else ev.EMPTY
+        other = get_selection(keys["b" if side == "a" else "a"][1]) if compare else panels.EMPTY
         highlight = np.union1d(hits, other) if len(hits) or len(other) else None
         render_map(
             loaded[side].points,
             key=keys[side][0],
             selection_key=keys[side][1],
-            colour=ev.colouring(store, loaded[side], how, k=k, session_id=session_id),
+            colour=panels.colouring(store, loaded[side], how, k=k, session_id=session_id),
             highlight=highlight,
             height=480 if compare else 600,
         )
-        ev.quality_figures(loaded[side], *ev.quality_labels(store, loaded[side], session_id))
+        panels.quality_figures(
+            loaded[side], *panels.quality_labels(store, loaded[side], session_id)
+        )
 
 # --- the selection and its neighbours ---------------------------------------------------------
 if all(m is None for m in loaded.values()):
@@ -83,6 +86,6 @@ if all(m is None for m in loaded.values()):
 st.divider()
 selected = get_selection(keys[active][1])
 where = f" on the {'left' if active == 'a' else 'right'} map" if compare else ""
-ev.selection_panel(store, dataset, selected, selection_key=keys[active][1], where=where)
+panels.selection_panel(store, dataset, selected, selection_key=keys[active][1], where=where)
 shown = [(labels[side], m) for side, m in loaded.items() if m is not None]
-ev.neighbours_panel(store, dataset, selected, shown)
+panels.neighbours_panel(store, dataset, selected, shown)

@@ -139,7 +139,7 @@ def figure_cost(home: Path) -> None:
 
     from sslviz import project
     from sslviz.store import Store
-    from sslviz.ui.explorer_view import folder_of
+    from sslviz.ui.explorer_panels import folder_of
     from sslviz.ui.map import MapPoints, categorical_colours, map_figure
 
     store = Store.open(home)
@@ -181,7 +181,7 @@ def explorer(args: argparse.Namespace) -> None:
     figure_cost(home)
     port = free_port()
     app = start_app(port, home)
-    url = f"http://127.0.0.1:{port}/explorer?dataset={DATASET}"
+    url = f"http://127.0.0.1:{port}/explorer?dataset={DATASET}&source=pixels"
     renders, selects, counts = [], [], []
     try:
         with sync_playwright() as p:

@@ -12,7 +12,9 @@ and a paged thumbnail grid. Used by the Explorer page and the labeling page.
 
 Pure helpers (no streamlit, unit-tested): ``map_figure`` (the plotly figure), ``selected_ids``
 (a plotly selection event -> image ids, through ``customdata`` only), ``categorical_colours``,
-``numeric_colours``, ``selection_csv``. State helpers: ``get_selection``, ``set_selection``, ``sync_selection``.
+``numeric_colours``, ``selection_csv``. State helpers: ``get_selection``, ``set_selection``,
+``sync_selection``. The thumbnail grid and export live in :mod:`sslviz.ui.thumbnails` and are
+re-exported here.
 
 Why it is built this way (DESIGN 3.7):
 - ONE ``Scattergl`` trace with colours, sizes and opacities as numpy arrays. With one trace per
@@ -30,11 +32,8 @@ Why it is built this way (DESIGN 3.7):
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import html
-import io
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -43,8 +42,15 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from sslviz.data import thumbnail_path
-from sslviz.store import Store
+from sslviz.ui.thumbnails import (  # noqa: F401  (part of the widget's interface)
+    EMPTY,
+    ImageLookup,
+    export_selection_button,
+    image_lookup,
+    paths_of,
+    selection_csv,
+    thumbnail_grid,
+)
 
 PALETTE = (  # Tableau 10, then 10 lighter companions: distinguishable on white
     "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
@@ -55,7 +61,6 @@ MISSING_COLOUR = "#d0d0d0"  # unlabeled / no value: light grey, behind the colou
 PLAIN_COLOUR = "#4e79a7"
 LEGEND_MAX = 24  # categories named in the legend; the rest are summed up
 SELECTION_MODES = ("points", "box", "lasso")
-EMPTY = np.zeros(0, dtype=np.int64)
 
 
 # --- data ------------------------------------------------------------------------------------------
@@ -162,7 +167,8 @@ def base_marker_size(n: int) -> float:
 
 
 def _stepped_scale(colours: Sequence[str]) -> list[list[Any]]:
-    """A colour scale with one flat band per category: code k (drawn at k + 0.5) -> colours[k]."""
+    """A colour scale with one flat band per category: code k (cmin -0.5, cmax K - 0.5) ->
+    colours[k]."""
     k = max(1, len(colours))
     scale: list[list[Any]] = []
     for i, colour in enumerate(colours or (PLAIN_COLOUR,)):
@@ -190,26 +196,25 @@ def map_figure(
         np.concatenate([np.flatnonzero(~hl), np.flatnonzero(hl)]) if hl is not None else slice(None)
     )
     base = base_marker_size(n)
-    size = np.full(n, base, dtype=np.float32)
-    opacity = np.full(n, 0.8, dtype=np.float32)
-    marker: dict[str, Any] = {}
+    marker: dict[str, Any] = {"size": base, "opacity": 0.8}  # uniform: scalars, not N numbers
     if hl is not None:
-        size[hl] = base * 2 + 4
-        opacity[:] = 0.3
-        opacity[hl] = 1.0
-        marker["line"] = {
-            "width": np.where(hl, 1.5, 0.0).astype(np.float32)[order],
-            "color": "#111",
-        }
-    marker.update(size=size[order], opacity=opacity[order])
+        size = np.where(hl, base * 2 + 4, base).astype(np.float32)
+        opacity = np.where(hl, 1.0, 0.3).astype(np.float32)
+        marker.update(
+            size=size[order],
+            opacity=opacity[order],
+            line={"width": np.where(hl, 1.5, 0.0).astype(np.float32)[order], "color": "#111"},
+        )
     if colour is None:
         marker["color"] = PLAIN_COLOUR
     elif colour.kind == "category":
+        k = max(1, len(colour.colours))
+        codes = colour.values.astype(np.uint8 if k <= 256 else np.int32)  # 1 byte a point
         marker.update(
-            color=(colour.values.astype(np.float32) + 0.5)[order],
+            color=codes[order],
             colorscale=_stepped_scale(colour.colours),
-            cmin=0.0,
-            cmax=float(max(1, len(colour.colours))),
+            cmin=-0.5,  # code c sits in the middle of its band
+            cmax=k - 0.5,
             showscale=False,
         )
     else:
@@ -229,7 +234,10 @@ def map_figure(
         marker=marker,
     )
     if selected is not None and len(selected):
-        trace.selectedpoints = np.flatnonzero(np.isin(points.image_ids[order], selected))
+        # A plain list: plotly.js decodes base64 arrays only for data attributes, and
+        # ``selectedpoints`` (valType "any") would arrive as an undecoded {dtype, bdata} object.
+        rows = np.flatnonzero(np.isin(points.image_ids[order], selected))
+        trace.selectedpoints = rows.tolist()
         if hl is not None:
             # Plotly would dim the unselected to 0.2x their opacity, highlights too: keep those
             # readable (they are bigger and outlined) and show the selection at full opacity.
@@ -264,15 +272,6 @@ def selected_ids(event: Any) -> np.ndarray:
         if data is not None:
             ids.append(int(data))
     return np.unique(np.asarray(ids, dtype=np.int64)) if ids else EMPTY
-
-
-def selection_csv(paths: Sequence[str]) -> str:
-    """A CSV with one ``path`` column: the export format of a selection."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["path"])
-    writer.writerows([p] for p in paths)
-    return out.getvalue()
 
 
 # --- selection state -------------------------------------------------------------------------------
@@ -404,102 +403,4 @@ def colour_legend(colour: Colouring) -> None:
         + " ".join(chips)
         + "</div>",
         unsafe_allow_html=True,
-    )
-
-
-# --- thumbnails and export -------------------------------------------------------------------------
-@dataclass(frozen=True, eq=False)
-class ImageLookup:
-    """A dataset's images by id: path and thumbnail file (sorted ids, for ``np.searchsorted``)."""
-
-    ids: np.ndarray  # (N,) int64, sorted
-    paths: np.ndarray  # (N,) object
-    thumbs: np.ndarray  # (N,) object: thumbnail file paths
-
-    def rows(self, image_ids: Any) -> np.ndarray:
-        """Row positions of ``image_ids`` (ids not in the dataset are dropped)."""
-        wanted = np.asarray(image_ids, dtype=np.int64)
-        at = np.searchsorted(self.ids, wanted)
-        at = np.clip(at, 0, max(0, len(self.ids) - 1))
-        return at[(len(self.ids) > 0) & (self.ids[at] == wanted)] if len(self.ids) else EMPTY
-
-
-@st.cache_resource(show_spinner=False, max_entries=4)
-def _lookup(_store: Store, home: str, dataset_id: int, n_images: int) -> ImageLookup:
-    # Keyed by workspace, dataset and image count (a re-ingested dataset gets new ids anyway).
-    store = _store
-    images = sorted(store.datasets.images(dataset_id), key=lambda image: image.id)
-    return ImageLookup(
-        ids=np.fromiter((i.id for i in images), dtype=np.int64, count=len(images)),
-        paths=np.array([i.path for i in images], dtype=object),
-        thumbs=np.array([str(thumbnail_path(store, i)) for i in images], dtype=object),
-    )
-
-
-def image_lookup(store: Store, dataset_id: int) -> ImageLookup:
-    """The (cached) id -> path / thumbnail table of a dataset."""
-    dataset = store.datasets.get(dataset_id)
-    return _lookup(store, str(store.workspace.root), dataset_id, dataset.n_images)
-
-
-def paths_of(store: Store, dataset_id: int, image_ids: Any) -> list[str]:
-    lookup = image_lookup(store, dataset_id)
-    return list(lookup.paths[lookup.rows(image_ids)])
-
-
-def thumbnail_grid(
-    store: Store,
-    dataset_id: int,
-    image_ids: Any,
-    *,
-    key: str,
-    columns: int = 8,
-    page_size: int = 48,
-    captions: Sequence[str] | None = None,
-) -> None:
-    """Thumbnails of ``image_ids`` (in the given order) with their paths, ``page_size`` a page.
-
-    captions: optional text per image (same order), shown under the path (e.g. a similarity).
-    """
-    lookup = image_lookup(store, dataset_id)
-    ids = np.asarray(image_ids, dtype=np.int64)
-    total = len(ids)
-    if not total:
-        st.caption("No images.")
-        return
-    pages = math.ceil(total / page_size)
-    page = st.pagination(pages, key=f"{key}_page", max_visible_pages=7) if pages > 1 else 1
-    first = (min(page, pages) - 1) * page_size
-    shown = ids[first : first + page_size]
-    rows = lookup.rows(shown)
-    extra = list(captions[first : first + page_size]) if captions is not None else None
-    if pages > 1:
-        st.caption(f"Images {first + 1:,}–{first + len(shown):,} of {total:,}.")
-    for start in range(0, len(rows), columns):
-        for i, column in enumerate(st.columns(columns)):
-            if start + i >= len(rows):
-                break
-            row = rows[start + i]
-            caption = str(lookup.paths[row])
-            if extra is not None:
-                caption += f" · {extra[start + i]}"
-            column.image(lookup.thumbs[row], caption=caption, width="stretch")
-
-
-def export_selection_button(
-    paths: Sequence[str], *, key: str, file_name: str = "selection.csv", label: str | None = None
-) -> None:
-    """ "Export selection": a download of the paths as a one-column CSV (built on click)."""
-    paths = list(paths)
-    st.download_button(
-        label or "Export CSV",
-        data=lambda: selection_csv(paths),
-        file_name=file_name,
-        mime="text/csv",
-        key=key,
-        icon=":material/download:",
-        disabled=not paths,
-        on_click="ignore",
-        help=f"Download the paths of the {len(paths):,} selected image(s): a CSV with one "
-        "`path` column.",
     )

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import time
 from pathlib import Path
 
 import numpy as np
@@ -39,9 +40,16 @@ def _drag_box(page, box: tuple[float, float, float, float]) -> None:
     page.mouse.up()
 
 
-def _selection_captions(page) -> list[str]:
-    captions = page.locator("[data-testid='stImageCaption']").all_inner_texts()
-    return [c.strip() for c in captions if " · cos " not in c]  # not the neighbours' grid
+def _selection_captions(page, n: int, timeout: float = 60) -> list[str]:
+    """The paths under the selection's thumbnails (not the neighbours' grid), once there are
+    ``n`` of them (a rerun redraws the grid)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        captions = page.locator("[data-testid='stImageCaption']").all_inner_texts()
+        paths = [c.strip() for c in captions if " · cos " not in c]
+        if len(paths) == n or time.monotonic() > deadline:
+            return paths
+        page.wait_for_timeout(200)
 
 
 @pytest.mark.browser
@@ -83,13 +91,13 @@ def test_box_selection_shows_exactly_the_images_inside(explorer_home: Path, app_
     expected = sorted(paths[inside])
     assert 10 <= len(expected) <= 48  # one page of thumbnails
     page.get_by_text(f"Selection: {len(expected)} image(s)").wait_for()
-    assert sorted(_selection_captions(page)) == expected
+    assert sorted(_selection_captions(page, len(expected))) == expected
 
     # A new colouring is a new figure: the selection stays (and is drawn by the new figure).
     page.get_by_role("radio", name="k-means cluster").click()
     wait_idle(page)
     page.get_by_text(f"Selection: {len(expected)} image(s)").wait_for()
-    assert sorted(_selection_captions(page)) == expected
+    assert sorted(_selection_captions(page, len(expected))) == expected
     shown = page.evaluate("() => document.querySelector('.js-plotly-plot').data[0].selectedpoints")
     assert len(shown) == len(expected)
 

@@ -118,6 +118,7 @@ def test_search_highlights_matching_images(app: AppTest) -> None:
     assert any("10 image(s) match" in c.value for c in app.caption)
 
 
+@pytest.mark.slow
 def test_large_dataset_map_is_a_background_job_shown_when_done(
     app: AppTest, monkeypatch: pytest.MonkeyPatch
 ) -> None:

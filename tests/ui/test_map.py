@@ -34,7 +34,7 @@ def test_one_scattergl_trace_with_ids_in_customdata() -> None:
     trace = figure.data[0]
     assert isinstance(trace.customdata, np.ndarray)  # numpy arrays, not lists
     assert list(trace.customdata) == list(p.image_ids)
-    assert isinstance(trace.marker.color, np.ndarray) and trace.marker.color.dtype == np.float32
+    assert isinstance(trace.marker.color, np.ndarray) and trace.marker.color.dtype == np.uint8
     # Sent to the browser as base64 typed arrays, not JSON lists of numbers.
     spec = json.loads(pio.to_json(figure, validate=False))
     assert "bdata" in spec["data"][0]["customdata"]
@@ -57,8 +57,12 @@ def test_highlight_draws_hits_on_top_and_keeps_ids_with_their_points() -> None:
 def test_selected_ids_become_selectedpoints_of_a_new_figure() -> None:
     p = points()
     chosen = p.image_ids[[1, 4, 9]]
-    trace = map_figure(p, selected=chosen, highlight=p.image_ids[[4]]).data[0]
+    figure = map_figure(p, selected=chosen, highlight=p.image_ids[[4]])
+    trace = figure.data[0]
     assert sorted(trace.customdata[list(trace.selectedpoints)]) == sorted(chosen)
+    # A JSON list: plotly.js does not decode base64 arrays in selectedpoints.
+    spec = json.loads(pio.to_json(figure, validate=False))
+    assert isinstance(spec["data"][0]["selectedpoints"], list)
 
 
 def test_selection_event_maps_to_ids_through_customdata_only() -> None:
