@@ -56,3 +56,11 @@ def test_the_ui_package_is_where_streamlit_lives() -> None:
     code = "import sys, sslviz.ui.widgets; print('streamlit' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"
+
+
+def test_the_cli_starts_without_torch() -> None:
+    """`sslviz datasets` and `sslviz runs` must answer at once: torch loads inside the commands
+    that need it, never when the CLI (or `import sslviz`) starts."""
+    code = "import sys, sslviz, sslviz.cli; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

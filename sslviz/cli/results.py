@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sslviz.apply import apply_image, cached_run_model, read_image
 from sslviz.cli.output import emit_json
 from sslviz.errors import UserError
-from sslviz.results.picture import save_png
 from sslviz.store import Store
 
 
@@ -38,6 +36,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def apply_run(args: argparse.Namespace) -> int:
     if args.out and Path(args.out).suffix.lower() != ".png":
         raise UserError(f"--out {args.out}: the picture is a PNG, name it FILE.png")
+    # torch loads here, not when the CLI starts: `sslviz datasets` must not wait for it
+    from sslviz.apply import apply_image, cached_run_model, read_image
+    from sslviz.results.picture import save_png
+
     if args.temperature is not None and not 0 < args.temperature <= 1:
         raise UserError(f"--temperature {args.temperature}: use a value in (0, 1], e.g. 0.38")
     image = read_image(args.image)
