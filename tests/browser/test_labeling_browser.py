@@ -26,8 +26,12 @@ def settle(page) -> None:
 
 
 def choose(page, box, option: str) -> None:
+    """Pick ``option`` in a selectbox the way a keyboard user does (focus, open, type, Enter)."""
     box.click()
-    page.get_by_role("option", name=option, exact=True).click()
+    page.keyboard.press("ArrowDown")
+    page.keyboard.type(option)
+    page.get_by_role("option", name=option, exact=True).wait_for()
+    page.keyboard.press("Enter")
     settle(page)
 
 
@@ -62,15 +66,13 @@ def test_label_predict_download_reload(app_url: str, page, tmp_path: Path) -> No
     # Two labels from the gallery, one selector under each thumbnail (saved at once).
     page.get_by_label("New label name").fill("astronaut")
     page.get_by_role("button", name="Add").click()
-    active = page.get_by_test_id("stSelectbox").filter(has_text="Active label")
-    expect(active).to_contain_text("astronaut", timeout=120_000)
+    active = page.get_by_role("combobox", name="Active label")
+    expect(active).to_have_value("astronaut", timeout=120_000)
     settle(page)
     for n in (1, 2):
-        gallery = page.locator(
-            'input[aria-label="label"]:visible'
-        )  # the queue's, then the gallery's
-        gallery.nth(gallery.count() - 24).click()  # the gallery's first unlabeled image
-        page.get_by_role("option", name="astronaut", exact=True).click()
+        # the queue's selectors, then the gallery's: the gallery's first unlabeled image
+        gallery = page.locator('[data-testid="stSelectbox"]:has(input[aria-label="label"]):visible')
+        choose(page, gallery.nth(gallery.count() - 24 + n - 1), "astronaut")
         wait_for(lambda n=n: len(labels_in_store(home)) == n)
         settle(page)
     assert list(labels_in_store(home).values()) == ["astronaut", "astronaut"]
