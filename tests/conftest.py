@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from sslviz.store import Store
+
+# UMAP's numba kernels compile once and are cached for every test (AppTests, the app servers and
+# workers the browser tests start inherit the variable), instead of once per fresh workspace;
+# sslviz.project keeps a folder the user set.
+NUMBA_CACHE = Path(__file__).resolve().parents[1] / ".pytest_cache" / "numba"
+NUMBA_CACHE.mkdir(parents=True, exist_ok=True)
+os.environ.setdefault("NUMBA_CACHE_DIR", str(NUMBA_CACHE))
 
 
 @pytest.fixture
