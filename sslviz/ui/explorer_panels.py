@@ -42,7 +42,17 @@ def has_folders(paths: Any) -> bool:
 
 
 def has_folders_of(store: Store, dataset: Dataset) -> bool:
-    return has_folders(image_lookup(store, dataset.id).paths)
+    return (
+        _folders(f"dataset-{dataset.id}-{dataset.n_images}", image_lookup(store, dataset.id).paths)
+        is not None
+    )
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _folders(key: str, _paths: Any) -> np.ndarray | None:
+    """Each path's folder if there are at least two folders, else None (computed once a key)."""
+    del key
+    return folder_of(_paths) if has_folders(_paths) else None
 
 
 def search_hits(loaded: list[LoadedMap | None], query: str) -> np.ndarray:
@@ -62,9 +72,8 @@ def quality_labels(
     proxy for classes) when the dataset has several, else none."""
     if session_id is not None:
         return session_labels(store, session_id, loaded.points.image_ids), "label"
-    if has_folders(loaded.points.paths):
-        return folder_of(loaded.points.paths), "folder"
-    return None, ""
+    folders = _folders(str(loaded.embeddings.file), loaded.points.paths)
+    return (folders, "folder") if folders is not None else (None, "")
 
 
 @st.cache_resource(show_spinner="Clustering…", max_entries=8)
@@ -103,15 +112,23 @@ def colouring(
     ``categorical_colours(predicted, title="prediction")`` /
     ``sslviz.ui.map.numeric_colours(confidence, title="confidence")`` here.
     """
-    paths = loaded.points.paths
-    if how == "cluster":
-        return categorical_colours(cluster_labels(loaded, k), title=f"k-means ({k} clusters)")
-    if how == "folder":
-        return categorical_colours(folder_of(paths), title="folder", missing="(top level)")
+    if how in ("cluster", "folder"):
+        return _fixed_colouring(str(loaded.embeddings.file), how, k, loaded)
     if how == "labels" and session_id is not None:
         labels = session_labels(store, session_id, loaded.points.image_ids)
         return categorical_colours(labels, title="label")
     return None
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _fixed_colouring(file: str, how: str, k: int, _loaded: LoadedMap) -> Colouring:
+    """Clusters or folders of a map's images: they change with the embedding only (cached)."""
+    del file  # the cache key
+    if how == "cluster":
+        return categorical_colours(cluster_labels(_loaded, k), title=f"k-means ({k} clusters)")
+    return categorical_colours(
+        folder_of(_loaded.points.paths), title="folder", missing="(top level)"
+    )
 
 
 # --- quality -------------------------------------------------------------------------------------
