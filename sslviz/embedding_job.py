@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import os
 import time
-import traceback
 from collections.abc import Callable
 from typing import Any
 
 from sslviz.embed import BASELINES, RANDOM_ENCODER, EmbeddingStopped, source_run
 from sslviz.errors import UserError
+from sslviz.lifecycle import record_crash
 from sslviz.store import Run, Store
 from sslviz.store.rows import ACTIVE_STATUSES, RESUMABLE_STATUSES
 
@@ -117,16 +117,7 @@ def execute_run(store: Store, run_id: int, *, should_stop: Callable[[], bool] | 
         )
         return store.runs.get(run_id)
     except BaseException as error:
-        cancelled = isinstance(error, KeyboardInterrupt)
-        store.runs.transition(
-            run_id,
-            "cancelled" if cancelled else "failed",
-            allowed_from=("running",),
-            ended_at=time.time(),
-            pid=None,
-            error=None if cancelled else _one_line(error),
-            traceback=None if cancelled else traceback.format_exc(),
-        )
+        record_crash(store, run_id, error)
         raise
     store.runs.transition(
         run_id,
@@ -169,8 +160,3 @@ def _mark_running(store: Store, run: Run) -> None:
         **common,
     ):
         raise UserError(f"run {run.id} is {store.runs.get(run.id).status}: it can't be started")
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return f"{type(error).__name__}: {text}"[:500]

@@ -24,6 +24,7 @@ import os
 import sys
 import threading
 import time
+import traceback
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -36,6 +37,27 @@ HEARTBEAT_SECONDS = 2.0  # how often a live run tells the store so
 _last_sign = time.monotonic()  # the process starting is its first sign of life
 _beating: set[tuple[str, int]] = set()  # (workspace, run id) with a Heartbeat in this process
 _beating_lock = threading.Lock()
+
+
+def record_crash(store: Store, run_id: int, error: BaseException) -> None:
+    """End a running run because ``error`` escaped its executor: ``cancelled`` for a Ctrl-C,
+    else ``failed`` with a one-line error and the traceback (call from an ``except`` block)."""
+    cancelled = isinstance(error, KeyboardInterrupt)
+    store.runs.transition(
+        run_id,
+        "cancelled" if cancelled else "failed",
+        allowed_from=("running",),
+        ended_at=time.time(),
+        pid=None,
+        error=None if cancelled else one_line(error),
+        traceback=None if cancelled else traceback.format_exc(),
+    )
+
+
+def one_line(error: BaseException) -> str:
+    """``Type: message`` on one line, at most 500 characters (a run's ``error``)."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return f"{type(error).__name__}: {text}"[:500]
 
 
 class Cancelled(Exception):

@@ -17,7 +17,6 @@ import math
 import os
 import sys
 import time
-import traceback
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -40,7 +39,7 @@ from sslviz.data.cache import open_cache
 from sslviz.devices import resolve_device
 from sslviz.errors import UserError
 from sslviz.evaluate import build_model, evaluate_model
-from sslviz.lifecycle import Cancelled, Heartbeat, alive, is_beating
+from sslviz.lifecycle import Cancelled, Heartbeat, alive, is_beating, record_crash
 from sslviz.store import Run, Store
 from sslviz.store.rows import RESUMABLE_STATUSES
 from sslviz.train_callbacks import Callback, StoreLogger, TrainState
@@ -132,16 +131,7 @@ def execute_run(
         status, fields = "cancelled", {}
     except BaseException as error:
         if ctx.is_main:
-            cancelled = isinstance(error, KeyboardInterrupt)
-            store.runs.transition(
-                run.id,
-                "cancelled" if cancelled else "failed",
-                allowed_from=("running",),
-                ended_at=time.time(),
-                pid=None,
-                error=None if cancelled else _one_line(error),
-                traceback=None if cancelled else traceback.format_exc(),
-            )
+            record_crash(store, run.id, error)
         raise
     finally:
         if heartbeat:
@@ -444,8 +434,3 @@ def _taken(run: Run) -> UserError:
 def _rank_seed(seed: int, rank: int, step: int = 0) -> int:
     """The torch seed of one rank's own randomness (dropout) from the run's seed."""
     return int(np.random.SeedSequence([seed, _DROPOUT_SALT, rank, step]).generate_state(1)[0])
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return f"{type(error).__name__}: {text}"[:500]

@@ -30,7 +30,6 @@ import json
 import math
 import os
 import time
-import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +56,7 @@ from sslviz.fewshot.finetune_data import (
     split_labels,
     write_predictions,
 )
-from sslviz.lifecycle import Cancelled, Heartbeat, alive, is_beating
+from sslviz.lifecycle import Cancelled, Heartbeat, alive, is_beating, record_crash
 from sslviz.store import Run, Store
 from sslviz.train_callbacks import Callback, StoreLogger, TrainState
 
@@ -225,16 +224,7 @@ def execute_run(
     except Cancelled:
         status, fields = "cancelled", {}
     except BaseException as error:
-        cancelled = isinstance(error, KeyboardInterrupt)
-        store.runs.transition(
-            run.id,
-            "cancelled" if cancelled else "failed",
-            allowed_from=("running",),
-            ended_at=time.time(),
-            pid=None,
-            error=None if cancelled else f"{type(error).__name__}: {error}"[:500],
-            traceback=None if cancelled else traceback.format_exc(),
-        )
+        record_crash(store, run.id, error)
         raise
     finally:
         if heartbeat is not None:
