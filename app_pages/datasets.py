@@ -3,6 +3,7 @@ interrupted ingest, delete them."""
 
 import streamlit as st
 
+from sslviz.core.workspace import SERVER_ROOTS_ENV, server_roots
 from sslviz.data import (
     app_retry_problem,
     delete_dataset,
@@ -21,7 +22,6 @@ from sslviz.ui.datasets_view import (
 )
 from sslviz.ui.resources import get_store
 from sslviz.ui.widgets import user_errors
-from sslviz.workspace import SERVER_ROOTS_ENV, server_roots
 
 SOURCES = ("Folder", "Zip", "Files", "Server folder")
 REFRESH_SECONDS = 2.0  # while another process ingests a dataset

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from sslviz.apply import apply_image, read_image
+from sslviz.results.apply import apply_image, read_image
 from sslviz.results.colorization import is_classification
 from sslviz.ui.demo_view import image_source, show_applied
 from sslviz.ui.resources import get_store

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from sslviz import jobs
+from sslviz.runner import jobs
 from sslviz.store.rows import ACTIVE_STATUSES
 from sslviz.ui.resources import get_store
 from sslviz.ui.run_panel import compare_runs, render_run

@@ -2,9 +2,10 @@
 
 import streamlit as st
 
-from sslviz import jobs
-from sslviz.config import config_problems
 from sslviz.pretext import TASKS
+from sslviz.runner import jobs
+from sslviz.training.config import config_problems
+from sslviz.training.train import job_request
 from sslviz.ui.resources import get_store
 from sslviz.ui.runs_view import human_duration, progress
 from sslviz.ui.train_form import TASK_BLURBS, train_form
@@ -45,7 +46,7 @@ if st.button(
     icon=":material/play_arrow:",
 ):
     with user_errors():
-        st.session_state["train_last_run"] = jobs.submit(store, config).id
+        st.session_state["train_last_run"] = jobs.submit(store, job_request(store, config)).id
 
 last = st.session_state.get("train_last_run")
 if last is not None:

@@ -126,10 +126,11 @@ def main() -> int:
     os.environ["SSLVIZ_HOME"] = str(home)
     env = {**os.environ, "SSLVIZ_HOME": str(home)}
 
-    from sslviz import jobs
-    from sslviz.config import TrainConfig
     from sslviz.data import ensure_demo
+    from sslviz.runner import jobs
     from sslviz.store import Store
+    from sslviz.training.config import TrainConfig
+    from sslviz.training.train import job_request
 
     store = Store.open(home)
     ensure_demo(store)
@@ -139,7 +140,7 @@ def main() -> int:
         dataset="demo", task="rotation", image_size=32, epochs=300, batch_size=32,
         device="cpu", time_budget=1800,
     )  # fmt: skip
-    run_id = jobs.submit(store, config).id
+    run_id = jobs.submit(store, job_request(store, config)).id
 
     def training(min_steps: int) -> None:
         """Wait until the worker has taken ``min_steps`` more steps (it is training, not

@@ -25,13 +25,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from digits_rotation import write_digits  # noqa: E402
 
-from sslviz.apply import cached_run_model, one_thread, read_image, square  # noqa: E402
-from sslviz.config import default_config  # noqa: E402
 from sslviz.data import image_path, ingest  # noqa: E402
 from sslviz.results import held_out  # noqa: E402
+from sslviz.results.apply import cached_run_model, one_thread, read_image, square  # noqa: E402
 from sslviz.results.rotation import rotation_probabilities  # noqa: E402
+from sslviz.runner.execute import execute
 from sslviz.store import Store  # noqa: E402
-from sslviz.train import create_run, execute_run  # noqa: E402
+from sslviz.training.config import default_config  # noqa: E402
+from sslviz.training.train import create_run  # noqa: E402
 
 
 def main() -> int:
@@ -58,7 +59,7 @@ def main() -> int:
         else:
             config = config.replace(time_budget=args.budget)
         start = time.perf_counter()
-        run = execute_run(store, create_run(store, config).id)
+        run = execute(store, create_run(store, config).id)
         print(
             f"trained run {run.id}: {run.status}, {run.step} steps in {time.perf_counter() - start:.0f} s"
         )

@@ -23,14 +23,15 @@ from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from sslviz.config import default_config
 from sslviz.data import ingest
 from sslviz.data.cache import open_cache
-from sslviz.encoders import Encoder, create_encoder
-from sslviz.evaluate import evaluate_run, load_encoder
+from sslviz.models.encoders import Encoder, create_encoder
 from sslviz.pretext import create_task
+from sslviz.runner.execute import execute
 from sslviz.store import Store
-from sslviz.train import create_run, execute_run
+from sslviz.training.config import default_config
+from sslviz.training.evaluate import evaluate_run, load_encoder
+from sslviz.training.train import create_run
 
 
 def write_digits(folder: Path) -> np.ndarray:
@@ -93,7 +94,7 @@ def main() -> int:
                 epochs=1000, time_budget=budget, device="cpu"
             )
             start = time.perf_counter()
-            run = execute_run(store, create_run(store, config).id)
+            run = execute(store, create_run(store, config).id)
             wall = time.perf_counter() - start
             accuracy = evaluate_run(store, run.id)["accuracy"]
             print(

@@ -74,8 +74,8 @@ def make_dataset(home: Path, n: int, size: int = 32, seed: int = 0) -> None:
 def child(home: Path, warm: bool) -> dict:
     """One case, in this process: returns times and peak RSS."""
     started = time.perf_counter()
-    from sslviz.embed import embed
-    from sslviz.project import project, warm_up
+    from sslviz.maps.embed import embed
+    from sslviz.maps.project import project, warm_up
     from sslviz.store import Store
 
     if warm:
@@ -133,7 +133,7 @@ def main() -> int:
         # fill the warm numba cache once (a tiny fit in its own process)
         env = {**os.environ, "NUMBA_CACHE_DIR": str(root / "numba-warm")}
         subprocess.run(
-            [sys.executable, "-c", "from sslviz.project import warm_up; warm_up()"],
+            [sys.executable, "-c", "from sslviz.maps.project import warm_up; warm_up()"],
             env={**env, "SSLVIZ_HOME": str(root / "scratch")}, check=True,
         )  # fmt: skip
         print(f"{'images':>8} {'mode':>5} {'embed s':>8} {'map s':>7} {'total s':>8} "

@@ -9,7 +9,7 @@ Each dataset gets a rotation run as a user starts one (``default_config`` + ``--
 stopped after a fixed number of steps so the table doesn't depend on how busy the machine is.
 226 steps is 60 s at the README's 241 images/s; on digits that reached 0.81 held-out rotation
 accuracy (digits_rotation.py reaches 0.93 in 60 s), so these runs are, if anything, shorter than
-a 60 s run on an idle machine. Embeddings come from ``sslviz.embed.embed`` (what ``sslviz embed``
+a 60 s run on an idle machine. Embeddings come from ``sslviz.maps.embed.embed`` (what ``sslviz embed``
 writes). The probe is logistic regression on 5 labels per class, mean accuracy on the rest over
 10 draws (standardised features).
 
@@ -30,12 +30,13 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).parent))
 from digits_rotation import few_shot, write_digits  # noqa: E402
 
-from sslviz.config import default_config  # noqa: E402
 from sslviz.data import ingest  # noqa: E402
-from sslviz.embed import available_layers, default_layer, embed  # noqa: E402
-from sslviz.evaluate import evaluate_run  # noqa: E402
+from sslviz.maps.embed import available_layers, default_layer, embed  # noqa: E402
+from sslviz.runner.execute import execute
 from sslviz.store import Store  # noqa: E402
-from sslviz.train import Callback, TrainState, create_run, execute_run  # noqa: E402
+from sslviz.training.config import default_config  # noqa: E402
+from sslviz.training.evaluate import evaluate_run  # noqa: E402
+from sslviz.training.train import Callback, TrainState, create_run  # noqa: E402
 
 DEMO = Path(__file__).resolve().parents[1] / "assets" / "demo"
 HUES = {"red": (200, 40, 40), "green": (40, 170, 60), "blue": (50, 70, 210)}
@@ -117,7 +118,7 @@ def main() -> int:
             )
             start = time.perf_counter()
             stop = StopAfter(args.steps)
-            run = execute_run(
+            run = execute(
                 store, create_run(store, config).id, should_stop=stop.should_stop, callbacks=[stop]
             )
             accuracy = evaluate_run(store, run.id)["accuracy"]

@@ -6,7 +6,7 @@ without the start-up warm-up.
 
 ``explorer``: a workspace with N generated 16 px images in 10 folders (ingested once; pass
 ``--home`` to keep and reuse it), its ``pixels`` map computed once (embedding + UMAP, through
-``sslviz.project``), then a real ``streamlit run app.py`` and headless Chromium:
+``sslviz.maps.project``), then a real ``streamlit run app.py`` and headless Chromium:
   - render: from navigating to ``/explorer`` until the map's WebGL canvas is drawn and the script
     is idle;
   - box selection: from releasing the mouse after dragging a box over the map (toolbar's Box
@@ -112,8 +112,8 @@ def generate_images(folder: Path, n: int, size: int = 16, seed: int = 0) -> None
 def prepare(home: Path, n: int) -> None:
     """The dataset (ingested once) and its pixels map (computed once), timed."""
     os.environ["SSLVIZ_HOME"] = str(home)
-    from sslviz import project
     from sslviz.data import ingest
+    from sslviz.maps import project
     from sslviz.store import Store
 
     store = Store.open(home)
@@ -137,7 +137,7 @@ def figure_cost(home: Path) -> None:
     """Server side of one rerun: the figure's build and JSON (what Streamlit sends and hashes)."""
     import plotly.io as pio
 
-    from sslviz import project
+    from sslviz.maps import project
     from sslviz.store import Store
     from sslviz.ui.explorer_panels import folder_of
     from sslviz.ui.map import MapPoints, categorical_colours, map_figure

@@ -6,7 +6,7 @@ reports its CV estimate, to compare with the truth). Data sets: scikit-learn's d
 (labels = digit), the bundled demo set (labels = folder), and a generated set of shapes (disc,
 square, triangle, cross, ring; random colours, sizes and places on noise). Sources: ``pixels``,
 ``random`` (untrained encoder) and a short rotation run of that data set (``--budget`` seconds),
-embedded by ``sslviz.embed`` exactly as the CLI and the page do.
+embedded by ``sslviz.maps.embed`` exactly as the CLI and the page do.
 
 Scale: ``predict`` auto (all three methods cross-validated, then the chosen one fitted) and
 ``suggest`` on 100k synthetic embeddings (D = 128, 10 classes, 50 labels), timed side by side with
@@ -30,15 +30,16 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from digits_rotation import write_digits  # noqa: E402
 
-from sslviz.config import default_config  # noqa: E402
 from sslviz.data import ingest  # noqa: E402
 from sslviz.data.cache import build_cache  # noqa: E402
-from sslviz.embed import BASELINE_SIZE, embed  # noqa: E402
 from sslviz.fewshot.predict import predict_vectors  # noqa: E402
 from sslviz.fewshot.predictors import METHODS, Features  # noqa: E402
 from sslviz.fewshot.suggest import suggest  # noqa: E402
+from sslviz.maps.embed import BASELINE_SIZE, embed  # noqa: E402
+from sslviz.runner.execute import execute
 from sslviz.store import Store  # noqa: E402
-from sslviz.train import create_run, execute_run  # noqa: E402
+from sslviz.training.config import default_config  # noqa: E402
+from sslviz.training.train import create_run  # noqa: E402
 
 DEMO = Path(__file__).resolve().parents[1] / "assets" / "demo"
 SHAPES = ("disc", "square", "triangle", "cross", "ring")
@@ -115,7 +116,7 @@ def rotation_run(store: Store, dataset, budget: float) -> str:
     config = default_config(dataset, "rotation").replace(
         epochs=1000, time_budget=budget, device="cpu"
     )
-    run = execute_run(store, create_run(store, config).id)
+    run = execute(store, create_run(store, config).id)
     return str(run.id)
 
 

@@ -26,17 +26,18 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from digits_rotation import write_digits  # noqa: E402
 
-from sslviz.config import default_config  # noqa: E402
 from sslviz.data import ingest  # noqa: E402
 from sslviz.data.demo import DEMO_DIR  # noqa: E402
-from sslviz.embed import embed  # noqa: E402
 from sslviz.fewshot.estimate import choose  # noqa: E402
-from sslviz.fewshot.finetune import execute_run as finetune_run  # noqa: E402
 from sslviz.fewshot.finetune import submit_finetune  # noqa: E402
 from sslviz.fewshot.finetune_data import read_predictions  # noqa: E402
 from sslviz.fewshot.predictors import Features, fit_predict  # noqa: E402
+from sslviz.maps.embed import embed  # noqa: E402
+from sslviz.runner.execute import execute
+from sslviz.runner.execute import execute as finetune_run  # noqa: E402
 from sslviz.store import Store  # noqa: E402
-from sslviz.train import create_run, execute_run  # noqa: E402
+from sslviz.training.config import default_config  # noqa: E402
+from sslviz.training.train import create_run  # noqa: E402
 
 TASKS = ("rotation", "colorization", "jigsaw")
 
@@ -75,7 +76,7 @@ def bench(store: Store, name: str, truth: dict[str, str], args: argparse.Namespa
             epochs=1000, time_budget=args.budget, device="cpu"
         )
         start = time.perf_counter()
-        run = execute_run(store, create_run(store, config).id)
+        run = execute(store, create_run(store, config).id)
         print(f"  trained {task} run {run.id}: {run.step} steps, "
               f"{time.perf_counter() - start:.0f} s wall", flush=True)  # fmt: skip
         sources[task] = str(run.id)

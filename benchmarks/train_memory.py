@@ -65,9 +65,10 @@ def child(home: str, budget: float) -> int:
     """The measured process: one real rotation run on the generated dataset."""
     import torch
 
-    from sslviz.config import TrainConfig
+    from sslviz.runner.execute import execute
     from sslviz.store import Store
-    from sslviz.train import create_run, execute_run
+    from sslviz.training.config import TrainConfig
+    from sslviz.training.train import create_run
 
     torch.set_num_threads(2)
     store = Store.open(home)
@@ -80,7 +81,7 @@ def child(home: str, budget: float) -> int:
         time_budget=budget,
         device="cpu",
     )
-    run = execute_run(store, create_run(store, config).id)
+    run = execute(store, create_run(store, config).id)
     print(f"{run.status} {run.step} {run.step * config.batch_size / run.train_seconds:.0f}")
     return 0 if run.status == "finished" else 1
 

@@ -17,13 +17,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from sslviz.config import TrainConfig
 from sslviz.data import ingest
 from sslviz.data.batches import augment, load_rows, step_generator
 from sslviz.data.cache import open_cache
-from sslviz.evaluate import build_model
+from sslviz.runner.execute import execute
 from sslviz.store import Store
-from sslviz.train import create_run, execute_run
+from sslviz.training.config import TrainConfig
+from sslviz.training.evaluate import build_model
+from sslviz.training.train import create_run
 
 SIZES = {"rotation": 32, "colorization": 32, "jigsaw": 64}
 
@@ -66,7 +67,7 @@ def compute_only(config: TrainConfig, cache: np.ndarray, steps: int) -> float:
 def end_to_end(store: Store, config: TrainConfig) -> float:
     """Images/s of a real run in steady state: from the run's per-step ``images_per_s`` metric,
     skipping the first 2 steps like the compute-only loop's warm-up (no cache build, no eval)."""
-    run = execute_run(store, create_run(store, config).id)
+    run = execute(store, create_run(store, config).id)
     assert run.status == "finished", run.error
     rates = [m.value for m in store.runs.metrics(run.id, "images_per_s")][2:]
     return len(rates) / sum(1 / r for r in rates)  # images/s over equal-sized steps

@@ -24,9 +24,9 @@ _API = {
     "pretrain": "sslviz.api",
     "embeddings": "sslviz.api",
     "projection": "sslviz.api",
-    "effective_rank": "sslviz.quality",
-    "knn_agreement": "sslviz.quality",
-    "UserError": "sslviz.errors",
+    "effective_rank": "sslviz.maps.quality",
+    "knn_agreement": "sslviz.maps.quality",
+    "UserError": "sslviz.core.errors",
 }
 __all__ = ["__version__", *_API]
 

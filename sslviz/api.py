@@ -9,7 +9,7 @@
     sslviz.effective_rank(emb.vectors)
 
 The same functions the CLI and the pages call. Names differ from the modules they live in
-(``sslviz.embed``, ``sslviz.project``, ``sslviz.train``), so importing a submodule never shadows a
+(``sslviz.maps.embed``, ``sslviz.maps.project``, ``sslviz.training.train``), so importing a submodule never shadows a
 function on the package.
 """
 
@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sslviz.data.ingest import IngestReport
-    from sslviz.embed import Embeddings
-    from sslviz.project import Projection
+    from sslviz.maps.embed import Embeddings
+    from sslviz.maps.project import Projection
     from sslviz.store import Run, Store
 
 
@@ -56,17 +56,20 @@ def pretrain(
     """Train an encoder on a pretext task (``sslviz train``): the dataset's default config with
     ``settings`` (epochs, time_budget, image_size, encoder, batch_size, lr, device, seed) on top.
     In the foreground returns the ended run; ``background=True`` hands it to the job runner."""
-    from sslviz import jobs
-    from sslviz.config import default_config
-    from sslviz.train import create_run, execute_run
+    from sslviz.runner import jobs
+    from sslviz.runner.execute import execute
+    from sslviz.training.config import default_config
+    from sslviz.training.train import job_request
 
     config = default_config(store.datasets.get_by_name(dataset), task)
     if settings.get("time_budget") and "epochs" not in settings:
         settings["epochs"] = 1000  # as the CLI: the budget, not the epochs, ends training
     config = config.replace(**settings)
+    request = job_request(store, config)
     if background:
-        return jobs.submit(store, config)
-    return execute_run(store, create_run(store, config).id)
+        return jobs.submit(store, request)
+    # recorded claimed by this process, as `sslviz train` does: no scheduler can start it too
+    return execute(store, jobs.submit(store, request, claim=True).id)
 
 
 def embeddings(
@@ -79,7 +82,7 @@ def embeddings(
 ) -> Embeddings:
     """Embeddings of every image (``sslviz embed``): ``source`` is a run id, "random" or
     "pixels"; cached in the workspace."""
-    from sslviz.embed import embed
+    from sslviz.maps.embed import embed
 
     return embed(store, dataset, source, layer=layer, grid=grid)
 
@@ -87,6 +90,6 @@ def embeddings(
 def projection(store: Store, dataset: Any, source: int | str, **options: Any) -> Projection:
     """A UMAP map of every image (``sslviz project``); options: layer, grid, neighbors,
     min_dist, metric, dims. Cached in the workspace."""
-    from sslviz.project import project
+    from sslviz.maps.project import project
 
     return project(store, dataset, source, **options)

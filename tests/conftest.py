@@ -12,7 +12,7 @@ from sslviz.store import Store
 
 # UMAP's numba kernels compile once and are cached for every test (AppTests, the app servers and
 # workers the browser tests start inherit the variable), instead of once per fresh workspace;
-# sslviz.project keeps a folder the user set.
+# sslviz.maps.project keeps a folder the user set.
 NUMBA_CACHE = Path(__file__).resolve().parents[1] / ".pytest_cache" / "numba"
 NUMBA_CACHE.mkdir(parents=True, exist_ok=True)
 os.environ.setdefault("NUMBA_CACHE_DIR", str(NUMBA_CACHE))

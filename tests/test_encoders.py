@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sslviz.encoders import DEFAULT_ENCODER, ENCODERS, Encoder, create_encoder
-from sslviz.errors import UserError
+from sslviz.core.errors import UserError
+from sslviz.models.encoders import DEFAULT_ENCODER, ENCODERS, Encoder, create_encoder
 
 torch.set_num_threads(1)
 

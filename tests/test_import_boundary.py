@@ -44,7 +44,9 @@ def test_import_sslviz_alone_does_not_import_streamlit() -> None:
 
 def test_no_library_module_imports_streamlit() -> None:
     modules = library_modules()
-    assert "sslviz.store" in modules and "sslviz.workspace" in modules  # the walk finds modules
+    assert (
+        "sslviz.store" in modules and "sslviz.core.workspace" in modules
+    )  # the walk finds modules
     out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     # The first module after which streamlit appears is the one that pulled it in.

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from sslviz import __version__
 from sslviz.cli import app, data, embeddings, fewshot, finetune, results, runs, training
-from sslviz.errors import UserError
+from sslviz.core.errors import UserError
 
 COMMAND_GROUPS = (data, training, runs, results, embeddings, fewshot, finetune, app)
 

@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_app(args: argparse.Namespace) -> int:
-    from sslviz.errors import UserError
+    from sslviz.core.errors import UserError
 
     if not APP_FILE.exists():
         raise UserError(f"app.py not found at {APP_FILE}: run from a source checkout of sslviz")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from sslviz.cli.output import ProgressBar, emit_json, say
-from sslviz.errors import UserError
+from sslviz.core.atomic import replacing
+from sslviz.core.errors import UserError
 
 EMBED_FORMATS = (".npy", ".csv", ".parquet")
 SOURCE_HELP = "a run id (see `sslviz runs`), random (untrained encoder) or pixels (raw pixels)"
@@ -109,7 +109,7 @@ def _progress(label: str):
 
 
 def run_embed(args: argparse.Namespace) -> int:
-    from sslviz.embed import embed
+    from sslviz.maps.embed import embed
     from sslviz.store import Store
 
     out = Path(args.out)
@@ -146,7 +146,7 @@ def run_embed(args: argparse.Namespace) -> int:
 
 
 def run_project(args: argparse.Namespace) -> int:
-    from sslviz.project import project
+    from sslviz.maps.project import project
     from sslviz.store import Store
 
     out = Path(args.out)
@@ -191,17 +191,13 @@ def write_rows(out: Path, paths: Sequence[str], values: np.ndarray, columns: lis
     first; atomically (a temporary file renamed into place), in chunks for large N."""
     out.parent.mkdir(parents=True, exist_ok=True)
     suffix = out.suffix.lower()
-    tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp{suffix}")
-    try:
+    with replacing(out, suffix=suffix) as tmp:
         if suffix == ".npy":
             np.save(tmp, np.asarray(values, dtype=np.float32))
         elif suffix == ".csv":
             _write_csv(tmp, paths, values, columns)
         else:
             _write_parquet(tmp, paths, values, columns)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _write_csv(path: Path, paths: Sequence[str], values: np.ndarray, columns: list[str]) -> None:

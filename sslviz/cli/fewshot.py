@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from sslviz.cli.output import emit_json, say
-from sslviz.errors import UserError
+from sslviz.core.errors import UserError
 from sslviz.store import Store
 
 SOURCE_HELP = "a run id (see `sslviz runs`), random (untrained encoder) or pixels"
@@ -65,9 +65,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from sslviz.embed import embed, parse_source
     from sslviz.fewshot.labels_csv import read_labels_csv, write_predictions_csv
     from sslviz.fewshot.predict import predict
+    from sslviz.maps.embed import embed, parse_source
 
     out = Path(args.out)
     if not out.parent.is_dir():
@@ -98,9 +98,9 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_suggest(args: argparse.Namespace) -> int:
-    from sslviz.embed import embed, parse_source
     from sslviz.fewshot.labels_csv import read_labels_csv
     from sslviz.fewshot.suggest import suggest
+    from sslviz.maps.embed import embed, parse_source
 
     if args.n < 1:
         raise UserError(f"--n {args.n}: ask for at least 1 image")

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import signal
-import threading
 from pathlib import Path
 from typing import Any
 
+from sslviz.cli.foreground import run_here
 from sslviz.cli.output import ProgressBar, emit_json, say
-from sslviz.errors import UserError
+from sslviz.core.errors import UserError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -62,7 +61,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_finetune(args: argparse.Namespace) -> int:
     from sslviz.fewshot.finetune import (
         FineTuneConfig,
-        execute_run,
         finetune_result,
         submit_finetune,
     )
@@ -91,7 +89,7 @@ def run_finetune(args: argparse.Namespace) -> int:
         run = submit_finetune(
             store, args.run, labels, config=config, device=args.device, background=False
         )
-        run = _foreground(run.id, execute_run, store)
+        run = run_here(store, run.id, "fine-tune", callbacks=[_Progress()])
         out: dict[str, Any] = {"run": run.id, "status": run.status, "parent": args.run}
         result = finetune_result(store, run.id) if run.status == "finished" else None
         if result:
@@ -120,30 +118,6 @@ def run_finetune(args: argparse.Namespace) -> int:
             f"{result['holdout_labels']} labels it never trained on")  # fmt: skip
     say(f"predictions: {out['predictions']}")
     return 0
-
-
-def _foreground(run_id: int, execute_run: Any, store: Any) -> Any:
-    """Run the fine-tune here with a progress bar; Ctrl-C checkpoints and cancels."""
-    stop = threading.Event()
-
-    def on_interrupt(signum: int, frame: Any) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        say("\nstopping: saving a checkpoint (Ctrl-C again to abort)")
-        stop.set()
-
-    previous = signal.signal(signal.SIGINT, on_interrupt)
-    say(f"fine-tune {run_id}: training (Ctrl-C to stop; `sslviz resume {run_id}` continues it)")
-    try:
-        return execute_run(store, run_id, should_stop=stop.is_set, callbacks=[_Progress()])
-    except UserError:
-        raise
-    except Exception as error:
-        raise UserError(
-            f"fine-tune {run_id} failed: {error} (see `sslviz status {run_id}`)"
-        ) from None
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 class _Progress:

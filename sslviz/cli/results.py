@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from sslviz.cli.output import emit_json
-from sslviz.errors import UserError
+from sslviz.core.errors import UserError
 from sslviz.store import Store
 
 
@@ -37,7 +37,7 @@ def apply_run(args: argparse.Namespace) -> int:
     if args.out and Path(args.out).suffix.lower() != ".png":
         raise UserError(f"--out {args.out}: the picture is a PNG, name it FILE.png")
     # torch loads here, not when the CLI starts: `sslviz datasets` must not wait for it
-    from sslviz.apply import apply_image, cached_run_model, read_image
+    from sslviz.results.apply import apply_image, cached_run_model, read_image
     from sslviz.results.picture import save_png
 
     if args.temperature is not None and not 0 < args.temperature <= 1:

@@ -2,7 +2,7 @@
 
 Each command first lets the job runner catch up (reap dead workers, start queued runs whose device
 is free), so what it prints is the truth, not a stale row. Runs of every kind are listed (pretext
-tasks, fine-tunes, embedding jobs: ``sslviz.kinds``). A time-budgeted run reports the epochs its
+tasks, fine-tunes, embedding jobs: ``sslviz.store.kinds``). A time-budgeted run reports the epochs its
 budget allows at the pace so far (``epochs``; null until known), its ``time_budget`` and the
 ``epochs_limit`` it was recorded with.
 """
@@ -13,11 +13,11 @@ import argparse
 import time
 from typing import Any
 
-from sslviz import jobs
 from sslviz.cli.output import emit_json, say
-from sslviz.kinds import run_kind
-from sslviz.run_progress import epochs_planned, fraction_done, time_budget
+from sslviz.runner import jobs
+from sslviz.runner.progress import epochs_planned, fraction_done, time_budget
 from sslviz.store import Run, Store
+from sslviz.store.kinds import run_kind
 
 CANCEL_WAIT = 15.0  # seconds `sslviz cancel` waits for the worker to checkpoint and stop
 

@@ -1,20 +1,20 @@
 """``sslviz train`` and ``sslviz eval``: pretext training in the foreground (or handed to the job
 runner with ``--background``) and held-out evaluation of a run.
 
-Under torchrun (``torchrun --nproc_per_node N -m sslviz.distributed train ...``) the same
+Under torchrun (``torchrun --nproc_per_node N -m sslviz train ...``) the same
 ``train`` command runs data-parallel: rank 0 creates the run and broadcasts its id.
 """
 
 from __future__ import annotations
 
 import argparse
-import signal
-import threading
+import contextlib
 import time
 from typing import Any
 
+from sslviz.cli.foreground import run_here
 from sslviz.cli.output import ProgressBar, emit_json, say
-from sslviz.errors import UserError
+from sslviz.core.errors import UserError
 
 TASK_CHOICES = ("rotation", "colorization", "jigsaw")
 TIME_BOUND_EPOCHS = 1000  # with only --time-budget, the budget (not the epochs) ends training
@@ -115,7 +115,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def config_from_args(store: Any, args: argparse.Namespace) -> Any:
     """The dataset's default config with the flags the user gave on top."""
-    from sslviz.config import default_config
+    from sslviz.training.config import default_config
 
     dataset = store.datasets.get_by_name(args.dataset)
     config = default_config(dataset, args.task)
@@ -155,8 +155,8 @@ def config_from_args(store: Any, args: argparse.Namespace) -> Any:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from sslviz import distributed
     from sslviz.store import Store
+    from sslviz.training import distributed
 
     ctx = distributed.init_from_env(args.device or "auto")
     store = Store.open()
@@ -167,16 +167,17 @@ def run_train(args: argparse.Namespace) -> int:
             return _train_distributed(store, args, ctx)
         config = config_from_args(store, args)
         if args.background:
-            from sslviz import jobs
+            from sslviz.runner import jobs
+            from sslviz.training.train import job_request
 
-            run = jobs.submit(store, config)
+            run = jobs.submit(store, job_request(store, config))
             if args.json:
                 emit_json(_run_json(run))
             else:
                 print(run.id)
                 say(f"run {run.id} {run.status}: follow it with `sslviz status {run.id}`")
             return 0
-        from sslviz.train import create_run
+        from sslviz.training.train import create_run
 
         # claimed by this process as it is recorded: no scheduler can start a second trainer
         run = create_run(store, config, claim=True)
@@ -187,8 +188,11 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _train_distributed(store: Any, args: argparse.Namespace, ctx: Any) -> int:
-    from sslviz import distributed
-    from sslviz.train import create_run, execute_run
+    """Rank 0 records the run and owns its life in the store (through the job runner's executor
+    wrapper); the other ranks only train their shard of every batch."""
+    from sslviz.core.liveness import Cancelled
+    from sslviz.training import distributed
+    from sslviz.training.train import create_run, execute_run
 
     run_id = None
     if ctx.is_main:
@@ -196,37 +200,17 @@ def _train_distributed(store: Any, args: argparse.Namespace, ctx: Any) -> int:
     run_id = distributed.broadcast_int(run_id)
     if ctx.is_main:
         return _foreground(store, run_id, args)
-    execute_run(store, run_id)
+    with contextlib.suppress(Cancelled):
+        execute_run(store, store.runs.get(run_id))
     return 0
 
 
 def _foreground(store: Any, run_id: int, args: argparse.Namespace) -> int:
     """Train ``run_id`` here with a progress bar; Ctrl-C checkpoints and cancels."""
-    from sslviz.train import execute_run
-
-    stop = threading.Event()
-
-    def on_interrupt(signum: int, frame: Any) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt  # a second Ctrl-C: the user means it
-        say("\nstopping: saving a checkpoint (Ctrl-C again to abort)")
-        stop.set()
-
-    previous = signal.signal(signal.SIGINT, on_interrupt)
-    say(f"run {run_id}: training (Ctrl-C to stop; `sslviz resume {run_id}` continues it)")
-    try:
-        run = execute_run(store, run_id, should_stop=stop.is_set, callbacks=[_ProgressCallback()])
-    except UserError:
-        raise
-    except Exception as error:
-        raise UserError(
-            f"run {run_id} failed: {error} (traceback: `sslviz status {run_id}`)"
-        ) from None
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    run = run_here(store, run_id, "run", callbacks=[_ProgressCallback()])
     result = _run_json(run)
     if run.status == "finished":
-        from sslviz.evaluate import evaluate_run
+        from sslviz.training.evaluate import evaluate_run
 
         result["eval"] = evaluate_run(store, run.id)
     if args.json:
@@ -304,8 +288,8 @@ class _ProgressCallback:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from sslviz.evaluate import evaluate_run
     from sslviz.store import Store
+    from sslviz.training.evaluate import evaluate_run
 
     store = Store.open()
     try:

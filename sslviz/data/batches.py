@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sslviz.config import split_sizes
+from sslviz.training.config import split_sizes
 
 if TYPE_CHECKING:
     from sslviz.pretext import PretextBatch, PretextTask

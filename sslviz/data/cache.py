@@ -28,8 +28,8 @@ import numpy as np
 from PIL import Image as PILImage
 from PIL import ImageOps
 
-from sslviz.lifecycle import Cancelled
-from sslviz.processes import die_with_parent, pid_alive
+from sslviz.core.liveness import Cancelled
+from sslviz.core.processes import die_with_parent, pid_alive
 
 if TYPE_CHECKING:
     from sslviz.store import Store
@@ -73,7 +73,7 @@ def open_cache(
 ) -> np.ndarray:
     """The dataset's uint8 (N, 3, size, size) cache, memory-mapped read-only; built if missing
     (or stale: its row count differs from the dataset's image count). Raises
-    ``lifecycle.Cancelled`` if ``should_stop()`` turns true while it is built."""
+    ``Cancelled`` if ``should_stop()`` turns true while it is built."""
     path = cache_path(store, dataset_id, size)
     n_images = store.datasets.count_images(dataset_id)
     if path.exists():
@@ -100,7 +100,7 @@ def build_cache(
     ``on_progress(done, total)`` is called after each chunk (at least every few seconds on
     normal images), which the trainer uses as a sign of life. ``should_stop()`` is polled several
     times a second: when true, the decoding processes are killed, nothing is left behind and
-    ``lifecycle.Cancelled`` is raised.
+    ``Cancelled`` is raised.
     """
     dataset_dir = store.workspace.dataset_dir(dataset_id)
     files = [str(dataset_dir / image.file) for image in store.datasets.images(dataset_id)]

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sslviz.core.errors import UserError
 from sslviz.data.ingest import ingest
 from sslviz.data.recovery import RETRYABLE, reap_ingests
-from sslviz.errors import UserError
 from sslviz.store import Dataset, Store
 
 DEMO_NAME = "demo"

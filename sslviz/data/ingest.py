@@ -33,6 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from sslviz.core.errors import UserError
+from sslviz.core.processes import die_with_parent
+from sslviz.core.workspace import SERVER_ROOTS_ENV, is_under_server_roots, server_roots
 from sslviz.data.decode import Rejected, decode
 from sslviz.data.recovery import (
     STAGING_PREFIX,
@@ -57,10 +60,7 @@ from sslviz.data.sources import (
     unique_paths,
 )
 from sslviz.data.storage import THUMB_SIZE, stored_name, thumbnail_bytes, write_once
-from sslviz.errors import UserError
-from sslviz.processes import die_with_parent
 from sslviz.store import Dataset, Duplicate, Image, Rejection, Store
-from sslviz.workspace import SERVER_ROOTS_ENV, is_under_server_roots, server_roots
 
 __all__ = [
     "IngestReport",
@@ -204,13 +204,6 @@ def reingest(
         for path in paths:
             _check_server_path(path, roots)
     return ingest(store, paths, dataset.name, progress=progress, workers=workers)
-
-
-def ensure_demo(store: Store, *, workers: int | None = None) -> Dataset | None:
-    """See :func:`sslviz.data.demo.ensure_demo` (imported lazily: demo builds on this module)."""
-    from sslviz.data.demo import ensure_demo as _ensure_demo
-
-    return _ensure_demo(store, workers=workers)
 
 
 # --- the pipeline ----------------------------------------------------------------------------

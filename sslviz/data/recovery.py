@@ -4,7 +4,7 @@ An ingest records its process in the dataset's row (``pid``, and ``heartbeat_at`
 decodes). If that process ends without finishing — SIGKILL, a crash, a reboot, or an app restart
 (an ingest from the app runs inside the Streamlit server) — the dataset would stay ``ingesting``
 forever and hold its name. :func:`reap_ingests` finds such datasets, like the job runner finds dead
-runs (:mod:`sslviz.processes`: the pid is gone, or now belongs to a process that started later),
+runs (:mod:`sslviz.core.processes`: the pid is gone, or now belongs to a process that started later),
 and marks them ``interrupted``. An interrupted dataset is never half-used (only ``ready`` datasets
 can be trained on); it can be retried (:func:`sslviz.data.reingest`, or ingesting again under the
 same name replaces it) or deleted.
@@ -22,10 +22,10 @@ import shutil
 import time
 from pathlib import Path
 
-from sslviz.errors import UserError
-from sslviz.processes import owns_process, pid_alive
+from sslviz.core.errors import UserError
+from sslviz.core.processes import owns_process, pid_alive
+from sslviz.core.workspace import SERVER_ROOTS_ENV, is_under_server_roots
 from sslviz.store import Dataset, Store
-from sslviz.workspace import SERVER_ROOTS_ENV, is_under_server_roots
 
 START_GRACE = 30.0  # s: a row with no pid (written before pids were recorded) gets this long
 HEARTBEAT_EVERY = 2.0  # s between heartbeats of an ingest that is decoding

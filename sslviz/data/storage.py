@@ -10,12 +10,11 @@ or upload can become a filesystem path:
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 
 from PIL import Image as PILImage
 
+from sslviz.core.atomic import write_bytes
 from sslviz.store import Image, Store
 
 THUMB_SIZE = 128  # pixels on the longer side
@@ -52,13 +51,6 @@ def write_once(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically unless it exists (same name = same content)."""
     if path.exists():
         return
-    # The pid in the name lets a later ingest remove the file if this process is killed mid-write
-    # (``sslviz.data.recovery.clean_leftovers``).
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{os.getpid()}-")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # The pid in the temporary name lets a later ingest remove the file if this process is killed
+    # mid-write (``sslviz.data.recovery.clean_leftovers``).
+    write_bytes(path, data)

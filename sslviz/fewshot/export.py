@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sslviz.core.atomic import write_bytes
 from sslviz.fewshot.labels_csv import labels_csv_text, predictions_csv_text
 from sslviz.fewshot.predict import PredictResult
 
@@ -59,10 +60,4 @@ def parquet_bytes(
 def write_parquet(
     path: str | Path, result: PredictResult, vectors: np.ndarray, coords: np.ndarray | None = None
 ) -> Path:
-    import os
-
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(parquet_bytes(result, vectors, coords))
-    os.replace(tmp, path)
-    return path
+    return write_bytes(path, parquet_bytes(result, vectors, coords))

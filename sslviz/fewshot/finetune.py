@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -38,14 +37,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sslviz.checkpoint import (
-    checkpoint_path,
-    load_checkpoint,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
-from sslviz.errors import UserError
+from sslviz.core.atomic import write_json
+from sslviz.core.errors import UserError
+from sslviz.core.liveness import alive
 from sslviz.fewshot.finetune_data import (
     RESULT_FILE,
     FineTuneConfig,
@@ -56,12 +50,19 @@ from sslviz.fewshot.finetune_data import (
     split_labels,
     write_predictions,
 )
-from sslviz.lifecycle import Cancelled, Heartbeat, alive, is_beating, record_crash
+from sslviz.models.checkpoint import (
+    checkpoint_path,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from sslviz.store import Run, Store
-from sslviz.train_callbacks import Callback, StoreLogger, TrainState
+from sslviz.store.kinds import JobRequest
+from sslviz.training.callbacks import Callback, StoreLogger, TrainState
 
 if TYPE_CHECKING:
-    from sslviz.embed import SourceEncoder
+    from sslviz.maps.embed import SourceEncoder
 
 __all__ = [
     "FineTuneConfig",
@@ -89,8 +90,8 @@ def submit_finetune(
 
     UserError if the parent has no encoder or checkpoint, or the labels have fewer than 2 classes.
     """
-    from sslviz import jobs
-    from sslviz.embed import default_layer, source_run, source_version
+    from sslviz.maps.embed import default_layer, source_run, source_version
+    from sslviz.runner import jobs
 
     parent = source_run(store, str(parent_id))
     source_version(store, str(parent.id))  # UserError if it has no checkpoint yet
@@ -107,29 +108,16 @@ def submit_finetune(
     sha = save_labels(store, parent.dataset_id, labels)
     settings = {**config.to_dict(), "layer": layer, "grid": int(grid)}
     settings.update(labels=sha, n_labels=len(labels), parent=parent.id)
-    if not background:  # created claimed by this process, as `sslviz train` does
-        run = store.runs.create(
-            dataset_id=parent.dataset_id,
-            task="finetune",
-            encoder=parent.encoder,
-            config=settings,
-            device=device,
-            epochs=1,
-            parent_id=parent.id,
-            status="running",
-        )
-        now = time.time()
-        store.runs.update(run.id, pid=os.getpid(), started_at=now, heartbeat_at=now)
-        return store.runs.get(run.id)
-    return jobs.submit_job(
-        store,
+    request = JobRequest(
         kind="finetune",
         dataset_id=parent.dataset_id,
-        config=settings,
         encoder=parent.encoder,
+        config=settings,
         device=device,
         parent_id=parent.id,
     )
+    # in the foreground it is recorded claimed by this process, as `sslviz train` does
+    return jobs.submit(store, request, claim=not background)
 
 
 # --- the model ------------------------------------------------------------------------------------
@@ -162,8 +150,8 @@ class FineTuneModel(nn.Module):
 
 # --- sources: the parent's encoder and a fine-tune's ------------------------------------------------
 def finetuned_encoder(store: Store, run: Run) -> SourceEncoder:
-    """A fine-tune's encoder (its best state) as an embedding source (``sslviz.embed``)."""
-    from sslviz.embed import SourceEncoder
+    """A fine-tune's encoder (its best state) as an embedding source (``sslviz.maps.embed``)."""
+    from sslviz.maps.embed import SourceEncoder
 
     path = checkpoint_path(store.workspace.run_dir(run.id))
     if not path.exists():
@@ -178,7 +166,7 @@ def finetuned_encoder(store: Store, run: Run) -> SourceEncoder:
 def _blank_encoder(source: Mapping[str, Any]) -> tuple[Any, Callable[[Tensor], Tensor], int]:
     """An untrained encoder shaped like the one described by ``source`` (the parent pretext
     run's task, task options, encoder name and image size), its view, its image size."""
-    from sslviz.encoders import create_encoder
+    from sslviz.models.encoders import create_encoder
     from sslviz.pretext import create_task
 
     task = create_task(source["task"], **dict(source.get("task_options") or {}))
@@ -196,7 +184,7 @@ def _source_description(store: Store, parent: Run) -> dict[str, Any]:
     if parent.task == "finetune":
         path = checkpoint_path(store.workspace.run_dir(parent.id))
         return dict(load_checkpoint(path)["source"])
-    from sslviz.config import TrainConfig
+    from sslviz.training.config import TrainConfig
 
     config = TrainConfig.from_dict(parent.config)
     keys = ("task", "task_options", "encoder", "image_size")
@@ -206,33 +194,15 @@ def _source_description(store: Store, parent: Run) -> dict[str, Any]:
 # --- execute ---------------------------------------------------------------------------------------
 def execute_run(
     store: Store,
-    run_id: int,
+    run: Run,
     *,
     should_stop: Callable[[], bool] | None = None,
     callbacks: Sequence[Callback] = (),
-) -> Run:
-    """Take a claimed (or resumable) fine-tune to its end: finished, cancelled or failed.
-    A resumed run continues from its checkpoint (same split, same step)."""
-    from sslviz.train import _mark_running
-
-    run = store.runs.get(run_id)
-    _mark_running(store, run)  # refuses a run another process claimed
-    alive()
-    heartbeat = None if is_beating(store, run.id) else Heartbeat(store, run.id)
-    try:
-        status, fields = fine_tune(store, run, should_stop=should_stop, callbacks=callbacks)
-    except Cancelled:
-        status, fields = "cancelled", {}
-    except BaseException as error:
-        record_crash(store, run.id, error)
-        raise
-    finally:
-        if heartbeat is not None:
-            heartbeat.stop()
-    store.runs.transition(
-        run.id, status, allowed_from=("running",), ended_at=time.time(), pid=None, **fields
-    )
-    return store.runs.get(run.id)
+) -> tuple[str, dict[str, Any]]:
+    """The executor of kind ``finetune`` (``sslviz.store.kinds``; ``sslviz.runner.execute``
+    claims the run, keeps its heartbeat and records how it ended). A resumed run continues from
+    its checkpoint (same split, same step)."""
+    return fine_tune(store, run, should_stop=should_stop, callbacks=callbacks)
 
 
 def fine_tune(
@@ -243,9 +213,9 @@ def fine_tune(
     callbacks: Sequence[Callback] = (),
 ) -> tuple[str, dict[str, Any]]:
     """The fine-tuning loop. Returns (final status, run fields to set with it)."""
+    from sslviz.core.devices import resolve_device
     from sslviz.data.batches import step_generator
     from sslviz.data.cache import open_cache
-    from sslviz.devices import resolve_device
     from sslviz.pretext import create_task
 
     config = FineTuneConfig.from_dict(run.config)
@@ -269,7 +239,7 @@ def fine_tune(
         source = dict(checkpoint["source"])
         encoder, view, size = _blank_encoder(source)
     else:
-        from sslviz.embed import encoder_for_source
+        from sslviz.maps.embed import encoder_for_source
 
         parent = store.runs.get(int(run.config["parent"]))
         source = _source_description(store, parent)
@@ -555,9 +525,7 @@ def _finish(
         "note": split.get("note"),
         "predictions": str(run_dir / "predictions.csv"),
     }
-    tmp = run_dir / f".{RESULT_FILE}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(result))
-    os.replace(tmp, run_dir / RESULT_FILE)
+    write_json(run_dir / RESULT_FILE, result)
     finals = {"eval/labeled": len(labels), "eval/predicted": len(paths)}
     finals["eval/holdout_labels"] = len(holdout)
     if best is not None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -20,6 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from sslviz.core.atomic import write_json
 
 if TYPE_CHECKING:
     from sslviz.store import Store
@@ -78,9 +79,7 @@ def save_labels(store: Store, dataset_id: int, labels: Mapping[str, str]) -> str
     path = labels_file(store, dataset_id, sha)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(dict(sorted(labels.items()))))
-        os.replace(tmp, path)
+        write_json(path, dict(sorted(labels.items())))
     return sha
 
 

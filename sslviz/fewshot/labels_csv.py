@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sslviz.errors import UserError
+from sslviz.core.atomic import write_text
+from sslviz.core.errors import UserError
 
 if TYPE_CHECKING:
     from sslviz.store import Dataset, Store
@@ -34,7 +34,7 @@ def read_labels_csv(
     store: Store, dataset: Dataset | str | int, path: str | Path, *, min_classes: int = 2
 ) -> dict[str, str]:
     """``path -> label`` from a labels CSV of ``dataset``; UserError naming bad rows."""
-    from sslviz.embed import resolve_dataset
+    from sslviz.maps.embed import resolve_dataset
 
     dataset = resolve_dataset(store, dataset)
     file = Path(path)
@@ -173,10 +173,7 @@ def write_text_atomically(path: str | Path, text: str) -> Path:
     path = Path(path)
     if path.parent and not path.parent.exists():
         raise UserError(f"{path}: the folder {path.parent} does not exist")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
+    return write_text(path, text)
 
 
 def write_predictions_csv(

@@ -17,7 +17,7 @@ is then ranked by that column, the only one all rows share. Without fine-tunes i
 the CV accuracy. With too few labels it says "too few labels to rank" and ranks nothing.
 
 Rows are cached per label set and source version (``<dataset_dir>/leaderboard/<sha>.json``):
-a new run or fine-tune computes only its own rows. Embeddings come from ``sslviz.embed``'s
+a new run or fine-tune computes only its own rows. Embeddings come from ``sslviz.maps.embed``'s
 cache; on a dataset too large to embed inline (``embedding_job.runs_inline``: a few thousand
 images) a missing one is computed by a background embedding job (``pending_run``) instead.
 """
@@ -25,14 +25,14 @@ images) a missing one is computed by a background embedding job (``pending_run``
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sslviz.errors import UserError
+from sslviz.core.atomic import write_json
+from sslviz.core.errors import UserError
 from sslviz.fewshot.finetune_data import labels_file, labels_sha, read_label_file, read_predictions
 
 if TYPE_CHECKING:
@@ -105,8 +105,8 @@ class Leaderboard:
 # --- candidates -----------------------------------------------------------------------------------
 def candidates(store: Store, dataset: Dataset) -> list[Candidate]:
     """Baselines, each finished pretext run at two layers, each finished fine-tune."""
-    from sslviz.embed import available_layers, default_layer
-    from sslviz.kinds import run_kind
+    from sslviz.maps.embed import available_layers, default_layer
+    from sslviz.store.kinds import run_kind
 
     out = [
         Candidate("pixels", *default_layer(store, "pixels"), "pixels", "pixels"),
@@ -144,8 +144,8 @@ def leaderboard(
 
     ``background`` (default: datasets too large to embed inline) submits embedding jobs for missing
     embeddings instead of computing them here; those rows wait with ``pending_run`` set."""
-    from sslviz.embed import resolve_dataset
     from sslviz.fewshot.estimate import TOO_FEW_REASON, too_few
+    from sslviz.maps.embed import resolve_dataset
 
     dataset = resolve_dataset(store, dataset)
     labels = {str(p): str(v) for p, v in labels.items()}
@@ -157,7 +157,7 @@ def leaderboard(
     if len(set(labels.values())) < 2:
         raise UserError("the leaderboard needs labels of at least 2 classes: label more images")
     if background is None:
-        from sslviz.embedding_job import runs_inline
+        from sslviz.maps.embedding_job import runs_inline
 
         background = not runs_inline(dataset.n_images)
 
@@ -255,9 +255,9 @@ def _frozen_row(
 ) -> Row:
     """CV with ``choose`` on all labels; with a shared held-out set, the chosen predictor fitted
     on the other labels and scored there."""
-    from sslviz.embed import cached_embeddings, embed
     from sslviz.fewshot.estimate import choose, wilson_interval
     from sslviz.fewshot.predictors import Features, fit_predict
+    from sslviz.maps.embed import cached_embeddings, embed
 
     base = {"source": candidate.source, "layer": candidate.layer, "grid": candidate.grid}
     named = {**base, "kind": candidate.kind, "name": candidate.name}
@@ -340,15 +340,19 @@ def _fine_tuned_row(
 
 def _embedding_job(store: Store, dataset: Dataset, candidate: Candidate) -> int:
     """The embedding (+ map) job computing ``candidate``'s embeddings: an identical queued or
-    running one, else a new one (``sslviz.embedding_job.submit`` returns the existing one)."""
-    from sslviz.embedding_job import submit
+    running one, else a new one."""
+    from sslviz.maps.embedding_job import job_request
+    from sslviz.runner import jobs
 
-    return submit(store, dataset, candidate.source, layer=candidate.layer, grid=candidate.grid).id
+    request = job_request(
+        store, dataset, candidate.source, layer=candidate.layer, grid=candidate.grid
+    )
+    return jobs.submit(store, request, reuse_active=True).id
 
 
 # --- cache ----------------------------------------------------------------------------------------
 def _version(store: Store, candidate: Candidate) -> str:
-    from sslviz.embed import source_version
+    from sslviz.maps.embed import source_version
 
     return "|".join(
         [str(_CACHE_VERSION), candidate.source, str(candidate.layer), str(candidate.grid),
@@ -370,9 +374,7 @@ def _read_cache(store: Store, dataset: Dataset, sha: str) -> dict[str, Any]:
 def _write_cache(store: Store, dataset: Dataset, sha: str, cache: dict[str, Any]) -> None:
     path = _cache_file(store, dataset, sha)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(cache))
-    os.replace(tmp, path)
+    write_json(path, cache)
 
 
 def _row_from_json(values: dict[str, Any]) -> Row:

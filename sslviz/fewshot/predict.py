@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sslviz.errors import UserError
+from sslviz.core.errors import UserError
 from sslviz.fewshot.estimate import Estimate, choose, cross_validate
 from sslviz.fewshot.predictors import Features, Prediction, check_method, fit_predict
 
 if TYPE_CHECKING:
-    from sslviz.embed import Embeddings
+    from sslviz.maps.embed import Embeddings
     from sslviz.store import Dataset, Store
 
 METHOD_CHOICES = ("auto", "logreg", "knn", "label-spreading")
@@ -159,7 +159,7 @@ def predict(
     embedding (computed and cached on first use; pass ``embeddings`` to reuse loaded ones)."""
     from dataclasses import replace
 
-    from sslviz.embed import embed
+    from sslviz.maps.embed import embed
 
     if method not in METHOD_CHOICES:  # before the (possibly slow) embedding
         raise UserError(f"unknown method {method!r}: use one of {', '.join(METHOD_CHOICES)}")

@@ -23,7 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from sslviz.errors import UserError
+from sslviz.core.errors import UserError
 
 METHODS = ("logreg", "knn", "label-spreading")
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sslviz.errors import UserError
+from sslviz.core.errors import UserError
 
 if TYPE_CHECKING:
     from sslviz.store import Dataset, Store
@@ -45,7 +45,7 @@ def create_session(
     grid: int | None = None,
 ) -> Session:
     """A new session of ``dataset`` predicting from ``source`` ("pixels", "random", a run id)."""
-    from sslviz.embed import parse_source, resolve_dataset, source_run
+    from sslviz.maps.embed import parse_source, resolve_dataset, source_run
 
     dataset = resolve_dataset(store, dataset)
     source = parse_source(source)
@@ -74,7 +74,7 @@ def set_source(
     grid: int | None = None,
 ) -> Session:
     """Predict this session's labels from another embedding source (labels stay)."""
-    from sslviz.embed import parse_source
+    from sslviz.maps.embed import parse_source
 
     return store.sessions.set_source(session_id, parse_source(source), layer, grid)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sslviz.errors import UserError
+from sslviz.core.errors import UserError
 from sslviz.pretext.base import PretextBatch, PretextModel, PretextTask
 from sslviz.pretext.colorization import ColorizationTask
 from sslviz.pretext.jigsaw import JigsawTask

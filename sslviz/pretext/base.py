@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from sslviz.encoders import Encoder
-from sslviz.errors import UserError
+from sslviz.core.errors import UserError
+from sslviz.models.encoders import Encoder
 
 # Per-channel RGB statistics (ImageNet's) that inputs are standardized with; fixed, so a model
 # trained on one dataset sees another's images on the same scale.

@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sslviz.encoders import Encoder
-from sslviz.errors import UserError
+from sslviz.core.errors import UserError
+from sslviz.models.encoders import Encoder
 from sslviz.pretext.ab_bins import (
     ab_bins,
     annealed_mean,

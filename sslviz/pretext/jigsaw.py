@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sslviz.encoders import Encoder
-from sslviz.errors import UserError
+from sslviz.core.errors import UserError
+from sslviz.models.encoders import Encoder
 from sslviz.pretext.base import PretextBatch, PretextModel, PretextTask, model_device, uniform
 from sslviz.pretext.permutations import SIZES, hamming, maximal_hamming_permutations
 from sslviz.pretext.render import label_tiles, save_grid

@@ -8,7 +8,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 from torch import Tensor
 
-from sslviz.atomic import replacing
+from sslviz.core.atomic import replacing
 
 GOOD = (40, 160, 60)
 BAD = (200, 40, 40)

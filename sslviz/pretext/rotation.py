@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sslviz.encoders import Encoder
+from sslviz.models.encoders import Encoder
 from sslviz.pretext.base import (
     PretextBatch,
     PretextModel,

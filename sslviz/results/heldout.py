@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from sslviz.config import TrainConfig
 from sslviz.data.batches import load_rows
 from sslviz.data.cache import open_cache
-from sslviz.evaluate import holdout_rows
 from sslviz.store import Run, Store
+from sslviz.training.config import TrainConfig
+from sslviz.training.evaluate import holdout_rows
 
 
 @dataclass(frozen=True)

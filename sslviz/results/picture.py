@@ -31,7 +31,7 @@ def _fitting(draw: ImageDraw.ImageDraw, text: str, width: int) -> ImageFont.Imag
 
 
 def compose(headline: str, panels: Sequence, side: int = 256) -> Image.Image:
-    """Panels (``sslviz.apply.Panel``) -> one RGB picture, ``side`` px per panel."""
+    """Panels (``sslviz.results.apply.Panel``) -> one RGB picture, ``side`` px per panel."""
     font, big = _font(TEXT), _font(TEXT + 8)
     pictures = [to_pil(p.image[None], side)[0] for p in panels]
     pictures = [p.resize((side, round(side * p.height / p.width))) for p in pictures]

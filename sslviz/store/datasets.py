@@ -6,7 +6,7 @@ import sqlite3
 import time
 from collections.abc import Iterable
 
-from sslviz.errors import UserError
+from sslviz.core.errors import UserError
 from sslviz.store.connection import Connection
 from sslviz.store.rows import Dataset, Duplicate, Image, Rejection
 

@@ -117,7 +117,7 @@ class Session:
     id: int
     dataset_id: int
     name: str
-    source: str  # "random", "pixels" or a run id as a string (sslviz.embed's SOURCE)
+    source: str  # "random", "pixels" or a run id as a string (sslviz.maps.embed's SOURCE)
     layer: str | None  # None: the source's default layer
     grid: int | None
     created_at: float

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sslviz.errors import UserError
+from sslviz.core.errors import UserError
+from sslviz.core.liveness import alive
 from sslviz.store.connection import Connection
 from sslviz.store.rows import Artifact, Metric, Run
+
+if TYPE_CHECKING:
+    from sslviz.store.kinds import JobRequest
 
 
 class UnknownRunError(UserError, LookupError):
@@ -51,6 +56,25 @@ class RunTable:
                 ),
             )
         return self.get(cursor.lastrowid)
+
+    def record(self, request: JobRequest, *, claim: bool = False) -> Run:
+        """Record a run of any kind as ``queued`` for the scheduler, or with ``claim`` as
+        ``running`` in this process (its pid recorded): never queued, so no scheduler can claim it
+        and start a second process for it."""
+        run = self.create(
+            dataset_id=request.dataset_id,
+            task=request.kind,
+            encoder=request.encoder,
+            config=request.config,
+            device=request.device,
+            epochs=max(1, int(request.epochs)),
+            parent_id=request.parent_id,
+            status="running" if claim else "queued",
+        )
+        if claim:
+            now = time.time()
+            self.update(run.id, pid=os.getpid(), started_at=now, heartbeat_at=now)
+        return self.get(run.id)
 
     def get(self, run_id: int) -> Run:
         rows = self._db.query("SELECT * FROM runs WHERE id = ?", (int(run_id),))
@@ -122,6 +146,22 @@ class RunTable:
         assignments = ", ".join(f"{k} = ?" for k in fields)
         with self._db.transaction() as conn:
             conn.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*fields.values(), run_id))
+
+    def progress(
+        self,
+        run_id: int,
+        *,
+        step: int | None = None,
+        total: int | None = None,
+        epoch: int | None = None,
+        **fields: Any,
+    ) -> None:
+        """Write a run's progress (``step`` of ``total``, ``epoch``, any other run fields) with a
+        fresh ``heartbeat_at``; it counts as a sign of life of this process."""
+        named = {"step": step, "total_steps": total, "epoch": epoch}
+        values = {k: v for k, v in named.items() if v is not None} | fields
+        self.update(run_id, heartbeat_at=time.time(), **values)
+        alive()
 
     def heartbeat(self, run_id: int) -> None:
         self.update(run_id, heartbeat_at=time.time())

@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sslviz.errors import UserError
+from sslviz.core.errors import UserError
 from sslviz.store.connection import Connection
 from sslviz.store.rows import Label, LabelAction, LabelName, Session
 

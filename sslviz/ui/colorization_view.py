@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from sslviz.apply import LoadedModel, checkpoint_version
+from sslviz.results.apply import LoadedModel, checkpoint_version
 from sslviz.results.colorization import ColorizationResults, colorization_results
 from sslviz.store import Run, Store
 from sslviz.ui.results_view import held_out_images, loaded_model, pager, picture

@@ -8,9 +8,9 @@ import random
 import plotly.graph_objects as go
 import streamlit as st
 
-from sslviz.apply import Applied
 from sslviz.data import image_path
 from sslviz.pretext.rotation import ANGLES
+from sslviz.results.apply import Applied
 from sslviz.store import Run, Store
 from sslviz.ui.results_view import picture
 

@@ -136,7 +136,7 @@ def _fixed_colouring(file: str, how: str, k: int, _loaded: LoadedMap) -> Colouri
 def _quality(file: str, labels_key: str, _loaded: LoadedMap, _labels: Any) -> dict[str, float]:
     """RankMe and kNN agreements on at most QUALITY_ROWS images (a seeded random subset):
     a brute-force cosine kNN over 100k x D vectors would take minutes on a small machine."""
-    from sslviz import quality
+    from sslviz.maps import quality
 
     del file, labels_key  # cache keys
     n = len(_loaded.points)

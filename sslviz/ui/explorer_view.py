@@ -11,16 +11,17 @@ from typing import Any
 
 import streamlit as st
 
-from sslviz import embed, jobs, project
-from sslviz.embedding_job import runs_inline
-from sslviz.kinds import run_kind
+from sslviz.maps import embed, embedding_job, project, settings
+from sslviz.maps.embedding_job import runs_inline
+from sslviz.runner import jobs
 from sslviz.store import Dataset, Run, Store
+from sslviz.store.kinds import run_kind
 from sslviz.store.rows import ACTIVE_STATUSES
 from sslviz.ui.map import MapPoints
 from sslviz.ui.runs_view import human_duration
 from sslviz.ui.widgets import user_errors
 
-METRICS = project.METRICS
+METRICS = settings.METRICS
 DEFAULT_UMAP = {"neighbors": 15, "min_dist": 0.1, "metric": "cosine"}
 POLL_SECONDS = 2.0
 
@@ -121,7 +122,7 @@ def umap_settings(*, key: str) -> dict[str, Any]:
 class LoadedMap:
     spec: MapSpec
     points: MapPoints
-    embeddings: Any  # sslviz.embed.Embeddings (vectors (N, D), rows in the points' order)
+    embeddings: Any  # sslviz.maps.embed.Embeddings (vectors (N, D), rows in the points' order)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -150,15 +151,10 @@ def cached_map(store: Store, dataset: Dataset, spec: MapSpec) -> LoadedMap | Non
 
 
 def _map_job(store: Store, dataset: Dataset, spec: MapSpec) -> Run | None:
-    """The newest embedding job of this map (any status), if there is one."""
-    wanted = {"source": spec.source, **spec.project_args()}
-    for run in sorted(store.runs.list(), key=lambda r: -r.id):
-        if run.task != "embedding" or run.dataset_id != dataset.id:
-            continue
-        config = run.config
-        if all(config.get(k) == v for k, v in wanted.items() if v is not None):
-            return run
-    return None
+    """The newest embedding job of exactly this map (its settings and the source's current
+    checkpoint), any status, if there is one."""
+    request = project.map_request(store, dataset, spec.source, **spec.project_args())
+    return embedding_job.job_for(store, request)
 
 
 def get_map(store: Store, dataset: Dataset, spec: MapSpec, *, key: str) -> LoadedMap | None:
@@ -178,7 +174,7 @@ def get_map(store: Store, dataset: Dataset, spec: MapSpec, *, key: str) -> Loade
 
 def _job_panel(store: Store, dataset: Dataset, spec: MapSpec, *, key: str) -> None:
     run = _map_job(store, dataset, spec)
-    if run is None or run.status not in ACTIVE_STATUSES + ("finished",):
+    if run is None or run.status not in ACTIVE_STATUSES:  # none, or ended without this map
         st.info(
             f"**{dataset.name}** has {dataset.n_images:,} images: its map is computed in the "
             "background (embedding, then UMAP), so this page stays usable. Follow it here or on "
@@ -190,17 +186,22 @@ def _job_panel(store: Store, dataset: Dataset, spec: MapSpec, *, key: str) -> No
         if st.button("Compute this map", key=f"{key}_submit", type="primary",
                      icon=":material/play_arrow:"):  # fmt: skip
             with user_errors():
-                project.submit_map_job(store, dataset.id, spec.source, **spec.project_args())
+                request = embedding_job.job_request(
+                    store, dataset.id, spec.source, **spec.project_args()
+                )
+                jobs.submit(store, request, reuse_active=True)
                 st.rerun()
         return
     polling = run.status in ACTIVE_STATUSES
-    st.fragment(_job_progress, run_every=POLL_SECONDS if polling else None)(store, run.id)
+    st.fragment(_job_progress, run_every=POLL_SECONDS if polling else None)(
+        store, dataset, spec, run.id
+    )
 
 
-def _job_progress(store: Store, run_id: int) -> None:
+def _job_progress(store: Store, dataset: Dataset, spec: MapSpec, run_id: int) -> None:
     run = store.runs.get(run_id)
-    if run.status == "finished":
-        st.rerun()  # the map is ready: draw the whole page again
+    if run.status == "finished" and cached_map(store, dataset, spec) is not None:
+        st.rerun()  # the map is ready: draw the whole page again (never without the map)
     done = run.progress
     eta = jobs.eta_seconds(run)
     st.progress(

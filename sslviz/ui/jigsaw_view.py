@@ -6,7 +6,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from sslviz.apply import checkpoint_version
+from sslviz.results.apply import checkpoint_version
 from sslviz.results.jigsaw import JigsawResults, jigsaw_results
 from sslviz.store import Run, Store
 from sslviz.ui.results_view import held_out_images, loaded_model, pager, picture

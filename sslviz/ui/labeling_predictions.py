@@ -14,11 +14,11 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from sslviz import embed
-from sslviz.embedding_job import runs_inline
 from sslviz.fewshot.export import labels_csv, parquet_bytes, predictions_csv
 from sslviz.fewshot.predict import PredictResult, predict
 from sslviz.fewshot.suggest import suggest
+from sslviz.maps import embed
+from sslviz.maps.embedding_job import runs_inline
 from sslviz.store import Dataset, Store
 from sslviz.store.rows import Session
 from sslviz.ui.explorer_view import LoadedMap, MapSpec, get_map

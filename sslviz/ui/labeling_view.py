@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from sslviz.errors import UserError
+from sslviz.core.errors import UserError
 from sslviz.fewshot import sessions as fs
 from sslviz.store import Dataset, Store
 from sslviz.store.rows import Session

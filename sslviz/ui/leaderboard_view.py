@@ -21,7 +21,7 @@ import pandas as pd
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from sslviz.errors import UserError
+from sslviz.core.errors import UserError
 from sslviz.fewshot.finetune_data import labels_sha
 from sslviz.fewshot.leaderboard import Leaderboard, Row, leaderboard
 from sslviz.store import Store
@@ -39,7 +39,7 @@ def session_labels(store: Store, session: Any) -> dict[str, str]:
 def is_current(store: Store, row: Row, session: Any) -> bool:
     """Whether ``row`` is the session's own source (at the session's layer and grid, or the
     source's defaults where the session leaves them open)."""
-    from sslviz.embed import default_layer
+    from sslviz.maps.embed import default_layer
 
     if row.source != str(session.source):
         return False
@@ -150,7 +150,7 @@ def _switch_buttons(store: Store, board: Leaderboard, session: Any, on_switch: S
 def finetune_button(store: Store, session: Any) -> None:
     """Start a fine-tune of a run's encoder on the session's labels (a background run)."""
     from sslviz.fewshot.finetune import submit_finetune
-    from sslviz.kinds import run_kind
+    from sslviz.store.kinds import run_kind
 
     labels = session_labels(store, session)
     runs = [

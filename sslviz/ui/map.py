@@ -86,7 +86,7 @@ class MapPoints:
 
     @classmethod
     def from_projection(cls, projection: Any) -> MapPoints:
-        """From a ``sslviz.project.Projection`` (coords (N, dims), image_ids (N,), paths)."""
+        """From a ``sslviz.maps.project.Projection`` (coords (N, dims), image_ids (N,), paths)."""
         return cls.from_arrays(projection.coords, projection.image_ids, projection.paths)
 
     def __len__(self) -> int:

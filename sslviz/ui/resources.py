@@ -11,9 +11,10 @@ import time
 import streamlit as st
 from streamlit import runtime
 
-from sslviz.errors import UserError
+from sslviz.core.errors import UserError
+from sslviz.core.settings import warm_up_enabled
+from sslviz.core.workspace import Workspace
 from sslviz.store import Store
-from sslviz.workspace import Workspace
 
 
 @st.cache_resource(show_spinner=False)
@@ -44,7 +45,6 @@ def _start(home: str) -> str | None:
     return None
 
 
-WARM_UP_ENV = "SSLVIZ_WARM_UP"  # "0" turns the background warm-up off (benchmarks compare)
 # Pages (url paths) that import neither torch nor umap: they never wait for the warm-up.
 LIGHT_PAGES = frozenset({"", "home", "datasets", "runs"})
 # Pages that need torch but not umap: they wait only for the warm-up's torch import.
@@ -71,12 +71,12 @@ class _WarmUp:
         try:
             import sslviz.pretext  # noqa: F401  (torch, the task table)
             import sslviz.ui.train_form  # noqa: F401  (encoders, devices)
-            from sslviz import devices
+            from sslviz.core import devices
 
             devices.available_devices()
             self.torch_ready.set()
             _log.info("warm-up: torch and tasks in %.1f s", time.perf_counter() - started)
-            from sslviz import project
+            from sslviz.maps import project
 
             self.imports_done.set()
             project.warm_up()
@@ -98,7 +98,7 @@ def _warm_up() -> _WarmUp:
 def start_warm_up() -> None:
     """Start the warm-up once per server process, in a daemon thread: it never blocks a page.
     Not under AppTest (no server runtime: tests import what they use themselves)."""
-    if os.environ.get(WARM_UP_ENV, "1") != "0" and runtime.exists():
+    if warm_up_enabled() and runtime.exists():
         _warm_up()
 
 
@@ -107,7 +107,7 @@ def wait_for_warm_up(url_path: str) -> None:
     for that import to finish. Two threads importing torch (or umap) at once can hand one of
     them a half-initialised module (``partially initialized module 'torch'``). The wait is only
     the rest of an import the page would have done itself; light pages never wait."""
-    if url_path in LIGHT_PAGES or os.environ.get(WARM_UP_ENV, "1") == "0":
+    if url_path in LIGHT_PAGES or not warm_up_enabled():
         return
     if not runtime.exists():
         return

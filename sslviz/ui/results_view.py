@@ -10,13 +10,13 @@ import numpy as np
 import streamlit as st
 from torch import Tensor
 
-from sslviz.apply import LoadedModel, checkpoint_version, load_run_model
-from sslviz.errors import UserError
-from sslviz.evaluate import evaluate_run
+from sslviz.core.errors import UserError
 from sslviz.pretext.render import to_pil
 from sslviz.results import HeldOut, held_out
+from sslviz.results.apply import LoadedModel, checkpoint_version, load_run_model
 from sslviz.store import Run, Store
 from sslviz.store.schema import TASKS
+from sslviz.training.evaluate import evaluate_run
 from sslviz.ui.runs_view import run_label
 
 # The page of each task, for links from a run of another task.

@@ -6,8 +6,8 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from sslviz.apply import checkpoint_version
 from sslviz.pretext.rotation import ANGLES
+from sslviz.results.apply import checkpoint_version
 from sslviz.results.rotation import RotationResults, TurnedCopy, angle, rotation_results, turned
 from sslviz.store import Run, Store
 from sslviz.ui.results_view import held_out_images, loaded_model, pager, picture

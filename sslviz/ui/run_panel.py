@@ -1,6 +1,6 @@
 """The Runs page's panel for one run: progress, curves, held-out results, log, error, actions.
 
-What a run shows follows its kind (``sslviz.kinds``): a pretext run its held-out evaluation and
+What a run shows follows its kind (``sslviz.store.kinds``): a pretext run its held-out evaluation and
 its task's live metric, a fine-tune a link to the run it started from, an embedding job only its
 progress (it logs no training curves).
 """
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from sslviz import jobs
-from sslviz.kinds import run_kind
+from sslviz.runner import jobs
 from sslviz.store import Run, Store
+from sslviz.store.kinds import run_kind
 from sslviz.store.rows import ACTIVE_STATUSES, RESUMABLE_STATUSES
 from sslviz.ui.curves import Series, curves_figure, read_series, snapshot_time
 from sslviz.ui.runs_view import (

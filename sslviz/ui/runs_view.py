@@ -13,10 +13,10 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
-from sslviz.jobs import device_key, eta_seconds
-from sslviz.kinds import run_kind
-from sslviz.run_progress import epochs_planned, fraction_done, time_budget
+from sslviz.runner.jobs import device_key, eta_seconds
+from sslviz.runner.progress import epochs_planned, fraction_done, time_budget
 from sslviz.store import Run
+from sslviz.store.kinds import run_kind
 from sslviz.store.rows import ACTIVE_STATUSES
 
 progress = fraction_done  # fraction done, 0-1 (budget-aware): the same number the CLI prints

@@ -11,11 +11,11 @@ from typing import Any
 
 import streamlit as st
 
-from sslviz import devices
-from sslviz.config import TrainConfig, default_config, split_sizes
-from sslviz.encoders import ENCODERS
+from sslviz.core import devices
+from sslviz.models.encoders import ENCODERS
 from sslviz.pretext import TASKS
 from sslviz.store import Dataset
+from sslviz.training.config import TrainConfig, default_config, split_sizes
 
 TASK_BLURBS = {
     "rotation": "Predict which of 0/90/180/270° an image was rotated by (Gidaris et al., 2018). "

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import streamlit as st
 
-from sslviz.errors import UserError
+from sslviz.core.errors import UserError
 from sslviz.store import Dataset, Store
 
 # status -> (badge colour, material icon). Icons, not emoji: servers and some desktops lack an

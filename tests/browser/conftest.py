@@ -109,7 +109,7 @@ def app_url(tmp_path: Path, chromium: Path) -> Iterator[str]:
 
 
 def _stop_runs(home: Path) -> None:
-    from sslviz import jobs
+    from sslviz.runner import jobs
     from sslviz.store import Store
     from sslviz.store.rows import ACTIVE_STATUSES
 

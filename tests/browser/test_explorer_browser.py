@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from conftest import wait_idle
 
-from sslviz import project
 from sslviz.data import ensure_demo
+from sslviz.maps import project
 from sslviz.store import Store
 
 GRAPH = ".js-plotly-plot"

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from sslviz.atomic import write_json
-from sslviz.processes import pid_alive
+from sslviz.core.atomic import write_json
+from sslviz.core.processes import pid_alive
 
 # Writes big grids of noise (slow to compress) over the same file until it is killed.
 WRITER = """

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image as PILImage
 
+from sslviz.core.errors import UserError
 from sslviz.data import (
     THUMB_SIZE,
     delete_dataset,
@@ -18,7 +19,6 @@ from sslviz.data import (
     load_rgb,
     thumbnail_path,
 )
-from sslviz.errors import UserError
 from sslviz.store import Store
 from tests.data.make_files import encoded, good_files, make_folder, noise
 

@@ -19,6 +19,8 @@ import pytest
 from PIL import Image
 
 from sslviz.cli import main
+from sslviz.core.errors import UserError
+from sslviz.core.processes import children, pid_alive
 from sslviz.data import (
     DEMO_NAME,
     delete_dataset,
@@ -28,8 +30,6 @@ from sslviz.data import (
     reap_ingests,
     reingest,
 )
-from sslviz.errors import UserError
-from sslviz.processes import children, pid_alive
 from sslviz.store import Store
 from tests.data.make_files import encoded, noise
 

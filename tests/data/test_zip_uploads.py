@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from sslviz.core.errors import UserError
 from sslviz.data import ingest, ingest_uploads
 from sslviz.data.sources import safe_relative
-from sslviz.errors import UserError
 from sslviz.store import Store
 from tests.data.make_files import encoded, noise
 

@@ -14,14 +14,15 @@ import pytest
 import torch
 from PIL import Image
 
-from sslviz import train
-from sslviz.config import TrainConfig
 from sslviz.data import ingest
+from sslviz.runner.execute import execute
 from sslviz.store import Store
+from sslviz.training import train
+from sslviz.training.config import TrainConfig
 
 torch.set_num_threads(1)  # two cores shared by everyone
 # UMAP's numba kernels compile once and are cached across sessions (and for the workers the tests
-# start, which inherit the variable); sslviz.project keeps a folder the user set.
+# start, which inherit the variable); sslviz.maps.project keeps a folder the user set.
 NUMBA_CACHE = Path(__file__).resolve().parents[2] / ".pytest_cache" / "numba"
 NUMBA_CACHE.mkdir(parents=True, exist_ok=True)
 os.environ.setdefault("NUMBA_CACHE_DIR", str(NUMBA_CACHE))
@@ -63,7 +64,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
         config = TrainConfig(
             dataset=DATASET, task="rotation", image_size=32, epochs=1, batch_size=16, device="cpu"
         )
-        run = train.execute_run(store, train.create_run(store, config).id)
+        run = execute(store, train.create_run(store, config).id)
         assert run.status == "finished", run.error
     finally:
         store.close()

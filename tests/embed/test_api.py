@@ -13,7 +13,7 @@ PROBE = """
 import sys, sslviz
 heavy = [m for m in ("torch", "streamlit", "umap", "sklearn") if m in sys.modules]
 names = ["open_workspace", "ingest", "pretrain", "embeddings", "projection", "effective_rank"]
-import sslviz.embed, sslviz.project, sslviz.train  # submodules named like the things they do
+import sslviz.maps.embed, sslviz.maps.project, sslviz.training.train  # submodules named like the things they do
 print(heavy, all(callable(getattr(sslviz, n)) for n in names))
 """
 

@@ -8,16 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sslviz import embed as embed_module
-from sslviz.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
-from sslviz.embed import (
-    EmbeddingStopped,
+from sslviz.core.errors import UserError
+from sslviz.core.liveness import Cancelled
+from sslviz.maps import embed as embed_module
+from sslviz.maps.embed import (
     available_layers,
     cached_embeddings,
     default_layer,
     embed,
 )
-from sslviz.errors import UserError
+from sslviz.models.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from sslviz.store import Store
 
 SOURCES = ["random", "pixels", "run"]
@@ -89,7 +89,7 @@ def test_stopped_embedding_resumes_where_it_stopped(
     monkeypatch.setattr(embed_module, "BATCH", 8)
     monkeypatch.setattr(embed_module, "SAVE_EVERY", 1)
     calls = iter(range(100))
-    with pytest.raises(EmbeddingStopped):
+    with pytest.raises(Cancelled):
         embed(store, "tiny", "random", should_stop=lambda: next(calls) >= 3)
     assert cached_embeddings(store, "tiny", "random") is None
     seen: list[int] = []

@@ -8,12 +8,13 @@ import json
 import numpy as np
 import pytest
 
-from sslviz import jobs
 from sslviz.cli import main
-from sslviz.embed import cached_embeddings
-from sslviz.embedding_job import INLINE_MAX_IMAGES, execute_run, runs_inline
-from sslviz.project import cached_projection, map_request
-from sslviz.quality import effective_rank, knn_agreement
+from sslviz.maps.embed import cached_embeddings
+from sslviz.maps.embedding_job import INLINE_MAX_IMAGES, runs_inline
+from sslviz.maps.project import cached_projection, map_request
+from sslviz.maps.quality import effective_rank, knn_agreement
+from sslviz.runner import jobs
+from sslviz.runner.execute import execute
 from sslviz.store import Store
 
 
@@ -33,7 +34,7 @@ def test_job_stops_resumes_in_a_worker_and_lists_like_a_run(
         device="cpu", epochs=1,
     )  # fmt: skip
     # the executor the worker calls, told to stop at once: cancelled, nothing cached yet
-    ended = execute_run(store, run.id, should_stop=lambda: True)
+    ended = execute(store, run.id, should_stop=lambda: True)
     assert ended.status == "cancelled" and ended.total_steps == dataset.n_images + 1
     assert cached_embeddings(store, "tiny", "random") is None
     # resumed: a real worker process claims it and finishes embedding + map

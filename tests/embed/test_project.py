@@ -12,9 +12,9 @@ import pytest
 from conftest import labels_of
 
 from sslviz.cli import main
-from sslviz.errors import UserError
-from sslviz.project import Projection, cached_projection, fit_umap, project
-from sslviz.quality import knn_agreement
+from sslviz.core.errors import UserError
+from sslviz.maps.project import Projection, cached_projection, fit_umap, project
+from sslviz.maps.quality import knn_agreement
 from sslviz.store import Store
 
 

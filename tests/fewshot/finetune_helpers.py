@@ -71,12 +71,13 @@ def make_labeled_dataset(
 
 def train_parent(store: Store, dataset: str, task: str = "rotation", size: int = 16) -> int:
     """A finished pretext run of one short epoch, trained here (in this process)."""
-    from sslviz.config import TrainConfig
-    from sslviz.train import create_run, execute_run
+    from sslviz.runner.execute import execute
+    from sslviz.training.config import TrainConfig
+    from sslviz.training.train import create_run
 
     config = TrainConfig(dataset=dataset, task=task, image_size=size, epochs=1, batch_size=16,
                          device="cpu", warmup_epochs=0.5)  # fmt: skip
-    run = execute_run(store, create_run(store, config).id)
+    run = execute(store, create_run(store, config).id)
     assert run.status == "finished", run.error
     return run.id
 

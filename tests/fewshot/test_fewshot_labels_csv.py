@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sslviz.errors import UserError
+from sslviz.core.errors import UserError
 from sslviz.fewshot.labels_csv import labels_csv_text, parse_labels_csv, predictions_csv_text
 
 KNOWN = {"a/1.png", "a/2.png", "b/1.png", "b/2.png"}

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 
-from sslviz.errors import UserError
+from sslviz.core.errors import UserError
 from sslviz.fewshot.predictors import (
     METHODS,
     Features,

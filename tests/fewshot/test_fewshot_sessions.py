@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from finetune_helpers import make_labeled_dataset
 
-from sslviz.errors import UserError
+from sslviz.core.errors import UserError
 from sslviz.fewshot.sessions import (
     create_session,
     import_labels,

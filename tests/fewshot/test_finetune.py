@@ -19,14 +19,14 @@ import torch
 from finetune_helpers import first_per_class, make_labeled_dataset, train_parent
 from threadpoolctl import threadpool_limits
 
-from sslviz import jobs
 from sslviz.fewshot.finetune import (
     FineTuneConfig,
-    execute_run,
     finetune_result,
     submit_finetune,
 )
 from sslviz.fewshot.finetune_data import augment_labeled, split_labels
+from sslviz.runner import jobs
+from sslviz.runner.execute import execute
 from sslviz.store import Store
 
 START_TIMEOUT = 120  # a worker imports torch on a busy 2-core machine
@@ -99,7 +99,7 @@ def test_a_tiny_encoder_reaches_its_labels_and_predicts_the_rest(space):
     run = submit_finetune(store, space.parent, labels, config=config, device="cpu",
                           background=False)  # fmt: skip
     assert run.status == "running" and run.pid == os.getpid()  # claimed by this process
-    done = execute_run(store, run.id)
+    done = execute(store, run.id)
     assert done.status == "finished", done.error
     assert (done.task, done.parent_id, done.encoder) == ("finetune", space.parent, "small-cnn")
     result = finetune_result(store, run.id)
@@ -120,7 +120,7 @@ def test_a_tiny_encoder_reaches_its_labels_and_predicts_the_rest(space):
 
     # a fine-tune is an embedding source: the encoder of its best state (the parent's as it
     # was if early stopping kept the linear probe, which leaves the encoder untouched)
-    from sslviz.embed import embed
+    from sslviz.maps.embed import embed
 
     tuned, frozen = embed(store, "colours", run.id), embed(store, "colours", space.parent)
     assert tuned.source == str(run.id) and tuned.vectors.shape == frozen.vectors.shape
@@ -133,7 +133,7 @@ def test_too_few_labels_per_class_train_on_all_and_never_crash(space):
     config = FineTuneConfig(steps=20, probe_steps=10, eval_every=10)
     run = submit_finetune(space.store, space.parent, labels, config=config, device="cpu",
                           background=False)  # fmt: skip
-    done = execute_run(space.store, run.id)
+    done = execute(space.store, run.id)
     assert done.status == "finished", done.error
     result = finetune_result(space.store, run.id)
     assert result["holdout_accuracy"] is None and result["holdout_labels"] == 0
@@ -142,7 +142,7 @@ def test_too_few_labels_per_class_train_on_all_and_never_crash(space):
 
 
 def test_single_class_labels_are_refused(space):
-    from sslviz.errors import UserError
+    from sslviz.core.errors import UserError
 
     with pytest.raises(UserError, match="at least 2 classes"):
         submit_finetune(space.store, space.parent, {"red/000.png": "red"})

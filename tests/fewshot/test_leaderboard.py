@@ -14,9 +14,10 @@ import torch
 from finetune_helpers import first_per_class, make_labeled_dataset, train_parent
 from threadpoolctl import threadpool_limits
 
-from sslviz.fewshot.finetune import FineTuneConfig, execute_run, finetune_result, submit_finetune
+from sslviz.fewshot.finetune import FineTuneConfig, finetune_result, submit_finetune
 from sslviz.fewshot.finetune_data import labels_sha
 from sslviz.fewshot.leaderboard import TOO_FEW_TO_RANK, leaderboard
+from sslviz.runner.execute import execute
 from sslviz.store import Store
 
 pytestmark = pytest.mark.timeout(300)
@@ -91,7 +92,7 @@ def test_fine_tuned_rows_are_compared_on_labels_they_never_trained_on(space):
     config = FineTuneConfig(steps=60, probe_steps=20, eval_every=10)
     run = submit_finetune(store, space.parent, labels, config=config, device="cpu",
                           background=False)  # fmt: skip
-    assert execute_run(store, run.id).status == "finished"
+    assert execute(store, run.id).status == "finished"
     result = finetune_result(store, run.id)
 
     board = leaderboard(store, "stripes", labels)

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from sslviz import jobs
+from sslviz.runner import jobs
 from sslviz.store import Dataset, Image, Store
 
 

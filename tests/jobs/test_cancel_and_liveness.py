@@ -22,10 +22,13 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from sslviz import jobs, lifecycle
-from sslviz.config import TrainConfig
+from sslviz.core import liveness, settings
 from sslviz.data.cache import cache_path
+from sslviz.runner import jobs
+from sslviz.runner.heartbeat import Heartbeat
 from sslviz.store import Dataset, Image, Store
+from sslviz.training.config import TrainConfig
+from sslviz.training.train import job_request
 
 # The installed console script, as a user runs it (next to this interpreter, else on PATH).
 SSLVIZ = shutil.which("sslviz", path=str(Path(sys.executable).parent)) or shutil.which("sslviz")
@@ -100,7 +103,7 @@ def _config(dataset: str, **changes) -> TrainConfig:
 def test_importing_the_worker_installs_no_signal_handlers():
     # pool processes (forkserver, spawn) import the worker module as __mp_main__
     code = (
-        "import runpy, signal; runpy.run_module('sslviz.worker', run_name='__mp_main__'); "
+        "import runpy, signal; runpy.run_module('sslviz.runner.worker', run_name='__mp_main__'); "
         "print(signal.getsignal(signal.SIGTERM) == signal.SIG_DFL, "
         "signal.getsignal(signal.SIGINT) == signal.default_int_handler)"
     )
@@ -113,7 +116,7 @@ def test_cancel_during_the_cache_build_ends_cancelled_and_leaves_no_process(
     store, home, jpeg_files, wait_for
 ):
     dataset = make_jpeg_dataset(store, jpeg_files)
-    run = jobs.submit(store, _config(dataset.name))
+    run = jobs.submit(store, job_request(store, _config(dataset.name)))
     wait_for(lambda: building(store, dataset.id), START_TIMEOUT, poll=0.02)
     started = time.monotonic()
     jobs.cancel(store, run.id)
@@ -160,23 +163,21 @@ def test_the_heartbeat_beats_only_while_the_process_shows_signs_of_life(
         status="running",
     )  # fmt: skip
     store.runs.update(run.id, pid=os.getpid(), started_at=now, heartbeat_at=now - 100)
-    lifecycle.alive()
-    beats = lifecycle.Heartbeat(store, run.id, every=0.05, deadline=0.6)
+    liveness.alive()
+    beats = Heartbeat(store, run.id, every=0.05, deadline=0.6)
     try:
         wait_for(lambda: store.runs.get(run.id).heartbeat_at > now, 5)
         assert jobs.reap(store, stale_after=1.0) == []
-        lifecycle.progress(store, run.id, step=1, total=4)  # a sign of life, and progress
-        assert store.runs.get(run.id).step == 1 and lifecycle.seconds_since_alive() < 0.5
-        # no progress past the deadline: the beats stop, the reaper sees the silence
-        time.sleep(0.8)
-        last = store.runs.get(run.id).heartbeat_at
-        time.sleep(0.5)
-        assert store.runs.get(run.id).heartbeat_at == last
-        assert jobs.reap(store, stale_after=0.5) == [run.id]
+        store.runs.progress(run.id, step=1, total=4)  # a sign of life, and progress
+        assert store.runs.get(run.id).step == 1 and liveness.seconds_since_alive() < 0.5
+        # no progress past the deadline: the beats (every 0.05 s) stop, so the last one ages
+        wait_for(lambda: time.time() - store.runs.get(run.id).heartbeat_at > 1.0, 30)
+        assert liveness.seconds_since_alive() > beats.deadline
+        assert jobs.reap(store, stale_after=1.0) == [run.id]
         assert "no heartbeat" in store.runs.get(run.id).error
     finally:
         beats.stop()
-        lifecycle.alive()
+        liveness.alive()
 
 
 def test_progress_written_to_the_store_by_any_executor_keeps_the_heartbeat(
@@ -186,13 +187,15 @@ def test_progress_written_to_the_store_by_any_executor_keeps_the_heartbeat(
         dataset_id=tiny_dataset.id, task="embedding", encoder="small-cnn", config={},
         device="cpu", epochs=1, status="running",
     )  # fmt: skip
-    lifecycle.alive()
-    beats = lifecycle.Heartbeat(store, run.id, every=0.05, deadline=0.5)
+    liveness.alive()
+    beats = Heartbeat(store, run.id, every=0.05, deadline=0.5)
     try:
-        for step in range(1, 16):  # 1.5 s of plain row updates, never lifecycle.alive()
+        # no sign of life past the deadline: the beats stop and the last one ages
+        wait_for(lambda: time.time() - (store.runs.get(run.id).heartbeat_at or 0) > 1.0, 30)
+        for step in (1, 2):  # a plain row update (never liveness.alive()) brings them back
+            written = time.time()
             store.runs.update(run.id, step=step)
-            time.sleep(0.1)
-        assert time.time() - store.runs.get(run.id).heartbeat_at < 0.4
+            wait_for(lambda w=written: (store.runs.get(run.id).heartbeat_at or 0) > w, 30)
     finally:
         beats.stop()
 
@@ -202,8 +205,8 @@ def test_a_failed_beat_never_ends_the_heartbeat(store, tiny_dataset, wait_for):
         dataset_id=1, task="rotation", encoder="small-cnn", config={}, device="cpu", epochs=1,
         status="running",
     )  # fmt: skip
-    lifecycle.alive()
-    beats = lifecycle.Heartbeat(store, run.id, every=0.05, deadline=60)
+    liveness.alive()
+    beats = Heartbeat(store, run.id, every=0.05, deadline=60)
     try:
         wait_for(lambda: store.runs.get(run.id).heartbeat_at, 5)
         # a broken moment of the database: every beat fails while the table is renamed
@@ -229,9 +232,9 @@ def test_a_worker_stuck_without_progress_is_reaped_and_killed(
     stuck = store.workspace.dataset_dir(dataset.id) / first.file
     stuck.unlink()
     os.mkfifo(stuck)
-    monkeypatch.setenv(lifecycle.DEADLINE_ENV, "2")  # the worker inherits it
-    run = jobs.submit(store, TrainConfig(dataset="tiny", task="rotation", image_size=16,
-                                         epochs=1, batch_size=8, device="cpu"))  # fmt: skip
+    monkeypatch.setenv(settings.DEADLINE_ENV, "2")  # the worker inherits it
+    run = jobs.submit(store, job_request(store, TrainConfig(dataset="tiny", task="rotation", image_size=16,
+                                         epochs=1, batch_size=8, device="cpu")))  # fmt: skip
     path = cache_path(store, dataset.id, 16)
     wait_for(lambda: path.parent.is_dir() and any(path.parent.glob(".16.*.npy")), START_TIMEOUT)
     pid = store.runs.get(run.id).pid
@@ -244,12 +247,12 @@ def test_a_worker_stuck_without_progress_is_reaped_and_killed(
 
 
 def test_an_executor_that_raises_cancelled_ends_its_run_cancelled(store, tiny_dataset):
-    from sslviz import worker
+    from sslviz.runner import worker
 
     run = store.runs.create(
         dataset_id=tiny_dataset.id, task="embedding", encoder="small-cnn", config={},
         device="cpu", epochs=1, status="running",
     )  # fmt: skip
-    worker._record_failure(store, run.id, lifecycle.Cancelled("stopped while projecting"))
+    worker._record_failure(store, run.id, liveness.Cancelled("stopped while projecting"))
     ended = store.runs.get(run.id)
     assert (ended.status, ended.error, ended.traceback) == ("cancelled", None, None)

@@ -14,10 +14,12 @@ import time
 
 import pytest
 
-from sslviz import jobs
-from sslviz.config import TrainConfig
-from sslviz.errors import UserError
+from sslviz.core import settings
+from sslviz.core.errors import UserError
+from sslviz.runner import jobs
 from sslviz.store import Run, Store
+from sslviz.training.config import TrainConfig
+from sslviz.training.train import job_request
 
 SIZE = 16  # tiny images: a step takes milliseconds, so a run's length is set by its epochs
 START_TIMEOUT = 120  # a worker imports torch on a busy 2-core machine
@@ -39,14 +41,14 @@ def _ended(store: Store, run_id: int) -> Run | None:
 
 def test_an_invalid_config_is_refused_before_anything_is_recorded(store, tiny_dataset):
     with pytest.raises(UserError, match="no dataset named 'nope'"):
-        jobs.submit(store, _config(dataset="nope"))
+        jobs.submit(store, job_request(store, _config(dataset="nope")))
     with pytest.raises(UserError, match="batch size"):
-        jobs.submit(store, _config(batch_size=1))
+        jobs.submit(store, job_request(store, _config(batch_size=1)))
     assert store.runs.list() == []
 
 
 def test_submit_trains_in_a_separate_process_to_finished(store, tiny_dataset, wait_for):
-    run = jobs.submit(store, _config(epochs=2))
+    run = jobs.submit(store, job_request(store, _config(epochs=2)))
     assert run.status in ("queued", "running")
     done = wait_for(lambda: _ended(store, run.id), START_TIMEOUT)
     assert done.status == "finished", done.error
@@ -64,7 +66,7 @@ def test_submit_trains_in_a_separate_process_to_finished(store, tiny_dataset, wa
 def test_cancel_mid_run_checkpoints_and_ends_cancelled_within_seconds(
     store, tiny_dataset, wait_for
 ):
-    run = jobs.submit(store, _config(epochs=2000))
+    run = jobs.submit(store, job_request(store, _config(epochs=2000)))
     running = wait_for(lambda: (r := store.runs.get(run.id)).epoch >= 1 and r, START_TIMEOUT)
     # A worker in its own session, beating its heart.
     assert jobs.is_worker_process(running.pid, run.id) and os.getsid(running.pid) == running.pid
@@ -84,7 +86,7 @@ def test_sigkill_is_reaped_as_interrupted_and_resume_finishes_the_plan(
     store, tiny_dataset, wait_for, sslviz
 ):
     epochs = 40
-    run = jobs.submit(store, _config(epochs=epochs))
+    run = jobs.submit(store, job_request(store, _config(epochs=epochs)))
     checkpoint = store.workspace.run_dir(run.id) / "checkpoints" / "last.pt"
     victim = wait_for(
         lambda: (r := store.runs.get(run.id)).epoch >= 2 and checkpoint.exists() and r,
@@ -113,7 +115,7 @@ def test_a_crashing_run_stores_its_traceback(store, tiny_dataset, wait_for):
     corrupt = cache_path(store, tiny_dataset.id, SIZE)
     corrupt.parent.mkdir(parents=True, exist_ok=True)
     corrupt.write_bytes(b"this is not a numpy file" * 10)
-    run = jobs.submit(store, _config())
+    run = jobs.submit(store, job_request(store, _config()))
     failed = wait_for(lambda: _ended(store, run.id), START_TIMEOUT)
     assert failed.status == "failed"
     assert failed.error and "\n" not in failed.error
@@ -123,8 +125,8 @@ def test_a_crashing_run_stores_its_traceback(store, tiny_dataset, wait_for):
 
 @pytest.mark.slow
 def test_the_queue_never_runs_more_than_its_limit(store, tiny_dataset, monkeypatch):
-    monkeypatch.setenv(jobs.MAX_RUNS_ENV, "1")  # workers hand over with the same limit
-    ids = [jobs.submit(store, _config(epochs=2, seed=i)).id for i in range(3)]
+    monkeypatch.setenv(settings.MAX_RUNS_ENV, "1")  # workers hand over with the same limit
+    ids = [jobs.submit(store, job_request(store, _config(epochs=2, seed=i))).id for i in range(3)]
     most_running, deadline = 0, time.monotonic() + 3 * START_TIMEOUT
     while time.monotonic() < deadline:
         runs = [store.runs.get(i) for i in ids]
@@ -141,8 +143,8 @@ def test_the_queue_never_runs_more_than_its_limit(store, tiny_dataset, monkeypat
 
 @pytest.mark.slow
 def test_deleting_a_running_run_stops_it_and_the_next_one_starts(store, tiny_dataset, wait_for):
-    first = jobs.submit(store, _config(epochs=2000))
-    second = jobs.submit(store, _config(epochs=1))
+    first = jobs.submit(store, job_request(store, _config(epochs=2000)))
+    second = jobs.submit(store, job_request(store, _config(epochs=1)))
     running = wait_for(lambda: (r := store.runs.get(first.id)).step >= 1 and r, START_TIMEOUT)
     assert store.runs.get(second.id).status == "queued"  # one CPU slot
     jobs.delete_run(store, first.id)

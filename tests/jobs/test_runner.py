@@ -13,8 +13,9 @@ from functools import partial
 
 import pytest
 
-from sslviz import jobs
-from sslviz.errors import UserError
+from sslviz.core import settings
+from sslviz.core.errors import UserError
+from sslviz.runner import jobs
 from sslviz.store import Store
 
 
@@ -100,7 +101,7 @@ CLAIMER = textwrap.dedent(
     """
     import json, sys
     from functools import partial
-    from sslviz import jobs
+    from sslviz.runner import jobs
     from sslviz.store import Store
     store = Store.open(sys.argv[1])
     sys.stdin.readline()  # start together
@@ -144,13 +145,13 @@ def test_cancel_a_queued_run_at_once_and_refuse_what_cannot_be(store):
 
 
 def test_max_runs_per_device_reads_the_environment(monkeypatch):
-    assert jobs.max_runs_per_device() == 1
-    monkeypatch.setenv(jobs.MAX_RUNS_ENV, "3")
-    assert jobs.max_runs_per_device() == 3
-    assert jobs.max_runs_per_device(2) == 2
-    monkeypatch.setenv(jobs.MAX_RUNS_ENV, "many")
+    assert settings.max_runs_per_device() == 1
+    monkeypatch.setenv(settings.MAX_RUNS_ENV, "3")
+    assert settings.max_runs_per_device() == 3
+    assert settings.max_runs_per_device(2) == 2
+    monkeypatch.setenv(settings.MAX_RUNS_ENV, "many")
     with pytest.raises(UserError, match="whole number"):
-        jobs.max_runs_per_device()
+        settings.max_runs_per_device()
 
 
 def test_a_worker_that_cannot_even_import_torch_stores_its_traceback(store, home, tmp_path):
@@ -161,14 +162,14 @@ def test_a_worker_that_cannot_even_import_torch_stores_its_traceback(store, home
     run = _run_row(store, "running")  # as claimed by schedule
     env = {**os.environ, "PYTHONPATH": str(broken.parent)}
     result = subprocess.run(
-        [sys.executable, "-m", "sslviz.worker", str(run.id)], env=env, capture_output=True,
+        [sys.executable, "-m", "sslviz.runner.worker", str(run.id)], env=env, capture_output=True,
         text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 1
     failed = store.runs.get(run.id)
     assert failed.status == "failed"
     assert failed.error == "ImportError: simulated broken torch install"
-    assert "Traceback" in failed.traceback and "sslviz/worker.py" in failed.traceback
+    assert "Traceback" in failed.traceback and "sslviz/runner/worker.py" in failed.traceback
     assert failed.ended_at is not None
 
 

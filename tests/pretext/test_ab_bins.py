@@ -62,7 +62,7 @@ PEAK_SCRIPT = textwrap.dedent(
     import json
     import torch
     torch.set_num_threads(1)
-    from sslviz.encoders import create_encoder
+    from sslviz.models.encoders import create_encoder
     from sslviz.pretext import create_task
     task = create_task("colorization")
     encoder = create_encoder("small-cnn", in_channels=1, image_size=256)

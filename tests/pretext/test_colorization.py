@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from sslviz.encoders import ENCODERS, create_encoder
-from sslviz.errors import UserError
+from sslviz.core.errors import UserError
+from sslviz.models.encoders import ENCODERS, create_encoder
 from sslviz.pretext import create_task
 from sslviz.pretext.ab_bins import (
     L_STEP,

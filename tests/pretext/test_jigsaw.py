@@ -8,8 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from sslviz.encoders import create_encoder
-from sslviz.errors import UserError
+from sslviz.core.errors import UserError
+from sslviz.models.encoders import create_encoder
 from sslviz.pretext import create_task
 from sslviz.pretext.jigsaw import standardize_tiles, tile_side
 

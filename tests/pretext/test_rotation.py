@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from sslviz.encoders import create_encoder
+from sslviz.models.encoders import create_encoder
 from sslviz.pretext import create_task
 from sslviz.pretext.base import denormalize
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sslviz.encoders import ENCODERS, create_encoder
-from sslviz.errors import UserError
+from sslviz.core.errors import UserError
+from sslviz.models.encoders import ENCODERS, create_encoder
 from sslviz.pretext import TASKS, PretextTask, create_task
 
 

@@ -15,13 +15,13 @@ import torch
 from PIL import Image
 from trained_runs import Trained, oriented_image, png
 
-from sslviz import train
-from sslviz.apply import apply_file, apply_image, cached_run_model, read_image
-from sslviz.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from sslviz.cli import main
-from sslviz.config import TrainConfig
-from sslviz.errors import UserError
+from sslviz.core.errors import UserError
+from sslviz.models.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+from sslviz.results.apply import apply_file, apply_image, cached_run_model, read_image
 from sslviz.store import Store
+from sslviz.training import train
+from sslviz.training.config import TrainConfig
 
 
 @pytest.fixture

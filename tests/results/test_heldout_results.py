@@ -9,14 +9,14 @@ import pytest
 import torch
 from trained_runs import Trained
 
-from sslviz.apply import cached_run_model
-from sslviz.evaluate import MAX_EVAL_IMAGES, evaluate_run
 from sslviz.pretext.permutations import maximal_hamming_permutations
 from sslviz.results import held_out
+from sslviz.results.apply import cached_run_model
 from sslviz.results.colorization import colorization_results
 from sslviz.results.jigsaw import jigsaw_results, permutation_set_stats, shuffled_and_reassembled
 from sslviz.results.rotation import rotation_results
 from sslviz.store import Store
+from sslviz.training.evaluate import MAX_EVAL_IMAGES, evaluate_run
 
 
 def _results(store: Store, run_id: int):

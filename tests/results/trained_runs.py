@@ -16,10 +16,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from sslviz import train
-from sslviz.config import TrainConfig
 from sslviz.data import ingest
+from sslviz.runner.execute import execute
 from sslviz.store import Store
+from sslviz.training import train
+from sslviz.training.config import TrainConfig
 
 DATASET = "shapes"
 N_IMAGES = 60
@@ -85,7 +86,7 @@ def build(home: Path) -> Trained:
             _config("colorization", task_options={"loss": "l2"}),
             _config("jigsaw", task_options={"permutations": 30}),
         ):
-            run = train.execute_run(store, train.create_run(store, config).id)
+            run = execute(store, train.create_run(store, config).id)
             assert run.status == "finished", (run.status, run.error)
             ids.append(run.id)
     finally:

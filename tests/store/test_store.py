@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from sslviz.errors import UserError
+from sslviz.core.errors import UserError
 from sslviz.store import SCHEMA_VERSION, Image, Rejection, Store
 
 

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from sslviz.checkpoint import checkpoint_path, load_checkpoint
-from sslviz.config import TrainConfig
 from sslviz.data.cache import build_cache, cache_path
-from sslviz.evaluate import MAX_ARTIFACT_IMAGES, MAX_EVAL_IMAGES, holdout_rows, subset
-from sslviz.train import Callback, create_run, execute_run
+from sslviz.models.checkpoint import checkpoint_path, load_checkpoint
+from sslviz.runner.execute import execute
+from sslviz.training.config import TrainConfig
+from sslviz.training.evaluate import MAX_ARTIFACT_IMAGES, MAX_EVAL_IMAGES, holdout_rows, subset
+from sslviz.training.train import Callback, create_run
 
 
 class StopAtStep(Callback):
@@ -39,13 +40,13 @@ def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(
         task_options={"permutations": 30} if task == "jigsaw" else {},
     )  # fmt: skip
     whole = create_run(store, config)
-    assert execute_run(store, whole.id).status == "finished"
+    assert execute(store, whole.id).status == "finished"
 
     parted = create_run(store, config)
     stopper = StopAtStep(3)  # seen at the next step, 4: mid-epoch (3 steps per epoch)
-    stopped = execute_run(store, parted.id, should_stop=lambda: stopper.stop, callbacks=[stopper])
+    stopped = execute(store, parted.id, should_stop=lambda: stopper.stop, callbacks=[stopper])
     assert (stopped.status, stopped.step) == ("cancelled", 4)
-    assert execute_run(store, parted.id).status == "finished"
+    assert execute(store, parted.id).status == "finished"
 
     one, two = (
         load_checkpoint(checkpoint_path(store.workspace.run_dir(r.id))) for r in (whole, parted)
@@ -60,9 +61,9 @@ def test_checkpoints_leave_no_temporary_files_and_a_killed_writers_are_removed(s
     run = create_run(store, TrainConfig(dataset="tiny", task="rotation", image_size=16, epochs=1))
     path = checkpoint_path(store.workspace.run_dir(run.id))
     path.parent.mkdir(parents=True)
-    orphan = path.with_name(f".{path.name}.999999.tmp")  # what a SIGKILL mid-save leaves
+    orphan = path.with_name(f".tmp-999999-{path.name}-x1y2")  # what a SIGKILL mid-save leaves
     orphan.write_bytes(b"half a checkpoint")
-    execute_run(store, run.id)
+    execute(store, run.id)
     assert sorted(p.name for p in path.parent.iterdir()) == ["last.pt"]
 
 
@@ -105,9 +106,9 @@ def test_a_stop_during_evaluation_ends_cancelled_and_resume_evaluates(store, tin
 
     watcher = AfterLastStep()
     run = create_run(store, TrainConfig(dataset="tiny", task="rotation", image_size=16, epochs=1))
-    ended = execute_run(store, run.id, should_stop=lambda: watcher.done, callbacks=[watcher])
+    ended = execute(store, run.id, should_stop=lambda: watcher.done, callbacks=[watcher])
     assert (ended.status, ended.error) == ("cancelled", None)  # the stop came in evaluation
     assert not store.runs.metrics(run.id, "eval/accuracy")
-    done = execute_run(store, run.id)  # nothing left to train: evaluates and finishes
+    done = execute(store, run.id)  # nothing left to train: evaluates and finishes
     assert (done.status, done.step) == ("finished", ended.step)
     assert store.runs.metrics(run.id, "eval/accuracy")

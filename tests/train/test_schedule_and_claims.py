@@ -8,10 +8,11 @@ from functools import partial
 
 import pytest
 
-from sslviz import jobs
-from sslviz.config import TrainConfig
-from sslviz.errors import UserError
-from sslviz.train import create_run, execute_run, lr_factor
+from sslviz.core.errors import UserError
+from sslviz.runner import jobs
+from sslviz.runner.execute import execute
+from sslviz.training.config import TrainConfig
+from sslviz.training.train import create_run, lr_factor
 
 
 def rotation(**changes) -> TrainConfig:
@@ -56,7 +57,7 @@ def test_a_long_time_budget_warms_up_by_steps_and_anneals_by_time():
 
 def test_a_run_reaches_its_peak_learning_rate(store, tiny):
     run = create_run(store, rotation(epochs=4, warmup_epochs=1, lr=2e-3))
-    assert execute_run(store, run.id).status == "finished"
+    assert execute(store, run.id).status == "finished"
     lrs = [m.value for m in store.runs.metrics(run.id, "lr")]
     assert max(lrs) == pytest.approx(2e-3) and lrs[-1] < 0.1 * 2e-3
 
@@ -67,8 +68,8 @@ def test_a_run_claimed_by_the_scheduler_is_not_trained_by_another_process(store,
     run = create_run(store, rotation())
     [claimed] = store.runs.claim(partial(jobs.pick_runs, per_device=1), pid=None)
     assert claimed.id == run.id and claimed.status == "running"
-    with pytest.raises(UserError, match="already being trained"):
-        execute_run(store, run.id)
+    with pytest.raises(UserError, match="already being carried out"):
+        execute(store, run.id)
     after = store.runs.get(run.id)
     assert (after.status, after.step, after.pid) == ("running", 0, None)  # untouched
 
@@ -78,15 +79,15 @@ def test_a_foreground_run_is_recorded_claimed_so_no_scheduler_starts_it(store, t
     assert (run.status, run.pid) == ("running", os.getpid())
     assert run.started_at and run.heartbeat_at
     assert jobs.schedule(store) == [] and jobs.reap(store) == []  # alive, not claimable
-    done = execute_run(store, run.id)
+    done = execute(store, run.id)
     assert done.status == "finished" and done.pid is None
 
 
 def test_a_queued_run_is_claimed_by_id_once(store, tiny):
     run = create_run(store, rotation(epochs=1))
-    assert execute_run(store, run.id).status == "finished"  # claimed here, queued -> running
+    assert execute(store, run.id).status == "finished"  # claimed here, queued -> running
     again = create_run(store, rotation(epochs=1, seed=1))
     store.runs.update(again.id, pid=os.getpid() + 1)  # as if another process recorded itself
     store.runs.transition(again.id, "running", allowed_from=("queued",))
     with pytest.raises(UserError, match=f"process {os.getpid() + 1}"):
-        execute_run(store, again.id)
+        execute(store, again.id)

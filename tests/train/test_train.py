@@ -7,11 +7,12 @@ import math
 import pytest
 import torch
 
-from sslviz.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
-from sslviz.config import TrainConfig, config_problems, default_config
-from sslviz.errors import UserError
-from sslviz.evaluate import evaluate_run, load_encoder
-from sslviz.train import Callback, create_run, execute_run
+from sslviz.core.errors import UserError
+from sslviz.models.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+from sslviz.runner.execute import execute
+from sslviz.training.config import TrainConfig, config_problems, default_config
+from sslviz.training.evaluate import evaluate_run, load_encoder
+from sslviz.training.train import Callback, create_run
 
 
 def rotation(**changes) -> TrainConfig:
@@ -55,7 +56,7 @@ def test_stop_then_resume_continues_to_the_planned_end(store, tiny):
     run = create_run(store, rotation(epochs=3))
     assert run.status == "queued" and run.epochs == 3
     stopper = StopAfterEpochs(1)
-    stopped = execute_run(store, run.id, should_stop=lambda: stopper.stop, callbacks=[stopper])
+    stopped = execute(store, run.id, should_stop=lambda: stopper.stop, callbacks=[stopper])
     steps_per_epoch = 36 // 12
     assert stopped.status == "cancelled"
     # the stop is seen at the first step after epoch 1 ended
@@ -69,7 +70,7 @@ def test_stop_then_resume_continues_to_the_planned_end(store, tiny):
         def on_step_end(self, state) -> None:
             steps_seen.append(state.step)
 
-    done = execute_run(store, run.id, callbacks=[Steps()])
+    done = execute(store, run.id, callbacks=[Steps()])
     assert done.status == "finished" and done.error is None
     assert steps_seen[0] == stopped.step + 1  # continued, not restarted
     assert done.step == 3 * steps_per_epoch and done.epoch == 3
@@ -87,14 +88,14 @@ def test_stop_then_resume_continues_to_the_planned_end(store, tiny):
 def test_cancel_requested_in_the_store_stops_the_run(store, tiny):
     run = create_run(store, rotation())
     store.runs.request_cancel(run.id)
-    ended = execute_run(store, run.id)
+    ended = execute(store, run.id)
     # seen while the cache is built, before any step
     assert ended.status == "cancelled" and ended.step == 0 and ended.error is None
 
 
 def test_non_finite_loss_fails_the_run_with_the_reason(store, tiny):
     run = create_run(store, rotation(lr=1e30, epochs=3, warmup_epochs=0))
-    ended = execute_run(store, run.id)
+    ended = execute(store, run.id)
     assert ended.status == "failed"
     assert "loss became" in ended.error and "--lr" in ended.error
     assert ended.step < 9
@@ -108,7 +109,7 @@ def test_exception_marks_failed_with_traceback_and_reraises(store, tiny):
             raise RuntimeError("boom at step 1")
 
     with pytest.raises(RuntimeError):
-        execute_run(store, run.id, callbacks=[Boom()])
+        execute(store, run.id, callbacks=[Boom()])
     failed = store.runs.get(run.id)
     assert failed.status == "failed" and "boom at step 1" in failed.error
     assert "Traceback" in failed.traceback
@@ -116,7 +117,7 @@ def test_exception_marks_failed_with_traceback_and_reraises(store, tiny):
 
 def test_time_budget_ends_the_run_as_finished(store, tiny):
     run = create_run(store, rotation(epochs=500, time_budget=1.5))
-    ended = execute_run(store, run.id)
+    ended = execute(store, run.id)
     assert ended.status == "finished"
     assert 1.5 <= ended.train_seconds < 30 and ended.step < 500 * 3
     assert math.isfinite(store.runs.metrics(run.id, "eval/accuracy")[0].value)
@@ -127,7 +128,7 @@ def test_time_budget_ends_the_run_as_finished(store, tiny):
 @pytest.mark.parametrize("task,size", [("colorization", 16), ("jigsaw", 24)])
 def test_other_tasks_train_and_load_their_encoder(store, tiny, task, size):
     run = create_run(store, rotation(task=task, image_size=size, epochs=1))
-    ended = execute_run(store, run.id)
+    ended = execute(store, run.id)
     assert ended.status == "finished", ended.error
     encoder = load_encoder(store, run.id)
     assert not encoder.training

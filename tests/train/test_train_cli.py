@@ -15,7 +15,7 @@ import termios
 
 import pytest
 
-from sslviz.checkpoint import checkpoint_path, load_checkpoint
+from sslviz.models.checkpoint import checkpoint_path, load_checkpoint
 
 EVAL_KEYS = {
     "rotation": {"accuracy", "confusion"},
@@ -27,7 +27,7 @@ EVAL_KEYS = {
 def sslviz(*args: str, env_home, check: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "SSLVIZ_HOME": str(env_home), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "sslviz.distributed", *args],
+        [sys.executable, "-m", "sslviz", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -80,7 +80,7 @@ def test_train_then_eval_json(home, tiny, task, size, extra):
 def test_plain_train_prints_the_run_id_and_a_progress_bar(home, tiny):
     # the bar is drawn only on a terminal: give stderr a pseudo-terminal, as a shell would
     env = {**os.environ, "SSLVIZ_HOME": str(home), "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "sslviz.distributed", "train", "--dataset", "tiny",
+    command = [sys.executable, "-m", "sslviz", "train", "--dataset", "tiny",
                "--task", "rotation", "--image-size", "16", "--epochs", "1"]  # fmt: skip
     terminal, stderr = pty.openpty()
     fcntl.ioctl(stderr, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 24x100
@@ -127,10 +127,10 @@ def test_eval_of_a_missing_run_is_a_one_line_error(home, tiny):
 
 
 def torchrun(*args: str, env_home) -> subprocess.CompletedProcess:
-    """``torchrun --nproc_per_node 2 -m sslviz.distributed ARGS``; asserts it exited 0."""
+    """``torchrun --nproc_per_node 2 -m sslviz ARGS``; asserts it exited 0."""
     env = {**os.environ, "SSLVIZ_HOME": str(env_home), "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-               "--standalone", "-m", "sslviz.distributed", *args]  # fmt: skip
+               "--standalone", "-m", "sslviz", *args]  # fmt: skip
     launcher = subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True,

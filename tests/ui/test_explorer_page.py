@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from sslviz import jobs, project
 from sslviz.data import delete_dataset, ensure_demo
+from sslviz.maps import project
+from sslviz.runner import jobs
 from sslviz.store import Store
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
@@ -122,7 +123,7 @@ def test_search_highlights_matching_images(app: AppTest) -> None:
 def test_large_dataset_map_is_a_background_job_shown_when_done(
     app: AppTest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sslviz import embedding_job
+    from sslviz.maps import embedding_job
 
     # The page asks embedding_job whether a dataset is small; make the demo set "large".
     monkeypatch.setattr(embedding_job, "INLINE_MAX_IMAGES", 10)

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from sslviz import project
 from sslviz.data import ensure_demo
 from sslviz.data.cache import build_cache
-from sslviz.embed import BASELINE_SIZE
 from sslviz.fewshot.sessions import create_session, label_images, labels_by_path
+from sslviz.maps import project
+from sslviz.maps.embed import BASELINE_SIZE
 from sslviz.store import Store
 
 APP = Path(__file__).resolve().parents[2] / "app.py"

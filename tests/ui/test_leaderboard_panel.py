@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fewshot"))
 from finetune_helpers import first_per_class, make_labeled_dataset, train_parent  # noqa: E402
 
-from sslviz import jobs  # noqa: E402
+from sslviz.runner import jobs  # noqa: E402
 from sslviz.store import Store  # noqa: E402
 
 pytestmark = pytest.mark.timeout(300)

@@ -15,9 +15,9 @@ from streamlit.testing.v1 import AppTest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "results"))
 import trained_runs  # noqa: E402
 
-from sslviz import jobs  # noqa: E402
-from sslviz.evaluate import evaluate_run  # noqa: E402
+from sslviz.runner import jobs  # noqa: E402
 from sslviz.store import Store  # noqa: E402
+from sslviz.training.evaluate import evaluate_run  # noqa: E402
 
 
 @pytest.fixture

@@ -12,10 +12,11 @@ import torch
 from conftest import APP, png_bytes
 from streamlit.testing.v1 import AppTest
 
-from sslviz import train
-from sslviz.config import TrainConfig
 from sslviz.data import ensure_demo, ingest_uploads
+from sslviz.runner.execute import execute
 from sslviz.store import Run, Store
+from sslviz.training import train
+from sslviz.training.config import TrainConfig
 
 
 @pytest.fixture(scope="module")
@@ -33,14 +34,14 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, int]:
         config = TrainConfig(
             dataset="demo", task="rotation", image_size=16, epochs=1, batch_size=32, device="cpu"
         )
-        finished = train.execute_run(store, train.create_run(store, config).id)
+        finished = execute(store, train.create_run(store, config).id)
 
         files = [(f"gone/{i}.png", png_bytes(i)) for i in range(6)]
         dataset = ingest_uploads(store, files, "gone").dataset
         doomed = train.create_run(store, config.replace(dataset="gone"))
         shutil.rmtree(store.workspace.dataset_dir(dataset.id) / "files")  # training can't read them
         with pytest.raises(Exception):  # noqa: B017 - whatever the loader raises, the run records it
-            train.execute_run(store, doomed.id)
+            execute(store, doomed.id)
         failed = store.runs.get(doomed.id)
         assert (finished.status, failed.status) == ("finished", "failed")
         store.close()

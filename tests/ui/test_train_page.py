@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
 
-from sslviz import jobs
-from sslviz.config import default_config
+from sslviz.runner import jobs
 from sslviz.store import Store
+from sslviz.training.config import default_config
 
 
 def open_train(app: AppTest) -> AppTest:

@@ -10,7 +10,6 @@ run later, from its checkpoint, measures exactly what the trainer measured at it
 from __future__ import annotations
 
 import json
-import os
 from numbers import Real
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,14 +18,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sslviz.checkpoint import checkpoint_path, load_checkpoint
-from sslviz.config import TrainConfig
+from sslviz.core.atomic import write_json
+from sslviz.core.errors import UserError
 from sslviz.data.batches import load_rows, split_indices
 from sslviz.data.cache import open_cache
-from sslviz.errors import UserError
+from sslviz.models.checkpoint import checkpoint_path, load_checkpoint
+from sslviz.training.config import TrainConfig
 
 if TYPE_CHECKING:
-    from sslviz.encoders import Encoder
+    from sslviz.models.encoders import Encoder
     from sslviz.pretext import PretextModel, PretextTask
     from sslviz.store import Run, Store
 
@@ -57,7 +57,7 @@ def subset(rows: np.ndarray, k: int, seed: tuple[int, ...]) -> np.ndarray:
 def build_model(config: TrainConfig, sample: Tensor) -> tuple[PretextTask, PretextModel]:
     """The task and its untrained model (encoder + head) for ``config``; ``sample`` is uint8
     (N, 3, H, W) training images for data-dependent statistics."""
-    from sslviz.encoders import create_encoder
+    from sslviz.models.encoders import create_encoder
     from sslviz.pretext import create_task
 
     task = create_task(config.task, **config.task_options)
@@ -158,6 +158,4 @@ def evaluate_run(
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj))
-    os.replace(tmp, path)
+    write_json(path, obj)

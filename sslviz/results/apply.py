@@ -25,17 +25,17 @@ import torch
 from PIL import Image, ImageOps
 from torch import Tensor
 
-from sslviz.checkpoint import checkpoint_path
-from sslviz.config import TrainConfig
+from sslviz.core.errors import UserError
 from sslviz.data.decode import Rejected, decode
-from sslviz.errors import UserError
-from sslviz.evaluate import load_model
+from sslviz.models.checkpoint import checkpoint_path
 from sslviz.pretext import PretextModel, PretextTask
 from sslviz.pretext.colorization import colourfulness, psnr
 from sslviz.results.colorization import grey, is_classification, with_colours_of
 from sslviz.results.jigsaw import board, display_tiles, puzzle_logits, shuffled_and_reassembled
 from sslviz.results.rotation import angle, rotation_probabilities, turned
 from sslviz.store import Run, Store
+from sslviz.training.config import TrainConfig
+from sslviz.training.evaluate import load_model
 
 DISPLAY_SIDE = 256  # px of the pictures shown (the model sees the training size)
 CACHED_MODELS = 4

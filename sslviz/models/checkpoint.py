@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from sslviz.core.atomic import orphans, replacing
+
 FORMAT = 1
 CHECKPOINT_NAME = "last.pt"
 
@@ -44,28 +46,17 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     crash or power loss mid-write leaves the previous checkpoint intact."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as file:
-            torch.save({"format": FORMAT, **state}, file)
-            file.flush()
-            os.fsync(file.fileno())  # data on disk before the rename that publishes it
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)  # and the rename itself
-    finally:
-        tmp.unlink(missing_ok=True)
+    with replacing(path) as tmp:
+        torch.save({"format": FORMAT, **state}, tmp)
 
 
 def remove_orphans(path: Path) -> list[Path]:
-    """Delete the temporary files (``.<name>.<pid>.tmp``) a killed writer of ``path`` left
-    behind; call it before a run writes its checkpoints (only one process writes them)."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        return []
-    orphans = list(path.parent.glob(f".{path.name}.*.tmp"))
-    for orphan in orphans:
+    """Delete the temporary files a killed writer of ``path`` left behind; call it before a run
+    writes its checkpoints."""
+    found = orphans(path)
+    for orphan in found:
         orphan.unlink(missing_ok=True)
-    return orphans
+    return found
 
 
 def _fsync_dir(folder: Path) -> None:

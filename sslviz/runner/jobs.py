@@ -1,11 +1,11 @@
 """Background runs: submit, schedule onto device slots, cancel, resume, reap, delete (DESIGN 3.3).
 
 A run's state lives only in the store. A background run is a separate OS process
-(``python -m sslviz.worker RUN_ID``, in its own session) so the app stays responsive and a
+(``python -m sslviz.runner.worker RUN_ID``, in its own session) so the app stays responsive and a
 browser refresh or an app restart loses nothing. Any process may call :func:`schedule`: the app on
 a page load, the CLI, and every worker when it ends, so queued runs start with no browser open.
 
-    run = submit(store, config)       # queued, then started if its device has a free slot
+    run = submit(store, request)      # queued, then started if its device has a free slot
     cancel(store, run.id)             # the worker checkpoints and ends `cancelled`
     resume(store, run.id)             # from the last checkpoint to the planned end
 """
@@ -20,21 +20,18 @@ import sys
 import time
 from collections import Counter
 from functools import lru_cache, partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sslviz.errors import UserError
-from sslviz.processes import owns_process, pid_alive, read_proc
+from sslviz.core.errors import UserError
+from sslviz.core.processes import owns_process, pid_alive, read_proc
+from sslviz.core.settings import HOME_ENV, max_runs_per_device
 from sslviz.store import Run, Store
+from sslviz.store.kinds import JobRequest
 from sslviz.store.rows import ACTIVE_STATUSES, ENDED_STATUSES, RESUMABLE_STATUSES
-from sslviz.workspace import HOME_ENV
 
-if TYPE_CHECKING:
-    from sslviz.config import TrainConfig
-
-MAX_RUNS_ENV = "SSLVIZ_MAX_RUNS_PER_DEVICE"
 HEARTBEAT_TIMEOUT = 60.0  # seconds without a heartbeat before a running run counts as dead
 START_GRACE = 30.0  # seconds a claimed run may wait for its worker's pid to be recorded
-WORKER_MODULE = "sslviz.worker"
+WORKER_MODULE = "sslviz.runner.worker"
 LOG_NAME = "worker.log"
 
 # Workers this process started: polled so finished ones don't linger as zombies in a long-lived
@@ -43,25 +40,6 @@ _children: list[subprocess.Popen] = []
 
 
 # --- device slots ---------------------------------------------------------------------------------
-def max_runs_per_device(limit: int | None = None) -> int:
-    """Concurrent runs allowed per device: ``limit``, else ``$SSLVIZ_MAX_RUNS_PER_DEVICE``, else 1."""
-    if limit is None:
-        raw = os.environ.get(MAX_RUNS_ENV, "").strip()
-        if not raw:
-            return 1
-        try:
-            limit = int(raw)
-        except ValueError:
-            raise UserError(
-                f"{MAX_RUNS_ENV}={raw!r} is not a whole number: set it to 1 or more"
-            ) from None
-    if limit < 1:
-        raise UserError(
-            f"at least 1 run per device is needed (got {limit}): set {MAX_RUNS_ENV} >= 1"
-        )
-    return limit
-
-
 @lru_cache(maxsize=32)
 def device_key(spec: str) -> str:
     """The device a run occupies, for slot counting: "cpu", "cuda:0", "mps", ...
@@ -73,7 +51,7 @@ def device_key(spec: str) -> str:
         return "cuda:0"
     if spec != "auto":
         return spec
-    from sslviz.devices import resolve_device
+    from sslviz.core.devices import resolve_device
 
     device = resolve_device("auto")
     return device.type if device.type in ("cpu", "mps") else f"{device.type}:{device.index or 0}"
@@ -92,48 +70,34 @@ def slots(store: Store, *, limit: int | None = None) -> dict[str, dict[str, int]
 
 
 # --- submit and schedule --------------------------------------------------------------------------
-def submit(store: Store, config: TrainConfig, *, limit: int | None = None) -> Run:
-    """Record a run (queued) and start it if its device has a free slot.
-
-    Invalid configs raise a UserError before anything is recorded (``train.create_run``).
-    """
-    from sslviz import train
-
-    run = train.create_run(store, config)
-    schedule(store, limit=limit)
-    return store.runs.get(run.id)
-
-
-def submit_job(
+def submit(
     store: Store,
+    request: JobRequest,
     *,
-    kind: str,
-    dataset_id: int,
-    config: dict[str, Any],
-    encoder: str,
-    device: str = "auto",
-    total: int = 1,
-    parent_id: int | None = None,
+    claim: bool = False,
+    reuse_active: bool = False,
     limit: int | None = None,
 ) -> Run:
-    """Record a run of another kind than pretext training (``sslviz.kinds``: ``finetune``,
-    ``embedding``) as queued and start it if its device has a free slot. ``config`` is the
-    kind's own JSON-able settings; ``total`` its planned epochs (or 1). The worker calls the
-    kind's executor, which reports progress through the run's ``step``/``total_steps``."""
-    from sslviz.kinds import run_kind
+    """Record a run of any kind (the request its own code built: ``training.train.job_request``,
+    ``maps.embedding_job.job_request``, ``fewshot.finetune.job_request``).
 
-    if run_kind(kind).pretext:
-        raise ValueError(f"{kind} is a pretext task: submit a TrainConfig with submit()")
-    run = store.runs.create(
-        dataset_id=dataset_id,
-        task=kind,
-        encoder=encoder,
-        config=config,
-        device=device,
-        epochs=max(1, int(total)),
-        parent_id=parent_id,
-    )
-    schedule(store, limit=limit)
+    By default it is queued and started if its device has a free slot. With ``claim`` it is
+    recorded ``running`` in this process (a foreground ``sslviz train``, the Python API): never
+    queued, so no scheduler can claim it and start a second process; it takes its device slot
+    even when the slot was full (the user asked for it here, now). With ``reuse_active`` an
+    identical run already queued or running is returned instead of a second one.
+    """
+    if reuse_active:
+        for run in store.runs.list(ACTIVE_STATUSES):
+            if (run.task, run.dataset_id, run.config) == (
+                request.kind,
+                request.dataset_id,
+                request.config,
+            ):
+                return run
+    run = store.runs.record(request, claim=claim)
+    if not claim:
+        schedule(store, limit=limit)
     return store.runs.get(run.id)
 
 
@@ -177,7 +141,7 @@ def pick_runs(
 
 
 def _spawn(store: Store, run_id: int) -> None:
-    """Start ``python -m sslviz.worker RUN_ID`` in its own session, output to the run's log."""
+    """Start ``python -m sslviz.runner.worker RUN_ID`` in its own session, output to the run's log."""
     run_dir = store.workspace.run_dir(run_id)
     run_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, HOME_ENV: str(store.workspace.root), "PYTHONUNBUFFERED": "1"}
@@ -258,7 +222,7 @@ def _owns_process(run: Run) -> bool:
 
 
 def is_worker_process(pid: int, run_id: int) -> bool:
-    """True if ``pid`` runs ``python -m sslviz.worker RUN_ID`` (guards against pid reuse)."""
+    """True if ``pid`` runs ``python -m sslviz.runner.worker RUN_ID`` (guards against pid reuse)."""
     cmdline = read_proc(pid, "cmdline")
     if cmdline is None:
         return False

@@ -11,7 +11,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
-from sslviz.errors import UserError
+from sslviz.core.errors import UserError
 
 if TYPE_CHECKING:
     from sslviz.store import Dataset, Store
@@ -29,7 +29,7 @@ MAX_DEFAULT_EPOCHS = 100
 class TrainConfig:
     dataset: str  # dataset name
     task: str  # "rotation" | "colorization" | "jigsaw"
-    encoder: str = "small-cnn"  # sslviz.encoders registry name
+    encoder: str = "small-cnn"  # sslviz.models.encoders registry name
     image_size: int = 32  # side of the square training images
     epochs: int = 10
     batch_size: int = 64  # images per step (before the task multiplies them, e.g. 4 rotations)
@@ -86,8 +86,8 @@ def config_problems(store: Store, config: TrainConfig) -> list[str]:
 
     Cheap: reads the store and the registries, never decodes images or builds a model.
     """
-    from sslviz.devices import resolve_device
-    from sslviz.encoders import ENCODERS
+    from sslviz.core.devices import resolve_device
+    from sslviz.models.encoders import ENCODERS
     from sslviz.pretext import TASKS
 
     problems: list[str] = []

@@ -1,31 +1,34 @@
-"""Pretext training: create a run, then execute it with one readable loop and callbacks.
+"""Pretext training: create a run, then train it with one readable loop and callbacks.
 
     run = create_run(store, TrainConfig(dataset="demo", task="rotation"))   # queued
-    run = execute_run(store, run.id)                                        # ... finished
+    run = runner.execute.execute(store, run.id)                            # ... finished
 
-``execute_run`` is what the CLI (foreground), the background worker and torchrun's ranks call.
-Only the process that claimed a run trains it: the scheduler's claim (queued -> running, for its
-worker), a foreground run created already claimed (``create_run(..., claim=True)``), or a claim by
-id here. The run's state lives in the store; the loop (``train``) reports through callbacks
-(minGPT-style): ``StoreLogger`` writes metrics and progress, the CLI adds a progress bar.
-Cancel is answered at any moment: between steps, while the cache is built, during evaluation.
+``execute_run`` is the pretext tasks' executor (``sslviz.store.kinds``): the job runner claims the
+run, keeps its heartbeat and records how it ended (``sslviz.runner.execute``); this module only
+trains. The loop (``train``) reports through callbacks (minGPT-style): ``StoreLogger`` writes
+metrics and progress, the CLI adds a progress bar. Cancel is answered at any moment: between
+steps, while the cache is built, during evaluation.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.lr_scheduler import LambdaLR
 
-from sslviz import distributed
-from sslviz.checkpoint import (
+from sslviz.core.devices import resolve_device
+from sslviz.core.errors import UserError
+from sslviz.core.liveness import Cancelled, alive
+from sslviz.data.batches import BatchLoader, BatchPlan, load_rows, split_indices
+from sslviz.data.cache import open_cache
+from sslviz.models.checkpoint import (
     checkpoint_path,
     load_checkpoint,
     remove_orphans,
@@ -33,16 +36,12 @@ from sslviz.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from sslviz.config import TrainConfig, check_config
-from sslviz.data.batches import BatchLoader, BatchPlan, load_rows, split_indices
-from sslviz.data.cache import open_cache
-from sslviz.devices import resolve_device
-from sslviz.errors import UserError
-from sslviz.evaluate import build_model, evaluate_model
-from sslviz.lifecycle import Cancelled, Heartbeat, alive, is_beating, record_crash
 from sslviz.store import Run, Store
-from sslviz.store.rows import RESUMABLE_STATUSES
-from sslviz.train_callbacks import Callback, StoreLogger, TrainState
+from sslviz.store.kinds import JobRequest
+from sslviz.training import distributed
+from sslviz.training.callbacks import Callback, StoreLogger, TrainState
+from sslviz.training.config import TrainConfig, check_config
+from sslviz.training.evaluate import build_model, evaluate_model
 
 __all__ = ["Callback", "TrainState", "create_run", "execute_run", "lr_factor", "train"]
 
@@ -51,27 +50,24 @@ WARMUP_BUDGET_FRACTION = 0.1  # under a time budget, warm-up ends by this share 
 _DROPOUT_SALT = 0xD40
 
 
-def create_run(store: Store, config: TrainConfig, *, claim: bool = False) -> Run:
-    """Check ``config`` (UserError with its first problem) and record the run as ``queued`` for
-    the scheduler, or with ``claim`` as ``running`` in this process (the foreground ``sslviz
-    train``): never queued, so no scheduler can claim it and start a second trainer. A claimed
-    run takes its device slot even when the slot was full (the user asked for it here, now)."""
+def job_request(store: Store, config: TrainConfig) -> JobRequest:
+    """Check ``config`` (UserError with its first problem) and say what run it records."""
     check_config(store, config)
-    dataset = store.datasets.get_by_name(config.dataset)
-    run = store.runs.create(
-        dataset_id=dataset.id,
-        task=config.task,
+    return JobRequest(
+        kind=config.task,
+        dataset_id=store.datasets.get_by_name(config.dataset).id,
         encoder=config.encoder,
         config=config.to_dict(),
         device=config.device,
         epochs=config.epochs,
-        status="running" if claim else "queued",
     )
-    if claim:
-        now = time.time()
-        store.runs.update(run.id, pid=os.getpid(), started_at=now, heartbeat_at=now)
-        run = store.runs.get(run.id)
-    return run
+
+
+def create_run(store: Store, config: TrainConfig, *, claim: bool = False) -> Run:
+    """Record the run of ``config`` as ``queued``, or with ``claim`` as ``running`` in this
+    process (the foreground ``sslviz train``; see ``store.runs.record``). The job runner's
+    ``submit`` also starts a queued run when its device has a free slot."""
+    return store.runs.record(job_request(store, config), claim=claim)
 
 
 def lr_factor(
@@ -102,45 +98,21 @@ def lr_factor(
 
 def execute_run(
     store: Store,
-    run_id: int,
+    run: Run,
     *,
     should_stop: Callable[[], bool] | None = None,
     callbacks: Sequence[Callback] = (),
-) -> Run:
-    """Train a queued/claimed run (or continue a cancelled/failed/interrupted one from its last
-    checkpoint) to its end; returns the run as it ended: finished, failed or cancelled.
+) -> tuple[str, dict[str, Any]]:
+    """The pretext tasks' executor (``sslviz.store.kinds``; ``sslviz.runner.execute`` claims the
+    run, keeps its heartbeat and records how it ended): train ``run`` from its last checkpoint, if
+    any, to its end. Returns (``finished`` or ``cancelled``, run fields to set with it).
 
     Stops (checkpoint, ``cancelled``) when ``should_stop()`` is true or the store's
-    ``cancel_requested`` is set, at any moment: a stop during the cache build or evaluation ends
-    ``cancelled`` too (``lifecycle.Cancelled``). Any other exception marks the run ``failed`` with
-    the traceback stored and is re-raised (KeyboardInterrupt: ``cancelled``, re-raised). Under
-    torchrun only rank 0 writes the store. A run claimed by another process is refused.
+    ``cancel_requested`` is set, at any moment: a stop during the cache build or evaluation raises
+    ``Cancelled``. Under torchrun only rank 0 writes the store; the other ranks call this directly.
     """
-    ctx = distributed.context()
-    run = store.runs.get(run_id)
-    heartbeat = None
-    if ctx.is_main:
-        _mark_running(store, run)
-        alive()
-        if not is_beating(store, run.id):  # the worker beats already; a foreground run here
-            heartbeat = Heartbeat(store, run.id)
-    logger = [StoreLogger(store, run.id)] if ctx.is_main else []
-    try:
-        status, fields = train(store, run, should_stop=should_stop, callbacks=[*logger, *callbacks])
-    except Cancelled:
-        status, fields = "cancelled", {}
-    except BaseException as error:
-        if ctx.is_main:
-            record_crash(store, run.id, error)
-        raise
-    finally:
-        if heartbeat:
-            heartbeat.stop()
-    if ctx.is_main:
-        store.runs.transition(
-            run.id, status, allowed_from=("running",), ended_at=time.time(), pid=None, **fields
-        )
-    return store.runs.get(run.id)
+    logger = [StoreLogger(store, run.id)] if distributed.context().is_main else []
+    return train(store, run, should_stop=should_stop, callbacks=[*logger, *callbacks])
 
 
 def train(
@@ -384,51 +356,6 @@ def train(
     for cb in callbacks:
         cb.on_train_end(state, status)
     return status, fields
-
-
-def _mark_running(store: Store, run: Run) -> None:
-    """Take the run for this process. A run claimed for it carries its pid (the scheduler's
-    claim, then its worker records its pid; or created claimed in the foreground); a queued run
-    is claimed here by id (queued -> running in one statement: no scheduler can claim it too);
-    an ended run restarts from its checkpoint with its cancel flag cleared. A run another process
-    claimed is refused."""
-    now = time.time()
-    me = os.getpid()
-    common = {"pid": me, "heartbeat_at": now, "started_at": run.started_at or now}
-    if run.status == "running" and run.pid != me:
-        raise _taken(run)
-    if run.status in RESUMABLE_STATUSES:
-        ok = store.runs.transition(
-            run.id,
-            "running",
-            allowed_from=RESUMABLE_STATUSES,
-            cancel_requested=0,
-            error=None,
-            traceback=None,
-            ended_at=None,
-            **common,
-        )
-    elif run.status == "queued":
-        ok = store.runs.transition(run.id, "running", allowed_from=("queued",), **common)
-    else:  # claimed for this process already (its pid is recorded)
-        ok = run.status == "running" and store.runs.transition(
-            run.id, "running", allowed_from=("running",), **common
-        )
-    if not ok:
-        now_run = store.runs.get(run.id)
-        if now_run.status == "running":
-            raise _taken(now_run)
-        raise UserError(
-            f"run {run.id} is {now_run.status}: only queued, running, "
-            f"{', '.join(RESUMABLE_STATUSES)} runs can be trained"
-        )
-
-
-def _taken(run: Run) -> UserError:
-    return UserError(
-        f"run {run.id} is already being trained by process {run.pid}: "
-        f"follow it with `sslviz status {run.id}`"
-    )
 
 
 def _rank_seed(seed: int, rank: int, step: int = 0) -> int:

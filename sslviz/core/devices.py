@@ -6,7 +6,7 @@ import re
 
 import torch
 
-from sslviz.errors import UserError
+from sslviz.core.errors import UserError
 
 DEVICE_SPECS = ("auto", "cpu", "cuda", "cuda:N", "mps")
 

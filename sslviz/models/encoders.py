@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models import resnet18
 
-from sslviz.errors import UserError
+from sslviz.core.errors import UserError
 
 
 class Encoder(nn.Module):

@@ -33,12 +33,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from sslviz.errors import UserError
+from sslviz.core.atomic import write_text
+from sslviz.core.errors import UserError
+from sslviz.core.liveness import Cancelled
 
 if TYPE_CHECKING:
     import torch
 
-    from sslviz.encoders import Encoder
+    from sslviz.models.encoders import Encoder
     from sslviz.store import Dataset, Run, Store
 
 ProgressCallback = Callable[[int, int], None]  # (images done, total)
@@ -55,10 +57,6 @@ SAVE_EVERY = 8  # batches between flushes of the partial file (what a resume con
 # Kinds not listed here whose ``has_encoder`` is true use the pretext loader. Helper E adds
 # "finetune" with a function returning a SourceEncoder of the fine-tuned encoder.
 ENCODER_LOADERS: dict[str, str] = {"finetune": "sslviz.fewshot.finetune:finetuned_encoder"}
-
-
-class EmbeddingStopped(Exception):
-    """``should_stop`` said stop; the rows done so far are kept for the next call."""
 
 
 class SourceEncoder(NamedTuple):
@@ -96,7 +94,7 @@ def parse_source(source: int | str) -> str:
 
 def source_run(store: Store, source: str) -> Run:
     """The run behind a run-id source; UserError if it is unknown or its kind has no encoder."""
-    from sslviz.kinds import run_kind
+    from sslviz.store.kinds import run_kind
 
     run = store.runs.get(int(source))
     kind = run_kind(run.task)
@@ -116,7 +114,7 @@ def encoder_for_source(store: Store, source: int | str) -> SourceEncoder:
     if source == "random":
         return random_encoder()
     run = source_run(store, source)
-    loader = ENCODER_LOADERS.get(run.task, "sslviz.embed:pretext_encoder")
+    loader = ENCODER_LOADERS.get(run.task, "sslviz.maps.embed:pretext_encoder")
     module, _, function = loader.partition(":")
     return getattr(importlib.import_module(module), function)(store, run)
 
@@ -124,7 +122,7 @@ def encoder_for_source(store: Store, source: int | str) -> SourceEncoder:
 def pretext_encoder(store: Store, run: Run) -> SourceEncoder:
     """A pretext run's trained encoder, fed whole images at its training size the way its task
     shows them (colorization: the L channel; jigsaw: per-image standardized)."""
-    from sslviz.evaluate import load_model
+    from sslviz.training.evaluate import load_model
 
     task, model, config, checkpoint = load_model(store, run.id)
     return SourceEncoder(
@@ -136,7 +134,7 @@ def random_encoder() -> SourceEncoder:
     """The default architecture, untrained, with a fixed seed (the global RNG is left alone)."""
     import torch
 
-    from sslviz.encoders import create_encoder
+    from sslviz.models.encoders import create_encoder
     from sslviz.pretext.base import normalize
 
     with torch.random.fork_rng(devices=[]):
@@ -152,7 +150,7 @@ def source_version(store: Store, source: str) -> str:
         return f"seed{RANDOM_SEED}"
     if source == "pixels":
         return "v1"
-    from sslviz.checkpoint import checkpoint_path
+    from sslviz.models.checkpoint import checkpoint_path
 
     path = checkpoint_path(store.workspace.run_dir(int(source)))
     try:
@@ -176,7 +174,7 @@ _ARCHITECTURES: dict[str, Encoder] = {}
 
 
 def _untrained(name: str) -> Encoder:
-    from sslviz.encoders import create_encoder
+    from sslviz.models.encoders import create_encoder
 
     if name not in _ARCHITECTURES:
         _ARCHITECTURES[name] = create_encoder(name)
@@ -293,7 +291,7 @@ def embed(
     """Embeddings of every image of ``dataset`` from ``source`` at ``layer`` pooled over a
     ``grid`` x ``grid`` grid (defaults: :func:`default_layer`); computed once, then read from
     the workspace. ``on_progress(done, total)`` follows the images; ``should_stop()`` true
-    between batches raises EmbeddingStopped (the rows done so far are kept)."""
+    between batches raises Cancelled (the rows done so far are kept)."""
     dataset = resolve_dataset(store, dataset)
     source = parse_source(source)
     layer, grid = resolve_layer(store, source, layer, grid)
@@ -366,7 +364,7 @@ def _compute(
         for batch, start in enumerate(range(done, total, BATCH)):
             if should_stop is not None and should_stop():
                 _save_partial(out, done_file, start)
-                raise EmbeddingStopped(f"stopped after {start} of {total} images")
+                raise Cancelled(f"stopped after {start} of {total} images")
             rows = torch.from_numpy(np.array(cache[start : start + BATCH]))  # a writable copy
             out[start : start + len(rows)] = features(rows).numpy()
             if (batch + 1) % SAVE_EVERY == 0:
@@ -439,6 +437,4 @@ def remove_stale(file: Path) -> None:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_text(path, text)

@@ -2,7 +2,7 @@
 
     proj = project(store, "digits", "pixels")          # coords float32 (N, 2), rows by path
     proj = project(store, "digits", 3, dims=3, neighbors=30)
-    job = submit_map_job(store, "big", 3)              # the same, as a background job
+    jobs.submit(store, embedding_job.job_request(store, "big", 3))   # as a job (the page or CLI)
     warm_up()                                          # compile numba's code once, in the background
 
 What we chose, and why (umap-learn 0.5):
@@ -45,8 +45,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sslviz.embed import (
-    EmbeddingStopped,
+from sslviz.core.atomic import write_npy
+from sslviz.core.liveness import Cancelled
+from sslviz.maps.embed import (
     ProgressCallback,
     embed,
     locked,
@@ -57,16 +58,16 @@ from sslviz.embed import (
     source_version,
     write_text_atomic,
 )
-from sslviz.errors import UserError
+from sslviz.maps.settings import MapSettings
 
 if TYPE_CHECKING:
-    from sslviz.store import Dataset, Run, Store
+    from sslviz.store import Dataset, Store
 
 ALGORITHM = "umap1"  # bump when the recipe below changes: old maps are then recomputed
 PCA_DIMS = 50
 SEED = 0
 INIT = "pca"
-METRICS = ("cosine", "euclidean", "manhattan", "correlation")
+
 NUMBA_CACHE_ENV = "NUMBA_CACHE_DIR"
 
 
@@ -83,7 +84,7 @@ class Projection:
 def numba_cache_dir(root: Path | None = None) -> Path:
     """``<workspace>/numba_cache`` (the workspace of ``$SSLVIZ_HOME`` if ``root`` is None)."""
     if root is None:
-        from sslviz.workspace import Workspace
+        from sslviz.core.workspace import Workspace
 
         root = Workspace.from_env().root
     return Path(root) / "numba_cache"
@@ -147,7 +148,7 @@ def fit_umap(
 
     With ``should_stop``, UMAP runs in a child process that is ended as soon as it returns true
     (numba code can't be interrupted from Python): a cancelled job stops within a second and
-    leaves no process behind; EmbeddingStopped is raised.
+    leaves no process behind; Cancelled is raised.
     """
     from sklearn.decomposition import PCA
 
@@ -205,7 +206,7 @@ def _fit_in_child(
             while process.is_alive():
                 process.join(0.5)
                 if process.is_alive() and should_stop():
-                    raise EmbeddingStopped("stopped while fitting the map")
+                    raise Cancelled("stopped while fitting the map")
         finally:
             if process.is_alive():
                 process.terminate()
@@ -219,40 +220,35 @@ def _fit_in_child(
 
 
 # --- cached maps ---------------------------------------------------------------------------------
-def _check(neighbors: int, min_dist: float, metric: str, dims: int) -> None:
-    if dims not in (2, 3):
-        raise UserError(f"--dims {dims}: a map has 2 or 3 dimensions")
-    if not 2 <= neighbors <= 200:
-        raise UserError(
-            f"--neighbors {neighbors}: use 2 to 200 (15 is typical; more = more global)"
-        )
-    if not 0.0 <= min_dist <= 1.0:
-        raise UserError(f"--min-dist {min_dist}: use 0 to 1 (0.1 is typical; lower = tighter)")
-    if metric not in METRICS:
-        raise UserError(f"unknown metric {metric!r}; choose one of: {', '.join(METRICS)}")
+@dataclass(frozen=True)
+class MapRequest:
+    """A map asked for, resolved: the dataset row, the settings with the source's layer and grid
+    filled in, the source's checkpoint version and the map's file (its cache key)."""
+
+    dataset: Dataset
+    settings: MapSettings
+    version: str
+    file: Path
+
+    def job_config(self) -> dict[str, Any]:
+        """What a background job of this map records: it matches this exact file (a source that
+        checkpointed again, or another layer, is another map)."""
+        return {**self.settings.to_config(), "version": self.version}
 
 
-def map_file(
-    store: Store, dataset: Dataset, source: str, layer: str, grid: int, params: dict[str, Any]
-) -> Path:
-    key = json.dumps(
-        {k: params[k] for k in ("neighbors", "min_dist", "metric", "dims")}, sort_keys=True
-    )
+def map_request(store: Store, dataset: Any, source: Any, **options: Any) -> MapRequest:
+    """Resolve a map: dataset, source, layer and grid defaults, parameters checked (UserError)."""
+    settings = MapSettings.build(parse_source(source), **options)
+    settings.check()
+    row = resolve_dataset(store, dataset)
+    layer, grid = resolve_layer(store, settings.source, settings.layer, settings.grid)
+    settings = settings.replace(layer=layer, grid=grid)
+    version = source_version(store, settings.source)
+    key = json.dumps(settings.umap_options(), sort_keys=True)
     digest = hashlib.sha1(f"{ALGORITHM}{key}".encode()).hexdigest()[:10]
-    version = source_version(store, source)
-    folder = store.workspace.dataset_dir(dataset.id) / "maps" / source
-    return folder / f"{layer}-g{grid}-n{dataset.n_images}-{digest}-{version}.npy"
-
-
-def map_request(
-    store: Store, dataset: Any, source: Any, layer: str | None, grid: int | None, **options: Any
-) -> tuple[Dataset, str, dict[str, Any], Path]:
-    dataset = resolve_dataset(store, dataset)
-    source = parse_source(source)
-    layer, grid = resolve_layer(store, source, layer, grid)
-    _check(options["neighbors"], options["min_dist"], options["metric"], options["dims"])
-    params = {"source": source, "layer": layer, "grid": grid, **options}
-    return dataset, source, params, map_file(store, dataset, source, layer, grid, params)
+    folder = store.workspace.dataset_dir(row.id) / "maps" / settings.source
+    file = folder / f"{layer}-g{grid}-n{row.n_images}-{digest}-{version}.npy"
+    return MapRequest(row, settings, version, file)
 
 
 def _load(store: Store, dataset: Dataset, file: Path) -> Projection | None:
@@ -269,23 +265,12 @@ def _load(store: Store, dataset: Dataset, file: Path) -> Projection | None:
 
 
 def cached_projection(
-    store: Store,
-    dataset: Any,
-    source: int | str,
-    *,
-    layer: str | None = None,
-    grid: int | None = None,
-    neighbors: int = 15,
-    min_dist: float = 0.1,
-    metric: str = "cosine",
-    dims: int = 2,
+    store: Store, dataset: Any, source: int | str, **options: Any
 ) -> Projection | None:
-    """The stored map if it exists and is current, else None; never computes."""
-    dataset, _, _, file = map_request(
-        store, dataset, source, layer, grid,
-        neighbors=neighbors, min_dist=min_dist, metric=metric, dims=dims,
-    )  # fmt: skip
-    return _load(store, dataset, file)
+    """The stored map if it exists and is current, else None; never computes. ``options`` are
+    ``MapSettings`` fields (layer, grid, neighbors, min_dist, metric, dims)."""
+    request = map_request(store, dataset, source, **options)
+    return _load(store, request.dataset, request.file)
 
 
 def project(
@@ -293,26 +278,20 @@ def project(
     dataset: Any,
     source: int | str,
     *,
-    layer: str | None = None,
-    grid: int | None = None,
-    neighbors: int = 15,
-    min_dist: float = 0.1,
-    metric: str = "cosine",
-    dims: int = 2,
     on_progress: ProgressCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
+    **options: Any,
 ) -> Projection:
     """A UMAP map of every image of ``dataset`` from ``source``'s embeddings (computed first if
-    needed; ``on_progress`` follows them); cached. ``should_stop`` as in ``embed``."""
-    dataset, source, params, file = map_request(
-        store, dataset, source, layer, grid,
-        neighbors=neighbors, min_dist=min_dist, metric=metric, dims=dims,
-    )  # fmt: skip
+    needed; ``on_progress`` follows them); cached. ``options`` are ``MapSettings`` fields;
+    ``should_stop`` as in ``embed``."""
+    request = map_request(store, dataset, source, **options)
+    dataset, settings, file = request.dataset, request.settings, request.file
     found = _load(store, dataset, file)
     if found is not None:
         return found
     emb = embed(
-        store, dataset, source, layer=params["layer"], grid=params["grid"],
+        store, dataset, settings.source, layer=settings.layer, grid=settings.grid,
         on_progress=on_progress, should_stop=should_stop,
     )  # fmt: skip
     file.parent.mkdir(parents=True, exist_ok=True)
@@ -321,11 +300,11 @@ def project(
         if found is None:
             started = time.perf_counter()
             coords = fit_umap(
-                emb.vectors, neighbors=neighbors, min_dist=min_dist, metric=metric, dims=dims,
-                root=store.workspace.root, should_stop=should_stop,
+                emb.vectors, **settings.umap_options(), root=store.workspace.root,
+                should_stop=should_stop,
             )  # fmt: skip
             meta = {
-                **params,
+                **settings.to_config(),
                 "init": INIT,
                 "seed": SEED,
                 "pca_dims": PCA_DIMS,
@@ -335,34 +314,10 @@ def project(
                 "created_at": time.time(),
             }
             write_text_atomic(file.with_suffix(".json"), json.dumps(meta))
-            tmp = file.with_name(f".{file.stem}.{os.getpid()}.tmp.npy")
-            np.save(tmp, coords)
-            os.replace(tmp, file)
+            write_npy(file, coords)
             remove_stale(file)
             found = _load(store, dataset, file)
     assert found is not None
     if on_progress:
         on_progress(len(found.paths), len(found.paths))
     return found
-
-
-def submit_map_job(
-    store: Store,
-    dataset: Any,
-    source: int | str,
-    *,
-    layer: str | None = None,
-    grid: int | None = None,
-    neighbors: int = 15,
-    min_dist: float = 0.1,
-    metric: str = "cosine",
-    dims: int = 2,
-) -> Run:
-    """The same map as a background job (kind ``embedding``) through the one job runner:
-    progress in the run's step/total_steps, cancel and resume like any run."""
-    from sslviz.embedding_job import submit
-
-    return submit(
-        store, dataset, source, layer=layer, grid=grid,
-        neighbors=neighbors, min_dist=min_dist, metric=metric, dims=dims,
-    )  # fmt: skip

@@ -1,10 +1,11 @@
-"""The background worker: ``python -m sslviz.worker RUN_ID`` carries out one run (pretext
-training, fine-tuning or embedding: ``sslviz.kinds``), then hands over.
+"""The background worker: ``python -m sslviz.runner.worker RUN_ID`` carries out one run (pretext
+training, fine-tuning or embedding: ``sslviz.store.kinds``), then hands over.
 
-Started by :func:`sslviz.jobs.schedule` in its own session, output in ``runs/<id>/worker.log``.
+Started by :func:`sslviz.runner.jobs.schedule` in its own session, output in ``runs/<id>/worker.log``.
 It runs at a lower priority with few torch threads so the app on the same machine stays
 responsive, writes a heartbeat from a thread while the executor shows signs of life
-(``sslviz.lifecycle``: a slow step or cache build never looks dead, a stuck one is reaped),
+(``sslviz.runner.heartbeat``: a slow step or cache build never looks dead, a stuck one is reaped),
+carries the run out through ``sslviz.runner.execute`` (the one executor wrapper),
 turns SIGTERM/SIGINT into a stop flag the executor polls (checkpoint, then ``cancelled``),
 records any crash — even an import error — as ``failed`` with its traceback, and on the way out
 calls ``schedule`` so queued runs start with no browser open.
@@ -42,30 +43,19 @@ from typing import TYPE_CHECKING  # noqa: E402
 if TYPE_CHECKING:
     from sslviz.store import Store
 
-THREADS_ENV = "SSLVIZ_WORKER_THREADS"
-NICE_ENV = "SSLVIZ_WORKER_NICE"
-
-
-def torch_threads() -> int:
-    """Threads for torch: ``$SSLVIZ_WORKER_THREADS``, else all cores but one (at least 1), so the
-    app's server keeps a core to itself."""
-    raw = os.environ.get(THREADS_ENV, "").strip()
-    if raw.isdigit() and int(raw) > 0:
-        return int(raw)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, (cores or 1) - 1)
-
 
 def _lower_priority() -> None:
-    # Not allowed or not a number: run at normal priority rather than not at all.
-    with contextlib.suppress(OSError, ValueError):
-        os.nice(int(os.environ.get(NICE_ENV, "10")))
+    from sslviz.core.settings import worker_nice
+
+    # Not allowed: run at normal priority rather than not at all.
+    with contextlib.suppress(OSError):
+        os.nice(worker_nice())
 
 
 def _record_failure(store: Store, run_id: int, error: BaseException) -> None:
     """Mark the run failed with a one-line error and the traceback (unless it already ended);
-    a stop (``lifecycle.Cancelled`` from any executor, or a second signal) ends it cancelled."""
-    from sslviz.lifecycle import Cancelled  # torch-free
+    a stop (``Cancelled`` from any executor, or a second signal) ends it cancelled."""
+    from sslviz.core.liveness import Cancelled
 
     if isinstance(error, Cancelled) or (isinstance(error, KeyboardInterrupt) and _stop.is_set()):
         store.runs.transition(
@@ -89,7 +79,9 @@ def _record_failure(store: Store, run_id: int, error: BaseException) -> None:
 
 def run(run_id: int) -> int:
     """Train ``run_id`` to its end; the exit code is 0 unless the run failed."""
-    from sslviz.lifecycle import Cancelled, Heartbeat
+    from sslviz.core.liveness import Cancelled
+    from sslviz.core.settings import worker_threads
+    from sslviz.runner.heartbeat import Heartbeat
     from sslviz.store import Store
 
     print(f"worker: run {run_id}, pid {os.getpid()}, started {time.ctime()}", flush=True)
@@ -99,10 +91,10 @@ def run(run_id: int) -> int:
     try:
         import torch
 
-        threads = torch_threads()
+        threads = worker_threads()
         torch.set_num_threads(threads)
         print(f"worker: torch threads {threads}, nice {os.nice(0)}", flush=True)
-        from sslviz.kinds import run_kind
+        from sslviz.runner.execute import execute
 
         store.runs.update(run_id, pid=os.getpid())
         run = store.runs.get(run_id)
@@ -111,8 +103,7 @@ def run(run_id: int) -> int:
                 run_id, "cancelled", allowed_from=("queued", "running"), ended_at=time.time()
             )
         else:  # pretext training, fine-tuning, embedding: each kind names its executor
-            execute_run = run_kind(run.task).load_executor()
-            execute_run(store, run_id, should_stop=_stop.is_set)
+            execute(store, run_id, should_stop=_stop.is_set)
         if _status(store, run_id) == "running":
             store.runs.transition(
                 run_id,
@@ -153,7 +144,7 @@ def _status(store: Store, run_id: int) -> str | None:
 def _hand_over(store: Store) -> None:
     """Start whatever is queued now that this run's slot is free."""
     try:
-        from sslviz import jobs
+        from sslviz.runner import jobs
 
         started = jobs.schedule(store)
         if started:
@@ -165,7 +156,7 @@ def _hand_over(store: Store) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or not args[0].isdigit():
-        print("usage: python -m sslviz.worker RUN_ID", file=sys.stderr)
+        print("usage: python -m sslviz.runner.worker RUN_ID", file=sys.stderr)
         return 2
     _lower_priority()
     return run(int(args[0]))

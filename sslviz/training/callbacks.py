@@ -1,8 +1,8 @@
 """What the training loop reports through: its state after each step and the callbacks that
 watch it (minGPT-style: behaviour is added by callbacks, never by subclassing the loop).
 
-``StoreLogger`` writes metrics and progress to the store (each write a sign of life, see
-``sslviz.lifecycle``, whose ``Heartbeat`` this module re-exports); the CLI adds a progress bar.
+``StoreLogger`` writes metrics and progress to the store (each write a sign of life for the job
+runner's heartbeat); the CLI adds a progress bar.
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ import sys
 import time
 from dataclasses import dataclass
 
-from sslviz.lifecycle import Heartbeat, progress
 from sslviz.store import Store
 
-__all__ = ["Callback", "Heartbeat", "StoreLogger", "TrainState"]
+__all__ = ["Callback", "StoreLogger", "TrainState"]
 
 FLUSH_SECONDS = 2.0  # how often buffered metrics and progress are written to the store
 MAX_POINTS = 5_000  # metric rows per key and run, at most (longer runs log averages)
@@ -108,8 +107,7 @@ class StoreLogger(Callback):
         try:
             self.store.runs.log_metrics_batch(self.run_id, self.rows)
             self.rows = []
-            progress(
-                self.store,
+            self.store.runs.progress(
                 self.run_id,
                 step=state.step,
                 epoch=state.epoch,

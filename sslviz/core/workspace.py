@@ -15,13 +15,12 @@ deployment cannot read the server's disk.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-HOME_ENV = "SSLVIZ_HOME"
-SERVER_ROOTS_ENV = "SSLVIZ_SERVER_ROOTS"
-DEFAULT_HOME = Path("~/.sslviz")
+from sslviz.core.settings import HOME_ENV, SERVER_ROOTS_ENV, home, server_roots
+
+__all__ = ["HOME_ENV", "SERVER_ROOTS_ENV", "Workspace", "is_under_server_roots", "server_roots"]
 
 
 @dataclass(frozen=True)
@@ -31,7 +30,7 @@ class Workspace:
     @classmethod
     def from_env(cls) -> Workspace:
         """The workspace named by ``$SSLVIZ_HOME`` (default ``~/.sslviz``), created if missing."""
-        root = Path(os.environ.get(HOME_ENV) or DEFAULT_HOME).expanduser().resolve()
+        root = home()
         root.mkdir(parents=True, exist_ok=True)
         return cls(root)
 
@@ -44,12 +43,6 @@ class Workspace:
 
     def run_dir(self, run_id: int) -> Path:
         return self.root / "runs" / str(run_id)
-
-
-def server_roots() -> list[Path]:
-    """Folders on the server under which ``ingest`` may read a path given from the app."""
-    raw = os.environ.get(SERVER_ROOTS_ENV, "")
-    return [Path(p).expanduser().resolve() for p in raw.split(os.pathsep) if p.strip()]
 
 
 def is_under_server_roots(path: Path, roots: list[Path] | None = None) -> bool:

@@ -2,7 +2,7 @@
 
 Launch (2 processes on one machine; add ``--nnodes``/``--rdzv-endpoint`` to span machines):
 
-    torchrun --nproc_per_node 2 -m sslviz.distributed train --dataset NAME --task rotation ...
+    torchrun --nproc_per_node 2 -m sslviz train --dataset NAME --task rotation ...
 
 which is ``sslviz train`` with the same flags. Rank 0 creates the run, writes the store and the
 checkpoints and broadcasts the run id; every rank reads its shard of each global batch from the
@@ -12,17 +12,13 @@ shared cache. The backend is gloo on CPU and nccl on CUDA.
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 
-from sslviz.lifecycle import positive_env
-
-TIMEOUT_ENV = "SSLVIZ_DDP_TIMEOUT"
-DEFAULT_TIMEOUT = 4 * 3600.0  # seconds a collective may wait: rank 0's first cache build
+from sslviz.core.settings import ddp_timeout
 
 
 def collective_timeout() -> float:
@@ -30,9 +26,9 @@ def collective_timeout() -> float:
 
     The first barrier waits for rank 0 to decode the whole dataset into its cache, which on a
     large set takes longer than torch's default (10-30 min). A dead peer is found sooner by the
-    job runner: the stuck rank shows no progress, so its heartbeat stops (``sslviz.lifecycle``).
+    job runner: the stuck rank shows no progress, so its heartbeat stops (``sslviz.runner.heartbeat``).
     """
-    return positive_env(TIMEOUT_ENV, DEFAULT_TIMEOUT)
+    return ddp_timeout()
 
 
 @dataclass(frozen=True)
@@ -127,14 +123,3 @@ def barrier() -> None:
 def shutdown() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m sslviz.distributed train ...``: the ``sslviz`` CLI, for torchrun's ``-m``."""
-    from sslviz.cli import main as cli_main
-
-    return cli_main(sys.argv[1:] if argv is None else argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,125 @@
+"""One way to carry out a run of any kind: claim it, keep its heartbeat, call the kind's executor,
+and record how it ended. The background worker, a foreground ``sslviz train`` and the Python API
+all go through :func:`execute`; executors (``sslviz.store.kinds``) only do the work.
+
+An executor is ``work(store, run, *, should_stop, **options) -> (status, fields)``: it returns the
+status the run ends with (``finished`` or ``cancelled``) and the run fields to set with it, raises
+``core.liveness.Cancelled`` to end ``cancelled`` from anywhere (a cache build, an evaluation), and
+anything else ends the run ``failed`` with the traceback stored (Ctrl-C: ``cancelled``).
+
+    run = execute(store, run_id, should_stop=stop.is_set)   # the run as it ended
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from sslviz.core.errors import UserError
+from sslviz.core.liveness import Cancelled, alive
+from sslviz.runner.heartbeat import Heartbeat, is_beating
+from sslviz.store import Run, Store
+from sslviz.store.kinds import run_kind
+from sslviz.store.rows import RESUMABLE_STATUSES
+
+
+def execute(
+    store: Store,
+    run_id: int,
+    *,
+    should_stop: Callable[[], bool] | None = None,
+    **options: Any,
+) -> Run:
+    """Take a queued, claimed or resumable run to its end with its kind's executor; returns the
+    run as it ended (finished, cancelled or failed: a failure is recorded, then re-raised). A run
+    another process holds is refused with a UserError. ``options`` go to the executor (training
+    and fine-tuning take ``callbacks``)."""
+    run = claim(store, run_id)
+    alive()
+    work = run_kind(run.task).load_executor()
+    heartbeat = None if is_beating(store, run.id) else Heartbeat(store, run.id)
+    try:
+        status, fields = work(store, run, should_stop=should_stop, **options)
+    except Cancelled:
+        status, fields = "cancelled", {}
+    except BaseException as error:
+        record_crash(store, run.id, error)
+        raise
+    finally:
+        if heartbeat is not None:
+            heartbeat.stop()
+    store.runs.transition(
+        run.id, status, allowed_from=("running",), ended_at=time.time(), pid=None, **fields
+    )
+    return store.runs.get(run.id)
+
+
+def claim(store: Store, run_id: int) -> Run:
+    """Take the run for this process and return it as claimed. A run claimed for this process
+    carries its pid (the scheduler's claim, then its worker records its pid; or created claimed
+    in the foreground); a queued run is claimed here by id (queued -> running in one statement: no
+    scheduler can claim it too); an ended run restarts from its checkpoint with its cancel flag
+    cleared. A run another process claimed is refused."""
+    run = store.runs.get(run_id)
+    now = time.time()
+    me = os.getpid()
+    common = {"pid": me, "heartbeat_at": now, "started_at": run.started_at or now}
+    if run.status == "running" and run.pid != me:
+        raise _taken(run)
+    if run.status in RESUMABLE_STATUSES:
+        ok = store.runs.transition(
+            run.id,
+            "running",
+            allowed_from=RESUMABLE_STATUSES,
+            cancel_requested=0,
+            error=None,
+            traceback=None,
+            ended_at=None,
+            **common,
+        )
+    elif run.status == "queued":
+        ok = store.runs.transition(run.id, "running", allowed_from=("queued",), **common)
+    else:  # claimed for this process already (its pid is recorded)
+        ok = run.status == "running" and store.runs.transition(
+            run.id, "running", allowed_from=("running",), **common
+        )
+    if not ok:
+        now_run = store.runs.get(run.id)
+        if now_run.status == "running":
+            raise _taken(now_run)
+        raise UserError(
+            f"run {run.id} is {now_run.status}: only queued, running, "
+            f"{', '.join(RESUMABLE_STATUSES)} runs can be carried out"
+        )
+    return store.runs.get(run.id)
+
+
+def record_crash(store: Store, run_id: int, error: BaseException) -> None:
+    """End a running run because ``error`` escaped its executor: ``cancelled`` for a Ctrl-C,
+    else ``failed`` with a one-line error and the traceback (call from an ``except`` block)."""
+    cancelled = isinstance(error, KeyboardInterrupt)
+    store.runs.transition(
+        run_id,
+        "cancelled" if cancelled else "failed",
+        allowed_from=("running",),
+        ended_at=time.time(),
+        pid=None,
+        error=None if cancelled else one_line(error),
+        traceback=None if cancelled else traceback.format_exc(),
+    )
+
+
+def one_line(error: BaseException) -> str:
+    """``Type: message`` on one line, at most 500 characters (a run's ``error``)."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return f"{type(error).__name__}: {text}"[:500]
+
+
+def _taken(run: Run) -> UserError:
+    return UserError(
+        f"run {run.id} is already being carried out by process {run.pid}: "
+        f"follow it with `sslviz status {run.id}`"
+    )

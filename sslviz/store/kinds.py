@@ -1,0 +1,113 @@
+"""What each kind of run is, without importing torch: pretext tasks and the other jobs the one
+job runner carries out (fine-tuning on labels, embedding + projection of a large dataset), and the
+request to record one.
+
+Pages, the CLI and the worker read this table instead of guessing from a run's logged metric keys;
+the job runner reaches a kind's ``executor`` only through it (imported when it runs one), so the
+runner never imports the training, fine-tuning or map code it carries out.
+
+    kind = run_kind(run.task)
+    kind.live_metric        # the metric key its training logs, e.g. "bin_accuracy"
+    kind.has_encoder        # can be a source of embeddings (``sslviz embed RUN``)
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sslviz.core.errors import UserError
+from sslviz.store.schema import RUN_KINDS
+
+# work(store, run, *, should_stop, **options) -> (status, fields): carry out a claimed run
+# (``sslviz.runner.execute`` claims it, keeps its heartbeat and records how it ended)
+Executor = Callable[..., tuple[str, dict[str, Any]]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunKind:
+    name: str  # the value of ``runs.task``
+    label: str  # how tables and pickers name it
+    pretext: bool  # a self-supervised pretext task: held-out eval, a result page
+    has_encoder: bool  # its checkpoint holds an encoder (a source for embeddings)
+    live_metric: str | None  # the metric key logged every step, if any
+    metric_label: str  # how the live metric is named on a chart
+    executor: str  # "module:function" that carries out a run of this kind (in the worker)
+
+    def load_executor(self) -> Executor:
+        module, _, function = self.executor.partition(":")
+        return getattr(importlib.import_module(module), function)
+
+
+KINDS: dict[str, RunKind] = {
+    "rotation": RunKind(
+        name="rotation",
+        label="rotation",
+        pretext=True,
+        has_encoder=True,
+        live_metric="accuracy",
+        metric_label="rotation accuracy",
+        executor="sslviz.training.train:execute_run",
+    ),
+    "colorization": RunKind(
+        name="colorization",
+        label="colorization",
+        pretext=True,
+        has_encoder=True,
+        live_metric="bin_accuracy",
+        metric_label="ab-bin accuracy",
+        executor="sslviz.training.train:execute_run",
+    ),
+    "jigsaw": RunKind(
+        name="jigsaw",
+        label="jigsaw",
+        pretext=True,
+        has_encoder=True,
+        live_metric="accuracy",
+        metric_label="permutation accuracy",
+        executor="sslviz.training.train:execute_run",
+    ),
+    "finetune": RunKind(
+        name="finetune",
+        label="fine-tune",
+        pretext=False,
+        has_encoder=True,
+        live_metric="accuracy",
+        metric_label="label accuracy (training batch)",
+        executor="sslviz.fewshot.finetune:execute_run",
+    ),
+    "embedding": RunKind(
+        name="embedding",
+        label="embedding + map",
+        pretext=False,
+        has_encoder=False,
+        live_metric=None,
+        metric_label="",
+        executor="sslviz.maps.embedding_job:execute_run",
+    ),
+}
+assert tuple(KINDS) == RUN_KINDS, "every kind the schema allows needs an entry here"
+
+
+def run_kind(name: str) -> RunKind:
+    """The kind called ``name`` (a run's ``task``); UserError listing the known ones."""
+    if name not in KINDS:
+        raise UserError(f"unknown kind of run {name!r}; known: {', '.join(KINDS)}")
+    return KINDS[name]
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """What it takes to record a run of any kind: the executor's code builds one (``training``:
+    ``job_request``; ``maps.embedding_job``; ``fewshot.finetune``), the job runner records it
+    (``sslviz.runner.jobs.submit``)."""
+
+    kind: str  # a key of KINDS
+    dataset_id: int
+    encoder: str
+    config: dict[str, Any] = field(default_factory=dict)  # the kind's JSON-able settings
+    device: str = "auto"
+    epochs: int = 1  # planned epochs (or 1): progress is step / total_steps
+    parent_id: int | None = None  # the run it starts from (a fine-tune's or a map's source)
