@@ -10,8 +10,8 @@ import pytest
 
 from sslviz.cli import main
 from sslviz.maps.embed import cached_embeddings
-from sslviz.maps.embedding_job import INLINE_MAX_IMAGES, runs_inline
-from sslviz.maps.project import cached_projection, map_request
+from sslviz.maps.embedding_job import INLINE_MAX_IMAGES, job_request, runs_inline
+from sslviz.maps.project import cached_projection
 from sslviz.maps.quality import effective_rank, knn_agreement
 from sslviz.runner import jobs
 from sslviz.runner.execute import execute
@@ -26,13 +26,8 @@ def test_large_datasets_go_to_the_job_runner() -> None:
 def test_job_stops_resumes_in_a_worker_and_lists_like_a_run(
     store: Store, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    dataset, source, params, _ = map_request(
-        store, "tiny", "random", None, None, neighbors=15, min_dist=0.1, metric="cosine", dims=2
-    )
-    run = store.runs.create(
-        dataset_id=dataset.id, task="embedding", encoder="small-cnn", config=params,
-        device="cpu", epochs=1,
-    )  # fmt: skip
+    dataset = store.datasets.get_by_name("tiny")
+    run = store.runs.record(job_request(store, "tiny", "random"))  # queued, not scheduled
     # the executor the worker calls, told to stop at once: cancelled, nothing cached yet
     ended = execute(store, run.id, should_stop=lambda: True)
     assert ended.status == "cancelled" and ended.total_steps == dataset.n_images + 1
