@@ -18,10 +18,10 @@ import torch
 from PIL import Image
 
 from sslviz.data import ingest
-from sslviz.data.batches import augment, load_rows, step_generator
 from sslviz.data.cache import open_cache
 from sslviz.runner.execute import execute
 from sslviz.store import Store
+from sslviz.training.batches import augment, load_rows, step_generator
 from sslviz.training.config import TrainConfig
 from sslviz.training.evaluate import build_model
 from sslviz.training.train import create_run

@@ -214,9 +214,9 @@ def fine_tune(
 ) -> tuple[str, dict[str, Any]]:
     """The fine-tuning loop. Returns (final status, run fields to set with it)."""
     from sslviz.core.devices import resolve_device
-    from sslviz.data.batches import step_generator
     from sslviz.data.cache import open_cache
     from sslviz.pretext import create_task
+    from sslviz.training.batches import step_generator
 
     config = FineTuneConfig.from_dict(run.config)
     ckpt_path = checkpoint_path(store.workspace.run_dir(run.id))

@@ -21,7 +21,6 @@ into place when complete, so a reader never sees half an array.
 from __future__ import annotations
 
 import fcntl
-import importlib
 import json
 import os
 import time
@@ -52,11 +51,6 @@ PIXEL_LAYERS = {"8px": 8, "16px": 16, "32px": 32}  # downscaled side of the pixe
 DEFAULT_PIXEL_LAYER = "16px"
 BATCH = 256  # images per forward pass: big enough for BLAS, small enough for progress
 SAVE_EVERY = 8  # batches between flushes of the partial file (what a resume continues from)
-
-# How to load the encoder of a run, by run kind ("module:function", called with (store, run)).
-# Kinds not listed here whose ``has_encoder`` is true use the pretext loader. Helper E adds
-# "finetune" with a function returning a SourceEncoder of the fine-tuned encoder.
-ENCODER_LOADERS: dict[str, str] = {"finetune": "sslviz.fewshot.finetune:finetuned_encoder"}
 
 
 class SourceEncoder(NamedTuple):
@@ -114,9 +108,10 @@ def encoder_for_source(store: Store, source: int | str) -> SourceEncoder:
     if source == "random":
         return random_encoder()
     run = source_run(store, source)
-    loader = ENCODER_LOADERS.get(run.task, "sslviz.maps.embed:pretext_encoder")
-    module, _, function = loader.partition(":")
-    return getattr(importlib.import_module(module), function)(store, run)
+    from sslviz.store.kinds import run_kind
+
+    # the kind names its loader (a fine-tune's lives with the fine-tuning code, above maps)
+    return run_kind(run.task).load("encoder_loader")(store, run)
 
 
 def pretext_encoder(store: Store, run: Run) -> SourceEncoder:

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from sslviz.data.batches import load_rows
 from sslviz.data.cache import open_cache
 from sslviz.store import Run, Store
+from sslviz.training.batches import load_rows
 from sslviz.training.config import TrainConfig
 from sslviz.training.evaluate import holdout_rows
 

@@ -35,9 +35,19 @@ class RunKind:
     live_metric: str | None  # the metric key logged every step, if any
     metric_label: str  # how the live metric is named on a chart
     executor: str  # "module:function" that carries out a run of this kind (in the worker)
+    # "module:function" (store, run) -> maps.embed.SourceEncoder, for kinds with an encoder
+    encoder_loader: str | None = None
 
     def load_executor(self) -> Executor:
-        module, _, function = self.executor.partition(":")
+        return self.load("executor")
+
+    def load(self, entry: str) -> Callable[..., Any]:
+        """The function an entry of this kind names (``executor``, ``encoder_loader``), imported
+        now: the table itself imports none of the code it points to."""
+        target = getattr(self, entry)
+        if not target:
+            raise UserError(f"runs of kind {self.name!r} have no {entry.replace('_', ' ')}")
+        module, _, function = target.partition(":")
         return getattr(importlib.import_module(module), function)
 
 
@@ -50,6 +60,7 @@ KINDS: dict[str, RunKind] = {
         live_metric="accuracy",
         metric_label="rotation accuracy",
         executor="sslviz.training.train:execute_run",
+        encoder_loader="sslviz.maps.embed:pretext_encoder",
     ),
     "colorization": RunKind(
         name="colorization",
@@ -59,6 +70,7 @@ KINDS: dict[str, RunKind] = {
         live_metric="bin_accuracy",
         metric_label="ab-bin accuracy",
         executor="sslviz.training.train:execute_run",
+        encoder_loader="sslviz.maps.embed:pretext_encoder",
     ),
     "jigsaw": RunKind(
         name="jigsaw",
@@ -68,6 +80,7 @@ KINDS: dict[str, RunKind] = {
         live_metric="accuracy",
         metric_label="permutation accuracy",
         executor="sslviz.training.train:execute_run",
+        encoder_loader="sslviz.maps.embed:pretext_encoder",
     ),
     "finetune": RunKind(
         name="finetune",
@@ -77,6 +90,7 @@ KINDS: dict[str, RunKind] = {
         live_metric="accuracy",
         metric_label="label accuracy (training batch)",
         executor="sslviz.fewshot.finetune:execute_run",
+        encoder_loader="sslviz.fewshot.finetune:finetuned_encoder",
     ),
     "embedding": RunKind(
         name="embedding",

@@ -20,9 +20,9 @@ from torch import Tensor
 
 from sslviz.core.atomic import write_json
 from sslviz.core.errors import UserError
-from sslviz.data.batches import load_rows, split_indices
 from sslviz.data.cache import open_cache
 from sslviz.models.checkpoint import checkpoint_path, load_checkpoint
+from sslviz.training.batches import load_rows, split_indices
 from sslviz.training.config import TrainConfig
 
 if TYPE_CHECKING:

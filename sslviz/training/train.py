@@ -26,7 +26,6 @@ from torch.optim.lr_scheduler import LambdaLR
 from sslviz.core.devices import resolve_device
 from sslviz.core.errors import UserError
 from sslviz.core.liveness import Cancelled, alive
-from sslviz.data.batches import BatchLoader, BatchPlan, load_rows, split_indices
 from sslviz.data.cache import open_cache
 from sslviz.models.checkpoint import (
     checkpoint_path,
@@ -39,6 +38,7 @@ from sslviz.models.checkpoint import (
 from sslviz.store import Run, Store
 from sslviz.store.kinds import JobRequest
 from sslviz.training import distributed
+from sslviz.training.batches import BatchLoader, BatchPlan, load_rows, split_indices
 from sslviz.training.callbacks import Callback, StoreLogger, TrainState
 from sslviz.training.config import TrainConfig, check_config
 from sslviz.training.evaluate import build_model, evaluate_model

@@ -64,7 +64,9 @@ def test_box_selection_shows_exactly_the_images_inside(explorer_home: Path, app_
     page.wait_for_selector(f"{GRAPH} canvas", timeout=120_000)
     wait_idle(page)
 
-    # Aim the box at one folder's points (data -> page pixels through the axes' ranges).
+    # Aim the box at one folder's points (data -> page pixels through the axes' ranges), with
+    # the whole plot in the viewport (the mouse can't drag outside it).
+    page.locator(GRAPH).first.scroll_into_view_if_needed()
     xr, yr = page.evaluate(
         "() => { const l = document.querySelector('.js-plotly-plot')._fullLayout;"
         " return [l.xaxis.range, l.yaxis.range]; }"

@@ -102,7 +102,7 @@ def test_training_augmentation_mirrors_no_border_content_into_jigsaw_tiles() -> 
     """The shared shift pads by reflection: mirrored content at the border of a border tile tells
     the network where it goes. For jigsaw the loader's augmentation must be crop-only: every row
     reads rows in order and every column sequence is one straight run (a flip at most)."""
-    from sslviz.data.batches import augment_for
+    from sslviz.training.batches import augment_for
 
     images = coordinate_images(32, 64)
     for seed in range(4):

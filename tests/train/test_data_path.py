@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from sslviz.data.batches import BatchLoader, BatchPlan, Prefetcher, augment, split_indices
 from sslviz.data.cache import cache_path, decode_square, open_cache
 from sslviz.pretext import create_task
+from sslviz.training.batches import BatchLoader, BatchPlan, Prefetcher, augment, split_indices
 
 
 def test_cache_is_built_once_in_image_order_and_reused(store, tiny):
