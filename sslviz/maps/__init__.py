@@ -1,1 +1,10 @@
-"""x"""
+"""Embeddings of a dataset and the maps drawn from them (DESIGN 3.5, 3.7).
+
+embed           embeddings from a run's encoder, ``random`` or ``pixels``; cached per checkpoint
+settings        MapSettings: source, layer, grid and the UMAP parameters of one map
+project         UMAP maps (PCA first, numba cache in the workspace), cached
+quality         label-free (effective rank) and kNN-agreement figures of an embedding
+embedding_job   the executor of kind ``embedding`` (the page or the CLI submits it)
+
+Maps never submit jobs themselves (they don't import the runner).
+"""

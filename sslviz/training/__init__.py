@@ -1,1 +1,12 @@
-"""x"""
+"""The training engine: one readable loop that any pretext task plugs into.
+
+config        TrainConfig (saved in every checkpoint), defaults per dataset size, config checks
+batches       held-out split, batch plan, batched augmentation, prefetch (from the uint8 cache)
+train         create a run's request, the pretext executor, the loop itself
+callbacks     what the loop reports through (StoreLogger writes metrics and progress)
+evaluate      held-out pretext metrics (``sslviz eval``), model loading
+distributed   DDP helpers: the same entry point under ``torchrun -m sslviz train``
+
+The job runner (``sslviz.runner``) claims a run, keeps its heartbeat and records how it ended;
+this package only trains.
+"""
