@@ -9,7 +9,6 @@ read it: loading a checkpoint never runs code from the file.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -57,14 +56,6 @@ def remove_orphans(path: Path) -> list[Path]:
     for orphan in found:
         orphan.unlink(missing_ok=True)
     return found
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
