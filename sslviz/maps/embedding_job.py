@@ -66,7 +66,7 @@ def execute_run(
 ) -> tuple[str, dict[str, Any]]:
     """The executor of kind ``embedding`` (``sslviz.store.kinds``; ``sslviz.runner.execute``
     claims the run, keeps its heartbeat and records how it ended)."""
-    settings = MapSettings.from_config(run.config)
+    settings = MapSettings.from_dict(run.config)
     total = store.datasets.get(run.dataset_id).n_images + 1  # images, then the map
     store.runs.progress(run.id, step=0, total=total)
     started = time.perf_counter()
@@ -86,7 +86,7 @@ def execute_run(
             run.id, step=min(done, total - 1), train_seconds=time.perf_counter() - started
         )
 
-    options = {k: v for k, v in settings.to_config().items() if k != "source"}
+    options = {k: v for k, v in settings.to_dict().items() if k != "source"}
     project(
         store,
         run.dataset_id,

@@ -233,7 +233,7 @@ class MapRequest:
     def job_config(self) -> dict[str, Any]:
         """What a background job of this map records: it matches this exact file (a source that
         checkpointed again, or another layer, is another map)."""
-        return {**self.settings.to_config(), "version": self.version}
+        return {**self.settings.to_dict(), "version": self.version}
 
 
 def map_request(store: Store, dataset: Any, source: Any, **options: Any) -> MapRequest:
@@ -304,7 +304,7 @@ def project(
                 should_stop=should_stop,
             )  # fmt: skip
             meta = {
-                **settings.to_config(),
+                **settings.to_dict(),
                 "init": INIT,
                 "seed": SEED,
                 "pca_dims": PCA_DIMS,

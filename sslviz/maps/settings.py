@@ -4,7 +4,7 @@ config and back (``project``, ``embedding_job``, ``api``, the Explorer).
 
     settings = MapSettings("3", neighbors=30)      # layer/grid None: the source's best default
     settings.check()                               # UserError naming the bad flag
-    MapSettings.from_config(run.config)            # a job's request, as it was submitted
+    MapSettings.from_dict(run.config)            # a job's request, as it was submitted
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ class MapSettings:
         return cls(source=str(source), **given)
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> MapSettings:
+    def from_dict(cls, config: dict[str, Any]) -> MapSettings:
+        """From a job's config (its other keys, e.g. ``version``, are ignored)."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in config.items() if k in names})
 
@@ -50,7 +51,7 @@ class MapSettings:
         """The UMAP parameters only (what ``fit_umap`` takes)."""
         return {k: getattr(self, k) for k in UMAP_FIELDS}
 
-    def to_config(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def check(self) -> None:

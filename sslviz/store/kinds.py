@@ -35,14 +35,20 @@ class RunKind:
     live_metric: str | None  # the metric key logged every step, if any
     metric_label: str  # how the live metric is named on a chart
     executor: str  # "module:function" that carries out a run of this kind (in the worker)
+    # "module:Class" with ``from_dict(run.config)``: the typed shape of this kind's config
+    config_type: str
     # "module:function" (store, run) -> maps.embed.SourceEncoder, for kinds with an encoder
     encoder_loader: str | None = None
+
+    def typed_config(self, config: dict[str, Any]) -> Any:
+        """A run's config as its kind's dataclass (TrainConfig, FineTuneConfig, MapSettings)."""
+        return self.load("config_type").from_dict(config)
 
     def load_executor(self) -> Executor:
         return self.load("executor")
 
     def load(self, entry: str) -> Callable[..., Any]:
-        """The function an entry of this kind names (``executor``, ``encoder_loader``), imported
+        """What an entry of this kind names (``executor``, ``encoder_loader``, ``config_type``), imported
         now: the table itself imports none of the code it points to."""
         target = getattr(self, entry)
         if not target:
@@ -60,6 +66,7 @@ KINDS: dict[str, RunKind] = {
         live_metric="accuracy",
         metric_label="rotation accuracy",
         executor="sslviz.training.train:execute_run",
+        config_type="sslviz.training.config:TrainConfig",
         encoder_loader="sslviz.maps.embed:pretext_encoder",
     ),
     "colorization": RunKind(
@@ -70,6 +77,7 @@ KINDS: dict[str, RunKind] = {
         live_metric="bin_accuracy",
         metric_label="ab-bin accuracy",
         executor="sslviz.training.train:execute_run",
+        config_type="sslviz.training.config:TrainConfig",
         encoder_loader="sslviz.maps.embed:pretext_encoder",
     ),
     "jigsaw": RunKind(
@@ -80,6 +88,7 @@ KINDS: dict[str, RunKind] = {
         live_metric="accuracy",
         metric_label="permutation accuracy",
         executor="sslviz.training.train:execute_run",
+        config_type="sslviz.training.config:TrainConfig",
         encoder_loader="sslviz.maps.embed:pretext_encoder",
     ),
     "finetune": RunKind(
@@ -90,6 +99,7 @@ KINDS: dict[str, RunKind] = {
         live_metric="accuracy",
         metric_label="label accuracy (training batch)",
         executor="sslviz.fewshot.finetune:execute_run",
+        config_type="sslviz.fewshot.finetune_data:FineTuneConfig",
         encoder_loader="sslviz.fewshot.finetune:finetuned_encoder",
     ),
     "embedding": RunKind(
@@ -100,6 +110,7 @@ KINDS: dict[str, RunKind] = {
         live_metric=None,
         metric_label="",
         executor="sslviz.maps.embedding_job:execute_run",
+        config_type="sslviz.maps.settings:MapSettings",
     ),
 }
 assert tuple(KINDS) == RUN_KINDS, "every kind the schema allows needs an entry here"
