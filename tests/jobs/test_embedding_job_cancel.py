@@ -9,7 +9,9 @@ import time
 
 import numpy as np
 import pytest
+from conftest import make_dataset
 from PIL import Image as PILImage
+from test_cancel_and_liveness import START_TIMEOUT, workspace_processes
 
 from sslviz.core.liveness import Cancelled
 from sslviz.data.cache import cache_path
@@ -17,9 +19,6 @@ from sslviz.maps.embed import BASELINE_SIZE, embed
 from sslviz.maps.embedding_job import job_request
 from sslviz.runner import jobs
 from sslviz.store import Dataset, Image, Store
-
-from conftest import make_dataset
-from test_cancel_and_liveness import START_TIMEOUT, workspace_processes
 
 N_PHOTOS = 6_000
 
