@@ -106,12 +106,8 @@ def colouring(
     store: Store, loaded: LoadedMap, how: str, *, k: int = 8, session_id: int | None = None
 ) -> Colouring | None:
     """The colours of a map: "cluster", "folder", "labels" (of a session), or None (plain).
-
-    Hook for a session's predictions and confidence (the labeling code's predictor): add
-    "predictions" / "confidence" to ``colour_controls``'s options and return
-    ``categorical_colours(predicted, title="prediction")`` /
-    ``sslviz.ui.map.numeric_colours(confidence, title="confidence")`` here.
-    """
+    (Predictions and their confidence are drawn on the labeling page's own map:
+    ``sslviz.ui.labeling_predictions.prediction_map``.)"""
     if how in ("cluster", "folder"):
         return _fixed_colouring(str(loaded.embeddings.file), how, k, loaded)
     if how == "labels" and session_id is not None:
