@@ -3,7 +3,7 @@ one, see how good that is, and export it. Labels are saved the moment they are g
 
 import streamlit as st
 
-from sslviz.fewshot.sessions import source_name
+from sslviz.fewshot.sessions import deleted_source, source_name
 from sslviz.ui import labeling_predictions as lp
 from sslviz.ui import labeling_view as lv
 from sslviz.ui.explorer_view import source_choices
@@ -30,8 +30,11 @@ st.caption(f"Session **{session.name}** predicts from **{source_name(store, sess
            + (f" (layer {session.layer})" if session.layer else "") + ".")  # fmt: skip
 active = lv.label_bar(store, session)
 lv.manage_names(store, session)
-emb = lp.session_embeddings(store, dataset, session)
-if emb is None:
+gone = deleted_source(store, session)  # its run was deleted: nothing to predict from
+if gone:
+    st.warning(gone, icon=":material/link_off:")
+emb = None if gone else lp.session_embeddings(store, dataset, session)
+if emb is None and not gone:
     st.info("This source's embedding is not computed yet: compute the map below (it embeds every "
             "image); suggestions and predictions appear when it is done.", icon=":material/schedule:")  # fmt: skip
 
@@ -40,7 +43,7 @@ with label_tab:
     left, right = st.columns([3, 2])
     with left:
         st.markdown("**Map** — select points to label them together")
-        loaded = lp.session_map(store, dataset, session)
+        loaded = None if gone else lp.session_map(store, dataset, session)
         if loaded is not None:
             keys = (f"lb_map_{session.id}", f"lb_sel_{session.id}")
             sync_selection(*keys)

@@ -1,6 +1,7 @@
 """sslviz: self-supervised pretext training, embeddings and few-shot labels for unlabeled images.
 
-The library does all the work and never imports streamlit (only ``sslviz.ui`` and ``pages/`` do).
+The library does all the work and never imports streamlit (only ``sslviz.ui`` and the app's pages
+in ``app_pages/`` do).
 ``import sslviz`` is cheap (no torch): the notebook calls below load what they need when called.
 
     import sslviz

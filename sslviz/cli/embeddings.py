@@ -1,5 +1,9 @@
 """``sslviz embed`` and ``sslviz project``: embeddings of a dataset and their UMAP map, as files.
 
+With ``--background`` either submits the embedding job of the map (kind ``embedding``, the one
+job runner: ``sslviz status/cancel/resume`` follow it) and returns; the result stays in the
+workspace, so the same command with ``--out`` afterwards only writes the file.
+
 Rows are in the dataset's image order (by path); .csv and .parquet files carry a ``path`` column.
 """
 
@@ -38,8 +42,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "layer and pooling that measured best)",
     )
     embed.add_argument(
-        "--out", required=True, metavar="FILE", help="FILE.npy, FILE.csv or FILE.parquet"
+        "--out",
+        metavar="FILE",
+        help="FILE.npy, FILE.csv or FILE.parquet (optional with --background)",
     )
+    _background(embed, "the embeddings (and their default map)")
     embed.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     embed.set_defaults(handler=run_embed)
 
@@ -77,7 +84,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     project.add_argument(
         "--dims", type=int, default=2, choices=(2, 3), help="2 (default) or 3 (adds a z column)"
     )
-    project.add_argument("--out", required=True, metavar="FILE.csv", help="path,x,y[,z] per image")
+    project.add_argument(
+        "--out", metavar="FILE.csv", help="path,x,y[,z] per image (optional with --background)"
+    )
+    _background(project, "the embeddings and this map")
     project.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     project.set_defaults(handler=run_project)
 
@@ -89,6 +99,44 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="encoder layer, e.g. block2 or block3 (pixels: 8px, 16px, 32px); "
         "default: the one that measured best",
     )
+
+
+def _background(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--background",
+        action="store_true",
+        help=f"compute {what} as a background job and return at once; follow it with "
+        "`sslviz status RUN`, then run the same command with --out to write the file at once",
+    )
+
+
+def _submit(args: argparse.Namespace, **map_options: object) -> int:
+    """Submit (or find, if one is active) the embedding job of this map; print its run."""
+    from sslviz.maps.embedding_job import job_request
+    from sslviz.runner import jobs
+    from sslviz.store import Store
+
+    store = Store.open()
+    try:
+        request = job_request(store, args.dataset, args.source, **map_options)
+        run = jobs.submit(store, request, reuse_active=True)
+    finally:
+        store.close()
+    if args.json:
+        emit_json({"run": run.id, "status": run.status, "task": run.task})
+    else:
+        print(run.id)
+        say(f"run {run.id} {run.status}: follow it with `sslviz status {run.id}`")
+    return 0
+
+
+def _out(args: argparse.Namespace, suffixes: tuple[str, ...], hint: str) -> Path:
+    if not args.out:
+        raise UserError(f"--out is needed: name it {hint} (or use --background)")
+    out = Path(args.out)
+    if out.suffix.lower() not in suffixes:
+        raise UserError(f"--out {args.out}: name it {hint}")
+    return out
 
 
 def _progress(label: str):
@@ -112,9 +160,9 @@ def run_embed(args: argparse.Namespace) -> int:
     from sslviz.maps.embed import embed
     from sslviz.store import Store
 
-    out = Path(args.out)
-    if out.suffix.lower() not in EMBED_FORMATS:
-        raise UserError(f"--out {args.out}: name it FILE.npy, FILE.csv or FILE.parquet")
+    if args.background:
+        return _submit(args, layer=args.layer, grid=args.grid)
+    out = _out(args, EMBED_FORMATS, "FILE.npy, FILE.csv or FILE.parquet")
     store = Store.open()
     emb = embed(
         store,
@@ -149,22 +197,19 @@ def run_project(args: argparse.Namespace) -> int:
     from sslviz.maps.project import project
     from sslviz.store import Store
 
-    out = Path(args.out)
-    if out.suffix.lower() != ".csv":
-        raise UserError(f"--out {args.out}: the map is a CSV, name it FILE.csv")
+    options = {
+        "layer": args.layer,
+        "grid": args.grid,
+        "neighbors": args.neighbors,
+        "min_dist": args.min_dist,
+        "metric": args.metric,
+        "dims": args.dims,
+    }
+    if args.background:
+        return _submit(args, **options)
+    out = _out(args, (".csv",), "FILE.csv (the map is a CSV)")
     store = Store.open()
-    proj = project(
-        store,
-        args.dataset,
-        args.source,
-        layer=args.layer,
-        grid=args.grid,
-        neighbors=args.neighbors,
-        min_dist=args.min_dist,
-        metric=args.metric,
-        dims=args.dims,
-        on_progress=_progress("embedding"),
-    )
+    proj = project(store, args.dataset, args.source, on_progress=_progress("embedding"), **options)
     write_rows(out, proj.paths, proj.coords, ["x", "y", "z"][: args.dims])
     params = proj.params
     facts = {

@@ -15,7 +15,6 @@ from typing import Any
 
 from sslviz.cli.output import emit_json, say
 from sslviz.runner import jobs
-from sslviz.runner.progress import epochs_planned, fraction_done, time_budget
 from sslviz.store import Run, Store
 from sslviz.store.kinds import run_kind
 
@@ -156,19 +155,9 @@ def _open() -> Store:
 
 
 def describe(store: Store, run: Run) -> dict[str, Any]:
-    """``jobs.describe`` in the terms the run was planned in: ``epochs`` is the planned count (under
-    a time budget: what the budget allows at the pace so far, or null), ``progress`` counts the
-    budget; plus the run's ``kind`` (its label), ``parent``, ``time_budget``, ``epochs_limit``."""
-    facts = jobs.describe(store, run)
-    facts.update(
-        kind=run_kind(run.task).label,
-        parent=run.parent_id,
-        epochs=epochs_planned(run),
-        epochs_limit=run.epochs,
-        time_budget=time_budget(run),
-        progress=round(fraction_done(run), 4),
-    )
-    return facts
+    """``jobs.describe`` (progress in the terms the run was planned in, ``runner.progress``) plus
+    the run's ``kind`` (its label) and ``parent``."""
+    return {**jobs.describe(store, run), "kind": run_kind(run.task).label, "parent": run.parent_id}
 
 
 def _epoch_cell(f: dict[str, Any]) -> str:

@@ -13,6 +13,10 @@ stuck process is reaped instead of looking alive forever.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from sslviz.core.processes import cpu_seconds
 
 _last_sign = time.monotonic()  # the process starting is its first sign of life
 
@@ -30,3 +34,42 @@ def alive() -> None:
 
 def seconds_since_alive() -> float:
     return time.monotonic() - _last_sign
+
+
+class ChildWatch:
+    """Signs of life of work this process waits on in other processes (a decoding pool, the UMAP
+    fit): whenever one of them used more CPU, or a file it writes (its verbose output) grew,
+    since the last :meth:`check`, that counts as this process's sign of life (:func:`alive`).
+
+    So a child that compiles numba code for a minute without printing is not mistaken for a
+    hang, while one that waits forever on nothing (no CPU, no output) still is.
+
+        watch = ChildWatch(output=folder / "umap.log")
+        while process.is_alive():
+            process.join(0.5)
+            watch.check([process.pid])
+    """
+
+    def __init__(self, output: Path | None = None) -> None:
+        self.output = output
+        self._cpu: dict[int, float] = {}
+        self._size = 0
+
+    def check(self, pids: Iterable[int]) -> bool:
+        """Whether the children worked since the last check (then :func:`alive` was called)."""
+        worked = False
+        for pid in pids:
+            used = cpu_seconds(pid)
+            if used is not None and used > self._cpu.get(pid, 0.0):
+                worked = True
+                self._cpu[pid] = used
+        if self.output is not None:
+            try:
+                size = self.output.stat().st_size
+            except OSError:
+                size = self._size
+            worked = worked or size > self._size
+            self._size = max(size, self._size)
+        if worked:
+            alive()
+        return worked

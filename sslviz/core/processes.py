@@ -62,6 +62,16 @@ def process_start_time(pid: int) -> float | None:
     return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22 of stat: starttime
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) ``pid`` has used so far, from /proc; None if it is gone (or there
+    is no /proc). Work that is compiling, decoding or fitting uses CPU: a sign it is not hung."""
+    stat = read_proc(pid, "stat")
+    if stat is None:
+        return None
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
 def children(pid: int) -> list[int]:
     """The pids whose parent is ``pid`` (from /proc; empty where there is none)."""
     found = []

@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image as PILImage
 from PIL import ImageOps
 
-from sslviz.core.liveness import Cancelled
+from sslviz.core.liveness import Cancelled, ChildWatch, alive
 from sslviz.core.processes import die_with_parent, pid_alive
 
 if TYPE_CHECKING:
@@ -97,8 +97,9 @@ def build_cache(
 ) -> Path:
     """Decode every image of the dataset into ``cache_path`` (atomically, durably); returns it.
 
-    ``on_progress(done, total)`` is called after each chunk (at least every few seconds on
-    normal images), which the trainer uses as a sign of life. ``should_stop()`` is polled several
+    Each decoded chunk, and the decoding processes' CPU use between chunks, is a sign of life
+    (``core.liveness``); ``on_progress(done, total)`` is called after each chunk (at least every
+    few seconds on normal images). ``should_stop()`` is polled several
     times a second: when true, the decoding processes are killed, nothing is left behind and
     ``Cancelled`` is raised.
     """
@@ -127,6 +128,7 @@ def build_cache(
             for start, array in decoded:
                 out[start : start + len(array)] = array
                 done += len(array)
+                alive()
                 if on_progress:
                     on_progress(done, total)
                 if stop():
@@ -163,6 +165,7 @@ def _decode_in_pool(
     )
     pending: deque[tuple[int, Future]] = deque()
     todo = iter(chunks)
+    watch = ChildWatch()  # a chunk of large photos takes seconds: their CPU use is progress
     try:
         while True:
             while len(pending) < 2 * n_workers and (item := next(todo, None)) is not None:
@@ -173,6 +176,7 @@ def _decode_in_pool(
             start, future = pending[0]
             # wake often so a stop is answered within a fraction of a second
             wait([future], timeout=_POLL_SECONDS)
+            watch.check(process.pid for process in _pool_processes(pool))
             if stop():
                 raise Cancelled("stopped while decoding images")
             if not future.done():
@@ -220,9 +224,13 @@ def _stopped_soon(stop: Callable[[], bool], seconds: float = 1.0) -> bool:
     return False
 
 
+def _pool_processes(pool: ProcessPoolExecutor) -> list[multiprocessing.Process]:
+    return list((getattr(pool, "_processes", None) or {}).values())
+
+
 def _kill_pool(pool: ProcessPoolExecutor) -> None:
     """Shut the pool down now: queued chunks dropped, running ones killed, processes reaped."""
-    processes = list((getattr(pool, "_processes", None) or {}).values())
+    processes = _pool_processes(pool)
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         if process.is_alive():

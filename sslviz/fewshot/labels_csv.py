@@ -55,7 +55,8 @@ def parse_labels_csv(
     min_classes: int = 2,
 ) -> dict[str, str]:
     """Parse and check a labels CSV's content against the dataset's image paths."""
-    rows = _rows(data, name)
+    numbered = _rows(data, name)  # (line number in the file, row), blank lines left out
+    rows = [row for _, row in numbered]
     header = [cell.strip().lower().lstrip("\ufeff") for cell in rows[0]] if rows else []
     if "path" not in header or "label" not in header:
         first = ",".join(rows[0])[:60] if rows else ""
@@ -68,9 +69,9 @@ def parse_labels_csv(
     labels: dict[str, str] = {}
     line_of: dict[str, int] = {}
     unknown, empty, conflicting, short = [], [], [], []
-    for line, row in enumerate(rows[1:], start=2):
+    for line, row in numbered[1:]:
         if not any(cell.strip() for cell in row):
-            continue  # blank line
+            continue  # a row of empty cells
         if len(row) <= max(col_path, col_label):
             short.append(f"line {line}")
             continue
@@ -118,7 +119,9 @@ def normalise_path(text: str) -> str:
     return path
 
 
-def _rows(data: bytes | str, name: str) -> list[list[str]]:
+def _rows(data: bytes | str, name: str) -> list[tuple[int, list[str]]]:
+    """The file's non-blank rows, each with the line of the file it starts on (blank lines are
+    counted, so an error names the line an editor shows)."""
     if isinstance(data, bytes):
         if b"\x00" in data[:4096]:
             raise UserError(f"{name}: not a CSV file (binary content); give a text file path,label")
@@ -128,11 +131,16 @@ def _rows(data: bytes | str, name: str) -> list[list[str]]:
             raise UserError(
                 f"{name}: not a CSV file (not UTF-8 text); save it as UTF-8 CSV"
             ) from None
+    reader = csv.reader(io.StringIO(data, newline=""))
+    numbered, last_line = [], 0
     try:
-        rows = list(csv.reader(io.StringIO(data, newline="")))
+        for row in reader:
+            if row:
+                numbered.append((last_line + 1, row))
+            last_line = reader.line_num  # a quoted field may span lines: the next row starts after
     except csv.Error as error:
         raise UserError(f"{name}: not a CSV file ({error}); write 'path,label' rows") from None
-    return [row for row in rows if row] if rows else []
+    return numbered
 
 
 def _listing(items: Sequence[str]) -> str:

@@ -35,6 +35,23 @@ def source_name(store: Store, source: str) -> str:
     return f"{run.task} #{run.id}"
 
 
+def deleted_source(store: Store, session: Session) -> str | None:
+    """A one-line message if the run the session predicts from was deleted, else None.
+
+    Run ids are never reused (store migration 3), so the session's run id can't silently name
+    another run; nothing is predicted from a deleted one: the session must switch source."""
+    if not str(session.source).isdigit():
+        return None
+    try:
+        store.runs.get(int(session.source))
+    except UserError:
+        return (
+            f"run #{session.source}, which session {session.name!r} predicts from, was deleted: "
+            "rank the sources for its labels (below) and use another one; its labels stay"
+        )
+    return None
+
+
 def create_session(
     store: Store,
     dataset: Dataset | str | int,

@@ -34,7 +34,7 @@ import numpy as np
 
 from sslviz.core.atomic import write_text
 from sslviz.core.errors import UserError
-from sslviz.core.liveness import Cancelled
+from sslviz.core.liveness import Cancelled, alive
 
 if TYPE_CHECKING:
     import torch
@@ -286,7 +286,8 @@ def embed(
     """Embeddings of every image of ``dataset`` from ``source`` at ``layer`` pooled over a
     ``grid`` x ``grid`` grid (defaults: :func:`default_layer`); computed once, then read from
     the workspace. ``on_progress(done, total)`` follows the images; ``should_stop()`` true
-    between batches raises Cancelled (the rows done so far are kept)."""
+    while the images are decoded or between batches raises Cancelled (the rows done so far are
+    kept). Every decoded chunk and embedded batch is a sign of life (``core.liveness``)."""
     dataset = resolve_dataset(store, dataset)
     source = parse_source(source)
     layer, grid = resolve_layer(store, source, layer, grid)
@@ -348,7 +349,8 @@ def _compute(
         def features(x: torch.Tensor) -> torch.Tensor:
             return encoder.embed(view(x), layer, grid)  # (B, D * grid**2)
 
-    cache = open_cache(store, dataset.id, size)  # uint8 (N, 3, S, S), memory-mapped
+    # uint8 (N, 3, S, S), memory-mapped; decoding signs life and stops when asked (Cancelled)
+    cache = open_cache(store, dataset.id, size, should_stop=should_stop)
     total = len(cache)
     partial = file.with_name(f"{file.stem}.partial.npy")
     done_file = file.with_name(f"{file.stem}.partial.done")
@@ -362,6 +364,7 @@ def _compute(
                 raise Cancelled(f"stopped after {start} of {total} images")
             rows = torch.from_numpy(np.array(cache[start : start + BATCH]))  # a writable copy
             out[start : start + len(rows)] = features(rows).numpy()
+            alive()
             if (batch + 1) % SAVE_EVERY == 0:
                 _save_partial(out, done_file, start + len(rows))
             if on_progress:

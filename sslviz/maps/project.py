@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sslviz.core.atomic import write_npy
-from sslviz.core.liveness import Cancelled
+from sslviz.core.liveness import Cancelled, ChildWatch, alive
 from sslviz.maps.embed import (
     ProgressCallback,
     embed,
@@ -69,6 +69,7 @@ SEED = 0
 INIT = "pca"
 
 NUMBA_CACHE_ENV = "NUMBA_CACHE_DIR"
+CHILD_POLL_SECONDS = 0.5  # how often a fit in a child is checked for a stop and for progress
 
 
 @dataclass(frozen=True)
@@ -146,13 +147,26 @@ def fit_umap(
 ) -> np.ndarray:
     """vectors (N, D) -> float32 (N, dims): PCA to 50 dims, then UMAP (init pca, seed 0).
 
-    With ``should_stop``, UMAP runs in a child process that is ended as soon as it returns true
-    (numba code can't be interrupted from Python): a cancelled job stops within a second and
-    leaves no process behind; Cancelled is raised.
+    With ``should_stop`` (a job), PCA and UMAP run in a child process that is ended as soon as it
+    returns true (numba code can't be interrupted from Python): a cancelled job stops within a
+    second and leaves no process behind; Cancelled is raised. Meanwhile the child's CPU use and
+    its verbose output (neighbour search, every UMAP epoch) are this process's signs of life, so a
+    long fit, or numba compiling on a cold cache, is not reaped as hung.
     """
+    options = {"n_neighbors": int(neighbors), "min_dist": float(min_dist)}
+    options |= {"metric": metric, "n_components": dims}
+    if should_stop is None:
+        return _reduce_and_fit(np.asarray(vectors), options, root)
+    return _fit_in_child(np.asarray(vectors), options, root, should_stop)
+
+
+def _reduce_and_fit(
+    vectors: np.ndarray, options: dict[str, Any], root: Path | None, *, verbose: bool = False
+) -> np.ndarray:
+    """PCA to PCA_DIMS, then UMAP with ``options`` (n_neighbors capped to the points)."""
     from sklearn.decomposition import PCA
 
-    n = len(vectors)
+    n, dims = len(vectors), int(options["n_components"])
     x = np.asarray(vectors, dtype=np.float32)
     if x.shape[1] > PCA_DIMS and n > PCA_DIMS:
         x = PCA(PCA_DIMS, svd_solver="randomized", random_state=SEED).fit_transform(x)
@@ -163,15 +177,8 @@ def fit_umap(
             k = min(dims, x.shape[1], n)
             out[:, :k] = PCA(k).fit_transform(x)
         return out
-    options = {
-        "n_neighbors": max(2, min(int(neighbors), n - 1)),
-        "min_dist": float(min_dist),
-        "metric": metric,
-        "n_components": dims,
-    }
-    if should_stop is None:
-        return _fit(x, options, root)
-    return _fit_in_child(x, options, root, should_stop)
+    options = {**options, "n_neighbors": max(2, min(int(options["n_neighbors"]), n - 1))}
+    return _fit(x, {**options, "verbose": True} if verbose else options, root)
 
 
 def _fit(x: np.ndarray, options: dict[str, Any], root: Path | None) -> np.ndarray:
@@ -183,8 +190,17 @@ def _fit(x: np.ndarray, options: dict[str, Any], root: Path | None) -> np.ndarra
         return np.asarray(reducer.fit_transform(x), dtype=np.float32)
 
 
-def _child_fit(source: str, target: str, options: dict[str, Any], root: str | None) -> None:
-    coords = _fit(np.load(source), options, Path(root) if root else None)
+def _child_fit(
+    source: str, target: str, log: str, options: dict[str, Any], root: str | None
+) -> None:
+    """In the child: output (UMAP's verbose lines, one per stage and per tenth of the epochs)
+    to ``log``, which the parent watches; the map to ``target``."""
+    with open(log, "ab", buffering=0) as handle:
+        os.dup2(handle.fileno(), 1)
+        os.dup2(handle.fileno(), 2)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - for the process
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+    coords = _reduce_and_fit(np.load(source), options, Path(root) if root else None, verbose=True)
     np.save(target, coords)
 
 
@@ -194,17 +210,22 @@ def _fit_in_child(
     context = multiprocessing.get_context("forkserver")  # the caller has threads (heartbeat)
     with tempfile.TemporaryDirectory(prefix="sslviz-umap-") as folder:
         source, target = Path(folder) / "x.npy", Path(folder) / "coords.npy"
+        log = Path(folder) / "umap.log"
         np.save(source, x)
+        alive()
+        watch = ChildWatch(output=log)
         process = context.Process(
             target=_child_fit,
-            args=(str(source), str(target), options, str(root) if root else None),
+            args=(str(source), str(target), str(log), options, str(root) if root else None),
             daemon=True,
             name="sslviz-umap",
         )
         process.start()
         try:
             while process.is_alive():
-                process.join(0.5)
+                process.join(CHILD_POLL_SECONDS)
+                if process.pid is not None:
+                    watch.check([process.pid])
                 if process.is_alive() and should_stop():
                     raise Cancelled("stopped while fitting the map")
         finally:
@@ -215,8 +236,21 @@ def _fit_in_child(
                     process.kill()
                     process.join()
         if process.exitcode != 0 or not target.exists():
-            raise RuntimeError(f"the UMAP fit failed (process exit code {process.exitcode})")
+            tail = _tail(log)
+            raise RuntimeError(
+                f"the UMAP fit failed (process exit code {process.exitcode})"
+                + (f": {tail}" if tail else "")
+            )
         return np.load(target)
+
+
+def _tail(log: Path) -> str:
+    """The last line the fit printed (its error, when it crashed)."""
+    try:
+        lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    return lines[-1].strip()[:300] if lines else ""
 
 
 # --- cached maps ---------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ centre crop), at the run's training size. ``seconds`` is the model's time alone 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -124,17 +125,35 @@ def square(image: Image.Image, size: int) -> Tensor:
     return torch.from_numpy(np.asarray(fitted, dtype=np.uint8).copy()).permute(2, 0, 1)[None]
 
 
+_threads_lock = threading.Lock()
+_one_thread_calls = 0  # calls inside one_thread() now, in any thread of the process
+_threads_before = 1  # torch's thread count when the first of them entered
+
+
 @contextmanager
 def one_thread() -> Iterator[None]:
-    """Torch on one thread for a while. One image is too little work to share: on a 2-core
-    machine with other work running, two threads wait for each other at every layer (measured
-    0.24 s vs 0.003 s for a rotation model at 32 px)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    """Torch on one thread while a call applies a model. One image is too little work to share:
+    on a 2-core machine with other work running, two threads wait for each other at every layer
+    (measured 0.24 s vs 0.003 s for a rotation model at 32 px).
+
+    Torch's thread count belongs to the whole process (threads started later, such as the next
+    Streamlit script run, start with it), so overlapping calls from two sessions share one
+    setting: the first call in lowers it, the last call out restores what it was before the
+    first; a call can't restore the 1 another call set and leave the server on one thread.
+    """
+    global _one_thread_calls, _threads_before
+    with _threads_lock:
+        if _one_thread_calls == 0:
+            _threads_before = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _one_thread_calls += 1
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        with _threads_lock:
+            _one_thread_calls -= 1
+            if _one_thread_calls == 0:
+                torch.set_num_threads(_threads_before)
 
 
 # --- applying the model ------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from typing import Any
 from sslviz.core.errors import UserError
 from sslviz.core.processes import owns_process, pid_alive, read_proc
 from sslviz.core.settings import HOME_ENV, max_runs_per_device
+from sslviz.runner.progress import progress_facts
 from sslviz.store import Run, Store
 from sslviz.store.kinds import JobRequest
 from sslviz.store.rows import ACTIVE_STATUSES, ENDED_STATUSES, RESUMABLE_STATUSES
@@ -324,14 +325,13 @@ def delete_run(store: Store, run_id: int, *, timeout: float = 15.0) -> None:
 
 # --- what the CLI and the pages show ------------------------------------------------------------------
 def describe(store: Store, run: Run, *, now: float | None = None) -> dict[str, Any]:
-    """A run as plain JSON-able facts: ids, status, progress, timings, ETA, error, log path."""
+    """A run as plain JSON-able facts: ids, status, progress, timings, ETA (``runner.progress``),
+    error, log path."""
     now = time.time() if now is None else now
     try:
         dataset: str | None = store.datasets.get(run.dataset_id).name
     except LookupError:
         dataset = None
-    end = run.ended_at if run.status in ENDED_STATUSES and run.ended_at else now
-    elapsed = max(0.0, end - run.started_at) if run.started_at else None
     return {
         "run": run.id,
         "status": run.status,
@@ -341,13 +341,10 @@ def describe(store: Store, run: Run, *, now: float | None = None) -> dict[str, A
         "device": run.device,
         "pid": run.pid if run.status == "running" else None,
         "epoch": run.epoch,
-        "epochs": run.epochs,
         "step": run.step,
         "total_steps": run.total_steps,
-        "progress": round(run.progress, 4),
         "train_seconds": round(run.train_seconds, 2),
-        "elapsed_seconds": None if elapsed is None else round(elapsed, 2),
-        "eta_seconds": eta_seconds(run),
+        **progress_facts(run, now),
         "created_at": run.created_at,
         "started_at": run.started_at,
         "ended_at": run.ended_at,
@@ -357,17 +354,3 @@ def describe(store: Store, run: Run, *, now: float | None = None) -> dict[str, A
         "log": str(store.workspace.run_dir(run.id) / LOG_NAME),
         "config": run.config,
     }
-
-
-def eta_seconds(run: Run) -> float | None:
-    """Training seconds left, from the pace so far (and the time budget, if any); None if unknown."""
-    if run.status not in ACTIVE_STATUSES:
-        return None if run.status != "finished" else 0.0
-    estimates = []
-    progress = run.progress
-    if 0 < progress < 1 and run.train_seconds > 0:
-        estimates.append(run.train_seconds * (1 - progress) / progress)
-    budget = run.config.get("time_budget")
-    if budget:
-        estimates.append(max(0.0, float(budget) - run.train_seconds))
-    return round(min(estimates), 1) if estimates else None

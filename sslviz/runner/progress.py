@@ -1,5 +1,7 @@
-"""How far a run is, in the terms it was planned in: epochs, or a time budget. Torch-free; the
-CLI (``sslviz runs``/``status``) and the Runs page read the same numbers from here.
+"""How far a run is, in the terms it was planned in: epochs, or a time budget; how long it has
+taken and how long it will still take. The one place these are computed: ``jobs.describe`` (so
+``sslviz runs``/``status``), the Runs, Train and Explorer pages all read them from here, so every
+number on a page matches the CLI's. Torch-free.
 
 A run given only ``--time-budget`` is recorded with a ceiling of epochs (1000) that the budget ends
 long before; that ceiling is not a plan worth reporting. Its planned epochs are what the budget
@@ -7,13 +9,18 @@ allows at the pace so far (and, once it finished, what it did).
 
     epochs_planned(run)     # 7, or None before the pace is known
     fraction_done(run)      # 0-1: steps done, or budget used if that ends the run sooner
+    eta_seconds(run)        # training seconds left, or None while unknown
+    progress_facts(run)     # all of them, as the CLI's JSON keys
 """
 
 from __future__ import annotations
 
 import math
+import time
+from typing import Any
 
 from sslviz.store import Run
+from sslviz.store.rows import ACTIVE_STATUSES
 
 
 def time_budget(run: Run) -> float | None:
@@ -45,3 +52,47 @@ def fraction_done(run: Run) -> float:
     if budget and run.status != "finished":
         done = max(done, min(1.0, run.train_seconds / budget))
     return done
+
+
+def elapsed_seconds(run: Run, now: float | None = None) -> float | None:
+    """Wall-clock seconds since the run started (to its end, if it ended); None if never started.
+    A run that ended without an end time (reaped) counts to its last sign of life."""
+    if run.started_at is None:
+        return None
+    if run.ended_at is not None:
+        end = run.ended_at
+    elif run.status in ACTIVE_STATUSES:
+        end = time.time() if now is None else now
+    else:
+        end = run.heartbeat_at or run.started_at
+    return max(0.0, end - run.started_at)
+
+
+def eta_seconds(run: Run) -> float | None:
+    """Training seconds left, from the pace so far (and the time budget, if any); 0 once
+    finished, None if unknown or the run ended otherwise."""
+    if run.status not in ACTIVE_STATUSES:
+        return None if run.status != "finished" else 0.0
+    estimates = []
+    done = run.progress
+    if 0 < done < 1 and run.train_seconds > 0:
+        estimates.append(run.train_seconds * (1 - done) / done)
+    budget = time_budget(run)
+    if budget:
+        estimates.append(max(0.0, budget - run.train_seconds))
+    return round(min(estimates), 1) if estimates else None
+
+
+def progress_facts(run: Run, now: float | None = None) -> dict[str, Any]:
+    """The progress of a run as the CLI's JSON reports it: ``epochs`` (planned; under a time
+    budget what it allows at the pace so far, or None), ``epochs_limit`` (as recorded),
+    ``time_budget``, ``progress`` (0-1, budget-aware), ``elapsed_seconds``, ``eta_seconds``."""
+    elapsed = elapsed_seconds(run, now)
+    return {
+        "epochs": epochs_planned(run),
+        "epochs_limit": run.epochs,
+        "time_budget": time_budget(run),
+        "progress": round(fraction_done(run), 4),
+        "elapsed_seconds": None if elapsed is None else round(elapsed, 2),
+        "eta_seconds": eta_seconds(run),
+    }

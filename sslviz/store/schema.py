@@ -18,6 +18,28 @@ def _in(values: tuple[str, ...]) -> str:
     return "(" + ", ".join(f"'{v}'" for v in values) + ")"
 
 
+def _with_autoincrement(table: str, columns: str, after: str = "") -> str:
+    """Rebuild ``table`` (its current columns, ``columns`` after ``id``) with
+    ``id INTEGER PRIMARY KEY AUTOINCREMENT``, every row and id kept; ``after``: its indexes."""
+    names = ", ".join(["id", *(line.split()[0] for line in _column_lines(columns))])
+    return f"""
+    CREATE TABLE {table}_v3 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        {columns}
+    );
+    INSERT INTO {table}_v3 ({names}) SELECT {names} FROM {table};
+    DROP TABLE {table};
+    ALTER TABLE {table}_v3 RENAME TO {table};
+    {after}
+    """
+
+
+def _column_lines(columns: str) -> list[str]:
+    """The column definitions of a table body (not its UNIQUE/CHECK table constraints)."""
+    lines = [line.strip().rstrip(",") for line in columns.strip().splitlines()]
+    return [line for line in lines if line and not line.startswith(("UNIQUE", "CHECK", "--"))]
+
+
 MIGRATIONS: list[str] = [
     # 1: datasets and their images, rejected files and duplicates; runs, metrics, artifacts.
     f"""
@@ -189,6 +211,74 @@ MIGRATIONS: list[str] = [
         changes     TEXT NOT NULL
     );
     """,
+    # 3: ids are never reused. Without AUTOINCREMENT SQLite gives a new row the largest id + 1,
+    # so deleting the newest run (dataset, image, session) handed its id to the next one and a
+    # labeling session, a cached map or a ?run= link silently pointed at another run. Rebuilt
+    # with every row and id kept (foreign keys are off while migrating; the tables that
+    # reference these name them, so they follow the rebuilt tables).
+    _with_autoincrement(
+        "datasets",
+        f"""name          TEXT NOT NULL UNIQUE,
+        source        TEXT NOT NULL,
+        status        TEXT NOT NULL DEFAULT 'ingesting' CHECK (status IN {_in(DATASET_STATUSES)}),
+        created_at    REAL NOT NULL,
+        n_images      INTEGER NOT NULL DEFAULT 0,
+        n_rejected    INTEGER NOT NULL DEFAULT 0,
+        n_duplicates  INTEGER NOT NULL DEFAULT 0,
+        bytes         INTEGER NOT NULL DEFAULT 0,
+        error         TEXT,
+        pid           INTEGER,
+        heartbeat_at  REAL""",
+    )
+    + _with_autoincrement(
+        "images",
+        """dataset_id  INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+        path        TEXT NOT NULL,
+        sha256      TEXT NOT NULL,
+        file        TEXT NOT NULL,
+        width       INTEGER NOT NULL CHECK (width > 0),
+        height      INTEGER NOT NULL CHECK (height > 0),
+        mode        TEXT NOT NULL,
+        format      TEXT NOT NULL,
+        bytes       INTEGER NOT NULL,
+        UNIQUE (dataset_id, path),
+        UNIQUE (dataset_id, sha256)""",
+    )
+    + _with_autoincrement(
+        "runs",
+        f"""dataset_id       INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+        task             TEXT NOT NULL CHECK (task IN {_in(RUN_KINDS)}),
+        encoder          TEXT NOT NULL,
+        config           TEXT NOT NULL,
+        device           TEXT NOT NULL,
+        status           TEXT NOT NULL DEFAULT 'queued' CHECK (status IN {_in(RUN_STATUSES)}),
+        created_at       REAL NOT NULL,
+        started_at       REAL,
+        ended_at         REAL,
+        pid              INTEGER,
+        heartbeat_at     REAL,
+        epoch            INTEGER NOT NULL DEFAULT 0,
+        epochs           INTEGER NOT NULL,
+        step             INTEGER NOT NULL DEFAULT 0,
+        total_steps      INTEGER,
+        train_seconds    REAL NOT NULL DEFAULT 0,
+        cancel_requested INTEGER NOT NULL DEFAULT 0 CHECK (cancel_requested IN (0, 1)),
+        error            TEXT,
+        traceback        TEXT,
+        parent_id        INTEGER REFERENCES runs(id) ON DELETE SET NULL""",
+        after="""CREATE INDEX runs_by_status ON runs (status);
+    CREATE INDEX runs_by_parent ON runs (parent_id);""",
+    )
+    + _with_autoincrement(
+        "sessions",
+        """dataset_id  INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+        name        TEXT NOT NULL,
+        source      TEXT NOT NULL,
+        layer       TEXT,
+        grid        INTEGER,
+        created_at  REAL NOT NULL,
+        UNIQUE (dataset_id, name)""",
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

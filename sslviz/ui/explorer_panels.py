@@ -106,12 +106,8 @@ def colouring(
     store: Store, loaded: LoadedMap, how: str, *, k: int = 8, session_id: int | None = None
 ) -> Colouring | None:
     """The colours of a map: "cluster", "folder", "labels" (of a session), or None (plain).
-
-    Hook for a session's predictions and confidence (the labeling code's predictor): add
-    "predictions" / "confidence" to ``colour_controls``'s options and return
-    ``categorical_colours(predicted, title="prediction")`` /
-    ``sslviz.ui.map.numeric_colours(confidence, title="confidence")`` here.
-    """
+    (Predictions and their confidence are drawn on the labeling page's own map:
+    ``sslviz.ui.labeling_predictions.prediction_map``.)"""
     if how in ("cluster", "folder"):
         return _fixed_colouring(str(loaded.embeddings.file), how, k, loaded)
     if how == "labels" and session_id is not None:
@@ -133,12 +129,16 @@ def _fixed_colouring(file: str, how: str, k: int, _loaded: LoadedMap) -> Colouri
 
 # --- quality -------------------------------------------------------------------------------------
 @st.cache_resource(show_spinner="Measuring…", max_entries=32)
-def _quality(file: str, labels_key: str, _loaded: LoadedMap, _labels: Any) -> dict[str, float]:
+def _quality(
+    file: str, map_key: str, labels_key: str, _loaded: LoadedMap, _labels: Any
+) -> dict[str, float]:
     """RankMe and kNN agreements on at most QUALITY_ROWS images (a seeded random subset):
-    a brute-force cosine kNN over 100k x D vectors would take minutes on a small machine."""
+    a brute-force cosine kNN over 100k x D vectors would take minutes on a small machine.
+    Keyed by the embedding's file (its checkpoint version too) and the map's settings: the
+    "in the map" figure changes with the UMAP settings while the embedding stays."""
     from sslviz.maps import quality
 
-    del file, labels_key  # cache keys
+    del file, map_key, labels_key  # cache keys
     n = len(_loaded.points)
     rows = np.arange(n)
     if n > QUALITY_ROWS:
@@ -163,7 +163,9 @@ def quality_figures(loaded: LoadedMap, labels: np.ndarray | None, labels_name: s
         else "-"
     )
     with user_errors():
-        figures = _quality(str(loaded.embeddings.file), labels_key, loaded, labels)
+        figures = _quality(
+            str(loaded.embeddings.file), repr(loaded.spec), labels_key, loaded, labels
+        )
         if figures["rows"] < len(loaded.points):
             st.caption(f"Measured on a random {int(figures['rows']):,} of the images.")
         columns = st.columns(3)

@@ -14,6 +14,7 @@ import streamlit as st
 from sslviz.maps import embed, embedding_job, project, settings
 from sslviz.maps.embedding_job import runs_inline
 from sslviz.runner import jobs
+from sslviz.runner.progress import eta_seconds, fraction_done
 from sslviz.store import Dataset, Run, Store
 from sslviz.store.kinds import run_kind
 from sslviz.store.rows import ACTIVE_STATUSES
@@ -202,8 +203,8 @@ def _job_progress(store: Store, dataset: Dataset, spec: MapSpec, run_id: int) ->
     run = store.runs.get(run_id)
     if run.status == "finished" and cached_map(store, dataset, spec) is not None:
         st.rerun()  # the map is ready: draw the whole page again (never without the map)
-    done = run.progress
-    eta = jobs.eta_seconds(run)
+    done = fraction_done(run)
+    eta = eta_seconds(run)
     st.progress(
         done,
         text=f"Map job #{run.id}: {run.status} · {done:.0%}"

@@ -13,6 +13,7 @@ from pathlib import Path
 import streamlit as st
 
 from sslviz.runner import jobs
+from sslviz.runner.progress import eta_seconds
 from sslviz.store import Run, Store
 from sslviz.store.kinds import run_kind
 from sslviz.store.rows import ACTIVE_STATUSES, RESUMABLE_STATUSES
@@ -54,7 +55,7 @@ def progress_line(run: Run) -> str:
         parts.append(f"step {run.step:,}/{run.total_steps:,}")
     parts.append(f"{human_duration(elapsed(run))} elapsed")
     if run.status in ACTIVE_STATUSES:
-        parts.append(f"ETA {human_duration(jobs.eta_seconds(run))}")
+        parts.append(f"ETA {human_duration(eta_seconds(run))}")
     return " · ".join(parts)
 
 

@@ -1,5 +1,5 @@
-"""How a run reads in the app: its progress and elapsed time, and the table of runs (the ETA is
-``jobs.eta_seconds``, the same the CLI prints).
+"""How a run reads in the app: its progress, elapsed time and ETA (``sslviz.runner.progress``,
+the numbers the CLI prints), and the table of runs.
 
 Everything is computed from the ``Run`` row the store returns, so every browser (and a reload, or an
 app restart) shows the same numbers.
@@ -13,8 +13,14 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
-from sslviz.runner.jobs import device_key, eta_seconds
-from sslviz.runner.progress import epochs_planned, fraction_done, time_budget
+from sslviz.runner.jobs import device_key
+from sslviz.runner.progress import (
+    elapsed_seconds,
+    epochs_planned,
+    eta_seconds,
+    fraction_done,
+    time_budget,
+)
 from sslviz.store import Run
 from sslviz.store.kinds import run_kind
 from sslviz.store.rows import ACTIVE_STATUSES
@@ -44,17 +50,7 @@ def epoch_text(run: Run) -> str:
     return f"{run.epoch}/~{planned} ({human_duration(budget)} budget)"
 
 
-def elapsed(run: Run, now: float | None = None) -> float | None:
-    """Wall-clock seconds since the run started (to its end, if it ended); None if never started."""
-    if run.started_at is None:
-        return None
-    if run.ended_at is not None:
-        end = run.ended_at
-    elif run.status in ACTIVE_STATUSES:
-        end = time.time() if now is None else now
-    else:  # ended without an end time (e.g. interrupted): its last sign of life
-        end = run.heartbeat_at or run.started_at
-    return max(0.0, end - run.started_at)
+elapsed = elapsed_seconds  # wall-clock seconds since the run started (the CLI's elapsed_seconds)
 
 
 def human_duration(seconds: float | None) -> str:

@@ -28,6 +28,31 @@ IDLE = (
     "document.querySelector('[data-test-script-state]')"
     "?.getAttribute('data-test-script-state') === 'notRunning'"
 )
+# Installed in every page: notes when the user last acted (a click, a key, a file) and when a
+# script run last started, so a test can wait for the run its own action caused to finish
+# (instead of sleeping in the hope that it started by then).
+TRACK_RUNS = """
+(() => {
+  window.__lastInput = 0;
+  window.__lastRunStart = 0;
+  const state = () => document.querySelector('[data-test-script-state]')
+    ?.getAttribute('data-test-script-state');
+  new MutationObserver(() => {
+    if (state() === 'running') window.__lastRunStart = performance.now();
+  }).observe(document, {attributes: true, subtree: true, childList: true,
+                        attributeFilter: ['data-test-script-state']});
+  for (const type of ['pointerup', 'keyup', 'change', 'input', 'drop']) {
+    document.addEventListener(type, () => { window.__lastInput = performance.now(); }, true);
+  }
+})();
+"""
+# Idle after the last action: no script run is going on, and one has started since the action
+# (an action that starts none, e.g. a click on plain text, counts once it is QUIET_MS old).
+QUIET_MS = 2000
+SETTLED = (
+    f"({IDLE}) && (window.__lastRunStart >= window.__lastInput"
+    f" || performance.now() - window.__lastInput > {QUIET_MS})"
+)
 
 
 def png_bytes(seed: int, size: int = 48) -> bytes:
@@ -94,7 +119,7 @@ def app_url(tmp_path: Path, chromium: Path) -> Iterator[str]:
             pass
         if server.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"the app did not start: {(tmp_path / 'app.log').read_text()}")
-        time.sleep(0.3)
+        time.sleep(0.3)  # polling the health endpoint for the state "serving"
     try:
         yield url
     finally:
@@ -129,6 +154,7 @@ def page(chromium: Path):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(chromium), args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.add_init_script(TRACK_RUNS)
         page.set_default_timeout(60_000)
         yield page
         browser.close()

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import IDLE, wait_idle
+from conftest import wait_idle
 from playwright.sync_api import expect
 
 from sslviz.store import Store
@@ -21,8 +21,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 def settle(page) -> None:
     """Like ``wait_idle``, with room for the first visit's work on a busy machine (embedding
     and UMAP of the demo set, then cross-validation)."""
-    page.wait_for_timeout(300)
-    page.wait_for_function(IDLE, timeout=600_000)
+    wait_idle(page, timeout_ms=600_000)
 
 
 def choose(page, box, option: str) -> None:

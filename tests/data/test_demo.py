@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from sslviz.data import DEMO_DIR, ensure_demo, image_path, ingest, load_rgb
 from sslviz.store import Store
@@ -34,3 +35,26 @@ def test_ensure_demo_leaves_a_used_workspace_alone(store: Store, tmp_path) -> No
     ingest(store, [tmp_path / "mine"], workers=1)
     assert ensure_demo(store) is None
     assert [d.name for d in store.datasets.list()] == ["mine"]
+
+
+def test_an_installed_demo_is_found_and_a_missing_one_says_so(
+    store: Store, tmp_path, monkeypatch
+) -> None:
+    """After `pip install .` (a wheel) there is no source tree: the demo's images are the wheel's
+    data files under <prefix>/share/sslviz/demo; without them an empty workspace is told why."""
+    from sslviz.core.errors import UserError
+    from sslviz.data import demo
+
+    monkeypatch.setattr(demo, "SOURCE_DEMO_DIR", tmp_path / "no-source-tree")
+    prefix = tmp_path / "prefix"
+    monkeypatch.setattr(demo.sysconfig, "get_path", lambda name: str(prefix))
+    monkeypatch.setattr(demo.sys, "prefix", str(prefix))
+    monkeypatch.setattr(demo.site, "getuserbase", lambda: str(prefix))
+    with pytest.raises(UserError, match="demo dataset is not installed") as error:
+        demo.ensure_demo(store)
+    assert "\n" not in str(error.value) and store.datasets.list() == []
+    installed = prefix / "share" / "sslviz" / "demo" / "red"
+    installed.mkdir(parents=True)
+    (installed / "a.png").write_bytes(encoded(noise(16, 16), "PNG"))
+    assert demo.demo_dir() == installed.parent
+    assert demo.ensure_demo(store, workers=1).n_images == 1

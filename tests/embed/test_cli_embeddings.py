@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sslviz.cli import main
+from sslviz.maps.project import cached_projection
 from sslviz.store import Store
 
 SSLVIZ = shutil.which("sslviz", path=str(Path(sys.executable).parent)) or shutil.which("sslviz")
@@ -91,3 +93,77 @@ def test_embed_errors_are_one_line(
         assert code == 1 and stdout == ""
         lines = stderr.strip().splitlines()
         assert len(lines) == 1 and expected in lines[0], stderr
+
+
+SILENCE_ALLOWED = 10.0  # s: beats come every 2 s; a busy shared machine may delay a few
+
+
+def test_out_is_needed_in_the_foreground(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, stdout, stderr = cli(capsys, "project", "pixels", "--dataset", "tiny")
+    assert code != 0 and not stdout
+    assert stderr.strip().count("\n") == 0 and "--out" in stderr and "--background" in stderr
+
+
+@pytest.mark.slow
+def test_background_map_job_is_followed_cancelled_and_resumed_through_the_cli(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def status(run: int) -> dict:
+        code, stdout, stderr = cli(capsys, "status", str(run), "--json")
+        assert code == 0, stderr
+        return json.loads(stdout)
+
+    def wait_status(run: int, wanted: str, timeout: float = 600) -> dict:
+        """Poll `sslviz status` until the run ends; track its heartbeat's age while it works
+        (from its first progress on: before that the worker imports torch)."""
+        nonlocal silence
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            facts = status(run)
+            if facts["status"] not in ("queued", "running"):
+                assert facts["status"] == wanted, facts
+                return facts
+            if facts["status"] == "running" and facts["step"] > 0 and facts["heartbeat_age"]:
+                silence = max(silence, facts["heartbeat_age"])
+            time.sleep(0.2)
+        raise AssertionError(f"run {run} did not end within {timeout} s")
+
+    silence = 0.0
+    code, stdout, stderr = cli(
+        capsys, "embed", "random", "--dataset", "tiny", "--background", "--json"
+    )
+    assert code == 0, stderr
+    job = json.loads(stdout)
+    assert job["status"] in ("queued", "running") and job["task"] == "embedding"
+    # the same map asked for by `project` while the job is active: the same job, not a second
+    code, stdout, _ = cli(
+        capsys, "project", "random", "--dataset", "tiny", "--background", "--json"
+    )
+    assert code == 0 and json.loads(stdout)["run"] == job["run"]
+    code, _, stderr = cli(capsys, "cancel", str(job["run"]))
+    assert code == 0, stderr
+    wait_status(job["run"], "cancelled", timeout=60)
+    # resumed in a real worker, which beats all along though it counts as hung after 1 s
+    # without a sign of life (the UMAP fit in its child process, silent for seconds, used to be)
+    monkeypatch.setenv("SSLVIZ_PROGRESS_DEADLINE", "1")
+    code, _, stderr = cli(capsys, "resume", str(job["run"]))
+    assert code == 0, stderr
+    assert wait_status(job["run"], "finished")["progress"] == 1.0
+    assert silence < SILENCE_ALLOWED, f"no heartbeat for {silence:.1f} s while working"
+    code, stdout, _ = cli(capsys, "runs", "--json")
+    runs = json.loads(stdout)["runs"]
+    assert [r["task"] for r in runs if r["run"] == job["run"]] == ["embedding"]
+    # the result stays in the workspace: the foreground commands only write the files
+    store = Store.open(home)
+    assert cached_projection(store, "tiny", "random") is not None
+    store.close()
+    out = tmp_path / "map.csv"
+    code, stdout, stderr = cli(
+        capsys, "project", "random", "--dataset", "tiny", "--out", str(out), "--json"
+    )
+    assert code == 0, stderr
+    assert json.loads(stdout)["images"] == 48 and len(out.read_text().splitlines()) == 49
+    code, stdout, stderr = cli(
+        capsys, "embed", "random", "--dataset", "tiny", "--out", str(tmp_path / "e.npy"), "--json"
+    )
+    assert code == 0 and json.loads(stdout)["images"] == 48, stderr

@@ -45,6 +45,9 @@ def test_good_files() -> None:
             r"two different labels: line 3 \('a/1.png': 'x' on line 2",
         ),
         ("path,label\na/1.png\n", "too few columns: line 2"),
+        # blank lines count: the error names the line an editor shows
+        ("path,label\n\na/1.png,x\n\nzzz.png,y\n", r"line 5 \('zzz.png'\)"),
+        ('path,label\n"a/1.png",x\n"b/\n1.png",\n\nb/1.png,\n', r"line 3 .*line 6"),
     ],
 )
 def test_bad_files_name_the_rows(content: str | bytes, message: str) -> None:

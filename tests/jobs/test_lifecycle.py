@@ -56,8 +56,15 @@ def test_submit_trains_in_a_separate_process_to_finished(store, tiny_dataset, wa
     assert done.started_at and done.ended_at and done.pid is None  # no worker any more
     keys = {m.key for m in store.runs.metrics(run.id)}
     assert {"loss", "lr", "accuracy", "eval/accuracy"} <= keys
-    log = (store.workspace.run_dir(run.id) / jobs.LOG_NAME).read_text()
-    assert f"worker: run {run.id}, pid " in log and "ended finished" in log
+    # the worker says so in its log after it recorded the end: wait for that line
+    log_file = store.workspace.run_dir(run.id) / jobs.LOG_NAME
+
+    def ended_log() -> str:
+        text = log_file.read_text()
+        return text if "ended finished" in text else ""
+
+    log = wait_for(ended_log, 60)
+    assert f"worker: run {run.id}, pid " in log
     assert f"pid {os.getpid()}," not in log  # trained in another process, not this one
     assert "torch threads 1," in log  # SSLVIZ_WORKER_THREADS from the fixture reached the worker
     assert f"nice {min(19, os.nice(0) + 10)}" in log  # below the app's priority

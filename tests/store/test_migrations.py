@@ -67,3 +67,63 @@ def test_v1_workspace_migrates_with_rows_intact(tmp_path: Path) -> None:
         assert store.connection.query("SELECT COUNT(*) FROM metrics")[0][0] == 0
     finally:
         store.close()
+
+
+def _v2_database(path: Path) -> None:
+    """A v2 workspace: a dataset with two images, a run and its fine-tune, a labeling session."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    for script in MIGRATIONS[:2]:
+        conn.executescript(script)
+    conn.execute("PRAGMA user_version = 2")
+    conn.execute(
+        "INSERT INTO datasets (id, name, source, status, created_at, n_images, pid) "
+        "VALUES (3, 'old', '/x', 'ready', 1.0, 2, 99)"
+    )
+    for i, name in ((5, "a"), (6, "b")):
+        conn.execute(
+            "INSERT INTO images (id, dataset_id, path, sha256, file, width, height, mode, "
+            "format, bytes) VALUES (?, 3, ?, ?, 'files/x.png', 8, 8, 'RGB', 'PNG', 10)",
+            (i, f"{name}.png", name),
+        )
+    for run_id, task, parent in ((7, "rotation", None), (8, "finetune", 7)):
+        conn.execute(
+            "INSERT INTO runs (id, dataset_id, task, encoder, config, device, status, created_at, "
+            "epochs, parent_id) VALUES (?, 3, ?, 'small-cnn', '{}', 'cpu', 'finished', 2.0, 3, ?)",
+            (run_id, task, parent),
+        )
+    conn.execute("INSERT INTO metrics VALUES (8, 'loss', 1, 0.5, 3.0)")
+    conn.execute(
+        "INSERT INTO sessions (id, dataset_id, name, source, created_at) "
+        "VALUES (4, 3, 's', '7', 1.0)"
+    )
+    conn.execute("INSERT INTO label_names (id, session_id, name) VALUES (1, 4, 'cat')")
+    conn.execute("INSERT INTO labels VALUES (4, 5, 1, 1.0)")
+    conn.close()
+
+
+def test_v2_workspace_migrates_with_rows_intact_and_ids_are_never_reused(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    _v2_database(home / "sslviz.db")
+    store = Store.open(home)
+    try:
+        assert store.connection.query("PRAGMA user_version")[0][0] == SCHEMA_VERSION
+        assert store.runs.get(8).parent_id == 7 and store.runs.get(7).task == "rotation"
+        assert [m.value for m in store.runs.metrics(8, "loss")] == [0.5]
+        assert [i.id for i in store.datasets.images(3)] == [5, 6]
+        assert store.datasets.get(3).pid == 99
+        rows = store.connection.query("SELECT session_id, image_id FROM labels")
+        assert [tuple(row) for row in rows] == [(4, 5)]
+        # delete the newest run: the next one gets a new id, never 8 again
+        store.runs.delete(8)
+        new = store.runs.create(
+            dataset_id=3, task="rotation", encoder="small-cnn", config={}, device="cpu", epochs=1
+        )
+        assert new.id == 9
+        # the same for the newest dataset (and its images and sessions, which cascade)
+        store.datasets.delete(3)
+        assert store.connection.query("SELECT COUNT(*) FROM labels")[0][0] == 0
+        dataset = store.datasets.create("again", "/y")
+        assert dataset.id == 4
+    finally:
+        store.close()

@@ -59,9 +59,8 @@ def test_start_a_session_label_and_undo(app: AppTest, home: Path) -> None:
     assert app.selectbox(key="lb_session_1").value == -1  # no session yet: the new-session form
     app.text_input(key="lb_new_name").set_value("first pass")
     app.selectbox(key="lb_new_source").set_value("pixels")
-    app.button[0].click()  # the form's only submit button
-    app.get("form_submit_button")  # noqa: B018 - the form exists
-    next(b for b in app.get("form_submit_button") if "Start" in b.label).click().run()
+    (start,) = [b for b in app.get("form_submit_button") if "Start" in b.label]
+    start.click().run()
     assert not app.exception
     store = Store.open(home)
     (session,) = store.sessions.list()
@@ -127,4 +126,26 @@ def test_too_few_labels_says_so(app: AppTest, home: Path) -> None:
     label_images(store, session.id, paths[-2:], "b")
     open_page(app, session.id)
     assert any(m.value == "too few labels" for m in app.metric)
+    store.close()
+
+
+def test_a_session_whose_run_was_deleted_says_so_instead_of_predicting(
+    app: AppTest, home: Path
+) -> None:
+    store = Store.open(home)
+    run = store.runs.create(
+        dataset_id=1, task="rotation", encoder="small-cnn", config={}, device="cpu", epochs=1
+    )
+    session = create_session(store, "demo", run.id)
+    paths = [i.path for i in store.datasets.images(1)]
+    label_images(store, session.id, paths[:3], "a")
+    label_images(store, session.id, paths[-3:], "b")
+    store.runs.delete(run.id)
+    newer = store.runs.create(
+        dataset_id=1, task="rotation", encoder="small-cnn", config={}, device="cpu", epochs=1
+    )
+    assert newer.id != run.id  # ids are never reused: the session can't point at this one
+    open_page(app, session.id)
+    assert any(f"run #{run.id}" in w.value and "was deleted" in w.value for w in app.warning)
+    assert not app.error and not any(m.label == "Estimated accuracy" for m in app.metric)
     store.close()
