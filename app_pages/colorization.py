@@ -5,6 +5,7 @@ import streamlit as st
 
 from sslviz.results.colorization import is_classification
 from sslviz.ui.colorization_view import gallery, loss_of, partners, results_of, side_by_side
+from sslviz.ui.heldout_view import heldout_summary
 from sslviz.ui.resources import get_store
 from sslviz.ui.results_view import loaded_model, result_page
 from sslviz.ui.runs_view import run_label
@@ -23,12 +24,7 @@ with user_errors():
     default_t = float(loaded.task.options.get("temperature", 0.38))
     classification = is_classification(loaded.task)
 
-    tiles = st.columns(4)
-    gain = metrics["psnr"] - metrics["psnr_grey"]
-    tiles[0].metric("PSNR, model", f"{metrics['psnr']:.2f} dB", f"{gain:+.2f} dB vs grey")
-    tiles[1].metric("PSNR, grey image (no colour)", f"{metrics['psnr_grey']:.2f} dB")
-    tiles[2].metric("colourfulness, model", f"{metrics['colourfulness']:.1f}")
-    tiles[3].metric("colourfulness, truth", f"{metrics.get('colourfulness_truth', 0.0):.1f}")
+    heldout_summary(metrics, step=loaded.step)
     st.caption(
         f"Held-out means, as `sslviz eval {run.id}` reports them"
         + (f" (annealed mean at T = {default_t:g})." if classification else " (L2 regression).")

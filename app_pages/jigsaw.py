@@ -4,6 +4,8 @@ distribution, and the permutation set."""
 import streamlit as st
 
 from sslviz.results.jigsaw import permutation_set_stats
+from sslviz.training.figures import Figure
+from sslviz.ui.heldout_view import heldout_summary
 from sslviz.ui.jigsaw_view import hamming_figure, puzzles, results_of
 from sslviz.ui.resources import get_store
 from sslviz.ui.results_view import result_page
@@ -23,19 +25,22 @@ with user_errors():
     results = results_of(store, run)
     size, min_distance = permutation_set_stats(loaded.task.permutations)
 
-    tiles = st.columns(5)
-    tiles[0].metric("held-out accuracy", f"{100 * metrics['accuracy']:.1f}%")
-    tiles[1].metric("top-5 accuracy", f"{100 * metrics['top5']:.1f}%")
-    tiles[2].metric("mean tiles misplaced", f"{metrics['mean_hamming']:.2f} of 9")
-    tiles[3].metric("permutation set", f"{size:,}", help="puzzles the model chooses among")
-    tiles[4].metric(
-        "min Hamming in the set",
-        f"{min_distance}",
-        help="the closest two permutations of the set differ in this many tile positions",
+    heldout_summary(
+        metrics,
+        step=loaded.step,
+        extra=[
+            Figure("size", "permutation set", f"{size:,}", "puzzles the model chooses among"),
+            Figure(
+                "min_distance",
+                "min Hamming in the set",
+                f"{min_distance}",
+                "tile positions the closest two permutations differ in",
+            ),
+        ],
     )
     st.caption(
         f"Held-out figures as `sslviz eval {run.id}` reports them, over {len(results.paths):,} "
-        f"puzzles; chance is {100 / size:.1f}% (top-5 {min(100.0, 500 / size):.1f}%)."
+        "puzzles."
     )
     st.plotly_chart(hamming_figure(results.hamming_histogram()), key="jig_hamming")
 

@@ -4,6 +4,8 @@ the images that have no clear "up"."""
 import streamlit as st
 
 from sslviz.results.rotation import AMBIGUOUS_BELOW
+from sslviz.training.figures import Figure
+from sslviz.ui.heldout_view import heldout_summary
 from sslviz.ui.resources import get_store
 from sslviz.ui.results_view import result_page
 from sslviz.ui.rotation_view import (
@@ -29,11 +31,11 @@ with user_errors():
 
     confusion = metrics["confusion"]
     copies = sum(map(sum, confusion))
-    tiles = st.columns(4)
-    tiles[0].metric("held-out accuracy", f"{100 * metrics['accuracy']:.1f}%")
-    tiles[1].metric("held-out images", f"{len(results.paths):,}")
-    tiles[2].metric("turned copies", f"{copies:,}")
-    tiles[3].metric("chance", "25%")
+    heldout_summary(
+        metrics,
+        step=loaded.step,
+        extra=[Figure("copies", "turned copies", f"{copies:,}", "4 turns of each image")],
+    )
 
     left, right = st.columns([3, 2])
     left.plotly_chart(confusion_figure(confusion), key="rot_confusion")
@@ -49,8 +51,8 @@ with user_errors():
 
     st.subheader("Rotation-ambiguous images")
     below = st.slider(
-        "Ambiguous when the model's sureness (its top probability, averaged over the four turns) "
-        "is below",
+        "Ambiguous when an image's sureness (its top probability, averaged over the four turns) "
+        "is below this share of the model's typical sureness",
         0.3,
         1.0,
         AMBIGUOUS_BELOW,
@@ -58,10 +60,12 @@ with user_errors():
         key="rot_ambiguous_below",
     )
     ambiguous = results.ambiguous(below)
+    typical = results.typical_sureness()
     st.caption(
-        f"{len(ambiguous):,} of {len(results.paths):,} images. The model spreads its "
-        "probability over several angles for these (symmetric shapes, textures): a mistake "
-        "here says more about the image than about the model."
+        f"{len(ambiguous):,} of {len(results.paths):,} images. The model's typical sureness is "
+        f"{100 * typical:.0f}%; for these it is below {100 * below * typical:.0f}%: it spreads "
+        "its probability over several angles far more than usual (symmetric shapes, textures), "
+        "so a mistake here says more about the image than about the model."
     )
     if ambiguous:
         ambiguous_grid(results, ambiguous, key="rot_ambiguous_page")

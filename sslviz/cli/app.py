@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -44,4 +43,10 @@ def run_app(args: argparse.Namespace) -> int:
         "false",
     ]
     print(f"sslviz app: http://{args.address}:{args.port}", file=sys.stderr)
-    return subprocess.call(command, cwd=APP_FILE.parent, env=os.environ.copy())
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Become the server (same pid) rather than wait on a child: a SIGTERM or Ctrl-C to
+    # `sslviz app` then reaches Streamlit itself, which stops serving, and nothing is orphaned.
+    os.chdir(APP_FILE.parent)
+    os.execv(sys.executable, command)
+    return 0  # not reached: execv replaces this process

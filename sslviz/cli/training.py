@@ -70,6 +70,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="seed of the held-out split, the order and the augmentations (default 0)",
     )
     train.add_argument(
+        "--holdout-by",
+        choices=("auto", "folder", "image"),
+        help="what the held-out split keeps whole: folder (a folder of crops or near-copies of "
+        "one scene is never split between training and held-out), image, or auto (default: by "
+        "folder when the images sit in 3 or more folders)",
+    )
+    train.add_argument(
         "--time-budget",
         type=float,
         metavar="SECONDS",
@@ -131,6 +138,7 @@ def config_from_args(store: Any, args: argparse.Namespace) -> Any:
             "device",
             "seed",
             "time_budget",
+            "holdout_by",
         )
         if getattr(args, key) is not None
     }
@@ -299,6 +307,11 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(results)
         return 0
+    from sslviz.training.chance import verdict
+
     for key, value in results.items():
         print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+    said = verdict(results)
+    if said:
+        print(said)
     return 0

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sslviz.core.proportions import wilson_interval
 from sslviz.fewshot.predictors import METHODS, Features, check_method, encode_labels
 from sslviz.fewshot.predictors import predict_proba as _predict_proba
 from sslviz.fewshot.predictors import spread as _spread
@@ -33,7 +34,6 @@ MIN_LABELED = 10
 FOLDS = 5
 REPEATS = 3  # fewer for many labels (see _repeats): the partition noise shrinks with n
 LARGE = 20_000  # images above which CV uses one partition (see _repeats)
-Z95 = 1.959963984540054
 DEFAULT_METHOD = "logreg"  # what "auto" uses when there is no estimate to choose by
 TOO_FEW_REASON = (
     f"too few labels to estimate: give at least {MIN_LABELED} labeled images, with at least "
@@ -70,19 +70,6 @@ class Estimate:
             "labeled": self.n_labeled,
             **({"reason": self.reason} if self.reason else {}),
         }
-
-
-def wilson_interval(correct: float, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval of a proportion ``correct / n`` (Wilson 1927)."""
-    if n <= 0:
-        return (0.0, 1.0)
-    p = correct / n
-    denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    low = 0.0 if correct <= 0 else max(0.0, centre - half)
-    high = 1.0 if correct >= n else min(1.0, centre + half)  # exact ends, not 0.9999999999999999
-    return (low, high)
 
 
 def too_few(labels: np.ndarray | list[str]) -> bool:

@@ -11,6 +11,7 @@ from sslviz.store import Run, Store
 from sslviz.training.batches import load_rows
 from sslviz.training.config import TrainConfig
 from sslviz.training.evaluate import holdout_rows
+from sslviz.training.split import dataset_groups
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ def held_out(
     at ``image_size`` (another run's size, to compare two runs on the same images)."""
     size = image_size or config.image_size
     cache = open_cache(store, run.dataset_id, size)
-    rows = holdout_rows(len(cache), config)
+    rows = holdout_rows(len(cache), config, dataset_groups(store, run.dataset_id, config))
     paths = [image.path for image in store.datasets.images(run.dataset_id)]
     return HeldOut(
         rows=[int(r) for r in rows],

@@ -5,8 +5,11 @@ counter-clockwise (``torch.rot90``, as training turns it), was turned by ``j * 9
 over j is exactly the prediction behind ``sslviz eval``'s confusion matrix (row k, column j).
 
 An image is *rotation-ambiguous* when the model spreads its probability over several angles for
-its turned copies (a symmetric shape, a texture, a centred blob): its mean top probability over
-the four copies is low. That tells "the model is wrong" apart from "this image has no up".
+its turned copies (a symmetric shape, a texture, a centred blob) far more than it does for a
+typical image: its mean top probability over the four copies is below a share of the model's
+median one. Judged against the model's own typical sureness, so a weak model (unsure about
+everything) flags no image, and what is flagged tells "this image has no up" apart from "the
+model is wrong".
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from torch import Tensor
 from sslviz.pretext.base import PretextModel, model_device, normalize
 from sslviz.pretext.rotation import ANGLES, rotate_all
 
-AMBIGUOUS_BELOW = 0.6  # mean top probability under which an image counts as ambiguous
+# An image is ambiguous when its sureness is below this share of the model's median sureness.
+AMBIGUOUS_BELOW = 0.6
 
 
 @torch.no_grad()
@@ -74,12 +78,19 @@ class RotationResults:
         copies = [TurnedCopy(i, k, int(pred[i, k]), float(conf[i, k])) for i, k in wrong]
         return sorted(copies, key=lambda c: -c.confidence)
 
-    def ambiguous(self, below: float = AMBIGUOUS_BELOW) -> list[int]:
-        """Indices of rotation-ambiguous images (mean top probability < ``below``), most
-        ambiguous first."""
+    def typical_sureness(self) -> float:
+        """The model's median sureness over the held-out images (``top_probability``)."""
         top = self.top_probability()
+        return float(top.median()) if len(top) else 1.0
+
+    def ambiguous(self, below: float = AMBIGUOUS_BELOW) -> list[int]:
+        """Indices of rotation-ambiguous images, most ambiguous first: their sureness is below
+        ``below`` times the model's typical sureness (never below chance, 1/4, which no image
+        can be: a model no better than guessing flags nothing)."""
+        top = self.top_probability()
+        cut = below * self.typical_sureness()
         order = torch.argsort(top).tolist()
-        return [i for i in order if float(top[i]) < below]
+        return [i for i in order if float(top[i]) < cut]
 
 
 def turned(images: Tensor, turn: int) -> Tensor:

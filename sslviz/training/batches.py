@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from sslviz.training.config import split_sizes
+from sslviz.training.split import grouped_holdout
 
 if TYPE_CHECKING:
     from sslviz.pretext import PretextBatch, PretextTask
@@ -29,13 +30,20 @@ _SPLIT_SALT, _ORDER_SALT, _STEP_SALT = 0x5B17, 0x0DE5, 0x57E9
 T = TypeVar("T")
 
 
-def split_indices(n_images: int, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def split_indices(
+    n_images: int, holdout: float, seed: int, groups: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(train, held-out) row indices of a dataset of ``n_images``, disjoint, each sorted.
 
-    Deterministic by ``seed``; at least ``ceil(holdout * n)`` (>= 1) images are held out.
+    Deterministic by ``seed``; at least ``ceil(holdout * n)`` (>= 1) images are held out. With
+    ``groups`` (N,) (see ``training.split``) whole groups are held out, never part of one.
     """
+    rng = np.random.default_rng([seed, _SPLIT_SALT])
+    if groups is not None:
+        held = grouped_holdout(groups, holdout, rng)
+        return np.setdiff1d(np.arange(n_images), held), held
     _, n_holdout = split_sizes(n_images, holdout)
-    order = np.random.default_rng([seed, _SPLIT_SALT]).permutation(n_images)
+    order = rng.permutation(n_images)
     return np.sort(order[n_holdout:]), np.sort(order[:n_holdout])
 
 

@@ -41,6 +41,7 @@ class TrainConfig:
     seed: int = 0
     time_budget: float | None = None  # seconds of training, then end cleanly as finished
     holdout: float = MIN_HOLDOUT  # held-out fraction, deterministic by seed, never trained on
+    holdout_by: str = "auto"  # "auto" | "folder" | "image": what is held out whole (training.split)
     task_options: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -52,6 +53,7 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in d.items() if k in known}
         values["task_options"] = dict(values.get("task_options") or {})
+        values.setdefault("holdout_by", "image")  # runs stored before the option split by image
         return cls(**values)
 
     def replace(self, **changes: Any) -> TrainConfig:
@@ -135,6 +137,10 @@ def config_problems(store: Store, config: TrainConfig) -> list[str]:
         )
     if not MIN_HOLDOUT <= config.holdout < 1:
         problems.append(f"held-out fraction must be in [{MIN_HOLDOUT}, 1) (got {config.holdout})")
+    if config.holdout_by not in ("auto", "folder", "image"):
+        problems.append(
+            f"unknown held-out split {config.holdout_by!r}: choose auto, folder or image"
+        )
     try:
         resolve_device(config.device)
     except UserError as error:

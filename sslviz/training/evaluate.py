@@ -23,25 +23,29 @@ from sslviz.core.errors import UserError
 from sslviz.data.cache import open_cache
 from sslviz.models.checkpoint import checkpoint_path, load_checkpoint
 from sslviz.training.batches import load_rows, split_indices
+from sslviz.training.chance import CONTEXT_KEYS, held_out_context
 from sslviz.training.config import TrainConfig
+from sslviz.training.figures import EVAL_FILE
+from sslviz.training.split import dataset_groups
 
 if TYPE_CHECKING:
     from sslviz.models.encoders import Encoder
     from sslviz.pretext import PretextModel, PretextTask
     from sslviz.store import Run, Store
 
-EVAL_FILE = "eval.json"
 ARTIFACT_DIR = "artifacts"
 MAX_EVAL_IMAGES = 2_000  # tight enough metrics (8k rotations); keeps the end of a big run quick
 MAX_ARTIFACT_IMAGES = 512
 _SUBSET_SALT, _ARTIFACT_SALT = 0xE7A1, 0xA27F
 
 
-def holdout_rows(n_images: int, config: TrainConfig) -> np.ndarray:
+def holdout_rows(n_images: int, config: TrainConfig, groups: np.ndarray | None) -> np.ndarray:
     """Sorted cache rows of the run's held-out images: all of them, or a seeded random subset of
     MAX_EVAL_IMAGES spread over the whole dataset (cache rows follow the image paths, so a
-    class-per-folder dataset is stored in blocks: the first rows would be the first classes)."""
-    held_out = split_indices(n_images, config.holdout, config.seed)[1]
+    class-per-folder dataset is stored in blocks: the first rows would be the first classes).
+    ``groups``: ``training.split.dataset_groups`` of the run's dataset (required, so no caller
+    can silently hold out other images than training did)."""
+    held_out = split_indices(n_images, config.holdout, config.seed, groups)[1]
     return subset(held_out, MAX_EVAL_IMAGES, (config.seed, _SUBSET_SALT))
 
 
@@ -108,7 +112,8 @@ def evaluate_model(
     ``eval/<key>`` at ``step``, and caches the results in eval.json. Returns
     ``{"run", "task", ...task keys}``."""
     run_dir = store.workspace.run_dir(run.id)
-    images = load_rows(cache, holdout_rows(len(cache), config))  # (N, 3, H, W) uint8
+    groups = dataset_groups(store, run.dataset_id, config)  # None: split by single images
+    images = load_rows(cache, holdout_rows(len(cache), config, groups))  # (N, 3, H, W) uint8
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -133,7 +138,9 @@ def evaluate_model(
         if isinstance(value, Real) and not isinstance(value, bool)
     }
     store.runs.log_metrics(run.id, step, scalars)
-    results = {"run": run.id, "task": run.task, **metrics}
+    context = held_out_context(run.task, metrics, len(images), getattr(task, "permutations", None))
+    results = {"run": run.id, "task": run.task, **metrics, **context}
+    results["holdout_by"] = "image" if groups is None else "folder"
     _write_json(run_dir / EVAL_FILE, {"step": step, "results": results})
     return results
 
@@ -150,7 +157,7 @@ def evaluate_run(
     cached = store.workspace.run_dir(run.id) / EVAL_FILE
     if cached.exists() and not refresh:
         saved = json.loads(cached.read_text())
-        if saved.get("step") == run.step:
+        if saved.get("step") == run.step and all(k in saved["results"] for k in CONTEXT_KEYS):
             return saved["results"]
     task, model, config, checkpoint = load_model(store, run.id, device=device)
     cache = open_cache(store, run.dataset_id, config.image_size)

@@ -42,6 +42,7 @@ from sslviz.training.batches import BatchLoader, BatchPlan, load_rows, split_ind
 from sslviz.training.callbacks import Callback, StoreLogger, TrainState
 from sslviz.training.config import TrainConfig, check_config
 from sslviz.training.evaluate import build_model, evaluate_model
+from sslviz.training.split import dataset_groups
 
 __all__ = ["Callback", "TrainState", "create_run", "execute_run", "lr_factor", "train"]
 
@@ -159,7 +160,8 @@ def train(
     distributed.barrier()
     if not ctx.is_main:
         cache = open_cache(store, run.dataset_id, config.image_size)
-    train_rows, _ = split_indices(len(cache), config.holdout, config.seed)  # held-out never seen
+    groups = dataset_groups(store, run.dataset_id, config)  # whole folders held out, if grouped
+    train_rows, _ = split_indices(len(cache), config.holdout, config.seed, groups)  # never seen
     plan = BatchPlan(train_rows, config.batch_size, config.seed, ctx.rank, ctx.world)
     if plan.global_batch < 2 * ctx.world:
         raise UserError(

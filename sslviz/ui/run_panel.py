@@ -17,7 +17,9 @@ from sslviz.runner.progress import eta_seconds
 from sslviz.store import Run, Store
 from sslviz.store.kinds import run_kind
 from sslviz.store.rows import ACTIVE_STATUSES, RESUMABLE_STATUSES
+from sslviz.training.figures import stored_results
 from sslviz.ui.curves import Series, curves_figure, read_series, snapshot_time
+from sslviz.ui.heldout_view import heldout_summary
 from sslviz.ui.runs_view import (
     elapsed,
     epoch_text,
@@ -106,7 +108,13 @@ def render_run(store: Store, run: Run, dataset_names: dict[int, str]) -> None:
 
 
 def _results(store: Store, run: Run, eval_keys: list[str], title: str) -> None:
-    """Held-out metrics (``eval/<key>``) of a finished run, as tiles."""
+    """Held-out metrics of a finished run, as tiles: a pretext run's exactly as its result page
+    shows them (chance, interval, verdict); other kinds' ``eval/<key>`` metrics."""
+    stored = stored_results(store.workspace.run_dir(run.id)) if run_kind(run.task).pretext else None
+    if stored is not None:
+        st.markdown(f"**{title}**")
+        heldout_summary(stored, step=run.step)
+        return
     evals = [m for key in eval_keys for m in store.runs.metrics(run.id, key)[-1:]]
     if not evals:
         return

@@ -14,7 +14,7 @@ from sslviz.results import held_out
 from sslviz.results.apply import cached_run_model
 from sslviz.results.colorization import colorization_results
 from sslviz.results.jigsaw import jigsaw_results, permutation_set_stats, shuffled_and_reassembled
-from sslviz.results.rotation import rotation_results
+from sslviz.results.rotation import RotationResults, rotation_results
 from sslviz.store import Store
 from sslviz.training.evaluate import MAX_EVAL_IMAGES, evaluate_run
 
@@ -48,10 +48,31 @@ def test_rotation_ambiguity_is_ordered_and_thresholded(trained: Trained, store: 
     results = rotation_results(loaded.model, held.paths, held.images)
     top = results.top_probability()
     assert ((top >= 0.25 - 1e-6) & (top <= 1 + 1e-6)).all()
-    every = results.ambiguous(below=1.01)
+    typical = results.typical_sureness()
+    every = results.ambiguous(below=1.01 / typical)  # a cut above every sureness
     assert sorted(every) == list(range(len(held)))
     assert [float(top[i]) for i in every] == sorted(float(top[i]) for i in every)
-    assert all(float(top[i]) < 0.9 for i in results.ambiguous(below=0.9))
+    assert all(float(top[i]) < 0.9 * typical for i in results.ambiguous(below=0.9))
+
+
+def _rotation_results(sureness: list[float]) -> RotationResults:
+    """Results whose images have the given sureness: each turned copy gives its true angle
+    that probability and splits the rest evenly."""
+    probabilities = torch.empty(len(sureness), 4, 4)
+    for i, p in enumerate(sureness):
+        probabilities[i] = torch.full((4, 4), (1 - p) / 3)
+        probabilities[i].fill_diagonal_(p)
+    images = torch.zeros(len(sureness), 3, 8, 8, dtype=torch.uint8)
+    return RotationResults([f"{i}.png" for i in range(len(sureness))], images, probabilities)
+
+
+def test_ambiguity_flags_images_not_a_weak_model() -> None:
+    # a model barely above chance is unsure about everything: no image is singled out
+    weak = _rotation_results([0.28, 0.30, 0.31, 0.29, 0.33, 0.27, 0.30, 0.32])
+    assert weak.ambiguous() == []
+    # a good model unsure about two images flags exactly those, the least sure first
+    strong = _rotation_results([0.97, 0.95, 0.40, 0.96, 0.98, 0.30, 0.94, 0.97])
+    assert strong.ambiguous() == [5, 2]
 
 
 def test_colorization_summary_equals_eval(trained: Trained, store: Store) -> None:

@@ -81,20 +81,20 @@ def test_evaluation_samples_every_folder_of_a_large_dataset():
     # 30 classes stored as folders of 1,000 images: cache rows come in blocks, by path
     n, per_folder = 30_000, 1_000
     config = TrainConfig(dataset="big", task="rotation", holdout=0.1, seed=3)
-    rows = holdout_rows(n, config)
+    rows = holdout_rows(n, config, None)
     assert len(rows) == MAX_EVAL_IMAGES and len(np.unique(rows)) == len(rows)
     assert np.all(np.diff(rows) > 0)  # sorted, for forward reads of the memory map
     per_class = np.bincount(rows // per_folder, minlength=n // per_folder)
     assert per_class.min() >= 0.5 * MAX_EVAL_IMAGES / 30  # every folder, about evenly
-    assert np.array_equal(rows, holdout_rows(n, config))  # the same subset every time
-    assert not np.array_equal(rows, holdout_rows(n, config.replace(seed=4)))
+    assert np.array_equal(rows, holdout_rows(n, config, None))  # the same subset every time
+    assert not np.array_equal(rows, holdout_rows(n, config.replace(seed=4), None))
     shown = subset(np.arange(len(rows)), MAX_ARTIFACT_IMAGES, (3, 1))
     assert len(shown) == MAX_ARTIFACT_IMAGES and shown.max() > 0.9 * len(rows)
 
 
 def test_a_small_held_out_set_is_evaluated_whole():
     config = TrainConfig(dataset="small", task="rotation", holdout=0.1)
-    assert len(holdout_rows(500, config)) == 50
+    assert len(holdout_rows(500, config, None)) == 50
 
 
 def test_a_stop_during_evaluation_ends_cancelled_and_resume_evaluates(store, tiny):

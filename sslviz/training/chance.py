@@ -1,0 +1,101 @@
+"""What a held-out figure means: chance level, a 95% interval, and whether the run learned anything.
+
+A number without its context misleads: "jigsaw accuracy 0.0%" after 44 steps is exactly chance
+(1% for 100 permutations), and 31 held-out images give an accuracy ±17 points. Every held-out
+result (``sslviz eval``, the result pages, the Runs page) carries these keys, computed here once:
+
+    heldout_images      images the figures are measured on
+    chance              {metric: value a model that guesses would score}
+    accuracy_interval   [low, high] Wilson 95% interval of ``accuracy`` (rotation, jigsaw)
+    top5_interval       [low, high] of ``top5`` (jigsaw)
+    learned             whether the figures are clearly better than chance
+    advice              what to do when they are not (else None)
+    holdout_by          "folder" (whole folders held out) or "image" (set by evaluate)
+
+Intervals count *images*, not rotated copies or pixels: the four turns of one image are not four
+independent trials, so counting images is the honest (wider) choice.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sslviz.core.proportions import wilson_interval
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+# What to do when a run is no better than chance, per task (its typical training needs).
+ADVICE = {
+    "rotation": "train longer: rotation usually needs a few hundred steps to beat chance",
+    "jigsaw": "train longer: jigsaw needs thousands of steps (or use a smaller permutation set)",
+    "colorization": "train longer: colorization needs a few thousand steps to beat the grey image",
+}
+# Keys this module adds to a task's metrics (a cached result without them is recomputed).
+CONTEXT_KEYS = ("heldout_images", "chance", "learned", "advice", "holdout_by")
+
+
+def expected_hamming_at_chance(permutations: Tensor) -> float:
+    """Mean tiles misplaced when the answer is a uniformly random member of the set: the mean
+    Hamming distance over all ordered pairs of the (P, 9) set, a pair with itself included."""
+    distances = (permutations[:, None, :] != permutations[None, :, :]).sum(dim=2)  # (P, P)
+    return float(distances.float().mean())
+
+
+def chance_levels(task: str, permutations: Tensor | None = None) -> dict[str, float]:
+    """What guessing scores on each headline metric of ``task`` (colorization: the grey image is
+    its "no skill" baseline, so it has no fixed level here; see ``held_out_context``)."""
+    if task == "rotation":
+        return {"accuracy": 0.25}
+    if task == "jigsaw" and permutations is not None:
+        size = len(permutations)
+        return {
+            "accuracy": 1.0 / size,
+            "top5": min(1.0, 5.0 / size),
+            "mean_hamming": expected_hamming_at_chance(permutations),
+        }
+    return {}
+
+
+def held_out_context(
+    task: str, metrics: dict[str, Any], n_images: int, permutations: Tensor | None = None
+) -> dict[str, Any]:
+    """The module docstring's keys for ``metrics`` measured on ``n_images`` held-out images."""
+    chance = chance_levels(task, permutations)
+    context: dict[str, Any] = {"heldout_images": int(n_images)}
+    above: list[bool] = []  # per accuracy: its whole interval above chance
+    for key in ("accuracy", "top5"):
+        if key in metrics and key in chance:
+            low, high = wilson_interval(float(metrics[key]) * n_images, n_images)
+            context[f"{key}_interval"] = [low, high]
+            above.append(low > chance[key])
+    # any one is enough: a jigsaw model can rank the right answer high before it names it
+    learned = any(above) if above else True
+    if task == "colorization" and "psnr_grey" in metrics:
+        chance = {"psnr": float(metrics["psnr_grey"])}
+        learned = float(metrics.get("psnr", 0.0)) > float(metrics["psnr_grey"])
+    context["chance"] = chance
+    context["learned"] = bool(learned)
+    context["advice"] = None if learned else ADVICE.get(task, "train longer")
+    return context
+
+
+def verdict(results: dict[str, Any], step: int | None = None) -> str | None:
+    """One sentence when a run learned nothing measurable (else None), saying what to do."""
+    if results.get("learned", True):
+        return None
+    after = f" after {step:,} steps" if step is not None else ""
+    chance = results.get("chance", {})
+    if results.get("task") == "colorization":
+        what = (
+            f"PSNR {results['psnr']:.2f} dB is no better than the grey image's "
+            f"{results['psnr_grey']:.2f} dB"
+        )
+    else:
+        low, high = results.get("accuracy_interval", [0.0, 1.0])
+        what = (
+            f"held-out accuracy {100 * results['accuracy']:.1f}% (95% interval "
+            f"{100 * low:.0f}–{100 * high:.0f}%) is not above chance "
+            f"({100 * chance.get('accuracy', 0.0):.1f}%)"
+        )
+    return f"This run has learned nothing measurable yet{after}: {what}. {results['advice']}."

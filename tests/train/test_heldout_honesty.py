@@ -1,0 +1,113 @@
+"""Held-out figures that can't mislead: whole folders held out when images come in groups,
+chance levels and 95% intervals next to every accuracy, and a plain verdict for a run that learned
+nothing (issue 18)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sslviz.core.errors import UserError
+from sslviz.core.proportions import wilson_interval
+from sslviz.pretext.permutations import maximal_hamming_permutations
+from sslviz.training.batches import split_indices
+from sslviz.training.chance import (
+    chance_levels,
+    expected_hamming_at_chance,
+    held_out_context,
+    verdict,
+)
+from sslviz.training.config import TrainConfig
+from sslviz.training.figures import figures
+from sslviz.training.split import folder_groups, split_groups
+
+DEMO = Path(__file__).resolve().parents[2] / "assets" / "demo"
+
+
+def demo_paths() -> list[str]:
+    return sorted(
+        p.relative_to(DEMO).as_posix()
+        for p in DEMO.rglob("*")
+        if p.is_file() and p.suffix.lower() in (".jpg", ".jpeg", ".png")
+    )
+
+
+def test_the_demo_is_held_out_by_photo() -> None:
+    paths = demo_paths()
+    groups = split_groups(paths, 0.1, "auto")
+    assert groups is not None  # 9 folders of crops: whole photos are held out
+    for seed in range(5):
+        train, held = split_indices(len(paths), 0.1, seed, groups)
+        assert len(np.intersect1d(train, held)) == 0 and len(train) + len(held) == len(paths)
+        held_photos = {paths[i].split("/")[0] for i in held}
+        train_photos = {paths[i].split("/")[0] for i in train}
+        assert held_photos and not held_photos & train_photos  # no photo on both sides
+        assert len(held) >= math.ceil(0.1 * len(paths))
+    # deterministic by seed
+    assert np.array_equal(
+        split_indices(len(paths), 0.1, 3, groups)[1], split_indices(len(paths), 0.1, 3, groups)[1]
+    )
+
+
+def test_flat_or_few_folder_datasets_keep_the_image_split() -> None:
+    flat = [f"img_{i:03d}.png" for i in range(60)]
+    assert split_groups(flat, 0.1, "auto") is None
+    two_classes = [f"{c}/img_{i:03d}.png" for c in ("cats", "dogs") for i in range(30)]
+    assert split_groups(two_classes, 0.1, "auto") is None  # a whole class would be half of it
+    lopsided = [f"big/{i}.png" for i in range(90)] + [
+        f"s{k}/{i}.png" for k in range(3) for i in range(2)
+    ]
+    assert split_groups(lopsided, 0.1, "auto") is None  # whole folders would overshoot
+    assert split_groups(flat, 0.1, "image") is None
+    with pytest.raises(UserError, match="--holdout-by image"):
+        split_groups([f"one/{i}.png" for i in range(10)], 0.1, "folder")
+    # images at the top level are each a group of their own
+    assert len(set(folder_groups(["a.png", "b.png", "x/c.png", "x/d.png"]).tolist())) == 3
+
+
+def test_runs_stored_before_the_option_keep_their_image_split() -> None:
+    old = {"dataset": "d", "task": "rotation", "holdout": 0.1, "seed": 0}
+    assert TrainConfig.from_dict(old).holdout_by == "image"
+    assert TrainConfig(dataset="d", task="rotation").holdout_by == "auto"
+
+
+def test_chance_levels_and_interval() -> None:
+    assert chance_levels("rotation") == {"accuracy": 0.25}
+    perms = maximal_hamming_permutations(100, seed=0)
+    levels = chance_levels("jigsaw", perms)
+    assert levels["accuracy"] == pytest.approx(0.01) and levels["top5"] == pytest.approx(0.05)
+    # guessing a member of a max-Hamming set misplaces ~8 of 9 tiles (the issue's 8.10)
+    assert 7.5 < levels["mean_hamming"] < 9.0
+    assert expected_hamming_at_chance(torch.arange(9)[None]) == 0.0
+    low, high = wilson_interval(0.5 * 31, 31)
+    assert high - low == pytest.approx(0.34, abs=0.02)  # 31 images: about ±17 points
+
+
+def test_a_run_at_chance_says_so_and_what_to_do() -> None:
+    perms = maximal_hamming_permutations(100, seed=0)
+    metrics = {"accuracy": 0.0, "top5": 0.0, "mean_hamming": 8.1, "permutations": 100}
+    results = {
+        "run": 3,
+        "task": "jigsaw",
+        **metrics,
+        **held_out_context("jigsaw", metrics, 31, perms),
+    }
+    assert results["learned"] is False
+    said = verdict(results, step=44)
+    assert "learned nothing" in said and "44 steps" in said
+    assert "jigsaw needs thousands of steps" in said
+    shown = {f.key: f for f in figures(results)}
+    assert "chance 1.0%" in shown["accuracy"].context
+    assert "95% interval 0–11%" in shown["accuracy"].context
+    assert "chance 5.0%" in shown["top5"].context
+
+    good = {"accuracy": 0.59, "confusion": [[1]]}
+    context = held_out_context("rotation", good, 31)
+    assert context["learned"] is True and context["advice"] is None
+    assert context["accuracy_interval"][0] > 0.25
+    grey = {"psnr": 20.0, "psnr_grey": 21.0, "colourfulness": 0.1}
+    assert held_out_context("colorization", grey, 31)["learned"] is False
