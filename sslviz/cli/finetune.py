@@ -18,9 +18,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     finetune = subparsers.add_parser(
         "finetune",
         help="fine-tune a run's encoder on labeled images",
-        description="Train a run's encoder with a linear head on the labeled images (a share "
-        "held out for early stopping), then predict every image of the dataset. The fine-tune "
-        "is a run of its own: `sslviz status`, `cancel`, `resume` and `embed` work on it.",
+        description="Train a run's encoder with a linear head on the labeled images, then "
+        "predict every image of the dataset. A share of the labels chooses the checkpoint "
+        "(early stopping) and another share is left untouched: the reported held-out accuracy "
+        "is measured there. The fine-tune is a run of its own: `sslviz status`, `cancel`, "
+        "`resume` and `embed` work on it.",
     )
     finetune.add_argument("run", type=int, metavar="RUN", help="run id to start from")
     finetune.add_argument("--labels", required=True, type=Path, help="CSV with a header path,label")
@@ -34,6 +36,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     finetune.add_argument(
         "--seed", type=int, help="seed of the split and augmentations (default 0)"
+    )
+    finetune.add_argument(
+        "--semi-supervised",
+        action="store_true",
+        help="also learn from every unlabeled image (FixMatch: a confident prediction on a "
+        "lightly augmented image is the target for a heavily augmented one); slower per step",
+    )
+    finetune.add_argument(
+        "--threshold",
+        type=float,
+        help="with --semi-supervised: the confidence a pseudo-label needs (default 0.8; lower "
+        "it if few unlabeled images pass, as the run's unlabeled/confident metric shows)",
     )
     finetune.add_argument(
         "--device", default="auto", help="auto (default: a GPU if there is one), cpu, cuda, mps"
@@ -71,7 +85,12 @@ def run_finetune(args: argparse.Namespace) -> int:
     try:
         parent = store.runs.get(args.run)
         labels = read_labels_csv(store, parent.dataset_id, args.labels)
-        changes = {k: getattr(args, k) for k in ("steps", "seed") if getattr(args, k) is not None}
+        names = ("steps", "seed", "threshold")
+        changes = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+        if args.threshold is not None and not args.semi_supervised:
+            raise UserError("--threshold is for --semi-supervised: add it, or drop --threshold")
+        if args.semi_supervised:
+            changes["semi_supervised"] = True
         if args.steps is not None:  # a third of a short schedule for the linear probe, at most
             changes["probe_steps"] = min(FineTuneConfig.probe_steps, args.steps // 3)
         config = FineTuneConfig(**changes)
@@ -151,7 +170,11 @@ def run_leaderboard(args: argparse.Namespace) -> int:
     try:
         dataset = store.datasets.get_by_name(args.dataset)
         labels = read_labels_csv(store, dataset.id, args.labels)
-        board = leaderboard(store, dataset, labels)
+        progress = _StageBar()
+        try:
+            board = leaderboard(store, dataset, labels, on_progress=progress)
+        finally:
+            progress.close()
     finally:
         store.close()
     if args.json:
@@ -159,6 +182,8 @@ def run_leaderboard(args: argparse.Namespace) -> int:
         return 0
     if board.message:
         say(board.message)
+    say(f"{board.seconds:.1f} s ({board.computed} of {len(board.rows)} rows computed, the rest "
+        "cached)")  # fmt: skip
     print(f"{'#':>3}  {'source':<8} {'layer':<8} {'method':<16} {'cv accuracy':<22} held-out")
     for place, row in enumerate(board.rows, start=1):
         cv = _score(row.cv_accuracy, row.cv_interval)
@@ -168,6 +193,25 @@ def run_leaderboard(args: argparse.Namespace) -> int:
         line = f"{rank:>3}  {row.source:<8} {layer:<8} {row.method:<16} {cv:<22} {held}"
         print(line + (f"  ({row.note})" if row.note else ""))
     return 0
+
+
+class _StageBar:
+    """The leaderboard's stages on a progress bar on stderr (``leaderboard(on_progress=...)``)."""
+
+    def __init__(self) -> None:
+        self.bar: ProgressBar | None = None
+        self.total = 0
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if self.bar is None or self.total != total:
+            self.close()
+            self.bar, self.total = ProgressBar(total, "ranking", unit="source"), total
+        self.bar.update(done, stage)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def _score(accuracy: float | None, interval: Any) -> str:

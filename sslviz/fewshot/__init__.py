@@ -7,5 +7,8 @@ estimate     THE cross-validated accuracy with a Wilson interval; "auto"'s choic
 suggest      what to label next: TypiClust at cold start, then margin + k-center
 predict      predict(store, dataset, source, labels) for the CLI, the page, the leaderboard
 export       predictions CSV, labels CSV, parquet with embeddings, map, labels, predictions
-finetune, finetune_data, leaderboard   fine-tuning on the labels; which source predicts best
+finetune     a fine-tune run on the labels (submit; the public names of the four below)
+finetune_data, finetune_model, finetune_loop, finetune_result
+             its settings, split, augmentations; model; loop (LP-FT, FixMatch); predictions
+leaderboard, leaderboard_rows   which source predicts the labels best; how one row is scored
 """

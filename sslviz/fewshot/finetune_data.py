@@ -1,5 +1,6 @@
 """What a fine-tune reads and writes besides its model: its settings, the labels it was given,
-their stratified train/held-out split, the augmentation for tiny label sets, the predictions.
+their stratified three-way split (train / select / untouched), the augmentations (for a few
+labeled images, and FixMatch's weak and strong views of the unlabeled ones), the predictions.
 
     <dataset_dir>/labels/<sha256>.json     the labels of a fine-tune, content-addressed
     <run_dir>/predictions.csv              path,label,confidence,labeled (DESIGN 3.2)
@@ -28,7 +29,8 @@ if TYPE_CHECKING:
 RESULT_FILE = "finetune.json"
 PREDICTIONS_CSV = "predictions.csv"
 PREDICTIONS_NPZ = "predictions.npz"
-# A class needs this many labels before one can be held out (two stay for training).
+# A class needs this many labels before one can be held out (two stay for training); the inner
+# split for early stopping takes one more from what is left on the same terms.
 MIN_PER_CLASS_TO_HOLD_OUT = 3
 _SPLIT_SALT = 0xF17E
 
@@ -44,9 +46,16 @@ class FineTuneConfig:
     encoder_lr_ratio: float = 0.1  # the encoder learns this much slower than the head
     weight_decay: float = 1e-4
     label_smoothing: float = 0.1  # few labels: don't let the head grow overconfident
-    holdout: float = 0.2  # share of each class's labels held out for early stopping
-    eval_every: int = 10  # steps between held-out evaluations
-    patience: int = 100  # steps without a better held-out loss before stopping early
+    holdout: float = 0.2  # share of each class's labels left untouched: the reported accuracy
+    select: float = 0.2  # share of each class's labels that choose the checkpoint (inner split)
+    eval_every: int = 10  # steps between evaluations on the select labels
+    patience: int = 100  # steps without a better select loss before stopping early
+    # FixMatch (Sohn et al. 2020): a consistency loss on unlabeled images on top of the labeled one
+    semi_supervised: bool = False
+    unlabeled_batch: int = 64  # unlabeled images per step (weak and strong view of each)
+    threshold: float = 0.8  # pseudo-label confidence needed (the paper's 0.95 is out of reach
+    # for a head trained with label smoothing 0.1: its confidence tops out near 0.9)
+    unlabeled_weight: float = 1.0  # lambda_u: the unlabeled loss's weight
     checkpoint_seconds: float = 10.0  # training seconds between checkpoints (and at the end)
     seed: int = 0  # the split, the batches and the augmentations
     layer: str | None = None  # the encoder layer the head reads (None: the source's default)
@@ -87,33 +96,61 @@ def read_label_file(path: Path) -> dict[str, str]:
     return dict(json.loads(Path(path).read_text()))
 
 
-def split_labels(labels: Mapping[str, str], holdout: float, seed: int) -> dict[str, Any]:
-    """Stratified split of labeled paths: ``{"classes", "train", "holdout", "note"}``.
+def split_labels(
+    labels: Mapping[str, str], holdout: float, seed: int, select: float = 0.2
+) -> dict[str, Any]:
+    """Stratified three-way split of labeled paths:
+    ``{"classes", "train", "select", "holdout", "note"}``.
 
-    Each class holds out ``round(holdout * n)`` (at least 1) of its ``n`` labels, if every class
-    has at least MIN_PER_CLASS_TO_HOLD_OUT; otherwise nothing is held out and ``note`` says why.
-    Deterministic by ``seed`` and the labels, so fine-tunes of several runs on the same labels
-    share their held-out images (the leaderboard compares them there).
+    ``holdout`` labels are untouched: they choose nothing (no checkpoint, no head, no threshold)
+    and only measure the finished model. ``select`` labels choose the checkpoint (early stopping).
+    Each class gives ``round(share * n)`` (at least 1) of its ``n`` labels to each, keeping 2 to
+    train on: with fewer than MIN_PER_CLASS_TO_HOLD_OUT labels in some class nothing is held out,
+    with one label fewer than an inner split needs there is no early stopping (a fixed schedule);
+    ``note`` says which. Deterministic by ``seed`` and the labels, so fine-tunes of several runs on
+    the same labels share their untouched images (the leaderboard compares them there).
     """
     classes = sorted(set(labels.values()))
     by_class = {c: sorted(p for p, v in labels.items() if v == c) for c in classes}
     smallest = min(classes, key=lambda c: len(by_class[c]))
-    if len(by_class[smallest]) < MIN_PER_CLASS_TO_HOLD_OUT or holdout <= 0:
+    fewest = len(by_class[smallest])
+    if fewest < MIN_PER_CLASS_TO_HOLD_OUT or holdout <= 0:
         note = (
-            f"too few labels per class to hold any out (class {smallest!r} has "
-            f"{len(by_class[smallest])}; {MIN_PER_CLASS_TO_HOLD_OUT} are needed): trained on all "
-            "labels for a fixed schedule, so there is no held-out accuracy"
+            f"too few labels per class to hold any out (class {smallest!r} has {fewest}; "
+            f"{MIN_PER_CLASS_TO_HOLD_OUT} are needed): trained on all labels for a fixed "
+            "schedule, so there is no held-out accuracy"
         )
-        return {"classes": classes, "train": sorted(labels), "holdout": [], "note": note}
+        return {"classes": classes, "train": sorted(labels), "select": [], "holdout": [],
+                "note": note}  # fmt: skip
     rng = np.random.default_rng([seed, _SPLIT_SALT])
     held: list[str] = []
+    chosen: list[str] = []
+    inner = select > 0 and all(
+        len(paths) - _share(holdout, len(paths)) >= MIN_PER_CLASS_TO_HOLD_OUT
+        for paths in by_class.values()
+    )
     for c in classes:
-        paths = by_class[c]
-        n_out = min(len(paths) - 2, max(1, round(holdout * len(paths))))
-        held += [paths[i] for i in rng.permutation(len(paths))[:n_out]]
-    held_set = set(held)
-    train = sorted(p for p in labels if p not in held_set)
-    return {"classes": classes, "train": train, "holdout": sorted(held), "note": None}
+        paths = [by_class[c][i] for i in rng.permutation(len(by_class[c]))]
+        n_out = _share(holdout, len(paths))
+        held += paths[:n_out]
+        if inner:
+            chosen += paths[n_out : n_out + _share(select, len(paths) - n_out, of=len(paths))]
+    note = None
+    if not inner:
+        note = (
+            f"too few labels per class for an inner split (class {smallest!r} has {fewest}; "
+            f"{MIN_PER_CLASS_TO_HOLD_OUT + 1} are needed): trained for the full schedule "
+            "without early stopping"
+        )
+    used = set(held) | set(chosen)
+    train = sorted(p for p in labels if p not in used)
+    return {"classes": classes, "train": train, "select": sorted(chosen),
+            "holdout": sorted(held), "note": note}  # fmt: skip
+
+
+def _share(fraction: float, n: int, *, of: int | None = None) -> int:
+    """round(fraction * of) labels (at least 1) out of ``n``, keeping 2 for training."""
+    return min(n - 2, max(1, round(fraction * (of if of is not None else n))))
 
 
 # --- augmentation ---------------------------------------------------------------------------------
@@ -156,6 +193,31 @@ def augment_labeled(
     mean = grey.mean(dim=(2, 3), keepdim=True)  # (B, 1, 1, 1)
     x = mean + (x - mean) * contrast.view(b, 1, 1, 1)
     return (x.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def augment_weak(images: Tensor, generator: torch.Generator | None = None, *, flip: bool = True
+                 ) -> Tensor:  # fmt: skip
+    """FixMatch's weak view: a flip and a small shift/scale, colours untouched (uint8 in, out)."""
+    return augment_labeled(images, generator, flip=flip, min_scale=0.8, jitter=0.0)
+
+
+def augment_strong(
+    images: Tensor, generator: torch.Generator | None = None, *, flip: bool = True
+) -> Tensor:
+    """FixMatch's strong view (Sohn et al. 2020 use RandAugment + Cutout): a hard crop, strong
+    colour jitter, then a grey square over a quarter of the area at a random place (Cutout,
+    DeVries & Taylor 2017). uint8 (B, 3, H, W) -> uint8 (B, 3, H, W)."""
+    x = augment_labeled(images, generator, flip=flip, min_scale=0.3, jitter=0.6)
+    b, _, h, w = x.shape
+    u = torch.rand(b, 2, generator=generator)  # (B, 2) where each square's corner goes
+    side_h, side_w = max(1, h // 2), max(1, w // 2)
+    top = (u[:, 0] * (h - side_h + 1)).long().clamp(max=h - side_h).to(x.device)
+    left = (u[:, 1] * (w - side_w + 1)).long().clamp(max=w - side_w).to(x.device)
+    rows = torch.arange(h, device=x.device).view(1, h, 1)
+    cols = torch.arange(w, device=x.device).view(1, 1, w)
+    inside = (rows >= top.view(b, 1, 1)) & (rows < (top + side_h).view(b, 1, 1))
+    inside = inside & (cols >= left.view(b, 1, 1)) & (cols < (left + side_w).view(b, 1, 1))
+    return torch.where(inside.unsqueeze(1), torch.full_like(x, 127), x)  # (B, 3, H, W)
 
 
 # --- predictions ----------------------------------------------------------------------------------

@@ -9,12 +9,23 @@ its default layer and one more (the next deeper, else the one before), and every
 fine-tune. Frozen rows are scored by ``estimate.choose`` (the predictor ``auto`` would use, and
 its cross-validated accuracy with a Wilson interval: THE one way sslviz computes CV accuracy).
 
-Honesty. A fine-tuned model can't be cross-validated on labels it trained on, so fine-tuned rows
-are compared on the labels no included fine-tune trained on (its held-out labels; fine-tunes on
-the same labels share them, ``finetune_data.split_labels``): every row, frozen or fine-tuned, gets
-``holdout_accuracy`` there — frozen rows fit their predictor on the other labels — and the table
-is then ranked by that column, the only one all rows share. Without fine-tunes it is ranked by
-the CV accuracy. With too few labels it says "too few labels to rank" and ranks nothing.
+Honesty. A fine-tuned model can't be cross-validated on labels it trained on or chose its
+checkpoint by, so fine-tuned rows are compared on the labels no included fine-tune used for
+anything (its untouched labels; fine-tunes on the same labels share them,
+``finetune_data.split_labels``). Every row, frozen or fine-tuned, gets ``holdout_accuracy``
+there, and those labels choose nothing for any row: frozen rows pick their predictor by CV on
+the other labels (that CV is their ``cv_accuracy`` then), fit it there, and are scored on the
+untouched ones. The table is then ranked by that column, the only one all rows share. Without
+fine-tunes it is ranked by the CV accuracy. With too few labels it says "too few labels to rank"
+and ranks nothing.
+
+Switching. Every row keeps its per-label right/wrong record (``correct``: out-of-fold, or on the
+untouched labels), and all rows are scored on the same labels and folds, so two rows compare
+pairwise: ``clearly_better`` (McNemar's exact test, one-sided, 5%) is what a page needs before it
+recommends another source. A tie is no reason to switch.
+
+Progress. ``leaderboard(..., on_progress=stage)`` calls ``stage(name, done, total)`` before each
+stage (embedding one source, cross-validating it) and once at the end (``done == total``).
 
 Rows are cached per label set and source version (``<dataset_dir>/leaderboard/<sha>.json``):
 a new run or fine-tune computes only its own rows. Embeddings come from ``sslviz.maps.embed``'s
@@ -25,57 +36,32 @@ images) a missing one is computed by a background embedding job (``pending_run``
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 from sslviz.core.atomic import write_json
 from sslviz.core.errors import UserError
-from sslviz.fewshot.finetune_data import labels_file, labels_sha, read_label_file, read_predictions
+from sslviz.fewshot.finetune_data import labels_file, labels_sha, read_label_file
+from sslviz.fewshot.leaderboard_rows import (
+    Candidate,
+    Row,
+    clearly_better,
+    fine_tuned_row,
+    frozen_row,
+    row_from_json,
+)
+
+__all__ = ["Candidate", "Leaderboard", "Row", "candidates", "clearly_better", "leaderboard"]
+
+Progress = Callable[[str, int, int], None]  # (stage name, stages done, stages in all)
 
 if TYPE_CHECKING:
     from sslviz.store import Dataset, Run, Store
 
 MIN_COMPARE = 6  # held-out labels needed (in >= 2 classes) to compare fine-tuned rows
 TOO_FEW_TO_RANK = "too few labels to rank"
-_CACHE_VERSION = 1
-
-
-@dataclass(frozen=True)
-class Candidate:
-    source: str  # "pixels", "random" or a run id
-    layer: str | None
-    grid: int
-    kind: str  # "pixels", "random", a pretext task, or "finetune"
-    name: str  # how the table names it, e.g. "rotation #3"
-
-
-@dataclass(frozen=True)
-class Row:
-    """One candidate's scores. ``cv_*``: cross-validated on all labels (frozen rows only);
-    ``holdout_*``: on the shared held-out labels (when a fine-tune is compared)."""
-
-    source: str
-    layer: str | None
-    grid: int
-    method: str  # the predictor ("logreg", ...), or "fine-tuned head"
-    cv_accuracy: float | None
-    cv_interval: tuple[float, float] | None
-    kind: str
-    name: str
-    fine_tuned: bool = False
-    holdout_accuracy: float | None = None
-    holdout_interval: tuple[float, float] | None = None
-    note: str | None = None
-    pending_run: int | None = None  # the embedding job computing its embeddings
-
-    def to_json(self) -> dict[str, Any]:
-        out = asdict(self)
-        for key in ("cv_interval", "holdout_interval"):
-            out[key] = list(out[key]) if out[key] is not None else None
-        return out
+_CACHE_VERSION = 2  # 2: frozen rows choose without the untouched labels; per-label records
 
 
 @dataclass(frozen=True)
@@ -88,6 +74,8 @@ class Leaderboard:
     message: str | None
     holdout: list[str] = field(default_factory=list)  # the shared held-out paths
     fine_tunes: list[int] = field(default_factory=list)  # the fine-tunes compared
+    seconds: float = 0.0  # how long it took (cached rows cost nothing)
+    computed: int = 0  # rows computed now (the others came from the cache)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -99,6 +87,8 @@ class Leaderboard:
             "message": self.message,
             "holdout_labels": len(self.holdout),
             "fine_tunes": self.fine_tunes,
+            "seconds": round(self.seconds, 3),
+            "computed": self.computed,
         }
 
 
@@ -139,14 +129,21 @@ def leaderboard(
     labels: Mapping[str, str],
     *,
     background: bool | None = None,
+    on_progress: Progress | None = None,
 ) -> Leaderboard:
     """Score every candidate on ``labels`` (path -> label) and rank them (module docstring).
 
     ``background`` (default: datasets too large to embed inline) submits embedding jobs for missing
-    embeddings instead of computing them here; those rows wait with ``pending_run`` set."""
+    embeddings instead of computing them here; those rows wait with ``pending_run`` set.
+    ``on_progress(stage, done, total)`` is told each stage before it starts."""
+    import time
+
     from sslviz.fewshot.estimate import TOO_FEW_REASON, too_few
     from sslviz.maps.embed import resolve_dataset
 
+    started = time.perf_counter()
+    report = on_progress or (lambda stage, done, total: None)
+    report("finding sources", 0, 1)
     dataset = resolve_dataset(store, dataset)
     labels = {str(p): str(v) for p, v in labels.items()}
     images = store.datasets.images(dataset.id)
@@ -166,26 +163,39 @@ def leaderboard(
     sha = labels_sha(labels)
     cache = _read_cache(store, dataset, sha)
     test_key = labels_sha({p: labels[p] for p in holdout}) if holdout else "-"
-    rows = []
+    keys = {c: f"{_version(store, c)}|{test_key}" for c in found if c.kind != "finetune"}
+    todo = [c for c in found if c.kind != "finetune" and keys[c] not in cache]
+    rows, computed = [], 0
     for candidate in found:
-        key = f"{_version(store, candidate)}|{test_key}"
         if candidate.kind == "finetune":
             ids = {image.path: image.id for image in images}
-            row = _fine_tuned_row(store, candidate, labels, holdout, ids, fine_tunes, notes)
-        elif key in cache:
-            row = _row_from_json(cache[key])
+            row = fine_tuned_row(store, candidate, labels, holdout, ids, fine_tunes, notes)
+        elif keys[candidate] in cache:
+            row = row_from_json(cache[keys[candidate]])
         else:
-            row = _frozen_row(store, dataset, candidate, labels, holdout, row_of, background)
+            stage = f"{candidate.name} · {candidate.layer}"
+            row = frozen_row(store, dataset, candidate, labels, holdout, row_of, background,
+                              lambda what, s=stage, n=computed: report(f"{what} {s}", n, len(todo)))  # fmt: skip
+            computed += 1
             if row.pending_run is None:
-                cache[key] = row.to_json()
+                cache[keys[candidate]] = row.to_json()
         rows.append(row)
-    _write_cache(store, dataset, sha, cache)
+    if computed:
+        _write_cache(store, dataset, sha, cache)
+    report("done", max(1, len(todo)), max(1, len(todo)))
+
+    def board(
+        rows: list[Row], ranked_by: str | None, too: bool, message: str | None
+    ) -> Leaderboard:
+        return Leaderboard(dataset.name, len(labels), rows, ranked_by, too, message, holdout,
+                           fine_tunes if ranked_by else [], time.perf_counter() - started,
+                           computed)  # fmt: skip
 
     if too_few(list(labels.values())):
         message = (
             f"{TOO_FEW_TO_RANK}: {TOO_FEW_REASON.removeprefix('too few labels to estimate: ')}"
         )
-        return Leaderboard(dataset.name, len(labels), rows, None, True, message, holdout)
+        return board(rows, None, True, message)
     ranked_by = "holdout_accuracy" if fine_tunes else "cv_accuracy"
 
     def rank(row: Row) -> tuple[float, float]:
@@ -196,20 +206,18 @@ def leaderboard(
     message = None
     if fine_tunes:
         message = (
-            f"ranked by accuracy on the {len(holdout)} labels no fine-tune trained on "
-            "(frozen rows fit their predictor on the other labels)"
+            f"ranked by accuracy on the {len(holdout)} labels no fine-tune used for anything "
+            "(frozen rows choose and fit their predictor on the other labels)"
         )
-    return Leaderboard(
-        dataset.name, len(labels), rows, ranked_by, False, message, holdout, fine_tunes
-    )
+    return board(rows, ranked_by, False, message)
 
 
 def _comparable_fine_tunes(
     store: Store, found: list[Candidate], labels: dict[str, str]
 ) -> tuple[list[int], list[str], dict[int, str]]:
-    """(fine-tunes compared, the shared held-out paths, why others are not), newest first: a
-    fine-tune joins if its labels agree with ``labels`` and enough held-out labels remain."""
-    from sslviz.fewshot.finetune import finetune_result
+    """(fine-tunes compared, the shared untouched paths, why others are not), newest first: a
+    fine-tune joins if its labels agree with ``labels`` and enough untouched labels remain."""
+    from sslviz.fewshot.finetune_result import finetune_result, used_labels
 
     classes = set(labels.values())
     remaining = set(labels)
@@ -223,131 +231,25 @@ def _comparable_fine_tunes(
         if result is None:
             notes[run_id] = "no result yet"
             continue
-        trained = set(result["train"])
+        used = used_labels(result)
         dataset_id = store.runs.get(run_id).dataset_id
         given = read_label_file(labels_file(store, dataset_id, result["labels"]))
-        agree = all(labels.get(p, given[p]) == given[p] for p in trained)
+        agree = all(labels.get(p, given[p]) == given[p] for p in used)
         if set(result["classes"]) != classes or not agree:
             notes[run_id] = "trained on other label names: not comparable with these labels"
             continue
-        left = remaining - trained
+        left = remaining - used
         if len(left) < MIN_COMPARE or len({labels[p] for p in left}) < 2:
             notes[run_id] = (
-                "too few labels it did not train on to compare it honestly"
+                "too few labels it did not use to compare it honestly"
                 if not chosen
-                else "it trained on labels another fine-tune holds out: not comparable"
+                else "it used labels another fine-tune leaves untouched: not comparable"
             )
             continue
         chosen.append(run_id)
         remaining = left
     holdout = sorted(remaining) if chosen else []
     return chosen, holdout, notes
-
-
-def _frozen_row(
-    store: Store,
-    dataset: Dataset,
-    candidate: Candidate,
-    labels: dict[str, str],
-    holdout: list[str],
-    row_of: dict[str, int],
-    background: bool,
-) -> Row:
-    """CV with ``choose`` on all labels; with a shared held-out set, the chosen predictor fitted
-    on the other labels and scored there."""
-    from sslviz.fewshot.estimate import choose, wilson_interval
-    from sslviz.fewshot.predictors import Features, fit_predict
-    from sslviz.maps.embed import cached_embeddings, embed
-
-    base = {"source": candidate.source, "layer": candidate.layer, "grid": candidate.grid}
-    named = {**base, "kind": candidate.kind, "name": candidate.name}
-    emb = cached_embeddings(store, dataset, candidate.source, layer=candidate.layer,
-                            grid=candidate.grid)  # fmt: skip
-    if emb is None and background:
-        job = _embedding_job(store, dataset, candidate)
-        note = f"embedding in the background (run {job})"
-        return Row(**named, method="-", cv_accuracy=None, cv_interval=None, note=note,
-                   pending_run=job)  # fmt: skip
-    if emb is None:
-        emb = embed(store, dataset, candidate.source, layer=candidate.layer, grid=candidate.grid)
-    paths = sorted(labels)
-    idx = np.array([row_of[p] for p in paths])
-    y = [labels[p] for p in paths]
-    features = Features(np.asarray(emb.vectors))
-    choice = choose(features.vectors, idx, y, features=features)
-    estimate = choice.estimate
-    held_acc = held_int = None
-    if holdout:
-        test = set(holdout)
-        train = [p for p in paths if p not in test]
-        prediction = fit_predict(
-            features.vectors,
-            np.array([row_of[p] for p in train]),
-            [labels[p] for p in train],
-            choice.method,
-            features=features,
-        )
-        right = sum(prediction.labels[row_of[p]] == labels[p] for p in holdout)
-        held_acc, held_int = right / len(holdout), wilson_interval(right, len(holdout))
-    return Row(
-        **named,
-        method=choice.method,
-        cv_accuracy=estimate.accuracy,
-        cv_interval=estimate.interval,
-        holdout_accuracy=held_acc,
-        holdout_interval=held_int,
-    )
-
-
-def _fine_tuned_row(
-    store: Store,
-    candidate: Candidate,
-    labels: dict[str, str],
-    holdout: list[str],
-    image_ids: dict[str, int],
-    compared: list[int],
-    notes: dict[int, str],
-) -> Row:
-    """A fine-tune's own predictions on the shared held-out labels (never on its training set)."""
-    from sslviz.fewshot.estimate import wilson_interval
-
-    run_id = int(candidate.source)
-    named = {"source": candidate.source, "layer": candidate.layer, "grid": candidate.grid,
-             "kind": "finetune", "name": candidate.name}  # fmt: skip
-    row = Row(**named, method="fine-tuned head", cv_accuracy=None, cv_interval=None,
-              fine_tuned=True, note=notes.get(run_id))  # fmt: skip
-    if run_id not in compared:
-        return row
-    from sslviz.fewshot.finetune import finetune_result
-
-    saved = read_predictions(store.workspace.run_dir(run_id))
-    result = finetune_result(store, run_id)
-    if saved is None or result is None:
-        return replace(row, note="its predictions are missing")
-    ids, probabilities, classes = saved
-    at = {int(image_id): k for k, image_id in enumerate(ids)}  # image id -> prediction row
-    # its own held-out labels: what it said before its head was refitted on them; labels it
-    # never had: its final predictions
-    before = result.get("holdout_predictions") or {}
-    guesses = {
-        p: before[p] if p in before else classes[int(probabilities[at[image_ids[p]]].argmax())]
-        for p in holdout
-    }
-    right = sum(guesses[p] == labels[p] for p in holdout)
-    interval = wilson_interval(right, len(holdout))
-    return replace(row, holdout_accuracy=right / len(holdout), holdout_interval=interval)
-
-
-def _embedding_job(store: Store, dataset: Dataset, candidate: Candidate) -> int:
-    """The embedding (+ map) job computing ``candidate``'s embeddings: an identical queued or
-    running one, else a new one."""
-    from sslviz.maps.embedding_job import job_request
-    from sslviz.runner import jobs
-
-    request = job_request(
-        store, dataset, candidate.source, layer=candidate.layer, grid=candidate.grid
-    )
-    return jobs.submit(store, request, reuse_active=True).id
 
 
 # --- cache ----------------------------------------------------------------------------------------
@@ -375,10 +277,3 @@ def _write_cache(store: Store, dataset: Dataset, sha: str, cache: dict[str, Any]
     path = _cache_file(store, dataset, sha)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, cache)
-
-
-def _row_from_json(values: dict[str, Any]) -> Row:
-    for key in ("cv_interval", "holdout_interval"):
-        if values.get(key) is not None:
-            values[key] = tuple(values[key])
-    return Row(**values)

@@ -5,10 +5,13 @@
     finetune_button(store, session)
 
 The table ranks every source for the session's labels (``sslviz.fewshot.leaderboard``), best
-first, marks the session's own source, and offers one click to switch the session to a better
-one (``on_switch(source, layer, grid)``; by default ``fewshot.sessions.set_source``). Ranking is
-a click, not automatic: it scores every run, and the labels change with every click on the page;
-a result whose labels have changed since says so.
+first, marks the session's own source, and offers one click to switch the session to another
+one only where a paired comparison on the same labels shows it clearly better
+(``leaderboard.clearly_better``; ``on_switch(source, layer, grid)``, by default
+``fewshot.sessions.set_source``). Ranking is a click, not automatic: it scores every run, and the
+labels change with every click on the page; a result whose labels have changed since says so.
+While it ranks, a bar names the stage (embedding or cross-validating which source).
+The fine-tune panel starts a supervised or a semi-supervised (FixMatch) fine-tune.
 """
 
 from __future__ import annotations
@@ -23,12 +26,14 @@ from streamlit.errors import StreamlitAPIException
 
 from sslviz.core.errors import UserError
 from sslviz.fewshot.finetune_data import labels_sha
-from sslviz.fewshot.leaderboard import Leaderboard, Row, leaderboard
+from sslviz.fewshot.leaderboard import Leaderboard, Row, clearly_better, leaderboard
 from sslviz.store import Store
 
 Switch = Callable[[str, str | None, int | None], None]
 _STATE = "leaderboard_{session}"
 HERE = "◀ this one"
+SUPERVISED = "labels only"
+SEMI_SUPERVISED = "labels + unlabeled images (FixMatch)"
 
 
 def session_labels(store: Store, session: Any) -> dict[str, str]:
@@ -73,7 +78,7 @@ def board_frame(store: Store, board: Leaderboard, session: Any) -> pd.DataFrame:
                 "predictor": row.method,
                 "CV accuracy": score(row.cv_accuracy, row.cv_interval),
                 **(
-                    {"held-out accuracy": score(row.holdout_accuracy, row.holdout_interval)}
+                    {"untouched-label accuracy": score(row.holdout_accuracy, row.holdout_interval)}
                     if board.fine_tunes
                     else {}
                 ),
@@ -100,12 +105,21 @@ def leaderboard_panel(store: Store, session: Any, *, on_switch: Switch | None = 
     if st.button(
         "Rank sources for these labels", key=f"rank_{session.id}", icon=":material/leaderboard:"
     ):
-        with st.spinner("Scoring every run, layer and baseline on your labels…"):
-            try:
-                st.session_state[key] = (sha, leaderboard(store, session.dataset_id, labels))
-            except UserError as error:
-                st.error(str(error))
-                return
+        bar = st.progress(0.0, text="Scoring every run, layer and baseline on your labels…")
+
+        def stage(name: str, done: int, total: int) -> None:
+            bar.progress(min(1.0, done / max(1, total)), text=f"{name} ({done}/{total})")
+
+        try:
+            st.session_state[key] = (
+                sha,
+                leaderboard(store, session.dataset_id, labels, on_progress=stage),
+            )
+        except UserError as error:
+            st.error(str(error))
+            return
+        finally:
+            bar.empty()
     saved = st.session_state.get(key)
     if saved is None:
         st.caption(
@@ -132,17 +146,32 @@ def leaderboard_panel(store: Store, session: Any, *, on_switch: Switch | None = 
 
 
 def _switch_buttons(store: Store, board: Leaderboard, session: Any, on_switch: Switch) -> None:
-    """A button for each of the (up to 3) best frozen rows ranked above the session's source."""
-    current = next((i for i, row in enumerate(board.rows) if is_current(store, row, session)), None)
-    better = [
-        row
-        for i, row in enumerate(board.rows[: current if current is not None else 3])
-        if not row.fine_tuned and row.pending_run is None and not _unranked(board, row)
-    ][:3]
-    for i, row in enumerate(better):
+    """A button for each of the (up to 3) frozen rows clearly better than the session's own
+    (McNemar's exact test on the labels they disagree on): a tie is no reason to switch."""
+    current = next((row for row in board.rows if is_current(store, row, session)), None)
+    if current is None:
+        return
+    better = []
+    for row in board.rows:
+        if row.fine_tuned or row.pending_run is not None or _unranked(board, row):
+            continue
+        clear, wins, losses, p = clearly_better(row, current)
+        if clear:
+            better.append((row, wins, losses, p))
+    if not better:
+        st.caption(
+            "No source is clearly better than this session's on your labels (a paired "
+            "comparison on the same labels): keep it, or label more to tell them apart."
+        )
+        return
+    for i, (row, wins, losses, p) in enumerate(better[:3]):
         layer = f" · {row.layer}" + (f" ({row.grid}×{row.grid})" if row.grid > 1 else "")
+        help_text = (
+            f"right on {wins} labels this session's source gets wrong, wrong on {losses} it gets "
+            f"right (McNemar p = {p:.3f})"
+        )
         if st.button(f"Use {row.name}{layer} for this session", key=f"switch_{session.id}_{i}",
-                     icon=":material/swap_horiz:"):  # fmt: skip
+                     icon=":material/swap_horiz:", help=help_text):  # fmt: skip
             on_switch(row.source, row.layer, row.grid)
             st.rerun()
 
@@ -172,15 +201,28 @@ def finetune_button(store: Store, session: Any) -> None:
     )
     chosen = st.selectbox("Start from run", ids, index=default, format_func=names.get,
                           key=f"finetune_parent_{session.id}")  # fmt: skip
+    mode = st.radio(
+        "Learn from",
+        [SUPERVISED, SEMI_SUPERVISED],
+        key=f"finetune_mode_{session.id}",
+        horizontal=True,
+        help="Semi-supervised adds FixMatch: where the model is confident about a lightly "
+        "augmented unlabeled image, a heavily augmented copy is trained towards that answer. "
+        "Slower per step; uses every image.",
+    )
     st.caption(
         f"Trains run #{chosen}'s encoder and a linear head on your {len(labels)} labels in the "
-        "background (a share held out to stop early and to measure it honestly), then predicts "
-        "every image. Follow it on the Runs page; when it ends it joins the leaderboard."
+        "background (a share chooses when to stop, another is left untouched to measure it "
+        "honestly), then predicts every image. Follow it on the Runs page; when it ends it "
+        "joins the leaderboard."
     )
     if st.button("Fine-tune on these labels", key=f"finetune_{session.id}",
                  icon=":material/tune:", type="primary"):  # fmt: skip
+        from sslviz.fewshot.finetune import FineTuneConfig
+
+        config = FineTuneConfig(semi_supervised=mode == SEMI_SUPERVISED)
         try:
-            run = submit_finetune(store, chosen, labels)
+            run = submit_finetune(store, chosen, labels, config=config)
         except UserError as error:
             st.error(str(error))
             return

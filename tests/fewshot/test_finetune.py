@@ -24,7 +24,7 @@ from sslviz.fewshot.finetune import (
     finetune_result,
     submit_finetune,
 )
-from sslviz.fewshot.finetune_data import augment_labeled, split_labels
+from sslviz.fewshot.finetune_data import augment_labeled, augment_strong, split_labels
 from sslviz.runner import jobs
 from sslviz.runner.execute import execute
 from sslviz.store import Store
@@ -61,22 +61,28 @@ def _predictions(path: str) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def test_the_split_is_stratified_deterministic_and_disjoint():
+def test_the_split_is_three_way_stratified_deterministic_and_disjoint():
     labels = {f"{c}/{i}.png": c for c in "abc" for i in range(10)}
     split = split_labels(labels, 0.2, seed=0)
     assert split == split_labels(dict(reversed(labels.items())), 0.2, seed=0)  # order-free
-    assert not set(split["train"]) & set(split["holdout"])
-    assert sorted(split["train"] + split["holdout"]) == sorted(labels)
-    held = [labels[p] for p in split["holdout"]]
-    assert {c: held.count(c) for c in "abc"} == {"a": 2, "b": 2, "c": 2}
+    train, select, held = set(split["train"]), set(split["select"]), set(split["holdout"])
+    assert not train & held and not train & select and not select & held
+    assert sorted(train | select | held) == sorted(labels)
+    for part in ("holdout", "select"):
+        chosen = [labels[p] for p in split[part]]
+        assert {c: chosen.count(c) for c in "abc"} == {"a": 2, "b": 2, "c": 2}
     assert split["note"] is None
     assert split_labels(labels, 0.2, seed=1)["holdout"] != split["holdout"]
 
 
 def test_too_few_labels_per_class_hold_nothing_out_and_say_so():
     split = split_labels({"a1": "a", "a2": "a", "a3": "a", "b1": "b", "b2": "b"}, 0.2, seed=0)
-    assert split["holdout"] == [] and len(split["train"]) == 5
+    assert split["holdout"] == [] == split["select"] and len(split["train"]) == 5
     assert "too few labels per class" in split["note"] and "'b' has 2" in split["note"]
+    # three a class: one untouched, none to spare for early stopping (a fixed schedule)
+    three = split_labels({f"{c}{i}": c for c in "ab" for i in range(3)}, 0.2, seed=0)
+    assert len(three["holdout"]) == 2 and three["select"] == [] and len(three["train"]) == 4
+    assert "inner split" in three["note"]
 
 
 def test_augmentation_is_batched_and_only_moves_what_it_is_asked_to():
@@ -90,11 +96,17 @@ def test_augmentation_is_batched_and_only_moves_what_it_is_asked_to():
     assert (still.int() - images.int()).abs().float().mean() < 40
     again = augment_labeled(images, torch.Generator().manual_seed(0))
     assert torch.equal(out, again)  # a pure function of the generator: resumes see the same
+    strong = augment_strong(images, torch.Generator().manual_seed(0))
+    assert strong.shape == images.shape and strong.dtype == torch.uint8
+    # Cutout: every image has a grey square of a quarter of its area
+    grey = (strong == 127).all(1).flatten(1).sum(1)  # (B,) grey pixels per image
+    assert (grey >= 64).all()
+    assert torch.equal(strong, augment_strong(images, torch.Generator().manual_seed(0)))
 
 
 def test_a_tiny_encoder_reaches_its_labels_and_predicts_the_rest(space):
     store, truth = space.store, space.truth
-    labels = first_per_class(truth, 10)  # 30 labels, 6 held out
+    labels = first_per_class(truth, 10)  # 30 labels: 18 train, 6 choose the state, 6 untouched
     config = FineTuneConfig(steps=90, probe_steps=30, batch_size=16, eval_every=10)
     run = submit_finetune(store, space.parent, labels, config=config, device="cpu",
                           background=False)  # fmt: skip
@@ -106,6 +118,7 @@ def test_a_tiny_encoder_reaches_its_labels_and_predicts_the_rest(space):
     assert result["holdout_labels"] == 6 and result["labeled"] == 30 and result["predicted"] == 60
     assert result["holdout_accuracy"] >= 5 / 6
     assert not set(result["holdout"]) & set(result["train"])
+    assert result["select_labels"] == 6 and not set(result["select"]) & set(result["holdout"])
     rows = _predictions(result["predictions"])
     assert list(rows[0]) == ["path", "label", "confidence", "labeled"] and len(rows) == 60
     for row in rows:
@@ -116,7 +129,7 @@ def test_a_tiny_encoder_reaches_its_labels_and_predicts_the_rest(space):
     rest = [r for r in rows if r["labeled"] == "false"]
     assert np.mean([r["label"] == truth[r["path"]] for r in rest]) >= 0.9
     keys = set(store.runs.metric_keys(run.id))
-    assert {"loss", "accuracy", "holdout/accuracy", "eval/holdout_accuracy"} <= keys
+    assert {"loss", "accuracy", "select/loss", "eval/holdout_accuracy"} <= keys
 
     # a fine-tune is an embedding source: the encoder of its best state (the parent's as it
     # was if early stopping kept the linear probe, which leaves the encoder untouched)
@@ -126,6 +139,48 @@ def test_a_tiny_encoder_reaches_its_labels_and_predicts_the_rest(space):
     assert tuned.source == str(run.id) and tuned.vectors.shape == frozen.vectors.shape
     moved = result["best_step"] > config.probe_steps
     assert np.allclose(tuned.vectors, frozen.vectors) != moved
+
+
+def test_the_checkpoint_is_chosen_on_an_inner_split_and_the_accuracy_on_untouched_labels(space):
+    """Issue 14: the state was chosen by the lowest loss on the held-out labels and the accuracy
+    then reported on those same labels. Now the select labels choose, the untouched ones only
+    measure: the reported accuracy is the share of the untouched labels the model got right in
+    what it said before it ever saw them, and nothing evaluated on them during training."""
+    store = space.store
+    labels = first_per_class(space.truth, 10)
+    config = FineTuneConfig(steps=40, probe_steps=20, batch_size=16, eval_every=10, seed=3)
+    run = submit_finetune(store, space.parent, labels, config=config, device="cpu",
+                          background=False)  # fmt: skip
+    assert execute(store, run.id).status == "finished"
+    result = finetune_result(store, run.id)
+    untouched, select = set(result["holdout"]), set(result["select"])
+    assert untouched and select and not untouched & select
+    assert not untouched & (set(result["train"]) | select)
+    evaluated = store.runs.metric_keys(run.id)
+    assert "select/loss" in evaluated and not any(k.startswith("holdout/") for k in evaluated)
+    assert result["select_loss"] is not None and result["best_step"] % 10 == 0
+    said = result["holdout_predictions"]
+    assert set(said) == untouched
+    right = sum(said[p] == labels[p] for p in untouched) / len(untouched)
+    assert result["holdout_accuracy"] == pytest.approx(right)
+
+
+def test_semi_supervised_fine_tuning_learns_from_unlabeled_images_too(space):
+    """FixMatch on top of the labeled loss: a run like any other, with the share of unlabeled
+    images confident enough to teach logged at each evaluation."""
+    store = space.store
+    labels = first_per_class(space.truth, 5)
+    config = FineTuneConfig(steps=30, probe_steps=10, batch_size=8, eval_every=10,
+                            semi_supervised=True, unlabeled_batch=16, threshold=0.5)  # fmt: skip
+    run = submit_finetune(store, space.parent, labels, config=config, device="cpu",
+                          background=False)  # fmt: skip
+    done = execute(store, run.id)
+    assert done.status == "finished", done.error
+    result = finetune_result(store, run.id)
+    assert result["semi_supervised"] is True and result["predicted"] == 60
+    assert result["holdout_labels"] == 3 and result["select_labels"] == 3
+    confident = store.runs.metrics(run.id, "unlabeled/confident")
+    assert confident and all(0.0 <= m.value <= 1.0 for m in confident)
 
 
 def test_too_few_labels_per_class_train_on_all_and_never_crash(space):

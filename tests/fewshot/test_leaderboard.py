@@ -14,9 +14,12 @@ import torch
 from finetune_helpers import first_per_class, make_labeled_dataset, train_parent
 from threadpoolctl import threadpool_limits
 
+from sslviz.fewshot.estimate import choose
 from sslviz.fewshot.finetune import FineTuneConfig, finetune_result, submit_finetune
 from sslviz.fewshot.finetune_data import labels_sha
-from sslviz.fewshot.leaderboard import TOO_FEW_TO_RANK, leaderboard
+from sslviz.fewshot.leaderboard import TOO_FEW_TO_RANK, Row, clearly_better, leaderboard
+from sslviz.fewshot.predictors import Features
+from sslviz.maps.embed import embed
 from sslviz.runner.execute import execute
 from sslviz.store import Store
 
@@ -108,13 +111,58 @@ def test_fine_tuned_rows_are_compared_on_labels_they_never_trained_on(space):
     assert result["holdout_accuracy"] == pytest.approx(right)
     for row in board.rows:  # every row measured on the same held-out labels
         assert row.holdout_accuracy is not None and row.holdout_interval is not None
+        assert row.correct is not None and len(row.correct) == len(board.holdout)
+        assert sum(row.correct) / len(board.holdout) == pytest.approx(row.holdout_accuracy)
+    # issue 14: frozen rows chose their predictor by CV that included the labels every row is
+    # then compared on; now their CV (and the choice it makes) runs on the other labels only
+    others = sorted(p for p in labels if p not in set(board.holdout))
+    paths = [image.path for image in store.datasets.images(run.dataset_id)]
+    idx = [paths.index(p) for p in others]
+    for row in (r for r in board.rows if not r.fine_tuned):
+        features = Features(embed(store, "stripes", row.source, layer=row.layer,
+                                  grid=row.grid).vectors)  # fmt: skip
+        alone = choose(features.vectors, idx, [labels[p] for p in others], features=features)
+        assert (row.method, row.cv_accuracy) == (alone.method, alone.estimate.accuracy)
     scores = [row.holdout_accuracy for row in board.rows]
     assert scores == sorted(scores, reverse=True)
 
     # fewer labels than the fine-tune trained on leave it nothing honest to be scored on
     fewer = leaderboard(store, "stripes", {p: labels[p] for p in result["train"]})
     assert fewer.ranked_by == "cv_accuracy"
-    assert "too few labels it did not train on" in next(r for r in fewer.rows if r.fine_tuned).note
+    assert "too few labels it did not use" in next(r for r in fewer.rows if r.fine_tuned).note
+
+
+def test_a_tie_is_no_reason_to_switch_and_a_clear_gain_is():
+    """Issue 15: the page offered a switch on a four-way tie at 1.000. McNemar's exact test on
+    the labels the two rows disagree on decides."""
+
+    def row(correct: list[float | None]) -> Row:
+        return Row(
+            "1", "block2", 1, "logreg", 1.0, (0.9, 1.0), "rotation", "r", correct=tuple(correct)
+        )
+
+    assert clearly_better(row([1.0] * 20), row([1.0] * 20))[0] is False  # a tie
+    assert clearly_better(row([1.0] * 20), row([1.0] * 18 + [0.0] * 2))[0] is False  # 2-0: luck
+    better, wins, losses, p = clearly_better(row([1.0] * 20), row([1.0] * 12 + [0.0] * 8))
+    assert better and (wins, losses) == (8, 0) and p < 0.01
+    assert clearly_better(row([1.0, None, 1.0]), row([0.0, 1.0, 0.0]))[1:3] == (2, 0)
+    assert clearly_better(row([0.0] * 9), row([1.0] * 9))[0] is False  # worse is never better
+
+
+def test_progress_names_each_stage_and_a_repeat_computes_nothing(space):
+    labels = first_per_class(space.truth, 5)
+    stages: list[tuple[str, int, int]] = []
+    first = leaderboard(space.store, "stripes", labels,
+                        on_progress=lambda *a: stages.append(a))  # fmt: skip
+    assert first.computed == len([r for r in first.rows if not r.fine_tuned])
+    assert stages[0][0] == "finding sources" and stages[-1][1] == stages[-1][2]
+    assert any(name.startswith("cross-validating random init") for name, _, _ in stages)
+    done = [d for _, d, _ in stages[1:]]
+    assert done == sorted(done)  # never goes back
+    again = leaderboard(space.store, "stripes", labels)
+    assert again.computed == 0 and [r.cv_accuracy for r in again.rows] == [
+        r.cv_accuracy for r in first.rows
+    ]
 
 
 @pytest.mark.slow

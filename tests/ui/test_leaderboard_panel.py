@@ -17,6 +17,7 @@ from finetune_helpers import first_per_class, make_labeled_dataset, train_parent
 
 from sslviz.runner import jobs  # noqa: E402
 from sslviz.store import Store  # noqa: E402
+from sslviz.ui.leaderboard_view import SEMI_SUPERVISED  # noqa: E402
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -76,8 +77,10 @@ def test_rank_on_a_click_best_first_mark_the_session_and_switch(session_store):
     assert list(mine["source"]) == ["pixels"]  # the session's source, marked
     assert table.iloc[0]["source"] != "pixels"  # stripes: a convolution beats raw pixels
 
+    # offered only where a paired comparison shows it clearly better than pixels (McNemar)
     better = [b for b in at.button if b.key and b.key.startswith("switch_1_")]
     assert better and better[0].label.startswith(f"Use {table.iloc[0]['source']}")
+    assert "McNemar" in better[0].help
     better[0].click().run()
     assert not at.exception
     assert at.session_state["switched"][0] == "random"
@@ -101,10 +104,12 @@ def test_fine_tune_on_these_labels_starts_a_background_run(session_store):
     at = AppTest.from_function(panel, default_timeout=120)
     at.run()
     assert at.selectbox(key="finetune_parent_1").value == parent
+    at.radio(key="finetune_mode_1").set_value(SEMI_SUPERVISED).run()
     at.button(key="finetune_1").click().run()
     assert not at.exception
     runs = [r for r in store.runs.list() if r.task == "finetune"]
     assert len(runs) == 1 and runs[0].parent_id == parent
+    assert runs[0].config["semi_supervised"] is True  # the choice reached the run
     assert f"Fine-tune run #{runs[0].id} is" in _texts(at)
     jobs.cancel(store, runs[0].id)
     assert jobs.wait(store, runs[0].id, 60).status in ("cancelled", "finished")

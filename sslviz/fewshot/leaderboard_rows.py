@@ -1,0 +1,207 @@
+"""One leaderboard row: how a frozen source or a fine-tune is scored on the labels, and how two
+rows are compared (``sslviz.fewshot.leaderboard`` builds the table from these).
+
+Frozen rows: ``estimate.choose`` (the predictor ``auto`` would use, and its cross-validated
+accuracy with a Wilson interval) on the labels allowed to choose; with untouched labels, the
+chosen predictor fitted on the others and scored there. Fine-tuned rows: the fine-tune's own
+predictions on the untouched labels, what it said before it saw them. Every row keeps its
+per-label record (``correct``) so two rows compare pairwise (``clearly_better``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from sslviz.fewshot.finetune_data import read_predictions
+
+if TYPE_CHECKING:
+    from sslviz.store import Dataset, Store
+
+SWITCH_P = 0.05  # McNemar's one-sided p below which another row is "clearly better"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    source: str  # "pixels", "random" or a run id
+    layer: str | None
+    grid: int
+    kind: str  # "pixels", "random", a pretext task, or "finetune"
+    name: str  # how the table names it, e.g. "rotation #3"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One candidate's scores. ``cv_*``: cross-validated on all labels (frozen rows only);
+    ``holdout_*``: on the shared held-out labels (when a fine-tune is compared)."""
+
+    source: str
+    layer: str | None
+    grid: int
+    method: str  # the predictor ("logreg", ...), or "fine-tuned head"
+    cv_accuracy: float | None
+    cv_interval: tuple[float, float] | None
+    kind: str
+    name: str
+    fine_tuned: bool = False
+    holdout_accuracy: float | None = None
+    holdout_interval: tuple[float, float] | None = None
+    note: str | None = None
+    pending_run: int | None = None  # the embedding job computing its embeddings
+    # per-label right (1) / wrong (0) on the labels the ranking column is measured on (the
+    # untouched ones, or out-of-fold on the sorted labels), the same for every row of a board;
+    # None where a label was not scored: for paired comparisons
+    correct: tuple[float | None, ...] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["correct"] = list(self.correct) if self.correct is not None else None
+        for key in ("cv_interval", "holdout_interval"):
+            out[key] = list(out[key]) if out[key] is not None else None
+        return out
+
+
+def clearly_better(candidate: Row, current: Row) -> tuple[bool, int, int, float]:
+    """Whether ``candidate`` beats ``current`` on the same labels by more than luck:
+    McNemar's exact test (one-sided, p < SWITCH_P) on the labels one gets right and the other
+    wrong. Returns (clearly better, its wins, its losses, p). Rows without paired records
+    (pending, too few labels) are never clearly better."""
+    from scipy.stats import binomtest
+
+    if candidate.correct is None or current.correct is None:
+        return False, 0, 0, 1.0
+    pairs = [
+        (a, b)
+        for a, b in zip(candidate.correct, current.correct, strict=False)
+        if a is not None and b is not None
+    ]
+    wins = sum(1 for a, b in pairs if a > b)
+    losses = sum(1 for a, b in pairs if a < b)
+    if wins <= losses:
+        return False, wins, losses, 1.0
+    p = float(binomtest(wins, wins + losses, 0.5, alternative="greater").pvalue)
+    return p < SWITCH_P, wins, losses, p
+
+
+def frozen_row(
+    store: Store,
+    dataset: Dataset,
+    candidate: Candidate,
+    labels: dict[str, str],
+    holdout: list[str],
+    row_of: dict[str, int],
+    background: bool,
+    stage: Callable[[str], None],
+) -> Row:
+    """CV with ``choose`` on the labels (all of them, or with a shared untouched set, the
+    others); then the chosen predictor fitted on those and scored on the untouched labels."""
+    from sslviz.fewshot.estimate import choose, wilson_interval
+    from sslviz.fewshot.predictors import Features, fit_predict
+    from sslviz.maps.embed import cached_embeddings, embed
+
+    base = {"source": candidate.source, "layer": candidate.layer, "grid": candidate.grid}
+    named = {**base, "kind": candidate.kind, "name": candidate.name}
+    emb = cached_embeddings(store, dataset, candidate.source, layer=candidate.layer,
+                            grid=candidate.grid)  # fmt: skip
+    if emb is None and background:
+        job = _embedding_job(store, dataset, candidate)
+        note = f"embedding in the background (run {job})"
+        return Row(**named, method="-", cv_accuracy=None, cv_interval=None, note=note,
+                   pending_run=job)  # fmt: skip
+    if emb is None:
+        stage("embedding")
+        emb = embed(store, dataset, candidate.source, layer=candidate.layer, grid=candidate.grid)
+    stage("cross-validating")
+    test = set(holdout)
+    paths = sorted(p for p in labels if p not in test)  # the labels allowed to choose
+    idx = np.array([row_of[p] for p in paths])
+    y = [labels[p] for p in paths]
+    features = Features(np.asarray(emb.vectors))
+    choice = choose(features.vectors, idx, y, features=features)
+    estimate = choice.estimate
+    correct = _record(estimate.correct)
+    held_acc = held_int = None
+    if holdout:
+        prediction = fit_predict(features.vectors, idx, y, choice.method, features=features)
+        right = [float(prediction.labels[row_of[p]] == labels[p]) for p in holdout]
+        held_acc, held_int = sum(right) / len(holdout), wilson_interval(sum(right), len(holdout))
+        correct = tuple(right)
+    return Row(
+        **named,
+        method=choice.method,
+        cv_accuracy=estimate.accuracy,
+        cv_interval=estimate.interval,
+        holdout_accuracy=held_acc,
+        holdout_interval=held_int,
+        correct=correct,
+    )
+
+
+def _record(correct: np.ndarray | None) -> tuple[float | None, ...] | None:
+    """An estimate's per-label record (NaN = not held out) as JSON-able values."""
+    if correct is None:
+        return None
+    return tuple(None if np.isnan(v) else float(v) for v in correct)
+
+
+def fine_tuned_row(
+    store: Store,
+    candidate: Candidate,
+    labels: dict[str, str],
+    holdout: list[str],
+    image_ids: dict[str, int],
+    compared: list[int],
+    notes: dict[int, str],
+) -> Row:
+    """A fine-tune's own predictions on the shared untouched labels (never on labels it used)."""
+    from sslviz.fewshot.estimate import wilson_interval
+    from sslviz.fewshot.finetune_result import finetune_result
+
+    run_id = int(candidate.source)
+    named = {"source": candidate.source, "layer": candidate.layer, "grid": candidate.grid,
+             "kind": "finetune", "name": candidate.name}  # fmt: skip
+    row = Row(**named, method="fine-tuned head", cv_accuracy=None, cv_interval=None,
+              fine_tuned=True, note=notes.get(run_id))  # fmt: skip
+    if run_id not in compared:
+        return row
+    saved = read_predictions(store.workspace.run_dir(run_id))
+    result = finetune_result(store, run_id)
+    if saved is None or result is None:
+        return replace(row, note="its predictions are missing")
+    if result.get("semi_supervised"):
+        row = replace(row, method="fine-tuned (FixMatch)")
+    ids, probabilities, classes = saved
+    at = {int(image_id): k for k, image_id in enumerate(ids)}  # image id -> prediction row
+    # its own untouched labels: what it said before it saw them; labels it never had: its
+    # final predictions
+    before = result.get("holdout_predictions") or {}
+    guesses = {
+        p: before[p] if p in before else classes[int(probabilities[at[image_ids[p]]].argmax())]
+        for p in holdout
+    }
+    right = [float(guesses[p] == labels[p]) for p in holdout]
+    interval = wilson_interval(sum(right), len(holdout))
+    return replace(row, holdout_accuracy=sum(right) / len(holdout), holdout_interval=interval,
+                   correct=tuple(right))  # fmt: skip
+
+
+def _embedding_job(store: Store, dataset: Dataset, candidate: Candidate) -> int:
+    """The embedding (+ map) job computing ``candidate``'s embeddings: an identical queued or
+    running one, else a new one."""
+    from sslviz.maps.embedding_job import job_request
+    from sslviz.runner import jobs
+
+    request = job_request(
+        store, dataset, candidate.source, layer=candidate.layer, grid=candidate.grid
+    )
+    return jobs.submit(store, request, reuse_active=True).id
+
+
+def row_from_json(values: dict[str, Any]) -> Row:
+    for key in ("cv_interval", "holdout_interval", "correct"):
+        if values.get(key) is not None:
+            values[key] = tuple(values[key])
+    return Row(**values)
