@@ -11,10 +11,20 @@ import sys
 from collections.abc import Sequence
 
 from sslviz import __version__
-from sslviz.cli import app, data, embeddings, fewshot, finetune, results, runs, training
+from sslviz.cli import (
+    app,
+    data,
+    embeddings,
+    features,
+    fewshot,
+    finetune,
+    results,
+    runs,
+    training,
+)
 from sslviz.core.errors import UserError
 
-COMMAND_GROUPS = (data, training, runs, results, embeddings, fewshot, finetune, app)
+COMMAND_GROUPS = (data, training, runs, results, features, embeddings, fewshot, finetune, app)
 
 
 def build_parser() -> argparse.ArgumentParser:
