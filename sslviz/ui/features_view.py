@@ -178,11 +178,17 @@ def channel_grid(
     selectivity = index.selectivity()
     for i in pager(len(ranked), CHANNELS_PER_PAGE, key=f"{key}_page", label="channels"):
         c = ranked[i]
-        left, right = st.columns([1, 5], vertical_alignment="center")
+        left, right = st.columns([3, 10], vertical_alignment="center")
         left.markdown(f"**channel {c}**" + ("  \n:blue[open below]" if c == selected else ""))
         left.caption(f"selectivity {selectivity[c]:.2f} · top {index.peak[:, c].max():.2f}")
-        if left.button("Top 50", key=f"{key}_open_{c}", icon=":material/zoom_in:"):
-            st.session_state[on_open] = c
+        # a callback, so the detail above the grid shows on the very run the click starts
+        left.button(
+            "Top 50",
+            key=f"{key}_open_{c}",
+            icon=":material/zoom_in:",
+            on_click=st.session_state.__setitem__,
+            args=(on_open, c),
+        )
         right.image(channel_strip(store, index, c), width="stretch")
 
 
@@ -207,9 +213,13 @@ def channels_panel(
         c = int(chosen)
         st.markdown(f"**Channel {c}: its top {DETAIL_COUNT}**, with its activation map over each")
         st.image(channel_detail(store, index, source_of(store, source), c), width="stretch")
-        if st.button("Close", key=f"{key}_close", icon=":material/close:"):
-            st.session_state[chosen_key] = None
-            st.rerun()
+        st.button(
+            "Close",
+            key=f"{key}_close",
+            icon=":material/close:",
+            on_click=st.session_state.__setitem__,
+            args=(chosen_key, None),
+        )
     channel_grid(store, index, key=key, on_open=chosen_key, selected=chosen)
 
 
