@@ -36,6 +36,7 @@ def main() -> None:
         "Explore": [
             st.Page("app_pages/explorer.py", title="Explorer", icon=":material/scatter_plot:"),
             st.Page("app_pages/labeling.py", title="Label and predict", icon=":material/label:"),
+            st.Page("app_pages/features.py", title="Features", icon=":material/grid_view:"),
         ],
         "Results": [
             st.Page(

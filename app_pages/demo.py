@@ -7,6 +7,7 @@ from sslviz.results.colorization import is_classification
 from sslviz.ui.demo_view import image_source, show_applied
 from sslviz.ui.resources import get_store
 from sslviz.ui.results_view import loaded_model, run_caption, run_picker
+from sslviz.ui.saliency_view import demo_saliency
 from sslviz.ui.widgets import user_errors
 
 store = get_store()
@@ -38,5 +39,7 @@ with user_errors():
         st.info("Give the model an image above.", icon=":material/image:")
         st.stop()
     data, name = given
-    result = apply_image(loaded, read_image(data, name), **options)
+    image = read_image(data, name)
+    result = apply_image(loaded, image, **options)
     show_applied(result)
+    demo_saliency(loaded, image, seed=int(options.get("seed", 0)))

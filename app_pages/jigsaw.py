@@ -9,6 +9,7 @@ from sslviz.ui.heldout_view import heldout_summary
 from sslviz.ui.jigsaw_view import hamming_figure, puzzles, results_of
 from sslviz.ui.resources import get_store
 from sslviz.ui.results_view import result_page
+from sslviz.ui.saliency_view import saliency_toggle
 from sslviz.ui.widgets import user_errors
 
 store = get_store()
@@ -53,6 +54,7 @@ with user_errors():
     }.get(show or "all", lambda d: True)
     indices = [i for i, d in enumerate(hamming) if keep(d)]
     if indices:
-        puzzles(results, indices, key="jig_page")
+        looked = loaded if saliency_toggle(key="jig_saliency") else None
+        puzzles(results, indices, key="jig_page", saliency=looked)
     else:
         st.caption(f"No {show} puzzles.")

@@ -15,6 +15,8 @@ from sslviz.ui.rotation_view import (
     per_angle_figure,
     results_of,
 )
+from sslviz.ui.saliency_view import saliency_toggle
+from sslviz.ui.upright_view import upright_section
 from sslviz.ui.widgets import user_errors
 
 store = get_store()
@@ -41,11 +43,12 @@ with user_errors():
     left.plotly_chart(confusion_figure(confusion), key="rot_confusion")
     right.plotly_chart(per_angle_figure(confusion), key="rot_per_angle")
 
+    looked = loaded if saliency_toggle(key="rot_saliency") else None
     wrong = results.misclassified()
     st.subheader(f"Misclassified turned copies ({len(wrong):,})")
     if wrong:
         st.caption("Most confident mistakes first. An image marked *ambiguous* has no clear up.")
-        misclassified_grid(results, wrong, key="rot_wrong_page")
+        misclassified_grid(results, wrong, key="rot_wrong_page", saliency=looked)
     else:
         st.success("Every turned copy of every held-out image is named right.")
 
@@ -68,4 +71,7 @@ with user_errors():
         "so a mistake here says more about the image than about the model."
     )
     if ambiguous:
-        ambiguous_grid(results, ambiguous, key="rot_ambiguous_page")
+        ambiguous_grid(results, ambiguous, key="rot_ambiguous_page", saliency=looked)
+
+with user_errors():
+    upright_section(store, run)

@@ -25,6 +25,7 @@ _API = {
     "pretrain": "sslviz.api",
     "embeddings": "sslviz.api",
     "projection": "sslviz.api",
+    "channel_features": "sslviz.api",
     "effective_rank": "sslviz.maps.quality",
     "knn_agreement": "sslviz.maps.quality",
     "UserError": "sslviz.core.errors",

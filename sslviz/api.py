@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from sslviz.data.ingest import IngestReport
     from sslviz.maps.embed import Embeddings
     from sslviz.maps.project import Projection
+    from sslviz.results.features import ChannelIndex, FeatureSource
     from sslviz.store import Run, Store
 
 
@@ -93,3 +94,33 @@ def projection(store: Store, dataset: Any, source: int | str, **options: Any) ->
     from sslviz.maps.project import project
 
     return project(store, dataset, source, **options)
+
+
+def feature_source(store: Store, source: int | str) -> FeatureSource:
+    """The encoder of a run (its latest checkpoint) or of ``"random"`` (the untrained baseline
+    architecture) to look into, with the device its passes run on (the run's, if present)."""
+    from sslviz.core.devices import device_or_cpu
+    from sslviz.maps.embed import encoder_for_source, parse_source, source_version
+    from sslviz.results.features import FeatureSource
+
+    name = parse_source(source)
+    if name == "pixels":
+        from sslviz.core.errors import UserError
+
+        raise UserError("the pixels baseline has no channels: use a run id or random")
+    encoder, view, image_size, _ = encoder_for_source(store, name)
+    device = "cpu" if name == "random" else str(device_or_cpu(store.runs.get(int(name)).device))
+    return FeatureSource(name, source_version(store, name), encoder, view, image_size, device)
+
+
+def channel_features(
+    store: Store, dataset: Any, source: int | str, *, layer: str | None = None
+) -> ChannelIndex:
+    """Every channel's dataset examples at ``layer`` (``sslviz features``): one batched pass over
+    the dataset, cached per checkpoint. ``source``: a run id or "random"."""
+    from sslviz.maps.embed import resolve_dataset
+    from sslviz.results.features import channel_index
+
+    return channel_index(
+        store, resolve_dataset(store, dataset), feature_source(store, source), layer
+    )

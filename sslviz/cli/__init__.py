@@ -11,10 +11,32 @@ import sys
 from collections.abc import Sequence
 
 from sslviz import __version__
-from sslviz.cli import app, checks, data, embeddings, fewshot, finetune, results, runs, training
+from sslviz.cli import (
+    app,
+    checks,
+    data,
+    embeddings,
+    features,
+    fewshot,
+    finetune,
+    results,
+    runs,
+    training,
+)
 from sslviz.core.errors import UserError
 
-COMMAND_GROUPS = (data, training, runs, results, embeddings, checks, fewshot, finetune, app)
+COMMAND_GROUPS = (
+    data,
+    training,
+    runs,
+    results,
+    features,
+    embeddings,
+    checks,
+    fewshot,
+    finetune,
+    app,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

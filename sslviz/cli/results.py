@@ -29,13 +29,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     apply.add_argument(
         "--seed", type=int, default=0, help="jigsaw: which puzzle is cut (default 0)"
     )
+    apply.add_argument(
+        "--saliency",
+        metavar="FILE.png",
+        help="write where the model looked (Grad-CAM for the angle or permutation it names; "
+        "rotation and jigsaw runs)",
+    )
+    apply.add_argument(
+        "--saliency-layer", metavar="LAYER", help="encoder layer for --saliency (default: deepest)"
+    )
     apply.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     apply.set_defaults(handler=apply_run)
 
 
 def apply_run(args: argparse.Namespace) -> int:
-    if args.out and Path(args.out).suffix.lower() != ".png":
-        raise UserError(f"--out {args.out}: the picture is a PNG, name it FILE.png")
+    for flag, value in (("--out", args.out), ("--saliency", args.saliency)):
+        if value and Path(value).suffix.lower() != ".png":
+            raise UserError(f"{flag} {value}: the picture is a PNG, name it FILE.png")
     # torch loads here, not when the CLI starts: `sslviz datasets` must not wait for it
     from sslviz.results.apply import apply_image, cached_run_model, read_image
     from sslviz.results.picture import save_png
@@ -44,12 +54,23 @@ def apply_run(args: argparse.Namespace) -> int:
         raise UserError(f"--temperature {args.temperature}: use a value in (0, 1], e.g. 0.38")
     image = read_image(args.image)
     store = Store.open()
-    result = apply_image(
-        cached_run_model(store, args.run), image, temperature=args.temperature, seed=args.seed
-    )
+    loaded = cached_run_model(store, args.run)
+    result = apply_image(loaded, image, temperature=args.temperature, seed=args.seed)
     out = save_png(result.headline, result.panels, args.out) if args.out else None
+    saliency = None
+    if args.saliency:
+        from sslviz.results.saliency import saliency_panels
+
+        panels = saliency_panels(loaded, image, seed=args.seed, layer=args.saliency_layer)
+        saliency = save_png("where the model looked", panels, args.saliency)
     if args.json:
-        emit_json({**result.to_json(), "out": str(out) if out else None})
+        emit_json(
+            {
+                **result.to_json(),
+                "out": str(out) if out else None,
+                "saliency": str(saliency) if saliency else None,
+            }
+        )
         return 0
     print(f"run {result.run} ({result.task}, step {result.step}): {result.headline}")
     for key, value in result.values.items():
@@ -57,4 +78,6 @@ def apply_run(args: argparse.Namespace) -> int:
     print(f"seconds: {result.seconds:.4f}")
     if out:
         print(f"picture: {out}")
+    if saliency:
+        print(f"saliency: {saliency}")
     return 0

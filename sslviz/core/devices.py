@@ -65,3 +65,12 @@ def resolve_device(spec: str) -> torch.device:
             + (f"; {note}" if note else "")
         )
     return torch.device(spec)
+
+
+def device_or_cpu(spec: str) -> torch.device:
+    """``resolve_device(spec)`` if that device is here, else the CPU: a run trained on a GPU can
+    still be looked into (features, data checks) on a machine without one."""
+    try:
+        return resolve_device(spec)
+    except UserError:
+        return torch.device("cpu")

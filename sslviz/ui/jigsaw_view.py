@@ -6,10 +6,11 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from sslviz.results.apply import checkpoint_version
+from sslviz.results.apply import LoadedModel, checkpoint_version
 from sslviz.results.jigsaw import JigsawResults, jigsaw_results
 from sslviz.store import Run, Store
 from sslviz.ui.results_view import held_out_images, loaded_model, pager, picture
+from sslviz.ui.saliency_view import jigsaw_picture
 
 PER_PAGE = 6
 
@@ -60,13 +61,24 @@ def order_text(permutation: list[int]) -> str:
     return " / ".join(" ".join(str(t) for t in permutation[r : r + 3]) for r in (0, 3, 6))
 
 
-def puzzles(results: JigsawResults, indices: list[int], *, key: str) -> None:
-    """Paged rows: shuffled tiles | the model's reassembly | original, and the verdict."""
+def puzzles(
+    results: JigsawResults,
+    indices: list[int],
+    *,
+    key: str,
+    saliency: LoadedModel | None = None,
+) -> None:
+    """Paged rows: shuffled tiles | the model's reassembly | original, and the verdict. With
+    ``saliency`` (the run's model), the shuffled tiles show where the model looked."""
     hamming = results.hamming
     for i in [indices[j] for j in pager(len(indices), PER_PAGE, key=key, label="puzzles")]:
         shuffled, reassembled, original = results.boards(i)
         row = st.columns([2, 2, 2, 3], vertical_alignment="center")
-        row[0].image(picture(shuffled, 180), caption="shuffled tiles", width="stretch")
+        if saliency is not None:
+            shown, caption = jigsaw_picture(results, saliency, i), "where it looked (Grad-CAM)"
+        else:
+            shown, caption = picture(shuffled, 180), "shuffled tiles"
+        row[0].image(shown, caption=caption, width="stretch")
         row[1].image(picture(reassembled, 180), caption="model's reassembly", width="stretch")
         row[2].image(picture(original, 180), caption="original", width="stretch")
         d = int(hamming[i])

@@ -3,14 +3,17 @@ misclassified turned copies and of rotation-ambiguous images."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import plotly.graph_objects as go
 import streamlit as st
 
 from sslviz.pretext.rotation import ANGLES
-from sslviz.results.apply import checkpoint_version
+from sslviz.results.apply import LoadedModel, checkpoint_version
 from sslviz.results.rotation import RotationResults, TurnedCopy, angle, rotation_results, turned
 from sslviz.store import Run, Store
 from sslviz.ui.results_view import held_out_images, loaded_model, pager, picture
+from sslviz.ui.saliency_view import rotation_pictures
 
 LABELS = [f"{a}°" for a in ANGLES]
 COLUMNS = 6
@@ -90,14 +93,22 @@ def per_angle_figure(confusion: list[list[int]]) -> go.Figure:
     return figure
 
 
-def misclassified_grid(results: RotationResults, wrong: list[TurnedCopy], *, key: str) -> None:
-    """Paged grid of wrong turned copies, most confident first; ambiguous images are marked."""
+def misclassified_grid(
+    results: RotationResults,
+    wrong: list[TurnedCopy],
+    *,
+    key: str,
+    saliency: LoadedModel | None = None,
+) -> None:
+    """Paged grid of wrong turned copies, most confident first; ambiguous images are marked.
+    With ``saliency`` (the run's model), each copy shows where the model looked."""
     ambiguous = set(results.ambiguous())
     shown = [wrong[i] for i in pager(len(wrong), 4 * COLUMNS, key=key, label="mistakes")]
+    looked = _looked(results, saliency, [c.image for c in shown], [c.turn for c in shown])
     for start in range(0, len(shown), COLUMNS):
         for column, copy in zip(st.columns(COLUMNS), shown[start : start + COLUMNS], strict=False):
             image = turned(results.images[copy.image : copy.image + 1], copy.turn)[0]
-            column.image(picture(image), width="stretch")
+            column.image(looked.get((copy.image, copy.turn), picture(image)), width="stretch")
             column.markdown(
                 f"turned **{angle(copy.turn)}** · says :red[**{angle(copy.predicted)}**] "
                 f"({100 * copy.confidence:.0f}%)"
@@ -106,13 +117,21 @@ def misclassified_grid(results: RotationResults, wrong: list[TurnedCopy], *, key
             column.caption(results.paths[copy.image])
 
 
-def ambiguous_grid(results: RotationResults, indices: list[int], *, key: str) -> None:
-    """Paged grid of ambiguous images (upright), with how the model splits the upright copy."""
+def ambiguous_grid(
+    results: RotationResults,
+    indices: list[int],
+    *,
+    key: str,
+    saliency: LoadedModel | None = None,
+) -> None:
+    """Paged grid of ambiguous images (upright), with how the model splits the upright copy.
+    With ``saliency`` (the run's model), each shows where the model looked."""
     top = results.top_probability()
     shown = [indices[i] for i in pager(len(indices), 2 * COLUMNS, key=key, label="images")]
+    looked = _looked(results, saliency, shown, [0] * len(shown))
     for start in range(0, len(shown), COLUMNS):
         for column, i in zip(st.columns(COLUMNS), shown[start : start + COLUMNS], strict=False):
-            column.image(picture(results.images[i]), width="stretch")
+            column.image(looked.get((i, 0), picture(results.images[i])), width="stretch")
             upright = results.probabilities[i, 0]  # (4,) the untouched image
             spread = " · ".join(
                 f"{LABELS[j]} {100 * float(upright[j]):.0f}%"
@@ -122,3 +141,13 @@ def ambiguous_grid(results: RotationResults, indices: list[int], *, key: str) ->
                 f"upright copy: {spread}  \nsureness over 4 turns: {100 * float(top[i]):.0f}%"
             )
             column.caption(results.paths[i])
+
+
+def _looked(
+    results: RotationResults, loaded: LoadedModel | None, images: list[int], turns: list[int]
+) -> dict[tuple[int, int], Any]:
+    """{(image, turn): Grad-CAM picture} of the shown copies, when saliency is on."""
+    if loaded is None or not images:
+        return {}
+    pictures = rotation_pictures(results, loaded, images, turns)
+    return dict(zip(zip(images, turns, strict=True), pictures, strict=True))

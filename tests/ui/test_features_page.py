@@ -1,0 +1,73 @@
+"""AppTest of the Features page over the session's tiny trained runs: channels beside the
+untrained network's, ``?run=&layer=&channel=`` deep links, a channel's top 50, the first-layer
+filters, one image through the network; and the upright section of the rotation page."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import APP
+from streamlit.testing.v1 import AppTest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "results"))
+import trained_runs  # noqa: E402
+
+from sslviz.api import channel_features  # noqa: E402
+from sslviz.store import Store  # noqa: E402
+
+
+@pytest.fixture
+def trained(tmp_path_factory: pytest.TempPathFactory, home: Path) -> trained_runs.Trained:
+    template = trained_runs.template(tmp_path_factory)
+    template.copy_to(home)
+    return template
+
+
+def open_features(**params: str) -> AppTest:
+    app = AppTest.from_file(str(APP), default_timeout=120).run()
+    for name, value in params.items():
+        app.query_params[name] = value
+    app.switch_page("app_pages/features.py").run()
+    assert not app.exception, app.exception
+    return app
+
+
+def test_channels_of_the_run_beside_the_untrained_network(trained) -> None:
+    app = open_features(run=str(trained.jigsaw), layer="block2", channel="3")
+    assert app.selectbox(key="feat_run").value == trained.jigsaw
+    assert app.selectbox(key="feat_layer").value == "block2"
+    headers = [h.value for h in app.subheader]
+    assert f"Run #{trained.jigsaw}" in headers and "Untrained (random)" in headers
+    # the page's order is the CLI's: the first channel shown is the most selective
+    index = channel_features(Store.open(), "shapes", trained.jigsaw, layer="block2")
+    first = index.ranked_channels()[0]
+    assert any(f"**channel {first}**" in m.value for m in app.markdown)
+    # the deep-linked channel is open: its top 50 with activation maps
+    assert any("Channel 3: its top 50" in m.value for m in app.markdown)
+    app.button(key=f"feat_open_{first}").click().run()
+    assert not app.exception
+    assert any(f"Channel {first}: its top 50" in m.value for m in app.markdown)
+    assert app.query_params["channel"] == [str(first)]
+    app.selectbox(key="feat_layer").set_value("block1").run()
+    assert not app.exception and app.query_params["layer"] == ["block1"]
+
+
+def test_one_image_through_the_network(trained) -> None:
+    app = open_features(run=str(trained.colorization))
+    app.segmented_control(key="feat_image_source").set_value("From a dataset").run()
+    assert not app.exception
+    assert any("activation map at block3" in c.value for c in app.caption)
+
+
+def test_upright_section_on_the_rotation_page(trained) -> None:
+    app = AppTest.from_file(str(APP), default_timeout=120).run()
+    app.query_params["run"] = str(trained.rotation)
+    app.switch_page("app_pages/rotation.py").run()
+    assert not app.exception, app.exception
+    assert "Stored the wrong way up" in [h.value for h in app.subheader]
+    app.slider(key="up_threshold").set_value(0.5).run()
+    assert not app.exception
+    app.toggle(key="rot_saliency").set_value(True).run()
+    assert not app.exception
