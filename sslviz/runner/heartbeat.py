@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from sslviz.core.liveness import alive, seconds_since_alive
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from sslviz.store import Store
 
 HEARTBEAT_SECONDS = 2.0  # how often a live run tells the store so
+WORKER_STARTUP_SECONDS = 120.0  # a worker beats while it starts (imports torch on a busy machine)
 
 _beating: set[tuple[str, int]] = set()  # (workspace, run id) with a Heartbeat in this process
 _beating_lock = threading.Lock()
@@ -35,7 +37,9 @@ def is_beating(store: Store, run_id: int) -> bool:
 
 class Heartbeat:
     """A daemon thread that writes the run's ``heartbeat_at`` every ``every`` seconds while this
-    process shows signs of life (see the module docstring), on its own connection.
+    process shows signs of life (see the module docstring), on its own connection. Until the
+    first sign after it began (at most ``startup`` seconds) it beats regardless: a worker
+    importing torch on a busy machine has no work to show yet.
 
     Its connection waits at most ``every`` seconds for a lock: a beat that can't be written is
     skipped, reported on stderr and tried again at the next tick, so a busy or broken moment of
@@ -49,9 +53,13 @@ class Heartbeat:
         *,
         every: float = HEARTBEAT_SECONDS,
         deadline: float | None = None,
+        startup: float = 0.0,
     ) -> None:
         self.run_id, self.every = int(run_id), every
         self.deadline = progress_deadline() if deadline is None else float(deadline)
+        # a worker's first seconds import torch and friends: no work to show signs of yet
+        self._born = time.monotonic()
+        self._startup_ends = self._born + startup
         self.failures = 0
         self._seen: tuple | None = None  # the run's progress fields at the last tick
         self._key = (str(store.workspace.root), self.run_id)
@@ -74,7 +82,7 @@ class Heartbeat:
                         store = Store.open(root)
                         store.connection.set_busy_timeout(max(0.05, min(self.every, 5.0)))
                     self._notice_progress(store)
-                    if seconds_since_alive() > self.deadline:
+                    if seconds_since_alive() > self.deadline and not self._starting():
                         continue  # stuck: let the reaper see the silence
                     store.runs.heartbeat(self.run_id)
                 except Exception as error:  # noqa: BLE001 - the next tick tries again
@@ -83,6 +91,12 @@ class Heartbeat:
         finally:
             if store is not None:
                 store.close()
+
+    def _starting(self) -> bool:
+        """Within ``startup`` seconds and no sign of life since this heartbeat began: the
+        process is still starting (the first sign, e.g. the executor's start, ends that)."""
+        now = time.monotonic()
+        return now < self._startup_ends and now - seconds_since_alive() <= self._born
 
     def _notice_progress(self, store: Store) -> None:
         """Progress an executor wrote to the run's row (``step``, ``epoch``, ...) with a plain

@@ -81,12 +81,13 @@ def run(run_id: int) -> int:
     """Train ``run_id`` to its end; the exit code is 0 unless the run failed."""
     from sslviz.core.liveness import Cancelled
     from sslviz.core.settings import worker_threads
-    from sslviz.runner.heartbeat import Heartbeat
+    from sslviz.runner.heartbeat import WORKER_STARTUP_SECONDS, Heartbeat
     from sslviz.store import Store
 
     print(f"worker: run {run_id}, pid {os.getpid()}, started {time.ctime()}", flush=True)
     store = Store.open()
-    beats = Heartbeat(store, run_id)  # beats while the executor shows signs of life
+    # beats while it starts, then while the executor shows signs of life
+    beats = Heartbeat(store, run_id, startup=WORKER_STARTUP_SECONDS)
     code = 0
     try:
         import torch
