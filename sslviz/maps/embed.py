@@ -344,6 +344,7 @@ def _compute(
 
     else:
         encoder, view, size, step = encoder_for_source(store, source)
+        alive()  # the encoder is loaded (a checkpoint read, on a busy machine seconds)
         dim = encoder.layer_dims[layer] * grid * grid
 
         def features(x: torch.Tensor) -> torch.Tensor:
