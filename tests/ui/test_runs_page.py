@@ -91,7 +91,7 @@ def test_finished_run_shows_table_curves_and_results(app: AppTest, runs: tuple[R
     charts = app.get("plotly_chart")
     assert len(charts) >= 2  # loss and accuracy of the selected run
     assert {"eval/accuracy"} <= {m.key for m in Store.open().runs.metrics(finished.id)}
-    assert "accuracy" in [m.label for m in app.metric]  # the held-out result tile
+    assert "held-out accuracy" in [m.label for m in app.metric]  # the held-out result tile
     assert not app.code or all("Traceback" not in c.value for c in app.code)
 
 
