@@ -186,7 +186,7 @@ def channel_grid(
         c = ranked[i]
         left, right = st.columns([3, 10], vertical_alignment="center")
         left.markdown(f"**channel {c}**" + ("  \n:blue[open below]" if c == selected else ""))
-        left.caption(f"selectivity {selectivity[c]:.2f} · top {index.peak[:, c].max():.2f}")
+        left.caption(f"selectivity {selectivity[c]:.2f} · top {index.peak[:, c].max():.3g}")
         # a callback, so the detail above the grid shows on the very run the click starts
         left.button(
             "Top 50",
@@ -213,7 +213,8 @@ def channels_panel(
     g = index.geometry
     st.caption(
         f"{index.channels} channels · {len(index.images):,} images · each crop is the receptive "
-        f"field of the channel's strongest spot ({g.size} of {g.input_side} px)"
+        f"field of the channel's strongest spot ("
+        + (f"{g.size} of {g.input_side} px)" if g.size < g.input_side else "the whole image)")
     )
     if chosen is not None:
         c = int(chosen)
