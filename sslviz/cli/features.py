@@ -56,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--min-confidence",
         type=float,
         metavar="P",
-        help="list an image when the model is at least this sure it is turned (default 0.9; "
+        help="list an image when the model is at least this sure it is turned (default 0.8; "
         "lower finds more but lets in symmetric shapes, which have no up)",
     )
     upright.add_argument(

@@ -112,6 +112,8 @@ class ChannelIndex:
     def to_json(self, *, channels: int, top: int, run: int | str) -> dict:
         """``sslviz features --json`` (DESIGN 3.2): the ``channels`` most selective channels with
         their ``top`` images each, strongest first."""
+        chosen = self.ranked_channels()[:channels]
+        selectivity = self.selectivity()
         return {
             "run": run,
             "dataset": self.dataset,
@@ -119,7 +121,7 @@ class ChannelIndex:
             "channels": [
                 {
                     "channel": c,
-                    "selectivity": round(float(s), 4),
+                    "selectivity": round(float(selectivity[c]), 4),
                     "images": [
                         {
                             "path": self.images[r].path,
@@ -129,11 +131,7 @@ class ChannelIndex:
                         for r in self.top_images(c, top)
                     ],
                 }
-                for c, s in zip(
-                    self.ranked_channels()[:channels],
-                    self.selectivity()[self.ranked_channels()[:channels]],
-                    strict=True,
-                )
+                for c in chosen
             ],
         }
 

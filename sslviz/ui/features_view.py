@@ -6,6 +6,7 @@ fast with dozens of channels)."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 
 import numpy as np
@@ -102,11 +103,18 @@ def _crop(image: PILImage.Image, box: list[int], side: int) -> np.ndarray:
     return np.asarray(crop.resize((side, side), method))
 
 
+def png(picture: np.ndarray) -> bytes:
+    """A picture as PNG bytes: cached once, so a rerun sends it without encoding it again."""
+    out = io.BytesIO()
+    PILImage.fromarray(picture).save(out, format="PNG")
+    return out.getvalue()
+
+
 @st.cache_data(max_entries=512, show_spinner=False)
-def _strip(_store: Store, _index: ChannelIndex, key: tuple, channel: int, n: int) -> np.ndarray:
+def _strip(_store: Store, _index: ChannelIndex, key: tuple, channel: int, n: int) -> bytes:
     rows = _index.top_images(channel, n)
     crops = [_crop(_stored(_store, _index, r), _index.box(r, channel), CROP_SIDE) for r in rows]
-    return sheet(crops, len(crops))
+    return png(sheet(crops, len(crops)))
 
 
 def channel_strip(
@@ -119,7 +127,7 @@ def channel_strip(
 @st.cache_data(max_entries=64, show_spinner="Activation maps of the top images…")
 def _detail(
     _store: Store, _index: ChannelIndex, _source: FeatureSource, key: tuple, channel: int, n: int
-) -> np.ndarray:
+) -> bytes:
     from sslviz.data.cache import open_cache
 
     rows = _index.top_images(channel, n)
@@ -135,7 +143,7 @@ def _detail(
         k = big.shape[-1] / _source.image_size
         shown = outline(heat, [round(v * k) for v in _index.input_box(r, channel)])
         pictures.append(np.asarray(shown.resize((DETAIL_SIDE, DETAIL_SIDE))))
-    return sheet(pictures, 10)
+    return png(sheet(pictures, 10))
 
 
 def _enlarged(image: torch.Tensor, side: int) -> torch.Tensor:
@@ -143,9 +151,7 @@ def _enlarged(image: torch.Tensor, side: int) -> torch.Tensor:
     return torch.from_numpy(picture(image, side).copy()).permute(2, 0, 1)
 
 
-def channel_detail(
-    store: Store, index: ChannelIndex, source: FeatureSource, channel: int
-) -> np.ndarray:
+def channel_detail(store: Store, index: ChannelIndex, source: FeatureSource, channel: int) -> bytes:
     """The channel's top 50 (at the size the network saw them), each with the channel's map over
     it (one colour scale for all) and its strongest spot's receptive field outlined."""
     return _detail(store, index, source, _version_key(store, index), channel, DETAIL_COUNT)
@@ -180,7 +186,7 @@ def channel_grid(
         c = ranked[i]
         left, right = st.columns([3, 10], vertical_alignment="center")
         left.markdown(f"**channel {c}**" + ("  \n:blue[open below]" if c == selected else ""))
-        left.caption(f"selectivity {selectivity[c]:.2f} · top {index.peak[:, c].max():.2f}")
+        left.caption(f"selectivity {selectivity[c]:.2f} · top {index.peak[:, c].max():.3g}")
         # a callback, so the detail above the grid shows on the very run the click starts
         left.button(
             "Top 50",
@@ -207,7 +213,8 @@ def channels_panel(
     g = index.geometry
     st.caption(
         f"{index.channels} channels · {len(index.images):,} images · each crop is the receptive "
-        f"field of the channel's strongest spot ({g.size} of {g.input_side} px)"
+        f"field of the channel's strongest spot ("
+        + (f"{g.size} of {g.input_side} px)" if g.size < g.input_side else "the whole image)")
     )
     if chosen is not None:
         c = int(chosen)

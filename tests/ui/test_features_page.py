@@ -49,9 +49,9 @@ def test_channels_of_the_run_beside_the_untrained_network(trained) -> None:
     app.button(key=f"feat_open_{first}").click().run()
     assert not app.exception
     assert any(f"Channel {first}: its top 50" in m.value for m in app.markdown)
-    assert app.query_params["channel"] == [str(first)]
+    assert app.query_params["channel"] == str(first)
     app.selectbox(key="feat_layer").set_value("block1").run()
-    assert not app.exception and app.query_params["layer"] == ["block1"]
+    assert not app.exception and app.query_params["layer"] == "block1"
 
 
 def test_one_image_through_the_network(trained) -> None:
