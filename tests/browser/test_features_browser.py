@@ -1,12 +1,11 @@
 """In Chromium, over the session's tiny trained runs: the Features page renders the run's channels
-beside the untrained network's with no exception, a deep-linked channel's top 50 included, and a
-reload with its data cached takes under 2 s. Screenshots are saved in the test's tmp dir."""
+beside the untrained network's with no exception, a deep-linked channel's top 50 included, and
+again on a reload with its data cached (how long that takes is measured in
+benchmarks/app_latency.py, not asserted here). Screenshots are saved in the test's tmp dir."""
 
 from __future__ import annotations
 
-import os
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -41,13 +40,7 @@ def test_features_page(app_url: str, page, tmp_path: Path, trained: trained_runs
     assert page.get_by_test_id("stImage").count() >= 16  # 8 channel rows a side, + the top 50
     page.screenshot(path=str(tmp_path / "features.png"), full_page=True)
 
-    started = time.perf_counter()
     page.reload()
     page.get_by_text("Channel 1: its top 50").wait_for()
     wait_idle(page)
-    seconds = time.perf_counter() - started
     assert page.get_by_test_id("stException").count() == 0
-    # 2 s on a machine that is not oversubscribed; on a shared one (load above its cores) the
-    # same work waits for the CPU in proportion, so the limit scales with the load seen
-    load = max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
-    assert seconds < 2.0 * load, f"cached Features page took {seconds:.1f} s (load x{load:.1f})"
