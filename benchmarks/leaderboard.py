@@ -19,7 +19,8 @@ with one more label (both in this process: imports are paid before either).
 Digits: scikit-learn's 1,797 8 px digits upscaled to 32 px; demo: ``assets/demo`` (labels = the
 photo each crop came from).
 
-    python benchmarks/leaderboard.py [--budget 60] [--draws 5] [--datasets digits demo]
+    python benchmarks/leaderboard.py [--budget 60 | --epochs N] [--draws 5] [--datasets digits demo]
+        [--tasks rotation] [--threads 1]
 """
 
 from __future__ import annotations
@@ -114,9 +115,12 @@ def bench(store: Store, name: str, truth: dict[str, str], args: argparse.Namespa
     print(f"\n## {name}: {dataset.n_images} images, {len(set(truth.values()))} classes", flush=True)
     sources: dict[str, str] = {"pixels": "pixels", "random": "random"}
     for task in args.tasks:
-        config = default_config(dataset, task).replace(
-            epochs=1000, time_budget=args.budget, device="cpu"
-        )
+        if args.epochs:  # a fixed amount of training: the same model however busy the machine
+            config = default_config(dataset, task).replace(epochs=args.epochs, device="cpu")
+        else:
+            config = default_config(dataset, task).replace(
+                epochs=1000, time_budget=args.budget, device="cpu"
+            )
         start = time.perf_counter()
         run = execute(store, create_run(store, config).id)
         print(f"  trained {task} run {run.id}: {run.step} steps, "
@@ -178,6 +182,7 @@ def bench(store: Store, name: str, truth: dict[str, str], args: argparse.Namespa
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=60.0, help="seconds of training per task")
+    parser.add_argument("--epochs", type=int, help="train this many epochs instead of --budget")
     parser.add_argument("--draws", type=int, default=5)
     parser.add_argument("--per-class", type=int, default=5)
     parser.add_argument("--datasets", nargs="+", default=["digits", "demo"])

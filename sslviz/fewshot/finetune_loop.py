@@ -234,8 +234,11 @@ def execute_run(
             confident.clear()
             consider(state.step, extra)
             assert best is not None
-            if state.step > config.probe_steps and state.step - best["step"] >= config.patience:
-                total = state.step  # early stop: no better select loss for `patience` steps
+            # early stop: no better select loss for `patience` steps of tuning the encoder (a
+            # best state inside the probe must not end the run before the encoder had its turn)
+            since = state.step - max(best["step"], config.probe_steps)
+            if state.step > config.probe_steps and since >= config.patience:
+                total = state.step
         if stop_requested():
             status = "cancelled"
             break

@@ -47,7 +47,7 @@ def session_store(home: Path):
     dataset = store.datasets.get_by_name("stripes")
     session = store.sessions.create(dataset_id=dataset.id, name="first", source="pixels")
     ids = {image.path: image.id for image in store.datasets.images(dataset.id)}
-    labels = first_per_class(truth, 8)
+    labels = first_per_class(truth, 12)  # enough for a paired test to tell pixels from a CNN
     store.sessions.set_labels(session.id, {ids[p]: v for p, v in labels.items()})
     yield store, truth
     for run in store.runs.list(("running", "queued")):

@@ -1,0 +1,115 @@
+"""AppTest of the leaderboard panel and the fine-tune button of a labeling session: rank on a
+click, best first, the session's source marked, one click to switch, a fine-tune started as a
+background run. Real store, real PNGs, real embeddings and worker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fewshot"))
+from finetune_helpers import first_per_class, make_labeled_dataset, train_parent  # noqa: E402
+
+from sslviz.runner import jobs  # noqa: E402
+from sslviz.store import Store  # noqa: E402
+from sslviz.ui.leaderboard_view import SEMI_SUPERVISED  # noqa: E402
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def panel() -> None:
+    """The panel as the labeling page shows it, for session 1 (switching is recorded)."""
+    import streamlit as st
+
+    from sslviz.store import Store
+    from sslviz.ui.leaderboard_view import finetune_button, leaderboard_panel
+
+    store = Store.open()
+    session = store.sessions.get(1)
+
+    def switch(source: str, layer: str | None, grid: int | None) -> None:
+        st.session_state["switched"] = (source, layer, grid)
+
+    leaderboard_panel(store, session, on_switch=switch)
+    finetune_button(store, session)
+
+
+@pytest.fixture
+def session_store(home: Path):
+    store = Store.open(home)
+    truth = make_labeled_dataset(store, "stripes", ("horizontal", "vertical"), 30,
+                                 kind="stripes", size=24)  # fmt: skip
+    dataset = store.datasets.get_by_name("stripes")
+    session = store.sessions.create(dataset_id=dataset.id, name="first", source="pixels")
+    ids = {image.path: image.id for image in store.datasets.images(dataset.id)}
+    labels = first_per_class(truth, 12)  # enough for a paired test to tell pixels from a CNN
+    store.sessions.set_labels(session.id, {ids[p]: v for p, v in labels.items()})
+    yield store, truth
+    for run in store.runs.list(("running", "queued")):
+        if run.pid and jobs.is_worker_process(run.pid, run.id):
+            os.killpg(run.pid, signal.SIGKILL)
+    store.close()
+
+
+def _texts(at: AppTest) -> str:
+    kinds = ("markdown", "caption", "info", "warning", "success", "error")
+    return "\n".join(str(e.value) for kind in kinds for e in getattr(at, kind))
+
+
+def test_rank_on_a_click_best_first_mark_the_session_and_switch(session_store):
+    at = AppTest.from_function(panel, default_timeout=1200)
+    at.run()
+    assert not at.exception
+    assert "Which source predicts these labels best?" in _texts(at)
+    assert not at.dataframe  # ranking is a click, not every rerun
+    assert "Train a pretext run on this dataset first" in _texts(at)
+
+    at.button(key="rank_1").click().run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["rank"]) == list(range(1, len(table) + 1))
+    mine = table[table["session"] == "◀ this one"]
+    assert list(mine["source"]) == ["pixels"]  # the session's source, marked
+    assert table.iloc[0]["source"] != "pixels"  # stripes: a convolution beats raw pixels
+
+    # offered only where a paired comparison shows it clearly better than pixels (McNemar)
+    better = [b for b in at.button if b.key and b.key.startswith("switch_1_")]
+    assert better and better[0].label.startswith(f"Use {table.iloc[0]['source']}")
+    assert "McNemar" in better[0].help
+    better[0].click().run()
+    assert not at.exception
+    assert at.session_state["switched"][0] == "random"
+
+
+def test_labels_that_change_after_ranking_are_flagged(session_store):
+    store, truth = session_store
+    at = AppTest.from_function(panel, default_timeout=1200)
+    at.run()
+    at.button(key="rank_1").click().run()
+    image = store.datasets.images(store.datasets.get_by_name("stripes").id)[-1]
+    store.sessions.set_labels(1, {image.id: truth[image.path]})
+    at.run()
+    assert "Your labels changed since this ranking" in _texts(at)
+
+
+@pytest.mark.slow
+def test_fine_tune_on_these_labels_starts_a_background_run(session_store):
+    store, _ = session_store
+    parent = train_parent(store, "stripes")
+    at = AppTest.from_function(panel, default_timeout=1200)
+    at.run()
+    assert at.selectbox(key="finetune_parent_1").value == parent
+    at.radio(key="finetune_mode_1").set_value(SEMI_SUPERVISED).run()
+    at.button(key="finetune_1").click().run()
+    assert not at.exception
+    runs = [r for r in store.runs.list() if r.task == "finetune"]
+    assert len(runs) == 1 and runs[0].parent_id == parent
+    assert runs[0].config["semi_supervised"] is True  # the choice reached the run
+    assert f"Fine-tune run #{runs[0].id} is" in _texts(at)
+    jobs.cancel(store, runs[0].id)
+    assert jobs.wait(store, runs[0].id, 60).status in ("cancelled", "finished")
