@@ -114,6 +114,8 @@ def run_finetune(args: argparse.Namespace) -> int:
         if result:
             out.update({k: result[k] for k in ("holdout_accuracy", "labeled", "predicted")})
             out.update(holdout_labels=result["holdout_labels"], note=result["note"])
+            out.update(select_labels=result.get("select_labels"),
+                       semi_supervised=result.get("semi_supervised", False))  # fmt: skip
             out["predictions"] = result["predictions"]
             if args.out:
                 shutil.copyfile(result["predictions"], args.out)
@@ -134,7 +136,7 @@ def run_finetune(args: argparse.Namespace) -> int:
         say(f"note: {result['note']}")
     if result and result["holdout_accuracy"] is not None:
         say(f"held-out accuracy {result['holdout_accuracy']:.3f} on "
-            f"{result['holdout_labels']} labels it never trained on")  # fmt: skip
+            f"{result['holdout_labels']} untouched labels (they chose nothing)")  # fmt: skip
     say(f"predictions: {out['predictions']}")
     return 0
 

@@ -1,6 +1,6 @@
 """AppTest of the leaderboard panel and the fine-tune button of a labeling session: rank on a
-click, best first, the session's source marked, one click to switch, a fine-tune started as a
-background run. Real store, real PNGs, real embeddings and worker."""
+click, best first, the session's source marked, no switch offered where a paired comparison
+can't tell the sources apart, a fine-tune (supervised or FixMatch) started as a background run. Real store, real PNGs, real embeddings and worker."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def session_store(home: Path):
     dataset = store.datasets.get_by_name("stripes")
     session = store.sessions.create(dataset_id=dataset.id, name="first", source="pixels")
     ids = {image.path: image.id for image in store.datasets.images(dataset.id)}
-    labels = first_per_class(truth, 12)  # enough for a paired test to tell pixels from a CNN
+    labels = first_per_class(truth, 8)
     store.sessions.set_labels(session.id, {ids[p]: v for p, v in labels.items()})
     yield store, truth
     for run in store.runs.list(("running", "queued")):
@@ -61,7 +61,7 @@ def _texts(at: AppTest) -> str:
     return "\n".join(str(e.value) for kind in kinds for e in getattr(at, kind))
 
 
-def test_rank_on_a_click_best_first_mark_the_session_and_switch(session_store):
+def test_rank_on_a_click_best_first_mark_the_session_and_no_switch_on_a_near_tie(session_store):
     at = AppTest.from_function(panel, default_timeout=1200)
     at.run()
     assert not at.exception
@@ -77,13 +77,10 @@ def test_rank_on_a_click_best_first_mark_the_session_and_switch(session_store):
     assert list(mine["source"]) == ["pixels"]  # the session's source, marked
     assert table.iloc[0]["source"] != "pixels"  # stripes: a convolution beats raw pixels
 
-    # offered only where a paired comparison shows it clearly better than pixels (McNemar)
-    better = [b for b in at.button if b.key and b.key.startswith("switch_1_")]
-    assert better and better[0].label.startswith(f"Use {table.iloc[0]['source']}")
-    assert "McNemar" in better[0].help
-    better[0].click().run()
-    assert not at.exception
-    assert at.session_state["switched"][0] == "random"
+    # issue 15: a switch is offered only where a paired comparison shows the other source
+    # clearly better; here pixels (kNN) and the CNN disagree on too few labels to tell
+    assert not [b for b in at.button if b.key and b.key.startswith("switch_1_")]
+    assert "No source is clearly better than this session's" in _texts(at)
 
 
 def test_labels_that_change_after_ranking_are_flagged(session_store):
