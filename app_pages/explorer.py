@@ -4,6 +4,7 @@ click one for its nearest neighbours, compare two sources side by side."""
 import numpy as np
 import streamlit as st
 
+from sslviz.ui import explorer_checks as checks
 from sslviz.ui import explorer_panels as panels
 from sslviz.ui import explorer_view as ev
 from sslviz.ui.map import get_selection, render_map, sync_selection
@@ -44,6 +45,7 @@ if compare:
 if not has_runs:
     st.caption("No trained run yet: the baselines work now; train an encoder to compare with them.")
 how, k, session_id = panels.colour_controls(store, dataset)
+check = checks.check_controls(store, dataset, specs[0].source) if how == "check" else None
 
 # --- the maps --------------------------------------------------------------------------------
 sides = ("a", "b")[: len(specs)]
@@ -72,7 +74,9 @@ for side, column in zip(sides, st.columns(len(sides)), strict=True):
             loaded[side].points,
             key=keys[side][0],
             selection_key=keys[side][1],
-            colour=panels.colouring(store, loaded[side], how, k=k, session_id=session_id),
+            colour=checks.colouring(store, dataset, loaded[side], check)
+            if check
+            else panels.colouring(store, loaded[side], how, k=k, session_id=session_id),
             highlight=highlight,
             height=480 if compare else 600,
         )
@@ -89,3 +93,4 @@ where = f" on the {'left' if active == 'a' else 'right'} map" if compare else ""
 panels.selection_panel(store, dataset, selected, selection_key=keys[active][1], where=where)
 shown = [(labels[side], m) for side, m in loaded.items() if m is not None]
 panels.neighbours_panel(store, dataset, selected, shown)
+checks.checks_section(store, dataset, shown, selection_key=keys["a"][1], choice=check)

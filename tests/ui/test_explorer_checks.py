@@ -1,0 +1,99 @@
+"""AppTest of the Explorer's data checks: colour a run's map by each check (pretext score,
+outliers, near-duplicates, neighbours kept from random) and the table under the maps, whose
+numbers are the CLI's."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from sslviz.data import ensure_demo
+from sslviz.maps import checks, project
+from sslviz.maps.embed import embed
+from sslviz.results.image_scores import image_scores
+from sslviz.runner.execute import execute
+from sslviz.store import Store
+from sslviz.training import train
+from sslviz.training.config import TrainConfig
+
+APP = Path(__file__).resolve().parents[2] / "app.py"
+PAGE = "app_pages/explorer.py"
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo set, a one-epoch rotation run on it, and the run's map (computed once)."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("explorer-checks") / "home"
+    store = Store.open(root)
+    ensure_demo(store)
+    config = TrainConfig(dataset="demo", task="rotation", image_size=32, epochs=1,
+                         batch_size=32, device="cpu")  # fmt: skip
+    run = execute(store, train.create_run(store, config).id)
+    assert run.status == "finished", run.error
+    project.project(store, "demo", run.id)
+    store.close()
+    return root
+
+
+@pytest.fixture
+def app(home: Path, prepared: Path) -> AppTest:
+    shutil.copytree(prepared, home)
+    at = AppTest.from_file(str(APP), default_timeout=90)
+    at.query_params["source"] = "1"
+    at.run()
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_colour_a_runs_map_by_every_check_and_read_the_table(app: AppTest) -> None:
+    assert app.selectbox(key="ex_a_source").value == "1"  # ?source=1: the run's map
+    app.segmented_control(key="ex_colour").set_value("check").run()
+    assert not app.exception, app.exception
+    assert app.selectbox(key="ex_check").value == "score"
+    assert app.selectbox(key="ex_check_col_1").value == "upright"  # the task's headline score
+    for check in ("outlier", "duplicates", "changed"):
+        app.selectbox(key="ex_check").set_value(check).run()
+        assert not app.exception, (check, app.exception)
+        assert len(app.get("plotly_chart")) == 1
+        if check == "duplicates":
+            assert any("group(s) of near-duplicates" in c.value for c in app.caption)
+
+    # The table: every check of the map's embedding, and the run's scores (its own map's run).
+    assert app.selectbox(key="ex_table_run").value == 1
+    table = app.dataframe[0].value
+    assert {"path", "outlier", "copies", "nearest", "cosine", "kept", "upright", "sureness"} <= set(table.columns)  # fmt: skip
+    assert len(table) == 306
+
+    # The same numbers as the library (and so the CLI) gives.
+    store = Store.open()
+    emb = embed(store, "demo", 1)
+    graph = checks.neighbour_graph(store, emb)
+    by_path = table.set_index("path")
+    outliers = checks.outlier_scores(graph)
+    assert np.allclose(by_path.loc[graph.paths, "outlier"].to_numpy(), outliers, atol=1e-6)
+    scores = image_scores(store, 1, "demo")
+    assert np.allclose(by_path.loc[scores.paths, "upright"].to_numpy(), scores.columns["upright"])
+
+    # Focus on the top outliers: 50 rows, their thumbnails, and select them on the map.
+    app.selectbox(key="ex_table_show").set_value("outliers").run()
+    assert not app.exception
+    top = app.dataframe[0].value
+    assert len(top) == 50 and top["outlier"].is_monotonic_decreasing
+    assert sum("outlier " in c for image in app.image for c in image.captions) == 24  # a page
+    app.button(key="ex_table_select").click().run()
+    assert not app.exception
+    assert any("Selection: 50 image(s)" in h.value for h in app.subheader)
+
+    app.selectbox(key="ex_table_show").set_value("changed").run()
+    assert not app.exception
+    assert app.dataframe[0].value["kept"].is_monotonic_increasing
+    app.text_input(key="ex_table_query").input("cat").run()
+    assert not app.exception
+    assert all("cat" in p.lower() for p in app.dataframe[0].value["path"])
