@@ -235,7 +235,7 @@ def checks_section(store: Store, dataset: Dataset, maps: list[tuple[str, LoadedM
     source = loaded.spec.source
     options: list[int | None] = [None, *runs]
     default = int(source) if source.isdigit() and int(source) in runs else None
-    top = st.columns([2, 2, 2, 1])
+    top = st.columns([2, 2, 2, 1.4], vertical_alignment="bottom")
     run_id = top[0].selectbox(
         "Pretext scores of", options, index=options.index(default), key="ex_table_run",
         format_func=lambda r: "no run" if r is None else runs[r],
@@ -250,7 +250,7 @@ def checks_section(store: Store, dataset: Dataset, maps: list[tuple[str, LoadedM
         if show == "changed" and "kept" not in table:
             st.caption("“Most changed by training” needs a run's map: choose one as the source.")
         with top[3]:
-            st.button("Select on map", key="ex_table_select", icon=":material/select:",
+            st.button("Select these", key="ex_table_select", icon=":material/select:",
                       on_click=set_selection, args=(selection_key, shown.index.to_numpy()),
                       disabled=shown.empty, help="Select the rows shown here on the map.")  # fmt: skip
         st.caption(

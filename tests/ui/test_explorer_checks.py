@@ -52,6 +52,7 @@ def app(home: Path, prepared: Path) -> AppTest:
     return at
 
 
+@pytest.mark.slow  # a run and its map are made first
 def test_colour_a_runs_map_by_every_check_and_read_the_table(app: AppTest) -> None:
     assert app.selectbox(key="ex_a_source").value == "1"  # ?source=1: the run's map
     app.segmented_control(key="ex_colour").set_value("check").run()
