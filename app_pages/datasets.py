@@ -64,6 +64,7 @@ def _finish(report) -> None:
     st.session_state["ds_upload_gen"] = st.session_state.get("ds_upload_gen", 0) + 1
     # Selected on the rerun, before the picker exists (a retry is clicked below the picker).
     st.session_state["ds_pick_next"] = report.dataset.name
+    st.session_state["ds_clear_names"] = True  # the name is taken now: start the next one empty
     st.rerun()
 
 
@@ -71,6 +72,10 @@ with st.expander(
     "Add a dataset", expanded=len(datasets) <= 1, icon=":material/add_photo_alternate:"
 ):
     source = st.radio("From", SOURCES, key="ds_source", horizontal=True)
+    if st.session_state.pop(
+        "ds_clear_names", False
+    ):  # set before the fields exist, so they show it
+        st.session_state.update(ds_name="", ds_server_name="", ds_server_path="")
     gen = st.session_state.get("ds_upload_gen", 0)  # a new key empties the uploader
     # An interrupted dataset's name is free: ingesting under it replaces the dataset.
     names_taken = {d.name for d in datasets if d.status not in ("interrupted", "failed")}

@@ -7,6 +7,7 @@ import streamlit as st
 from sslviz.ui import explorer_checks as checks
 from sslviz.ui import explorer_panels as panels
 from sslviz.ui import explorer_view as ev
+from sslviz.ui.deep_links import say_missing
 from sslviz.ui.map import get_selection, render_map, sync_selection
 from sslviz.ui.resources import get_store
 from sslviz.ui.widgets import dataset_picker
@@ -33,6 +34,9 @@ with top[1]:
 umap = ev.umap_settings(key="ex_umap")
 wanted = st.query_params.get("source", "")  # ?source=3 / random / pixels: a link to a run's map
 first = wanted if wanted in choices else next(iter(choices))
+if wanted and wanted not in choices:  # said once: the link's source is then dropped
+    say_missing(f"map source {wanted!r} for {dataset.name}", instead=choices[first])
+    del st.query_params["source"]
 specs = [ev.map_picker(store, choices, umap, key="ex_a", label="Source", default=first)]
 compare = st.toggle("Compare with a second map, side by side", key="ex_compare")
 if compare:

@@ -7,6 +7,7 @@ from sslviz.fewshot.sessions import deleted_source, source_name
 from sslviz.ui import labeling_predictions as lp
 from sslviz.ui import labeling_view as lv
 from sslviz.ui.explorer_view import source_choices
+from sslviz.ui.label_colours import session_colours
 from sslviz.ui.leaderboard_view import leaderboard_section
 from sslviz.ui.map import get_selection, render_map, sync_selection
 from sslviz.ui.resources import get_store
@@ -48,7 +49,9 @@ with label_tab:
             keys = (f"lb_map_{session.id}", f"lb_sel_{session.id}")
             sync_selection(*keys)
             colour = lp.categorical_colours(
-                lp.session_label_array(store, session, loaded), title="label"
+                lp.session_label_array(store, session, loaded),
+                title="label",
+                colour_of=session_colours(store, session.id),
             )
             render_map(loaded.points, key=keys[0], selection_key=keys[1], colour=colour, height=460)
             lv.selection_actions(store, session, get_selection(keys[1]), active)
@@ -70,7 +73,7 @@ with predict_tab:
             a.plotly_chart(figure, key="lb_confusion")
         if loaded is not None:
             with b:
-                lp.prediction_map(loaded, result)
+                lp.prediction_map(loaded, result, session_colours(store, session.id))
         lp.downloads(store, dataset, result, emb, loaded)
         st.markdown("**Predictions by label** — least sure first")
         lp.per_label_gallery(store, session, result)

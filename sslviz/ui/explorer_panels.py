@@ -13,6 +13,7 @@ import streamlit as st
 
 from sslviz.store import Dataset, Store
 from sslviz.ui.explorer_view import LoadedMap
+from sslviz.ui.label_colours import session_colours
 from sslviz.ui.map import (
     EMPTY,
     Colouring,
@@ -26,6 +27,7 @@ from sslviz.ui.map import (
 from sslviz.ui.widgets import user_errors
 
 NEIGHBOURS = 16  # thumbnails shown for "nearest neighbours"
+QUERY_CAPTION = "the image itself (query)"
 KNN_K = 10
 QUALITY_ROWS = 5_000  # images the quality figures are measured on, at most
 
@@ -112,7 +114,9 @@ def colouring(
         return _fixed_colouring(str(loaded.embeddings.file), how, k, loaded)
     if how == "labels" and session_id is not None:
         labels = session_labels(store, session_id, loaded.points.image_ids)
-        return categorical_colours(labels, title="label")
+        return categorical_colours(
+            labels, title="label", colour_of=session_colours(store, session_id)
+        )
     return None
 
 
@@ -286,10 +290,10 @@ def neighbours_panel(
         ids, similarity = nearest(loaded, image_id)
         if len(maps) > 1:
             st.markdown(f"In **{label}**")
-        thumbnail_grid(
+        thumbnail_grid(  # the query first, so its neighbours are judged against it
             store,
             dataset.id,
-            ids,
+            np.concatenate([[image_id], ids]),
             key=f"ex_nn_{label}",
-            captions=[f"cos {s:.2f}" for s in similarity],
+            captions=[QUERY_CAPTION, *(f"cos {s:.2f}" for s in similarity)],
         )

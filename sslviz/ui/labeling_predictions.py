@@ -126,14 +126,21 @@ def confusion_figure(result: PredictResult) -> go.Figure | None:
     return figure
 
 
-def prediction_map(loaded: LoadedMap, result: PredictResult) -> None:
-    """The map coloured by prediction (given labels for labeled images), faint where unsure."""
+def prediction_map(
+    loaded: LoadedMap, result: PredictResult, colour_of: dict[str, str] | None = None
+) -> None:
+    """The map coloured by prediction (given labels for labeled images), faint where unsure;
+    ``colour_of`` the session's label colours (``label_colours.session_colours``)."""
     by_id = {int(i): k for k, i in enumerate(result.image_ids)}
     rows = np.array([by_id.get(int(i), -1) for i in loaded.points.image_ids])
     labels = np.where(rows >= 0, result.final_labels[rows], "")
     confidence = np.where(rows >= 0, result.final_confidence[rows], 0.0)
     st.markdown("**Predictions on the map** — colour: predicted (or given) label; faint: unsure")
-    colour = categorical_colours(labels, title="predicted label (faint = unsure)")
+    colour = categorical_colours(
+        labels,
+        title="predicted label (faint = unsure)",
+        colour_of=colour_of,
+    )
     figure = map_figure(loaded.points, colour=colour, height=520)
     figure.data[0].marker.opacity = (0.12 + 0.88 * confidence).astype(np.float32)
     st.plotly_chart(figure, key="lb_pred_map", config={"displaylogo": False})

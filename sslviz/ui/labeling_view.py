@@ -19,6 +19,7 @@ from sslviz.core.errors import UserError
 from sslviz.fewshot import sessions as fs
 from sslviz.store import Dataset, Store
 from sslviz.store.rows import Session
+from sslviz.ui.deep_links import say_missing
 from sslviz.ui.map import image_lookup
 from sslviz.ui.widgets import user_errors
 
@@ -43,10 +44,12 @@ def session_picker(store: Store, dataset: Dataset, choices: dict[str, str]) -> S
     key = f"lb_session_{dataset.id}"
     if f"{key}_next" in st.session_state:  # a session just created is the one shown
         st.session_state[key] = st.session_state.pop(f"{key}_next")
+    resend_if_renamed(key, [names[o] for o in options])
     chosen = st.selectbox(
         "Labeling session",
         options,
-        index=index,
+        # the state, once there, decides (a default as well would log Streamlit's warning)
+        index=None if key in st.session_state else index,
         format_func=names.get,
         key=key,
         help="A session keeps its labels in the workspace: reload, come back tomorrow or open it "
@@ -62,6 +65,15 @@ def session_picker(store: Store, dataset: Dataset, choices: dict[str, str]) -> S
     if wanted != str(chosen):
         st.query_params["session"] = str(chosen)
     return store.sessions.get(chosen)
+
+
+def resend_if_renamed(key: str, shown: list[str]) -> None:
+    """Send a selectbox's value to the browser again when the text of its options changed (a
+    session switched to another source): the browser otherwise keeps showing the old text."""
+    memo = f"{key}_shown"
+    if key in st.session_state and st.session_state.get(memo, shown) != shown:
+        st.session_state[key] = st.session_state[key]
+    st.session_state[memo] = shown
 
 
 def new_session_form(store: Store, dataset: Dataset, choices: dict[str, str]) -> Session | None:
@@ -86,11 +98,12 @@ def new_session_form(store: Store, dataset: Dataset, choices: dict[str, str]) ->
 def session_from_url(store: Store) -> Session | None:
     """The session named by ``?session=ID`` if it exists (so its dataset can be preselected)."""
     wanted = st.query_params.get("session", "")
-    if not wanted.isdigit():
+    if not wanted:
         return None
     try:
         return store.sessions.get(int(wanted))
-    except UserError:
+    except (UserError, ValueError):
+        say_missing(f"labeling session {wanted!r}")
         return None
 
 
@@ -109,7 +122,7 @@ def label_bar(store: Store, session: Session) -> str | None:
         active = st.selectbox(
             "Active label",
             options,
-            index=len(options) - 1 if options else None,
+            index=None if key in st.session_state or not options else len(options) - 1,
             key=key,
             placeholder="add a label name →",
             help="What the buttons on thumbnails and the map selection give.",

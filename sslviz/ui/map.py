@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +42,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from sslviz.ui.label_colours import MISSING_COLOUR, PALETTE
 from sslviz.ui.thumbnails import (  # noqa: F401  (part of the widget's interface)
     EMPTY,
     ImageLookup,
@@ -52,12 +53,6 @@ from sslviz.ui.thumbnails import (  # noqa: F401  (part of the widget's interfac
     thumbnail_grid,
 )
 
-PALETTE = (  # Tableau 10, then 10 lighter companions: distinguishable on white
-    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
-    "#9c755f", "#bab0ac", "#1f77b4", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2",
-    "#dbdb8d", "#9edae5", "#aec7e8", "#ffbb78",
-)  # fmt: skip
-MISSING_COLOUR = "#d0d0d0"  # unlabeled / no value: light grey, behind the colours
 PLAIN_COLOUR = "#4e79a7"
 LEGEND_MAX = 24  # categories named in the legend; the rest are summed up
 SELECTION_MODES = ("points", "box", "lasso")
@@ -119,10 +114,16 @@ class Colouring:
 
 
 def categorical_colours(
-    labels: Sequence[Any] | np.ndarray, *, title: str, missing: str = "unlabeled"
+    labels: Sequence[Any] | np.ndarray,
+    *,
+    title: str,
+    missing: str = "unlabeled",
+    colour_of: Mapping[str, str] | None = None,
 ) -> Colouring:
-    """Colour by category: the most frequent category gets the first palette colour. ``None`` or
-    ``""`` labels become the ``missing`` category, drawn light grey (e.g. unlabeled images)."""
+    """Colour by category: the most frequent category gets the first palette colour, unless
+    ``colour_of`` fixes a name's colour (``label_colours.session_colours``: the same label the
+    same colour on every map). ``None`` or ``""`` labels become the ``missing`` category, drawn
+    light grey (e.g. unlabeled images)."""
     raw = np.asarray(labels, dtype=object)
     absent = np.array([v is None or v == "" for v in raw], dtype=bool) if raw.size else raw
     text = np.where(absent, "", raw).astype(str)
@@ -136,6 +137,12 @@ def categorical_colours(
     colours = [
         MISSING_COLOUR if names[i] == "" else PALETTE[k % len(PALETTE)] for k, i in enumerate(rank)
     ]
+    if colour_of is not None:  # fixed names keep theirs; others follow the fixed ones
+        spare = iter(PALETTE[(len(colour_of) + j) % len(PALETTE)] for j in range(len(names)))
+        colours = [
+            MISSING_COLOUR if names[i] == "" else colour_of.get(str(names[i])) or next(spare)
+            for i in rank
+        ]
     return Colouring(
         kind="category",
         values=remap[codes].astype(np.int32),

@@ -17,6 +17,7 @@ from sslviz.results.apply import LoadedModel, checkpoint_version, load_run_model
 from sslviz.store import Run, Store
 from sslviz.store.schema import TASKS
 from sslviz.training.evaluate import evaluate_run
+from sslviz.ui.deep_links import say_missing
 from sslviz.ui.runs_view import run_label
 
 # The page of each task, for links from a run of another task.
@@ -86,6 +87,11 @@ def run_picker(store: Store, task: str | None, *, key: str) -> Run | None:
     linked = next((r for r in store.runs.list() if str(r.id) == wanted), None)
     if linked is not None and linked not in ready:
         _explain_link(store, linked, task)
+    elif wanted and linked is None:
+        say_missing(
+            f"run #{wanted}" if wanted.isdigit() else f"run {wanted!r}",
+            instead=f"run #{ready[0].id}" if ready else None,
+        )
     if not ready:
         what = f"{task} " if task else ""
         if runs:

@@ -9,6 +9,7 @@ import streamlit as st
 
 from sslviz.core.errors import UserError
 from sslviz.store import Dataset, Store
+from sslviz.ui.deep_links import say_missing
 
 # status -> (badge colour, material icon). Icons, not emoji: servers and some desktops lack an
 # emoji font and would draw empty boxes.
@@ -54,6 +55,8 @@ def dataset_picker(
     if key in st.session_state and st.session_state[key] not in names:
         del st.session_state[key]  # the remembered dataset was deleted meanwhile
     index = names.index(preferred) if preferred in names else 0
+    if preferred and preferred not in names and key not in st.session_state:
+        say_missing(f"dataset {preferred!r}", instead=names[0])
     by_name = {d.name: d for d in datasets}
     name = st.selectbox(
         label,

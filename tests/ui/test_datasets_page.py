@@ -181,3 +181,15 @@ def test_an_interrupted_server_folder_is_retried_from_the_page(
     assert (dataset.status, dataset.n_images) == ("ready", 4)
     assert "Dataset **birds**: 4 images accepted" in texts(app)
     assert app.selectbox(key="ds_pick").value == "birds"
+
+
+def test_after_an_ingest_the_name_field_is_empty_again(app: AppTest) -> None:
+    files = [(f"mini/img{i:02d}.png", png_bytes(20 + i), "image/png") for i in range(3)]
+    app.file_uploader(key="ds_upload_folder_0").set_value(files)
+    app.run()
+    app.text_input(key="ds_name").input("minizip").run()
+    app.button(key="ds_ingest").click().run()
+    assert not app.exception
+    assert "Dataset **minizip**" in texts(app)
+    assert app.text_input(key="ds_name").value == ""  # ready for the next one
+    assert "exists already" not in texts(app)

@@ -14,6 +14,7 @@ from sslviz.data import delete_dataset, ensure_demo
 from sslviz.maps import project
 from sslviz.runner import jobs
 from sslviz.store import Store
+from sslviz.ui.explorer_panels import QUERY_CAPTION
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
 PAGE = "app_pages/explorer.py"
@@ -102,10 +103,13 @@ def test_selection_shows_thumbnails_neighbours_and_the_other_map(app: AppTest) -
     assert any("Selection on the left map: 3 image(s)" in h.value for h in app.subheader)
     captions = [c for image in app.image for c in image.captions]
     assert {images[i].path for i in (0, 40, 200)} <= set(captions)
-    assert len([c for c in captions if "cos " not in c]) == 3  # exactly the selected images
-    # Neighbours of the first selected image, in both maps' embeddings, with similarities.
+    neighbours = [c for c in captions if "cos " in c or QUERY_CAPTION in c]
+    assert len(captions) - len(neighbours) == 3  # exactly the selected images
+    # Neighbours of the first selected image, in both maps' embeddings, with similarities,
+    # each grid led by the image itself
     assert app.selectbox(key="ex_anchor").value == images[0].path
     assert sum("cos " in c for c in captions) == 2 * 16
+    assert captions.count(f"{images[0].path} · {QUERY_CAPTION}") == 2
     assert not app.button(key="ex_clear").disabled
     app.button(key="ex_clear").click().run()
     assert not app.exception
@@ -141,3 +145,16 @@ def test_large_dataset_map_is_a_background_job_shown_when_done(
     app.run()
     assert not app.exception
     assert len(app.get("plotly_chart")) == 1
+
+
+def test_links_to_a_missing_dataset_or_source_say_so(app: AppTest) -> None:
+    app.query_params["dataset"] = "nope"
+    open_explorer(app)
+    assert any("dataset 'nope', which doesn't exist" in w.value for w in app.warning)
+    assert any("showing demo instead" in w.value for w in app.warning)
+
+    fresh = AppTest.from_file(str(APP), default_timeout=60).run()
+    fresh.query_params["dataset"] = "demo"
+    fresh.query_params["source"] = "99"
+    open_explorer(fresh)
+    assert any("map source '99' for demo, which doesn't exist" in w.value for w in fresh.warning)

@@ -4,6 +4,7 @@ an estimate, the CV confusion matrix and the downloads once there are enough lab
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from sslviz.fewshot.sessions import create_session, label_images, labels_by_path
 from sslviz.maps import project
 from sslviz.maps.embed import BASELINE_SIZE
 from sslviz.store import Store
+from sslviz.ui.label_colours import PALETTE, session_colours
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
 PAGE = "app_pages/labeling.py"
@@ -148,4 +150,35 @@ def test_a_session_whose_run_was_deleted_says_so_instead_of_predicting(
     open_page(app, session.id)
     assert any(f"run #{run.id}" in w.value and "was deleted" in w.value for w in app.warning)
     assert not app.error and not any(m.label == "Estimated accuracy" for m in app.metric)
+
+
+def test_a_link_to_a_missing_session_says_so(app: AppTest) -> None:
+    open_page(app, 42)
+    assert any("labeling session '42', which doesn't exist" in w.value for w in app.warning)
+
+
+def legend_colours(app: AppTest, title: str) -> dict[str, str]:
+    """{label: colour} of the colour legend titled ``title`` under a map."""
+    legend = next(m.value for m in app.markdown if f"<b>{title}:</b>" in m.value)
+    chips = re.findall(r"background:(#[0-9a-f]{6})[^>]*></span>([^<]+?) <span", legend)
+    return {name: colour for colour, name in chips}
+
+
+def test_a_label_has_one_colour_on_every_map(app: AppTest, home: Path) -> None:
+    store = Store.open(home)
+    session = create_session(store, "demo", "pixels")
+    folders: dict[str, list[str]] = {}
+    for image in store.datasets.images(1):
+        folders.setdefault(image.path.split("/")[0], []).append(image.path)
+    # astronaut is named first but has the fewest labels: frequency can't decide its colour
+    label_images(store, session.id, folders["astronaut"][:3], "astronaut")
+    label_images(store, session.id, folders["cat"][:8], "cat")
+    label_images(store, session.id, folders["coffee"][:6], "coffee")
+    open_page(app, session.id)
+    given = legend_colours(app, "label")
+    predicted = legend_colours(app, "predicted label (faint = unsure)")
+    fixed = session_colours(store, session.id)
+    assert given["astronaut"] == fixed["astronaut"] == PALETTE[0]
+    for name in ("astronaut", "cat", "coffee"):
+        assert given[name] == predicted[name] == fixed[name]
     store.close()

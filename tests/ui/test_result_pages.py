@@ -52,9 +52,16 @@ def test_rotation_page_shows_eval_figures(trained: trained_runs.Trained) -> None
     heatmap = app.get("plotly_chart")[0]
     assert "Confusion matrix" in heatmap.proto.spec
     assert len(app.get("plotly_chart")) == 2
-    app.slider(key="rot_ambiguous_below").set_value(1.0).run()  # every image is "ambiguous"
+    # every accuracy sits next to chance and its 95% interval, as `sslviz eval` gives them
+    low, high = expected["accuracy_interval"]
+    context = f"chance 25.0% · 95% interval {100 * low:.0f}–{100 * high:.0f}%"
+    assert any(c.value == context for c in app.caption)
+    said = [w.value for w in app.warning if "learned nothing" in w.value]
+    assert bool(said) == (not expected["learned"])
+    # ambiguity is judged against the model's typical sureness: at 1.0, the less sure half
+    app.slider(key="rot_ambiguous_below").set_value(1.0).run()
     assert not app.exception
-    assert any("6 of 6 images" in c.value for c in app.caption)
+    assert any("of 6 images. The model's typical sureness" in c.value for c in app.caption)
 
 
 def test_deep_link_opens_the_run_and_other_tasks_are_sent_to_their_page(
@@ -88,6 +95,16 @@ def test_jigsaw_page_figures_and_filter(trained: trained_runs.Trained) -> None:
     expected = evaluate_run(Store.open(), trained.jigsaw)
     assert metric(app, "held-out accuracy") == f"{100 * expected['accuracy']:.1f}%"
     assert metric(app, "top-5 accuracy") == f"{100 * expected['top5']:.1f}%"
+    captions = [c.value for c in app.caption]
+    assert any(c.startswith("chance 3.3% · 95% interval") for c in captions)  # 30 permutations
+    assert any(c.startswith("chance 16.7% · 95% interval") for c in captions)  # top-5
+    chance_hamming = expected["chance"]["mean_hamming"]
+    assert any(c.startswith(f"chance {chance_hamming:.2f}") for c in captions)
+    said = [w.value for w in app.warning if "learned nothing" in w.value]
+    if expected["learned"]:
+        assert not said
+    else:  # a few steps of jigsaw: says so, and what to do
+        assert "jigsaw needs thousands of steps" in said[0]
     assert metric(app, "permutation set") == "30"
     app.segmented_control(key="jig_filter").set_value("wrong").run()
     assert not app.exception
@@ -126,3 +143,11 @@ def test_no_run_of_the_task_points_to_the_train_page(trained: trained_runs.Train
     assert any("No jigsaw run yet" in i.value for i in app.info)
     link = next(e for e in app.get("page_link") if "Train an encoder" in e.proto.label)
     assert link.proto.page.endswith("train")
+
+
+@pytest.mark.parametrize("page", ["demo", "rotation"])
+def test_a_link_to_a_missing_run_says_so(trained: trained_runs.Trained, page: str) -> None:
+    app = open_page(page, 99)
+    assert any("run #99, which doesn't exist" in w.value for w in app.warning)
+    app.run()  # the page now names the run it shows: said once
+    assert not any("run #99" in w.value for w in app.warning)

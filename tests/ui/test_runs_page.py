@@ -17,6 +17,7 @@ from sslviz.runner.execute import execute
 from sslviz.store import Run, Store
 from sslviz.training import train
 from sslviz.training.config import TrainConfig
+from sslviz.training.evaluate import evaluate_run
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +92,12 @@ def test_finished_run_shows_table_curves_and_results(app: AppTest, runs: tuple[R
     charts = app.get("plotly_chart")
     assert len(charts) >= 2  # loss and accuracy of the selected run
     assert {"eval/accuracy"} <= {m.key for m in Store.open().runs.metrics(finished.id)}
-    assert "held-out accuracy" in [m.label for m in app.metric]  # the held-out result tile
+    # the held-out tile reads as on the Rotation results page: label, percent, chance, interval
+    expected = evaluate_run(Store.open(), finished.id)
+    tile = next(m for m in app.metric if m.label == "held-out accuracy")
+    assert tile.value == f"{100 * expected['accuracy']:.1f}%"
+    assert any("chance 25.0%" in c.value and "95% interval" in c.value for c in app.caption)
+    assert not [m for m in app.metric if m.label == "accuracy"]  # no raw metric keys
     assert not app.code or all("Traceback" not in c.value for c in app.code)
 
 
