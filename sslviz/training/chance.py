@@ -98,4 +98,5 @@ def verdict(results: dict[str, Any], step: int | None = None) -> str | None:
             f"{100 * low:.0f}–{100 * high:.0f}%) is not above chance "
             f"({100 * chance.get('accuracy', 0.0):.1f}%)"
         )
-    return f"This run has learned nothing measurable yet{after}: {what}. {results['advice']}."
+    advice = str(results.get("advice") or "train longer")
+    return f"This run has learned nothing measurable yet{after}: {what}. {advice[0].upper()}{advice[1:]}."

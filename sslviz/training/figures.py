@@ -111,7 +111,7 @@ def figures(results: dict[str, Any]) -> list[Figure]:
 def split_note(results: dict[str, Any]) -> str:
     """How the held-out images were chosen, in a few words."""
     if results.get("holdout_by") == "folder":
-        return "whole folders never trained on"
+        return "from folders never trained on (whole folders held out)"
     return "never trained on"
 
 
