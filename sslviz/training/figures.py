@@ -84,6 +84,18 @@ def figures(results: dict[str, Any]) -> list[Figure]:
                 f"{results['psnr']:.2f} dB",
                 f"{gain:+.2f} dB vs the grey image; higher is better",
             ),
+            *(
+                [
+                    Figure(
+                        "psnr_faithful",
+                        "PSNR, faithful decode",
+                        f"{results['psnr_faithful']:.2f} dB",
+                        f"{results['psnr_faithful'] - results['psnr_grey']:+.2f} dB vs grey",
+                    )
+                ]
+                if "psnr_faithful" in results
+                else []
+            ),
             Figure(
                 "psnr_grey",
                 "PSNR, grey image (no colour)",
