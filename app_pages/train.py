@@ -30,7 +30,7 @@ task = st.radio(
 )
 st.caption(TASK_BLURBS.get(task, ""))
 
-config = train_form(dataset, task)
+config = train_form(dataset, task, store)
 
 problems = config_problems(store, config)
 if problems:

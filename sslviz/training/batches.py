@@ -18,11 +18,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sslviz.training.config import split_sizes
-from sslviz.training.split import grouped_holdout
+from sslviz.training.config import TrainConfig, split_sizes
+from sslviz.training.split import dataset_groups, grouped_holdout
 
 if TYPE_CHECKING:
     from sslviz.pretext import PretextBatch, PretextTask
+    from sslviz.store import Store
 
 # Salts keep the split, the epoch order and the per-step randomness independent streams.
 _SPLIT_SALT, _ORDER_SALT, _STEP_SALT = 0x5B17, 0x0DE5, 0x57E9
@@ -45,6 +46,19 @@ def split_indices(
     _, n_holdout = split_sizes(n_images, holdout)
     order = rng.permutation(n_images)
     return np.sort(order[n_holdout:]), np.sort(order[:n_holdout])
+
+
+def split_counts(store: Store, dataset_id: int, config: TrainConfig) -> tuple[int, int, bool]:
+    """(training images, held-out images, whether whole folders are held out) of ``config`` on
+    a stored dataset: what the Train page announces before a run starts."""
+    groups = dataset_groups(store, dataset_id, config)
+    if groups is None:
+        n_train, n_holdout = split_sizes(
+            max(store.datasets.count_images(dataset_id), 2), config.holdout
+        )
+        return n_train, n_holdout, False
+    train, held = split_indices(len(groups), config.holdout, config.seed, groups)
+    return len(train), len(held), True
 
 
 def step_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:

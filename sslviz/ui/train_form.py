@@ -14,8 +14,9 @@ import streamlit as st
 from sslviz.core import devices
 from sslviz.models.encoders import ENCODERS
 from sslviz.pretext import TASKS
-from sslviz.store import Dataset
-from sslviz.training.config import TrainConfig, default_config, split_sizes
+from sslviz.store import Dataset, Store
+from sslviz.training.batches import split_counts
+from sslviz.training.config import TrainConfig, default_config
 
 TASK_BLURBS = {
     "rotation": "Predict which of 0/90/180/270° an image was rotated by (Gidaris et al., 2018). "
@@ -114,7 +115,7 @@ def _option_widget(task: str, name: str, default: Any) -> Any:
     return st.text_input(label, key=key, help=help)
 
 
-def train_form(dataset: Dataset, task: str) -> TrainConfig:
+def train_form(dataset: Dataset, task: str, store: Store) -> TrainConfig:
     """Render the form for ``task`` on ``dataset``; the config it describes."""
     _seed_state(dataset, task)
 
@@ -225,10 +226,11 @@ def train_form(dataset: Dataset, task: str) -> TrainConfig:
         holdout=float(holdout),
         task_options=options,
     )
-    n_train, n_holdout = split_sizes(max(dataset.n_images, 2), config.holdout)
+    n_train, n_holdout, by_folder = split_counts(store, dataset.id, config)
     steps = max(1, n_train // max(config.batch_size, 1)) * config.epochs
+    whole = " (whole folders, so no folder is on both sides)" if by_folder else ""
     st.caption(
-        f"{n_train:,} training images, {n_holdout:,} held out · about {steps:,} steps of "
+        f"{n_train:,} training images, {n_holdout:,} held out{whole} · about {steps:,} steps of "
         f"{config.batch_size} images"
         + (f", or {budget:.0f} s of training if that comes first" if use_budget else "")
     )

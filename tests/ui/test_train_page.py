@@ -25,6 +25,8 @@ def test_defaults_follow_dataset_and_task(app: AppTest) -> None:
     assert app.number_input(key="train_image_size").value == rotation.image_size
     assert app.selectbox(key="train_device").value == "auto"
     assert "cpu" in app.selectbox(key="train_device").options
+    # the demo's 9 folders are crops of 9 photos: one whole photo (34 crops) is held out
+    assert any("272 training images, 34 held out (whole folders" in c.value for c in app.caption)
 
     app.radio(key="train_task").set_value("jigsaw").run()
     jigsaw = default_config(demo, "jigsaw")
