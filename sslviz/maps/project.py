@@ -4,6 +4,7 @@
     proj = project(store, "digits", 3, dims=3, neighbors=30)
     jobs.submit(store, embedding_job.job_request(store, "big", 3))   # as a job (the page or CLI)
     warm_up()                                          # compile numba's code once, in the background
+    quick = preview_projection(store, "digits", 3)     # PCA of the same embedding: no UMAP wait
 
 What we chose, and why (umap-learn 0.5):
 
@@ -116,6 +117,12 @@ def _umap(root: Path | None = None) -> Any:
         import umap
 
     return umap
+
+
+def umap_module(root: Path | None = None) -> Any:
+    """umap, imported once per process with numba's cache in the workspace (the app's warm-up
+    imports it in the background; nothing else needs to call this)."""
+    return _umap(root)
 
 
 _warm = threading.Event()
@@ -251,6 +258,59 @@ def _tail(log: Path) -> str:
     except OSError:
         return ""
     return lines[-1].strip()[:300] if lines else ""
+
+
+# --- the quick map: PCA, while UMAP is computed -----------------------------------------------------
+PREVIEW_FIT_ROWS = 20_000  # rows the principal axes are estimated on (all rows are projected)
+
+
+def pca_coords(vectors: np.ndarray, dims: int = 2) -> np.ndarray:
+    """(N, D) -> float32 (N, dims): the first principal axes, in numpy alone (no sklearn, no
+    numba: nothing to import or compile), so a map can be drawn the moment the embedding exists.
+    The axes come from at most PREVIEW_FIT_ROWS rows spread over the set (the eigenproblem is
+    D x D); every row is projected. Signs are fixed (largest coordinate positive) so the same
+    embedding always gives the same picture."""
+    x = np.asarray(vectors, dtype=np.float32)  # (N, D)
+    n = len(x)
+    out = np.zeros((n, dims), np.float32)
+    if n < 2:
+        return out
+    step = max(1, n // PREVIEW_FIT_ROWS)
+    sample = np.asarray(x[::step], dtype=np.float64)  # (<= ~20k, D)
+    mean = sample.mean(axis=0)
+    centred = sample - mean
+    covariance = centred.T @ centred / max(1, len(sample) - 1)  # (D, D)
+    values, vectors_ = np.linalg.eigh(covariance)  # ascending
+    k = min(dims, x.shape[1])
+    axes = vectors_[:, ::-1][:, :k]  # (D, k), largest variance first
+    flip = np.sign(axes[np.abs(axes).argmax(axis=0), np.arange(k)])
+    axes = (axes * np.where(flip == 0, 1.0, flip)).astype(np.float32)
+    for start in range(0, n, 65_536):  # in chunks: no (N, D) float64 copy at 100k
+        block = np.asarray(x[start : start + 65_536], dtype=np.float32) - mean.astype(np.float32)
+        out[start : start + len(block), :k] = block @ axes
+    return out
+
+
+def preview_projection(
+    store: Store,
+    dataset: Any,
+    source: int | str,
+    *,
+    on_progress: ProgressCallback | None = None,
+    **options: Any,
+) -> Projection:
+    """A PCA map of the same embedding a UMAP map would use (computed first if needed): drawn
+    at once while the UMAP map is fitted elsewhere. Not cached on disk (it costs milliseconds
+    once the embedding exists); ``params["method"]`` is ``"pca"``."""
+    request = map_request(store, dataset, source, **options)
+    settings = request.settings
+    emb = embed(
+        store, request.dataset, settings.source, layer=settings.layer, grid=settings.grid,
+        on_progress=on_progress,
+    )  # fmt: skip
+    coords = pca_coords(emb.vectors, settings.dims)
+    params = {**settings.to_config(), "method": "pca", "step": emb.step}
+    return Projection(coords, emb.image_ids, emb.paths, params, None)
 
 
 # --- cached maps ---------------------------------------------------------------------------------

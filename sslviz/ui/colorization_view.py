@@ -6,8 +6,13 @@ from __future__ import annotations
 
 import streamlit as st
 
+from sslviz.results import stored
 from sslviz.results.apply import LoadedModel, checkpoint_version
-from sslviz.results.colorization import ColorizationResults, colorization_results
+from sslviz.results.colorization import (
+    ColorizationResults,
+    colorization_results,
+    grey,
+)
 from sslviz.store import Run, Store
 from sslviz.ui.results_view import held_out_images, loaded_model, pager, picture
 
@@ -21,8 +26,12 @@ def _results(
     from sslviz.ui.resources import get_store
 
     store = get_store()
-    loaded = loaded_model(store, store.runs.get(run_id))
+    run = store.runs.get(run_id)
+    loaded = loaded_model(store, run)
     held = held_out_images(store, store.runs.get(base_run), loaded.config.image_size)
+    if base_run == run_id and temperature is None:  # the run's own decode: stored when it ended
+        colour = stored.colorization_of(store, run, lambda: loaded, held)
+        return ColorizationResults(held.paths, held.images, grey(held.images), colour, None)
     return colorization_results(
         loaded.task, loaded.model, held.paths, held.images, temperature=temperature
     )
