@@ -203,6 +203,7 @@ def get_map(store: Store, dataset: Dataset, spec: MapSpec, *, key: str) -> Loade
             return preview
         _job_panel(store, dataset, spec, key=key)
         if embed.cached_embeddings(store, dataset.id, spec.source, **spec.embed_args()):
+            st.caption("PCA map of the embedding, shown until the map job has the UMAP map.")
             return preview_map(store, dataset, spec)
     return None
 

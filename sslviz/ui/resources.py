@@ -52,6 +52,7 @@ TORCH_PAGES = frozenset({"train", "rotation", "colorization", "jigsaw", "demo"})
 # Every other page (Explorer, labeling) waits for torch, scikit-learn and plotly: never for
 # umap, whose import and compile (a minute on a new machine) only the background map fit needs.
 WAIT_SECONDS = 120.0  # never hang a page on a stuck warm-up
+COMPILE_WAIT_SECONDS = 1800.0  # the background map fit waits this long for the compile at most
 _log = logging.getLogger(__name__)
 
 
@@ -71,10 +72,10 @@ class _WarmUp:
     def _run(self) -> None:
         """Import torch and the pretext tasks (the Train page's ~5 s first import), plotly,
         scikit-learn, then umap, then compile UMAP's numba code (10-60 s on first use), so no
-        visitor waits on any of them. At low CPU priority (Linux nices threads one by one):
-        pages served meanwhile come first."""
-        with contextlib.suppress(AttributeError, OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        visitor waits on any of them. The imports run at normal priority: a page may be waiting
+        for them, and a niced thread on a busy machine would make it wait for minutes (priority
+        inversion). umap and its compile, which no page waits for, run at low priority (Linux
+        nices threads one by one): pages served meanwhile come first."""
         started = time.perf_counter()
         try:
             import plotly.graph_objects  # noqa: F401  (every chart)
@@ -92,6 +93,8 @@ class _WarmUp:
             import sklearn.neighbors  # noqa: F401
 
             self.libraries_ready.set()
+            with contextlib.suppress(AttributeError, OSError):
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
             self.stage = "importing UMAP"
             from sslviz.maps import project
 
@@ -128,7 +131,7 @@ def start_warm_up() -> None:
         _warm_up()
 
 
-def wait_for_compile(timeout: float = WAIT_SECONDS) -> str:
+def wait_for_compile(timeout: float = COMPILE_WAIT_SECONDS) -> str:
     """Block (a background thread, never a page) until UMAP's code is compiled by the warm-up,
     if the warm-up is running; returns its stage then ("ready" unless it timed out)."""
     if not warm_up_running():
