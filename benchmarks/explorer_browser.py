@@ -290,7 +290,13 @@ PAGES = ("datasets", "train", "runs", "explorer", "labeling", "rotation", "color
 
 def _trained_workspace() -> Path:
     """The demo set and one short finished run of each pretext task (the CLI, foreground)."""
+    from sslviz.data import ensure_demo
+    from sslviz.store import Store
+
     home = Path(tempfile.mkdtemp(prefix="sslviz-pages-"))
+    store = Store.open(home)
+    ensure_demo(store)
+    store.close()
     env = {**os.environ, "SSLVIZ_HOME": str(home)}
     for task in ("rotation", "colorization", "jigsaw"):
         subprocess.run(

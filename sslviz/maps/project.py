@@ -20,7 +20,7 @@ What we chose, and why (umap-learn 0.5):
 - **numba's cache in the workspace**: umap compiles its kernels on first use (10-30 s per
   process). ``NUMBA_CACHE_DIR`` is set to ``<workspace>/numba_cache`` (unless already set) before
   umap is imported, so later processes (CLI, workers, app restarts) load the compiled code;
-  :func:`warm_up` runs a tiny fit so the app pays the compile in a background thread at start-up.
+  :func:`warm_up` runs a tiny fit so the app pays the compile in a background process at start-up.
 - **one fit on all images**: ``transform`` of new points depends on the batch they come in, so a
   map is never a sample plus transformed rest; it is fitted on every image and cached.
 
@@ -117,12 +117,6 @@ def _umap(root: Path | None = None) -> Any:
         import umap
 
     return umap
-
-
-def umap_module(root: Path | None = None) -> Any:
-    """umap, imported once per process with numba's cache in the workspace (the app's warm-up
-    imports it in the background; nothing else needs to call this)."""
-    return _umap(root)
 
 
 _warm = threading.Event()

@@ -5,8 +5,9 @@
 
 A page shows the PCA map of the embedding at once (``sslviz.maps.project.preview_projection``)
 and asks for the UMAP map here; the fit waits for the start-up warm-up to finish compiling UMAP's
-numba code (on a new machine a minute; it would be paid twice if a second thread compiled too),
-then runs at low CPU priority so pages served meanwhile come first. Large datasets go through the
+numba code (on a new machine a minute; it would be paid twice if a second process compiled too),
+then runs in a child process (``project.project`` with ``should_stop``), which loads the compiled
+code from the workspace's numba cache: the server's GIL is never held by a fit. Large datasets go through the
 job runner instead (``explorer_view``): their fit takes minutes and must survive a restart.
 
 One worker thread per server process: maps are fitted one at a time (2 cores: two fits at once
@@ -15,9 +16,7 @@ only make both later), each once (requests for a map already queued share it).
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -62,8 +61,6 @@ class _Builder:
 
     @staticmethod
     def _run(state: MapState, work: Any) -> None:
-        with contextlib.suppress(AttributeError, OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
         try:
             if warm_up_stage() != "ready":
                 state.stage = f"waiting for the start-up warm-up ({warm_up_stage()})"
@@ -79,6 +76,10 @@ class _Builder:
             state.done = True
 
 
+def _never() -> bool:
+    return False
+
+
 @st.cache_resource(show_spinner=False)
 def _builder() -> _Builder:
     return _Builder()
@@ -91,6 +92,7 @@ def request(store: Store, dataset_id: int, source: str, **options: Any) -> MapSt
     file = project.map_request(store, dataset_id, source, **options).file
 
     def work() -> None:
-        project.project(store, dataset_id, source, **options)
+        # should_stop makes the UMAP fit run in a child process (never holding the server's GIL)
+        project.project(store, dataset_id, source, should_stop=_never, **options)
 
     return _builder().submit(str(file), work)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -58,24 +58,25 @@ _log = logging.getLogger(__name__)
 
 class _WarmUp:
     """The warm-up thread and the points it passes, in order: torch (+ tasks, plotly) imported,
-    scikit-learn imported, umap imported, UMAP's numba code compiled. ``stage`` says where it is
+    scikit-learn imported, UMAP's numba code compiled (into the workspace's cache). ``stage`` says where it is
     (shown by pages whose map waits for the compile)."""
 
     def __init__(self) -> None:
         self.torch_ready = threading.Event()
         self.libraries_ready = threading.Event()
-        self.umap_ready = threading.Event()
         self.compiled = threading.Event()
         self.stage = "importing torch"
         self.thread = threading.Thread(target=self._run, name="sslviz-warm-up", daemon=True)
 
     def _run(self) -> None:
-        """Import torch and the pretext tasks (the Train page's ~5 s first import), plotly,
-        scikit-learn, then umap, then compile UMAP's numba code (10-60 s on first use), so no
-        visitor waits on any of them. The imports run at normal priority: a page may be waiting
-        for them, and a niced thread on a busy machine would make it wait for minutes (priority
-        inversion). umap and its compile, which no page waits for, run at low priority (Linux
-        nices threads one by one): pages served meanwhile come first."""
+        """Import torch and the pretext tasks (the Train page's ~5 s first import), plotly and
+        scikit-learn, so no visitor waits on them; then have UMAP's numba code compiled into the
+        workspace's numba cache (10-60 s on a new machine) by a child process at low priority.
+        The imports run at normal priority: a page may be waiting for them. The compile runs in
+        its own process, never in this one: it is Python code holding the GIL for up to a
+        minute, and a niced thread holding the server's GIL makes every page wait for it on a
+        busy machine. Maps are fitted in child processes too (``background_maps``), which then
+        load the compiled code from the cache."""
         started = time.perf_counter()
         try:
             import plotly.graph_objects  # noqa: F401  (every chart)
@@ -93,23 +94,30 @@ class _WarmUp:
             import sklearn.neighbors  # noqa: F401
 
             self.libraries_ready.set()
-            with contextlib.suppress(AttributeError, OSError):
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-            self.stage = "importing UMAP"
-            from sslviz.maps import project
-
-            project.umap_module()
-            self.umap_ready.set()
             self.stage = "compiling UMAP (once per machine)"
-            project.warm_up()
+            _compile_umap_in_a_process()
+            self.compiled.set()
             self.stage = "ready"
             _log.info("warm-up: UMAP compiled, %.1f s in all", time.perf_counter() - started)
         except Exception:  # a failed warm-up only means the first use is slower
             _log.warning("background warm-up failed", exc_info=True)
         finally:
-            for event in (self.torch_ready, self.libraries_ready, self.umap_ready, self.compiled):
+            for event in (self.torch_ready, self.libraries_ready, self.compiled):
                 event.set()
             self.stage = "ready"
+
+
+COMPILE_SCRIPT = "from sslviz.maps import project; project.warm_up()"
+
+
+def _compile_umap_in_a_process() -> None:
+    """``sslviz.maps.project.warm_up`` in a child process at nice 10 (numba's cache lives in the
+    workspace, so the compiled kernels stay for every later process)."""
+    command = ["nice", "-n", "10", sys.executable, "-c", COMPILE_SCRIPT]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        tail = (done.stderr or "").strip().splitlines()[-1:] or ["no output"]
+        _log.warning("UMAP compile process failed (%s): %s", done.returncode, tail[0])
 
 
 @st.cache_resource(show_spinner=False)
