@@ -17,9 +17,9 @@ only make both later), each once (requests for a map already queued share it).
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,11 +43,19 @@ class MapState:
 
 
 class _Builder:
+    """One daemon worker thread and a queue (not a ThreadPoolExecutor, whose worker the
+    interpreter joins at exit: a server told to stop would wait for a fit to end)."""
+
     def __init__(self) -> None:
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sslviz-maps")
+        self.queue: queue.Queue[tuple[MapState, Any]] = queue.Queue()
         self.states: dict[str, MapState] = {}
-        self.futures: dict[str, Future[None]] = {}
         self.lock = threading.Lock()
+        threading.Thread(target=self._serve, name="sslviz-maps", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            state, work = self.queue.get()
+            self._run(state, work)
 
     def submit(self, key: str, work: Any) -> MapState:
         with self.lock:
@@ -56,7 +64,7 @@ class _Builder:
                 return state  # queued, running or done: shared
             state = MapState(started=time.monotonic())
             self.states[key] = state
-            self.futures[key] = self.pool.submit(self._run, state, work)
+            self.queue.put((state, work))
             return state
 
     @staticmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import subprocess
 import sys
@@ -114,10 +115,19 @@ def _compile_umap_in_a_process() -> None:
     """``sslviz.maps.project.warm_up`` in a child process at nice 10 (numba's cache lives in the
     workspace, so the compiled kernels stay for every later process)."""
     command = ["nice", "-n", "10", sys.executable, "-c", COMPILE_SCRIPT]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        tail = (done.stderr or "").strip().splitlines()[-1:] or ["no output"]
-        _log.warning("UMAP compile process failed (%s): %s", done.returncode, tail[0])
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    atexit.register(_end, process)  # a server told to stop leaves no compile behind
+    _, errors = process.communicate()
+    if process.returncode != 0:
+        tail = (errors or "").strip().splitlines()[-1:] or ["no output"]
+        _log.warning("UMAP compile process failed (%s): %s", process.returncode, tail[0])
+
+
+def _end(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.kill()
 
 
 @st.cache_resource(show_spinner=False)
