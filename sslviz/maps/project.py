@@ -311,7 +311,7 @@ def preview_projection(
         on_progress=on_progress,
     )  # fmt: skip
     coords = pca_coords(emb.vectors, settings.dims)
-    params = {**settings.to_config(), "method": "pca", "step": emb.step}
+    params = {**settings.to_dict(), "method": "pca", "step": emb.step}
     return Projection(coords, emb.image_ids, emb.paths, params, None)
 
 
