@@ -4,7 +4,13 @@ baseline, colourfulness, a live temperature slider, and L2 vs classification sid
 import streamlit as st
 
 from sslviz.results.colorization import is_classification
-from sslviz.ui.colorization_view import gallery, loss_of, partners, results_of, side_by_side
+from sslviz.ui.colorization_view import (
+    loss_of,
+    partners,
+    results_of,
+    side_by_side,
+    temperature_section,
+)
 from sslviz.ui.heldout_view import heldout_summary
 from sslviz.ui.resources import get_store
 from sslviz.ui.results_view import loaded_model, result_page
@@ -31,29 +37,7 @@ with user_errors():
         + " Colourfulness: Hasler & Süsstrunk; grey is 0."
     )
 
-    temperature = None
-    if classification:
-        temperature = st.slider(
-            "Temperature of the annealed mean — lower is more vivid, 1 is the plain mean (greyish)",
-            0.05,
-            1.0,
-            default_t,
-            0.01,
-            key="col_temperature",
-        )
-        if abs(temperature - default_t) < 1e-9:
-            temperature = None
-    results = results_of(store, run, temperature)
-    if temperature is not None:
-        now = results.summary()
-        st.info(
-            f"At T = {temperature:g}: PSNR {now['psnr']:.2f} dB (grey {now['psnr_grey']:.2f} dB), "
-            f"colourfulness {now['colourfulness']:.1f} — the figures above are at the run's "
-            f"T = {default_t:g}.",
-            icon=":material/thermostat:",
-        )
-    st.subheader(f"Held-out images ({len(results.paths):,})")
-    gallery(results, key="col_page")
+    temperature_section(store, run, default_t, classification)
 
     others = partners(store, run, loaded)
     st.subheader("L2 regression vs classification")
@@ -75,7 +59,8 @@ with user_errors():
             )
         ]
         theirs = loaded_model(store, other)
-        mine_all, theirs_all = results, results_of(store, other, images_of=run)
+        mine_all = results_of(store, run)  # at the run's temperature (stored when it ended)
+        theirs_all = results_of(store, other, images_of=run)
         a, b = mine_all.summary(), theirs_all.summary()
         labels = (f"#{run.id} {loss_of(loaded)}", f"#{other.id} {loss_of(theirs)}")
         cols = st.columns(3)

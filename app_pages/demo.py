@@ -2,12 +2,9 @@
 
 import streamlit as st
 
-from sslviz.results.apply import apply_image, read_image
-from sslviz.results.colorization import is_classification
-from sslviz.ui.demo_view import image_source, show_applied
+from sslviz.ui.demo_view import demo_panel
 from sslviz.ui.resources import get_store
 from sslviz.ui.results_view import loaded_model, run_caption, run_picker
-from sslviz.ui.saliency_view import demo_saliency
 from sslviz.ui.widgets import user_errors
 
 store = get_store()
@@ -22,24 +19,4 @@ if run is None:
 with user_errors():
     loaded = loaded_model(store, run)
     run_caption(loaded, run)
-    options = {}
-    if run.task == "colorization" and is_classification(loaded.task):
-        options["temperature"] = st.slider(
-            "Temperature (lower is more vivid)",
-            0.05,
-            1.0,
-            float(loaded.task.options.get("temperature", 0.38)),
-            0.01,
-            key="demo_temperature",
-        )
-    if run.task == "jigsaw":
-        options["seed"] = st.number_input("Puzzle number", 0, 10_000, 0, key="demo_seed")
-    given = image_source(store, run, key="demo")
-    if given is None:
-        st.info("Give the model an image above.", icon=":material/image:")
-        st.stop()
-    data, name = given
-    image = read_image(data, name)
-    result = apply_image(loaded, image, **options)
-    show_applied(result)
-    demo_saliency(loaded, image, seed=int(options.get("seed", 0)))
+    demo_panel(loaded, run)

@@ -58,9 +58,10 @@ with label_tab:
     with right:
         st.markdown("**Label these next**")
         if emb is not None:
-            lp.next_queue(store, session, emb)
+            # fragments: a label given here is saved at once and reruns only its own part
+            st.fragment(lp.next_queue)(store, session, emb)
     st.divider()
-    lv.gallery(store, session)
+    st.fragment(lv.gallery)(store, session)
 
 with predict_tab:
     method = st.segmented_control("Method", ["auto", "logreg", "knn", "label-spreading"],

@@ -1,8 +1,16 @@
-"""The Explorer in Chromium at 100,000 points, and the first visit to the Train page with and
-without the start-up warm-up.
+"""The Explorer in Chromium at 100,000 points, the first visit to the Train page with and
+without the start-up warm-up, every page's first visit vs a later one, and the Explorer's first
+map on a fresh workspace.
 
     python benchmarks/explorer_browser.py explorer [--images 100000] [--home DIR] [--rounds 3]
     python benchmarks/explorer_browser.py first-visit [--rounds 3] [--dwell 8]
+    python benchmarks/explorer_browser.py pages [--rounds 1] [--home DIR]
+    python benchmarks/explorer_browser.py first-map [--rounds 1] [--cold-numba]
+
+``pages``: a workspace with the demo set and a short finished run of each task; a fresh server;
+every page opened in a new tab right after start-up (first visits, in order), then each again.
+``first-map``: a brand-new workspace; the Explorer opened as soon as the server answers: the
+seconds until a map is drawn (the PCA map) and until the UMAP map has replaced it by itself.
 
 ``explorer``: a workspace with N generated 16 px images in 10 folders (ingested once; pass
 ``--home`` to keep and reuse it), its ``pixels`` map computed once (embedding + UMAP, through
@@ -275,6 +283,127 @@ def first_visit(args: argparse.Namespace) -> None:
     )
 
 
+# --- every page: the first visit after start-up vs a later one ----------------------------------
+PAGES = ("datasets", "train", "runs", "explorer", "labeling", "rotation", "colorization",
+         "jigsaw", "demo")  # fmt: skip
+
+
+def _trained_workspace() -> Path:
+    """The demo set and one short finished run of each pretext task (the CLI, foreground)."""
+    from sslviz.data import ensure_demo
+    from sslviz.store import Store
+
+    home = Path(tempfile.mkdtemp(prefix="sslviz-pages-"))
+    store = Store.open(home)
+    ensure_demo(store)
+    store.close()
+    env = {**os.environ, "SSLVIZ_HOME": str(home)}
+    for task in ("rotation", "colorization", "jigsaw"):
+        subprocess.run(
+            [sys.executable, "-m", "sslviz", "train", "--dataset", "demo", "--task", task,
+             "--epochs", "1", "--time-budget", "5", "--json"],
+            env=env, cwd=REPO, check=True, capture_output=True,
+        )  # fmt: skip
+    return home
+
+
+def _visit(page, url: str, name: str) -> float:
+    """Seconds from navigating to ``url`` until the page is drawn and its script idle (the
+    Explorer: its map drawn)."""
+    start = time.perf_counter()
+    page.goto(url, wait_until="commit")
+    if name == "explorer":
+        page.wait_for_selector(".js-plotly-plot canvas", timeout=300_000)
+    page.wait_for_selector("h1", timeout=300_000)
+    wait_idle(page)
+    return time.perf_counter() - start - 0.25  # wait_idle's fixed pause
+
+
+def pages(args: argparse.Namespace) -> None:
+    """A fresh server on a workspace with a finished run of each task (their results stored by
+    the runs): each page opened once in a new tab right after start-up, in order, then each
+    again (a later visit); side by side, with the goal first <= 1.5 x later + 0.5 s."""
+    from playwright.sync_api import sync_playwright
+
+    home = Path(args.home) if args.home else _trained_workspace()
+    firsts: dict[str, list[float]] = {p: [] for p in PAGES}
+    laters: dict[str, list[float]] = {p: [] for p in PAGES}
+    for round_ in range(args.rounds):
+        port = free_port()
+        app = start_app(port, home)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                for times in (firsts, laters):
+                    for name in PAGES:
+                        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+                        times[name].append(_visit(tab, f"{base}/{name}", name))
+                        tab.close()
+                browser.close()
+        finally:
+            stop_app(app)
+        print(f"round {round_ + 1} done", flush=True)
+    cores = len(os.sched_getaffinity(0))
+    print(f"\nFirst visit after start-up vs a later visit, Chromium, median of {args.rounds} "
+          f"fresh servers ({cores} cores, load {os.getloadavg()[0]:.1f}):")  # fmt: skip
+    print(
+        f"{'page':14s} {'first':>7s} {'later':>7s} {'ratio':>6s}  goal: first <= 1.5 x later + 0.5 s"
+    )
+    for name in PAGES:
+        first, later = statistics.median(firsts[name]), statistics.median(laters[name])
+        met = "met" if first <= 1.5 * later + 0.5 else "NOT met"
+        print(f"{name:14s} {first:6.2f}s {later:6.2f}s {first / later:5.2f}x  {met}")
+
+
+# --- time to the first map on a fresh workspace -------------------------------------------------
+def first_map(args: argparse.Namespace) -> None:
+    """A brand-new workspace (and numba cache), the app started, Explorer opened at once: the
+    seconds until a map of the demo is drawn (the PCA preview), and until the UMAP map replaced
+    it by itself (the caption about the PCA map gone)."""
+    from playwright.sync_api import sync_playwright
+
+    firsts, umaps = [], []
+    for round_ in range(args.rounds):
+        home = Path(tempfile.mkdtemp(prefix="sslviz-first-map-"))
+        env = {"NUMBA_CACHE_DIR": str(home / "numba_cache")} if args.cold_numba else {}
+        port = free_port()
+        started = time.perf_counter()
+        app = start_app(port, home, env)
+        served = time.perf_counter() - started
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                page = browser.new_page(viewport={"width": 1400, "height": 1100})
+                start = time.perf_counter()
+                page.goto(f"http://127.0.0.1:{port}/explorer", wait_until="commit")
+                page.wait_for_selector(".js-plotly-plot canvas", timeout=300_000)
+                first = time.perf_counter() - start
+                page.wait_for_function(
+                    "!document.body.innerText.includes('PCA map of the embedding')",
+                    timeout=600_000,
+                )
+                page.wait_for_selector(".js-plotly-plot canvas", timeout=300_000)
+                umap = time.perf_counter() - start
+                browser.close()
+        finally:
+            stop_app(app)
+        firsts.append(first)
+        umaps.append(umap)
+        print(
+            f"round {round_ + 1}: server up {served:.1f} s; Explorer opened at once: first map "
+            f"{first:.2f} s, UMAP map {umap:.1f} s",
+            flush=True,
+        )
+    cores = len(os.sched_getaffinity(0))
+    print(
+        f"Explorer on a fresh workspace, opened right after start-up, median of {args.rounds} "
+        f"({cores} cores, load {os.getloadavg()[0]:.1f}): first map {statistics.median(firsts):.2f} s "
+        f"(goal <= 10 s), UMAP map in its place after {statistics.median(umaps):.1f} s"
+        + (" (empty numba cache)" if args.cold_numba else "")
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -285,8 +414,18 @@ def main() -> None:
     first = commands.add_parser("first-visit", help="the Train page with and without warm-up")
     first.add_argument("--rounds", type=int, default=3)
     first.add_argument("--dwell", type=float, default=8.0, help="seconds on Datasets first")
+    every = commands.add_parser("pages", help="every page: first visit vs a later one")
+    every.add_argument("--rounds", type=int, default=1)
+    every.add_argument("--home", help="a workspace with runs to reuse (default: trains three)")
+    fresh = commands.add_parser("first-map", help="Explorer's first map on a fresh workspace")
+    fresh.add_argument("--rounds", type=int, default=1)
+    fresh.add_argument(
+        "--cold-numba", action="store_true", help="an empty numba cache too (a new machine)"
+    )
     args = parser.parse_args()
-    explorer(args) if args.command == "explorer" else first_visit(args)
+    commands_ = {"explorer": explorer, "first-visit": first_visit, "first-map": first_map,
+                 "pages": pages}  # fmt: skip
+    commands_[args.command](args)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
-"""Which devices can train here, and turning a ``--device`` spec into a ``torch.device``."""
+"""Which devices can train here, turning a ``--device`` spec into a ``torch.device``, and where
+(and in which precision) a trained model is applied: ``inference_device`` + ``autocast``."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import torch
@@ -74,3 +76,29 @@ def device_or_cpu(spec: str) -> torch.device:
         return resolve_device(spec)
     except UserError:
         return torch.device("cpu")
+
+
+# --- inference: where a trained model is applied, and how -----------------------------------------
+def inference_device(preferred: str | None = None) -> torch.device:
+    """Where to apply a model: ``preferred`` (a run's ``--device``) if it is available here, else
+    the best available device (CUDA, then MPS, else the CPU). Never raises: a run trained on a
+    GPU machine is still looked at on a laptop."""
+    try:
+        return resolve_device(preferred or "auto")
+    except UserError:
+        return resolve_device("auto")
+
+
+def autocast(device: torch.device) -> contextlib.AbstractContextManager[None]:
+    """bf16 autocast on CUDA (as training does), nothing elsewhere: the CPU keeps float32, so
+    CPU-only results are unchanged. Use around inference forward passes; cast outputs with
+    ``.float()`` before numpy."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def inference_batch(device: torch.device, cpu: int) -> int:
+    """Images per forward pass: ``cpu`` on the CPU (sized for its caches and progress), 4x that
+    on a GPU, where small batches leave it idle."""
+    return cpu * 4 if device.type != "cpu" else cpu

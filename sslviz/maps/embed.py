@@ -7,7 +7,8 @@
 
 A SOURCE is ``"random"``, ``"pixels"`` or the id of a run whose kind has an encoder (pretext runs,
 fine-tunes). Images come batched from the decoded uint8 cache (``sslviz.data.cache``), never one
-by one. Each result is stored once in the workspace,
+by one, to the run's device (or the best available: a GPU when there is one), in bf16 autocast on
+CUDA as training runs (``sslviz.core.devices``); a CPU-only machine computes exactly as before. Each result is stored once in the workspace,
 
     <dataset_dir>/embeddings/<source>/<layer>-g<grid>-n<images>-<version>.npy    float32 (N, D)
     <dataset_dir>/embeddings/<source>/<same>.json                                what it holds
@@ -54,7 +55,7 @@ SAVE_EVERY = 8  # batches between flushes of the partial file (what a resume con
 
 
 class SourceEncoder(NamedTuple):
-    """What embeds a source: an encoder (eval mode, CPU), how it sees uint8 images, their size."""
+    """What embeds a source: an encoder (eval mode, on the CPU until ``embed`` moves it), how it sees uint8 images, their size."""
 
     encoder: Encoder
     view: Callable[[torch.Tensor], torch.Tensor]  # uint8 (B, 3, S, S) -> float (B, C, S, S)
@@ -136,6 +137,20 @@ def random_encoder() -> SourceEncoder:
         torch.manual_seed(RANDOM_SEED)
         encoder = create_encoder(RANDOM_ENCODER, image_size=BASELINE_SIZE)
     return SourceEncoder(encoder.eval(), normalize, BASELINE_SIZE, None)
+
+
+def source_device(store: Store, source: str) -> torch.device:
+    """Where ``source`` is embedded: a run's own device if this machine has it, else the best
+    one available (a GPU when there is one); the pixel baseline stays on the CPU (no model)."""
+    import torch
+
+    from sslviz.core.devices import inference_device
+
+    if source == "pixels":
+        return torch.device("cpu")
+    if source == "random":
+        return inference_device()
+    return inference_device(source_run(store, source).device)
 
 
 def source_version(store: Store, source: str) -> str:
@@ -328,9 +343,12 @@ def _compute(
 ) -> None:
     import torch
 
+    from sslviz.core import devices
     from sslviz.data.cache import open_cache
 
     started = time.perf_counter()
+    device = source_device(store, source)
+    batch_size = devices.inference_batch(device, BATCH)
     if source == "pixels":
         side = PIXEL_LAYERS[layer]
         size, step = BASELINE_SIZE, None
@@ -346,9 +364,11 @@ def _compute(
         encoder, view, size, step = encoder_for_source(store, source)
         alive()  # the encoder is loaded (a checkpoint read, on a busy machine seconds)
         dim = encoder.layer_dims[layer] * grid * grid
+        encoder = encoder.to(device)
 
         def features(x: torch.Tensor) -> torch.Tensor:
-            return encoder.embed(view(x), layer, grid)  # (B, D * grid**2)
+            with devices.autocast(device):
+                return encoder.embed(view(x.to(device)), layer, grid).float()  # (B, D * grid**2)
 
     # uint8 (N, 3, S, S), memory-mapped; decoding signs life and stops when asked (Cancelled)
     cache = open_cache(store, dataset.id, size, should_stop=should_stop)
@@ -359,12 +379,12 @@ def _compute(
     if on_progress:
         on_progress(done, total)
     with torch.inference_mode():
-        for batch, start in enumerate(range(done, total, BATCH)):
+        for batch, start in enumerate(range(done, total, batch_size)):
             if should_stop is not None and should_stop():
                 _save_partial(out, done_file, start)
                 raise Cancelled(f"stopped after {start} of {total} images")
-            rows = torch.from_numpy(np.array(cache[start : start + BATCH]))  # a writable copy
-            out[start : start + len(rows)] = features(rows).numpy()
+            rows = torch.from_numpy(np.array(cache[start : start + batch_size]))  # writable copy
+            out[start : start + len(rows)] = features(rows).cpu().numpy()
             alive()
             if (batch + 1) % SAVE_EVERY == 0:
                 _save_partial(out, done_file, start + len(rows))

@@ -39,6 +39,9 @@ class RunKind:
     config_type: str
     # "module:function" (store, run) -> maps.embed.SourceEncoder, for kinds with an encoder
     encoder_loader: str | None = None
+    # "module:function" (store, run) -> None that stores what the run's result page shows, run
+    # by the worker when the run has ended (pretext kinds: ``sslviz.results.stored``)
+    results_writer: str | None = None
 
     def typed_config(self, config: dict[str, Any]) -> Any:
         """A run's config as its kind's dataclass (TrainConfig, FineTuneConfig, MapSettings)."""
@@ -48,7 +51,8 @@ class RunKind:
         return self.load("executor")
 
     def load(self, entry: str) -> Callable[..., Any]:
-        """What an entry of this kind names (``executor``, ``encoder_loader``, ``config_type``), imported
+        """What an entry of this kind names (``executor``, ``encoder_loader``, ``config_type``,
+        ``results_writer``), imported
         now: the table itself imports none of the code it points to."""
         target = getattr(self, entry)
         if not target:
@@ -68,6 +72,7 @@ KINDS: dict[str, RunKind] = {
         executor="sslviz.training.train:execute_run",
         config_type="sslviz.training.config:TrainConfig",
         encoder_loader="sslviz.maps.embed:pretext_encoder",
+        results_writer="sslviz.results.stored:write_results",
     ),
     "colorization": RunKind(
         name="colorization",
@@ -79,6 +84,7 @@ KINDS: dict[str, RunKind] = {
         executor="sslviz.training.train:execute_run",
         config_type="sslviz.training.config:TrainConfig",
         encoder_loader="sslviz.maps.embed:pretext_encoder",
+        results_writer="sslviz.results.stored:write_results",
     ),
     "jigsaw": RunKind(
         name="jigsaw",
@@ -90,6 +96,7 @@ KINDS: dict[str, RunKind] = {
         executor="sslviz.training.train:execute_run",
         config_type="sslviz.training.config:TrainConfig",
         encoder_loader="sslviz.maps.embed:pretext_encoder",
+        results_writer="sslviz.results.stored:write_results",
     ),
     "finetune": RunKind(
         name="finetune",

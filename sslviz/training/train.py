@@ -36,7 +36,7 @@ from sslviz.models.checkpoint import (
     set_rng_state,
 )
 from sslviz.store import Run, Store
-from sslviz.store.kinds import JobRequest
+from sslviz.store.kinds import JobRequest, run_kind
 from sslviz.training import distributed
 from sslviz.training.batches import BatchLoader, BatchPlan, load_rows, split_indices
 from sslviz.training.callbacks import Callback, StoreLogger, TrainState
@@ -112,8 +112,15 @@ def execute_run(
     ``cancel_requested`` is set, at any moment: a stop during the cache build or evaluation raises
     ``Cancelled``. Under torchrun only rank 0 writes the store; the other ranks call this directly.
     """
-    logger = [StoreLogger(store, run.id)] if distributed.context().is_main else []
-    return train(store, run, should_stop=should_stop, callbacks=[*logger, *callbacks])
+    main = distributed.context().is_main
+    logger = [StoreLogger(store, run.id)] if main else []
+    status, fields = train(store, run, should_stop=should_stop, callbacks=[*logger, *callbacks])
+    kind = run_kind(run.task)
+    if status == "finished" and main and kind.results_writer:
+        # the result page's per-image results, computed here where the model is (not by the
+        # first visitor of the page)
+        kind.load("results_writer")(store, store.runs.get(run.id))
+    return status, fields
 
 
 def train(

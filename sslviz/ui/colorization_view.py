@@ -6,8 +6,13 @@ from __future__ import annotations
 
 import streamlit as st
 
+from sslviz.results import stored
 from sslviz.results.apply import LoadedModel, checkpoint_version
-from sslviz.results.colorization import ColorizationResults, colorization_results
+from sslviz.results.colorization import (
+    ColorizationResults,
+    colorization_results,
+    grey,
+)
 from sslviz.store import Run, Store
 from sslviz.ui.results_view import held_out_images, loaded_model, pager, picture
 
@@ -21,8 +26,12 @@ def _results(
     from sslviz.ui.resources import get_store
 
     store = get_store()
-    loaded = loaded_model(store, store.runs.get(run_id))
+    run = store.runs.get(run_id)
+    loaded = loaded_model(store, run)
     held = held_out_images(store, store.runs.get(base_run), loaded.config.image_size)
+    if base_run == run_id and temperature is None:  # the run's own decode: stored when it ended
+        colour = stored.colorization_of(store, run, lambda: loaded, held)
+        return ColorizationResults(held.paths, held.images, grey(held.images), colour, None)
     return colorization_results(
         loaded.task, loaded.model, held.paths, held.images, temperature=temperature
     )
@@ -92,3 +101,32 @@ def side_by_side(
             row[0].caption(mine.paths[i])
             row[1].markdown(f"PSNR **{float(mine.psnr[i]):.1f}** dB")
             row[2].markdown(f"PSNR **{float(other.psnr[i]):.1f}** dB")
+
+
+@st.fragment
+def temperature_section(store: Store, run: Run, default_t: float, classification: bool) -> None:
+    """The temperature slider, the figures at that temperature and the gallery: a fragment, so
+    moving the slider re-decodes and redraws this part only (not the page, not the model)."""
+    temperature = None
+    if classification:
+        temperature = st.slider(
+            "Temperature of the annealed mean — lower is more vivid, 1 is the plain mean (greyish)",
+            0.05,
+            1.0,
+            default_t,
+            0.01,
+            key="col_temperature",
+        )
+        if abs(temperature - default_t) < 1e-9:
+            temperature = None
+    results = results_of(store, run, temperature)
+    if temperature is not None:
+        now = results.summary()
+        st.info(
+            f"At T = {temperature:g}: PSNR {now['psnr']:.2f} dB (grey {now['psnr_grey']:.2f} dB), "
+            f"colourfulness {now['colourfulness']:.1f} — the figures above are at the run's "
+            f"T = {default_t:g}.",
+            icon=":material/thermostat:",
+        )
+    st.subheader(f"Held-out images ({len(results.paths):,})")
+    gallery(results, key="col_page")

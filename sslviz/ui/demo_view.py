@@ -4,17 +4,50 @@ readable-from-the-back-of-the-room display of what ``apply`` computed."""
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import plotly.graph_objects as go
 import streamlit as st
 
 from sslviz.data import image_path
 from sslviz.pretext.rotation import ANGLES
-from sslviz.results.apply import Applied
+from sslviz.results.apply import Applied, LoadedModel, apply_image, read_image
+from sslviz.results.colorization import is_classification
 from sslviz.store import Run, Store
 from sslviz.ui.results_view import picture
+from sslviz.ui.saliency_view import demo_saliency
+from sslviz.ui.widgets import user_errors
 
 SOURCES = ("Upload", "Camera", "From a dataset")
+
+
+@st.fragment
+def demo_panel(loaded: LoadedModel, run: Run) -> None:
+    """The options, the image and the model's answer: a fragment, so an upload (or a new
+    temperature, puzzle or dataset image) reruns this part only, with the model kept loaded."""
+    from sslviz.ui.resources import get_store
+
+    options: dict[str, Any] = {}
+    if run.task == "colorization" and is_classification(loaded.task):
+        options["temperature"] = st.slider(
+            "Temperature (lower is more vivid)",
+            0.05,
+            1.0,
+            float(loaded.task.options.get("temperature", 0.38)),
+            0.01,
+            key="demo_temperature",
+        )
+    if run.task == "jigsaw":
+        options["seed"] = st.number_input("Puzzle number", 0, 10_000, 0, key="demo_seed")
+    given = image_source(get_store(), run, key="demo")
+    if given is None:
+        st.info("Give the model an image above.", icon=":material/image:")
+        return
+    data, name = given
+    with user_errors():
+        image = read_image(data, name)
+        show_applied(apply_image(loaded, image, **options))
+        demo_saliency(loaded, image, seed=int(options.get("seed", 0)))
 
 
 def image_source(store: Store, run: Run, *, key: str) -> tuple[bytes, str] | None:

@@ -167,9 +167,7 @@ def quality_figures(loaded: LoadedMap, labels: np.ndarray | None, labels_name: s
         else "-"
     )
     with user_errors():
-        figures = _quality(
-            str(loaded.embeddings.file), repr(loaded.spec), labels_key, loaded, labels
-        )
+        figures = _quality(loaded.key, repr(loaded.spec), labels_key, loaded, labels)
         if figures["rows"] < len(loaded.points):
             st.caption(f"Measured on a random {int(figures['rows']):,} of the images.")
         columns = st.columns(3)

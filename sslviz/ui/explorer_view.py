@@ -1,6 +1,6 @@
 """Pieces of the Explorer page that choose and get a map: source, layer and pooling, UMAP
-settings; the map computed inline for small datasets or by a background job (with progress) for
-large ones. Colours, quality figures, neighbours and the selection: :mod:`explorer_panels`; the
+settings; the map: its PCA preview at once, the UMAP map fitted in the app's background thread
+for small datasets or by a background job (with progress) for large ones. Colours, quality figures, neighbours and the selection: :mod:`explorer_panels`; the
 map widget itself: :mod:`sslviz.ui.map`.
 """
 
@@ -18,6 +18,7 @@ from sslviz.runner.progress import eta_seconds, fraction_done
 from sslviz.store import Dataset, Run, Store
 from sslviz.store.kinds import run_kind
 from sslviz.store.rows import ACTIVE_STATUSES
+from sslviz.ui import background_maps
 from sslviz.ui.map import MapPoints
 from sslviz.ui.runs_view import human_duration
 from sslviz.ui.widgets import user_errors
@@ -25,6 +26,7 @@ from sslviz.ui.widgets import user_errors
 METRICS = settings.METRICS
 DEFAULT_UMAP = {"neighbors": 15, "min_dist": 0.1, "metric": "cosine"}
 POLL_SECONDS = 2.0
+BACKGROUND_POLL_SECONDS = 1.0  # a small map's UMAP fit: seconds once UMAP is compiled
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,12 @@ class LoadedMap:
     spec: MapSpec
     points: MapPoints
     embeddings: Any  # sslviz.maps.embed.Embeddings (vectors (N, D), rows in the points' order)
+    preview: bool = False  # True: the PCA map drawn while the UMAP map is being fitted
+
+    @property
+    def key(self) -> str:
+        """What figures computed on this map are cached under: its embedding and its kind."""
+        return f"{self.embeddings.file}|{'pca' if self.preview else 'umap'}"
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -135,6 +143,15 @@ def _loaded(_store: Store, home: str, dataset_id: int, n_images: int, spec: MapS
         raise _NotComputed  # not cached: an exception is not remembered, None would be
     embeddings = embed.cached_embeddings(_store, dataset_id, spec.source, **spec.embed_args())
     return LoadedMap(spec, MapPoints.from_projection(projection), embeddings)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _preview(_store: Store, home: str, dataset_id: int, n_images: int, spec: MapSpec,
+             version: str) -> LoadedMap:  # fmt: skip
+    """The PCA map of the embedding (computed first if needed: small datasets only)."""
+    projection = project.preview_projection(_store, dataset_id, spec.source, **spec.project_args())
+    embeddings = embed.cached_embeddings(_store, dataset_id, spec.source, **spec.embed_args())
+    return LoadedMap(spec, MapPoints.from_projection(projection), embeddings, preview=True)
 
 
 class _NotComputed(Exception):
@@ -151,6 +168,15 @@ def cached_map(store: Store, dataset: Dataset, spec: MapSpec) -> LoadedMap | Non
         return None
 
 
+def preview_map(store: Store, dataset: Dataset, spec: MapSpec) -> LoadedMap:
+    """The PCA map of the map's embedding: embeds first if needed (a spinner), then costs
+    milliseconds. What the page draws until the UMAP map is ready."""
+    version = embed.source_version(store, spec.source)
+    with st.spinner(f"Embedding {dataset.n_images:,} images…"):
+        return _preview(store, str(store.workspace.root), dataset.id, dataset.n_images, spec,
+                        version)  # fmt: skip
+
+
 def _map_job(store: Store, dataset: Dataset, spec: MapSpec) -> Run | None:
     """The newest embedding job of exactly this map (its settings and the source's current
     checkpoint), any status, if there is one."""
@@ -159,18 +185,41 @@ def _map_job(store: Store, dataset: Dataset, spec: MapSpec) -> Run | None:
 
 
 def get_map(store: Store, dataset: Dataset, spec: MapSpec, *, key: str) -> LoadedMap | None:
-    """The map if it is computed; small datasets are computed here (a spinner), large ones are
-    offered as a background job whose progress is shown (None until it is done)."""
+    """The UMAP map if it is computed. Otherwise never waits for UMAP: a small dataset gets its
+    PCA map now (the embedding takes a second or two) while the UMAP map is fitted in the
+    background (``background_maps``), and the page redraws by itself when it is ready; a large
+    one is offered as a background job whose progress is shown, with the PCA map of its
+    embedding meanwhile once the job has stored it (None before)."""
     with user_errors():
         found = cached_map(store, dataset, spec)
         if found is not None:
             return found
-        if runs_inline(dataset.n_images):  # small: here, with a spinner
-            with st.spinner(f"Embedding {dataset.n_images:,} images and running UMAP…"):
-                project.project(store, dataset.id, spec.source, **spec.project_args())
-            return cached_map(store, dataset, spec)
+        if runs_inline(dataset.n_images):  # small: PCA now, UMAP in the app's background thread
+            background_maps.request(store, dataset.id, spec.source, **spec.project_args())
+            preview = preview_map(store, dataset, spec)
+            st.fragment(_background_progress, run_every=BACKGROUND_POLL_SECONDS)(
+                store, dataset, spec
+            )
+            return preview
         _job_panel(store, dataset, spec, key=key)
+        if embed.cached_embeddings(store, dataset.id, spec.source, **spec.embed_args()):
+            st.caption("PCA map of the embedding, shown until the map job has the UMAP map.")
+            return preview_map(store, dataset, spec)
     return None
+
+
+def _background_progress(store: Store, dataset: Dataset, spec: MapSpec) -> None:
+    """Polls the background UMAP fit: says where it is, redraws the page once the map exists."""
+    if cached_map(store, dataset, spec) is not None:
+        st.rerun()  # the UMAP map is stored: draw the whole page again with it
+    state = background_maps.request(store, dataset.id, spec.source, **spec.project_args())
+    if state.error:
+        st.caption(f"The UMAP map failed ({state.error}); this is the PCA map.")
+        return
+    st.caption(
+        f":material/hourglass_top: PCA map of the embedding, shown while the UMAP map is "
+        f"computed ({state.stage}); it replaces this one by itself."
+    )
 
 
 def _job_panel(store: Store, dataset: Dataset, spec: MapSpec, *, key: str) -> None:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
+from sslviz.results import stored
 from sslviz.results.apply import LoadedModel, checkpoint_version
-from sslviz.results.jigsaw import JigsawResults, jigsaw_results
+from sslviz.results.jigsaw import JigsawResults
 from sslviz.store import Run, Store
 from sslviz.ui.results_view import held_out_images, loaded_model, pager, picture
 from sslviz.ui.saliency_view import jigsaw_picture
@@ -22,9 +23,10 @@ def _results(home: str, run_id: int, version: int) -> JigsawResults:
     store = get_store()
     run = store.runs.get(run_id)
     held, loaded = held_out_images(store, run), loaded_model(store, run)
-    return jigsaw_results(
-        loaded.task, loaded.model, held.paths, held.images, seed=loaded.config.seed
-    )
+    # the answers were stored by the run's worker when it ended (or here, once per checkpoint)
+    logits = stored.jigsaw_of(store, run, lambda: loaded, held)
+    layout = loaded.task.eval_layout(held.images, loaded.config.seed)
+    return JigsawResults(held.paths, held.images, layout, loaded.task.permutations.cpu(), logits)
 
 
 def results_of(store: Store, run: Run) -> JigsawResults:

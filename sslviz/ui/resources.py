@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
+import atexit
 import logging
-import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -45,30 +46,42 @@ def _start(home: str) -> str | None:
     return None
 
 
-# Pages (url paths) that import neither torch nor umap: they never wait for the warm-up.
+# Pages (url paths) that import neither torch nor the ML libraries: they never wait.
 LIGHT_PAGES = frozenset({"", "home", "datasets", "runs"})
-# Pages that need torch but not umap: they wait only for the warm-up's torch import.
+# Pages that need torch (and plotly) but not scikit-learn: they wait only for those imports.
 TORCH_PAGES = frozenset({"train", "rotation", "colorization", "jigsaw", "demo"})
+# Every other page (Explorer, labeling) waits for torch, scikit-learn and plotly: never for
+# umap, whose import and compile (a minute on a new machine) only the background map fit needs.
 WAIT_SECONDS = 120.0  # never hang a page on a stuck warm-up
+COMPILE_WAIT_SECONDS = 1800.0  # the background map fit waits this long for the compile at most
 _log = logging.getLogger(__name__)
 
 
 class _WarmUp:
-    """The warm-up thread and the two points it passes (torch imported, umap imported)."""
+    """The warm-up thread and the points it passes, in order: torch (+ tasks, plotly) imported,
+    scikit-learn imported, UMAP's numba code compiled (into the workspace's cache). ``stage`` says where it is
+    (shown by pages whose map waits for the compile)."""
 
     def __init__(self) -> None:
         self.torch_ready = threading.Event()
-        self.imports_done = threading.Event()
+        self.libraries_ready = threading.Event()
+        self.compiled = threading.Event()
+        self.stage = "importing torch"
         self.thread = threading.Thread(target=self._run, name="sslviz-warm-up", daemon=True)
 
     def _run(self) -> None:
-        """Import torch and the pretext tasks (the Train page's ~5 s first import), then umap,
-        then compile UMAP's numba code (10-30 s on first use), so no visitor waits on either.
-        At low CPU priority (Linux nices threads one by one): pages served meanwhile come first."""
-        with contextlib.suppress(AttributeError, OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        """Import torch and the pretext tasks (the Train page's ~5 s first import), plotly and
+        scikit-learn, so no visitor waits on them; then have UMAP's numba code compiled into the
+        workspace's numba cache (10-60 s on a new machine) by a child process at low priority.
+        The imports run at normal priority: a page may be waiting for them. The compile runs in
+        its own process, never in this one: it is Python code holding the GIL for up to a
+        minute, and a niced thread holding the server's GIL makes every page wait for it on a
+        busy machine. Maps are fitted in child processes too (``background_maps``), which then
+        load the compiled code from the cache."""
         started = time.perf_counter()
         try:
+            import plotly.graph_objects  # noqa: F401  (every chart)
+
             import sslviz.pretext  # noqa: F401  (torch, the task table)
             import sslviz.ui.train_form  # noqa: F401  (encoders, devices)
             from sslviz.core import devices
@@ -76,16 +89,45 @@ class _WarmUp:
             devices.available_devices()
             self.torch_ready.set()
             _log.info("warm-up: torch and tasks in %.1f s", time.perf_counter() - started)
-            from sslviz.maps import project
+            self.stage = "importing scikit-learn"
+            import sklearn.cluster  # noqa: F401  (clusters, predictors, PCA)
+            import sklearn.linear_model  # noqa: F401
+            import sklearn.neighbors  # noqa: F401
 
-            self.imports_done.set()
-            project.warm_up()
+            self.libraries_ready.set()
+            self.stage = "compiling UMAP (once per machine)"
+            _compile_umap_in_a_process()
+            self.compiled.set()
+            self.stage = "ready"
             _log.info("warm-up: UMAP compiled, %.1f s in all", time.perf_counter() - started)
         except Exception:  # a failed warm-up only means the first use is slower
             _log.warning("background warm-up failed", exc_info=True)
         finally:
-            self.torch_ready.set()
-            self.imports_done.set()
+            for event in (self.torch_ready, self.libraries_ready, self.compiled):
+                event.set()
+            self.stage = "ready"
+
+
+COMPILE_SCRIPT = "from sslviz.maps import project; project.warm_up()"
+
+
+def _compile_umap_in_a_process() -> None:
+    """``sslviz.maps.project.warm_up`` in a child process at nice 10 (numba's cache lives in the
+    workspace, so the compiled kernels stay for every later process)."""
+    command = ["nice", "-n", "10", sys.executable, "-c", COMPILE_SCRIPT]
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    atexit.register(_end, process)  # a server told to stop leaves no compile behind
+    _, errors = process.communicate()
+    if process.returncode != 0:
+        tail = (errors or "").strip().splitlines()[-1:] or ["no output"]
+        _log.warning("UMAP compile process failed (%s): %s", process.returncode, tail[0])
+
+
+def _end(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.kill()
 
 
 @st.cache_resource(show_spinner=False)
@@ -95,24 +137,43 @@ def _warm_up() -> _WarmUp:
     return warm
 
 
+def warm_up_running() -> bool:
+    """True while this server's warm-up runs (false under AppTest or with the warm-up off)."""
+    return warm_up_enabled() and runtime.exists()
+
+
 def start_warm_up() -> None:
     """Start the warm-up once per server process, in a daemon thread: it never blocks a page.
     Not under AppTest (no server runtime: tests import what they use themselves)."""
-    if warm_up_enabled() and runtime.exists():
+    if warm_up_running():
         _warm_up()
+
+
+def wait_for_compile(timeout: float = COMPILE_WAIT_SECONDS) -> str:
+    """Block (a background thread, never a page) until UMAP's code is compiled by the warm-up,
+    if the warm-up is running; returns its stage then ("ready" unless it timed out)."""
+    if not warm_up_running():
+        return "ready"
+    warm = _warm_up()
+    warm.compiled.wait(timeout)
+    return warm.stage
+
+
+def warm_up_stage() -> str:
+    """Where the warm-up is ("ready" when done or not running), for progress captions."""
+    return _warm_up().stage if warm_up_running() else "ready"
 
 
 def wait_for_warm_up(url_path: str) -> None:
     """Before a page runs: if it imports what the warm-up thread is importing right now, wait
-    for that import to finish. Two threads importing torch (or umap) at once can hand one of
-    them a half-initialised module (``partially initialized module 'torch'``). The wait is only
-    the rest of an import the page would have done itself; light pages never wait."""
-    if url_path in LIGHT_PAGES or not warm_up_enabled():
-        return
-    if not runtime.exists():
+    for that import to finish. Two threads importing torch (or scikit-learn) at once can hand
+    one of them a half-initialised module (``partially initialized module 'torch'``). The wait
+    is only the rest of an import the page would have done itself; light pages never wait, and
+    no page waits for umap (only the background map fit uses it)."""
+    if url_path in LIGHT_PAGES or not warm_up_running():
         return
     warm = _warm_up()
-    event = warm.torch_ready if url_path in TORCH_PAGES else warm.imports_done
+    event = warm.torch_ready if url_path in TORCH_PAGES else warm.libraries_ready
     if not event.is_set():
         with st.spinner("Loading…", show_time=True):
             event.wait(WAIT_SECONDS)

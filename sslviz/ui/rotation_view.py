@@ -9,8 +9,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from sslviz.pretext.rotation import ANGLES
+from sslviz.results import stored
 from sslviz.results.apply import LoadedModel, checkpoint_version
-from sslviz.results.rotation import RotationResults, TurnedCopy, angle, rotation_results, turned
+from sslviz.results.rotation import RotationResults, TurnedCopy, angle, turned
 from sslviz.store import Run, Store
 from sslviz.ui.results_view import held_out_images, loaded_model, pager, picture
 from sslviz.ui.saliency_view import rotation_pictures
@@ -25,8 +26,10 @@ def _results(home: str, run_id: int, version: int) -> RotationResults:
 
     store = get_store()
     run = store.runs.get(run_id)
-    held, loaded = held_out_images(store, run), loaded_model(store, run)
-    return rotation_results(loaded.model, held.paths, held.images)
+    held = held_out_images(store, run)
+    # stored by the run's worker when it ended (computed and stored here for a newer checkpoint)
+    probabilities = stored.rotation_of(store, run, lambda: loaded_model(store, run), held)
+    return RotationResults(held.paths, held.images, probabilities)
 
 
 def results_of(store: Store, run: Run) -> RotationResults:

@@ -134,7 +134,9 @@ def test_large_dataset_map_is_a_background_job_shown_when_done(
     open_explorer(app)
     app.slider(key="ex_umap_neighbors").set_value(5).run()  # a map not computed yet
     assert any("computed in the background" in i.value for i in app.info)
-    assert not app.get("plotly_chart")
+    # the embedding is stored already (same source, layer and pooling): its PCA map meanwhile
+    assert len(app.get("plotly_chart")) == 1
+    assert any("PCA map of the embedding" in c.value for c in app.caption)
     app.button(key="ex_a_submit").click().run()
     assert not app.exception
     store = Store.open()

@@ -1,0 +1,106 @@
+"""UMAP maps of small datasets, fitted in one background thread of the app, never in a page.
+
+    state = background_maps.request(store, dataset.id, source, **project_args)
+    state.done, state.stage, state.error      # a page polls this (a fragment) and redraws once done
+
+A page shows the PCA map of the embedding at once (``sslviz.maps.project.preview_projection``)
+and asks for the UMAP map here; the fit waits for the start-up warm-up to finish compiling UMAP's
+numba code (on a new machine a minute; it would be paid twice if a second process compiled too),
+then runs in a child process (``project.project`` with ``should_stop``), which loads the compiled
+code from the workspace's numba cache: the server's GIL is never held by a fit. Large datasets go through the
+job runner instead (``explorer_view``): their fit takes minutes and must survive a restart.
+
+One worker thread per server process: maps are fitted one at a time (2 cores: two fits at once
+only make both later), each once (requests for a map already queued share it).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import streamlit as st
+
+from sslviz.maps import project
+from sslviz.store import Store
+from sslviz.ui.resources import wait_for_compile, warm_up_stage
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass
+class MapState:
+    """Where a requested map is: ``stage`` in words for the page, ``done`` once it is stored."""
+
+    stage: str = "queued"
+    done: bool = False
+    error: str | None = None
+    started: float = 0.0
+
+
+class _Builder:
+    """One daemon worker thread and a queue (not a ThreadPoolExecutor, whose worker the
+    interpreter joins at exit: a server told to stop would wait for a fit to end)."""
+
+    def __init__(self) -> None:
+        self.queue: queue.Queue[tuple[MapState, Any]] = queue.Queue()
+        self.states: dict[str, MapState] = {}
+        self.lock = threading.Lock()
+        threading.Thread(target=self._serve, name="sslviz-maps", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            state, work = self.queue.get()
+            self._run(state, work)
+
+    def submit(self, key: str, work: Any) -> MapState:
+        with self.lock:
+            state = self.states.get(key)
+            if state is not None and (not state.done or state.error is None):
+                return state  # queued, running or done: shared
+            state = MapState(started=time.monotonic())
+            self.states[key] = state
+            self.queue.put((state, work))
+            return state
+
+    @staticmethod
+    def _run(state: MapState, work: Any) -> None:
+        try:
+            if warm_up_stage() != "ready":
+                state.stage = f"waiting for the start-up warm-up ({warm_up_stage()})"
+                wait_for_compile()
+            state.stage = "fitting UMAP"
+            work()
+            state.stage = "done"
+        except Exception as error:  # shown on the page; the PCA map stays
+            _log.warning("background map failed", exc_info=True)
+            state.error = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+            state.stage = "failed"
+        finally:
+            state.done = True
+
+
+def _never() -> bool:
+    return False
+
+
+@st.cache_resource(show_spinner=False)
+def _builder() -> _Builder:
+    return _Builder()
+
+
+def request(store: Store, dataset_id: int, source: str, **options: Any) -> MapState:
+    """Ask for the UMAP map of ``source`` on a dataset (``options``: ``MapSettings`` fields) to
+    be fitted in the background and cached in the workspace; returns its state at once. A map
+    that failed is tried again on the next request."""
+    file = project.map_request(store, dataset_id, source, **options).file
+
+    def work() -> None:
+        # should_stop makes the UMAP fit run in a child process (never holding the server's GIL)
+        project.project(store, dataset_id, source, should_stop=_never, **options)
+
+    return _builder().submit(str(file), work)

@@ -1,0 +1,87 @@
+"""The per-image results a result page shows are stored by the run's worker when it ends, equal
+what the model computes now, and follow the checkpoint (a newer one is a new file)."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from trained_runs import Trained
+
+from sslviz.models.checkpoint import checkpoint_path
+from sslviz.results import held_out, stored
+from sslviz.results.apply import cached_run_model, checkpoint_version
+from sslviz.results.jigsaw import puzzle_logits
+from sslviz.results.rotation import rotation_probabilities
+from sslviz.store import Store
+from sslviz.training.evaluate import evaluate_run
+
+
+def _never() -> None:
+    raise AssertionError("stored results were computed again instead of read")
+
+
+def test_the_worker_stored_every_tasks_results_at_the_run_end(
+    trained: Trained, store: Store
+) -> None:
+    for run_id, name in (
+        (trained.rotation, "rotation"),
+        (trained.colorization, "colorization"),
+        (trained.colorization_l2, "colorization"),
+        (trained.jigsaw, "jigsaw"),
+    ):
+        file = stored.results_file(store, run_id, name, checkpoint_version(store, run_id))
+        assert file.exists(), f"run {run_id} ({name}) has no stored results"
+
+
+def test_stored_results_equal_the_model_now_and_are_only_read(
+    trained: Trained, store: Store
+) -> None:
+    run = store.runs.get(trained.rotation)
+    loaded = cached_run_model(store, run.id)
+    held = held_out(store, run, loaded.config)
+    probabilities = stored.rotation_of(store, run, _never, held)  # read, not computed
+    assert torch.allclose(probabilities, rotation_probabilities(loaded.model, held.images))
+    predicted = probabilities.argmax(dim=2)  # (N, 4)
+    confusion = torch.zeros(4, 4, dtype=torch.long)
+    for turn in range(4):
+        confusion[turn] += torch.bincount(predicted[:, turn], minlength=4)
+    assert confusion.tolist() == evaluate_run(store, run.id)["confusion"]
+
+    run = store.runs.get(trained.jigsaw)
+    loaded = cached_run_model(store, run.id)
+    held = held_out(store, run, loaded.config)
+    layout = loaded.task.eval_layout(held.images, loaded.config.seed)
+    logits = stored.jigsaw_of(store, run, _never, held)
+    fresh = puzzle_logits(loaded.task, loaded.model, held.images, layout)
+    assert torch.allclose(logits, fresh, atol=1e-5)
+
+    run = store.runs.get(trained.colorization)
+    loaded = cached_run_model(store, run.id)
+    held = held_out(store, run, loaded.config)
+    colour = stored.colorization_of(store, run, _never, held)
+    with torch.no_grad():
+        assert torch.equal(colour, loaded.task.colorize(loaded.model, held.images))
+
+
+def test_a_newer_checkpoint_is_computed_once_and_replaces_the_old_file(
+    trained: Trained, store: Store
+) -> None:
+    run = store.runs.get(trained.rotation)
+    old = stored.results_file(store, run.id, "rotation", checkpoint_version(store, run.id))
+    path = checkpoint_path(store.workspace.run_dir(run.id))
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # "a new checkpoint"
+    loaded = cached_run_model(store, run.id)
+    held = held_out(store, run, loaded.config)
+    calls = []
+
+    def load():
+        calls.append(1)
+        return loaded
+
+    first = stored.rotation_of(store, run, load, held)
+    again = stored.rotation_of(store, run, load, held)
+    assert calls == [1] and torch.equal(first, again)
+    new = stored.results_file(store, run.id, "rotation", checkpoint_version(store, run.id))
+    assert new.exists() and not old.exists()
