@@ -55,46 +55,55 @@ check = checks.check_controls(store, dataset, specs[0].source) if how == "check"
 sides = ("a", "b")[: len(specs)]
 keys = {side: (f"ex_map_{side}", f"ex_sel_{side}") for side in sides}
 loaded = {side: ev.get_map(store, dataset, spec, key=f"ex_{side}") for side, spec in zip(sides, specs, strict=True)}  # fmt: skip
-for side in sides:  # before drawing: the selection in one map is highlighted in the other
-    if sync_selection(*keys[side]):
-        st.session_state["ex_active"] = side
-active = st.session_state.get("ex_active", "a") if compare else "a"
-if loaded.get(active) is None:
-    active = "a"
-hits = panels.search_hits(list(loaded.values()), query)
-if query:
-    st.caption(f"{len(hits):,} image(s) match “{query}”: drawn large and outlined.")
 
-labels = {side: ev.spec_label(choices, spec) for side, spec in zip(sides, specs, strict=True)}
-for side, column in zip(sides, st.columns(len(sides)), strict=True):
-    with column:
-        if loaded[side] is None:
-            continue
-        if compare:
-            st.markdown(f"**{labels[side]}**")
-        other = get_selection(keys["b" if side == "a" else "a"][1]) if compare else panels.EMPTY
-        highlight = np.union1d(hits, other) if len(hits) or len(other) else None
-        render_map(
-            loaded[side].points,
-            key=keys[side][0],
-            selection_key=keys[side][1],
-            colour=checks.colouring(store, dataset, loaded[side], check)
-            if check
-            else panels.colouring(store, loaded[side], how, k=k, session_id=session_id),
-            highlight=highlight,
-            height=480 if compare else 600,
-        )
-        panels.quality_figures(
-            loaded[side], *panels.quality_labels(store, loaded[side], session_id)
-        )
 
-# --- the selection and its neighbours ---------------------------------------------------------
-if all(m is None for m in loaded.values()):
-    st.stop()
-st.divider()
-selected = get_selection(keys[active][1])
-where = f" on the {'left' if active == 'a' else 'right'} map" if compare else ""
-panels.selection_panel(store, dataset, selected, selection_key=keys[active][1], where=where)
-shown = [(labels[side], m) for side, m in loaded.items() if m is not None]
-panels.neighbours_panel(store, dataset, selected, shown)
-checks.checks_section(store, dataset, shown, selection_key=keys["a"][1], choice=check)
+@st.fragment
+def maps_and_selection() -> None:
+    """The maps, the selection, the neighbours and the data checks: a fragment, so a click or a
+    box selection reruns this part only (the pickers, the embeddings and the maps are not touched)."""
+    for side in sides:  # before drawing: the selection in one map is highlighted in the other
+        if sync_selection(*keys[side]):
+            st.session_state["ex_active"] = side
+    active = st.session_state.get("ex_active", "a") if compare else "a"
+    if loaded.get(active) is None:
+        active = "a"
+    hits = panels.search_hits(list(loaded.values()), query)
+    if query:
+        st.caption(f"{len(hits):,} image(s) match “{query}”: drawn large and outlined.")
+
+    labels = {side: ev.spec_label(choices, spec) for side, spec in zip(sides, specs, strict=True)}
+    for side, column in zip(sides, st.columns(len(sides)), strict=True):
+        with column:
+            if loaded[side] is None:
+                continue
+            if compare:
+                st.markdown(f"**{labels[side]}**")
+            other = get_selection(keys["b" if side == "a" else "a"][1]) if compare else panels.EMPTY
+            highlight = np.union1d(hits, other) if len(hits) or len(other) else None
+            render_map(
+                loaded[side].points,
+                key=keys[side][0],
+                selection_key=keys[side][1],
+                colour=checks.colouring(store, dataset, loaded[side], check)
+                if check
+                else panels.colouring(store, loaded[side], how, k=k, session_id=session_id),
+                highlight=highlight,
+                height=480 if compare else 600,
+            )
+            panels.quality_figures(
+                loaded[side], *panels.quality_labels(store, loaded[side], session_id)
+            )
+
+    # --- the selection and its neighbours ---------------------------------------------------------
+    if all(m is None for m in loaded.values()):
+        return
+    st.divider()
+    selected = get_selection(keys[active][1])
+    where = f" on the {'left' if active == 'a' else 'right'} map" if compare else ""
+    panels.selection_panel(store, dataset, selected, selection_key=keys[active][1], where=where)
+    shown = [(labels[side], m) for side, m in loaded.items() if m is not None]
+    panels.neighbours_panel(store, dataset, selected, shown)
+    checks.checks_section(store, dataset, shown, selection_key=keys["a"][1], choice=check)
+
+
+maps_and_selection()
