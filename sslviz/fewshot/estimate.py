@@ -98,8 +98,6 @@ class Estimate:
         }
 
 
-
-
 def cross_validate(
     vectors: np.ndarray,
     labeled_idx: np.ndarray,
