@@ -12,9 +12,11 @@ the embedding when it is at hand, else the standardised cosine features):
   the *same* class (how far a covered image is from a label: ``known``) and to the nearest label of
   a *different* class (how far an image of a group nobody labeled is: holding out the image's own
   class, every label left is of another group: ``novel``).
-- threshold = the geometric mean of the medians of ``known`` and ``novel``; with one label per
-  class there is no ``known``, and each labeled image's distance to its ``LOCAL_K``-th nearest
-  image stands in for it. Covered: d(i) <= threshold.
+- threshold = the geometric mean of the medians of ``known`` and ``novel``, but at least the 90th
+  percentile of ``known``; with one label per class there is no ``known``, and each labeled
+  image's distance to its ``LOCAL_K``-th nearest image stands in for it. Covered: d(i) <= threshold.
+- The number of groups is a rough figure: the uncovered images counted in groups of the labeled
+  groups' average size; fewer uncovered images than half a group add none.
 
 Measured by holding out whole labels in benchmarks/fewshot_quality.py (share of the held-out
 groups' images marked uncovered, and of the labeled groups' images marked covered).
@@ -55,6 +57,11 @@ class Coverage:
         """One line for the CLI and the page, or None when the labels look like every image."""
         if self.uncovered == 0:
             return None
+        if self.groups_estimated <= self.groups_labeled:
+            return (
+                f"{self.uncovered:,} images look like none of your labeled groups "
+                "(covered=false): check them, they may be a group of their own"
+            )
         return (
             f"your labels cover about {self.groups_labeled} of {self.groups_estimated} groups; "
             f"{self.uncovered:,} images look like none of them (covered=false): label some of "
@@ -95,7 +102,10 @@ def coverage(features: Features, labeled_idx: np.ndarray, labels: list[str]) -> 
         local = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(reference)[0][:, -1]
         known = local
     if len(novel):
-        threshold = float(np.sqrt(max(np.median(known), 1e-12) * max(np.median(novel), 1e-12)))
+        # Between the typical known and novel distance; never below the 90th percentile of the
+        # known ones (where groups overlap, known ~ novel and the midpoint would cut into them).
+        middle = np.sqrt(max(np.median(known), 1e-12) * max(np.median(novel), 1e-12))
+        threshold = float(max(middle, np.quantile(known, 0.9)))
     else:  # one class only: nothing to calibrate against
         threshold = float(np.inf)
     covered = distance <= threshold
@@ -107,5 +117,4 @@ def _groups(covered: np.ndarray, labeled_groups: int) -> int:
     """About how many groups in all: the uncovered images counted in groups of the labeled ones'
     average size (a rough figure, said with "about")."""
     size = covered.sum() / max(labeled_groups, 1)
-    extra = int(round((~covered).sum() / max(size, 1.0)))
-    return labeled_groups + (max(extra, 1) if (~covered).any() else 0)
+    return labeled_groups + int(round((~covered).sum() / max(size, 1.0)))
