@@ -74,6 +74,7 @@ def test_a_class_with_one_label_trains_but_is_not_tested() -> None:
     assert e.held_out == 12 and e.out_of_fold[-1] is None
 
 
+@pytest.mark.slow  # two UMAP fits and six methods cross-validated
 def test_choose_keeps_its_rule_unless_another_is_clearly_better() -> None:
     x, y = blobs()
     idx = first(y, 5)
@@ -91,6 +92,7 @@ def test_choose_keeps_its_rule_unless_another_is_clearly_better() -> None:
     assert chained.estimate.accuracy > logreg.accuracy
 
 
+@pytest.mark.slow  # a UMAP fit and six methods cross-validated
 def test_the_chosen_estimate_is_corrected_for_the_choice() -> None:
     """Picking the best of several noisy CV scores is optimistic: the reported accuracy is the
     chosen method's CV accuracy minus the mean per-fold gap to the best (never above it)."""
