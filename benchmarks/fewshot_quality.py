@@ -1,19 +1,24 @@
-"""Few-shot quality and scale: how often is the predicted label right on the images nobody labeled?
+"""Few-shot quality and scale: how often is the predicted label right on the images nobody labeled,
+and does ``covered`` tell labeled groups from groups nobody labeled?
 
-For each data set, source and label budget: accuracy on the unlabeled rest, averaged over
-``--draws`` random draws of the labeled images, for each predictor and for ``auto`` (which also
-reports its CV estimate, to compare with the truth). Data sets: scikit-learn's digits at 32 px
-(labels = digit), the bundled demo set (labels = folder), and a generated set of shapes (disc,
-square, triangle, cross, ring; random colours, sizes and places on noise). Sources: ``pixels``,
-``random`` (untrained encoder) and a short rotation run of that data set (``--budget`` seconds),
-embedded by ``sslviz.maps.embed`` exactly as the CLI and the page do.
+Five data-set families that look nothing alike (``fewshot_sets.py``, all generated in code):
+scikit-learn's digits at 32 px, the bundled demo photos, coloured shapes on noise, letters in PIL's
+fonts, colour textures. Sources ``pixels`` and ``random`` (untrained encoder), embedded by
+``sslviz.maps.embed`` exactly as the CLI and the page do (``--budget S`` adds a rotation run).
 
-Scale: ``predict`` auto (all three methods cross-validated, then the chosen one fitted) and
-``suggest`` on 100k synthetic embeddings (D = 128, 10 classes, 50 labels), timed side by side with
-the targets (60 s and 30 s on 2 cores).
+Accuracy: for each family, source and budget (1, 5, 10 labels per class), the mean accuracy on the
+unlabeled rest over ``--draws`` random draws, for every predictor and for ``auto`` (which sees
+only the labels; its estimate, corrected for the choice, is printed beside the truth). The
+summary compares ``auto`` with the single method best on average, per family and overall.
 
-    python benchmarks/fewshot_quality.py [--draws 5] [--budget 60] [--skip-scale] [--sets digits]
-    python benchmarks/fewshot_quality.py --features --skip-scale    # standardise vs unit rows
+Coverage: half the labels (rounded down, at least one) held out whole; 5 labels per class of the
+rest; the share of the held-out groups' images marked uncovered and of the labeled groups'
+unlabeled images marked covered.
+
+Scale: ``predict`` auto and ``suggest`` on 100k synthetic embeddings (D = 128, 10 classes, 50
+labels), timed side by side with the targets (60 s and 30 s on 2 cores).
+
+    python benchmarks/fewshot_quality.py [--draws 5] [--budget 0] [--skip-scale] [--sets digits]
 """
 
 from __future__ import annotations
@@ -25,46 +30,23 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from digits_rotation import write_digits  # noqa: E402
+from fewshot_sets import FAMILIES, truth_of, write_family  # noqa: E402
 
 from sslviz.data import ingest  # noqa: E402
 from sslviz.data.cache import build_cache  # noqa: E402
+from sslviz.fewshot.coverage import coverage  # noqa: E402
 from sslviz.fewshot.predict import predict_vectors  # noqa: E402
 from sslviz.fewshot.predictors import METHODS, Features  # noqa: E402
 from sslviz.fewshot.suggest import suggest  # noqa: E402
 from sslviz.maps.embed import BASELINE_SIZE, embed  # noqa: E402
-from sslviz.runner.execute import execute
+from sslviz.runner.execute import execute  # noqa: E402
 from sslviz.store import Store  # noqa: E402
 from sslviz.training.config import default_config  # noqa: E402
 from sslviz.training.train import create_run  # noqa: E402
 
-DEMO = Path(__file__).resolve().parents[1] / "assets" / "demo"
-SHAPES = ("disc", "square", "triangle", "cross", "ring")
-
-
-def write_shapes(folder: Path, per_class: int = 200, size: int = 32, seed: int = 0) -> None:
-    """Shapes of random colour, size and place on noisy backgrounds, one folder per shape."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size] + 0.5
-    for c, name in enumerate(SHAPES):
-        (folder / name).mkdir(parents=True)
-        for i in range(per_class):
-            cx, cy = rng.uniform(11, 21, 2)
-            dx, dy = (xx - cx) / rng.uniform(6, 10), (yy - cy) / rng.uniform(6, 10)
-            r2 = dx**2 + dy**2
-            mask = [
-                r2 < 1,
-                (abs(dx) < 0.8) & (abs(dy) < 0.8),
-                (dy > -0.8) & (dy < 0.8) & (abs(dx) < (dy + 0.8) / 1.6 * 0.9),
-                ((abs(dx) < 0.3) | (abs(dy) < 0.3)) & (abs(dx) < 1) & (abs(dy) < 1),
-                (r2 < 1) & (r2 > 0.45),
-            ][c]
-            pixels = np.where(mask[..., None], rng.uniform(120, 255, 3), rng.uniform(0, 60, 3))
-            pixels = np.clip(pixels + rng.normal(0, 20, pixels.shape), 0, 255).astype(np.uint8)
-            Image.fromarray(pixels).save(folder / name / f"{i:03d}.png")
+BUDGETS = (1, 5, 10)
 
 
 def draw(truth: np.ndarray, per_class: int, rng: np.random.Generator) -> np.ndarray:
@@ -73,43 +55,48 @@ def draw(truth: np.ndarray, per_class: int, rng: np.random.Generator) -> np.ndar
     )
 
 
-def score(vectors: np.ndarray, paths: list[str], truth: np.ndarray, per_class: int, draws: int):
-    """{method: mean accuracy on the unlabeled rest}, auto's picks and its mean CV estimate."""
-    features = Features(vectors)  # the graph is built once per source
+def score(features: Features, paths: list[str], truth: np.ndarray, per_class: int, draws: int):
+    """{method: mean accuracy on the unlabeled rest}, auto's picks and its mean estimate."""
+    vectors = features.vectors
     accuracy: dict[str, list[float]] = {m: [] for m in (*METHODS, "auto")}
     picks, estimates = [], []
     for d in range(draws):
         idx = draw(truth, per_class, np.random.default_rng(d))
         labels = {paths[i]: str(truth[i]) for i in idx}
-        for method in (*METHODS, "auto"):
-            result = predict_vectors(vectors, paths, labels, method, features=features)
-            rest = ~result.labeled
-            accuracy[method].append(float((result.prediction.labels[rest] == truth[rest]).mean()))
-            if method == "auto":
-                picks.append(result.method)
-                if result.estimate.accuracy is not None:
-                    estimates.append(result.estimate.accuracy)
+        rest = np.setdiff1d(np.arange(len(truth)), idx)
+        for method in METHODS:
+            from sslviz.fewshot.predictors import fit_predict
+
+            p = fit_predict(vectors, idx, truth[idx], method, features=features)
+            accuracy[method].append(float((p.labels[rest] == truth[rest]).mean()))
+        result = predict_vectors(vectors, paths, labels, "auto", features=features)
+        accuracy["auto"].append(float((result.prediction.labels[rest] == truth[rest]).mean()))
+        picks.append(result.method)
+        if result.estimate.accuracy is not None:
+            estimates.append(result.estimate.accuracy)
     mean = {m: float(np.mean(v)) for m, v in accuracy.items()}
     return mean, picks, (float(np.mean(estimates)) if estimates else None)
 
 
-def variants(vectors: np.ndarray, truth: np.ndarray, per_class: int, draws: int) -> dict:
-    """Accuracy of the feature preparations the predictors choose between (LOGREG_FEATURES,
-    COSINE_FEATURES): what measured best on average is the default."""
-    from sslviz.fewshot.predictors import fit_predict
-
-    out: dict[str, list[float]] = {}
-    options = [("logreg", {"logreg_features": f}) for f in ("standardize", "l2", "l2+standardize")]
-    options += [(m, {"cosine_features": f}) for m in ("knn", "label-spreading")
-                for f in ("center", "standardize")]  # fmt: skip
+def covered_scores(features: Features, truth: np.ndarray, draws: int) -> tuple[float, float]:
+    """(share of held-out groups' images uncovered, share of labeled groups' rest covered)."""
+    names = np.unique(truth)
+    out_share, in_share = [], []
     for d in range(draws):
-        idx = draw(truth, per_class, np.random.default_rng(d))
-        rest = np.setdiff1d(np.arange(len(truth)), idx)
-        for method, kw in options:
-            p = fit_predict(vectors, idx, truth[idx], method, features=Features(vectors, **kw))
-            key = f"{method} {next(iter(kw.values()))}"
-            out.setdefault(key, []).append(float((p.labels[rest] == truth[rest]).mean()))
-    return {k: float(np.mean(v)) for k, v in out.items()}
+        rng = np.random.default_rng(100 + d)
+        held = rng.choice(names, max(1, len(names) // 2), replace=False)
+        kept = np.setdiff1d(names, held)
+        if len(kept) < 2:
+            continue
+        mask = np.isin(truth, kept)
+        idx = draw(np.where(mask, truth, "~"), 5, rng)
+        idx = idx[mask[idx]]
+        found = coverage(features, idx, list(truth[idx]))
+        rest = np.ones(len(truth), bool)
+        rest[idx] = False
+        out_share.append(float((~found.covered[~mask]).mean()))
+        in_share.append(float(found.covered[mask & rest].mean()))
+    return float(np.mean(out_share)), float(np.mean(in_share))
 
 
 def rotation_run(store: Store, dataset, budget: float) -> str:
@@ -120,68 +107,72 @@ def rotation_run(store: Store, dataset, budget: float) -> str:
     return str(run.id)
 
 
-def quality(sets: list[str], draws: int, budget: float, compare_features: bool = False) -> None:
+def quality(sets: list[str], draws: int, budget: float) -> None:
+    rows: dict[tuple[str, str, int], dict[str, float]] = {}
+    covers = []
     with tempfile.TemporaryDirectory() as tmp:
         store = Store.open(Path(tmp) / "home")
-        folders = {}
-        if "digits" in sets:
-            write_digits(Path(tmp) / "digits")
-            folders["digits"] = Path(tmp) / "digits"
-        if "demo" in sets:
-            folders["demo"] = DEMO
-        if "shapes" in sets:
-            write_shapes(Path(tmp) / "shapes")
-            folders["shapes"] = Path(tmp) / "shapes"
-        digits_truth = None
-        if compare_features:
-            print("| data set | source | labels/class | accuracy on the unlabeled rest |")
-            print("|---|---|---|---|")
-        else:
-            print("| data set | source | labels/class | logreg | knn | label-spreading | auto "
-                  "| auto picked | auto's CV estimate |")  # fmt: skip
-            print("|---|---|---|---|---|---|---|---|---|")
-        for name, folder in folders.items():
+        header = " | ".join(METHODS)
+        print(
+            f"| data set | source | labels/class | {header} | auto | auto picked | auto's estimate |"
+        )
+        print("|---" * (len(METHODS) + 6) + "|")
+        for name in sets:
+            folder = write_family(name, Path(tmp))
             dataset = ingest(store, [folder], name=name).dataset
-            # Decode in this process: the image caches are built once, before anything is timed.
-            size = default_config(dataset, "rotation").image_size
-            for side in {BASELINE_SIZE, size}:
-                build_cache(store, dataset.id, side, workers=1)
+            build_cache(store, dataset.id, BASELINE_SIZE, workers=1)
             sources = ["pixels", "random"]
             if budget > 0:
-                started = time.perf_counter()
+                build_cache(store, dataset.id, default_config(dataset, "rotation").image_size,
+                            workers=1)  # fmt: skip
                 sources.append(rotation_run(store, dataset, budget))
-                trained = time.perf_counter() - started
             for source in sources:
                 emb = embed(store, dataset, source)
                 paths = list(emb.paths)
-                if name == "digits":
-                    from sklearn.datasets import load_digits
-
-                    digits_truth = load_digits().target.astype(str)
-                    truth = digits_truth[[int(Path(p).stem) for p in paths]]
-                else:
-                    truth = np.array([p.split("/")[0] for p in paths])
-                label = (
-                    source
-                    if not source.isdigit()
-                    else f"rotation ({budget:.0f} s, {trained:.0f} s wall)"
-                )
-                for per_class in (1, 5):
-                    if compare_features:
-                        found = variants(np.asarray(emb.vectors), truth, per_class, draws)
-                        print(f"| {name} | {label} | {per_class} | "
-                              + " | ".join(f"{k} {v:.3f}" for k, v in found.items()) + " |",
-                              flush=True)  # fmt: skip
-                        continue
-                    mean, picks, cv = score(np.asarray(emb.vectors), paths, truth, per_class, draws)
+                truth = truth_of(name, paths)
+                started = time.perf_counter()
+                features = Features(np.asarray(emb.vectors))
+                assert len(features.umap)  # fitted once per embedding, as predict caches it
+                umap_seconds = time.perf_counter() - started
+                label = source if not source.isdigit() else f"rotation {budget:.0f} s"
+                for per_class in BUDGETS:
+                    mean, picks, cv = score(features, paths, truth, per_class, draws)
+                    rows[(name, label, per_class)] = mean
                     picked = ", ".join(f"{m} {picks.count(m)}" for m in sorted(set(picks)))
                     print(
-                        f"| {name} | {label} ({emb.layer}, grid {emb.grid}) | {per_class} | "
+                        f"| {name} | {label} ({emb.layer}) | {per_class} | "
                         + " | ".join(f"{mean[m]:.3f}" for m in (*METHODS, "auto"))
                         + f" | {picked} | {'—' if cv is None else f'{cv:.3f}'} |",
                         flush=True,
                     )
+                out_share, in_share = covered_scores(features, truth, draws)
+                covers.append((name, label, out_share, in_share, umap_seconds))
         store.close()
+    summary(rows)
+    print("\nCoverage, half the labels held out whole, 5 labels/class of the rest:")
+    print("| data set | source | held-out groups' images uncovered | labeled groups' images "
+          "covered | UMAP fit s |")  # fmt: skip
+    print("|---|---|---|---|---|")
+    for name, label, out_share, in_share, seconds in covers:
+        print(f"| {name} | {label} | {out_share:.3f} | {in_share:.3f} | {seconds:.0f} |")
+
+
+def summary(rows: dict[tuple[str, str, int], dict[str, float]]) -> None:
+    """auto against the single method best on average, per budget: mean and worst gap."""
+    print("\n| labels/class | best single method (mean) | auto (mean) | auto - best, mean | "
+          "auto - best, worst family | auto - per-family best, mean |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    for per_class in BUDGETS:
+        keys = [k for k in rows if k[2] == per_class]
+        if not keys:
+            continue
+        means = {m: float(np.mean([rows[k][m] for k in keys])) for m in METHODS}
+        best = max(means, key=means.get)
+        gaps = [rows[k]["auto"] - rows[k][best] for k in keys]
+        own = [rows[k]["auto"] - max(rows[k][m] for m in METHODS) for k in keys]
+        auto = float(np.mean([rows[k]["auto"] for k in keys]))
+        print(f"| {per_class} | {best} {means[best]:.3f} | {auto:.3f} | {np.mean(gaps):+.3f} | "
+              f"{min(gaps):+.3f} | {np.mean(own):+.3f} |")  # fmt: skip
 
 
 def scale(n: int = 100_000, dim: int = 128, classes: int = 10) -> None:
@@ -209,7 +200,7 @@ def scale(n: int = 100_000, dim: int = 128, classes: int = 10) -> None:
     print("| step | seconds | target | seconds / target |")
     print("|---|---|---|---|")
     print(
-        f"| predict auto (3 methods CV'd; picked {result.method}, accuracy {right:.3f}) | {predict_seconds:.1f} | 60 | {predict_seconds / 60:.2f} |"
+        f"| predict auto ({len(result.estimates)} methods CV'd; picked {result.method}, accuracy {right:.3f}) | {predict_seconds:.1f} | 60 | {predict_seconds / 60:.2f} |"
     )
     print(
         f"| suggest, cold start ({cold.strategy}) | {cold_seconds:.1f} | 30 | {cold_seconds / 30:.2f} |"
@@ -223,17 +214,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--draws", type=int, default=5)
     parser.add_argument(
-        "--budget", type=float, default=60, help="rotation training seconds (0: none)"
+        "--budget", type=float, default=0, help="also a rotation run of this many seconds"
     )
-    parser.add_argument("--sets", nargs="+", default=["digits", "demo", "shapes"])
+    parser.add_argument("--sets", nargs="+", default=list(FAMILIES), choices=FAMILIES)
     parser.add_argument("--skip-scale", action="store_true")
-    parser.add_argument(
-        "--features", action="store_true", help="compare the feature preparations instead"
-    )
     parser.add_argument("--only-scale", action="store_true")
     args = parser.parse_args()
     if not args.only_scale:
-        quality(args.sets, args.draws, args.budget, args.features)
+        quality(args.sets, args.draws, args.budget)
     if not args.skip_scale:
         scale()
 

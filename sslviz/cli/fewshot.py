@@ -10,8 +10,10 @@ import numpy as np
 
 from sslviz.cli.output import emit_json, say
 from sslviz.core.errors import UserError
+from sslviz.fewshot.predictors import METHODS
 from sslviz.store import Store
 
+METHOD_CHOICES = ("auto", *METHODS)
 SOURCE_HELP = "a run id (see `sslviz runs`), random (untrained encoder) or pixels"
 
 
@@ -20,9 +22,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "predict",
         help="predict a label, with confidence, for every image from a few labeled ones",
         description="Fit a predictor on the labeled images' embeddings and predict all others. "
-        "--method auto picks by cross-validation on the labels (logistic regression unless "
-        "another method is clearly better) and reports that estimate with a 95%% interval; with "
-        "too few labels (under 10, or under 2 per label) it says so instead of a number.",
+        "--method auto picks by cross-validation on the labels (logistic regression in a UMAP of "
+        "all images unless another method is clearly better) and reports that estimate, "
+        "corrected for the choice, with a 95%% interval; with too few labels (under 10, or under "
+        "2 per label) it follows a rule fixed in advance and says so instead of a number. The "
+        "column covered says whether an image looks like any labeled group at all.",
     )
     parser.add_argument("source", metavar="SOURCE", help=SOURCE_HELP)
     parser.add_argument("--dataset", required=True, help="dataset name (see `sslviz datasets`)")
@@ -33,15 +37,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--out",
         required=True,
         metavar="PREDICTIONS.csv",
-        help="written as path,label,confidence,labeled, one row per image",
+        help="written as path,label,confidence,labeled,covered, one row per image",
     )
     parser.add_argument("--layer", help="embedding layer (default: the one that measured best)")
     parser.add_argument("--grid", type=int, help="pooling grid of the layer (default: its own)")
     parser.add_argument(
         "--method",
         default="auto",
-        choices=("auto", "logreg", "knn", "label-spreading"),
-        help="predictor (default auto: chosen by cross-validation on the labels)",
+        choices=METHOD_CHOICES,
+        help="predictor (default auto: chosen by cross-validation on the labels; the umap-* "
+        "methods, self-training and ensemble fit a UMAP of all images first, cached)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.set_defaults(handler=run_predict)
@@ -49,8 +54,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "suggest",
         help="which images to label next",
-        description="Cold start (few labels): the most typical image of each cluster no label "
-        "covers yet (TypiClust). Later: the least certain images, spread over the embedding.",
+        description="First, typical images of groups no label covers (images that look like "
+        "none of the labeled groups). Then, at cold start (few labels): the most typical image "
+        "of each cluster no label covers yet (TypiClust); later: the least certain images, "
+        "spread over the embedding.",
     )
     parser.add_argument("source", metavar="SOURCE", help=SOURCE_HELP)
     parser.add_argument("--dataset", required=True, help="dataset name (see `sslviz datasets`)")
@@ -78,7 +85,12 @@ def run_predict(args: argparse.Namespace) -> int:
     emb = embed(store, args.dataset, source, layer=args.layer, grid=args.grid)
     result = predict(store, args.dataset, source, labels, args.method, embeddings=emb)
     write_predictions_csv(
-        out, result.paths, result.prediction.labels, result.prediction.confidence, result.labels
+        out,
+        result.paths,
+        result.prediction.labels,
+        result.prediction.confidence,
+        result.labels,
+        result.covered,
     )
     if args.json:
         emit_json({**result.to_json(), "out": str(out)})
@@ -90,10 +102,14 @@ def run_predict(args: argparse.Namespace) -> int:
     else:
         low, high = estimate.interval
         quality = f"CV accuracy {estimate.accuracy:.3f} [{low:.3f}, {high:.3f}]"
+    covered = result.coverage
     print(
-        f"{result.method}: {quality} on {int(result.labeled.sum())} labeled images; "
+        f"{result.method}: {quality} on {int(result.labeled.sum())} labeled images "
+        f"(it speaks for the {int(covered.covered.sum()):,} covered images); "
         f"{int((~result.labeled).sum())} predicted -> {out}"
     )
+    if covered.warning():
+        say(f"warning: {covered.warning()}")
     return 0
 
 
@@ -113,7 +129,8 @@ def run_suggest(args: argparse.Namespace) -> int:
     picked = suggest(emb.vectors, labeled_idx, list(labels.values()), n=args.n)
     images = [emb.paths[i] for i in picked.indices]
     if args.json:
-        emit_json({"images": images, "strategy": picked.strategy, "labeled": len(labels)})
+        emit_json({"images": images, "strategy": picked.strategy, "labeled": len(labels),
+                   "uncovered_first": picked.uncovered_first})  # fmt: skip
         return 0
     say(f"{picked.strategy}: label these next")
     for path in images:

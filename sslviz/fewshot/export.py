@@ -2,8 +2,9 @@
 
 The parquet file has one row per image: ``path``, ``image_id``, ``embedding`` (list of float32,
 the vectors the predictions came from), ``x``/``y`` (map coordinates; null when no map was
-computed), ``label`` (given, null if none), ``predicted``, ``confidence``, ``labeled``, and one
-``p_<label>`` column of class probabilities per label name.
+computed), ``label`` (given, null if none), ``predicted``, ``confidence`` (1 for labeled rows,
+as in the CSV), ``labeled``, ``covered`` (looks like some labeled group), and one ``p_<label>``
+column of class probabilities per label name.
 """
 
 from __future__ import annotations
@@ -19,9 +20,14 @@ from sslviz.fewshot.predict import PredictResult
 
 
 def predictions_csv(result: PredictResult) -> str:
-    """``path,label,confidence,labeled``: one row per image, labeled rows keep their label."""
+    """``path,label,confidence,labeled,covered``: one row per image, labeled rows keep their
+    label (confidence 1, as in the parquet file)."""
     return predictions_csv_text(
-        result.paths, result.prediction.labels, result.prediction.confidence, result.labels
+        result.paths,
+        result.prediction.labels,
+        result.prediction.confidence,
+        result.labels,
+        result.covered,
     )
 
 
@@ -46,8 +52,10 @@ def parquet_bytes(
         "y": pa.nulls(n, pa.float32()) if coords is None else pa.array(coords[:, 1], pa.float32()),
         "label": pa.array([result.labels.get(p) for p in result.paths], pa.string()),
         "predicted": pa.array(result.prediction.labels.astype(str), pa.string()),
-        "confidence": pa.array(result.prediction.confidence, pa.float32()),
+        # 1 for labeled rows, as in the CSV (the model's own probabilities stay in p_<label>)
+        "confidence": pa.array(result.final_confidence, pa.float32()),
         "labeled": pa.array(result.labeled, pa.bool_()),
+        "covered": pa.array(result.covered, pa.bool_()),
     }
     for k, name in enumerate(result.prediction.classes):
         columns[f"p_{name}"] = pa.array(result.prediction.probabilities[:, k], pa.float32())

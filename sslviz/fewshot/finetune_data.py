@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from sslviz.core.atomic import write_json
+from sslviz.fewshot.enough import MIN_PER_CLASS_TO_HOLD_OUT
 
 if TYPE_CHECKING:
     from sslviz.store import Store
@@ -29,9 +30,9 @@ if TYPE_CHECKING:
 RESULT_FILE = "finetune.json"
 PREDICTIONS_CSV = "predictions.csv"
 PREDICTIONS_NPZ = "predictions.npz"
-# A class needs this many labels before one can be held out (two stay for training); the inner
-# split for early stopping takes one more from what is left on the same terms.
-MIN_PER_CLASS_TO_HOLD_OUT = 3
+# MIN_PER_CLASS_TO_HOLD_OUT (fewshot.enough): labels a class needs before one is held out (two
+# stay for training); the inner split for early stopping takes one more from what is left on the
+# same terms.
 _SPLIT_SALT = 0xF17E
 
 

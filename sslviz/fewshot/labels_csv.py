@@ -163,16 +163,22 @@ def predictions_csv_text(
     predicted: Sequence[str] | np.ndarray,
     confidence: np.ndarray,
     labels: Mapping[str, str],
+    covered: np.ndarray | None = None,
 ) -> str:
-    """A predictions CSV: one row per image, labeled rows with their given label (confidence 1)."""
+    """A predictions CSV: one row per image, labeled rows with their given label (confidence 1).
+
+    With ``covered`` (N,) bool a last column ``covered`` says whether the image looks like any
+    labeled group (``sslviz.fewshot.coverage``)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(PREDICTIONS_HEADER)
-    for path, label, conf in zip(paths, predicted, confidence, strict=True):
+    writer.writerow([*PREDICTIONS_HEADER, *(["covered"] if covered is not None else [])])
+    flags = [] if covered is None else ["true" if c else "false" for c in covered]
+    for i, (path, label, conf) in enumerate(zip(paths, predicted, confidence, strict=True)):
+        tail = [flags[i]] if flags else []
         if path in labels:
-            writer.writerow([path, labels[path], "1.0000", "true"])
+            writer.writerow([path, labels[path], "1.0000", "true", *tail])
         else:
-            writer.writerow([path, label, f"{float(conf):.4f}", "false"])
+            writer.writerow([path, label, f"{float(conf):.4f}", "false", *tail])
     return out.getvalue()
 
 
@@ -190,8 +196,10 @@ def write_predictions_csv(
     predicted: Sequence[str] | np.ndarray,
     confidence: np.ndarray,
     labels: Mapping[str, str],
+    covered: np.ndarray | None = None,
 ) -> Path:
-    return write_text_atomically(path, predictions_csv_text(paths, predicted, confidence, labels))
+    text = predictions_csv_text(paths, predicted, confidence, labels, covered)
+    return write_text_atomically(path, text)
 
 
 def write_labels_csv(path: str | Path, labels: Mapping[str, str]) -> Path:

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from sslviz.core.atomic import write_json
 from sslviz.core.errors import UserError
+from sslviz.fewshot.enough import too_few_to_compare
 from sslviz.fewshot.finetune_data import labels_file, labels_sha, read_label_file
 from sslviz.fewshot.leaderboard_rows import (
     Candidate,
@@ -59,7 +60,6 @@ Progress = Callable[[str, int, int], None]  # (stage name, stages done, stages i
 if TYPE_CHECKING:
     from sslviz.store import Dataset, Run, Store
 
-MIN_COMPARE = 6  # held-out labels needed (in >= 2 classes) to compare fine-tuned rows
 TOO_FEW_TO_RANK = "too few labels to rank"
 _CACHE_VERSION = 2  # 2: frozen rows choose without the untouched labels; per-label records
 
@@ -138,7 +138,7 @@ def leaderboard(
     ``on_progress(stage, done, total)`` is told each stage before it starts."""
     import time
 
-    from sslviz.fewshot.estimate import TOO_FEW_REASON, too_few
+    from sslviz.fewshot.enough import TOO_FEW_REASON, too_few
     from sslviz.maps.embed import resolve_dataset
 
     started = time.perf_counter()
@@ -239,7 +239,7 @@ def _comparable_fine_tunes(
             notes[run_id] = "trained on other label names: not comparable with these labels"
             continue
         left = remaining - used
-        if len(left) < MIN_COMPARE or len({labels[p] for p in left}) < 2:
+        if too_few_to_compare(labels[p] for p in left):
             notes[run_id] = (
                 "too few labels it did not use to compare it honestly"
                 if not chosen

@@ -18,22 +18,31 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sslviz.core.errors import UserError
+from sslviz.fewshot.coverage import Coverage, coverage
 from sslviz.fewshot.estimate import Estimate, choose, cross_validate
-from sslviz.fewshot.predictors import Features, Prediction, check_method, fit_predict
+from sslviz.fewshot.predictors import (
+    METHODS,
+    UMAP_METHODS,
+    Features,
+    Prediction,
+    check_method,
+    fit_predict,
+)
 
 if TYPE_CHECKING:
     from sslviz.maps.embed import Embeddings
     from sslviz.store import Dataset, Store
 
-METHOD_CHOICES = ("auto", "logreg", "knn", "label-spreading")
+METHOD_CHOICES = ("auto", *METHODS)
 
 
 @dataclass(frozen=True)
 class PredictResult:
     """Predictions for all N images (``paths`` order) and how good they are estimated to be.
 
-    estimate: CV estimate of the method used; estimates: of every method scored (all three
-    with "auto", else just the one); labeled (N,) bool: the image carries a given label.
+    estimate: CV estimate of the method used (with "auto", corrected for the choice); estimates:
+    of every method scored; labeled (N,) bool: the image carries a given label; coverage: which
+    images look like any labeled group (the estimate speaks for those).
     """
 
     method: str
@@ -46,6 +55,7 @@ class PredictResult:
     image_ids: np.ndarray
     labeled: np.ndarray
     labels: dict[str, str]
+    coverage: Coverage
     source: str = ""
     layer: str = ""
     grid: int = 1
@@ -60,8 +70,13 @@ class PredictResult:
 
     @property
     def final_confidence(self) -> np.ndarray:
-        """(N,) confidence, 1 for the labeled images."""
+        """(N,) confidence, 1 for the labeled images (the same in every export)."""
         return np.where(self.labeled, 1.0, self.prediction.confidence).astype(np.float32)
+
+    @property
+    def covered(self) -> np.ndarray:
+        """(N,) bool: the image looks like some labeled group (``sslviz.fewshot.coverage``)."""
+        return self.coverage.covered
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -77,6 +92,13 @@ class PredictResult:
             "layer": self.layer,
             "grid": self.grid,
             "estimates": [e.to_json() for e in self.estimates],
+            "covered_fraction": round(self.coverage.fraction, 4),
+            "uncovered": self.coverage.uncovered,
+            "groups_labeled": self.coverage.groups_labeled,
+            "groups_estimated": self.coverage.groups_estimated,
+            "coverage_warning": self.coverage.warning(),
+            # the CV estimate is measured on labeled images, i.e. it speaks for covered ones only
+            "estimate_for": "covered images",
         }
 
 
@@ -127,6 +149,7 @@ def predict_vectors(
         estimate = cross_validate(vectors, labeled_idx, given, used, seed, features=features)
         estimates, reason = [estimate], f"{used} (asked for)"
     prediction = fit_predict(vectors, labeled_idx, given, used, features=features)
+    covered = coverage(features, labeled_idx, given)
     labeled = np.zeros(len(paths), dtype=bool)
     labeled[labeled_idx] = True
     return PredictResult(
@@ -140,6 +163,7 @@ def predict_vectors(
         image_ids=np.arange(len(paths), dtype=np.int64),
         labeled=labeled,
         labels=labels,
+        coverage=covered,
     )
 
 
@@ -159,12 +183,22 @@ def predict(
     embedding (computed and cached on first use; pass ``embeddings`` to reuse loaded ones)."""
     from dataclasses import replace
 
+    from sslviz.fewshot import geometry
     from sslviz.maps.embed import embed
 
     if method not in METHOD_CHOICES:  # before the (possibly slow) embedding
         raise UserError(f"unknown method {method!r}: use one of {', '.join(METHOD_CHOICES)}")
     emb = embeddings or embed(store, dataset, source, layer=layer, grid=grid)
-    result = predict_vectors(emb.vectors, emb.paths, labels, method, seed=seed)
+    # The UMAP of the embedding is cached beside it: fitted once (below the size limit, or when
+    # a UMAP method is asked for by name), then every later prediction reuses it.
+    umap = geometry.cached_coords(store, emb)
+    wants_umap = method in UMAP_METHODS or (
+        method == "auto" and len(emb.paths) <= geometry.MAX_ROWS
+    )
+    if umap is None and wants_umap:
+        umap = geometry.coords_for(store, emb)
+    features = Features(emb.vectors, umap=umap, root=store.workspace.root)
+    result = predict_vectors(emb.vectors, emb.paths, labels, method, seed=seed, features=features)
     return replace(
         result,
         image_ids=np.asarray(emb.image_ids, dtype=np.int64),

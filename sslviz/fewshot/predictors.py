@@ -1,6 +1,6 @@
 """Few-shot predictors: from a few labeled rows of an embedding to a label for every row.
 
-All three see the whole embedding (N, D) — the unlabeled images are present, so a predictor may be
+Each sees the whole embedding (N, D) — the unlabeled images are present, so a predictor may be
 transductive (DESIGN 3.6):
 
 - ``logreg``: multinomial logistic regression on the frozen embedding, fitted on the labeled rows,
@@ -8,7 +8,13 @@ transductive (DESIGN 3.6):
 - ``knn``: weighted k nearest labeled neighbours by cosine similarity of standardised features,
   each neighbour's vote weighted by exp(similarity / 0.1).
 - ``label-spreading``: Zhou et al. (NIPS 2003) on a sparse symmetric kNN graph over all N images
-  (never the dense RBF kernel, which is O(N^2) memory), then class-mass normalisation.
+  (``sslviz.fewshot.graph``), then class-mass normalisation.
+- ``umap-logreg``: logistic regression in a 10-D UMAP of the embedding fitted on all N images
+  (``sslviz.fewshot.geometry``): follows the clusters the unlabeled images form.
+- ``umap-spreading``: scikit-learn's ``LabelSpreading(kernel="knn")`` on that UMAP.
+- ``self-training``: scikit-learn's ``SelfTrainingClassifier`` around ``umap-logreg``: unlabeled
+  images predicted with probability >= ``SELF_TRAINING_THRESHOLD`` become labels, repeatedly.
+- ``ensemble``: the mean of ``logreg``'s and ``umap-logreg``'s probabilities.
 
     prediction = fit_predict(vectors, labeled_idx, labels, "logreg")
     prediction.labels        # (N,) predicted class name of every row
@@ -17,15 +23,27 @@ transductive (DESIGN 3.6):
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from sslviz.core.errors import UserError
+from sslviz.fewshot.graph import knn_graph, spread, unit_rows
 
-METHODS = ("logreg", "knn", "label-spreading")
+METHODS = (
+    "logreg",
+    "knn",
+    "label-spreading",
+    "umap-logreg",
+    "umap-spreading",
+    "self-training",
+    "ensemble",
+)
+UMAP_METHODS = ("umap-logreg", "umap-spreading", "self-training", "ensemble")  # need Features.umap
 
 # Logistic regression's inverse regularisation on standardised features; measured in
 # benchmarks/fewshot_quality.py (not tuned to one data set).
@@ -41,11 +59,13 @@ COSINE_FEATURES = "standardize"
 KNN_K = 10
 KNN_TEMPERATURE = 0.1
 GRAPH_K = 10  # neighbours per node of the label-spreading graph
-SPREAD_ALPHA = 0.99  # how far labels travel (Zhou et al.'s alpha): 0 = stay, 1 = all graph
-SPREAD_ITERATIONS = 60
-EXACT_KNN_MAX = 30_000  # above this many rows the graph uses approximate neighbours
-GRAPH_DIMS = 48  # approximate neighbours are searched on a PCA of this many dimensions
-PROBE_CELLS = 6
+# In the 10-D UMAP few points carry a lot of information: weak regularisation measured better
+# than C = 1 on digits and letters at 1 and 5 labels per class (benchmarks/fewshot_quality.py).
+UMAP_C = 100.0
+UMAP_SPREAD_NEIGHBORS = 10
+UMAP_SPREAD_ALPHA = 0.9  # scikit-learn's clamping factor: 0.9 beat 0.2 at 1 and 5 labels/class
+SELF_TRAINING_THRESHOLD = 0.9
+SELF_TRAINING_ROUNDS = 10
 
 
 @dataclass(frozen=True)
@@ -116,7 +136,17 @@ def predict_proba(
     if method == "knn":
         x = features.cosine
         return _knn(x if rows is None else x[rows], x[labeled_idx], y, n_classes)
-    out = spread(features.graph, labeled_idx[None, :], y[None, :], n_classes)[0]
+    if method == "label-spreading":
+        out = spread(features.graph, labeled_idx[None, :], y[None, :], n_classes)[0]
+    elif method == "umap-logreg":
+        return _logreg(features.umap, labeled_idx, y, n_classes, rows, c=UMAP_C)
+    elif method == "umap-spreading":
+        out = _sklearn_spreading(features.umap, labeled_idx, y, n_classes)
+    elif method == "self-training":
+        out = _self_training(features.umap, labeled_idx, y, n_classes)
+    else:  # ensemble
+        parts = ("logreg", "umap-logreg")
+        return sum(predict_proba(features, labeled_idx, y, n_classes, m, rows) for m in parts) / 2
     return out if rows is None else out[rows]
 
 
@@ -146,6 +176,8 @@ class Features:
         *,
         logreg_features: str = LOGREG_FEATURES,
         cosine_features: str = COSINE_FEATURES,
+        umap: np.ndarray | None = None,
+        root: Path | None = None,
     ) -> None:
         self.vectors = np.asarray(vectors)
         if self.vectors.ndim != 2 or not len(self.vectors):
@@ -155,6 +187,8 @@ class Features:
         self._logreg: np.ndarray | None = None
         self._cosine: np.ndarray | None = None
         self._graph: sp.csr_matrix | None = None
+        self._umap = umap
+        self._root = root  # the workspace whose numba cache a UMAP fit uses
 
     @property
     def logreg(self) -> np.ndarray:
@@ -170,7 +204,7 @@ class Features:
             if self.cosine_features == "standardize":
                 std = x.std(axis=0)
                 x = x / np.where(std > 1e-8, std, 1.0)
-            self._cosine = _unit_rows(x)
+            self._cosine = unit_rows(x)
         return self._cosine
 
     @property
@@ -178,6 +212,20 @@ class Features:
         if self._graph is None:
             self._graph = knn_graph(self.cosine, GRAPH_K)
         return self._graph
+
+    @property
+    def has_umap(self) -> bool:
+        """Whether the UMAP coordinates are at hand already (no fit needed)."""
+        return self._umap is not None
+
+    @property
+    def umap(self) -> np.ndarray:
+        """(N, 10) standardised UMAP coordinates of all rows (``sslviz.fewshot.geometry``)."""
+        if self._umap is None:
+            from sslviz.fewshot.geometry import fit_coords
+
+            self._umap = fit_coords(self.vectors, root=self._root)
+        return self._umap
 
 
 def logreg_features(vectors: np.ndarray, how: str) -> np.ndarray:
@@ -190,16 +238,11 @@ def logreg_features(vectors: np.ndarray, how: str) -> np.ndarray:
         raise ValueError(f"unknown logistic regression features {how!r}")
     x = np.asarray(vectors, dtype=np.float32)
     if how.startswith("l2"):
-        x = _unit_rows(x) * np.float32(np.sqrt(x.shape[1]))
+        x = unit_rows(x) * np.float32(np.sqrt(x.shape[1]))
     if how.endswith("standardize"):
         std = x.std(axis=0)
         x = (x - x.mean(axis=0)) / np.where(std > 1e-8, std, 1.0)
     return x.astype(np.float32, copy=False)
-
-
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return (x / np.where(norms > 1e-12, norms, 1.0)).astype(np.float32, copy=False)
 
 
 # --- logistic regression ---------------------------------------------------------------------------
@@ -209,6 +252,8 @@ def _logreg(
     y: np.ndarray,
     n_classes: int,
     rows: np.ndarray | None = None,
+    *,
+    c: float = LOGREG_C,
 ) -> np.ndarray:
     from sklearn.linear_model import LogisticRegression
 
@@ -217,7 +262,7 @@ def _logreg(
     # in n instead of D dimensions (3072 pixels, 50 labels: ~100x faster).
     train = x[labeled_idx].astype(np.float64)  # (n, D)
     q, _ = np.linalg.qr(train.T)  # (D, n)
-    model = LogisticRegression(C=LOGREG_C, max_iter=1000)
+    model = LogisticRegression(C=c, max_iter=1000)
     # One BLAS thread: the problem is tiny, and threads fighting over busy cores made it 10x slower.
     with threadpool_limits(1):
         model.fit(train @ q, y)
@@ -250,110 +295,54 @@ def _knn(x: np.ndarray, reference: np.ndarray, y: np.ndarray, n_classes: int) ->
     return out
 
 
-# --- label spreading on a kNN graph ----------------------------------------------------------------
-def knn_graph(x: np.ndarray, k: int) -> sp.csr_matrix:
-    """The symmetric normalised kNN graph of unit rows ``x`` (N, D): S (N, N) sparse.
-
-    Exact neighbours (blocked matrix products) up to ``EXACT_KNN_MAX`` rows, an inverted-file
-    search above (``_approximate_knn``).
-    """
-    n = len(x)
-    k = min(k, n - 1)
-    if k < 1:
-        return sp.csr_matrix((n, n))
-    # One BLAS thread: these are many small products, and threads contending for busy cores made
-    # them 6x slower (measured on the shared 2-core machine).
-    with threadpool_limits(1):
-        neighbours = _exact_knn(x, k) if n <= EXACT_KNN_MAX else _approximate_knn(x, k)  # (N, k)
-    rows = np.repeat(np.arange(n), k)
-    w = sp.csr_matrix((np.ones(n * k, dtype=np.float32), (rows, neighbours.ravel())), (n, n))
-    w = w.maximum(w.T)  # symmetric: i~j if either is among the other's neighbours
-    degree = np.asarray(w.sum(axis=1)).ravel()
-    scale = sp.diags(1.0 / np.sqrt(np.maximum(degree, 1e-12)))
-    return (scale @ w @ scale).tocsr().astype(np.float32)
+# --- scikit-learn's semi-supervised estimators on the UMAP -----------------------------------------
+def _seeds(n: int, labeled_idx: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(n,) scikit-learn's semi-supervised targets: the class at labeled rows, -1 elsewhere."""
+    target = np.full(n, -1, dtype=np.int64)
+    target[labeled_idx] = y
+    return target
 
 
-def _exact_knn(x: np.ndarray, k: int) -> np.ndarray:
-    out = np.empty((len(x), k), dtype=np.int64)
-    for start in range(0, len(x), 2048):
-        sims = x[start : start + 2048] @ x.T  # (chunk, N)
-        sims[np.arange(len(sims)), np.arange(start, start + len(sims))] = -np.inf  # not itself
-        out[start : start + len(sims)] = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-    return out
+def _spread_columns(found: np.ndarray, fitted_classes: np.ndarray, n_classes: int) -> np.ndarray:
+    out = np.zeros((len(found), n_classes), dtype=np.float64)
+    out[:, fitted_classes] = found  # a fold may miss a class
+    total = out.sum(axis=1, keepdims=True)
+    return np.where(total > 0, out / np.where(total > 0, total, 1.0), 1.0 / n_classes)
 
 
-def _approximate_knn(x: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
-    """Approximate neighbours by an inverted file: k-means cells of ~sqrt(N) rows, each row's
-    neighbours searched among the rows of the ``PROBE_CELLS`` cells nearest its own.
-
-    Plain numpy (no numba JIT, whose compile alone took ~70 s on the 2-core machine): about
-    N * PROBE_CELLS * sqrt(N) dot products, e.g. 100k rows in seconds.
-    """
-    from sklearn.cluster import MiniBatchKMeans
-
-    n = len(x)
-    if x.shape[1] > GRAPH_DIMS:  # unit rows: euclidean neighbours are cosine neighbours
-        from sklearn.decomposition import PCA
-
-        sample = x[np.random.default_rng(seed).choice(n, min(n, 20_000), replace=False)]
-        pca = PCA(GRAPH_DIMS, random_state=seed, svd_solver="randomized").fit(sample)
-        x = _unit_rows(pca.transform(x))
-    n_cells = max(1, int(np.sqrt(n)))
-    rng = np.random.default_rng(seed)
-    kmeans = MiniBatchKMeans(n_cells, batch_size=4096, n_init=1, max_iter=20, random_state=seed)
-    kmeans.fit(x[rng.choice(n, min(n, 50 * n_cells), replace=False)])  # cells from a sample
-    cell = kmeans.predict(x)  # (N,)
-    centres = _unit_rows(kmeans.cluster_centers_.astype(np.float32))
-    similarity = centres @ centres.T
-    np.fill_diagonal(similarity, np.inf)  # each cell probes itself first
-    probe = np.argsort(-similarity, axis=1)[:, :PROBE_CELLS]  # (cells, probe)
-    order = np.argsort(cell, kind="stable")
-    members = np.split(order, np.cumsum(np.bincount(cell, minlength=n_cells))[:-1])
-    out = np.empty((n, k), dtype=np.int64)
-    for c, rows in enumerate(members):
-        if not len(rows):
-            continue
-        # The cell's own rows come first among the candidates, so row i of the cell is
-        # candidate i: masking the diagonal keeps a row from being its own neighbour.
-        candidates = np.concatenate([members[p] for p in probe[c]])
-        sims = x[rows] @ x[candidates].T  # (rows, candidates)
-        sims[np.arange(len(rows)), np.arange(len(rows))] = -np.inf
-        take = min(k, len(candidates) - 1)
-        if take <= 0:
-            out[rows] = rows[:, None]  # alone: no neighbour to link (self-loops carry nothing)
-            continue
-        best = np.argpartition(-sims, take - 1, axis=1)[:, :take]
-        if take < k:  # a tiny neighbourhood: repeat the nearest found
-            best = np.pad(best, ((0, 0), (0, k - take)), mode="edge")
-        out[rows] = candidates[best]
-    return out
-
-
-def spread(
-    graph: sp.csr_matrix, labeled_idx: np.ndarray, y: np.ndarray, n_classes: int
+def _sklearn_spreading(
+    x: np.ndarray, labeled_idx: np.ndarray, y: np.ndarray, n_classes: int
 ) -> np.ndarray:
-    """Label spreading for several label sets at once (CV folds share one graph).
+    """(N, n_classes) LabelSpreading with the sparse kNN kernel (never the dense RBF one)."""
+    from sklearn.semi_supervised import LabelSpreading
 
-    graph (N, N) normalised; labeled_idx (F, n) and y (F, n): F label sets (rows of -1 are
-    skipped). Returns (F, N, n_classes) probabilities. Iterates F <- alpha S F + (1 - alpha) Y.
-    """
-    n_sets, n = labeled_idx.shape[0], graph.shape[0]
-    seeds = np.zeros(
-        (n, n_sets * n_classes), dtype=np.float32
-    )  # (N, F*K): one column per class and set
-    for f in range(n_sets):
-        keep = labeled_idx[f] >= 0
-        seeds[labeled_idx[f][keep], f * n_classes + y[f][keep]] = 1.0
-    # Zhu et al.'s class-mass normalisation: every class starts with the same total mass, so a
-    # class with more labels doesn't flood the graph.
-    mass = seeds.sum(axis=0, keepdims=True)
-    seeds = seeds / np.where(mass > 0, mass, 1.0)
-    scores = seeds.copy()
-    for _ in range(SPREAD_ITERATIONS):
-        scores = SPREAD_ALPHA * (graph @ scores) + (1 - SPREAD_ALPHA) * seeds
-    scores = scores.reshape(n, n_sets, n_classes).transpose(1, 0, 2).astype(np.float64)
-    # Rows the labels never reached (another component of the graph) get uniform probabilities.
-    total = scores.sum(axis=2, keepdims=True)
-    unreached = total <= 1e-30
-    probabilities = np.where(unreached, 1.0 / n_classes, scores / np.where(unreached, 1.0, total))
-    return probabilities
+    model = LabelSpreading(
+        kernel="knn",
+        n_neighbors=min(UMAP_SPREAD_NEIGHBORS, len(x) - 1),
+        alpha=UMAP_SPREAD_ALPHA,
+        max_iter=100,
+    )
+    with threadpool_limits(1), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "max_iter reached": the result is still usable
+        model.fit(x, _seeds(len(x), labeled_idx, y))
+    return _spread_columns(model.label_distributions_, model.classes_, n_classes)
+
+
+def _self_training(
+    x: np.ndarray, labeled_idx: np.ndarray, y: np.ndarray, n_classes: int
+) -> np.ndarray:
+    """(N, n_classes) SelfTrainingClassifier around logistic regression on the UMAP."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.semi_supervised import SelfTrainingClassifier
+
+    model = SelfTrainingClassifier(
+        LogisticRegression(C=UMAP_C, max_iter=1000),
+        threshold=SELF_TRAINING_THRESHOLD,
+        max_iter=SELF_TRAINING_ROUNDS,
+    )
+    with threadpool_limits(1), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(x, _seeds(len(x), labeled_idx, y))
+    out = np.zeros((len(x), n_classes), dtype=np.float64)
+    out[:, model.classes_] = model.predict_proba(x)
+    return out

@@ -1,5 +1,8 @@
 """Which images to label next.
 
+- First, groups no label covers: when some images look like none of the labeled groups
+  (``sslviz.fewshot.coverage``), the queue leads with the most typical image of each of about
+  as many clusters of those images as there are uncovered groups (TypiClust on them alone).
 - Cold start (fewer than ``WARM_PER_CLASS`` labels per label name on average, or fewer than two
   names): TypiClust (Hacohen, Dekel & Weinshall, ICML 2022). Cluster the embedding into
   (labeled + n) clusters with k-means; among the largest clusters that hold no labeled image, take
@@ -36,6 +39,7 @@ class Suggestion:
     indices: np.ndarray  # (n,) row positions, best first
     strategy: str
     scores: np.ndarray  # (n,) typicality (typiclust) or margin (margin+k-center) of each
+    uncovered_first: int = 0  # how many leading picks are from groups no label covers
 
 
 def suggest(
@@ -57,9 +61,45 @@ def suggest(
     names = np.unique(np.asarray(labels, dtype=str))
     cold = len(names) < 2 or len(labeled_idx) < WARM_PER_CLASS * len(names)
     points = _reduced(features, seed)
+    lead = _uncovered_lead(features, points, labeled_idx, labels, n, seed)
+    if len(lead.indices) == n:
+        return lead
+    taken = np.concatenate([labeled_idx, lead.indices])  # the rest as if those were labeled
     if cold:
-        return _typiclust(points, labeled_idx, n, seed)
-    return _margin_kcenter(features, points, labeled_idx, labels, n)
+        rest = _typiclust(points, taken, n - len(lead.indices), seed)
+    else:
+        rest = _margin_kcenter(features, points, labeled_idx, labels, n, exclude=lead.indices)
+    if not len(lead.indices):
+        return rest
+    return Suggestion(
+        np.concatenate([lead.indices, rest.indices]),
+        f"uncovered first, then {rest.strategy}",
+        np.concatenate([lead.scores, rest.scores]),
+        uncovered_first=len(lead.indices),
+    )
+
+
+def _uncovered_lead(
+    features: Features,
+    points: np.ndarray,
+    labeled_idx: np.ndarray,
+    labels: list[str] | np.ndarray,
+    n: int,
+    seed: int,
+) -> Suggestion:
+    """Typical images of the groups no label covers: one per uncovered group (about)."""
+    from sslviz.fewshot.coverage import coverage
+
+    empty = Suggestion(np.zeros(0, np.int64), "none", np.zeros(0))
+    if len(np.unique(np.asarray(labels, dtype=str))) < 2:
+        return empty  # nothing to calibrate "looks like a labeled group" against
+    found = coverage(features, labeled_idx, list(labels))
+    outside = np.flatnonzero(~found.covered)
+    groups = found.groups_estimated - found.groups_labeled
+    if not len(outside) or groups < 1:
+        return empty
+    picked = _typiclust(points[outside], np.zeros(0, np.int64), min(n, groups, len(outside)), seed)
+    return Suggestion(outside[picked.indices], "uncovered", picked.scores)
 
 
 def _reduced(features: Features, seed: int) -> np.ndarray:
@@ -125,13 +165,16 @@ def _margin_kcenter(
     labeled_idx: np.ndarray,
     labels: list[str] | np.ndarray,
     n: int,
+    exclude: np.ndarray | None = None,
 ) -> Suggestion:
     y, classes = encode_labels(labels)
     probabilities = predict_proba(features, labeled_idx, y, len(classes), "logreg")  # (N, K)
     top2 = np.sort(probabilities, axis=1)[:, -2:]
     margin = top2[:, 1] - top2[:, 0]  # (N,)
     margin[labeled_idx] = np.inf
-    pool_size = min(len(points) - len(labeled_idx), max(POOL * n, n))
+    if exclude is not None:
+        margin[exclude] = np.inf
+    pool_size = min(int(np.isfinite(margin).sum()), max(POOL * n, n))
     pool = np.argpartition(margin, pool_size - 1)[:pool_size]
     # k-center greedy: each pick is the pool image farthest from everything labeled or picked.
     distance = _min_distance(points[pool], points[labeled_idx])  # (pool,)

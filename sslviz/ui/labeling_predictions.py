@@ -28,7 +28,9 @@ from sslviz.ui.widgets import user_errors
 
 PER_LABEL = 12  # thumbnails per predicted label (least confident first)
 METHOD_NAMES = {"logreg": "logistic regression", "knn": "weighted kNN",
-                "label-spreading": "label spreading"}  # fmt: skip
+                "label-spreading": "label spreading", "umap-logreg": "logistic regression in a UMAP",
+                "umap-spreading": "label spreading in a UMAP", "self-training": "self-training",
+                "ensemble": "ensemble (logistic regression + UMAP)"}  # fmt: skip
 
 
 def _labels_key(labels: dict[str, str]) -> str:
@@ -96,14 +98,22 @@ def estimate_panel(result: PredictResult) -> None:
                         f"{e.reason.split(': ', 1)[1]}.")  # fmt: skip
         else:
             low, high = e.interval
+            corrected = (f", lowered by {e.selection_correction:.0%} for choosing among "
+                         f"{len(result.estimates)} methods on the same labels"
+                         if e.selection_correction else "")  # fmt: skip
             st.markdown(
                 f"**{e.accuracy:.0%}** of the labeled images were predicted right when held out "
                 f"(95% interval **{low:.0%}–{high:.0%}**, {e.held_out} images, 5-fold "
-                "cross-validation). With few labels this is noisy, and picking the best method on "
-                "the same labels flatters it a little."
+                f"cross-validation{corrected}). It speaks for the "
+                f"{int(result.covered.sum()):,} images that look like a labeled group; with few "
+                "labels it is noisy."
             )
         st.caption(f"Method: {METHOD_NAMES[result.method]} — {result.reason}. "
                    f"{int((~result.labeled).sum()):,} images predicted.")  # fmt: skip
+    warning = result.coverage.warning()
+    if warning:
+        st.warning(warning[0].upper() + warning[1:].replace("sslviz suggest lists", "the "
+                   "“label these next” queue shows") + ".", icon=":material/warning:")  # fmt: skip
     if len(result.estimates) > 1 and not e.too_few:
         rows = [{"method": METHOD_NAMES[x.method], "CV accuracy": x.accuracy,
                  "interval": f"{x.interval[0]:.2f}–{x.interval[1]:.2f}",
@@ -222,5 +232,9 @@ def next_queue(store: Store, session: Session, emb: Any) -> None:
         ids, strategy = _suggest(emb, str(emb.file), key, labeled, names)
     why = ("typical images of groups no label covers yet (TypiClust)" if strategy == "typiclust"
            else "the least certain predictions, spread over the data")  # fmt: skip
+    if strategy.startswith("uncovered first"):
+        why = "first, images that look like none of your labels; then " + (
+            "typical images of uncovered clusters" if strategy.endswith("typiclust")
+            else "the least certain predictions")  # fmt: skip
     st.caption(f"{len(ids)} images worth labeling now: {why}. They update as you label.")
     thumbnails_with_selectors(store, session, ids, key="lb_next", columns=4)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from finetune_helpers import first_per_class, make_labeled_dataset
 
+from sslviz.fewshot.predictors import METHODS
 from sslviz.store import Store
 
 
@@ -56,17 +57,19 @@ def test_predict_json_and_file(home: Path, truth: dict[str, str], tmp_path: Path
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert {"method", "cv_accuracy", "cv_interval", "labeled", "predicted"} <= set(result)
-    assert result["method"] in ("logreg", "knn", "label-spreading")
+    assert result["method"] in METHODS
     assert (result["labeled"], result["predicted"]) == (12, 12)
+    assert result["covered_fraction"] >= 0.9  # every colour is labeled
     low, high = result["cv_interval"]
     assert 0 <= low <= result["cv_accuracy"] <= high <= 1
     rows = list(csv.DictReader(out.open()))
-    assert list(rows[0]) == ["path", "label", "confidence", "labeled"]
+    assert list(rows[0]) == ["path", "label", "confidence", "labeled", "covered"]
     assert len(rows) == 24 and {r["path"] for r in rows} == set(truth)
     given = first_per_class(truth, 4)
     for row in rows:
         if row["path"] in given:
             assert (row["label"], row["labeled"]) == (given[row["path"]], "true")
+            assert (row["confidence"], row["covered"]) == ("1.0000", "true")
         else:
             assert row["labeled"] == "false" and 0 <= float(row["confidence"]) <= 1
     right = sum(r["label"] == truth[r["path"]] for r in rows if r["labeled"] == "false")
@@ -86,6 +89,23 @@ def test_predict_with_too_few_labels_says_so(
     assert result["method"] == "knn" and result["cv_accuracy"] is None
     assert result["cv_interval"] is None and "too few labels" in result["reason"]
     assert out.exists()
+
+
+def test_predict_warns_when_labels_cover_only_some_groups(
+    store: Store, truth: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from sslviz.cli import main
+
+    given = {p: v for p, v in first_per_class(truth, 4).items() if v != "blue"}
+    labels = write_labels(tmp_path / "labels.csv", given)
+    out = tmp_path / "p.csv"
+    args = ["predict", "pixels", "--dataset", "toys", "--labels", str(labels), "--out", str(out)]
+    assert main([*args, "--method", "logreg"]) == 0
+    captured = capsys.readouterr()
+    assert "your labels cover about 2 of 3 groups" in captured.err
+    rows = list(csv.DictReader(out.open()))
+    blue = [r for r in rows if truth[r["path"]] == "blue"]
+    assert sum(r["covered"] == "false" for r in blue) >= 6  # of 8 blue images nobody labeled
 
 
 BAD_FILES = [  # each kind of bad file; the parser's unit tests cover the details

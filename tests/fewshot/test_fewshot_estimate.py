@@ -7,13 +7,10 @@ import numpy as np
 import pytest
 from test_fewshot_predictors import blobs, chains, first
 
-from sslviz.fewshot.estimate import (
-    MIN_LABELED,
-    choose,
-    cross_validate,
-    too_few,
-    wilson_interval,
-)
+from sslviz.fewshot.enough import MIN_TESTED as MIN_LABELED
+from sslviz.fewshot.enough import too_few
+from sslviz.fewshot.estimate import RULE, choose, cross_validate, wilson_interval
+from sslviz.fewshot.predictors import METHODS
 
 
 def test_wilson_interval_known_values_and_properties() -> None:
@@ -77,19 +74,44 @@ def test_a_class_with_one_label_trains_but_is_not_tested() -> None:
     assert e.held_out == 12 and e.out_of_fold[-1] is None
 
 
-def test_choose_prefers_logreg_unless_another_is_clearly_better() -> None:
+@pytest.mark.slow  # two UMAP fits and six methods cross-validated
+def test_choose_keeps_its_rule_unless_another_is_clearly_better() -> None:
     x, y = blobs()
     idx = first(y, 5)
     choice = choose(x, idx, y[idx])
-    assert choice.method == "logreg"  # all perfect: no reason to leave the default
-    assert {e.method for e in choice.estimates} == {"logreg", "knn", "label-spreading"}
+    assert choice.method == RULE  # all perfect: no reason to leave the default
+    assert {e.method for e in choice.estimates} == set(METHODS) - {"self-training"}
+    assert choice.estimate.selection_correction == 0.0  # every method equal: nothing to correct
 
     cx, cy = chains()
     rng = np.random.default_rng(0)
     cidx = np.concatenate([rng.choice(np.flatnonzero(cy == c), 8, replace=False) for c in "ab"])
     chained = choose(cx, cidx, cy[cidx])
-    assert chained.method == "label-spreading", chained.reason
-    assert chained.estimate.accuracy > chained.estimates[0].accuracy
+    logreg = next(e for e in chained.estimates if e.method == "logreg")
+    assert chained.method != "logreg", chained.reason  # the XOR defeats any linear model
+    assert chained.estimate.accuracy > logreg.accuracy
+
+
+@pytest.mark.slow  # a UMAP fit and six methods cross-validated
+def test_the_chosen_estimate_is_corrected_for_the_choice() -> None:
+    """Picking the best of several noisy CV scores is optimistic: the reported accuracy is the
+    chosen method's CV accuracy minus the mean per-fold gap to the best (never above it)."""
+    x, y = blobs(classes=4, dim=40)
+    x = x + np.random.default_rng(1).normal(0, 6, x.shape).astype(np.float32)  # overlapping
+    idx = first(y, 4)
+    choice = choose(x, idx, y[idx])
+    e = choice.estimate
+    assert e.cv_accuracy is not None and e.accuracy <= e.cv_accuracy
+    assert e.selection_correction == pytest.approx(e.cv_accuracy - e.accuracy)
+    assert e.interval[0] <= e.accuracy <= e.interval[1]
+
+
+def test_with_one_label_per_class_auto_follows_its_rule_and_says_so() -> None:
+    x, y = blobs()
+    idx = first(y, 1)
+    choice = choose(x, idx, y[idx])
+    assert choice.method == RULE and choice.estimate.too_few
+    assert choice.estimate.accuracy is None and "rule fixed in advance" in choice.reason
 
 
 def test_the_estimate_is_reproducible() -> None:

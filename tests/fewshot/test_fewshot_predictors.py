@@ -8,15 +8,8 @@ import pytest
 from sklearn.datasets import make_blobs
 
 from sslviz.core.errors import UserError
-from sslviz.fewshot.predictors import (
-    METHODS,
-    Features,
-    _approximate_knn,
-    _exact_knn,
-    fit_predict,
-    knn_graph,
-    logreg_features,
-)
+from sslviz.fewshot.graph import _approximate_knn, _exact_knn, knn_graph
+from sslviz.fewshot.predictors import METHODS, Features, fit_predict, logreg_features
 
 
 def blobs(n: int = 300, classes: int = 3, dim: int = 20, seed: int = 0):

@@ -1,0 +1,120 @@
+"""Does an image look like any labeled group at all? ``covered`` for every image.
+
+A researcher rarely labels every group first, and every predictor forces each image into one of
+the given labels (a rocket is "cat" with confidence 0.94 when only cats, dogs and cups are
+labeled). So each prediction also says whether the image is near the labeled images.
+
+Rule (open-set calibration on the labels themselves, in the space the predictors see: the UMAP of
+the embedding when it is at hand, else the standardised cosine features):
+
+- d(i) = distance from image i to its nearest labeled image.
+- Calibration from the labels: for each labeled image, its distance to the nearest other label of
+  the *same* class (how far a covered image is from a label: ``known``) and to the nearest label of
+  a *different* class (how far an image of a group nobody labeled is: holding out the image's own
+  class, every label left is of another group: ``novel``).
+- threshold = the geometric mean of the medians of ``known`` and ``novel``, but at least the 90th
+  percentile of ``known``; with one label per class there is no ``known``, and each labeled
+  image's distance to its ``LOCAL_K``-th nearest image stands in for it. Covered: d(i) <= threshold.
+- The number of groups is a rough figure: the uncovered images counted in groups of the labeled
+  groups' average size; fewer uncovered images than half a group add none.
+
+Measured by holding out whole labels in benchmarks/fewshot_quality.py (share of the held-out
+groups' images marked uncovered, and of the labeled groups' images marked covered).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sslviz.fewshot.predictors import Features
+
+LOCAL_K = 15
+CALIBRATION_MAX = 2000  # labeled images used for the calibration distances (a sample above)
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """covered (N,) bool; distance (N,) to the nearest labeled image; threshold; groups_labeled,
+    groups_estimated: how many groups the labels cover, of about how many in all."""
+
+    covered: np.ndarray
+    distance: np.ndarray
+    threshold: float
+    groups_labeled: int
+    groups_estimated: int
+
+    @property
+    def fraction(self) -> float:
+        return float(self.covered.mean()) if len(self.covered) else 1.0
+
+    @property
+    def uncovered(self) -> int:
+        return int((~self.covered).sum())
+
+    def warning(self) -> str | None:
+        """One line for the CLI and the page, or None when the labels look like every image."""
+        if self.uncovered == 0:
+            return None
+        if self.groups_estimated <= self.groups_labeled:
+            return (
+                f"{self.uncovered:,} images look like none of your labeled groups "
+                "(covered=false): check them, they may be a group of their own"
+            )
+        return (
+            f"your labels cover about {self.groups_labeled} of {self.groups_estimated} groups; "
+            f"{self.uncovered:,} images look like none of them (covered=false): label some of "
+            "them (sslviz suggest lists them first)"
+        )
+
+
+def space(features: Features) -> np.ndarray:
+    """The points distances are measured in: the UMAP when at hand, else the cosine features."""
+    return features.umap if features.has_umap else features.cosine
+
+
+def coverage(features: Features, labeled_idx: np.ndarray, labels: list[str]) -> Coverage:
+    """Which rows of ``features`` look like a labeled group (module docstring)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    x = space(features)
+    labeled_idx = np.asarray(labeled_idx, dtype=np.int64)
+    names = np.asarray(labels, dtype=str)
+    n_groups = len(np.unique(names))
+    if len(labeled_idx) == 0:
+        empty = np.zeros(len(x), dtype=bool)
+        return Coverage(empty, np.full(len(x), np.inf), 0.0, 0, 0)
+    reference = x[labeled_idx]
+    nearest = NearestNeighbors(n_neighbors=1).fit(reference)
+    distance = nearest.kneighbors(x)[0][:, 0]  # (N,)
+    if len(reference) > CALIBRATION_MAX:
+        pick = np.random.default_rng(0).choice(len(reference), CALIBRATION_MAX, replace=False)
+        reference, names = reference[pick], names[pick]
+    pairwise = np.linalg.norm(reference[:, None, :] - reference[None, :, :], axis=2)  # (n, n)
+    np.fill_diagonal(pairwise, np.inf)
+    same = names[:, None] == names[None, :]
+    known = np.where(same, pairwise, np.inf).min(axis=1)
+    novel = np.where(~same, pairwise, np.inf).min(axis=1)
+    known, novel = known[np.isfinite(known)], novel[np.isfinite(novel)]
+    if not len(known):  # one label per class: the local scale around each label stands in
+        k = min(LOCAL_K, len(x) - 1)
+        local = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(reference)[0][:, -1]
+        known = local
+    if len(novel):
+        # Between the typical known and novel distance; never below the 90th percentile of the
+        # known ones (where groups overlap, known ~ novel and the midpoint would cut into them).
+        middle = np.sqrt(max(np.median(known), 1e-12) * max(np.median(novel), 1e-12))
+        threshold = float(max(middle, np.quantile(known, 0.9)))
+    else:  # one class only: nothing to calibrate against
+        threshold = float(np.inf)
+    covered = distance <= threshold
+    covered[labeled_idx] = True
+    return Coverage(covered, distance, threshold, n_groups, _groups(covered, n_groups))
+
+
+def _groups(covered: np.ndarray, labeled_groups: int) -> int:
+    """About how many groups in all: the uncovered images counted in groups of the labeled ones'
+    average size (a rough figure, said with "about")."""
+    size = covered.sum() / max(labeled_groups, 1)
+    return labeled_groups + int(round((~covered).sum() / max(size, 1.0)))

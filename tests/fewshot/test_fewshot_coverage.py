@@ -1,0 +1,73 @@
+"""``covered``: labels for only some groups. Checked by holding out whole labels: the images of
+groups nobody labeled are marked uncovered, the labeled groups' images covered; every export says
+so, and the suggestions lead with the uncovered groups."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from test_fewshot_predictors import blobs, first
+
+from sslviz.fewshot.coverage import coverage
+from sslviz.fewshot.export import parquet_bytes, predictions_csv
+from sslviz.fewshot.predict import predict_vectors
+from sslviz.fewshot.predictors import Features
+from sslviz.fewshot.suggest import suggest
+
+
+def _half_labeled(per: int):
+    x, y = blobs(n=540, classes=6, dim=20, seed=2)
+    kept = np.isin(y, ["c0", "c1", "c2"])
+    idx = first(np.where(kept, y, "~"), per)
+    idx = idx[kept[idx]]  # `per` labels each of three groups; three groups nobody labeled
+    return x, y, kept, idx
+
+
+@pytest.mark.parametrize("per", [1, 4])
+def test_groups_nobody_labeled_are_uncovered_and_labeled_ones_covered(per: int) -> None:
+    x, y, kept, idx = _half_labeled(per)
+    found = coverage(Features(x), idx, list(y[idx]))
+    assert (~found.covered[~kept]).mean() >= 0.9
+    assert found.covered[kept].mean() >= 0.9
+    assert found.groups_labeled == 3 and 5 <= found.groups_estimated <= 7
+    assert "cover about 3 of" in found.warning()
+
+
+def test_all_groups_labeled_means_everything_covered_and_no_warning() -> None:
+    x, y = blobs(n=300, classes=3, dim=20)
+    idx = first(y, 4)
+    found = coverage(Features(x), idx, list(y[idx]))
+    assert found.covered.mean() >= 0.97
+    assert found.uncovered < 10
+
+
+def test_exports_carry_covered_and_the_same_confidence_for_labeled_rows() -> None:
+    x, y, kept, idx = _half_labeled(4)
+    paths = [f"{i:04d}.png" for i in range(len(y))]
+    result = predict_vectors(x, paths, {paths[i]: y[i] for i in idx}, "logreg")
+    payload = result.to_json()
+    assert payload["covered_fraction"] == pytest.approx(result.covered.mean(), abs=1e-4)
+    assert 0.4 <= payload["covered_fraction"] <= 0.6 and payload["uncovered"] > 200
+
+    lines = predictions_csv(result).splitlines()
+    assert lines[0] == "path,label,confidence,labeled,covered"
+    rows = {line.split(",")[0]: line.split(",") for line in lines[1:]}
+    assert all(rows[paths[i]][2:] == ["1.0000", "true", "true"] for i in idx)
+    assert sum(r[4] == "false" for r in rows.values()) == payload["uncovered"]
+
+    table = pq.read_table(io.BytesIO(parquet_bytes(result, x))).to_pydict()
+    labeled = [k for k, flag in enumerate(table["labeled"]) if flag]
+    assert {table["confidence"][k] for k in labeled} == {1.0}  # as in the CSV
+    assert table["covered"] == [bool(c) for c in result.covered]
+
+
+def test_suggestions_lead_with_the_groups_nobody_labeled() -> None:
+    x, y, kept, idx = _half_labeled(6)
+    picked = suggest(x, idx, list(y[idx]), n=6)
+    assert picked.uncovered_first >= 2 and picked.strategy.startswith("uncovered first")
+    lead = picked.indices[: picked.uncovered_first]
+    assert not kept[lead].any()  # every leading pick is from a group nobody labeled
+    assert len(set(y[lead])) >= 2  # spread over those groups, not one
