@@ -31,7 +31,11 @@ def _results(
     held = held_out_images(store, store.runs.get(base_run), loaded.config.image_size)
     if base_run == run_id and temperature is None:  # the run's own decode: stored when it ended
         colour = stored.colorization_of(store, run, lambda: loaded, held)
-        return ColorizationResults(held.paths, held.images, grey(held.images), colour, None)
+        # the faithful decode isn't stored with the run's end results: decoded here
+        faithful = loaded.task.colorize(loaded.model, held.images, faithful=True)
+        return ColorizationResults(
+            held.paths, held.images, grey(held.images), colour, faithful, None
+        )
     return colorization_results(
         loaded.task, loaded.model, held.paths, held.images, temperature=temperature
     )
