@@ -1,5 +1,6 @@
-"""Colorization results: grey input / model / truth on held-out images, PSNR against the grey
-baseline, colourfulness, a live temperature slider, and L2 vs classification side by side."""
+"""Colorization results: grey input / vivid / faithful / truth on held-out images, both decodes'
+PSNR against the grey baseline, colourfulness, a live temperature slider for the vivid decode,
+and L2 vs classification side by side."""
 
 import streamlit as st
 
@@ -23,7 +24,9 @@ run, loaded, metrics = result_page(
     "colorization",
     title="Colorization results",
     blurb="The model sees only the lightness of a held-out image and paints in the colour "
-    "(Zhang et al. 2016). If its PSNR beats the grey image's, it adds colour that is really there.",
+    "(Zhang et al. 2016). *Vivid* colours are meant to look plausible; *faithful* colours are "
+    "meant to be right, and stay grey where the model can't tell. If a decode's PSNR beats the "
+    "grey image's, it adds colour that is really there.",
     key="col_run",
 )
 with user_errors():
@@ -31,9 +34,22 @@ with user_errors():
     classification = is_classification(loaded.task)
 
     heldout_summary(metrics, step=loaded.step)
+    calibrated = bool(metrics.get("faithful_calibrated"))
     st.caption(
         f"Held-out means, as `sslviz eval {run.id}` reports them"
-        + (f" (annealed mean at T = {default_t:g})." if classification else " (L2 regression).")
+        + (
+            f" (vivid: annealed mean at T = {default_t:g})."
+            if classification
+            else " (vivid: L2 regression)."
+        )
+        + (
+            " Faithful: calibrated on training images kept out of training (temperature, "
+            "the rarity reweighting undone where that measured better) and shrunk toward grey "
+            "where the model is unsure."
+            if calibrated
+            else " Faithful: not calibrated (a run from before calibration existed): the plain "
+            "mean with the rarity reweighting undone."
+        )
         + " Colourfulness: Hasler & Süsstrunk; grey is 0."
     )
 

@@ -81,6 +81,8 @@ class PretextTask(ABC):
     # Whether the shared augmentation may mirror images left-right (rotation says no: see there).
     augment_flip: ClassVar[bool] = True
     defaults: ClassVar[dict[str, Any]] = {}  # every option this task takes, with its default
+    # Share of the training images the trainer keeps out of training for ``calibrate`` (0: none).
+    calibration_fraction: ClassVar[float] = 0.0
 
     def __init__(self, **options: Any) -> None:
         """Task options (e.g. ``permutations=100`` for jigsaw, ``loss="l2"`` for colorization).
@@ -115,6 +117,13 @@ class PretextTask(ABC):
     def build_model(self, encoder: Encoder, sample: Tensor) -> PretextModel:
         """The encoder plus this task's head. ``sample`` is uint8 training images (N, 3, H, W)
         for data-dependent statistics (e.g. the ab prior for class rebalancing)."""
+
+    @torch.no_grad()
+    def calibrate(self, model: PretextModel, images: Tensor, *, batch_size: int = 64) -> None:
+        """After training: fit what the model's outputs need to be trusted (e.g. colorization's
+        faithful decode) on uint8 images (N, 3, H, W) it never trained on, into its buffers.
+        An optional hook: most tasks need nothing."""
+        return
 
     def batch_metric(self, outputs: Tensor, targets: Tensor) -> float:
         """The live pretext metric of one batch (accuracy for classification tasks)."""

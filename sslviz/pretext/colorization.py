@@ -9,22 +9,25 @@ are decoded with the annealed mean (softmax temperature T = 0.38): between the m
 desaturated) and the mode (T -> 0, vivid but patchy). ``loss="l2"`` keeps plain regression to
 compare. Quantization, rebalancing and decoding live in ``ab_bins.py``.
 
-Two changes to the paper's head, for small images, where a head on the deepest map alone (4 x 4
-at 32 px) bleeds colour across edges into white backgrounds. A light U-Net decoder fuses shallower
-encoder maps (chosen by layer name and measured shape, so any registry encoder works) and predicts
-at H/4 from a map that has that detail. And the decode runs at full resolution (the logits
-upsampled to the image) over only the bins in gamut at each pixel's own L: near white or black
-only ab ~ 0 exists, so the annealed mean can't put colour where the lightness says there is none.
+The head (a light U-Net decoder predicting at H/4) is in ``colorization_model.py``. Decodes run
+at full resolution (the logits upsampled to the image) over only the bins in gamut at each
+pixel's own L: near white or black only ab ~ 0 exists, so no decode can put colour where the
+lightness says there is none.
+
+Two decodes. *Vivid* (the paper's annealed mean) is meant to look colourful. *Faithful* is meant
+to be right on images the model never saw: the rebalancing prior undone, a calibrated
+temperature, and a shrink toward grey where the model is unsure, fitted after training on
+training images kept out of training (``calibrate``; ``colour_calibration.py`` says why).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from sslviz.core.errors import UserError
 from sslviz.models.encoders import Encoder
@@ -34,18 +37,28 @@ from sslviz.pretext.ab_bins import (
     bin_counts,
     in_gamut,
     nearest_bin,
-    soft_targets,
     weights_from_counts,
 )
 from sslviz.pretext.base import PretextBatch, PretextModel, PretextTask, model_device, uniform
+from sslviz.pretext.colorization_model import (
+    ColorizationModel,
+    decoder_layers,
+    map_sizes,
+)
+from sslviz.pretext.colour_calibration import (
+    BACKOFF,
+    CALIBRATION_PIXELS,
+    SPREAD_BINS,
+    TEMPERATURES,
+    Calibration,
+    least_squares_shrink,
+    lower_bound,
+    mean_and_spread,
+    shrink_factors,
+)
 from sslviz.pretext.lab import lab_to_rgb_uint8, rgb_uint8_to_lab
 from sslviz.pretext.render import label_tiles, save_grid
 
-# Predict ab at H/4 (the paper's resolution; measured at equal steps on generated clip art, H/2
-# was no better and costs more), or the encoder's finest map if it has none that fine.
-OUTPUT_STRIDE = 4
-AB_SCALE = 100.0  # ab units per unit of the L2 head's output
-TOP_WIDTH, MIN_WIDTH = 128, 32  # decoder widths: at the deepest map, and the floor as it halves
 DECODE_ELEMENTS = 1 << 24  # logits (images x Q x H x W) decoded at once at full resolution
 LAB_PIXELS = 1 << 18  # pixels converted to Lab at once when sampling the colour prior
 
@@ -67,95 +80,15 @@ def colourfulness(images: Tensor) -> Tensor:
     return std + 0.3 * mean
 
 
-def decoder_layers(encoder: Encoder, image_size: int, stride: int = OUTPUT_STRIDE) -> list[str]:
-    """The encoder layers the decoder reads, deepest first: the deepest, then each shallower one
-    whose map is finer than the previous, down to output stride ``stride`` (or the finest map).
-    Measured on a probe image of ``image_size``, so any registry encoder works (small-cnn at 32
-    px: block3, block2; resnet18 at 32 px: layer4, layer3; at 128 px: layer4 .. layer1)."""
-    sizes = map_sizes(encoder, image_size)
-    chosen = [encoder.layer_names[-1]]
-    for name in reversed(encoder.layer_names[:-1]):
-        finer = sizes[name] > sizes[chosen[-1]]
-        if finer and image_size / sizes[name] >= stride - 1e-6:
-            chosen.append(name)
-    return chosen
-
-
-def map_sizes(encoder: Encoder, image_size: int) -> dict[str, int]:
-    """{layer: side of its map} for a square input of ``image_size`` px."""
-    was_training = encoder.training
-    encoder.eval()  # batch norm on a probe must not move the running statistics
-    try:
-        with torch.no_grad():
-            probe = torch.zeros(1, encoder.in_channels, image_size, image_size)
-            maps = encoder.feature_maps(probe.to(next(encoder.parameters()).device))
-    finally:
-        encoder.train(was_training)
-    return {name: int(fmap.shape[-1]) for name, fmap in maps.items()}
-
-
-def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
-    )
-
-
-class ColorizationModel(PretextModel):
-    """Encoder on L -> U-Net decoder over ``layers`` (deepest first: a 3x3 conv, then per
-    shallower map upsample x2-ish, concatenate, 3x3 conv; widths 128 halving to 32) -> 1x1 conv
-    to Q logits (or ab for l2) at the finest map's resolution (H/4 for small-cnn)."""
-
-    def __init__(
-        self, encoder: Encoder, loss: str, centres: Tensor, weights: Tensor, layers: list[str]
-    ) -> None:
-        super().__init__(encoder)
-        self.loss_kind = loss
-        self.layers = list(layers)
-        dims = encoder.layer_dims
-        width = TOP_WIDTH
-        self.top = _conv_bn_relu(dims[self.layers[0]], width)
-        self.fuse = nn.ModuleList()
-        for name in self.layers[1:]:
-            narrower = max(MIN_WIDTH, width // 2)
-            self.fuse.append(_conv_bn_relu(width + dims[name], narrower))
-            width = narrower
-        self.classifier = nn.Conv2d(width, centres.shape[0] if loss == "classification" else 2, 1)
-        self.register_buffer("centres", centres.clone())  # (Q, 2)
-        self.register_buffer("weights", weights.clone())  # (Q,) class rebalancing
-
-    def forward(
-        self, inputs: Tensor, targets: Tensor | None = None
-    ) -> tuple[Tensor, Tensor | None]:
-        """inputs (B, 1, H, W) normalized L, targets (B, 2, H, W) ab -> outputs at the finest
-        decoded map (h, w): logits (B, Q, h, w) for classification or ab (B, 2, h, w) for l2;
-        the loss against the targets averaged over each output pixel's area."""
-        maps = self.encoder.feature_maps(inputs, self.layers)
-        x = self.top(maps[self.layers[0]])
-        for name, fuse in zip(self.layers[1:], self.fuse, strict=True):
-            skip = maps[name]
-            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-            x = fuse(torch.cat([x, skip], dim=1))
-        out = self.classifier(x)
-        if self.loss_kind == "l2":
-            out = out * AB_SCALE  # (B, 2, h, w) in Lab units
-        if targets is None:
-            return out, None
-        ab = F.adaptive_avg_pool2d(targets.float(), out.shape[-2:])  # (B, 2, h, w)
-        if self.loss_kind == "l2":
-            return out, F.mse_loss(out.float() / AB_SCALE, ab / AB_SCALE)
-        # cross-entropy against the soft targets from the k gathered log-probabilities
-        bins, weight = soft_targets(ab, self.centres)  # (B, k, h, w) each
-        log_p = F.log_softmax(out.float(), dim=1).gather(1, bins)  # (B, k, h, w)
-        ce = -(weight * log_p).sum(dim=1)  # (B, h, w)
-        return out, (ce * self.weights[bins[:, 0]]).mean()  # rebalanced by the pixel's colour
-
-
 class ColorizationTask(PretextTask):
     name = "colorization"
     input_channels = 1
     metric_name = "bin_accuracy"  # share of pixels whose predicted ab bin is the true one
     # loss: "classification" (default) or "l2"; temperature: annealed-mean T; flip: random h-flip.
     defaults = {"loss": "classification", "temperature": 0.38, "flip": True}
+    # a tenth of the training images (at most MAX_CALIBRATION_IMAGES, training/evaluate.py)
+    # is kept out of training to calibrate the faithful decode (colour_calibration.py)
+    calibration_fraction: ClassVar[float] = 0.1
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -243,6 +176,52 @@ class ColorizationTask(PretextTask):
         )
         return (pred == nearest_bin(ab, centres)).float().mean().item()
 
+    def mean_and_spread(
+        self,
+        model: ColorizationModel,
+        outputs: Tensor,
+        lightness: Tensor,
+        temperature: float,
+        *,
+        prior_undone: bool = True,
+    ) -> tuple[Tensor, Tensor]:
+        """Model outputs -> (mean ab (B, 2, H, W), spread (B, H, W)) at L's resolution: for
+        logits, the distribution at ``temperature`` (the rebalancing prior divided out if
+        ``prior_undone``) over the bins in gamut at each pixel's L; an L2 model's ab, spread 0."""
+        size = lightness.shape[-2:]
+        if outputs.shape[1] == 2:
+            ab = F.interpolate(outputs.float(), size=size, mode="bilinear", align_corners=False)
+            return ab, ab.new_zeros(ab.shape[0], *size)
+        centres = self.centres.to(outputs.device)
+        log_weights = model.weights.float().log() if prior_undone else None
+        step = max(1, DECODE_ELEMENTS // (outputs.shape[1] * size[0] * size[1]))
+        means, spreads = [], []
+        for i in range(0, len(outputs), step):  # bounded memory: Q x H x W per image
+            logits = F.interpolate(
+                outputs[i : i + step].float(), size=size, mode="bilinear", align_corners=False
+            )
+            allowed = in_gamut(lightness[i : i + step])
+            mean, spread = mean_and_spread(logits, centres, log_weights, temperature, allowed)
+            means.append(mean)
+            spreads.append(spread)
+        return torch.cat(means), torch.cat(spreads)
+
+    def decode_faithful(
+        self,
+        model: ColorizationModel,
+        outputs: Tensor,
+        lightness: Tensor,
+        calibration: Calibration | None = None,
+    ) -> Tensor:
+        """Model outputs -> the faithful ab (B, 2, H, W): the calibrated mean, shrunk toward grey
+        where the model is unsure (``model.calibration`` unless given)."""
+        calibration = calibration or model.calibration
+        t = calibration.temperature or 1.0  # not calibrated: the plain mean, prior undone
+        mean, spread = self.mean_and_spread(
+            model, outputs, lightness, t, prior_undone=calibration.prior_undone
+        )
+        return mean * shrink_factors(spread, calibration)
+
     @torch.no_grad()
     def colorize(
         self,
@@ -250,9 +229,13 @@ class ColorizationTask(PretextTask):
         images: Tensor,
         batch_size: int = 64,
         temperature: float | None = None,
+        *,
+        faithful: bool = False,
     ) -> Tensor:
         """uint8 (N, 3, H, W) -> colorized uint8 (N, 3, H, W): the true L with the predicted ab,
-        decoded at full resolution within the gamut of each pixel's L."""
+        decoded at full resolution within the gamut of each pixel's L. Vivid (the annealed mean
+        at ``temperature``) by default; ``faithful``: the calibrated decode meant to be closest
+        to the truth (``decode_faithful``; ``temperature`` is then unused)."""
         was_training = model.training
         model.eval()
         device = model_device(model)
@@ -261,27 +244,90 @@ class ColorizationTask(PretextTask):
             chunk = images[start : start + batch_size].to(device)
             lab = rgb_uint8_to_lab(chunk)
             outputs, _ = model(lab[:, :1] / 50.0 - 1.0)
-            ab = self.decode(outputs, temperature, lightness=lab[:, :1])
+            if faithful:
+                ab = self.decode_faithful(model, outputs, lab[:, :1])
+            else:
+                ab = self.decode(outputs, temperature, lightness=lab[:, :1])
             out.append(lab_to_rgb_uint8(torch.cat([lab[:, :1], ab], dim=1)).cpu())
         model.train(was_training)
         return torch.cat(out) if out else images.new_zeros(0, *images.shape[1:])
 
     @torch.no_grad()
+    def calibrate(self, model: PretextModel, images: Tensor, *, batch_size: int = 64) -> None:
+        """Choose the faithful decode on uint8 images (N, 3, H, W) the model never trained on
+        and store it in the model's buffers (saved with its checkpoint): among candidates (prior
+        undone or kept x ``TEMPERATURES`` x least-squares shrink toward grey scaled by
+        ``BACKOFF``, or none) the one whose per-image PSNR gain over the grey image has the best
+        lower bound; grey itself is a candidate (``colour_calibration.py``)."""
+        if len(images) == 0:
+            return
+        keep = max(2, CALIBRATION_PIXELS // (images.shape[-2] * images.shape[-1]))
+        if len(images) > keep:  # bounded cost at any image size: a spread-out subset
+            images = images[torch.linspace(0, len(images) - 1, keep).long()]
+        was_training = model.training
+        model.eval()
+        device = model_device(model)
+        chunks = []  # (outputs, L, ab, truth uint8)
+        for start in range(0, len(images), batch_size):
+            truth = images[start : start + batch_size].to(device)
+            lab = rgb_uint8_to_lab(truth)
+            outputs, _ = model(lab[:, :1] / 50.0 - 1.0)
+            chunks.append((outputs.float(), lab[:, :1], lab[:, 1:], truth))
+
+        def psnr_with(ab: list[Tensor]) -> Tensor:  # (N,) per-image PSNR of L + these ab
+            return torch.cat(
+                [
+                    psnr(lab_to_rgb_uint8(torch.cat([lightness, x], dim=1)), truth).cpu()
+                    for (_, lightness, _, truth), x in zip(chunks, ab, strict=True)
+                ]
+            )
+
+        grey = psnr_with([torch.zeros_like(c[2]) for c in chunks])
+        candidates, gains = [Calibration.grey()], [torch.zeros_like(grey)]
+        regression = chunks[0][0].shape[1] == 2
+        for undone in (True,) if regression else (True, False):
+            for t in (1.0,) if regression else TEMPERATURES:
+                decoded = [
+                    self.mean_and_spread(model, o, lightness, t, prior_undone=undone)
+                    for o, lightness, _, _ in chunks
+                ]
+                edges, shrink = least_squares_shrink(
+                    decoded, [c[2] for c in chunks], 1 if regression else SPREAD_BINS
+                )
+                fitted = Calibration(t, edges, shrink, undone)
+                unshrunk = Calibration(t, edges, torch.ones(SPREAD_BINS), undone)
+                for option in [*(fitted.scaled(f) for f in BACKOFF), unshrunk]:
+                    ab = [mean * shrink_factors(spread, option) for mean, spread in decoded]
+                    candidates.append(option)
+                    gains.append(psnr_with(ab) - grey)
+        model.calibration = candidates[int(lower_bound(torch.stack(gains)).argmax())]
+        model.train(was_training)
+
+    @torch.no_grad()
     def evaluate(
         self, model: PretextModel, images: Tensor, *, batch_size: int, seed: int = 0
     ) -> dict[str, Any]:
-        """Mean per-image PSNR (dB, RGB) of the colorized images and of the grey baseline (true L,
-        ab = 0), PSNR of the T = 1 decode, and Hasler-Suesstrunk colourfulness of ours and the
-        truth. No randomness: ``seed`` unused."""
+        """Mean per-image PSNR (dB, RGB) of the vivid colorization (``psnr``), of the faithful
+        one (``psnr_faithful``) and of the grey baseline (true L, ab = 0), PSNR of the T = 1
+        decode, Hasler-Suesstrunk colourfulness of ours and the truth, and the faithful
+        decode's calibration. No randomness: ``seed`` unused."""
         images = images.cpu()
         colour = self.colorize(model, images, batch_size)
+        faithful = self.colorize(model, images, batch_size, faithful=True)
         lab = rgb_uint8_to_lab(images)
         grey = lab_to_rgb_uint8(torch.cat([lab[:, :1], torch.zeros_like(lab[:, 1:])], dim=1))
+        calibration = model.calibration
         result = {
             "psnr": psnr(colour, images).mean().item(),
+            "psnr_faithful": psnr(faithful, images).mean().item(),
             "psnr_grey": psnr(grey, images).mean().item(),
             "colourfulness": colourfulness(colour).mean().item(),
+            "colourfulness_faithful": colourfulness(faithful).mean().item(),
             "colourfulness_truth": colourfulness(images).mean().item(),
+            "faithful_calibrated": calibration.temperature > 0,
+            "faithful_temperature": round(calibration.temperature or 1.0, 4),
+            "faithful_shrink": [round(float(k), 4) for k in calibration.shrink],
+            "faithful_prior_undone": calibration.prior_undone,
         }
         if self.options["loss"] == "classification":
             result["psnr_t1"] = (

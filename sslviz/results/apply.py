@@ -249,11 +249,13 @@ def _colorization(
 ) -> tuple[str, dict[str, Any], list[Panel]]:
     t = temperature if is_classification(loaded.task) else None
     colour = loaded.task.colorize(loaded.model, x, temperature=t)  # (1, 3, S, S)
+    faithful = loaded.task.colorize(loaded.model, x, faithful=True)  # (1, 3, S, S)
     shown = square(image, DISPLAY_SIDE)
     has_colour = float(colourfulness(x)[0]) >= COLOUR_MIN
     ours, baseline = float(psnr(colour, x)[0]), float(psnr(grey(x), x)[0])
     values: dict[str, Any] = {
         "psnr": ours if has_colour else None,
+        "psnr_faithful": float(psnr(faithful, x)[0]) if has_colour else None,
         "psnr_grey": baseline if has_colour else None,
         "input_has_colour": has_colour,
         "colourfulness": float(colourfulness(colour)[0]),

@@ -1,5 +1,6 @@
-"""Colorization results image by image: grey input, the model's colours, the truth, and their
-PSNR and colourfulness, at any annealed-mean temperature.
+"""Colorization results image by image: grey input, the model's vivid colours (annealed mean, at
+any temperature), its faithful colours (the calibrated decode meant to be closest to the truth),
+the truth, and their PSNR and colourfulness.
 
 Everything goes through the task's public ``colorize`` (true L + predicted ab), so a change in
 how the model decodes colour shows here unchanged.
@@ -45,13 +46,19 @@ class ColorizationResults:
     paths: list[str]
     truth: Tensor  # uint8 (N, 3, S, S)
     grey: Tensor  # uint8 (N, 3, S, S), ab = 0
-    colour: Tensor  # uint8 (N, 3, S, S), the model's
+    colour: Tensor  # uint8 (N, 3, S, S), the model's vivid decode
+    faithful: Tensor  # uint8 (N, 3, S, S), the model's faithful decode
     temperature: float | None  # annealed-mean T (None: the run's default, or an L2 model)
 
     @property
     def psnr(self) -> Tensor:
         """(N,) dB of the model's colorization against the truth."""
         return psnr(self.colour, self.truth)
+
+    @property
+    def psnr_faithful(self) -> Tensor:
+        """(N,) dB of the faithful colorization against the truth."""
+        return psnr(self.faithful, self.truth)
 
     @property
     def psnr_grey(self) -> Tensor:
@@ -62,8 +69,10 @@ class ColorizationResults:
         """Means over the images, with the keys of ``sslviz eval``'s colorization row."""
         return {
             "psnr": self.psnr.mean().item(),
+            "psnr_faithful": self.psnr_faithful.mean().item(),
             "psnr_grey": self.psnr_grey.mean().item(),
             "colourfulness": colourfulness(self.colour).mean().item(),
+            "colourfulness_faithful": colourfulness(self.faithful).mean().item(),
             "colourfulness_truth": colourfulness(self.truth).mean().item(),
         }
 
@@ -77,8 +86,10 @@ def colorization_results(
     *,
     temperature: float | None = None,
 ) -> ColorizationResults:
-    """The model's colorization of uint8 images (N, 3, S, S) at ``temperature``."""
+    """The model's colorizations of uint8 images (N, 3, S, S): vivid at ``temperature``, and
+    faithful (which has no temperature of its own to choose: it is calibrated)."""
     model.eval()
     t = temperature if is_classification(task) else None
     colour = task.colorize(model, images, temperature=t)
-    return ColorizationResults(paths, images, grey(images), colour, t)
+    faithful = task.colorize(model, images, faithful=True)
+    return ColorizationResults(paths, images, grey(images), colour, faithful, t)

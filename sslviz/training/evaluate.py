@@ -36,7 +36,9 @@ if TYPE_CHECKING:
 ARTIFACT_DIR = "artifacts"
 MAX_EVAL_IMAGES = 2_000  # tight enough metrics (8k rotations); keeps the end of a big run quick
 MAX_ARTIFACT_IMAGES = 512
-_SUBSET_SALT, _ARTIFACT_SALT = 0xE7A1, 0xA27F
+MAX_CALIBRATION_IMAGES = 256  # enough for a task's few calibration parameters
+MIN_TRAIN_FOR_CALIBRATION = 20  # smaller training sets keep every image for training
+_SUBSET_SALT, _ARTIFACT_SALT, _CALIBRATION_SALT = 0xE7A1, 0xA27F, 0xCA11
 
 
 def holdout_rows(n_images: int, config: TrainConfig, groups: np.ndarray | None) -> np.ndarray:
@@ -47,6 +49,20 @@ def holdout_rows(n_images: int, config: TrainConfig, groups: np.ndarray | None) 
     can silently hold out other images than training did)."""
     held_out = split_indices(n_images, config.holdout, config.seed, groups)[1]
     return subset(held_out, MAX_EVAL_IMAGES, (config.seed, _SUBSET_SALT))
+
+
+def calibration_split(
+    train_rows: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(rows to train on, rows to calibrate on) of the run's training rows, disjoint and sorted:
+    ``fraction`` of them (at most MAX_CALIBRATION_IMAGES, none for a task that asks for none or
+    a set under MIN_TRAIN_FOR_CALIBRATION), chosen by ``seed``. The held-out evaluation images
+    are never among either, so calibration can't flatter the reported metrics."""
+    n = int(min(MAX_CALIBRATION_IMAGES, np.floor(fraction * len(train_rows))))
+    if fraction <= 0 or len(train_rows) < MIN_TRAIN_FOR_CALIBRATION or n < 1:
+        return train_rows, train_rows[:0]
+    order = np.random.default_rng([seed, _CALIBRATION_SALT]).permutation(len(train_rows))
+    return np.sort(train_rows[order[n:]]), np.sort(train_rows[order[:n]])
 
 
 def subset(rows: np.ndarray, k: int, seed: tuple[int, ...]) -> np.ndarray:

@@ -35,13 +35,14 @@ from sslviz.models.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from sslviz.pretext import TASKS
 from sslviz.store import Run, Store
 from sslviz.store.kinds import JobRequest, run_kind
 from sslviz.training import distributed
 from sslviz.training.batches import BatchLoader, BatchPlan, load_rows, split_indices
 from sslviz.training.callbacks import Callback, StoreLogger, TrainState
 from sslviz.training.config import TrainConfig, check_config
-from sslviz.training.evaluate import build_model, evaluate_model
+from sslviz.training.evaluate import build_model, calibration_split, evaluate_model
 from sslviz.training.split import dataset_groups
 
 __all__ = ["Callback", "TrainState", "create_run", "execute_run", "lr_factor", "train"]
@@ -169,6 +170,11 @@ def train(
         cache = open_cache(store, run.dataset_id, config.image_size)
     groups = dataset_groups(store, run.dataset_id, config)  # whole folders held out, if grouped
     train_rows, _ = split_indices(len(cache), config.holdout, config.seed, groups)  # never seen
+    # a task that calibrates its outputs after training (colorization) gets images it never
+    # trained on for that, apart from the held-out ones the reported metrics use
+    train_rows, calibration_rows = calibration_split(
+        train_rows, TASKS[config.task].calibration_fraction, config.seed
+    )
     plan = BatchPlan(train_rows, config.batch_size, config.seed, ctx.rank, ctx.world)
     if plan.global_batch < 2 * ctx.world:
         raise UserError(
@@ -359,6 +365,9 @@ def train(
 
         hook = model.register_forward_pre_hook(check)
         try:
+            if len(calibration_rows):
+                task.calibrate(model, load_rows(cache, calibration_rows).to(device))
+                save()  # the calibration lives in the model's buffers: keep it
             evaluate_model(store, run, task, model, cache, config, step=state.step)
         finally:
             hook.remove()

@@ -1,6 +1,6 @@
 """Colorization page pieces: held-out colorizations at a temperature (computed once per
-checkpoint and temperature), the paged grey / model / truth gallery, and the L2-vs-classification
-comparison on the same images."""
+checkpoint and temperature), the paged grey / vivid / faithful / truth gallery, and the
+L2-vs-classification comparison on the same images."""
 
 from __future__ import annotations
 
@@ -31,7 +31,11 @@ def _results(
     held = held_out_images(store, store.runs.get(base_run), loaded.config.image_size)
     if base_run == run_id and temperature is None:  # the run's own decode: stored when it ended
         colour = stored.colorization_of(store, run, lambda: loaded, held)
-        return ColorizationResults(held.paths, held.images, grey(held.images), colour, None)
+        # the faithful decode isn't stored with the run's end results: decoded here
+        faithful = loaded.task.colorize(loaded.model, held.images, faithful=True)
+        return ColorizationResults(
+            held.paths, held.images, grey(held.images), colour, faithful, None
+        )
     return colorization_results(
         loaded.task, loaded.model, held.paths, held.images, temperature=temperature
     )
@@ -68,22 +72,22 @@ def partners(store: Store, run: Run, loaded: LoadedModel) -> list[Run]:
 
 
 def gallery(results: ColorizationResults, *, key: str) -> None:
-    """Paged grey input | model | truth, two images per row (each in its own box), with
-    per-image PSNR against the grey baseline's."""
-    ours, base = results.psnr, results.psnr_grey
+    """Paged grey input | vivid | faithful | truth, two images per row (each in its own box),
+    with each decode's PSNR against the grey baseline's."""
+    vivid, faithful, base = results.psnr, results.psnr_faithful, results.psnr_grey
     shown = list(pager(len(results.paths), PER_PAGE, key=key, label="images"))
     for start in range(0, len(shown), 2):
         for box, i in zip(st.columns(2), shown[start : start + 2], strict=False):
-            trio = box.container(border=True).columns(3)
-            trio[0].image(picture(results.grey[i]), width="stretch", caption="grey input")
-            trio[1].image(picture(results.colour[i]), width="stretch", caption="model")
-            trio[2].image(picture(results.truth[i]), width="stretch", caption="truth")
-            better = float(ours[i]) > float(base[i])
-            verdict = ":green[beats grey]" if better else ":red[below grey]"
-            trio[1].markdown(
-                f"PSNR **{float(ours[i]):.1f}** dB · grey {float(base[i]):.1f} · {verdict}"
-            )
-            trio[0].caption(results.paths[i])
+            row = box.container(border=True).columns(4)
+            row[0].image(picture(results.grey[i]), width="stretch", caption="grey input")
+            row[1].image(picture(results.colour[i]), width="stretch", caption="vivid")
+            row[2].image(picture(results.faithful[i]), width="stretch", caption="faithful")
+            row[3].image(picture(results.truth[i]), width="stretch", caption="truth")
+            row[0].markdown(f"grey **{float(base[i]):.1f}** dB")
+            row[0].caption(results.paths[i])
+            for col, ours in ((row[1], vivid[i]), (row[2], faithful[i])):
+                verdict = ":green[beats grey]" if float(ours) > float(base[i]) else ":red[≤ grey]"
+                col.markdown(f"**{float(ours):.1f}** dB · {verdict}")
 
 
 def side_by_side(
@@ -110,7 +114,8 @@ def temperature_section(store: Store, run: Run, default_t: float, classification
     temperature = None
     if classification:
         temperature = st.slider(
-            "Temperature of the annealed mean — lower is more vivid, 1 is the plain mean (greyish)",
+            "Temperature of the vivid decode's annealed mean — lower is more vivid, 1 is the plain "
+            "mean (greyish); the faithful decode is calibrated and doesn't change",
             0.05,
             1.0,
             default_t,
@@ -123,9 +128,9 @@ def temperature_section(store: Store, run: Run, default_t: float, classification
     if temperature is not None:
         now = results.summary()
         st.info(
-            f"At T = {temperature:g}: PSNR {now['psnr']:.2f} dB (grey {now['psnr_grey']:.2f} dB), "
-            f"colourfulness {now['colourfulness']:.1f} — the figures above are at the run's "
-            f"T = {default_t:g}.",
+            f"At T = {temperature:g}: vivid PSNR {now['psnr']:.2f} dB (faithful "
+            f"{now['psnr_faithful']:.2f}, grey {now['psnr_grey']:.2f} dB), colourfulness "
+            f"{now['colourfulness']:.1f} — the figures above are at the run's T = {default_t:g}.",
             icon=":material/thermostat:",
         )
     st.subheader(f"Held-out images ({len(results.paths):,})")

@@ -79,7 +79,7 @@ def test_colorization_summary_equals_eval(trained: Trained, store: Store) -> Non
     loaded, held = _results(store, trained.colorization)
     summary = colorization_results(loaded.task, loaded.model, held.paths, held.images).summary()
     expected = evaluate_run(store, trained.colorization)
-    for key in ("psnr", "psnr_grey", "colourfulness", "colourfulness_truth"):
+    for key in ("psnr", "psnr_faithful", "psnr_grey", "colourfulness", "colourfulness_truth"):
         assert summary[key] == pytest.approx(expected[key], abs=1e-3)
     vivid = colorization_results(
         loaded.task, loaded.model, held.paths, held.images, temperature=0.1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -11,7 +12,12 @@ from sslviz.core.errors import UserError
 from sslviz.models.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from sslviz.runner.execute import execute
 from sslviz.training.config import TrainConfig, config_problems, default_config
-from sslviz.training.evaluate import evaluate_run, load_encoder
+from sslviz.training.evaluate import (
+    MAX_CALIBRATION_IMAGES,
+    calibration_split,
+    evaluate_run,
+    load_encoder,
+)
 from sslviz.training.train import Callback, create_run
 
 
@@ -165,3 +171,23 @@ def test_default_config_is_valid_for_every_task(store, tiny):
         config = default_config(tiny, task)
         assert config_problems(store, config) == [], task
         assert config.batch_size <= 36
+
+
+def test_calibration_split_is_disjoint_capped_and_only_when_asked() -> None:
+    rows = np.arange(5_000) * 2
+    train, calibrate = calibration_split(rows, 0.1, seed=1)
+    assert len(calibrate) == MAX_CALIBRATION_IMAGES  # a tenth, capped
+    assert not set(train) & set(calibrate) and sorted({*train, *calibrate}) == list(rows)
+    assert np.array_equal(calibration_split(rows, 0.1, seed=1)[1], calibrate)  # by seed
+    assert len(calibration_split(rows, 0.0, seed=1)[1]) == 0  # tasks that don't calibrate
+    assert len(calibration_split(rows[:10], 0.1, seed=1)[1]) == 0  # too few to spare any
+
+
+def test_colorization_run_calibrates_its_faithful_decode(store, tiny):
+    run = execute(store, create_run(store, rotation(task="colorization", epochs=1)).id)
+    assert run.status == "finished", run.error
+    results = evaluate_run(store, run.id)
+    assert results["faithful_calibrated"] is True  # saved in the checkpoint, not just in memory
+    assert {"psnr", "psnr_faithful", "psnr_grey"} <= set(results)
+    state = load_checkpoint(checkpoint_path(store.workspace.run_dir(run.id)))["model"]
+    assert float(state["calib_temperature"]) > 0

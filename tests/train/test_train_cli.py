@@ -19,7 +19,7 @@ from sslviz.models.checkpoint import checkpoint_path, load_checkpoint
 
 EVAL_KEYS = {
     "rotation": {"accuracy", "confusion"},
-    "colorization": {"psnr", "psnr_grey", "colourfulness"},
+    "colorization": {"psnr", "psnr_faithful", "psnr_grey", "colourfulness"},
     "jigsaw": {"accuracy", "top5", "mean_hamming", "permutations"},
 }
 

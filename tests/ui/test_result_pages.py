@@ -82,6 +82,7 @@ def test_colorization_page_temperature_and_comparison(trained: trained_runs.Trai
     app = open_page("colorization", trained.colorization)
     expected = evaluate_run(Store.open(), trained.colorization)
     assert metric(app, "PSNR, model") == f"{expected['psnr']:.2f} dB"
+    assert metric(app, "PSNR, faithful decode") == f"{expected['psnr_faithful']:.2f} dB"
     assert metric(app, "PSNR, grey image (no colour)") == f"{expected['psnr_grey']:.2f} dB"
     app.slider(key="col_temperature").set_value(1.0).run()
     assert not app.exception
