@@ -50,7 +50,8 @@ TRACK_RUNS = """
 # (an action that starts none, e.g. a click on plain text, counts once it is QUIET_MS old).
 QUIET_MS = 2000
 SETTLED = (
-    f"({IDLE}) && (window.__lastRunStart >= window.__lastInput"
+    f"({IDLE}) && (window.__lastInput === undefined"
+    " || window.__lastRunStart >= window.__lastInput"
     f" || performance.now() - window.__lastInput > {QUIET_MS})"
 )
 
@@ -160,7 +161,7 @@ def page(chromium: Path):
         browser.close()
 
 
-def wait_idle(page) -> None:
-    """Until the script run the last interaction started has finished."""
-    page.wait_for_timeout(300)
-    page.wait_for_function(IDLE, timeout=120_000)
+def wait_idle(page, timeout_ms: int = 120_000) -> None:
+    """Until the script run the last interaction caused has started and finished (an interaction
+    that causes none counts once it is QUIET_MS old): a state, not a guess at how long it takes."""
+    page.wait_for_function(SETTLED, timeout=timeout_ms)

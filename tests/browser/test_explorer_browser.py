@@ -46,7 +46,7 @@ def _selection_captions(page, n: int, timeout: float = 60) -> list[str]:
     deadline = time.monotonic() + timeout
     while True:
         captions = page.locator("[data-testid='stImageCaption']").all_inner_texts()
-        paths = [c.strip() for c in captions if " · cos " not in c]
+        paths = [c.strip() for c in captions if " · " not in c]  # not the neighbours' captions
         if len(paths) == n or time.monotonic() > deadline:
             return paths
         page.wait_for_timeout(200)

@@ -18,7 +18,7 @@ from sslviz.fewshot.estimate import choose
 from sslviz.fewshot.finetune import FineTuneConfig, finetune_result, submit_finetune
 from sslviz.fewshot.finetune_data import labels_sha
 from sslviz.fewshot.leaderboard import TOO_FEW_TO_RANK, Row, clearly_better, leaderboard
-from sslviz.fewshot.predictors import Features
+from sslviz.fewshot.predictors import METHODS, Features
 from sslviz.maps.embed import embed
 from sslviz.runner.execute import execute
 from sslviz.store import Store
@@ -46,21 +46,23 @@ def space(tmp_path_factory: pytest.TempPathFactory):
             torch.set_num_threads(threads)
 
 
-def test_a_source_that_separates_the_classes_ranks_first(space):
+def test_sources_that_separate_the_classes_rank_first(space):
     board = leaderboard(space.store, "stripes", first_per_class(space.truth, 8))
     assert not board.too_few and board.ranked_by == "cv_accuracy"
     sources = [(row.source, row.layer) for row in board.rows]
     assert ("pixels", "16px") in sources and ("random", "block2") in sources
     assert {(str(space.parent), "block2"), (str(space.parent), "block3")} <= set(sources)
-    pixels = next(row for row in board.rows if row.source == "pixels")
     best = board.rows[0]
-    assert best.source != "pixels" and best.cv_accuracy > pixels.cv_accuracy
+    # the trained run separates the stripes (pixels may too: auto's UMAP predictors use the
+    # unlabeled images' geometry, which stripes have plenty of)
+    trained = max(row.cv_accuracy for row in board.rows if row.source == str(space.parent))
+    assert trained >= 0.9 and best.cv_accuracy >= trained
     assert best.cv_accuracy >= 0.9 and best.cv_interval[0] < best.cv_accuracy
     scores = [row.cv_accuracy for row in board.rows]
     assert scores == sorted(scores, reverse=True)  # best first
     row = board.to_json()["rows"][0]
     assert {"source", "layer", "method", "cv_accuracy", "cv_interval"} <= set(row)
-    assert isinstance(row["source"], str) and row["method"] in ("logreg", "knn", "label-spreading")
+    assert isinstance(row["source"], str) and row["method"] in METHODS
 
 
 def test_too_few_labels_rank_nothing_and_say_so(space):
@@ -177,7 +179,7 @@ def test_the_cli_prints_one_json_object_best_first(space, tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
-    assert out["rows"][0]["source"] != "pixels"
+    assert out["rows"][0]["cv_accuracy"] >= 0.9
     assert [r["cv_accuracy"] for r in out["rows"] if not r["fine_tuned"]] == sorted(
         (r["cv_accuracy"] for r in out["rows"] if not r["fine_tuned"]), reverse=True
     )
