@@ -202,7 +202,13 @@ def manage_names(store: Store, session: Session) -> None:
 
 
 # --- labeling images ----------------------------------------------------------------------------------
-def _selector_changed(store: Store, session_id: int, image_id: int, key: str) -> None:
+def _selector_changed(
+    store: Store, session_id: int, image_id: int, key: str, shown: str | None
+) -> None:
+    # A selector drawn before the store changed (an import, another tab, a fragment that did not
+    # rerun) must not write its stale value over the newer label: act only on the label it showed.
+    if store.sessions.label_of(session_id).get(image_id) != shown:
+        return
     value = st.session_state.get(key)
     if value == NONE or value is None:
         fs.unlabel_images(store, session_id, [image_id])
@@ -226,7 +232,7 @@ def label_selector(
         label_visibility="collapsed",
         placeholder=placeholder or NONE,
         on_change=_selector_changed,
-        args=(store, session.id, int(image_id), widget),
+        args=(store, session.id, int(image_id), widget, current),
     )
 
 

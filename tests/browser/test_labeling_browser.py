@@ -92,7 +92,7 @@ def test_label_predict_download_reload(app_url: str, page, tmp_path: Path) -> No
     )
     wait_idle(page)
     page.get_by_role("button", name="Import", exact=True).click()
-    wait_for(lambda: len(labels_in_store(home)) > 2)
+    wait_for(lambda: len(labels_in_store(home)) >= len(rows))  # the whole import landed
     settle(page)
     given = labels_in_store(home)
     assert len(given) >= len(rows) and set(given.values()) == set(rows.values())
@@ -107,7 +107,7 @@ def test_label_predict_download_reload(app_url: str, page, tmp_path: Path) -> No
     saved = tmp_path / "predictions.csv"
     download.value.save_as(saved)
     table = list(csv.DictReader(io.StringIO(saved.read_text())))
-    assert len(table) == len(paths) and list(table[0]) == ["path", "label", "confidence", "labeled"]
+    assert len(table) == len(paths) and list(table[0]) == ["path", "label", "confidence", "labeled", "covered"]
     assert sum(r["labeled"] == "true" for r in table) == len(given)
     page.screenshot(path=str(tmp_path / "predictions.png"), full_page=True)
 
