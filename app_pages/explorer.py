@@ -42,10 +42,14 @@ compare = st.toggle("Compare with a second map, side by side", key="ex_compare")
 if compare:
     specs.append(
         ev.map_picker(
-            store, choices, umap, key="ex_b", label="Compare with",
+            store,
+            choices,
+            umap,
+            key="ex_b",
+            label="Compare with",
             default="random" if has_runs else "pixels",
         )
-    )  # fmt: skip
+    )
 if not has_runs:
     st.caption("No trained run yet: the baselines work now; train an encoder to compare with them.")
 how, k, session_id = panels.colour_controls(store, dataset)
@@ -54,7 +58,10 @@ check = checks.check_controls(store, dataset, specs[0].source) if how == "check"
 # --- the maps --------------------------------------------------------------------------------
 sides = ("a", "b")[: len(specs)]
 keys = {side: (f"ex_map_{side}", f"ex_sel_{side}") for side in sides}
-loaded = {side: ev.get_map(store, dataset, spec, key=f"ex_{side}") for side, spec in zip(sides, specs, strict=True)}  # fmt: skip
+loaded = {
+    side: ev.get_map(store, dataset, spec, key=f"ex_{side}")
+    for side, spec in zip(sides, specs, strict=True)
+}
 
 
 @st.fragment

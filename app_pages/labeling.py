@@ -21,14 +21,19 @@ st.caption(
 )
 linked = lv.session_from_url(store)
 names = {d.id: d.name for d in store.datasets.list()}
-dataset = dataset_picker(store, key="lb_dataset", preferred=names.get(linked.dataset_id) if linked else None)  # fmt: skip
+dataset = dataset_picker(
+    store, key="lb_dataset", preferred=names.get(linked.dataset_id) if linked else None
+)
 if dataset is None:
     st.stop()
 session = lv.session_picker(store, dataset, source_choices(store, dataset))
 if session is None:
     st.stop()
-st.caption(f"Session **{session.name}** predicts from **{source_name(store, session.source)}**"
-           + (f" (layer {session.layer})" if session.layer else "") + ".")  # fmt: skip
+st.caption(
+    f"Session **{session.name}** predicts from **{source_name(store, session.source)}**"
+    + (f" (layer {session.layer})" if session.layer else "")
+    + "."
+)
 active = lv.label_bar(store, session)
 lv.manage_names(store, session)
 gone = deleted_source(store, session)  # its run was deleted: nothing to predict from
@@ -36,8 +41,11 @@ if gone:
     st.warning(gone, icon=":material/link_off:")
 emb = None if gone else lp.session_embeddings(store, dataset, session)
 if emb is None and not gone:
-    st.info("This source's embedding is not computed yet: compute the map below (it embeds every "
-            "image); suggestions and predictions appear when it is done.", icon=":material/schedule:")  # fmt: skip
+    st.info(
+        "This source's embedding is not computed yet: compute the map below (it embeds every "
+        "image); suggestions and predictions appear when it is done.",
+        icon=":material/schedule:",
+    )
 
 label_tab, predict_tab = st.tabs(["Label", "Predictions"])
 with label_tab:
@@ -64,8 +72,12 @@ with label_tab:
     st.fragment(lv.gallery)(store, session)
 
 with predict_tab:
-    method = st.segmented_control("Method", ["auto", "logreg", "knn", "label-spreading"],
-                                  default="auto", key="lb_method") or "auto"  # fmt: skip
+    method = (
+        st.segmented_control(
+            "Method", ["auto", "logreg", "knn", "label-spreading"], default="auto", key="lb_method"
+        )
+        or "auto"
+    )
     result = lp.predictions(store, session, emb, method) if emb is not None else None
     if result is not None:
         lp.estimate_panel(result)

@@ -53,10 +53,20 @@ def free_port() -> int:
 
 def start_app(port: int, env: dict[str, str], log: Path) -> subprocess.Popen:
     command = [
-        sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"),
-        "--server.headless", "true", "--server.address", "127.0.0.1",
-        "--server.port", str(port), "--browser.gatherUsageStats", "false",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(REPO / "app.py"),
+        "--server.headless",
+        "true",
+        "--server.address",
+        "127.0.0.1",
+        "--server.port",
+        str(port),
+        "--browser.gatherUsageStats",
+        "false",
+    ]
     with open(log, "wb") as out:
         app = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
@@ -137,9 +147,14 @@ def main() -> int:
     # Long enough to outlast the measurement (cancelled and resumed between the cases), short
     # enough that it logs metrics every step (the worker logs <= 2000 points per run).
     config = TrainConfig(
-        dataset="demo", task="rotation", image_size=32, epochs=300, batch_size=32,
-        device="cpu", time_budget=1800,
-    )  # fmt: skip
+        dataset="demo",
+        task="rotation",
+        image_size=32,
+        epochs=300,
+        batch_size=32,
+        device="cpu",
+        time_budget=1800,
+    )
     run_id = jobs.submit(store, job_request(store, config)).id
 
     def training(min_steps: int) -> None:
@@ -181,8 +196,11 @@ def main() -> int:
             if i:
                 for case, t in (("idle", idle), ("active", active), ("paused", paused)):
                     times[case].append(t)
-            print(f"round {i}: idle {idle[0]:.2f} s, active {active[0]:.2f} s, "
-                  f"paused {paused[0]:.2f} s", flush=True)  # fmt: skip
+            print(
+                f"round {i}: idle {idle[0]:.2f} s, active {active[0]:.2f} s, "
+                f"paused {paused[0]:.2f} s",
+                flush=True,
+            )
         steps = store.runs.get(run_id).step
     finally:
         browser.close()
@@ -209,8 +227,10 @@ def main() -> int:
         print(
             f"  {note:24s} {median[case]:.3f} s  (curves drawn {curves[case]:.2f} s; loads: {loads})"
         )
-    print(f"  ratio active/idle: {ratio:.2f}; paused/idle: {median['paused'] / median['idle']:.2f}"
-          f" (the page's own extra work); the run reached step {steps}")  # fmt: skip
+    print(
+        f"  ratio active/idle: {ratio:.2f}; paused/idle: {median['paused'] / median['idle']:.2f}"
+        f" (the page's own extra work); the run reached step {steps}"
+    )
     print(f"  load average (1 min) at the end: {os.getloadavg()[0]:.1f} on {cores} cores")
     ok = max(median["idle"], median["active"]) <= GOAL_SECONDS and ratio <= GOAL_RATIO
     print(f"  goal <= {GOAL_SECONDS:.0f} s and ratio <= {GOAL_RATIO}: {'met' if ok else 'NOT met'}")

@@ -73,8 +73,10 @@ def main() -> int:
         for file in files:
             done = subprocess.run(
                 [sys.executable, "-m", "sslviz", "apply", str(run.id), str(file), "--json"],
-                capture_output=True, text=True, check=True,
-            )  # fmt: skip
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             out = json.loads(done.stdout)
             table = torch.tensor(out["rotation_probabilities"])  # (4, 4), row = applied turn
             assert table.shape == (4, 4) and torch.allclose(table.sum(1), torch.ones(4), atol=1e-3)

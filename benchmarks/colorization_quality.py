@@ -93,9 +93,26 @@ def _poly(cx: float, cy: float, r: float, n: int, rot: float, inner: float = 1.0
 
 
 KINDS = (
-    "apple", "sun", "tree", "fish", "car", "house", "flower", "heart", "star", "banana",
-    "carrot", "grapes", "tiger", "balloon", "shape", "leaf", "drop", "strawberry", "shoe",
-)  # fmt: skip
+    "apple",
+    "sun",
+    "tree",
+    "fish",
+    "car",
+    "house",
+    "flower",
+    "heart",
+    "star",
+    "banana",
+    "carrot",
+    "grapes",
+    "tiger",
+    "balloon",
+    "shape",
+    "leaf",
+    "drop",
+    "strawberry",
+    "shoe",
+)
 
 
 def _draw_object(
@@ -444,8 +461,9 @@ def train_and_eval(
     length = ["--time-budget", str(budget)]
     if steps:
         length = ["--epochs", str(epochs_for(Path(env["SSLVIZ_HOME"]), dataset, task, steps))]
-    run = sslviz(env, "train", "--dataset", dataset, "--task", task, "--device", "cpu",
-                 *length, *extra)  # fmt: skip
+    run = sslviz(
+        env, "train", "--dataset", dataset, "--task", task, "--device", "cpu", *length, *extra
+    )
     wall = time.perf_counter() - start
     status = sslviz(env, "status", str(run["run"]))
     return sslviz(env, "eval", str(run["run"])), status, wall

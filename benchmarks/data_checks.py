@@ -48,7 +48,10 @@ def picture(rng: np.random.Generator) -> Image.Image:
         x0, y0 = rng.integers(0, SIDE - 12, 2)
         x1, y1 = x0 + rng.integers(8, 40), y0 + rng.integers(8, 40)
         shape = draw.ellipse if rng.random() < 0.5 else draw.rectangle
-        shape((int(x0), int(y0), int(x1), int(y1)), fill=tuple(int(c) for c in rng.integers(0, 256, 3)))  # fmt: skip
+        shape(
+            (int(x0), int(y0), int(x1), int(y1)),
+            fill=tuple(int(c) for c in rng.integers(0, 256, 3)),
+        )
     return image
 
 
@@ -72,7 +75,9 @@ def write_dataset(folder: Path, n: int, copy_fraction: float, seed: int = 0) -> 
         if i < n_copies:
             copy = image
             if i % 2:  # shifted and brighter: a crop-and-edit, not only a re-encode
-                copy = Image.fromarray(np.clip(np.roll(np.asarray(image), 2, axis=1) * 1.04, 0, 255).astype(np.uint8))  # fmt: skip
+                copy = Image.fromarray(
+                    np.clip(np.roll(np.asarray(image), 2, axis=1) * 1.04, 0, 255).astype(np.uint8)
+                )
             (folder / f"copy_{i:05d}.jpg").write_bytes(jpeg(copy, 60))
             planted.add(frozenset((f"img_{i:05d}.jpg", f"copy_{i:05d}.jpg")))
     for i in range(n_outliers):
@@ -94,8 +99,9 @@ def sslviz(home: Path, *args: str) -> tuple[dict, float, float]:
     with tempfile.NamedTemporaryFile(suffix=".rss") as rss:
         command = ["/usr/bin/time", "-f", "%M", "-o", rss.name, sys.executable, "-m", "sslviz"]
         started = time.perf_counter()
-        done = subprocess.run([*command, *args, "--json"], env=env, capture_output=True,
-                              text=True, check=False)  # fmt: skip
+        done = subprocess.run(
+            [*command, *args, "--json"], env=env, capture_output=True, text=True, check=False
+        )
         seconds = time.perf_counter() - started
         peak = int(Path(rss.name).read_text().split()[-1]) / 1024  # KiB -> MiB
     if done.returncode:
@@ -121,23 +127,42 @@ def main() -> None:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="sslviz-checks-"))
     home, source = work / "home", work / "images"
     planted = write_dataset(source, args.images, args.copies)
-    print(f"# {args.images:,} images, {len(planted)} planted near-copy pairs; load: "
-          f"{os.getloadavg()[0]:.1f} (1-min average) on {os.cpu_count()} cores")  # fmt: skip
+    print(
+        f"# {args.images:,} images, {len(planted)} planted near-copy pairs; load: "
+        f"{os.getloadavg()[0]:.1f} (1-min average) on {os.cpu_count()} cores"
+    )
     sslviz(home, "ingest", str(source), "--name", "bench")
-    trained, seconds, _ = sslviz(home, "train", "--dataset", "bench", "--task", "rotation",
-                                 "--image-size", "32", "--epochs", str(args.epochs),
-                                 "--batch-size", "64", "--device", "cpu")  # fmt: skip
+    trained, seconds, _ = sslviz(
+        home,
+        "train",
+        "--dataset",
+        "bench",
+        "--task",
+        "rotation",
+        "--image-size",
+        "32",
+        "--epochs",
+        str(args.epochs),
+        "--batch-size",
+        "64",
+        "--device",
+        "cpu",
+    )
     run = str(trained["run"])
     print(f"# rotation run {run}: {trained['status']} in {seconds:.0f} s")
 
     rows = []
-    _, embed_s, embed_mb = sslviz(home, "embed", run, "--dataset", "bench", "--out", str(work / "e.npy"))  # fmt: skip
+    _, embed_s, embed_mb = sslviz(
+        home, "embed", run, "--dataset", "bench", "--out", str(work / "e.npy")
+    )
     rows.append(("embed (one pass, reference)", embed_s, embed_mb))
     scored, s, mb = sslviz(home, "scores", run, "--dataset", "bench", "--n", "0")
     rows.append((f"scores (rotation, {scored['images']:,} images)", s, mb))
     for src in (run, "random", "pixels"):
         if src != run:
-            _, s, mb = sslviz(home, "embed", src, "--dataset", "bench", "--out", str(work / "e.npy"))  # fmt: skip
+            _, s, mb = sslviz(
+                home, "embed", src, "--dataset", "bench", "--out", str(work / "e.npy")
+            )
         report, s, mb = sslviz(home, "duplicates", src, "--dataset", "bench")
         rows.append((f"duplicates {src} (first: kNN graph)", s, mb))
         _, s, mb = sslviz(home, "outliers", src, "--dataset", "bench")
@@ -149,12 +174,20 @@ def main() -> None:
     print("\n| source | threshold | pairs found | precision | recall |\n|---|---|---|---|---|")
     for src in (run, "random", "pixels"):
         for t in args.thresholds:
-            report, _, _ = sslviz(home, "duplicates", src, "--dataset", "bench", "--threshold", str(t))  # fmt: skip
+            report, _, _ = sslviz(
+                home, "duplicates", src, "--dataset", "bench", "--threshold", str(t)
+            )
             p, r = precision_recall(report["pairs"], planted)
-            print(f"| {src if src != run else f'run {run}'} | {t} | {len(report['pairs'])} | {p:.3f} | {r:.3f} |")  # fmt: skip
-    outliers, _, _ = sslviz(home, "outliers", "pixels", "--dataset", "bench", "--n", str(max(1, args.images // 200)))  # fmt: skip
+            print(
+                f"| {src if src != run else f'run {run}'} | {t} | {len(report['pairs'])} | {p:.3f} | {r:.3f} |"
+            )
+    outliers, _, _ = sslviz(
+        home, "outliers", "pixels", "--dataset", "bench", "--n", str(max(1, args.images // 200))
+    )
     hit = sum(o["path"].startswith("noise_") for o in outliers["outliers"])
-    print(f"\n# outliers (pixels): {hit} of the {len(outliers['outliers'])} top-ranked are the planted noise images")  # fmt: skip
+    print(
+        f"\n# outliers (pixels): {hit} of the {len(outliers['outliers'])} top-ranked are the planted noise images"
+    )
 
 
 if __name__ == "__main__":

@@ -44,10 +44,20 @@ def make_dataset(home: Path, n: int, size: int = 32, seed: int = 0) -> None:
     store = Store.open(home)
     dataset = store.datasets.create("gen", "/generated")
     rows = [
-        Image(0, dataset.id, f"{i // 1000:03d}/{i:07d}.png", hashlib.sha256(str(i).encode()).hexdigest(),
-              f"files/{i}.png", size, size, "RGB", "PNG", 1)
+        Image(
+            0,
+            dataset.id,
+            f"{i // 1000:03d}/{i:07d}.png",
+            hashlib.sha256(str(i).encode()).hexdigest(),
+            f"files/{i}.png",
+            size,
+            size,
+            "RGB",
+            "PNG",
+            1,
+        )
         for i in range(n)
-    ]  # fmt: skip
+    ]
     store.datasets.add_images(rows)
     store.datasets.finish(dataset.id)
     path = cache_path(store, dataset.id, size)
@@ -115,8 +125,11 @@ def run_case(root: Path, n: int, mode: str, template: Path) -> dict:
         env["NUMBA_CACHE_DIR"] = str(root / "numba-warm")
     result = subprocess.run(
         [sys.executable, __file__, "--child", str(home), *(["--warm"] if mode == "warm" else [])],
-        capture_output=True, text=True, env=env, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     if result.returncode != 0:
         raise SystemExit(result.stderr[-3000:])
     shutil.rmtree(home, ignore_errors=True)
@@ -139,10 +152,13 @@ def main() -> int:
         env = {**os.environ, "NUMBA_CACHE_DIR": str(root / "numba-warm")}
         subprocess.run(
             [sys.executable, "-c", "from sslviz.maps.project import warm_up; warm_up()"],
-            env={**env, "SSLVIZ_HOME": str(root / "scratch")}, check=True,
-        )  # fmt: skip
-        print(f"{'images':>8} {'mode':>5} {'embed s':>8} {'PCA s':>6} {'map s':>7} {'total s':>8} "
-              f"{'process s':>9} {'cpu s':>7} {'embed cpu s':>11} {'peak RSS MB':>11} device")  # fmt: skip
+            env={**env, "SSLVIZ_HOME": str(root / "scratch")},
+            check=True,
+        )
+        print(
+            f"{'images':>8} {'mode':>5} {'embed s':>8} {'PCA s':>6} {'map s':>7} {'total s':>8} "
+            f"{'process s':>9} {'cpu s':>7} {'embed cpu s':>11} {'peak RSS MB':>11} device"
+        )
         for n in args.sizes:
             template = root / f"template-{n}"
             make_dataset(template, n)
@@ -159,8 +175,10 @@ def main() -> int:
 
     if not torch.cuda.is_available():
         print("no CUDA device here: every case ran on the CPU (a GPU run embeds on it, bf16)")
-    print(f"goals: 10k warm total <= 30 s; 100k <= 300 s with peak RSS <= {RSS_GOAL_MB} MB "
-          "(2 cores; this machine may be shared: compare cpu s)")  # fmt: skip
+    print(
+        f"goals: 10k warm total <= 30 s; 100k <= 300 s with peak RSS <= {RSS_GOAL_MB} MB "
+        "(2 cores; this machine may be shared: compare cpu s)"
+    )
     return 0
 
 

@@ -45,10 +45,19 @@ def make_photos(store, n: int):  # noqa: ANN001, ANN201 - a benchmark script
         data = buffer.getvalue()
         (folder / f"{i:05d}.png").write_bytes(data)
         rows.append(
-            Image(id=0, dataset_id=dataset.id, path=f"p/{i:05d}.png", sha256=f"{i:064x}",
-                  file=f"files/{i:05d}.png", width=64, height=64, mode="RGB", format="PNG",
-                  bytes=len(data))
-        )  # fmt: skip
+            Image(
+                id=0,
+                dataset_id=dataset.id,
+                path=f"p/{i:05d}.png",
+                sha256=f"{i:064x}",
+                file=f"files/{i:05d}.png",
+                width=64,
+                height=64,
+                mode="RGB",
+                format="PNG",
+                bytes=len(data),
+            )
+        )
     store.datasets.add_images(rows)
     return store.datasets.finish(dataset.id)
 

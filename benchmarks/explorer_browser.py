@@ -60,10 +60,20 @@ DATASET = "bench-points"
 def start_app(port: int, home: Path, env_extra: dict[str, str] | None = None) -> subprocess.Popen:
     env = {**os.environ, "SSLVIZ_HOME": str(home), **(env_extra or {})}
     command = [
-        sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"),
-        "--server.headless", "true", "--server.address", "127.0.0.1",
-        "--server.port", str(port), "--browser.gatherUsageStats", "false",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(REPO / "app.py"),
+        "--server.headless",
+        "true",
+        "--server.address",
+        "127.0.0.1",
+        "--server.port",
+        str(port),
+        "--browser.gatherUsageStats",
+        "false",
+    ]
     log = open(home / f"app-{port}.log", "ab")  # noqa: SIM115 (closed with the process)
     app = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
@@ -284,8 +294,17 @@ def first_visit(args: argparse.Namespace) -> None:
 
 
 # --- every page: the first visit after start-up vs a later one ----------------------------------
-PAGES = ("datasets", "train", "runs", "explorer", "labeling", "rotation", "colorization",
-         "jigsaw", "demo")  # fmt: skip
+PAGES = (
+    "datasets",
+    "train",
+    "runs",
+    "explorer",
+    "labeling",
+    "rotation",
+    "colorization",
+    "jigsaw",
+    "demo",
+)
 
 
 def _trained_workspace() -> Path:
@@ -300,10 +319,26 @@ def _trained_workspace() -> Path:
     env = {**os.environ, "SSLVIZ_HOME": str(home)}
     for task in ("rotation", "colorization", "jigsaw"):
         subprocess.run(
-            [sys.executable, "-m", "sslviz", "train", "--dataset", "demo", "--task", task,
-             "--epochs", "1", "--time-budget", "5", "--json"],
-            env=env, cwd=REPO, check=True, capture_output=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "sslviz",
+                "train",
+                "--dataset",
+                "demo",
+                "--task",
+                task,
+                "--epochs",
+                "1",
+                "--time-budget",
+                "5",
+                "--json",
+            ],
+            env=env,
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+        )
     return home
 
 
@@ -345,8 +380,10 @@ def pages(args: argparse.Namespace) -> None:
             stop_app(app)
         print(f"round {round_ + 1} done", flush=True)
     cores = len(os.sched_getaffinity(0))
-    print(f"\nFirst visit after start-up vs a later visit, Chromium, median of {args.rounds} "
-          f"fresh servers ({cores} cores, load {os.getloadavg()[0]:.1f}):")  # fmt: skip
+    print(
+        f"\nFirst visit after start-up vs a later visit, Chromium, median of {args.rounds} "
+        f"fresh servers ({cores} cores, load {os.getloadavg()[0]:.1f}):"
+    )
     print(
         f"{'page':14s} {'first':>7s} {'later':>7s} {'ratio':>6s}  goal: first <= 1.5 x later + 0.5 s"
     )
@@ -423,8 +460,12 @@ def main() -> None:
         "--cold-numba", action="store_true", help="an empty numba cache too (a new machine)"
     )
     args = parser.parse_args()
-    commands_ = {"explorer": explorer, "first-visit": first_visit, "first-map": first_map,
-                 "pages": pages}  # fmt: skip
+    commands_ = {
+        "explorer": explorer,
+        "first-visit": first_visit,
+        "first-map": first_map,
+        "pages": pages,
+    }
     commands_[args.command](args)
 
 

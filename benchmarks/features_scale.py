@@ -73,16 +73,23 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
         make_dataset(home, args.images)
-        print(f"{args.images:,} images at 32 px, random small-cnn, load average "
-              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")  # fmt: skip
-        print(f"{'layer':>7} {'ch':>4} {'pass s':>7} {'cpu s':>6} {'embed s':>8} {'pass/embed':>10} "
-              f"{'cached s':>8} {'json s':>7} {'peak RSS MB':>11}")  # fmt: skip
+        print(
+            f"{args.images:,} images at 32 px, random small-cnn, load average "
+            f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+        )
+        print(
+            f"{'layer':>7} {'ch':>4} {'pass s':>7} {'cpu s':>6} {'embed s':>8} {'pass/embed':>10} "
+            f"{'cached s':>8} {'json s':>7} {'peak RSS MB':>11}"
+        )
         for layer in args.layers:
             env = {**os.environ, "SSLVIZ_HOME": str(home)}
             out = subprocess.run(
                 [sys.executable, __file__, "--child", str(home), "--layer", layer],
-                capture_output=True, text=True, env=env, check=False,
-            )  # fmt: skip
+                capture_output=True,
+                text=True,
+                env=env,
+                check=False,
+            )
             if out.returncode:
                 raise SystemExit(out.stderr[-3000:])
             r = json.loads(out.stdout.strip().splitlines()[-1])

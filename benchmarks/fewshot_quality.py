@@ -123,8 +123,9 @@ def quality(sets: list[str], draws: int, budget: float) -> None:
             build_cache(store, dataset.id, BASELINE_SIZE, workers=1)
             sources = ["pixels", "random"]
             if budget > 0:
-                build_cache(store, dataset.id, default_config(dataset, "rotation").image_size,
-                            workers=1)  # fmt: skip
+                build_cache(
+                    store, dataset.id, default_config(dataset, "rotation").image_size, workers=1
+                )
                 sources.append(rotation_run(store, dataset, budget))
             for source in sources:
                 emb = embed(store, dataset, source)
@@ -150,8 +151,10 @@ def quality(sets: list[str], draws: int, budget: float) -> None:
         store.close()
     summary(rows)
     print("\nCoverage, half the labels held out whole, 5 labels/class of the rest:")
-    print("| data set | source | held-out groups' images uncovered | labeled groups' images "
-          "covered | UMAP fit s |")  # fmt: skip
+    print(
+        "| data set | source | held-out groups' images uncovered | labeled groups' images "
+        "covered | UMAP fit s |"
+    )
     print("|---|---|---|---|---|")
     for name, label, out_share, in_share, seconds in covers:
         print(f"| {name} | {label} | {out_share:.3f} | {in_share:.3f} | {seconds:.0f} |")
@@ -159,8 +162,10 @@ def quality(sets: list[str], draws: int, budget: float) -> None:
 
 def summary(rows: dict[tuple[str, str, int], dict[str, float]]) -> None:
     """auto against the single method best on average, per budget: mean and worst gap."""
-    print("\n| labels/class | best single method (mean) | auto (mean) | auto - best, mean | "
-          "auto - best, worst family | auto - per-family best, mean |")  # fmt: skip
+    print(
+        "\n| labels/class | best single method (mean) | auto (mean) | auto - best, mean | "
+        "auto - best, worst family | auto - per-family best, mean |"
+    )
     print("|---|---|---|---|---|---|")
     for per_class in BUDGETS:
         keys = [k for k in rows if k[2] == per_class]
@@ -171,8 +176,10 @@ def summary(rows: dict[tuple[str, str, int], dict[str, float]]) -> None:
         gaps = [rows[k]["auto"] - rows[k][best] for k in keys]
         own = [rows[k]["auto"] - max(rows[k][m] for m in METHODS) for k in keys]
         auto = float(np.mean([rows[k]["auto"] for k in keys]))
-        print(f"| {per_class} | {best} {means[best]:.3f} | {auto:.3f} | {np.mean(gaps):+.3f} | "
-              f"{min(gaps):+.3f} | {np.mean(own):+.3f} |")  # fmt: skip
+        print(
+            f"| {per_class} | {best} {means[best]:.3f} | {auto:.3f} | {np.mean(gaps):+.3f} | "
+            f"{min(gaps):+.3f} | {np.mean(own):+.3f} |"
+        )
 
 
 def scale(n: int = 100_000, dim: int = 128, classes: int = 10) -> None:

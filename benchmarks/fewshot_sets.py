@@ -72,8 +72,9 @@ def write_letters(folder: Path, per_class: int = 150, size: int = 32, seed: int 
         for i in range(per_class):
             text = letter if rng.random() < 0.5 else letter.lower()
             canvas = 64
-            ink, paper = (int(v) for v in rng.permutation([rng.integers(0, 90),
-                                                           rng.integers(160, 256)]))  # fmt: skip
+            ink, paper = (
+                int(v) for v in rng.permutation([rng.integers(0, 90), rng.integers(160, 256)])
+            )
             image = Image.new("L", (canvas, canvas), paper)
             draw = ImageDraw.Draw(image)
             if rng.random() < 0.3:  # the bitmap font, drawn small then scaled up (blocky)
@@ -84,10 +85,18 @@ def write_letters(folder: Path, per_class: int = 150, size: int = 32, seed: int 
             else:
                 font = ImageFont.load_default(size=int(rng.integers(26, 44)))
                 stroke = int(rng.integers(0, 3))
-                draw.text((canvas / 2, canvas / 2), text, fill=ink, font=font, anchor="mm",
-                          stroke_width=stroke, stroke_fill=ink)  # fmt: skip
-            image = image.rotate(float(rng.uniform(-25, 25)), fillcolor=paper,
-                                 translate=tuple(rng.uniform(-5, 5, 2)))  # fmt: skip
+                draw.text(
+                    (canvas / 2, canvas / 2),
+                    text,
+                    fill=ink,
+                    font=font,
+                    anchor="mm",
+                    stroke_width=stroke,
+                    stroke_fill=ink,
+                )
+            image = image.rotate(
+                float(rng.uniform(-25, 25)), fillcolor=paper, translate=tuple(rng.uniform(-5, 5, 2))
+            )
             box = np.asarray(image) != paper
             rows, cols = np.flatnonzero(box.any(1)), np.flatnonzero(box.any(0))
             if len(rows):  # crop around the ink with a random margin
@@ -129,8 +138,9 @@ def write_textures(folder: Path, per_class: int = 150, size: int = 32, seed: int
                 field = np.sin(w * np.hypot(xx - cx, yy - cy) + phase)
             elif name == "blobs":
                 noise = rng.normal(size=(size // 8, size // 8))
-                up = np.asarray(Image.fromarray(noise.astype(np.float32)).resize(
-                    (size, size), Image.BICUBIC))  # fmt: skip
+                up = np.asarray(
+                    Image.fromarray(noise.astype(np.float32)).resize((size, size), Image.BICUBIC)
+                )
                 field = up - np.median(up)
             else:  # plaid: thin lines both ways
                 field = np.maximum(np.sin(w * u + phase), np.sin(w * v + phase)) - 0.7
@@ -147,8 +157,12 @@ def write_family(name: str, folder: Path) -> Path:
     if name == "demo":
         return DEMO
     target = folder / name
-    {"digits": write_digits, "shapes": write_shapes, "letters": write_letters,
-     "textures": write_textures}[name](target)  # fmt: skip
+    {
+        "digits": write_digits,
+        "shapes": write_shapes,
+        "letters": write_letters,
+        "textures": write_textures,
+    }[name](target)
     return target
 
 

@@ -64,8 +64,9 @@ def draw(truth: dict[str, str], per_class: int, seed: int) -> dict[str, str]:
     return out
 
 
-def frozen_accuracy(vectors: np.ndarray, paths: list[str], truth: dict[str, str],
-                    labels: dict[str, str]) -> tuple[float, str, float | None]:  # fmt: skip
+def frozen_accuracy(
+    vectors: np.ndarray, paths: list[str], truth: dict[str, str], labels: dict[str, str]
+) -> tuple[float, str, float | None]:
     """(accuracy on the unlabeled rest, the method choose() picked, its CV estimate)."""
     row = {p: i for i, p in enumerate(paths)}
     labeled = sorted(labels)
@@ -79,8 +80,14 @@ def frozen_accuracy(vectors: np.ndarray, paths: list[str], truth: dict[str, str]
     return float(right), choice.method, choice.estimate.accuracy
 
 
-def fine_tuned_accuracy(store: Store, parent: int, labels: dict[str, str], paths: list[str],
-                        truth: dict[str, str], semi: bool) -> tuple[float, float | None, float]:  # fmt: skip
+def fine_tuned_accuracy(
+    store: Store,
+    parent: int,
+    labels: dict[str, str],
+    paths: list[str],
+    truth: dict[str, str],
+    semi: bool,
+) -> tuple[float, float | None, float]:
     """(accuracy on the unlabeled rest, the run's own holdout_accuracy, wall seconds)."""
     config = FineTuneConfig(semi_supervised=semi)
     run = submit_finetune(store, parent, labels, config=config, device="auto", background=False)
@@ -93,13 +100,17 @@ def fine_tuned_accuracy(store: Store, parent: int, labels: dict[str, str], paths
     rest = [i for i, p in enumerate(paths) if p not in labels]
     accuracy = float(np.mean([predicted[i] == truth[paths[i]] for i in rest]))
     reported = finetune_result(store, run.id)["holdout_accuracy"]
-    print(f"  fine-tune run {run.id} ({'FixMatch' if semi else 'supervised'}): {run.step} steps, "
-          f"{seconds:.0f} s wall, rest {accuracy:.3f}, reported {reported}", flush=True)  # fmt: skip
+    print(
+        f"  fine-tune run {run.id} ({'FixMatch' if semi else 'supervised'}): {run.step} steps, "
+        f"{seconds:.0f} s wall, rest {accuracy:.3f}, reported {reported}",
+        flush=True,
+    )
     return accuracy, reported, seconds
 
 
-def leaderboard_times(store: Store, name: str, labels: dict[str, str], truth: dict[str, str]
-                      ) -> tuple[float, float, int]:  # fmt: skip
+def leaderboard_times(
+    store: Store, name: str, labels: dict[str, str], truth: dict[str, str]
+) -> tuple[float, float, int]:
     """Seconds for the leaderboard cold, and again with one more label; rows in the table."""
     start = time.perf_counter()
     board = leaderboard(store, name, labels, background=False)
@@ -123,8 +134,11 @@ def bench(store: Store, name: str, truth: dict[str, str], args: argparse.Namespa
             )
         start = time.perf_counter()
         run = execute(store, create_run(store, config).id)
-        print(f"  trained {task} run {run.id}: {run.step} steps, "
-              f"{time.perf_counter() - start:.0f} s wall", flush=True)  # fmt: skip
+        print(
+            f"  trained {task} run {run.id}: {run.step} steps, "
+            f"{time.perf_counter() - start:.0f} s wall",
+            flush=True,
+        )
         sources[task] = str(run.id)
     paths = [image.path for image in store.datasets.images(dataset.id)]
     draws = [draw(truth, args.per_class, seed) for seed in range(args.draws)]
@@ -147,8 +161,11 @@ def bench(store: Store, name: str, truth: dict[str, str], args: argparse.Namespa
     tuned: dict[str, list[tuple[float, float | None, float]]] = {"supervised": [], "FixMatch": []}
     for labels in draws:
         for mode in tuned:
-            tuned[mode].append(fine_tuned_accuracy(store, int(sources[best_task]), labels, paths,
-                                                   truth, mode == "FixMatch"))  # fmt: skip
+            tuned[mode].append(
+                fine_tuned_accuracy(
+                    store, int(sources[best_task]), labels, paths, truth, mode == "FixMatch"
+                )
+            )
 
     print(f"\n| source | accuracy on the rest (mean ± sd over {args.draws} draws) | predictor |")
     print("|---|---|---|")
@@ -158,25 +175,37 @@ def bench(store: Store, name: str, truth: dict[str, str], args: argparse.Namespa
     frozen = scores[best_task]
     for mode, results in tuned.items():
         rest = [r[0] for r in results]
-        print(f"| {best_task} fine-tuned, {mode} | {np.mean(rest):.3f} ± {np.std(rest):.3f} | "
-              "fine-tuned head |")  # fmt: skip
+        print(
+            f"| {best_task} fine-tuned, {mode} | {np.mean(rest):.3f} ± {np.std(rest):.3f} | "
+            "fine-tuned head |"
+        )
     best_learned = max(np.mean(scores[t]) for t in args.tasks)
     best_base = max(np.mean(scores["pixels"]), np.mean(scores["random"]))
-    print(f"\nbest learned / best baseline: {best_learned:.3f} / {best_base:.3f} = "
-          f"{best_learned / best_base:.3f}")  # fmt: skip
+    print(
+        f"\nbest learned / best baseline: {best_learned:.3f} / {best_base:.3f} = "
+        f"{best_learned / best_base:.3f}"
+    )
     for mode, results in tuned.items():
         rest = [r[0] for r in results]
         wins = sum(t > s for t, s in zip(rest, frozen, strict=True))
         reported = [r[1] for r in results if r[1] is not None]
-        print(f"fine-tuned {mode} / the same run frozen ({best_task}), on the untouched rest: "
-              f"{np.mean(rest):.3f} / {np.mean(frozen):.3f} = {np.mean(rest) / np.mean(frozen):.3f}"
-              f" (paired wins {wins}/{args.draws}); its reported holdout_accuracy "
-              f"{np.mean(reported):.3f} vs the truth on the rest {np.mean(rest):.3f}; "
-              f"{np.mean([r[2] for r in results]):.0f} s wall each")  # fmt: skip
-    print(f"leaderboard's top row (by CV on the labels) was the best on the rest in "
-          f"{top_right}/{args.draws} draws", flush=True)  # fmt: skip
-    print(f"leaderboard ({n_rows} rows, {len(draws[0])} labels): cold {cold:.2f} s, one more "
-          f"label {warm:.2f} s = {warm / cold:.2f}x", flush=True)  # fmt: skip
+        print(
+            f"fine-tuned {mode} / the same run frozen ({best_task}), on the untouched rest: "
+            f"{np.mean(rest):.3f} / {np.mean(frozen):.3f} = {np.mean(rest) / np.mean(frozen):.3f}"
+            f" (paired wins {wins}/{args.draws}); its reported holdout_accuracy "
+            f"{np.mean(reported):.3f} vs the truth on the rest {np.mean(rest):.3f}; "
+            f"{np.mean([r[2] for r in results]):.0f} s wall each"
+        )
+    print(
+        f"leaderboard's top row (by CV on the labels) was the best on the rest in "
+        f"{top_right}/{args.draws} draws",
+        flush=True,
+    )
+    print(
+        f"leaderboard ({n_rows} rows, {len(draws[0])} labels): cold {cold:.2f} s, one more "
+        f"label {warm:.2f} s = {warm / cold:.2f}x",
+        flush=True,
+    )
 
 
 def main() -> int:

@@ -76,8 +76,10 @@ def main() -> int:
         clean = upright_check(
             store, run.id, store.datasets.get_by_name("clean"), min_confidence=1e-9
         )
-        print(f"rotation run: {args.epochs} epochs on 1,000 digits; held-out {len(held)} digits, "
-              f"{n_turned} turned; load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+        print(
+            f"rotation run: {args.epochs} epochs on 1,000 digits; held-out {len(held)} digits, "
+            f"{n_turned} turned; load average {os.getloadavg()[0]:.1f}"
+        )
         print(
             f"{'threshold':>9} {'listed':>6} {'precision':>9} {'recall':>6} {'false alarms on clean':>21}"
         )
@@ -86,17 +88,21 @@ def main() -> int:
             right = sum(truth[x.path] == x.rotate_by for x in listed)
             alarms = sum(x.confidence >= t for x in clean.turned)
             mark = " (default)" if t == DEFAULT_MIN_CONFIDENCE else ""
-            print(f"{t:>9.2f} {len(listed):>6} {right / max(1, len(listed)):>9.3f} "
-                  f"{right / max(1, n_turned):>6.3f} {alarms:>21}{mark}")  # fmt: skip
+            print(
+                f"{t:>9.2f} {len(listed):>6} {right / max(1, len(listed)):>9.3f} "
+                f"{right / max(1, n_turned):>6.3f} {alarms:>21}{mark}"
+            )
 
         _, model, _, _ = load_model(store, run.id)
         cache = open_cache(store, store.datasets.get_by_name("clean").id, 32)
         x = normalize(torch.from_numpy(np.array(cache[:64])))
         r = randomisation_check(model, x)
         same = spearman(gradcam(model, x, relu=False), gradcam(model, x, relu=False))
-        print(f"saliency sanity check (Grad-CAM, block3, 64 digits): Spearman trained vs "
-              f"randomised weights mean {float(r.mean()):.3f} (|r| mean {float(r.abs().mean()):.3f}); "
-              f"trained vs itself {float(same.mean()):.3f}")  # fmt: skip
+        print(
+            f"saliency sanity check (Grad-CAM, block3, 64 digits): Spearman trained vs "
+            f"randomised weights mean {float(r.mean()):.3f} (|r| mean {float(r.abs().mean()):.3f}); "
+            f"trained vs itself {float(same.mean()):.3f}"
+        )
         store.close()
     return 0
 

@@ -118,14 +118,17 @@ def run_scores(args: argparse.Namespace) -> int:
     if args.sort:
         rows.sort(key=lambda row: row[args.sort])
     facts["scores"] = rows[: args.n] if args.n is not None else rows
-    facts["means"] = {name: round(float(v.mean()), 4) if len(v) else None
-                      for name, v in scores.columns.items()}  # fmt: skip
+    facts["means"] = {
+        name: round(float(v.mean()), 4) if len(v) else None for name, v in scores.columns.items()
+    }
     facts["out"] = args.out
     if args.json:
         emit_json(facts)
         return 0
-    say(f"run {scores.run} ({scores.task}, step {scores.step}) on {scores.dataset}: "
-        f"{len(scores)} images scored on {scores.device}")  # fmt: skip
+    say(
+        f"run {scores.run} ({scores.task}, step {scores.step}) on {scores.dataset}: "
+        f"{len(scores)} images scored on {scores.device}"
+    )
     names = list(scores.columns)
     print("\t".join(["path", *names]))
     for row in facts["scores"]:
@@ -153,14 +156,22 @@ def run_duplicates(args: argparse.Namespace) -> int:
     if not -1.0 <= threshold <= 1.0:
         raise UserError(f"--threshold {threshold}: a cosine is in [-1, 1], e.g. 0.95")
     store = Store.open()
-    emb, graph = embedding_graph(store, args.dataset, args.source, layer=args.layer,
-                                 grid=args.grid, on_progress=_progress("embedding"))  # fmt: skip
+    emb, graph = embedding_graph(
+        store,
+        args.dataset,
+        args.source,
+        layer=args.layer,
+        grid=args.grid,
+        on_progress=_progress("embedding"),
+    )
     report = duplicates_report(emb, graph, args.dataset, threshold=threshold)
     if args.json:
         emit_json(report)
         return 0
-    say(f"{len(report['pairs'])} near-duplicate pair(s) in {len(report['groups'])} group(s) "
-        f"at centred cosine >= {threshold} ({report['source']}, {report['layer']})")  # fmt: skip
+    say(
+        f"{len(report['pairs'])} near-duplicate pair(s) in {len(report['groups'])} group(s) "
+        f"at centred cosine >= {threshold} ({report['source']}, {report['layer']})"
+    )
     for number, group in enumerate(report["groups"], start=1):
         print(f"group {number}: " + "  ".join(group["paths"]))
     return 0
@@ -173,14 +184,22 @@ def run_outliers(args: argparse.Namespace) -> int:
     if args.n < 0:
         raise UserError(f"--n {args.n}: give a count of 0 or more")
     store = Store.open()
-    emb, graph = embedding_graph(store, args.dataset, args.source, layer=args.layer,
-                                 grid=args.grid, on_progress=_progress("embedding"))  # fmt: skip
+    emb, graph = embedding_graph(
+        store,
+        args.dataset,
+        args.source,
+        layer=args.layer,
+        grid=args.grid,
+        on_progress=_progress("embedding"),
+    )
     report = outliers_report(emb, graph, args.dataset, n=args.n)
     if args.json:
         emit_json(report)
         return 0
-    say(f"the {len(report['outliers'])} image(s) farthest from their {report['k']} nearest "
-        f"({report['source']}, {report['layer']}), mean centred cosine distance:")  # fmt: skip
+    say(
+        f"the {len(report['outliers'])} image(s) farthest from their {report['k']} nearest "
+        f"({report['source']}, {report['layer']}), mean centred cosine distance:"
+    )
     for row in report["outliers"]:
         print(f"{row['distance']:.4f}\t{row['path']}")
     return 0
@@ -194,15 +213,23 @@ def run_changed(args: argparse.Namespace) -> int:
         raise UserError(f"--n {args.n}: give a count of 0 or more")
     store = Store.open()
     dataset = _dataset_of_run(store, args.run, args.dataset)
-    graphs = changed_graphs(store, dataset, args.run, layer=args.layer, grid=args.grid,
-                            on_progress=_progress("embedding"))  # fmt: skip
+    graphs = changed_graphs(
+        store,
+        dataset,
+        args.run,
+        layer=args.layer,
+        grid=args.grid,
+        on_progress=_progress("embedding"),
+    )
     report = changed_report(*graphs, dataset, n=args.n)
     if args.json:
         emit_json(report)
         return 0
-    say(f"run {report['run']} vs random ({report['layer']}): on average "
+    say(
+        f"run {report['run']} vs random ({report['layer']}): on average "
         f"{report['mean_overlap']:.0%} of an image's {report['k']} nearest neighbours are kept; "
-        "the images whose neighbourhoods changed most:")  # fmt: skip
+        "the images whose neighbourhoods changed most:"
+    )
     for row in report["changed"]:
         print(f"{row['overlap']:.2f}\t{row['path']}")
     return 0

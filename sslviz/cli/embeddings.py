@@ -269,7 +269,8 @@ def _write_parquet(
             "writing .parquet needs pyarrow: `pip install pyarrow`, or use .csv"
         ) from None
     array = np.asarray(values, dtype=np.float32)
-    table = pa.table({"path": pa.array(list(paths), pa.string())} | {
-        name: pa.array(array[:, i]) for i, name in enumerate(columns)
-    })  # fmt: skip
+    table = pa.table(
+        {"path": pa.array(list(paths), pa.string())}
+        | {name: pa.array(array[:, i]) for i, name in enumerate(columns)}
+    )
     pq.write_table(table, path)

@@ -129,8 +129,14 @@ def run_suggest(args: argparse.Namespace) -> int:
     picked = suggest(emb.vectors, labeled_idx, list(labels.values()), n=args.n)
     images = [emb.paths[i] for i in picked.indices]
     if args.json:
-        emit_json({"images": images, "strategy": picked.strategy, "labeled": len(labels),
-                   "uncovered_first": picked.uncovered_first})  # fmt: skip
+        emit_json(
+            {
+                "images": images,
+                "strategy": picked.strategy,
+                "labeled": len(labels),
+                "uncovered_first": picked.uncovered_first,
+            }
+        )
         return 0
     say(f"{picked.strategy}: label these next")
     for path in images:

@@ -96,8 +96,10 @@ def run_finetune(args: argparse.Namespace) -> int:
         config = FineTuneConfig(**changes)
         if args.background:
             if args.out:
-                raise UserError("--out needs the foreground: drop --background, or copy "
-                                "runs/<id>/predictions.csv when the run ends")  # fmt: skip
+                raise UserError(
+                    "--out needs the foreground: drop --background, or copy "
+                    "runs/<id>/predictions.csv when the run ends"
+                )
             run = submit_finetune(store, args.run, labels, config=config, device=args.device)
             if args.json:
                 emit_json({"run": run.id, "status": run.status, "parent": args.run})
@@ -114,8 +116,10 @@ def run_finetune(args: argparse.Namespace) -> int:
         if result:
             out.update({k: result[k] for k in ("holdout_accuracy", "labeled", "predicted")})
             out.update(holdout_labels=result["holdout_labels"], note=result["note"])
-            out.update(select_labels=result.get("select_labels"),
-                       semi_supervised=result.get("semi_supervised", False))  # fmt: skip
+            out.update(
+                select_labels=result.get("select_labels"),
+                semi_supervised=result.get("semi_supervised", False),
+            )
             out["predictions"] = result["predictions"]
             if args.out:
                 shutil.copyfile(result["predictions"], args.out)
@@ -135,8 +139,10 @@ def run_finetune(args: argparse.Namespace) -> int:
     if result and result["note"]:
         say(f"note: {result['note']}")
     if result and result["holdout_accuracy"] is not None:
-        say(f"held-out accuracy {result['holdout_accuracy']:.3f} on "
-            f"{result['holdout_labels']} untouched labels (they chose nothing)")  # fmt: skip
+        say(
+            f"held-out accuracy {result['holdout_accuracy']:.3f} on "
+            f"{result['holdout_labels']} untouched labels (they chose nothing)"
+        )
     say(f"predictions: {out['predictions']}")
     return 0
 
@@ -184,8 +190,10 @@ def run_leaderboard(args: argparse.Namespace) -> int:
         return 0
     if board.message:
         say(board.message)
-    say(f"{board.seconds:.1f} s ({board.computed} of {len(board.rows)} rows computed, the rest "
-        "cached)")  # fmt: skip
+    say(
+        f"{board.seconds:.1f} s ({board.computed} of {len(board.rows)} rows computed, the rest "
+        "cached)"
+    )
     print(f"{'#':>3}  {'source':<8} {'layer':<8} {'method':<16} {'cv accuracy':<22} held-out")
     for place, row in enumerate(board.rows, start=1):
         cv = _score(row.cv_accuracy, row.cv_interval)

@@ -71,8 +71,18 @@ def list_runs(args: argparse.Namespace) -> int:
     if not facts:
         print("no runs yet: start one with `sslviz train --dataset NAME --task rotation`")
         return 0
-    header = ("RUN", "STATUS", "TASK", "DATASET", "ENCODER", "DEVICE", "PROGRESS", "EPOCH",
-              "ELAPSED", "ETA")  # fmt: skip
+    header = (
+        "RUN",
+        "STATUS",
+        "TASK",
+        "DATASET",
+        "ENCODER",
+        "DEVICE",
+        "PROGRESS",
+        "EPOCH",
+        "ELAPSED",
+        "ETA",
+    )
     rows = [header] + [
         (
             str(f["run"]),

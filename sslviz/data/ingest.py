@@ -365,8 +365,14 @@ def _decode_item(item: Item, folder: Path) -> Image | Rejection:
 
 # --- helpers ---------------------------------------------------------------------------------
 def _with_dataset(image: Image, dataset_id: int) -> Image:
-    return Image(0, dataset_id, *(getattr(image, f) for f in (
-        "path", "sha256", "file", "width", "height", "mode", "format", "bytes")))  # fmt: skip
+    return Image(
+        0,
+        dataset_id,
+        *(
+            getattr(image, f)
+            for f in ("path", "sha256", "file", "width", "height", "mode", "format", "bytes")
+        ),
+    )
 
 
 def _check_name(name: str) -> str:

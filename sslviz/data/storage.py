@@ -19,8 +19,15 @@ from sslviz.store import Image, Store
 
 THUMB_SIZE = 128  # pixels on the longer side
 THUMB_QUALITY = 85
-_EXTENSIONS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "GIF": ".gif", "WEBP": ".webp",
-               "TIFF": ".tif", "BMP": ".bmp"}  # fmt: skip
+_EXTENSIONS = {
+    "JPEG": ".jpg",
+    "MPO": ".jpg",
+    "PNG": ".png",
+    "GIF": ".gif",
+    "WEBP": ".webp",
+    "TIFF": ".tif",
+    "BMP": ".bmp",
+}
 
 
 def stored_name(sha256: str, fmt: str) -> str:

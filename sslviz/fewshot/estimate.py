@@ -94,7 +94,7 @@ class Estimate:
                 }
                 if self.selection_correction
                 else {}
-            ),  # fmt: skip
+            ),
         }
 
 
@@ -275,8 +275,9 @@ def choose(
     if too_few(labels):
         y, classes = encode_labels(labels)
         n = len(y)
-        base = Estimate(default, None, None, n, True, None, [None] * n, classes,
-                        reason=TOO_FEW_REASON)  # fmt: skip
+        base = Estimate(
+            default, None, None, n, True, None, [None] * n, classes, reason=TOO_FEW_REASON
+        )
         reason = (
             f"{default}: too few labels to cross-validate, so auto follows its rule fixed in "
             f"advance (the best method on average across data-set families){suffix}"

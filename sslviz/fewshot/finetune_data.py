@@ -121,8 +121,13 @@ def split_labels(
             f"{MIN_PER_CLASS_TO_HOLD_OUT} are needed): trained on all labels for a fixed "
             "schedule, so there is no held-out accuracy"
         )
-        return {"classes": classes, "train": sorted(labels), "select": [], "holdout": [],
-                "note": note}  # fmt: skip
+        return {
+            "classes": classes,
+            "train": sorted(labels),
+            "select": [],
+            "holdout": [],
+            "note": note,
+        }
     rng = np.random.default_rng([seed, _SPLIT_SALT])
     held: list[str] = []
     chosen: list[str] = []
@@ -145,8 +150,13 @@ def split_labels(
         )
     used = set(held) | set(chosen)
     train = sorted(p for p in labels if p not in used)
-    return {"classes": classes, "train": train, "select": sorted(chosen),
-            "holdout": sorted(held), "note": note}  # fmt: skip
+    return {
+        "classes": classes,
+        "train": train,
+        "select": sorted(chosen),
+        "holdout": sorted(held),
+        "note": note,
+    }
 
 
 def _share(fraction: float, n: int, *, of: int | None = None) -> int:
@@ -196,8 +206,9 @@ def augment_labeled(
     return (x.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
-def augment_weak(images: Tensor, generator: torch.Generator | None = None, *, flip: bool = True
-                 ) -> Tensor:  # fmt: skip
+def augment_weak(
+    images: Tensor, generator: torch.Generator | None = None, *, flip: bool = True
+) -> Tensor:
     """FixMatch's weak view: a flip and a small shift/scale, colours untouched (uint8 in, out)."""
     return augment_labeled(images, generator, flip=flip, min_scale=0.8, jitter=0.0)
 

@@ -176,8 +176,9 @@ def execute_run(
         logits = predict_logits(model, sel_x, view, device)
         loss = F.cross_entropy(logits, sel_y).item()
         accuracy = (logits.argmax(1) == sel_y).float().mean().item()
-        store.runs.log_metrics(run.id, step, {"select/loss": loss, "select/accuracy": accuracy,
-                                              **extra})  # fmt: skip
+        store.runs.log_metrics(
+            run.id, step, {"select/loss": loss, "select/accuracy": accuracy, **extra}
+        )
         if best is None or loss < best["loss"] - 1e-4:
             state_copy = {k: v.detach().clone() for k, v in model.state_dict().items()}
             best = {"model": state_copy, "step": step, "loss": loss, "accuracy": accuracy}
@@ -205,8 +206,9 @@ def execute_run(
                 logits = model.head(features).float()
                 loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
             elif config.semi_supervised:
-                logits, unlabeled_loss, share = _fixmatch(model, x, cache, view, flip, device,
-                                                          generator, config)  # fmt: skip
+                logits, unlabeled_loss, share = _fixmatch(
+                    model, x, cache, view, flip, device, generator, config
+                )
                 loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
                 loss = loss + config.unlabeled_weight * unlabeled_loss
                 confident.append(share)
@@ -304,8 +306,7 @@ def _fixmatch(
     return labeled, loss, float(mask.mean().item())
 
 
-def set_learning_rates(optimizer: torch.optim.Optimizer, config: FineTuneConfig, step: int
-                       ) -> None:  # fmt: skip
+def set_learning_rates(optimizer: torch.optim.Optimizer, config: FineTuneConfig, step: int) -> None:
     """Probe: the head alone at lr. Then cosine to 0 over the rest, the encoder at lr * ratio,
     warmed up over the first fifth (Adam's first updates of a still encoder are large)."""
     if step < config.probe_steps:

@@ -117,11 +117,12 @@ def fit_feature_scale(
     with torch.inference_mode(), autocast(device):
         features = torch.cat(
             [
-                model.encoder.embed(view(x[i : i + PREDICT_BATCH]).to(device), model.layer,
-                                    model.grid).float()
+                model.encoder.embed(
+                    view(x[i : i + PREDICT_BATCH]).to(device), model.layer, model.grid
+                ).float()
                 for i in range(0, len(x), PREDICT_BATCH)
             ]
-        )  # (n, D)  # fmt: skip
+        )  # (n, D)
     model.mean.copy_(features.mean(0))
     model.std.copy_(features.std(0, unbiased=False).clamp_min(1e-4))
 
@@ -137,9 +138,11 @@ def fit_head(
     model.eval()
     with torch.inference_mode(), autocast(device):
         features = torch.cat(
-            [model.features(view(images[i : i + PREDICT_BATCH]).to(device)).float().cpu()
-             for i in range(0, len(images), PREDICT_BATCH)]
-        ).numpy()  # (n, D)  # fmt: skip
+            [
+                model.features(view(images[i : i + PREDICT_BATCH]).to(device)).float().cpu()
+                for i in range(0, len(images), PREDICT_BATCH)
+            ]
+        ).numpy()  # (n, D)
     probe = LogisticRegression(C=1.0, max_iter=2000).fit(features, y.numpy())
     coef = torch.as_tensor(probe.coef_, dtype=torch.float32)  # (K, D), or (1, D) for 2 classes
     bias = torch.as_tensor(probe.intercept_, dtype=torch.float32)

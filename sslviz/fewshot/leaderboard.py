@@ -174,8 +174,16 @@ def leaderboard(
             row = row_from_json(cache[keys[candidate]])
         else:
             stage = f"{candidate.name} · {candidate.layer}"
-            row = frozen_row(store, dataset, candidate, labels, holdout, row_of, background,
-                              lambda what, s=stage, n=computed: report(f"{what} {s}", n, len(todo)))  # fmt: skip
+            row = frozen_row(
+                store,
+                dataset,
+                candidate,
+                labels,
+                holdout,
+                row_of,
+                background,
+                lambda what, s=stage, n=computed: report(f"{what} {s}", n, len(todo)),
+            )
             computed += 1
             if row.pending_run is None:
                 cache[keys[candidate]] = row.to_json()
@@ -187,9 +195,18 @@ def leaderboard(
     def board(
         rows: list[Row], ranked_by: str | None, too: bool, message: str | None
     ) -> Leaderboard:
-        return Leaderboard(dataset.name, len(labels), rows, ranked_by, too, message, holdout,
-                           fine_tunes if ranked_by else [], time.perf_counter() - started,
-                           computed)  # fmt: skip
+        return Leaderboard(
+            dataset.name,
+            len(labels),
+            rows,
+            ranked_by,
+            too,
+            message,
+            holdout,
+            fine_tunes if ranked_by else [],
+            time.perf_counter() - started,
+            computed,
+        )
 
     if too_few(list(labels.values())):
         message = (
@@ -257,9 +274,14 @@ def _version(store: Store, candidate: Candidate) -> str:
     from sslviz.maps.embed import source_version
 
     return "|".join(
-        [str(_CACHE_VERSION), candidate.source, str(candidate.layer), str(candidate.grid),
-         source_version(store, candidate.source)]
-    )  # fmt: skip
+        [
+            str(_CACHE_VERSION),
+            candidate.source,
+            str(candidate.layer),
+            str(candidate.grid),
+            source_version(store, candidate.source),
+        ]
+    )
 
 
 def _cache_file(store: Store, dataset: Dataset, sha: str) -> Any:

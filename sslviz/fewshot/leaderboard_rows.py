@@ -104,13 +104,15 @@ def frozen_row(
 
     base = {"source": candidate.source, "layer": candidate.layer, "grid": candidate.grid}
     named = {**base, "kind": candidate.kind, "name": candidate.name}
-    emb = cached_embeddings(store, dataset, candidate.source, layer=candidate.layer,
-                            grid=candidate.grid)  # fmt: skip
+    emb = cached_embeddings(
+        store, dataset, candidate.source, layer=candidate.layer, grid=candidate.grid
+    )
     if emb is None and background:
         job = _embedding_job(store, dataset, candidate)
         note = f"embedding in the background (run {job})"
-        return Row(**named, method="-", cv_accuracy=None, cv_interval=None, note=note,
-                   pending_run=job)  # fmt: skip
+        return Row(
+            **named, method="-", cv_accuracy=None, cv_interval=None, note=note, pending_run=job
+        )
     if emb is None:
         stage("embedding")
         emb = embed(store, dataset, candidate.source, layer=candidate.layer, grid=candidate.grid)
@@ -161,10 +163,21 @@ def fine_tuned_row(
     from sslviz.fewshot.finetune_result import finetune_result
 
     run_id = int(candidate.source)
-    named = {"source": candidate.source, "layer": candidate.layer, "grid": candidate.grid,
-             "kind": "finetune", "name": candidate.name}  # fmt: skip
-    row = Row(**named, method="fine-tuned head", cv_accuracy=None, cv_interval=None,
-              fine_tuned=True, note=notes.get(run_id))  # fmt: skip
+    named = {
+        "source": candidate.source,
+        "layer": candidate.layer,
+        "grid": candidate.grid,
+        "kind": "finetune",
+        "name": candidate.name,
+    }
+    row = Row(
+        **named,
+        method="fine-tuned head",
+        cv_accuracy=None,
+        cv_interval=None,
+        fine_tuned=True,
+        note=notes.get(run_id),
+    )
     if run_id not in compared:
         return row
     saved = read_predictions(store.workspace.run_dir(run_id))
@@ -184,8 +197,12 @@ def fine_tuned_row(
     }
     right = [float(guesses[p] == labels[p]) for p in holdout]
     interval = wilson_interval(sum(right), len(holdout))
-    return replace(row, holdout_accuracy=sum(right) / len(holdout), holdout_interval=interval,
-                   correct=tuple(right))  # fmt: skip
+    return replace(
+        row,
+        holdout_accuracy=sum(right) / len(holdout),
+        holdout_interval=interval,
+        correct=tuple(right),
+    )
 
 
 def _embedding_job(store: Store, dataset: Dataset, candidate: Candidate) -> int:

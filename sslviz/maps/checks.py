@@ -102,8 +102,13 @@ def graph_of(vectors: np.ndarray, paths: list[str], image_ids: Any, k: int = K) 
     """The kNN graph of ``vectors`` (N, D), uncached."""
     started = time.perf_counter()
     indices, similarity = knn(vectors, k)
-    return NeighbourGraph(indices, similarity, list(paths), np.asarray(image_ids, np.int64),
-                          time.perf_counter() - started)  # fmt: skip
+    return NeighbourGraph(
+        indices,
+        similarity,
+        list(paths),
+        np.asarray(image_ids, np.int64),
+        time.perf_counter() - started,
+    )
 
 
 def graph_file(store: Store, emb: Embeddings, k: int) -> Path:
@@ -136,8 +141,12 @@ def neighbour_graph(store: Store, emb: Embeddings, k: int = K) -> NeighbourGraph
     file = graph_file(store, emb, k)
     file.parent.mkdir(parents=True, exist_ok=True)
     with replacing(file, suffix=".npz") as tmp:
-        np.savez(tmp, indices=graph.indices, similarity=graph.similarity,
-                 seconds=np.float64(graph.seconds))  # fmt: skip
+        np.savez(
+            tmp,
+            indices=graph.indices,
+            similarity=graph.similarity,
+            seconds=np.float64(graph.seconds),
+        )
     prefix = emb.file.stem.rsplit("-", 1)[0] + "-"  # <layer>-g<grid>-n<N>-: same embedding
     for other in file.parent.glob(f"{prefix}*-k{k}.npz"):
         if other != file:
@@ -153,7 +162,9 @@ class DuplicatePair:
     similarity: float
 
 
-def duplicate_pairs(graph: NeighbourGraph, threshold: float = DEFAULT_THRESHOLD) -> list[DuplicatePair]:  # fmt: skip
+def duplicate_pairs(
+    graph: NeighbourGraph, threshold: float = DEFAULT_THRESHOLD
+) -> list[DuplicatePair]:
     """Pairs of images whose centred cosine is at least ``threshold`` and one of which is the
     other's nearest neighbour, most similar first.
 
@@ -170,8 +181,12 @@ def duplicate_pairs(graph: NeighbourGraph, threshold: float = DEFAULT_THRESHOLD)
     nearest = graph.indices[:, 0]
     keep = (slots == 0) | (nearest[b] == a)  # b is a's nearest, or a is b's
     best: dict[tuple[int, int], float] = {}
-    for i, j, s in zip(a[keep].tolist(), b[keep].tolist(),
-                       graph.similarity[rows, slots][keep].tolist(), strict=True):  # fmt: skip
+    for i, j, s in zip(
+        a[keep].tolist(),
+        b[keep].tolist(),
+        graph.similarity[rows, slots][keep].tolist(),
+        strict=True,
+    ):
         key = (min(i, j), max(i, j))
         best[key] = max(s, best.get(key, -2.0))
     pairs = [DuplicatePair(i, j, s) for (i, j), s in best.items()]
@@ -238,9 +253,14 @@ def neighbourhood_overlap(run: NeighbourGraph, baseline: NeighbourGraph) -> np.n
 
 # --- what the CLI and the Explorer ask --------------------------------------------------------------
 def embedding_graph(
-    store: Store, dataset: Any, source: Any, *, layer: str | None = None,
-    grid: int | None = None, on_progress: Any = None,
-) -> tuple[Embeddings, NeighbourGraph]:  # fmt: skip
+    store: Store,
+    dataset: Any,
+    source: Any,
+    *,
+    layer: str | None = None,
+    grid: int | None = None,
+    on_progress: Any = None,
+) -> tuple[Embeddings, NeighbourGraph]:
     """The embedding of ``source`` (computed if needed) and its kNN graph."""
     from sslviz.maps.embed import embed
 
@@ -250,8 +270,14 @@ def embedding_graph(
 
 def _described(emb: Embeddings, graph: NeighbourGraph, dataset: Any) -> dict[str, Any]:
     name = dataset if isinstance(dataset, str) else getattr(dataset, "name", str(dataset))
-    return {"source": emb.source, "dataset": name, "layer": emb.layer, "grid": emb.grid,
-            "k": graph.k, "images": len(graph)}  # fmt: skip
+    return {
+        "source": emb.source,
+        "dataset": name,
+        "layer": emb.layer,
+        "grid": emb.grid,
+        "k": graph.k,
+        "images": len(graph),
+    }
 
 
 def duplicates_report(
@@ -266,7 +292,7 @@ def duplicates_report(
         "threshold": threshold,
         "pairs": [
             {"a": paths[p.a], "b": paths[p.b], "cosine": round(p.similarity, 4)} for p in pairs
-        ],  # fmt: skip
+        ],
         "groups": [{"size": len(g), "paths": [paths[r] for r in g]} for g in groups],
     }
 
@@ -281,14 +307,19 @@ def outliers_report(
         "outliers": [
             {"path": graph.paths[r], "distance": round(float(scores[r]), 4)}
             for r in top_rows(scores, n)
-        ],  # fmt: skip
+        ],
     }
 
 
 def changed_graphs(
-    store: Store, dataset: Any, run: Any, *, layer: str | None = None,
-    grid: int | None = None, on_progress: Any = None,
-) -> tuple[Embeddings, NeighbourGraph, Embeddings, NeighbourGraph]:  # fmt: skip
+    store: Store,
+    dataset: Any,
+    run: Any,
+    *,
+    layer: str | None = None,
+    grid: int | None = None,
+    on_progress: Any = None,
+) -> tuple[Embeddings, NeighbourGraph, Embeddings, NeighbourGraph]:
     """The run's embedding and graph, and the untrained network's at the same layer and pooling
     (its default ones if the run's architecture names layers ``random`` lacks)."""
     from sslviz.maps.embed import available_layers, default_layer, parse_source
@@ -296,8 +327,9 @@ def changed_graphs(
     source = parse_source(run)
     if source in ("random", "pixels"):
         raise UserError("compare a trained run with random: give a run id (see `sslviz runs`)")
-    emb, graph = embedding_graph(store, dataset, source, layer=layer, grid=grid,
-                                 on_progress=on_progress)  # fmt: skip
+    emb, graph = embedding_graph(
+        store, dataset, source, layer=layer, grid=grid, on_progress=on_progress
+    )
     base_layer, base_grid = emb.layer, emb.grid
     if base_layer not in available_layers(store, "random"):
         base_layer, base_grid = default_layer(store, "random")
@@ -306,9 +338,14 @@ def changed_graphs(
 
 
 def changed_report(
-    emb: Embeddings, graph: NeighbourGraph, base: Embeddings, base_graph: NeighbourGraph,
-    dataset: Any, *, n: int = 20,
-) -> dict[str, Any]:  # fmt: skip
+    emb: Embeddings,
+    graph: NeighbourGraph,
+    base: Embeddings,
+    base_graph: NeighbourGraph,
+    dataset: Any,
+    *,
+    n: int = 20,
+) -> dict[str, Any]:
     """``sslviz changed --json``: the ``n`` images whose k nearest neighbours changed most between
     ``random`` and the run, least overlap first, with both neighbourhoods."""
     overlap = neighbourhood_overlap(graph, base_graph)

@@ -307,9 +307,13 @@ def preview_projection(
     request = map_request(store, dataset, source, **options)
     settings = request.settings
     emb = embed(
-        store, request.dataset, settings.source, layer=settings.layer, grid=settings.grid,
+        store,
+        request.dataset,
+        settings.source,
+        layer=settings.layer,
+        grid=settings.grid,
         on_progress=on_progress,
-    )  # fmt: skip
+    )
     coords = pca_coords(emb.vectors, settings.dims)
     params = {**settings.to_dict(), "method": "pca", "step": emb.step}
     return Projection(coords, emb.image_ids, emb.paths, params, None)
@@ -387,18 +391,25 @@ def project(
     if found is not None:
         return found
     emb = embed(
-        store, dataset, settings.source, layer=settings.layer, grid=settings.grid,
-        on_progress=on_progress, should_stop=should_stop,
-    )  # fmt: skip
+        store,
+        dataset,
+        settings.source,
+        layer=settings.layer,
+        grid=settings.grid,
+        on_progress=on_progress,
+        should_stop=should_stop,
+    )
     file.parent.mkdir(parents=True, exist_ok=True)
     with locked(file.with_suffix(".lock")):
         found = _load(store, dataset, file)
         if found is None:
             started = time.perf_counter()
             coords = fit_umap(
-                emb.vectors, **settings.umap_options(), root=store.workspace.root,
+                emb.vectors,
+                **settings.umap_options(),
+                root=store.workspace.root,
                 should_stop=should_stop,
-            )  # fmt: skip
+            )
             meta = {
                 **settings.to_dict(),
                 "init": INIT,

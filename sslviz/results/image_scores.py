@@ -133,8 +133,10 @@ def ready_dataset(store: Store, dataset: Dataset | int | str) -> Dataset:
     else:
         row = store.datasets.get_by_name(str(dataset))
     if row.status != "ready" or row.n_images == 0:
-        raise UserError(f"dataset {row.name!r} is {row.status} with {row.n_images} images: "
-                        "ingest images into it first")  # fmt: skip
+        raise UserError(
+            f"dataset {row.name!r} is {row.status} with {row.n_images} images: "
+            "ingest images into it first"
+        )
     return row
 
 
@@ -197,10 +199,15 @@ def image_scores(
     where = torch.device(device) if device is not None else run_device(run)
     task, model, config, checkpoint = load_model(store, run.id, device=where)
     cache = open_cache(store, dataset.id, config.image_size)  # uint8 (N, 3, S, S), mmapped
-    columns = _score_all(task, model, cache, seed=config.seed, on_progress=on_progress,
-                         should_stop=should_stop)  # fmt: skip
-    meta = {"step": int(checkpoint["step"]), "seconds": round(time.perf_counter() - started, 3),
-            "device": str(where), "task": run.task}  # fmt: skip
+    columns = _score_all(
+        task, model, cache, seed=config.seed, on_progress=on_progress, should_stop=should_stop
+    )
+    meta = {
+        "step": int(checkpoint["step"]),
+        "seconds": round(time.perf_counter() - started, 3),
+        "device": str(where),
+        "task": run.task,
+    }
     file.parent.mkdir(parents=True, exist_ok=True)
     with replacing(file, suffix=".npz") as tmp:
         np.savez(tmp, meta=np.array(json.dumps(meta)), **columns)

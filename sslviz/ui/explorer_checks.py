@@ -60,7 +60,11 @@ class CheckChoice:
 # --- the pieces of data ----------------------------------------------------------------------------
 def pretext_runs(store: Store, dataset: Dataset) -> dict[int, str]:
     """Pretext runs with a checkpoint (this dataset's first, newest first) -> their label."""
-    runs = [r for r in store.runs.list() if run_kind(r.task).pretext and (r.status == "finished" or r.step > 0)]  # fmt: skip
+    runs = [
+        r
+        for r in store.runs.list()
+        if run_kind(r.task).pretext and (r.status == "finished" or r.step > 0)
+    ]
     runs.sort(key=lambda r: (r.dataset_id != dataset.id, -r.id))
     return {r.id: f"#{r.id} {r.task}" for r in runs}
 
@@ -116,21 +120,35 @@ def rows_of(scores: Any, image_ids: np.ndarray) -> np.ndarray:
     order = np.argsort(scores.image_ids)
     ranked = scores.image_ids[order]
     where = np.clip(np.searchsorted(ranked, image_ids), 0, max(len(ranked) - 1, 0))
-    return np.where(ranked[where] == image_ids, order[where], -1) if len(ranked) else -np.ones_like(image_ids)  # fmt: skip
+    return (
+        np.where(ranked[where] == image_ids, order[where], -1)
+        if len(ranked)
+        else -np.ones_like(image_ids)
+    )
 
 
 # --- colour by a check ----------------------------------------------------------------------------
 def check_controls(store: Store, dataset: Dataset, source: str) -> CheckChoice:
     """The check to colour by, and its settings (threshold; run and score column)."""
     left, middle, right = st.columns([2, 2, 2])
-    check = left.selectbox("Data check", list(CHECKS), format_func=CHECKS.get, key="ex_check",
-                           help="Colour each image by a check: see the table under the maps.")  # fmt: skip
+    check = left.selectbox(
+        "Data check",
+        list(CHECKS),
+        format_func=CHECKS.get,
+        key="ex_check",
+        help="Colour each image by a check: see the table under the maps.",
+    )
     if check == "duplicates":
         threshold = middle.slider(
-            "Centred cosine at least", 0.80, 1.0, checks.DEFAULT_THRESHOLD, 0.005,
-            key="ex_check_threshold", help="Images this similar (one the other's nearest) count "
+            "Centred cosine at least",
+            0.80,
+            1.0,
+            checks.DEFAULT_THRESHOLD,
+            0.005,
+            key="ex_check_threshold",
+            help="Images this similar (one the other's nearest) count "
             "as near-duplicates. An untrained network needs a higher value (0.98).",
-        )  # fmt: skip
+        )
         return CheckChoice(check, threshold=float(threshold))
     if check != "score":
         return CheckChoice(check)
@@ -140,15 +158,23 @@ def check_controls(store: Store, dataset: Dataset, source: str) -> CheckChoice:
         return CheckChoice(check)
     options = list(runs)
     default = int(source) if source.isdigit() and int(source) in runs else options[0]
-    run_id = middle.selectbox("Run", options, index=options.index(default), format_func=runs.get,
-                              key="ex_check_run")  # fmt: skip
+    run_id = middle.selectbox(
+        "Run", options, index=options.index(default), format_func=runs.get, key="ex_check_run"
+    )
     columns, headline = scoring.COLUMNS[store.runs.get(run_id).task]
-    column = right.selectbox("Score", columns, index=columns.index(headline), key=f"ex_check_col_{run_id}",
-                             help=" · ".join(f"{c}: {scoring.DESCRIPTIONS[c]}" for c in columns))  # fmt: skip
+    column = right.selectbox(
+        "Score",
+        columns,
+        index=columns.index(headline),
+        key=f"ex_check_col_{run_id}",
+        help=" · ".join(f"{c}: {scoring.DESCRIPTIONS[c]}" for c in columns),
+    )
     return CheckChoice(check, run=run_id, column=column)
 
 
-def colouring(store: Store, dataset: Dataset, loaded: LoadedMap, choice: CheckChoice) -> Colouring | None:  # fmt: skip
+def colouring(
+    store: Store, dataset: Dataset, loaded: LoadedMap, choice: CheckChoice
+) -> Colouring | None:
     """The map's colours for a check (None: nothing to colour by, said in a caption)."""
     with user_errors():
         if choice.check == "outlier":
@@ -182,8 +208,9 @@ def colouring(store: Store, dataset: Dataset, loaded: LoadedMap, choice: CheckCh
 
 
 # --- the table -------------------------------------------------------------------------------------
-def check_table(store: Store, dataset: Dataset, loaded: LoadedMap, run_id: int | None,
-                threshold: float) -> pd.DataFrame | None:  # fmt: skip
+def check_table(
+    store: Store, dataset: Dataset, loaded: LoadedMap, run_id: int | None, threshold: float
+) -> pd.DataFrame | None:
     """One row per image of the map: path, outlier score, near-duplicate group, neighbours kept
     from random (a run's map), and the pretext scores of ``run_id``; indexed by image id."""
     graph = graph_of(store, loaded)
@@ -222,8 +249,14 @@ def _shown(table: pd.DataFrame, show: str, query: str) -> pd.DataFrame:
     return table
 
 
-def checks_section(store: Store, dataset: Dataset, maps: list[tuple[str, LoadedMap]], *,
-                   selection_key: str, choice: CheckChoice | None) -> None:  # fmt: skip
+def checks_section(
+    store: Store,
+    dataset: Dataset,
+    maps: list[tuple[str, LoadedMap]],
+    *,
+    selection_key: str,
+    choice: CheckChoice | None,
+) -> None:
     """ "Data checks": the table of the first map's checks with filters, a button that selects
     the rows shown on the map, and the images behind the most telling rows."""
     if not maps:
@@ -237,35 +270,60 @@ def checks_section(store: Store, dataset: Dataset, maps: list[tuple[str, LoadedM
     default = int(source) if source.isdigit() and int(source) in runs else None
     top = st.columns([2, 2, 2, 1.4], vertical_alignment="bottom")
     run_id = top[0].selectbox(
-        "Pretext scores of", options, index=options.index(default), key="ex_table_run",
+        "Pretext scores of",
+        options,
+        index=options.index(default),
+        key="ex_table_run",
         format_func=lambda r: "no run" if r is None else runs[r],
         help="Add a pretext run's per-image scores (computed once per checkpoint).",
-    )  # fmt: skip
+    )
     show = top[1].selectbox("Show", list(SHOW), format_func=SHOW.get, key="ex_table_show")
     query = top[2].text_input("Path contains", key="ex_table_query").strip()
-    threshold = choice.threshold if choice is not None and choice.check == "duplicates" else checks.DEFAULT_THRESHOLD  # fmt: skip
+    threshold = (
+        choice.threshold
+        if choice is not None and choice.check == "duplicates"
+        else checks.DEFAULT_THRESHOLD
+    )
     with user_errors():
         table = check_table(store, dataset, loaded, run_id, threshold)
         shown = _shown(table, show, query)
         if show == "changed" and "kept" not in table:
             st.caption("“Most changed by training” needs a run's map: choose one as the source.")
         with top[3]:
-            st.button("Select these", key="ex_table_select", icon=":material/select:",
-                      on_click=set_selection, args=(selection_key, shown.index.to_numpy()),
-                      disabled=shown.empty, help="Select the rows shown here on the map.")  # fmt: skip
+            st.button(
+                "Select these",
+                key="ex_table_select",
+                icon=":material/select:",
+                on_click=set_selection,
+                args=(selection_key, shown.index.to_numpy()),
+                disabled=shown.empty,
+                help="Select the rows shown here on the map.",
+            )
         st.caption(
             f"{label}: {len(shown):,} of {len(table):,} images. Click a column to sort. "
             f"outlier = mean centred cosine distance to the {checks.K} nearest; copies = "
             f"near-duplicate group (0: none; centred cosine ≥ {threshold:g}); nearest/cosine = "
             f"the closest other image; kept = share of the {checks.K} nearest also nearest in "
-            "random." + (f" Scores of run #{run_id}: " + "; ".join(
-                f"{c} = {scoring.DESCRIPTIONS[c]}" for c in table.columns if c in scoring.DESCRIPTIONS
-            ) + "." if run_id is not None else ""),
-        )  # fmt: skip
+            "random."
+            + (
+                f" Scores of run #{run_id}: "
+                + "; ".join(
+                    f"{c} = {scoring.DESCRIPTIONS[c]}"
+                    for c in table.columns
+                    if c in scoring.DESCRIPTIONS
+                )
+                + "."
+                if run_id is not None
+                else ""
+            ),
+        )
         st.dataframe(
-            shown.head(TABLE_ROWS), key="ex_table", height=320, hide_index=True,
+            shown.head(TABLE_ROWS),
+            key="ex_table",
+            height=320,
+            hide_index=True,
             column_config=_column_config(shown),
-        )  # fmt: skip
+        )
         _images_behind(store, dataset, shown, show)
 
 
@@ -275,7 +333,9 @@ def _column_config(table: pd.DataFrame) -> dict[str, Any]:
         if name in ("copies", "seen_turn", "misplaced"):
             config[name] = st.column_config.NumberColumn(name, format="%d")
         elif name == "kept" or name in ("upright", "sureness", "confidence"):
-            config[name] = st.column_config.ProgressColumn(name, min_value=0.0, max_value=1.0, format="%.2f")  # fmt: skip
+            config[name] = st.column_config.ProgressColumn(
+                name, min_value=0.0, max_value=1.0, format="%.2f"
+            )
         elif name not in ("path", "nearest"):
             config[name] = st.column_config.NumberColumn(name, format="%.3f")
     return config
@@ -291,5 +351,11 @@ def _images_behind(store: Store, dataset: Dataset, shown: pd.DataFrame, show: st
         "changed": [f"kept {v:.0%}" for v in shown["kept"]] if "kept" in shown else None,
     }[show]
     if captions is not None:
-        thumbnail_grid(store, dataset.id, shown.index.to_numpy(), key=f"ex_checks_{show}",
-                       captions=captions, page_size=24)  # fmt: skip
+        thumbnail_grid(
+            store,
+            dataset.id,
+            shown.index.to_numpy(),
+            key=f"ex_checks_{show}",
+            captions=captions,
+            page_size=24,
+        )

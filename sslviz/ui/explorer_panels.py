@@ -224,15 +224,18 @@ def colour_controls(store: Store, dataset: Dataset) -> tuple[str, int, int | Non
         options["labels"] = "labels"
     options["check"] = "data check"  # sslviz.ui.explorer_checks: scores, outliers, copies, ...
     how_column, k_column, session_column = st.columns([3, 1, 2])
-    how = how_column.segmented_control(
-        "Colour by",
-        list(options),
-        format_func=options.get,
-        key="ex_colour",
-        default="folder" if has_folders_of(store, dataset) else "cluster",
-        help="k-means clusters of the embedding (not of the map); the first folder of each "
-        "path; or the labels of a labeling session.",
-    ) or "none"  # fmt: skip
+    how = (
+        how_column.segmented_control(
+            "Colour by",
+            list(options),
+            format_func=options.get,
+            key="ex_colour",
+            default="folder" if has_folders_of(store, dataset) else "cluster",
+            help="k-means clusters of the embedding (not of the map); the first folder of each "
+            "path; or the labels of a labeling session.",
+        )
+        or "none"
+    )
     k = k_column.number_input("Clusters", 2, 40, 8, key="ex_k", disabled=how != "cluster")
     session_id = None
     if how == "labels" and sessions:

@@ -44,8 +44,12 @@ class MapSpec:
         return {"layer": self.layer, "grid": self.grid}
 
     def project_args(self) -> dict[str, Any]:
-        return {**self.embed_args(), "neighbors": self.neighbors, "min_dist": self.min_dist,
-                "metric": self.metric}  # fmt: skip
+        return {
+            **self.embed_args(),
+            "neighbors": self.neighbors,
+            "min_dist": self.min_dist,
+            "metric": self.metric,
+        }
 
 
 # --- choosing a map -------------------------------------------------------------------------------
@@ -70,9 +74,14 @@ def source_choices(store: Store, dataset: Dataset) -> dict[str, str]:
 
 
 def map_picker(
-    store: Store, choices: dict[str, str], umap: dict[str, Any], *, key: str, label: str,
+    store: Store,
+    choices: dict[str, str],
+    umap: dict[str, Any],
+    *,
+    key: str,
+    label: str,
     default: str,
-) -> MapSpec:  # fmt: skip
+) -> MapSpec:
     """One row: source, layer, pooling grid (defaults: the layer and grid that measured best)."""
     options = list(choices)
     source_column, layer_column, grid_column = st.columns([3, 1, 1])
@@ -109,13 +118,22 @@ def umap_settings(*, key: str) -> dict[str, Any]:
     with st.expander("UMAP settings", icon=":material/tune:"):
         left, middle, right = st.columns(3)
         neighbors = left.slider(
-            "Neighbours", 2, 100, DEFAULT_UMAP["neighbors"], key=f"{key}_neighbors",
+            "Neighbours",
+            2,
+            100,
+            DEFAULT_UMAP["neighbors"],
+            key=f"{key}_neighbors",
             help="Larger values keep more of the global layout, smaller ones more local detail.",
-        )  # fmt: skip
+        )
         min_dist = middle.slider(
-            "Minimum distance", 0.0, 0.99, DEFAULT_UMAP["min_dist"], 0.01, key=f"{key}_min_dist",
+            "Minimum distance",
+            0.0,
+            0.99,
+            DEFAULT_UMAP["min_dist"],
+            0.01,
+            key=f"{key}_min_dist",
             help="How tightly points may pack: small values give dense clusters.",
-        )  # fmt: skip
+        )
         metric = right.selectbox("Metric", METRICS, key=f"{key}_metric")
     return {"neighbors": neighbors, "min_dist": min_dist, "metric": metric}
 
@@ -135,8 +153,9 @@ class LoadedMap:
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def _loaded(_store: Store, home: str, dataset_id: int, n_images: int, spec: MapSpec,
-            version: str) -> LoadedMap:  # fmt: skip
+def _loaded(
+    _store: Store, home: str, dataset_id: int, n_images: int, spec: MapSpec, version: str
+) -> LoadedMap:
     # Keyed by the source's version too: a new checkpoint of a run is a new map.
     projection = project.cached_projection(_store, dataset_id, spec.source, **spec.project_args())
     if projection is None:
@@ -146,8 +165,9 @@ def _loaded(_store: Store, home: str, dataset_id: int, n_images: int, spec: MapS
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def _preview(_store: Store, home: str, dataset_id: int, n_images: int, spec: MapSpec,
-             version: str) -> LoadedMap:  # fmt: skip
+def _preview(
+    _store: Store, home: str, dataset_id: int, n_images: int, spec: MapSpec, version: str
+) -> LoadedMap:
     """The PCA map of the embedding (computed first if needed: small datasets only)."""
     projection = project.preview_projection(_store, dataset_id, spec.source, **spec.project_args())
     embeddings = embed.cached_embeddings(_store, dataset_id, spec.source, **spec.embed_args())
@@ -173,8 +193,9 @@ def preview_map(store: Store, dataset: Dataset, spec: MapSpec) -> LoadedMap:
     milliseconds. What the page draws until the UMAP map is ready."""
     version = embed.source_version(store, spec.source)
     with st.spinner(f"Embedding {dataset.n_images:,} images…"):
-        return _preview(store, str(store.workspace.root), dataset.id, dataset.n_images, spec,
-                        version)  # fmt: skip
+        return _preview(
+            store, str(store.workspace.root), dataset.id, dataset.n_images, spec, version
+        )
 
 
 def _map_job(store: Store, dataset: Dataset, spec: MapSpec) -> Run | None:
@@ -233,8 +254,9 @@ def _job_panel(store: Store, dataset: Dataset, spec: MapSpec, *, key: str) -> No
         )
         if run is not None and run.error:
             st.caption(f"The last attempt ({run.status}): {run.error}")
-        if st.button("Compute this map", key=f"{key}_submit", type="primary",
-                     icon=":material/play_arrow:"):  # fmt: skip
+        if st.button(
+            "Compute this map", key=f"{key}_submit", type="primary", icon=":material/play_arrow:"
+        ):
             with user_errors():
                 request = embedding_job.job_request(
                     store, dataset.id, spec.source, **spec.project_args()

@@ -15,10 +15,27 @@ if TYPE_CHECKING:
     from sslviz.store import Store
 
 PALETTE = (  # Tableau 10, then 10 lighter companions: distinguishable on white
-    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
-    "#9c755f", "#bab0ac", "#1f77b4", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2",
-    "#dbdb8d", "#9edae5", "#aec7e8", "#ffbb78",
-)  # fmt: skip
+    "#4e79a7",
+    "#f28e2b",
+    "#e15759",
+    "#76b7b2",
+    "#59a14f",
+    "#edc948",
+    "#b07aa1",
+    "#ff9da7",
+    "#9c755f",
+    "#bab0ac",
+    "#1f77b4",
+    "#98df8a",
+    "#ff9896",
+    "#c5b0d5",
+    "#c49c94",
+    "#f7b6d2",
+    "#dbdb8d",
+    "#9edae5",
+    "#aec7e8",
+    "#ffbb78",
+)
 MISSING_COLOUR = "#d0d0d0"  # unlabeled / no value: light grey, behind the colours
 
 

@@ -27,10 +27,15 @@ from sslviz.ui.map import categorical_colours, colour_legend, map_figure
 from sslviz.ui.widgets import user_errors
 
 PER_LABEL = 12  # thumbnails per predicted label (least confident first)
-METHOD_NAMES = {"logreg": "logistic regression", "knn": "weighted kNN",
-                "label-spreading": "label spreading", "umap-logreg": "logistic regression in a UMAP",
-                "umap-spreading": "label spreading in a UMAP", "self-training": "self-training",
-                "ensemble": "ensemble (logistic regression + UMAP)"}  # fmt: skip
+METHOD_NAMES = {
+    "logreg": "logistic regression",
+    "knn": "weighted kNN",
+    "label-spreading": "label spreading",
+    "umap-logreg": "logistic regression in a UMAP",
+    "umap-spreading": "label spreading in a UMAP",
+    "self-training": "self-training",
+    "ensemble": "ensemble (logistic regression + UMAP)",
+}
 
 
 def _labels_key(labels: dict[str, str]) -> str:
@@ -40,8 +45,12 @@ def _labels_key(labels: dict[str, str]) -> str:
 def session_map(store: Store, dataset: Dataset, session: Session) -> LoadedMap | None:
     """The session source's map and embedding (inline on small datasets, else a background job
     offered with its progress, as on the Explorer page)."""
-    return get_map(store, dataset, MapSpec(session.source, session.layer, session.grid),
-                   key=f"lb_map_{session.id}")  # fmt: skip
+    return get_map(
+        store,
+        dataset,
+        MapSpec(session.source, session.layer, session.grid),
+        key=f"lb_map_{session.id}",
+    )
 
 
 def session_label_array(store: Store, session: Session, loaded: LoadedMap) -> np.ndarray:
@@ -62,8 +71,15 @@ def session_embeddings(store: Store, dataset: Dataset, session: Session) -> Any 
 
 
 @st.cache_resource(show_spinner=False, max_entries=6)
-def _predict(_store: Store, _emb: Any, dataset_id: int, file: str, labels_key: str, method: str,
-             labels: tuple[tuple[str, str], ...]) -> PredictResult:  # fmt: skip
+def _predict(
+    _store: Store,
+    _emb: Any,
+    dataset_id: int,
+    file: str,
+    labels_key: str,
+    method: str,
+    labels: tuple[tuple[str, str], ...],
+) -> PredictResult:
     # Keyed by the embedding file and the labels: a new label or source computes again.
     return predict(_store, dataset_id, _emb.source, dict(labels), method, embeddings=_emb)
 
@@ -71,12 +87,21 @@ def _predict(_store: Store, _emb: Any, dataset_id: int, file: str, labels_key: s
 def predictions(store: Store, session: Session, emb: Any, method: str) -> PredictResult | None:
     labels = {label.path: label.label for label in store.sessions.labels(session.id)}
     if len(set(labels.values())) < 2:
-        st.info("Label images with at least two different labels to see predictions for the "
-                "rest.", icon=":material/info:")  # fmt: skip
+        st.info(
+            "Label images with at least two different labels to see predictions for the rest.",
+            icon=":material/info:",
+        )
         return None
     with st.spinner("Cross-validating and predicting…"), user_errors():
-        return _predict(store, emb, session.dataset_id, str(emb.file), _labels_key(labels),
-                        method, tuple(sorted(labels.items())))  # fmt: skip
+        return _predict(
+            store,
+            emb,
+            session.dataset_id,
+            str(emb.file),
+            _labels_key(labels),
+            method,
+            tuple(sorted(labels.items())),
+        )
     return None
 
 
@@ -89,18 +114,27 @@ def estimate_panel(result: PredictResult) -> None:
             st.metric("Estimated accuracy", "too few labels", border=True)
         else:
             low, high = e.interval
-            st.metric("Estimated accuracy", f"{e.accuracy:.0%}", border=True,
-                      help=f"95% Wilson interval {low:.0%}–{high:.0%} over {e.held_out} "
-                      "cross-validated labels")  # fmt: skip
+            st.metric(
+                "Estimated accuracy",
+                f"{e.accuracy:.0%}",
+                border=True,
+                help=f"95% Wilson interval {low:.0%}–{high:.0%} over {e.held_out} "
+                "cross-validated labels",
+            )
     with right:
         if e.too_few:
-            st.markdown(f"**Too few labels to estimate** how good these predictions are: "
-                        f"{e.reason.split(': ', 1)[1]}.")  # fmt: skip
+            st.markdown(
+                f"**Too few labels to estimate** how good these predictions are: "
+                f"{e.reason.split(': ', 1)[1]}."
+            )
         else:
             low, high = e.interval
-            corrected = (f", lowered by {e.selection_correction:.0%} for choosing among "
-                         f"{len(result.estimates)} methods on the same labels"
-                         if e.selection_correction else "")  # fmt: skip
+            corrected = (
+                f", lowered by {e.selection_correction:.0%} for choosing among "
+                f"{len(result.estimates)} methods on the same labels"
+                if e.selection_correction
+                else ""
+            )
             st.markdown(
                 f"**{e.accuracy:.0%}** of the labeled images were predicted right when held out "
                 f"(95% interval **{low:.0%}–{high:.0%}**, {e.held_out} images, 5-fold "
@@ -108,18 +142,34 @@ def estimate_panel(result: PredictResult) -> None:
                 f"{int(result.covered.sum()):,} images that look like a labeled group; with few "
                 "labels it is noisy."
             )
-        st.caption(f"Method: {METHOD_NAMES[result.method]} — {result.reason}. "
-                   f"{int((~result.labeled).sum()):,} images predicted.")  # fmt: skip
+        st.caption(
+            f"Method: {METHOD_NAMES[result.method]} — {result.reason}. "
+            f"{int((~result.labeled).sum()):,} images predicted."
+        )
     warning = result.coverage.warning()
     if warning:
-        st.warning(warning[0].upper() + warning[1:].replace("sslviz suggest lists", "the "
-                   "“label these next” queue shows") + ".", icon=":material/warning:")  # fmt: skip
+        st.warning(
+            warning[0].upper()
+            + warning[1:].replace("sslviz suggest lists", "the “label these next” queue shows")
+            + ".",
+            icon=":material/warning:",
+        )
     if len(result.estimates) > 1 and not e.too_few:
-        rows = [{"method": METHOD_NAMES[x.method], "CV accuracy": x.accuracy,
-                 "interval": f"{x.interval[0]:.2f}–{x.interval[1]:.2f}",
-                 "used": "✓" if x.method == result.method else ""} for x in result.estimates]  # fmt: skip
-        st.dataframe(rows, hide_index=True, key="lb_estimates",
-                     column_config={"CV accuracy": st.column_config.NumberColumn(format="%.3f")})  # fmt: skip
+        rows = [
+            {
+                "method": METHOD_NAMES[x.method],
+                "CV accuracy": x.accuracy,
+                "interval": f"{x.interval[0]:.2f}–{x.interval[1]:.2f}",
+                "used": "✓" if x.method == result.method else "",
+            }
+            for x in result.estimates
+        ]
+        st.dataframe(
+            rows,
+            hide_index=True,
+            key="lb_estimates",
+            column_config={"CV accuracy": st.column_config.NumberColumn(format="%.3f")},
+        )
 
 
 def confusion_figure(result: PredictResult) -> go.Figure | None:
@@ -127,12 +177,25 @@ def confusion_figure(result: PredictResult) -> go.Figure | None:
     if e.too_few or e.confusion is None:
         return None
     names = e.classes
-    figure = go.Figure(go.Heatmap(z=e.confusion, x=names, y=names, colorscale="Blues",
-                                  text=e.confusion, texttemplate="%{text}", showscale=False,
-                                  hovertemplate="given %{y}, predicted %{x}: %{z}<extra></extra>"))  # fmt: skip
-    figure.update_layout(height=120 + 28 * len(names), margin={"l": 8, "r": 8, "t": 30, "b": 8},
-                         title={"text": "Cross-validation: given (rows) vs predicted", "font": {"size": 13}},
-                         yaxis={"autorange": "reversed"}, xaxis={"side": "bottom"})  # fmt: skip
+    figure = go.Figure(
+        go.Heatmap(
+            z=e.confusion,
+            x=names,
+            y=names,
+            colorscale="Blues",
+            text=e.confusion,
+            texttemplate="%{text}",
+            showscale=False,
+            hovertemplate="given %{y}, predicted %{x}: %{z}<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        height=120 + 28 * len(names),
+        margin={"l": 8, "r": 8, "t": 30, "b": 8},
+        title={"text": "Cross-validation: given (rows) vs predicted", "font": {"size": 13}},
+        yaxis={"autorange": "reversed"},
+        xaxis={"side": "bottom"},
+    )
     return figure
 
 
@@ -170,11 +233,19 @@ def per_label_gallery(store: Store, session: Session, result: PredictResult) -> 
             if not len(rows):
                 st.caption("No unlabeled image is predicted as this.")
                 continue
-            st.caption(f"The {len(rows)} least sure predictions of “{name}”. Pick the right "
-                       "label under an image: it becomes a label.")  # fmt: skip
+            st.caption(
+                f"The {len(rows)} least sure predictions of “{name}”. Pick the right "
+                "label under an image: it becomes a label."
+            )
             conf = [f"{result.prediction.confidence[r]:.0%} sure" for r in rows]
-            thumbnails_with_selectors(store, session, result.image_ids[rows], key=f"lb_fix_{name}",
-                                      captions=conf, placeholder="fix…")  # fmt: skip
+            thumbnails_with_selectors(
+                store,
+                session,
+                result.image_ids[rows],
+                key=f"lb_fix_{name}",
+                captions=conf,
+                placeholder="fix…",
+            )
 
 
 def check_labels(store: Store, session: Session, result: PredictResult) -> None:
@@ -185,39 +256,63 @@ def check_labels(store: Store, session: Session, result: PredictResult) -> None:
     labeled = np.flatnonzero(result.labeled)
     given = [result.labels[result.paths[i]] for i in labeled]
     odd = [(i, g, o) for i, g, o in zip(labeled, given, e.out_of_fold, strict=True) if o and o != g]
-    st.markdown(f"**Check these labels** ({len(odd)}): held out, the model predicted something "
-                "else. Often a slip of the mouse — or a genuinely ambiguous image.")  # fmt: skip
+    st.markdown(
+        f"**Check these labels** ({len(odd)}): held out, the model predicted something "
+        "else. Often a slip of the mouse — or a genuinely ambiguous image."
+    )
     if odd:
         ids = [result.image_ids[i] for i, _, _ in odd]
-        thumbnails_with_selectors(store, session, ids, key="lb_check",
-                                  captions=[f"CV says {o}" for _, _, o in odd])  # fmt: skip
+        thumbnails_with_selectors(
+            store, session, ids, key="lb_check", captions=[f"CV says {o}" for _, _, o in odd]
+        )
 
 
-def downloads(store: Store, dataset: Dataset, result: PredictResult, emb: Any,
-              loaded: LoadedMap | None) -> None:  # fmt: skip
+def downloads(
+    store: Store, dataset: Dataset, result: PredictResult, emb: Any, loaded: LoadedMap | None
+) -> None:
     coords = None
     if loaded is not None:
         by_id = {int(i): k for k, i in enumerate(loaded.points.image_ids)}
         order = np.array([by_id.get(int(i), 0) for i in result.image_ids])
         coords = np.stack([loaded.points.x[order], loaded.points.y[order]], axis=1)
     a, b, c = st.columns(3)
-    a.download_button("Predictions CSV", data=lambda: predictions_csv(result), mime="text/csv",
-                      file_name=f"{dataset.name}-predictions.csv", key="lb_dl_predictions",
-                      icon=":material/download:", type="primary", width="stretch")  # fmt: skip
-    b.download_button("Labels CSV", data=lambda: labels_csv(result), mime="text/csv",
-                      file_name=f"{dataset.name}-labels.csv", key="lb_dl_labels",
-                      icon=":material/download:", width="stretch")  # fmt: skip
-    c.download_button("Everything (parquet)", data=lambda: parquet_bytes(result, emb.vectors, coords),
-                      file_name=f"{dataset.name}-session.parquet", key="lb_dl_parquet",
-                      mime="application/octet-stream", icon=":material/download:", width="stretch",
-                      help="One row per image: embedding, map x/y, given label, prediction, "
-                      "confidence and class probabilities.")  # fmt: skip
+    a.download_button(
+        "Predictions CSV",
+        data=lambda: predictions_csv(result),
+        mime="text/csv",
+        file_name=f"{dataset.name}-predictions.csv",
+        key="lb_dl_predictions",
+        icon=":material/download:",
+        type="primary",
+        width="stretch",
+    )
+    b.download_button(
+        "Labels CSV",
+        data=lambda: labels_csv(result),
+        mime="text/csv",
+        file_name=f"{dataset.name}-labels.csv",
+        key="lb_dl_labels",
+        icon=":material/download:",
+        width="stretch",
+    )
+    c.download_button(
+        "Everything (parquet)",
+        data=lambda: parquet_bytes(result, emb.vectors, coords),
+        file_name=f"{dataset.name}-session.parquet",
+        key="lb_dl_parquet",
+        mime="application/octet-stream",
+        icon=":material/download:",
+        width="stretch",
+        help="One row per image: embedding, map x/y, given label, prediction, "
+        "confidence and class probabilities.",
+    )
 
 
 # --- "label these next" -------------------------------------------------------------------------------
 @st.cache_resource(show_spinner=False, max_entries=6)
-def _suggest(_emb: Any, file: str, labels_key: str, _labeled: tuple[int, ...],
-             _names: tuple[str, ...]) -> tuple[np.ndarray, str]:  # fmt: skip
+def _suggest(
+    _emb: Any, file: str, labels_key: str, _labeled: tuple[int, ...], _names: tuple[str, ...]
+) -> tuple[np.ndarray, str]:
     picked = suggest(_emb.vectors, np.asarray(_labeled, np.int64), list(_names), n=QUEUE)
     return _emb.image_ids[picked.indices], picked.strategy
 
@@ -230,11 +325,16 @@ def next_queue(store: Store, session: Session, emb: Any) -> None:
     key = _labels_key({str(i): n for i, n in labels.items()})
     with st.spinner("Choosing what to label next…"):
         ids, strategy = _suggest(emb, str(emb.file), key, labeled, names)
-    why = ("typical images of groups no label covers yet (TypiClust)" if strategy == "typiclust"
-           else "the least certain predictions, spread over the data")  # fmt: skip
+    why = (
+        "typical images of groups no label covers yet (TypiClust)"
+        if strategy == "typiclust"
+        else "the least certain predictions, spread over the data"
+    )
     if strategy.startswith("uncovered first"):
         why = "first, images that look like none of your labels; then " + (
-            "typical images of uncovered clusters" if strategy.endswith("typiclust")
-            else "the least certain predictions")  # fmt: skip
+            "typical images of uncovered clusters"
+            if strategy.endswith("typiclust")
+            else "the least certain predictions"
+        )
     st.caption(f"{len(ids)} images worth labeling now: {why}. They update as you label.")
     thumbnails_with_selectors(store, session, ids, key="lb_next", columns=4)

@@ -129,8 +129,9 @@ def label_bar(store: Store, session: Session) -> str | None:
         )
     with middle, st.form(f"lb_add_{session.id}", clear_on_submit=True, border=False):
         a, b = st.columns([3, 1], vertical_alignment="bottom")
-        new = a.text_input("New label name", key=f"lb_new_label_{session.id}",
-                           placeholder="e.g. cat")  # fmt: skip
+        new = a.text_input(
+            "New label name", key=f"lb_new_label_{session.id}", placeholder="e.g. cat"
+        )
         if b.form_submit_button("Add", icon=":material/add:") and new.strip():
             with user_errors():
                 added = store.sessions.add_label_name(session.id, new)
@@ -177,8 +178,12 @@ def manage_names(store: Store, session: Session) -> None:
                     st.rerun()
         with merge, st.form(f"lb_merge_{session.id}", border=False):
             source = st.selectbox("Merge", names, key=f"lb_mg_a_{session.id}")
-            target = st.selectbox("into", names, index=min(1, len(names) - 1) if names else None,
-                                  key=f"lb_mg_b_{session.id}")  # fmt: skip
+            target = st.selectbox(
+                "into",
+                names,
+                index=min(1, len(names) - 1) if names else None,
+                key=f"lb_mg_b_{session.id}",
+            )
             if st.form_submit_button("Merge") and source and target and source != target:
                 with user_errors():
                     store.sessions.merge_labels(session.id, source, target)
@@ -191,9 +196,10 @@ def manage_names(store: Store, session: Session) -> None:
                     store.sessions.delete_label(session.id, gone)
                     st.rerun()
         upload = st.file_uploader(
-            "Import labels from a CSV (header path,label)", type=["csv"],
+            "Import labels from a CSV (header path,label)",
+            type=["csv"],
             key=f"lb_import_{session.id}",
-        )  # fmt: skip
+        )
         if upload is not None and st.button("Import", key=f"lb_import_go_{session.id}"):
             with user_errors():
                 changed = fs.import_labels(store, session.id, upload.getvalue())
@@ -217,9 +223,15 @@ def _selector_changed(
 
 
 def label_selector(
-    store: Store, session: Session, image_id: int, current: str | None, names: list[str],
-    *, key: str, placeholder: str | None = None,
-) -> None:  # fmt: skip
+    store: Store,
+    session: Session,
+    image_id: int,
+    current: str | None,
+    names: list[str],
+    *,
+    key: str,
+    placeholder: str | None = None,
+) -> None:
     """A compact select under a thumbnail: choosing a name labels the image at once, "—" takes
     the label off. Keyed by the current label, so it always shows what the store holds."""
     options = [NONE, *names]
@@ -237,10 +249,15 @@ def label_selector(
 
 
 def thumbnails_with_selectors(
-    store: Store, session: Session, image_ids: Sequence[int], *, key: str,
-    captions: Sequence[str] | None = None, placeholder: str | None = None,
+    store: Store,
+    session: Session,
+    image_ids: Sequence[int],
+    *,
+    key: str,
+    captions: Sequence[str] | None = None,
+    placeholder: str | None = None,
     columns: int = GALLERY_COLUMNS,
-) -> None:  # fmt: skip
+) -> None:
     """Thumbnails in rows, each with its path (and caption) and a label selector."""
     lookup = image_lookup(store, session.dataset_id)
     labels = store.sessions.label_of(session.id)
@@ -257,8 +274,15 @@ def thumbnails_with_selectors(
                 text += f" · {captions[start + i]}"
             with column:
                 st.image(lookup.thumbs[row], caption=text, width="stretch")
-                label_selector(store, session, image_id, labels.get(image_id), names, key=key,
-                               placeholder=placeholder)  # fmt: skip
+                label_selector(
+                    store,
+                    session,
+                    image_id,
+                    labels.get(image_id),
+                    names,
+                    key=key,
+                    placeholder=placeholder,
+                )
 
 
 def gallery(store: Store, session: Session) -> None:
@@ -266,10 +290,15 @@ def gallery(store: Store, session: Session) -> None:
     lookup = image_lookup(store, session.dataset_id)
     labels = store.sessions.label_of(session.id)
     names = [n.name for n in store.sessions.label_names(session.id)]
-    show = st.segmented_control(
-        "Show", ["all", "unlabeled", "labeled", *names], default="all",
-        key=f"lb_filter_{session.id}",
-    ) or "all"  # fmt: skip
+    show = (
+        st.segmented_control(
+            "Show",
+            ["all", "unlabeled", "labeled", *names],
+            default="all",
+            key=f"lb_filter_{session.id}",
+        )
+        or "all"
+    )
     ids = lookup.ids[np.argsort(lookup.paths)]  # path order, like the Datasets page
     if show == "unlabeled":
         ids = np.array([i for i in ids if i not in labels], dtype=np.int64)
@@ -281,10 +310,16 @@ def gallery(store: Store, session: Session) -> None:
         st.caption("No images here.")
         return
     pages = math.ceil(len(ids) / GALLERY_PAGE)
-    page = st.pagination(pages, key=f"lb_page_{session.id}_{show}", max_visible_pages=9) if pages > 1 else 1  # fmt: skip
+    page = (
+        st.pagination(pages, key=f"lb_page_{session.id}_{show}", max_visible_pages=9)
+        if pages > 1
+        else 1
+    )
     first = (min(page, pages) - 1) * GALLERY_PAGE
-    st.caption(f"Images {first + 1:,}–{first + min(GALLERY_PAGE, len(ids) - first):,} of "
-               f"{len(ids):,}. Pick a label under an image: it is saved at once.")  # fmt: skip
+    st.caption(
+        f"Images {first + 1:,}–{first + min(GALLERY_PAGE, len(ids) - first):,} of "
+        f"{len(ids):,}. Pick a label under an image: it is saved at once."
+    )
     thumbnails_with_selectors(store, session, ids[first : first + GALLERY_PAGE], key="lb_g")
 
 
@@ -293,19 +328,28 @@ def selection_actions(
 ) -> None:
     """Label (or unlabel) every image selected on the map, as one undoable action."""
     if not len(selected):
-        st.caption("Select points on the map (box or lasso in its toolbar, or click one) to "
-                   "label them all at once.")  # fmt: skip
+        st.caption(
+            "Select points on the map (box or lasso in its toolbar, or click one) to "
+            "label them all at once."
+        )
         return
     left, right = st.columns(2)
     if left.button(
         f"Label {len(selected):,} selected as “{active}”" if active else "Add a label name first",
-        key=f"lb_sel_label_{session.id}", type="primary", disabled=active is None,
-        icon=":material/label:", width="stretch",
-    ):  # fmt: skip
+        key=f"lb_sel_label_{session.id}",
+        type="primary",
+        disabled=active is None,
+        icon=":material/label:",
+        width="stretch",
+    ):
         changed = fs.label_images(store, session.id, [int(i) for i in selected], active)
         st.toast(f"{changed} images labeled “{active}”", icon=":material/label:")
         st.rerun()
-    if right.button(f"Unlabel {len(selected):,} selected", key=f"lb_sel_unlabel_{session.id}",
-                    icon=":material/label_off:", width="stretch"):  # fmt: skip
+    if right.button(
+        f"Unlabel {len(selected):,} selected",
+        key=f"lb_sel_unlabel_{session.id}",
+        icon=":material/label_off:",
+        width="stretch",
+    ):
         fs.unlabel_images(store, session.id, [int(i) for i in selected])
         st.rerun()

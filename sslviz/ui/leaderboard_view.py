@@ -170,8 +170,12 @@ def _switch_buttons(store: Store, board: Leaderboard, session: Any, on_switch: S
             f"right on {wins} labels this session's source gets wrong, wrong on {losses} it gets "
             f"right (McNemar p = {p:.3f})"
         )
-        if st.button(f"Use {row.name}{layer} for this session", key=f"switch_{session.id}_{i}",
-                     icon=":material/swap_horiz:", help=help_text):  # fmt: skip
+        if st.button(
+            f"Use {row.name}{layer} for this session",
+            key=f"switch_{session.id}_{i}",
+            icon=":material/swap_horiz:",
+            help=help_text,
+        ):
             on_switch(row.source, row.layer, row.grid)
             st.rerun()
 
@@ -199,8 +203,13 @@ def finetune_button(store: Store, session: Any) -> None:
     default = (
         ids.index(int(session.source)) if str(session.source) in map(str, ids) else len(ids) - 1
     )
-    chosen = st.selectbox("Start from run", ids, index=default, format_func=names.get,
-                          key=f"finetune_parent_{session.id}")  # fmt: skip
+    chosen = st.selectbox(
+        "Start from run",
+        ids,
+        index=default,
+        format_func=names.get,
+        key=f"finetune_parent_{session.id}",
+    )
     mode = st.radio(
         "Learn from",
         [SUPERVISED, SEMI_SUPERVISED],
@@ -216,8 +225,12 @@ def finetune_button(store: Store, session: Any) -> None:
         "honestly), then predicts every image. Follow it on the Runs page; when it ends it "
         "joins the leaderboard."
     )
-    if st.button("Fine-tune on these labels", key=f"finetune_{session.id}",
-                 icon=":material/tune:", type="primary"):  # fmt: skip
+    if st.button(
+        "Fine-tune on these labels",
+        key=f"finetune_{session.id}",
+        icon=":material/tune:",
+        type="primary",
+    ):
         from sslviz.fewshot.finetune import FineTuneConfig
 
         config = FineTuneConfig(semi_supervised=mode == SEMI_SUPERVISED)
@@ -229,8 +242,12 @@ def finetune_button(store: Store, session: Any) -> None:
         st.success(f"Fine-tune run #{run.id} is {run.status}: follow it on the Runs page.")
         # outside the app's navigation (e.g. a test harness) there is no page to link to
         with contextlib.suppress(StreamlitAPIException):
-            st.page_link("app_pages/runs.py", label=f"Watch run #{run.id} on the Runs page",
-                         icon=":material/monitoring:", query_params={"run": str(run.id)})  # fmt: skip
+            st.page_link(
+                "app_pages/runs.py",
+                label=f"Watch run #{run.id} on the Runs page",
+                icon=":material/monitoring:",
+                query_params={"run": str(run.id)},
+            )
 
 
 def leaderboard_section(store: Store, session: Any) -> None:

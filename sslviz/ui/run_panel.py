@@ -211,10 +211,15 @@ def compare_runs(store: Store, runs: list[Run], dataset_names: dict[int, str]) -
     until = snapshot_time(any(by_id[i].status in ACTIVE_STATUSES for i in chosen))
     losses = [read_series(store, i, "loss", label[i], until=until) for i in chosen]
     metric_lines: list[Series] = [
-        read_series(store, i, kinds[i].live_metric or "", f"{label[i]}: {kinds[i].metric_label}",
-                    until=until)
+        read_series(
+            store,
+            i,
+            kinds[i].live_metric or "",
+            f"{label[i]}: {kinds[i].metric_label}",
+            until=until,
+        )
         for i in chosen
-    ]  # fmt: skip
+    ]
     left, right = st.columns(2)
     left.plotly_chart(
         curves_figure(losses, title="Training loss", y_title="loss"), key="runs_compare_loss"

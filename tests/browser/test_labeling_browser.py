@@ -56,8 +56,11 @@ def test_label_predict_download_reload(app_url: str, page, tmp_path: Path) -> No
     page.get_by_text("Start a labeling session").first.wait_for()
     wait_idle(page)
     page.get_by_label("Name", exact=True).fill("browser pass")
-    choose(page, page.get_by_test_id("stSelectbox").filter(has_text="Predict from"),
-           "pixels — downscaled raw pixels")  # fmt: skip
+    choose(
+        page,
+        page.get_by_test_id("stSelectbox").filter(has_text="Predict from"),
+        "pixels — downscaled raw pixels",
+    )
     page.get_by_role("button", name="Start labeling").click()
     page.get_by_text("Active label").first.wait_for()
     settle(page)
@@ -107,7 +110,13 @@ def test_label_predict_download_reload(app_url: str, page, tmp_path: Path) -> No
     saved = tmp_path / "predictions.csv"
     download.value.save_as(saved)
     table = list(csv.DictReader(io.StringIO(saved.read_text())))
-    assert len(table) == len(paths) and list(table[0]) == ["path", "label", "confidence", "labeled", "covered"]
+    assert len(table) == len(paths) and list(table[0]) == [
+        "path",
+        "label",
+        "confidence",
+        "labeled",
+        "covered",
+    ]
     assert sum(r["labeled"] == "true" for r in table) == len(given)
     page.screenshot(path=str(tmp_path / "predictions.png"), full_page=True)
 

@@ -103,8 +103,11 @@ def make_folder(root: Path) -> dict[str, str]:
 # --- colour profiles -----------------------------------------------------------------------------
 # Display P3's primaries adapted to the ICC's D50 white (the rXYZ/gXYZ/bXYZ tags of Apple's
 # "Display P3" profile); its tone curve is sRGB's, as here.
-P3_COLORANTS = ((0.515121, 0.241196, -0.001053), (0.291977, 0.692245, 0.041885),
-                (0.157104, 0.066574, 0.784073))  # fmt: skip
+P3_COLORANTS = (
+    (0.515121, 0.241196, -0.001053),
+    (0.291977, 0.692245, 0.041885),
+    (0.157104, 0.066574, 0.784073),
+)
 
 
 def _tags(profile: bytes) -> dict[bytes, tuple[int, int]]:

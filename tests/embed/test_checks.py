@@ -25,12 +25,16 @@ def _picture(rng: np.random.Generator, side: int = 48) -> Image.Image:
     """A distinct picture: a random colour gradient and two random filled shapes."""
     ramp = np.linspace(0, 1, side)[:, None, None]
     colours = rng.integers(0, 256, (2, 3))
-    image = Image.fromarray(((1 - ramp) * colours[0] + ramp * colours[1]).repeat(side, 1).astype(np.uint8))  # fmt: skip
+    image = Image.fromarray(
+        ((1 - ramp) * colours[0] + ramp * colours[1]).repeat(side, 1).astype(np.uint8)
+    )
     draw = ImageDraw.Draw(image)
     for _ in range(2):
         x, y = (int(v) for v in rng.integers(0, side - 16, 2))
         size = int(rng.integers(10, 30))
-        draw.ellipse((x, y, x + size, y + size), fill=tuple(int(c) for c in rng.integers(0, 256, 3)))  # fmt: skip
+        draw.ellipse(
+            (x, y, x + size, y + size), fill=tuple(int(c) for c in rng.integers(0, 256, 3))
+        )
     return image
 
 
@@ -134,7 +138,9 @@ def test_cli_duplicates_outliers_changed(
     keys = {"source", "dataset", "layer", "grid", "k", "images", "threshold", "pairs", "groups"}
     assert keys <= set(found) and found["threshold"] == checks.DEFAULT_THRESHOLD
     assert found["pairs"][0]["a"] == "pic_05.jpg"
-    code, strict = _cli(capsys, "duplicates", "pixels", "--dataset", DATASET, "--threshold", "1", "--json")  # fmt: skip
+    code, strict = _cli(
+        capsys, "duplicates", "pixels", "--dataset", DATASET, "--threshold", "1", "--json"
+    )
     assert code == 0 and strict["pairs"] == []
 
     code, ranked = _cli(capsys, "outliers", "pixels", "--dataset", DATASET, "--n", "2", "--json")

@@ -76,9 +76,13 @@ def test_embed_errors_are_one_line(
     store = Store.open(home)
     dataset = store.datasets.get_by_name("tiny")
     job = store.runs.create(
-        dataset_id=dataset.id, task="embedding", encoder="small-cnn", config={}, device="cpu",
+        dataset_id=dataset.id,
+        task="embedding",
+        encoder="small-cnn",
+        config={},
+        device="cpu",
         epochs=1,
-    )  # fmt: skip
+    )
     store.close()
     out = str(tmp_path / "e.npy")
     tiny = ("--dataset", "tiny")

@@ -105,9 +105,13 @@ def test_stopped_embedding_resumes_where_it_stopped(
 def test_bad_requests_are_one_line_user_errors(store: Store, run_id: int) -> None:
     dataset = store.datasets.get_by_name("tiny")
     job = store.runs.create(
-        dataset_id=dataset.id, task="embedding", encoder="small-cnn", config={}, device="cpu",
+        dataset_id=dataset.id,
+        task="embedding",
+        encoder="small-cnn",
+        config={},
+        device="cpu",
         epochs=1,
-    )  # fmt: skip
+    )
     for source, options, expected in [
         (999, {}, "no run with id 999"),
         (job.id, {}, "has no encoder"),

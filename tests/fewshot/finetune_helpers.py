@@ -61,9 +61,19 @@ def make_labeled_dataset(
         path = f"{label}/{i:03d}.png"
         truth[path] = label
         rows.append(
-            Image(id=0, dataset_id=dataset.id, path=path, sha256=sha, file=f"files/{sha}.png",
-                  width=size, height=size, mode="RGB", format="PNG", bytes=len(data))
-        )  # fmt: skip
+            Image(
+                id=0,
+                dataset_id=dataset.id,
+                path=path,
+                sha256=sha,
+                file=f"files/{sha}.png",
+                width=size,
+                height=size,
+                mode="RGB",
+                format="PNG",
+                bytes=len(data),
+            )
+        )
     store.datasets.add_images(rows)
     store.datasets.finish(dataset.id)
     return truth
@@ -75,8 +85,15 @@ def train_parent(store: Store, dataset: str, task: str = "rotation", size: int =
     from sslviz.training.config import TrainConfig
     from sslviz.training.train import create_run
 
-    config = TrainConfig(dataset=dataset, task=task, image_size=size, epochs=1, batch_size=16,
-                         device="cpu", warmup_epochs=0.5)  # fmt: skip
+    config = TrainConfig(
+        dataset=dataset,
+        task=task,
+        image_size=size,
+        epochs=1,
+        batch_size=16,
+        device="cpu",
+        warmup_epochs=0.5,
+    )
     run = execute(store, create_run(store, config).id)
     assert run.status == "finished", run.error
     return run.id

@@ -90,8 +90,9 @@ def test_augmentation_is_batched_and_only_moves_what_it_is_asked_to():
     out = augment_labeled(images, torch.Generator().manual_seed(0))
     assert out.shape == images.shape and out.dtype == torch.uint8
     assert not torch.equal(out, images)
-    still = augment_labeled(images, torch.Generator().manual_seed(0), flip=False, min_scale=1.0,
-                            jitter=0.0)  # fmt: skip
+    still = augment_labeled(
+        images, torch.Generator().manual_seed(0), flip=False, min_scale=1.0, jitter=0.0
+    )
     # crop of the full area at aspect ~1: the image itself, up to resampling at the edges
     assert (still.int() - images.int()).abs().float().mean() < 40
     again = augment_labeled(images, torch.Generator().manual_seed(0))
@@ -108,8 +109,9 @@ def test_a_tiny_encoder_reaches_its_labels_and_predicts_the_rest(space):
     store, truth = space.store, space.truth
     labels = first_per_class(truth, 10)  # 30 labels: 18 train, 6 choose the state, 6 untouched
     config = FineTuneConfig(steps=90, probe_steps=30, batch_size=16, eval_every=10)
-    run = submit_finetune(store, space.parent, labels, config=config, device="cpu",
-                          background=False)  # fmt: skip
+    run = submit_finetune(
+        store, space.parent, labels, config=config, device="cpu", background=False
+    )
     assert run.status == "running" and run.pid == os.getpid()  # claimed by this process
     done = execute(store, run.id)
     assert done.status == "finished", done.error
@@ -124,8 +126,10 @@ def test_a_tiny_encoder_reaches_its_labels_and_predicts_the_rest(space):
     for row in rows:
         if row["path"] in labels:  # labeled rows keep their given label
             assert (row["label"], row["labeled"], float(row["confidence"])) == (
-                labels[row["path"]], "true", 1.0,
-            )  # fmt: skip
+                labels[row["path"]],
+                "true",
+                1.0,
+            )
     rest = [r for r in rows if r["labeled"] == "false"]
     assert np.mean([r["label"] == truth[r["path"]] for r in rest]) >= 0.9
     keys = set(store.runs.metric_keys(run.id))
@@ -149,8 +153,9 @@ def test_the_checkpoint_is_chosen_on_an_inner_split_and_the_accuracy_on_untouche
     store = space.store
     labels = first_per_class(space.truth, 10)
     config = FineTuneConfig(steps=40, probe_steps=20, batch_size=16, eval_every=10, seed=3)
-    run = submit_finetune(store, space.parent, labels, config=config, device="cpu",
-                          background=False)  # fmt: skip
+    run = submit_finetune(
+        store, space.parent, labels, config=config, device="cpu", background=False
+    )
     assert execute(store, run.id).status == "finished"
     result = finetune_result(store, run.id)
     untouched, select = set(result["holdout"]), set(result["select"])
@@ -170,10 +175,18 @@ def test_semi_supervised_fine_tuning_learns_from_unlabeled_images_too(space):
     images confident enough to teach logged at each evaluation."""
     store = space.store
     labels = first_per_class(space.truth, 5)
-    config = FineTuneConfig(steps=30, probe_steps=10, batch_size=8, eval_every=10,
-                            semi_supervised=True, unlabeled_batch=16, threshold=0.5)  # fmt: skip
-    run = submit_finetune(store, space.parent, labels, config=config, device="cpu",
-                          background=False)  # fmt: skip
+    config = FineTuneConfig(
+        steps=30,
+        probe_steps=10,
+        batch_size=8,
+        eval_every=10,
+        semi_supervised=True,
+        unlabeled_batch=16,
+        threshold=0.5,
+    )
+    run = submit_finetune(
+        store, space.parent, labels, config=config, device="cpu", background=False
+    )
     done = execute(store, run.id)
     assert done.status == "finished", done.error
     result = finetune_result(store, run.id)
@@ -186,8 +199,9 @@ def test_semi_supervised_fine_tuning_learns_from_unlabeled_images_too(space):
 def test_too_few_labels_per_class_train_on_all_and_never_crash(space):
     labels = first_per_class(space.truth, 2)
     config = FineTuneConfig(steps=20, probe_steps=10, eval_every=10)
-    run = submit_finetune(space.store, space.parent, labels, config=config, device="cpu",
-                          background=False)  # fmt: skip
+    run = submit_finetune(
+        space.store, space.parent, labels, config=config, device="cpu", background=False
+    )
     done = execute(space.store, run.id)
     assert done.status == "finished", done.error
     result = finetune_result(space.store, run.id)
@@ -217,8 +231,14 @@ def _wait(condition, timeout: float, poll: float = 0.05):
 def test_background_finetune_survives_cancel_and_kill_then_resumes_to_finished(space):
     store = space.store
     labels = first_per_class(space.truth, 10)
-    config = FineTuneConfig(steps=800, probe_steps=50, batch_size=8, eval_every=10,
-                            patience=10**6, checkpoint_seconds=0.2)  # fmt: skip
+    config = FineTuneConfig(
+        steps=800,
+        probe_steps=50,
+        batch_size=8,
+        eval_every=10,
+        patience=10**6,
+        checkpoint_seconds=0.2,
+    )
     run = submit_finetune(store, space.parent, labels, config=config, device="cpu")
     ckpt = store.workspace.run_dir(run.id) / "checkpoints" / "last.pt"
     log = store.workspace.run_dir(run.id) / jobs.LOG_NAME
@@ -233,21 +253,31 @@ def test_background_finetune_survives_cancel_and_kill_then_resumes_to_finished(s
     # resume, then kill -9 mid-run: reaped as interrupted
     jobs.resume(store, run.id)
     victim = _wait(
-        lambda: (r := store.runs.get(run.id)).status == "running" and r.pid
-        and r.step >= cancelled.step + 20 and r,
+        lambda: (
+            (r := store.runs.get(run.id)).status == "running"
+            and r.pid
+            and r.step >= cancelled.step + 20
+            and r
+        ),
         START_TIMEOUT,
-    )  # fmt: skip
+    )
     os.kill(victim.pid, signal.SIGKILL)
     _wait(lambda: not jobs.is_worker_process(victim.pid, run.id), 10)
     jobs.reap(store)
     assert store.runs.get(run.id).status == "interrupted"
 
     # resume through the CLI, as a user would: it continues from the checkpoint to the end
-    resumed = subprocess.run([sys.executable, "-m", "sslviz", "resume", str(run.id)],
-                             capture_output=True, text=True, timeout=120)  # fmt: skip
+    resumed = subprocess.run(
+        [sys.executable, "-m", "sslviz", "resume", str(run.id)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert resumed.returncode == 0, resumed.stderr
-    done = _wait(lambda: (r := store.runs.get(run.id)).status not in ("queued", "running") and r,
-                 START_TIMEOUT)  # fmt: skip
+    done = _wait(
+        lambda: (r := store.runs.get(run.id)).status not in ("queued", "running") and r,
+        START_TIMEOUT,
+    )
     assert done.status == "finished", done.error
     assert done.step == 800 and done.progress == 1.0
     text = log.read_text()
@@ -256,15 +286,20 @@ def test_background_finetune_survives_cancel_and_kill_then_resumes_to_finished(s
     result = finetune_result(store, run.id)
     assert result["predicted"] == 60 and result["holdout_accuracy"] is not None
     status = json.loads(
-        subprocess.run([sys.executable, "-m", "sslviz", "status", str(run.id), "--json"],
-                       capture_output=True, text=True, timeout=120).stdout
-    )  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-m", "sslviz", "status", str(run.id), "--json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout
+    )
     assert (status["status"], status["task"]) == ("finished", "finetune")
 
 
 def _sslviz(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sslviz", *args], capture_output=True, text=True,
-                          timeout=180)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "sslviz", *args], capture_output=True, text=True, timeout=180
+    )
 
 
 @pytest.mark.slow
@@ -273,16 +308,28 @@ def test_the_cli_fine_tunes_in_the_foreground_and_in_the_background(space, tmp_p
     csv_file = tmp_path / "labels.csv"
     csv_file.write_text("path,label\n" + "".join(f"{p},{v}\n" for p, v in labels.items()))
     out = tmp_path / "predictions.csv"
-    done = _sslviz("finetune", str(space.parent), "--labels", str(csv_file), "--out", str(out),
-                   "--steps", "30", "--json")  # fmt: skip
+    done = _sslviz(
+        "finetune",
+        str(space.parent),
+        "--labels",
+        str(csv_file),
+        "--out",
+        str(out),
+        "--steps",
+        "30",
+        "--json",
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["status"] == "finished" and (result["labeled"], result["predicted"]) == (30, 60)
     assert 0 <= result["holdout_accuracy"] <= 1 and result["run"] != space.parent
     assert len(_predictions(str(out))) == 60
 
-    queued = json.loads(_sslviz("finetune", str(space.parent), "--labels", str(csv_file),
-                                "--background", "--json").stdout)  # fmt: skip
+    queued = json.loads(
+        _sslviz(
+            "finetune", str(space.parent), "--labels", str(csv_file), "--background", "--json"
+        ).stdout
+    )
     assert queued["status"] in ("queued", "running")
     jobs.cancel(space.store, queued["run"])
     assert jobs.wait(space.store, queued["run"], 60).status in ("cancelled", "finished")

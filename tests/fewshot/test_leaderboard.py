@@ -36,8 +36,9 @@ def space(tmp_path_factory: pytest.TempPathFactory):
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # 2 shared cores: more threads only spin
         store = Store.open(home)
-        truth = make_labeled_dataset(store, "stripes", ("horizontal", "vertical"), 30,
-                                     kind="stripes", size=24)  # fmt: skip
+        truth = make_labeled_dataset(
+            store, "stripes", ("horizontal", "vertical"), 30, kind="stripes", size=24
+        )
         parent = train_parent(store, "stripes")
         try:
             yield SimpleNamespace(store=store, truth=truth, parent=parent, home=home)
@@ -95,8 +96,9 @@ def test_fine_tuned_rows_are_compared_on_labels_they_never_trained_on(space):
     store = space.store
     labels = first_per_class(space.truth, 15)  # 3 of each class held out: 6 to compare on
     config = FineTuneConfig(steps=60, probe_steps=20, eval_every=10)
-    run = submit_finetune(store, space.parent, labels, config=config, device="cpu",
-                          background=False)  # fmt: skip
+    run = submit_finetune(
+        store, space.parent, labels, config=config, device="cpu", background=False
+    )
     assert execute(store, run.id).status == "finished"
     result = finetune_result(store, run.id)
 
@@ -121,8 +123,9 @@ def test_fine_tuned_rows_are_compared_on_labels_they_never_trained_on(space):
     paths = [image.path for image in store.datasets.images(run.dataset_id)]
     idx = [paths.index(p) for p in others]
     for row in (r for r in board.rows if not r.fine_tuned):
-        features = Features(embed(store, "stripes", row.source, layer=row.layer,
-                                  grid=row.grid).vectors)  # fmt: skip
+        features = Features(
+            embed(store, "stripes", row.source, layer=row.layer, grid=row.grid).vectors
+        )
         alone = choose(features.vectors, idx, [labels[p] for p in others], features=features)
         assert (row.method, row.cv_accuracy) == (alone.method, alone.estimate.accuracy)
     scores = [row.holdout_accuracy for row in board.rows]
@@ -154,8 +157,7 @@ def test_a_tie_is_no_reason_to_switch_and_a_clear_gain_is():
 def test_progress_names_each_stage_and_a_repeat_computes_nothing(space):
     labels = first_per_class(space.truth, 5)
     stages: list[tuple[str, int, int]] = []
-    first = leaderboard(space.store, "stripes", labels,
-                        on_progress=lambda *a: stages.append(a))  # fmt: skip
+    first = leaderboard(space.store, "stripes", labels, on_progress=lambda *a: stages.append(a))
     assert first.computed == len([r for r in first.rows if not r.fine_tuned])
     assert stages[0][0] == "finding sources" and stages[-1][1] == stages[-1][2]
     assert any(name.startswith("cross-validating random init") for name, _, _ in stages)
@@ -173,10 +175,22 @@ def test_the_cli_prints_one_json_object_best_first(space, tmp_path):
     labels = first_per_class(space.truth, 8)
     csv.write_text("path,label\n" + "".join(f"{p},{v}\n" for p, v in labels.items()))
     result = subprocess.run(
-        [sys.executable, "-m", "sslviz", "leaderboard", "--dataset", "stripes", "--labels",
-         str(csv), "--json"], capture_output=True, text=True, timeout=180,
+        [
+            sys.executable,
+            "-m",
+            "sslviz",
+            "leaderboard",
+            "--dataset",
+            "stripes",
+            "--labels",
+            str(csv),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
         env={**__import__("os").environ, "SSLVIZ_HOME": str(space.home)},
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["rows"][0]["cv_accuracy"] >= 0.9
@@ -184,8 +198,20 @@ def test_the_cli_prints_one_json_object_best_first(space, tmp_path):
         (r["cv_accuracy"] for r in out["rows"] if not r["fine_tuned"]), reverse=True
     )
     bad = subprocess.run(
-        [sys.executable, "-m", "sslviz", "leaderboard", "--dataset", "nope", "--labels",
-         str(csv), "--json"], capture_output=True, text=True, timeout=180,
+        [
+            sys.executable,
+            "-m",
+            "sslviz",
+            "leaderboard",
+            "--dataset",
+            "nope",
+            "--labels",
+            str(csv),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
         env={**__import__("os").environ, "SSLVIZ_HOME": str(space.home)},
-    )  # fmt: skip
+    )
     assert bad.returncode == 1 and bad.stdout == "" and len(bad.stderr.splitlines()) == 1

@@ -70,10 +70,19 @@ def make_dataset(store: Store, name: str = "tiny", n: int = 40, size: int = 24) 
         sha = hashlib.sha256(data).hexdigest()
         (files_dir / f"{sha}.png").write_bytes(data)
         rows.append(
-            Image(id=0, dataset_id=dataset.id, path=f"img_{i:03d}.png", sha256=sha,
-                  file=f"files/{sha}.png", width=size, height=size, mode="RGB",
-                  format="PNG", bytes=len(data))
-        )  # fmt: skip
+            Image(
+                id=0,
+                dataset_id=dataset.id,
+                path=f"img_{i:03d}.png",
+                sha256=sha,
+                file=f"files/{sha}.png",
+                width=size,
+                height=size,
+                mode="RGB",
+                format="PNG",
+                bytes=len(data),
+            )
+        )
     store.datasets.add_images(rows)
     return store.datasets.finish(dataset.id)
 

@@ -60,10 +60,19 @@ def make_jpeg_dataset(store: Store, files: list[bytes], name: str = "big") -> Da
     for i, data in enumerate(files):
         (folder / f"{i:05d}.jpg").write_bytes(data)
         rows.append(
-            Image(id=0, dataset_id=dataset.id, path=f"class_{i // 100}/{i:05d}.jpg",
-                  sha256=f"{i:064x}", file=f"files/{i:05d}.jpg", width=512, height=512,
-                  mode="RGB", format="JPEG", bytes=len(data))
-        )  # fmt: skip
+            Image(
+                id=0,
+                dataset_id=dataset.id,
+                path=f"class_{i // 100}/{i:05d}.jpg",
+                sha256=f"{i:064x}",
+                file=f"files/{i:05d}.jpg",
+                width=512,
+                height=512,
+                mode="RGB",
+                format="JPEG",
+                bytes=len(data),
+            )
+        )
     store.datasets.add_images(rows)
     return store.datasets.finish(dataset.id)
 
@@ -94,9 +103,13 @@ def building(store: Store, dataset_id: int) -> bool:
 
 def _config(dataset: str, **changes) -> TrainConfig:
     base = TrainConfig(
-        dataset=dataset, task="rotation", image_size=CACHE_SIZE, epochs=1, batch_size=16,
+        dataset=dataset,
+        task="rotation",
+        image_size=CACHE_SIZE,
+        epochs=1,
+        batch_size=16,
         device="cpu",
-    )  # fmt: skip
+    )
     return base.replace(**changes)
 
 
@@ -133,8 +146,20 @@ def test_cancel_during_the_cache_build_ends_cancelled_and_leaves_no_process(
 @pytest.mark.slow
 def test_ctrl_c_in_the_foreground_during_the_cache_build(store, home, jpeg_files, wait_for):
     dataset = make_jpeg_dataset(store, jpeg_files)
-    args = [SSLVIZ, "train", "--dataset", dataset.name, "--task", "rotation", "--image-size",
-            str(CACHE_SIZE), "--epochs", "1", "--device", "cpu"]  # fmt: skip
+    args = [
+        SSLVIZ,
+        "train",
+        "--dataset",
+        dataset.name,
+        "--task",
+        "rotation",
+        "--image-size",
+        str(CACHE_SIZE),
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+    ]
     # its own process group, as a terminal gives a foreground job: Ctrl-C reaches all of it
     process = subprocess.Popen(
         args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
@@ -159,9 +184,14 @@ def test_the_heartbeat_beats_only_while_the_process_shows_signs_of_life(
 ):
     now = time.time()
     run = store.runs.create(
-        dataset_id=1, task="rotation", encoder="small-cnn", config={}, device="cpu", epochs=1,
+        dataset_id=1,
+        task="rotation",
+        encoder="small-cnn",
+        config={},
+        device="cpu",
+        epochs=1,
         status="running",
-    )  # fmt: skip
+    )
     store.runs.update(run.id, pid=os.getpid(), started_at=now, heartbeat_at=now - 100)
     liveness.alive()
     beats = Heartbeat(store, run.id, every=0.05, deadline=0.6)
@@ -184,9 +214,14 @@ def test_progress_written_to_the_store_by_any_executor_keeps_the_heartbeat(
     store, tiny_dataset, wait_for
 ):
     run = store.runs.create(
-        dataset_id=tiny_dataset.id, task="embedding", encoder="small-cnn", config={},
-        device="cpu", epochs=1, status="running",
-    )  # fmt: skip
+        dataset_id=tiny_dataset.id,
+        task="embedding",
+        encoder="small-cnn",
+        config={},
+        device="cpu",
+        epochs=1,
+        status="running",
+    )
     liveness.alive()
     beats = Heartbeat(store, run.id, every=0.05, deadline=0.5)
     try:
@@ -202,9 +237,14 @@ def test_progress_written_to_the_store_by_any_executor_keeps_the_heartbeat(
 
 def test_a_failed_beat_never_ends_the_heartbeat(store, tiny_dataset, wait_for):
     run = store.runs.create(
-        dataset_id=1, task="rotation", encoder="small-cnn", config={}, device="cpu", epochs=1,
+        dataset_id=1,
+        task="rotation",
+        encoder="small-cnn",
+        config={},
+        device="cpu",
+        epochs=1,
         status="running",
-    )  # fmt: skip
+    )
     liveness.alive()
     beats = Heartbeat(store, run.id, every=0.05, deadline=60)
     try:
@@ -233,8 +273,15 @@ def test_a_worker_stuck_without_progress_is_reaped_and_killed(
     stuck.unlink()
     os.mkfifo(stuck)
     monkeypatch.setenv(settings.DEADLINE_ENV, "2")  # the worker inherits it
-    run = jobs.submit(store, job_request(store, TrainConfig(dataset="tiny", task="rotation", image_size=16,
-                                         epochs=1, batch_size=8, device="cpu")))  # fmt: skip
+    run = jobs.submit(
+        store,
+        job_request(
+            store,
+            TrainConfig(
+                dataset="tiny", task="rotation", image_size=16, epochs=1, batch_size=8, device="cpu"
+            ),
+        ),
+    )
     path = cache_path(store, dataset.id, 16)
     wait_for(lambda: path.parent.is_dir() and any(path.parent.glob(".16.*.npy")), START_TIMEOUT)
     pid = store.runs.get(run.id).pid
@@ -250,9 +297,14 @@ def test_an_executor_that_raises_cancelled_ends_its_run_cancelled(store, tiny_da
     from sslviz.runner import worker
 
     run = store.runs.create(
-        dataset_id=tiny_dataset.id, task="embedding", encoder="small-cnn", config={},
-        device="cpu", epochs=1, status="running",
-    )  # fmt: skip
+        dataset_id=tiny_dataset.id,
+        task="embedding",
+        encoder="small-cnn",
+        config={},
+        device="cpu",
+        epochs=1,
+        status="running",
+    )
     worker._record_failure(store, run.id, liveness.Cancelled("stopped while projecting"))
     ended = store.runs.get(run.id)
     assert (ended.status, ended.error, ended.traceback) == ("cancelled", None, None)

@@ -38,10 +38,19 @@ def make_photos(store: Store, n: int = N_PHOTOS, name: str = "photos") -> Datase
         data = png + i.to_bytes(4, "big")
         (folder / f"{i:05d}.png").write_bytes(data)
         rows.append(
-            Image(id=0, dataset_id=dataset.id, path=f"p/{i:05d}.png", sha256=f"{i:064x}",
-                  file=f"files/{i:05d}.png", width=48, height=48, mode="RGB", format="PNG",
-                  bytes=len(data))
-        )  # fmt: skip
+            Image(
+                id=0,
+                dataset_id=dataset.id,
+                path=f"p/{i:05d}.png",
+                sha256=f"{i:064x}",
+                file=f"files/{i:05d}.png",
+                width=48,
+                height=48,
+                mode="RGB",
+                format="PNG",
+                bytes=len(data),
+            )
+        )
     store.datasets.add_images(rows)
     return store.datasets.finish(dataset.id)
 

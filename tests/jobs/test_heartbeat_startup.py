@@ -16,9 +16,14 @@ def test_a_starting_worker_beats_until_its_first_sign_then_only_with_signs(
 ) -> None:
     now = time.time()
     run = store.runs.create(
-        dataset_id=tiny_dataset.id, task="rotation", encoder="small-cnn", config={},
-        device="cpu", epochs=1, status="running",
-    )  # fmt: skip
+        dataset_id=tiny_dataset.id,
+        task="rotation",
+        encoder="small-cnn",
+        config={},
+        device="cpu",
+        epochs=1,
+        status="running",
+    )
     store.runs.update(run.id, pid=os.getpid(), started_at=now, heartbeat_at=now - 100)
     liveness._last_sign = time.monotonic() - 60  # silent long before the heartbeat began
     beats = Heartbeat(store, run.id, every=0.05, deadline=0.2, startup=60)

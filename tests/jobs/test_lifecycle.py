@@ -28,9 +28,14 @@ pytestmark = pytest.mark.timeout(300)
 
 def _config(**changes) -> TrainConfig:
     base = TrainConfig(
-        dataset="tiny", task="rotation", image_size=SIZE, epochs=2, batch_size=8, device="cpu",
+        dataset="tiny",
+        task="rotation",
+        image_size=SIZE,
+        epochs=2,
+        batch_size=8,
+        device="cpu",
         warmup_epochs=0.5,
-    )  # fmt: skip
+    )
     return base.replace(**changes)
 
 

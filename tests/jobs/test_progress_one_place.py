@@ -13,14 +13,32 @@ from sslviz.ui import runs_view
 
 def test_cli_and_app_read_the_same_progress(store: Store, tiny_dataset) -> None:
     now = time.time()
-    common = {"dataset_id": tiny_dataset.id, "task": "rotation", "encoder": "small-cnn",
-              "device": "cpu", "epochs": 1000}  # fmt: skip
+    common = {
+        "dataset_id": tiny_dataset.id,
+        "task": "rotation",
+        "encoder": "small-cnn",
+        "device": "cpu",
+        "epochs": 1000,
+    }
     budgeted = store.runs.create(**common, config={"time_budget": 60.0})
-    store.runs.update(budgeted.id, status="running", started_at=now - 40, step=10,
-                      total_steps=100_000, train_seconds=30.0, heartbeat_at=now)  # fmt: skip
+    store.runs.update(
+        budgeted.id,
+        status="running",
+        started_at=now - 40,
+        step=10,
+        total_steps=100_000,
+        train_seconds=30.0,
+        heartbeat_at=now,
+    )
     reaped = store.runs.create(**common, config={})
-    store.runs.update(reaped.id, status="interrupted", started_at=now - 100,
-                      heartbeat_at=now - 90, step=5, total_steps=10)  # fmt: skip
+    store.runs.update(
+        reaped.id,
+        status="interrupted",
+        started_at=now - 100,
+        heartbeat_at=now - 90,
+        step=5,
+        total_steps=10,
+    )
     for run in (store.runs.get(budgeted.id), store.runs.get(reaped.id)):
         facts = jobs.describe(store, run, now=now)
         assert (

@@ -24,10 +24,14 @@ def _run_row(store: Store, status: str = "queued", device: str = "cpu", **fields
         store.datasets.finish(store.datasets.create("rows-only", "/nowhere").id)
     dataset = store.datasets.list()[0]
     run = store.runs.create(
-        dataset_id=dataset.id, task="rotation", encoder="small-cnn",
+        dataset_id=dataset.id,
+        task="rotation",
+        encoder="small-cnn",
         config={"dataset": dataset.name, "task": "rotation", "device": device},
-        device=device, epochs=3, status=status,
-    )  # fmt: skip
+        device=device,
+        epochs=3,
+        status=status,
+    )
     if fields:
         store.runs.update(run.id, **fields)
     return store.runs.get(run.id)
@@ -93,8 +97,11 @@ def test_pick_runs_fills_free_slots_oldest_first_per_device(store):
     chosen = jobs.pick_runs([cpu_running], queued, per_device=1)
     assert chosen == [queued[1].id, queued[3].id]
     assert jobs.pick_runs([cpu_running], queued, per_device=2) == [
-        queued[0].id, queued[1].id, queued[2].id, queued[3].id,
-    ]  # fmt: skip
+        queued[0].id,
+        queued[1].id,
+        queued[2].id,
+        queued[3].id,
+    ]
 
 
 CLAIMER = textwrap.dedent(
@@ -117,10 +124,14 @@ CLAIMER = textwrap.dedent(
 def test_concurrent_schedulers_never_claim_a_run_twice_nor_exceed_the_limit(store, home):
     queued = [_run_row(store, "queued", "cpu") for _ in range(6)]
     claimers = [
-        subprocess.Popen([sys.executable, "-c", CLAIMER, str(home)], stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", CLAIMER, str(home)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(4)
-    ]  # fmt: skip
+    ]
     for claimer in claimers:
         claimer.stdin.write("go\n")
         claimer.stdin.flush()
@@ -162,9 +173,12 @@ def test_a_worker_that_cannot_even_import_torch_stores_its_traceback(store, home
     run = _run_row(store, "running")  # as claimed by schedule
     env = {**os.environ, "PYTHONPATH": str(broken.parent)}
     result = subprocess.run(
-        [sys.executable, "-m", "sslviz.runner.worker", str(run.id)], env=env, capture_output=True,
-        text=True, timeout=120,
-    )  # fmt: skip
+        [sys.executable, "-m", "sslviz.runner.worker", str(run.id)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1
     failed = store.runs.get(run.id)
     assert failed.status == "failed"

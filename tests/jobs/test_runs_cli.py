@@ -14,17 +14,40 @@ STATUS_KEYS = {"run", "status", "pid", "epoch", "epochs", "step", "progress"}
 def _rows(store: Store) -> tuple[int, int]:
     dataset = store.datasets.finish(store.datasets.create("pets", "/data/pets").id)
     done = store.runs.create(
-        dataset_id=dataset.id, task="rotation", encoder="small-cnn",
-        config={"dataset": "pets", "task": "rotation"}, device="cpu", epochs=4, status="finished",
-    )  # fmt: skip
-    store.runs.update(done.id, epoch=4, step=40, total_steps=40, started_at=time.time() - 9,
-                      ended_at=time.time(), train_seconds=8.5)  # fmt: skip
+        dataset_id=dataset.id,
+        task="rotation",
+        encoder="small-cnn",
+        config={"dataset": "pets", "task": "rotation"},
+        device="cpu",
+        epochs=4,
+        status="finished",
+    )
+    store.runs.update(
+        done.id,
+        epoch=4,
+        step=40,
+        total_steps=40,
+        started_at=time.time() - 9,
+        ended_at=time.time(),
+        train_seconds=8.5,
+    )
     failed = store.runs.create(
-        dataset_id=dataset.id, task="jigsaw", encoder="small-cnn",
-        config={"dataset": "pets", "task": "jigsaw"}, device="cpu", epochs=4, status="failed",
-    )  # fmt: skip
-    store.runs.update(failed.id, epoch=1, step=10, total_steps=40, error="ValueError: boom",
-                      traceback="Traceback (most recent call last):\nValueError: boom\n")  # fmt: skip
+        dataset_id=dataset.id,
+        task="jigsaw",
+        encoder="small-cnn",
+        config={"dataset": "pets", "task": "jigsaw"},
+        device="cpu",
+        epochs=4,
+        status="failed",
+    )
+    store.runs.update(
+        failed.id,
+        epoch=1,
+        step=10,
+        total_steps=40,
+        error="ValueError: boom",
+        traceback="Traceback (most recent call last):\nValueError: boom\n",
+    )
     return done.id, failed.id
 
 
@@ -80,8 +103,15 @@ def test_a_time_budgeted_run_reports_its_planned_epochs_not_the_ceiling(store, c
         ("unstarted", "cancelled", 0, 0.0, 0),  # no pace yet: unknown
         ("finished", "finished", 280, 60.0, 28),  # what it did
     ]:
-        run = store.runs.create(dataset_id=dataset.id, task="rotation", encoder="small-cnn",
-                                config=config, device="cpu", epochs=1000, status=status)  # fmt: skip
+        run = store.runs.create(
+            dataset_id=dataset.id,
+            task="rotation",
+            encoder="small-cnn",
+            config=config,
+            device="cpu",
+            epochs=1000,
+            status=status,
+        )
         store.runs.update(run.id, step=step, total_steps=10_000, train_seconds=seconds, epoch=epoch)
         runs[name] = run.id
 
@@ -112,14 +142,25 @@ def test_fine_tunes_and_embedding_jobs_are_listed_by_their_kind(store, capsys):
     done, _ = _rows(store)
     dataset_id = store.runs.get(done).dataset_id
     tune = store.runs.create(
-        dataset_id=dataset_id, task="finetune", encoder="small-cnn", config={"labels": 20},
-        device="cpu", epochs=5, status="finished", parent_id=done,
-    )  # fmt: skip
+        dataset_id=dataset_id,
+        task="finetune",
+        encoder="small-cnn",
+        config={"labels": 20},
+        device="cpu",
+        epochs=5,
+        status="finished",
+        parent_id=done,
+    )
     store.runs.update(tune.id, epoch=5, step=50, total_steps=50)
     mapping = store.runs.create(
-        dataset_id=dataset_id, task="embedding", encoder="small-cnn", config={"source": "1"},
-        device="cpu", epochs=1, status="finished",
-    )  # fmt: skip
+        dataset_id=dataset_id,
+        task="embedding",
+        encoder="small-cnn",
+        config={"source": "1"},
+        device="cpu",
+        epochs=1,
+        status="finished",
+    )
     store.runs.update(mapping.id, step=306, total_steps=306)
 
     assert main(["runs"]) == 0

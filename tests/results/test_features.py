@@ -79,10 +79,24 @@ def test_first_layer_filters_are_pictures(trained) -> None:
 @pytest.mark.slow
 def test_cli_features_json(trained) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "sslviz", "features", str(trained.rotation), "--dataset",
-         "shapes", "--channels", "3", "--top", "4", "--json"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "sslviz",
+            "features",
+            str(trained.rotation),
+            "--dataset",
+            "shapes",
+            "--channels",
+            "3",
+            "--top",
+            "4",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     result = json.loads(out.stdout)
     assert {"run", "dataset", "layer", "channels"} <= set(result)
     assert result["run"] == trained.rotation and result["layer"] == "block3"

@@ -79,8 +79,19 @@ def test_scores_cli_json_sorting_and_csv(
     trained, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "scores.csv"
-    code = main(["scores", str(trained.rotation), "--sort", "upright", "--n", "5",
-                 "--out", str(out), "--json"])  # fmt: skip
+    code = main(
+        [
+            "scores",
+            str(trained.rotation),
+            "--sort",
+            "upright",
+            "--n",
+            "5",
+            "--out",
+            str(out),
+            "--json",
+        ]
+    )
     printed = capsys.readouterr()
     assert code == 0, printed.err
     facts = json.loads(printed.out)

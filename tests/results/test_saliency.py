@@ -58,10 +58,21 @@ def test_apply_writes_the_saliency_png(trained, tmp_path) -> None:
     Image.new("RGB", (48, 36), "orange").save(picture)
     out = tmp_path / "looked.png"
     run = subprocess.run(
-        [sys.executable, "-m", "sslviz", "apply", str(trained.rotation), str(picture),
-         "--saliency", str(out), "--json"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "sslviz",
+            "apply",
+            str(trained.rotation),
+            str(picture),
+            "--saliency",
+            str(out),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     result = json.loads(run.stdout)
     assert {"run", "task", "seconds"} <= set(result) and result["saliency"] == str(out)
     assert Image.open(out).width > 256

@@ -59,10 +59,22 @@ def test_turned_images_are_found(trained, tmp_path) -> None:
     ingest(store, [folder], name="held", workers=1)
     out = tmp_path / "turned.csv"
     run = subprocess.run(
-        [sys.executable, "-m", "sslviz", "upright", str(trained.rotation), "--dataset", "held",
-         "--out", str(out), "--json"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "sslviz",
+            "upright",
+            str(trained.rotation),
+            "--dataset",
+            "held",
+            "--out",
+            str(out),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     result = json.loads(run.stdout)
     assert result["checked"] == 40 and result["run"] == trained.rotation
     listed = result["turned"]

@@ -36,9 +36,14 @@ def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(
     store, tiny, deterministic, task, size
 ):
     config = TrainConfig(
-        dataset="tiny", task=task, image_size=size, epochs=3, batch_size=12, device="cpu",
+        dataset="tiny",
+        task=task,
+        image_size=size,
+        epochs=3,
+        batch_size=12,
+        device="cpu",
         task_options={"permutations": 30} if task == "jigsaw" else {},
-    )  # fmt: skip
+    )
     whole = create_run(store, config)
     assert execute(store, whole.id).status == "finished"
 

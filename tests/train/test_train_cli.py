@@ -82,8 +82,20 @@ def test_train_then_eval_json(home, tiny, task, size, extra):
 def test_plain_train_prints_the_run_id_and_a_progress_bar(home, tiny):
     # the bar is drawn only on a terminal: give stderr a pseudo-terminal, as a shell would
     env = {**os.environ, "SSLVIZ_HOME": str(home), "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "sslviz", "train", "--dataset", "tiny",
-               "--task", "rotation", "--image-size", "16", "--epochs", "1"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "sslviz",
+        "train",
+        "--dataset",
+        "tiny",
+        "--task",
+        "rotation",
+        "--image-size",
+        "16",
+        "--epochs",
+        "1",
+    ]
     terminal, stderr = pty.openpty()
     fcntl.ioctl(stderr, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 24x100
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=stderr)
@@ -131,12 +143,25 @@ def test_eval_of_a_missing_run_is_a_one_line_error(home, tiny):
 def torchrun(*args: str, env_home) -> subprocess.CompletedProcess:
     """``torchrun --nproc_per_node 2 -m sslviz ARGS``; asserts it exited 0."""
     env = {**os.environ, "SSLVIZ_HOME": str(env_home), "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-               "--standalone", "-m", "sslviz", *args]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--standalone",
+        "-m",
+        "sslviz",
+        *args,
+    ]
     launcher = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         start_new_session=True,
-    )  # fmt: skip
+    )
     try:
         stdout, stderr = launcher.communicate(timeout=300)
     except subprocess.TimeoutExpired:
@@ -150,10 +175,22 @@ def torchrun(*args: str, env_home) -> subprocess.CompletedProcess:
 def test_ddp_ranks_follow_one_clock_with_their_own_seeds_under_a_time_budget(home, tiny, store):
     # 13 images a step: shards of 7 and 6; the budget, not the epochs, ends training
     result = torchrun(
-        "train", "--dataset", "tiny", "--task", "jigsaw", "--image-size", "24",
-        "--permutations", "30", "--batch-size", "13", "--time-budget", "2", "--json",
+        "train",
+        "--dataset",
+        "tiny",
+        "--task",
+        "jigsaw",
+        "--image-size",
+        "24",
+        "--permutations",
+        "30",
+        "--batch-size",
+        "13",
+        "--time-budget",
+        "2",
+        "--json",
         env_home=home,
-    )  # fmt: skip
+    )
     ddp = json.loads(result.stdout.strip().splitlines()[-1])
     assert ddp["status"] == "finished"
     lines = {

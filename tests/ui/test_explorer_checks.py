@@ -32,8 +32,9 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("explorer-checks") / "home"
     store = Store.open(root)
     ensure_demo(store)
-    config = TrainConfig(dataset="demo", task="rotation", image_size=32, epochs=1,
-                         batch_size=32, device="cpu")  # fmt: skip
+    config = TrainConfig(
+        dataset="demo", task="rotation", image_size=32, epochs=1, batch_size=32, device="cpu"
+    )
     run = execute(store, train.create_run(store, config).id)
     assert run.status == "finished", run.error
     project.project(store, "demo", run.id)
@@ -69,7 +70,9 @@ def test_colour_a_runs_map_by_every_check_and_read_the_table(app: AppTest) -> No
     # The table: every check of the map's embedding, and the run's scores (its own map's run).
     assert app.selectbox(key="ex_table_run").value == 1
     table = app.dataframe[0].value
-    assert {"path", "outlier", "copies", "nearest", "cosine", "kept", "upright", "sureness"} <= set(table.columns)  # fmt: skip
+    assert {"path", "outlier", "copies", "nearest", "cosine", "kept", "upright", "sureness"} <= set(
+        table.columns
+    )
     assert len(table) == 306
 
     # The same numbers as the library (and so the CLI) gives.

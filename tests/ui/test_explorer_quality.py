@@ -40,9 +40,15 @@ def test_knn_in_the_map_follows_the_umap_settings(
     labels = np.repeat(np.array(["a", "b"], dtype=object), n // 2)
     vectors = (rng.normal(size=(n, 8)) + 4 * (labels == "a")[:, None]).astype(np.float32)
     embeddings = Embeddings(
-        vectors=vectors, image_ids=np.arange(n), paths=[f"{x}/{i}.png" for i, x in enumerate(labels)],
-        source="random", layer="block2", grid=1, dim=8, file=tmp_path / "emb.npy",
-    )  # fmt: skip
+        vectors=vectors,
+        image_ids=np.arange(n),
+        paths=[f"{x}/{i}.png" for i, x in enumerate(labels)],
+        source="random",
+        layer="block2",
+        grid=1,
+        dim=8,
+        file=tmp_path / "emb.npy",
+    )
     separated = rng.normal(size=(n, 2)) + 10 * (labels == "a")[:, None]  # a map that keeps classes
     mixed = rng.normal(size=(n, 2))  # the same embedding, a map that lost them
     first = LoadedMap(

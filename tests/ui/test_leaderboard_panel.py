@@ -42,8 +42,9 @@ def panel() -> None:
 @pytest.fixture
 def session_store(home: Path):
     store = Store.open(home)
-    truth = make_labeled_dataset(store, "stripes", ("horizontal", "vertical"), 30,
-                                 kind="stripes", size=24)  # fmt: skip
+    truth = make_labeled_dataset(
+        store, "stripes", ("horizontal", "vertical"), 30, kind="stripes", size=24
+    )
     dataset = store.datasets.get_by_name("stripes")
     session = store.sessions.create(dataset_id=dataset.id, name="first", source="pixels")
     ids = {image.path: image.id for image in store.datasets.images(dataset.id)}

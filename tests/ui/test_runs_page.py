@@ -131,17 +131,28 @@ def test_overlay_and_delete(app: AppTest, runs: tuple[Run, Run]) -> None:
 def _other_kinds(store: Store, parent: Run) -> tuple[Run, Run]:
     """A finished fine-tune of ``parent`` (with its curves) and a finished embedding job (none)."""
     tune = store.runs.create(
-        dataset_id=parent.dataset_id, task="finetune", encoder=parent.encoder,
-        config={"labels": 18}, device="cpu", epochs=3, status="finished", parent_id=parent.id,
-    )  # fmt: skip
+        dataset_id=parent.dataset_id,
+        task="finetune",
+        encoder=parent.encoder,
+        config={"labels": 18},
+        device="cpu",
+        epochs=3,
+        status="finished",
+        parent_id=parent.id,
+    )
     store.runs.update(tune.id, epoch=3, step=30, total_steps=30, started_at=parent.created_at)
     store.runs.log_metrics_batch(
         tune.id, [(s, {"loss": 2.0 / s, "accuracy": 1 - 1 / s}) for s in range(1, 31)]
     )
     mapping = store.runs.create(
-        dataset_id=parent.dataset_id, task="embedding", encoder=parent.encoder,
-        config={"source": str(parent.id)}, device="cpu", epochs=1, status="finished",
-    )  # fmt: skip
+        dataset_id=parent.dataset_id,
+        task="embedding",
+        encoder=parent.encoder,
+        config={"source": str(parent.id)},
+        device="cpu",
+        epochs=1,
+        status="finished",
+    )
     store.runs.update(mapping.id, step=306, total_steps=306)
     return store.runs.get(tune.id), store.runs.get(mapping.id)
 
