@@ -47,7 +47,7 @@ def test_sigterm_during_the_warm_up_stops_everything(tmp_path: Path, chromium: P
             page = browser.new_page()
             # the Train page waits for the warm-up's torch import: the warm-up is under way
             page.goto(f"http://127.0.0.1:{port}/train", wait_until="domcontentloaded")
-            page.wait_for_timeout(1500)
+            page.wait_for_selector("[data-test-script-state]", state="attached", timeout=60_000)
             started = time.monotonic()
             app.send_signal(signal.SIGTERM)
             assert wait_until(lambda: not serving(port), 5), "still serving 5 s after SIGTERM"

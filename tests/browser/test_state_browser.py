@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import IDLE, png_bytes
+from conftest import png_bytes, wait_idle
 from playwright.sync_api import expect
 
 from sslviz.data import ingest_uploads
@@ -20,9 +20,9 @@ WARNING = "created with a default value but also had its value set via the Sessi
 
 
 def settle(page) -> None:
-    """Until the script is idle, with room for a first map (UMAP's compile) on a busy machine."""
-    page.wait_for_timeout(300)
-    page.wait_for_function(IDLE, timeout=600_000)
+    """Until the run the last action caused has finished, with room for a first map (UMAP's
+    compile) on a busy machine."""
+    wait_idle(page, timeout_ms=600_000)
 
 
 def test_label_names_log_no_warning_and_the_picker_names_the_new_source(
