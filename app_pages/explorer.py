@@ -8,6 +8,7 @@ from sslviz.ui import explorer_checks as checks
 from sslviz.ui import explorer_panels as panels
 from sslviz.ui import explorer_view as ev
 from sslviz.ui.deep_links import say_missing
+from sslviz.ui.hover_thumbnails import hover_thumbnails
 from sslviz.ui.map import get_selection, render_map, sync_selection
 from sslviz.ui.resources import get_store
 from sslviz.ui.widgets import dataset_picker
@@ -97,6 +98,7 @@ def maps_and_selection() -> None:
                 highlight=highlight,
                 height=480 if compare else 600,
             )
+            hover_thumbnails(store, dataset.id, loaded[side].points.image_ids)
             panels.quality_figures(
                 loaded[side], *panels.quality_labels(store, loaded[side], session_id)
             )

@@ -7,6 +7,7 @@ from sslviz.fewshot.sessions import deleted_source, source_name
 from sslviz.ui import labeling_predictions as lp
 from sslviz.ui import labeling_view as lv
 from sslviz.ui.explorer_view import source_choices
+from sslviz.ui.hover_thumbnails import hover_thumbnails
 from sslviz.ui.label_colours import session_colours
 from sslviz.ui.leaderboard_view import leaderboard_section
 from sslviz.ui.map import get_selection, render_map, sync_selection
@@ -62,6 +63,7 @@ with label_tab:
                 colour_of=session_colours(store, session.id),
             )
             render_map(loaded.points, key=keys[0], selection_key=keys[1], colour=colour, height=460)
+            hover_thumbnails(store, dataset.id, loaded.points.image_ids)
             lv.selection_actions(store, session, get_selection(keys[1]), active)
     with right:
         st.markdown("**Label these next**")

@@ -1,8 +1,9 @@
 """Per-image held-out results of a run, computed once per checkpoint where the model is, and read
 back by the result pages.
 
-    write_results(store, run)                      # the worker, when a pretext run ends
     probabilities = rotation_of(store, run, load, held)      # a page: read (or compute once)
+
+``sslviz.results.at_run_end.write_results`` computes them when a run ends.
 
 What the result pages show image by image (rotation probabilities, colorizations at the run's
 temperature, jigsaw answers) costs a forward pass over every held-out image: seconds to minutes
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import io
-import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,29 +30,41 @@ import torch
 
 from sslviz.core import devices
 from sslviz.core.atomic import write_bytes
-from sslviz.results.apply import LoadedModel, checkpoint_version, load_run_model
-from sslviz.results.heldout import HeldOut, held_out
+from sslviz.results.apply import LoadedModel, checkpoint_version
+from sslviz.results.heldout import HeldOut
 from sslviz.results.jigsaw import puzzle_logits
 from sslviz.results.rotation import rotation_probabilities
 from sslviz.store import Run, Store
 
 RESULTS_DIR = "results"
 Arrays = dict[str, np.ndarray]
-_log = logging.getLogger(__name__)
 
 
 def results_file(store: Store, run_id: int, name: str, version: int) -> Path:
     return store.workspace.run_dir(run_id) / RESULTS_DIR / f"{name}-{version}.npz"
 
 
-def stored(store: Store, run_id: int, name: str, compute: Callable[[], Arrays]) -> Arrays:
+def is_stored(store: Store, run_id: int, name: str) -> bool:
+    """True when the arrays ``name`` of the run's current checkpoint are stored."""
+    return results_file(store, run_id, name, checkpoint_version(store, run_id)).exists()
+
+
+def stored(
+    store: Store,
+    run_id: int,
+    name: str,
+    compute: Callable[[], Arrays],
+    keys: tuple[str, ...] = (),
+) -> Arrays:
     """The arrays ``name`` of the run's current checkpoint: read if stored, else computed by
-    ``compute()`` and stored (atomically; older checkpoints' files of that name removed)."""
+    ``compute()`` and stored (atomically; older checkpoints' files of that name removed). A
+    stored file without all of ``keys`` (written by an older version) is computed again."""
     version = checkpoint_version(store, run_id)
     file = results_file(store, run_id, name, version)
     try:
         with np.load(file) as saved:
-            return {key: saved[key] for key in saved.files}
+            if set(keys) <= set(saved.files):
+                return {key: saved[key] for key in saved.files}
     except (FileNotFoundError, ValueError, OSError):
         pass
     arrays = compute()
@@ -94,25 +106,30 @@ def rotation_of(
 
 def colorization_of(
     store: Store, run: Run, load: Callable[[], LoadedModel], held: HeldOut
-) -> torch.Tensor:
-    """uint8 (N, 3, S, S): the model's colours of its own held-out images, decoded the run's
-    way (the annealed mean at its temperature, or L2) — what the page shows until the
-    temperature slider moves."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 (N, 3, S, S) twice: the model's colours of its own held-out images decoded the
+    run's way (the annealed mean at its temperature, or L2) — what the page shows until the
+    temperature slider moves — and the faithful decode."""
 
     def compute() -> Arrays:
         loaded = load()
         model, device = _on_device(loaded)
         model.eval()
-        out = []
+        vivid, faithful = [], []
         step = devices.inference_batch(device, 64)
         with torch.no_grad(), devices.autocast(device):
             for start in range(0, len(held.images), step):
                 chunk = held.images[start : start + step].to(device)
-                out.append(loaded.task.colorize(model, chunk, temperature=None).cpu())
-        colour = torch.cat(out) if out else held.images.clone()
-        return {"colour": colour.numpy()}
+                vivid.append(loaded.task.colorize(model, chunk, temperature=None).cpu())
+                faithful.append(loaded.task.colorize(model, chunk, faithful=True).cpu())
+        empty = held.images.clone()
+        return {
+            "colour": (torch.cat(vivid) if vivid else empty).numpy(),
+            "faithful": (torch.cat(faithful) if faithful else empty).numpy(),
+        }
 
-    return torch.from_numpy(stored(store, run.id, "colorization", compute)["colour"])
+    arrays = stored(store, run.id, "colorization", compute, keys=("colour", "faithful"))
+    return torch.from_numpy(arrays["colour"]), torch.from_numpy(arrays["faithful"])
 
 
 def jigsaw_of(
@@ -132,20 +149,3 @@ def jigsaw_of(
         return {"logits": logits.float().numpy()}
 
     return torch.from_numpy(stored(store, run.id, "jigsaw", compute)["logits"])
-
-
-RESULTS = {"rotation": rotation_of, "colorization": colorization_of, "jigsaw": jigsaw_of}
-
-
-def write_results(store: Store, run: Run) -> None:
-    """Compute and store what the run's result page shows (the kinds table names this for the
-    pretext tasks; the trainer calls it after the final evaluation). A failure here never fails
-    the run: the page then computes it on its first visit."""
-    if run.task not in RESULTS:
-        return
-    try:
-        loaded = load_run_model(store, run.id)
-        held = held_out(store, run, loaded.config)
-        RESULTS[run.task](store, run, lambda: loaded, held)
-    except Exception:  # noqa: BLE001 (the run's own results are already saved)
-        _log.warning("could not store run %s's per-image results", run.id, exc_info=True)

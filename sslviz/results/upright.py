@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +33,8 @@ from sslviz.core.devices import device_or_cpu, resolve_device
 from sslviz.core.errors import UserError
 from sslviz.data.cache import open_cache
 from sslviz.pretext.base import PretextModel
+from sslviz.results import stored
+from sslviz.results.apply import LoadedModel, cached_run_model
 from sslviz.results.rotation import rotation_probabilities
 from sslviz.store import Dataset, Store
 
@@ -111,18 +114,11 @@ def find_turned(
     return sorted(found, key=lambda t: (-t.confidence, t.path))
 
 
-def check_dataset(
-    store: Store,
-    run_id: int,
-    model: PretextModel,
-    image_size: int,
-    dataset: Dataset,
-    *,
-    min_confidence: float = DEFAULT_MIN_CONFIDENCE,
-    device: str = "auto",
-) -> UprightCheck:
-    """Every image of ``dataset`` through rotation run ``run_id``'s ``model`` at its training
-    size, batched from the decoded cache, on ``device`` (the run's)."""
+def dataset_turn_probabilities(
+    store: Store, model: PretextModel, image_size: int, dataset: Dataset, device: str = "auto"
+) -> Tensor:
+    """(N, 4) ``stored_turn_probabilities`` of every image of ``dataset`` (cache order), batched
+    from the decoded cache at the run's training size, on ``device``."""
     model = model.to(resolve_device(device))
     cache = open_cache(store, dataset.id, image_size)  # uint8 (N, 3, S, S), mmap
     parts = [
@@ -130,10 +126,36 @@ def check_dataset(
         for s in range(0, len(cache), CHUNK)
     ]
     model.to("cpu")
-    q = torch.cat(parts) if parts else torch.empty(0, 4)
-    paths = [image.path for image in store.datasets.images(dataset.id)]
-    found = find_turned(paths, q, min_confidence=min_confidence)
-    return UprightCheck(run_id, dataset.name, len(paths), min_confidence, found)
+    return torch.cat(parts) if parts else torch.empty(0, 4)
+
+
+def results_name(dataset: Dataset) -> str:
+    """The stored results' name of one dataset's check (``sslviz.results.stored``)."""
+    return f"upright-d{dataset.id}-n{dataset.n_images}"
+
+
+def is_stored(store: Store, run_id: int, dataset: Dataset) -> bool:
+    """True when the check of ``dataset`` by the run's current checkpoint is stored (reading it
+    costs milliseconds; computing it is a pass over the whole dataset)."""
+    return stored.is_stored(store, run_id, results_name(dataset))
+
+
+def turn_probabilities(
+    store: Store, run_id: int, dataset: Dataset, load: Callable[[], LoadedModel]
+) -> Tensor:
+    """(N, 4) turn probabilities of every image of ``dataset`` by the run's current checkpoint:
+    stored once per checkpoint and dataset (the run's own dataset when the run ends), so the
+    page and the CLI read them."""
+
+    def compute() -> dict[str, np.ndarray]:
+        loaded = load()
+        device = str(device_or_cpu(loaded.run.device))
+        q = dataset_turn_probabilities(
+            store, loaded.model, loaded.config.image_size, dataset, device
+        )
+        return {"q": q.float().numpy()}
+
+    return torch.from_numpy(stored.stored(store, run_id, results_name(dataset), compute)["q"])
 
 
 def upright_check(
@@ -145,8 +167,6 @@ def upright_check(
 ) -> UprightCheck:
     """``sslviz upright``: rotation run ``run_id`` (its latest checkpoint) on every image of
     ``dataset``. UserError unless it is a rotation run with a checkpoint."""
-    from sslviz.results.apply import cached_run_model
-
     run = store.runs.get(run_id)
     if run.task != "rotation":
         raise UserError(
@@ -155,13 +175,7 @@ def upright_check(
         )
     if not 0 < min_confidence <= 1:
         raise UserError(f"min confidence {min_confidence}: use a value in (0, 1], e.g. 0.8")
-    loaded = cached_run_model(store, run_id)
-    return check_dataset(
-        store,
-        run_id,
-        loaded.model,
-        loaded.config.image_size,
-        dataset,
-        min_confidence=min_confidence,
-        device=str(device_or_cpu(run.device)),
-    )
+    q = turn_probabilities(store, run_id, dataset, lambda: cached_run_model(store, run_id))
+    paths = [image.path for image in store.datasets.images(dataset.id)]
+    found = find_turned(paths, q, min_confidence=min_confidence)
+    return UprightCheck(run_id, dataset.name, len(paths), min_confidence, found)

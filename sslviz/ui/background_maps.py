@@ -71,7 +71,7 @@ class _Builder:
     def _run(state: MapState, work: Any) -> None:
         try:
             if warm_up_stage() != "ready":
-                state.stage = f"waiting for the start-up warm-up ({warm_up_stage()})"
+                state.stage = f"waiting for the start-up warm-up: {warm_up_stage()}"
                 wait_for_compile()
             state.stage = "fitting UMAP"
             work()

@@ -29,10 +29,8 @@ def _results(
     run = store.runs.get(run_id)
     loaded = loaded_model(store, run)
     held = held_out_images(store, store.runs.get(base_run), loaded.config.image_size)
-    if base_run == run_id and temperature is None:  # the run's own decode: stored when it ended
-        colour = stored.colorization_of(store, run, lambda: loaded, held)
-        # the faithful decode isn't stored with the run's end results: decoded here
-        faithful = loaded.task.colorize(loaded.model, held.images, faithful=True)
+    if base_run == run_id and temperature is None:  # the run's own decodes: stored when it ended
+        colour, faithful = stored.colorization_of(store, run, lambda: loaded, held)
         return ColorizationResults(
             held.paths, held.images, grey(held.images), colour, faithful, None
         )

@@ -80,13 +80,14 @@ class _WarmUp:
         load the compiled code from the cache."""
         started = time.perf_counter()
         try:
-            import plotly.graph_objects  # noqa: F401  (every chart)
+            import pandas  # noqa: F401  (every table; ~1 s on a first import)
 
             import sslviz.pretext  # noqa: F401  (torch, the task table)
             import sslviz.ui.train_form  # noqa: F401  (encoders, devices)
             from sslviz.core import devices
 
             devices.available_devices()
+            _first_use_of_torch_and_plotly()
             self.torch_ready.set()
             _log.info("warm-up: torch and tasks in %.1f s", time.perf_counter() - started)
             self.stage = "importing scikit-learn"
@@ -106,6 +107,28 @@ class _WarmUp:
             for event in (self.torch_ready, self.libraries_ready, self.compiled):
                 event.set()
             self.stage = "ready"
+
+
+def _first_use_of_torch_and_plotly() -> None:
+    """What a result page's first visit would otherwise pay once: a checkpoint's save and load
+    and a model's first forward pass (torch's lazily loaded code), and plotly's validators of
+    each trace type the pages draw (loaded on a figure's first use of the type)."""
+    import io
+
+    import plotly.graph_objects as go
+    import torch
+
+    from sslviz.models.encoders import DEFAULT_ENCODER, create_encoder
+
+    buffer = io.BytesIO()
+    encoder = create_encoder(DEFAULT_ENCODER)
+    torch.save(encoder.state_dict(), buffer)
+    buffer.seek(0)
+    encoder.load_state_dict(torch.load(buffer, weights_only=True))
+    with torch.no_grad():
+        encoder.eval()(torch.zeros(1, 3, 32, 32))
+    traces = (go.Heatmap(z=[[0]]), go.Bar(x=[0], y=[0]), go.Scatter(x=[0], y=[0]))
+    go.Figure([*traces, go.Scattergl(x=[0], y=[0]), go.Histogram(x=[0])]).to_json()
 
 
 COMPILE_SCRIPT = "from sslviz.maps import project; project.warm_up()"

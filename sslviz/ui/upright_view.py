@@ -10,6 +10,7 @@ import streamlit as st
 from PIL import Image
 
 from sslviz.data import image_path, load_rgb
+from sslviz.results import upright
 from sslviz.results.apply import checkpoint_version
 from sslviz.results.upright import DEFAULT_MIN_CONFIDENCE, UprightCheck, upright_check
 from sslviz.store import Dataset, Run, Store
@@ -70,6 +71,13 @@ def upright_section(store: Store, run: Run) -> None:
         key="up_threshold",
     )
     if dataset is None:
+        return
+    if not upright.is_stored(store, run.id, dataset) and not st.button(
+        f"Look at all {dataset.n_images:,} images of {dataset.name}",
+        key=f"up_start_{run.id}_{dataset.id}",
+        help="A pass over the whole dataset, once per checkpoint (the run's own dataset was "
+        "looked at when the run ended).",
+    ):
         return
     check = check_of(store, run, dataset, threshold)
     st.markdown(

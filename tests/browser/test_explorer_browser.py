@@ -1,5 +1,6 @@
 """The Explorer in Chromium: box-select a region of the map and see exactly the images inside it
-(computed from the stored map), keep the selection through a recolouring, export it as CSV."""
+(computed from the stored map), keep the selection through a recolouring, export it as CSV; the
+image of the point under the cursor."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import numpy as np
 import pytest
 from conftest import wait_idle
 
-from sslviz.data import ensure_demo
+from sslviz.data import ensure_demo, thumbnail_path
 from sslviz.maps import project
 from sslviz.store import Store
+from sslviz.ui.hover_thumbnails import data_url, side_for
 
 GRAPH = ".js-plotly-plot"
 
@@ -108,4 +110,42 @@ def test_box_selection_shows_exactly_the_images_inside(explorer_home: Path, app_
         page.get_by_role("button", name="Export CSV").click()
     with open(download.value.path(), newline="") as f:
         assert sorted(row["path"] for row in csv.DictReader(f)) == expected
+    store.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_a_point_under_the_cursor_shows_its_image(explorer_home: Path, app_url: str, page):
+    store = Store.open(explorer_home)
+    projection = project.cached_projection(store, "demo", "random")
+    page.goto(f"{app_url}/explorer?dataset=demo")
+    page.wait_for_selector(f"{GRAPH} canvas", timeout=120_000)
+    page.wait_for_function(
+        f"window.sslvizThumbs && Object.keys(window.sslvizThumbs).length === {len(projection.paths)}",
+        timeout=120_000,
+    )
+    page.locator(GRAPH).first.scroll_into_view_if_needed()
+    # Every drawn point in page pixels, with its image id; aim at the loneliest one.
+    drawn = page.evaluate(
+        """() => { const gd = document.querySelector('.js-plotly-plot'), t = gd._fullData[0];
+        const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+        const r = gd.querySelector('.nsewdrag').getBoundingClientRect();
+        return Array.from(t.x, (x, i) => [r.left + xa.l2p(x), r.top + ya.l2p(t.y[i]),
+                                           Number(t.customdata[i])]); }"""
+    )
+    xy = np.array([d[:2] for d in drawn])
+    gaps = np.linalg.norm(xy[:, None] - xy[None], axis=2) + np.eye(len(xy)) * 1e9
+    px, py, image_id = drawn[int(gaps.min(axis=1).argmax())]
+    page.mouse.move(px + 2, py + 2)
+    page.mouse.move(px, py)
+    box = page.locator("#sslviz-hover-thumb")
+    box.wait_for(state="visible", timeout=30_000)
+    src = box.locator("img").get_attribute("src")
+    assert src == page.evaluate(f"window.sslvizThumbs['{image_id}']")
+    image = next(
+        i for i in store.datasets.images(store.datasets.get_by_name("demo").id) if i.id == image_id
+    )
+    assert src == data_url(str(thumbnail_path(store, image)), side_for(len(projection.paths)))
+    page.mouse.move(5, 5)  # off the map: the image goes
+    box.wait_for(state="hidden", timeout=30_000)
     store.close()

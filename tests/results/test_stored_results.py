@@ -9,7 +9,7 @@ import torch
 from trained_runs import Trained
 
 from sslviz.models.checkpoint import checkpoint_path
-from sslviz.results import held_out, stored
+from sslviz.results import held_out, stored, upright
 from sslviz.results.apply import cached_run_model, checkpoint_version
 from sslviz.results.jigsaw import puzzle_logits
 from sslviz.results.rotation import rotation_probabilities
@@ -32,6 +32,8 @@ def test_the_worker_stored_every_tasks_results_at_the_run_end(
     ):
         file = stored.results_file(store, run_id, name, checkpoint_version(store, run_id))
         assert file.exists(), f"run {run_id} ({name}) has no stored results"
+    run = store.runs.get(trained.rotation)
+    assert upright.is_stored(store, run.id, store.datasets.get(run.dataset_id))
 
 
 def test_stored_results_equal_the_model_now_and_are_only_read(
@@ -59,9 +61,19 @@ def test_stored_results_equal_the_model_now_and_are_only_read(
     run = store.runs.get(trained.colorization)
     loaded = cached_run_model(store, run.id)
     held = held_out(store, run, loaded.config)
-    colour = stored.colorization_of(store, run, _never, held)
+    colour, faithful = stored.colorization_of(store, run, _never, held)
     with torch.no_grad():
         assert torch.equal(colour, loaded.task.colorize(loaded.model, held.images))
+        assert torch.equal(faithful, loaded.task.colorize(loaded.model, held.images, faithful=True))
+
+    run = store.runs.get(trained.rotation)
+    loaded = cached_run_model(store, run.id)
+    dataset = store.datasets.get(run.dataset_id)
+    q = upright.turn_probabilities(store, run.id, dataset, _never)  # the whole dataset, read
+    fresh = upright.dataset_turn_probabilities(
+        store, loaded.model, loaded.config.image_size, dataset
+    )
+    assert q.shape == (dataset.n_images, 4) and torch.allclose(q, fresh, atol=1e-5)
 
 
 def test_a_newer_checkpoint_is_computed_once_and_replaces_the_old_file(

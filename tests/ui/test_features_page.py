@@ -67,6 +67,9 @@ def test_upright_section_on_the_rotation_page(trained) -> None:
     app.switch_page("app_pages/rotation.py").run()
     assert not app.exception, app.exception
     assert "Stored the wrong way up" in [h.value for h in app.subheader]
+    # the run's own dataset was looked at when the run ended: read, no button to start it
+    assert any("look stored turned" in m.value for m in app.markdown)
+    assert not [b for b in app.button if str(b.key).startswith("up_start_")]
     app.slider(key="up_threshold").set_value(0.5).run()
     assert not app.exception
     app.toggle(key="rot_saliency").set_value(True).run()

@@ -1,0 +1,36 @@
+"""What a pretext run computes when it ends, so its result page only reads files: the per-image
+held-out results (``sslviz.results.stored``) and, for rotation, the upright check of its own
+dataset (``sslviz.results.upright``). Named by the kinds table as each pretext task's results
+writer; the trainer calls it after the final evaluation."""
+
+from __future__ import annotations
+
+import logging
+
+from sslviz.results import stored, upright
+from sslviz.results.apply import load_run_model
+from sslviz.results.heldout import held_out
+from sslviz.store import Run, Store
+
+HELD_OUT = {
+    "rotation": stored.rotation_of,
+    "colorization": stored.colorization_of,
+    "jigsaw": stored.jigsaw_of,
+}
+_log = logging.getLogger(__name__)
+
+
+def write_results(store: Store, run: Run) -> None:
+    """Compute and store what the run's result page shows. A failure here never fails the run:
+    the page then computes it on its first visit."""
+    if run.task not in HELD_OUT:
+        return
+    try:
+        loaded = load_run_model(store, run.id)
+        held = held_out(store, run, loaded.config)
+        HELD_OUT[run.task](store, run, lambda: loaded, held)
+        if run.task == "rotation":
+            dataset = store.datasets.get(run.dataset_id)
+            upright.turn_probabilities(store, run.id, dataset, lambda: loaded)
+    except Exception:  # noqa: BLE001 (the run's own results are already saved)
+        _log.warning("could not store run %s's per-image results", run.id, exc_info=True)
