@@ -300,6 +300,7 @@ PAGES = (
     "runs",
     "explorer",
     "labeling",
+    "features",
     "rotation",
     "colorization",
     "jigsaw",

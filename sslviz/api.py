@@ -124,3 +124,23 @@ def channel_features(
     return channel_index(
         store, resolve_dataset(store, dataset), feature_source(store, source), layer
     )
+
+
+def write_run_results(store: Store, run: Run) -> None:
+    """What a pretext run computes when it ends (the kinds table's results writer), so its pages
+    only read files: the per-image held-out results and the upright check
+    (``sslviz.results.at_run_end``), then the Features page's first view — every channel's
+    dataset examples at the deepest layer, for the run and for ``random`` beside it. A failure
+    here never fails the run: a page then computes what is missing on its first visit."""
+    import logging
+
+    from sslviz.results.at_run_end import write_results
+
+    write_results(store, run)
+    try:
+        for source in (run.id, "random"):
+            channel_features(store, run.dataset_id, source)
+    except Exception:  # noqa: BLE001 (the run's own results are already saved)
+        logging.getLogger(__name__).warning(
+            "could not store run %s's channel index", run.id, exc_info=True
+        )

@@ -1,7 +1,7 @@
 """What a pretext run computes when it ends, so its result page only reads files: the per-image
 held-out results (``sslviz.results.stored``) and, for rotation, the upright check of its own
-dataset (``sslviz.results.upright``). Named by the kinds table as each pretext task's results
-writer; the trainer calls it after the final evaluation."""
+dataset (``sslviz.results.upright``). Called by ``sslviz.api.write_run_results``, the kinds table's
+results writer of each pretext task, after the final evaluation."""
 
 from __future__ import annotations
 

@@ -72,7 +72,7 @@ KINDS: dict[str, RunKind] = {
         executor="sslviz.training.train:execute_run",
         config_type="sslviz.training.config:TrainConfig",
         encoder_loader="sslviz.maps.embed:pretext_encoder",
-        results_writer="sslviz.results.at_run_end:write_results",
+        results_writer="sslviz.api:write_run_results",
     ),
     "colorization": RunKind(
         name="colorization",
@@ -84,7 +84,7 @@ KINDS: dict[str, RunKind] = {
         executor="sslviz.training.train:execute_run",
         config_type="sslviz.training.config:TrainConfig",
         encoder_loader="sslviz.maps.embed:pretext_encoder",
-        results_writer="sslviz.results.at_run_end:write_results",
+        results_writer="sslviz.api:write_run_results",
     ),
     "jigsaw": RunKind(
         name="jigsaw",
@@ -96,7 +96,7 @@ KINDS: dict[str, RunKind] = {
         executor="sslviz.training.train:execute_run",
         config_type="sslviz.training.config:TrainConfig",
         encoder_loader="sslviz.maps.embed:pretext_encoder",
-        results_writer="sslviz.results.at_run_end:write_results",
+        results_writer="sslviz.api:write_run_results",
     ),
     "finetune": RunKind(
         name="finetune",

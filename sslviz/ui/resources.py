@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import signal
 import subprocess
 import sys
 import threading
@@ -87,7 +88,6 @@ class _WarmUp:
             from sslviz.core import devices
 
             devices.available_devices()
-            _first_use_of_torch_and_plotly()
             self.torch_ready.set()
             _log.info("warm-up: torch and tasks in %.1f s", time.perf_counter() - started)
             self.stage = "importing scikit-learn"
@@ -96,6 +96,8 @@ class _WarmUp:
             import sklearn.neighbors  # noqa: F401
 
             self.libraries_ready.set()
+            # after what pages wait for: a page that needs these first uses pays them itself
+            _first_use_of_torch_and_plotly()
             self.stage = "compiling UMAP (once per machine)"
             _compile_umap_in_a_process()
             self.compiled.set()
@@ -143,7 +145,7 @@ def _compile_umap_in_a_process() -> None:
     )
     atexit.register(_end, process)  # a server told to stop leaves no compile behind
     _, errors = process.communicate()
-    if process.returncode != 0:
+    if process.returncode != 0 and process.returncode != -signal.SIGKILL:  # not ended by _end
         tail = (errors or "").strip().splitlines()[-1:] or ["no output"]
         _log.warning("UMAP compile process failed (%s): %s", process.returncode, tail[0])
 
@@ -202,8 +204,20 @@ def wait_for_warm_up(url_path: str) -> None:
             event.wait(WAIT_SECONDS)
 
 
+def _skip_streamlit_repl_check() -> None:
+    """Streamlit checks once per process, on the first element a script writes, whether it runs
+    in a REPL (to warn that apps need ``streamlit run``): ``inspect.stack()``, which resolves the
+    file of every loaded module — 0.7 s for the first visitor once torch is loaded. Under the
+    server (``runtime.exists()``) that warning never applies, so mark it as done."""
+    import streamlit.delta_generator as delta_generator
+
+    if runtime.exists() and hasattr(delta_generator, "_use_warning_has_been_displayed"):
+        delta_generator._use_warning_has_been_displayed = True
+
+
 def startup() -> None:
     """Run the one-time start-up for this workspace (cached: later calls are free)."""
+    _skip_streamlit_repl_check()
     start_warm_up()
     problem = _start(str(Workspace.from_env().root))
     if problem:

@@ -8,9 +8,11 @@ import os
 import torch
 from trained_runs import Trained
 
+from sslviz.api import feature_source
 from sslviz.models.checkpoint import checkpoint_path
 from sslviz.results import held_out, stored, upright
 from sslviz.results.apply import cached_run_model, checkpoint_version
+from sslviz.results.features import index_file
 from sslviz.results.jigsaw import puzzle_logits
 from sslviz.results.rotation import rotation_probabilities
 from sslviz.store import Store
@@ -33,7 +35,12 @@ def test_the_worker_stored_every_tasks_results_at_the_run_end(
         file = stored.results_file(store, run_id, name, checkpoint_version(store, run_id))
         assert file.exists(), f"run {run_id} ({name}) has no stored results"
     run = store.runs.get(trained.rotation)
-    assert upright.is_stored(store, run.id, store.datasets.get(run.dataset_id))
+    dataset = store.datasets.get(run.dataset_id)
+    assert upright.is_stored(store, run.id, dataset)
+    for source in (run.id, "random"):  # the Features page's first view
+        found = feature_source(store, source)
+        deepest = found.encoder.layer_names[-1]
+        assert index_file(store, dataset, found, deepest).exists(), source
 
 
 def test_stored_results_equal_the_model_now_and_are_only_read(
