@@ -112,23 +112,28 @@ class _WarmUp:
 
 
 def _first_use_of_torch_and_plotly() -> None:
-    """What a result page's first visit would otherwise pay once: a checkpoint's save and load
-    and a model's first forward pass (torch's lazily loaded code), and plotly's validators of
-    each trace type the pages draw (loaded on a figure's first use of the type)."""
+    """What a result page's first visit would otherwise pay once: each task's model built (the
+    colorization task's gamut table alone is ~1 s), a checkpoint's save and load and a first
+    forward pass (torch's lazily loaded code), and plotly's validators of each trace type the
+    pages draw (loaded on a figure's first use of the type)."""
     import io
 
     import plotly.graph_objects as go
     import torch
 
-    from sslviz.models.encoders import DEFAULT_ENCODER, create_encoder
+    from sslviz.pretext import TASKS
+    from sslviz.training.config import TrainConfig
+    from sslviz.training.evaluate import build_model
 
+    for task in TASKS:
+        sample = torch.zeros(8, 3, 32, 32, dtype=torch.uint8)
+        _, model = build_model(TrainConfig(dataset="warm-up", task=task, image_size=32), sample)
     buffer = io.BytesIO()
-    encoder = create_encoder(DEFAULT_ENCODER)
-    torch.save(encoder.state_dict(), buffer)
+    torch.save(model.state_dict(), buffer)
     buffer.seek(0)
-    encoder.load_state_dict(torch.load(buffer, weights_only=True))
+    model.load_state_dict(torch.load(buffer, weights_only=True))
     with torch.no_grad():
-        encoder.eval()(torch.zeros(1, 3, 32, 32))
+        model.encoder.eval()(torch.zeros(1, 3, 32, 32))
     traces = (go.Heatmap(z=[[0]]), go.Bar(x=[0], y=[0]), go.Scatter(x=[0], y=[0]))
     go.Figure([*traces, go.Scattergl(x=[0], y=[0]), go.Histogram(x=[0])]).to_json()
 
