@@ -20,7 +20,7 @@ Digits: scikit-learn's 1,797 8 px digits upscaled to 32 px; demo: ``assets/demo`
 photo each crop came from).
 
     python benchmarks/leaderboard.py [--budget 60 | --epochs N] [--draws 5] [--datasets digits demo]
-        [--tasks rotation] [--threads 1]
+        [--tasks rotation] [--threads 1] [--only-timing]
 """
 
 from __future__ import annotations
@@ -143,6 +143,13 @@ def bench(store: Store, name: str, truth: dict[str, str], args: argparse.Namespa
     paths = [image.path for image in store.datasets.images(dataset.id)]
     draws = [draw(truth, args.per_class, seed) for seed in range(args.draws)]
     cold, warm, n_rows = leaderboard_times(store, name, draws[0], truth)
+    if args.only_timing:
+        print(
+            f"leaderboard ({n_rows} rows, {len(draws[0])} labels): cold {cold:.2f} s, one more "
+            f"label {warm:.2f} s = {warm / cold:.2f}x",
+            flush=True,
+        )
+        return
     vectors = {k: np.asarray(embed(store, dataset, s).vectors) for k, s in sources.items()}
 
     scores: dict[str, list[float]] = {k: [] for k in sources}
@@ -217,6 +224,9 @@ def main() -> int:
     parser.add_argument("--datasets", nargs="+", default=["digits", "demo"])
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's own)")
+    parser.add_argument(
+        "--only-timing", action="store_true", help="the leaderboard's times only (no draws)"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

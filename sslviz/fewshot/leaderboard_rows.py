@@ -99,7 +99,8 @@ def frozen_row(
     """CV with ``choose`` on the labels (all of them, or with a shared untouched set, the
     others); then the chosen predictor fitted on those and scored on the untouched labels."""
     from sslviz.fewshot.estimate import choose, wilson_interval
-    from sslviz.fewshot.predictors import Features, fit_predict
+    from sslviz.fewshot.predict import prepared_features
+    from sslviz.fewshot.predictors import fit_predict
     from sslviz.maps.embed import cached_embeddings, embed
 
     base = {"source": candidate.source, "layer": candidate.layer, "grid": candidate.grid}
@@ -121,7 +122,7 @@ def frozen_row(
     paths = sorted(p for p in labels if p not in test)  # the labels allowed to choose
     idx = np.array([row_of[p] for p in paths])
     y = [labels[p] for p in paths]
-    features = Features(np.asarray(emb.vectors))
+    features = prepared_features(store, emb)  # the UMAP read from its cache after the first time
     choice = choose(features.vectors, idx, y, features=features)
     estimate = choice.estimate
     correct = _record(estimate.correct)

@@ -183,21 +183,12 @@ def predict(
     embedding (computed and cached on first use; pass ``embeddings`` to reuse loaded ones)."""
     from dataclasses import replace
 
-    from sslviz.fewshot import geometry
     from sslviz.maps.embed import embed
 
     if method not in METHOD_CHOICES:  # before the (possibly slow) embedding
         raise UserError(f"unknown method {method!r}: use one of {', '.join(METHOD_CHOICES)}")
     emb = embeddings or embed(store, dataset, source, layer=layer, grid=grid)
-    # The UMAP of the embedding is cached beside it: fitted once (below the size limit, or when
-    # a UMAP method is asked for by name), then every later prediction reuses it.
-    umap = geometry.cached_coords(store, emb)
-    wants_umap = method in UMAP_METHODS or (
-        method == "auto" and len(emb.paths) <= geometry.MAX_ROWS
-    )
-    if umap is None and wants_umap:
-        umap = geometry.coords_for(store, emb)
-    features = Features(emb.vectors, umap=umap, root=store.workspace.root)
+    features = prepared_features(store, emb, method)
     result = predict_vectors(emb.vectors, emb.paths, labels, method, seed=seed, features=features)
     return replace(
         result,
@@ -206,3 +197,18 @@ def predict(
         layer=emb.layer,
         grid=emb.grid,
     )
+
+
+def prepared_features(store: Store, emb: Embeddings, method: str = "auto") -> Features:
+    """The embedding prepared for the predictors, with its 10-D UMAP cached beside it: fitted
+    once (below ``geometry.MAX_ROWS`` images, or when a UMAP method is asked for by name), then
+    read by every later prediction, cross-validation and leaderboard."""
+    from sslviz.fewshot import geometry
+
+    umap = geometry.cached_coords(store, emb)
+    wants_umap = method in UMAP_METHODS or (
+        method == "auto" and len(emb.paths) <= geometry.MAX_ROWS
+    )
+    if umap is None and wants_umap:
+        umap = geometry.coords_for(store, emb)
+    return Features(emb.vectors, umap=umap, root=store.workspace.root)

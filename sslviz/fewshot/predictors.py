@@ -189,6 +189,9 @@ class Features:
         self._graph: sp.csr_matrix | None = None
         self._umap = umap
         self._root = root  # the workspace whose numba cache a UMAP fit uses
+        # what other modules derive from the embedding alone (not the labels), kept with it so a
+        # caller holding the Features computes it once, e.g. suggest's reduced points
+        self.derived: dict[object, np.ndarray] = {}
 
     @property
     def logreg(self) -> np.ndarray:

@@ -103,6 +103,15 @@ def _uncovered_lead(
 
 
 def _reduced(features: Features, seed: int) -> np.ndarray:
+    """(N, <= CLUSTER_DIMS) the cosine features' PCA: the same whatever the labels, so it is
+    kept with the features (a labeling page asks again after every label)."""
+    key = ("suggest-points", seed)
+    if key not in features.derived:
+        features.derived[key] = _pca_points(features, seed)
+    return features.derived[key]
+
+
+def _pca_points(features: Features, seed: int) -> np.ndarray:
     x = features.cosine
     if x.shape[1] <= CLUSTER_DIMS or len(x) <= CLUSTER_DIMS:
         return x

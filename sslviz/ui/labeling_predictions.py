@@ -16,6 +16,7 @@ import streamlit as st
 
 from sslviz.fewshot.export import labels_csv, parquet_bytes, predictions_csv
 from sslviz.fewshot.predict import PredictResult, predict
+from sslviz.fewshot.predictors import Features
 from sslviz.fewshot.suggest import suggest
 from sslviz.maps import embed
 from sslviz.maps.embedding_job import runs_inline
@@ -309,11 +310,19 @@ def downloads(
 
 
 # --- "label these next" -------------------------------------------------------------------------------
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _suggest_features(_emb: Any, file: str) -> Features:
+    # kept for the embedding's life: what suggest derives from it alone is computed once
+    return Features(np.asarray(_emb.vectors))
+
+
 @st.cache_resource(show_spinner=False, max_entries=6)
 def _suggest(
     _emb: Any, file: str, labels_key: str, _labeled: tuple[int, ...], _names: tuple[str, ...]
 ) -> tuple[np.ndarray, str]:
-    picked = suggest(_emb.vectors, np.asarray(_labeled, np.int64), list(_names), n=QUEUE)
+    features = _suggest_features(_emb, file)
+    labeled = np.asarray(_labeled, np.int64)
+    picked = suggest(features.vectors, labeled, list(_names), n=QUEUE, features=features)
     return _emb.image_ids[picked.indices], picked.strategy
 
 

@@ -14,6 +14,7 @@ import torch
 from finetune_helpers import first_per_class, make_labeled_dataset, train_parent
 from threadpoolctl import threadpool_limits
 
+from sslviz.fewshot import geometry
 from sslviz.fewshot.estimate import choose
 from sslviz.fewshot.finetune import FineTuneConfig, finetune_result, submit_finetune
 from sslviz.fewshot.finetune_data import labels_sha
@@ -90,6 +91,21 @@ def test_rows_are_cached_per_label_set_and_read_back(space):
     cache.write_text(json.dumps(rows))
     again = leaderboard(space.store, "stripes", labels)
     assert next(r for r in again.rows if r.source == "pixels").cv_accuracy == 0.123
+
+
+def test_a_new_label_set_reuses_each_sources_umap(space):
+    """The 10-D UMAP behind auto's UMAP predictors depends on the images, not the labels: the
+    leaderboard fits it once per source and reads it for every later label set."""
+    labels = first_per_class(space.truth, 7)
+    leaderboard(space.store, "stripes", labels)
+    dataset = space.store.datasets.get_by_name("stripes")
+    emb = embed(space.store, dataset, "pixels")
+    file = geometry.cache_file(space.store, emb)
+    assert file.exists()
+    fitted = file.stat().st_mtime_ns
+    more = first_per_class(space.truth, 9)
+    leaderboard(space.store, "stripes", more)
+    assert file.stat().st_mtime_ns == fitted  # read, not fitted again
 
 
 def test_fine_tuned_rows_are_compared_on_labels_they_never_trained_on(space):
