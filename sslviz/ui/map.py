@@ -56,6 +56,9 @@ from sslviz.ui.thumbnails import (  # noqa: F401  (part of the widget's interfac
 PLAIN_COLOUR = "#4e79a7"
 LEGEND_MAX = 24  # categories named in the legend; the rest are summed up
 SELECTION_MODES = ("points", "box", "lasso")
+# Above this many points the map carries no paths for hover: at 100k they were ~2.3 of the
+# figure's 4.6 MB, re-sent and parsed on every new figure.
+HOVER_TEXT_MAX = 20_000
 
 
 # --- data ------------------------------------------------------------------------------------------
@@ -191,7 +194,8 @@ def map_figure(
     selected: np.ndarray | None = None,
     height: int = 560,
 ) -> go.Figure:
-    """The map: one ``Scattergl`` trace, image ids in ``customdata``, paths on hover.
+    """The map: one ``Scattergl`` trace, image ids in ``customdata``, paths on hover (up to
+    ``HOVER_TEXT_MAX`` points).
 
     highlight: image ids drawn bigger, outlined and on top (others faded), e.g. search hits.
     selected: image ids shown as plotly's selection (others dimmed) in a freshly built figure.
@@ -231,15 +235,16 @@ def map_figure(
             showscale=True,
             colorbar={"title": {"text": colour.title}, "thickness": 12},
         )
+    ids = points.image_ids[order]
+    if not len(ids) or int(ids.max()) < 2**31:
+        ids = ids.astype(np.int32)  # half the bytes of int64 on every map sent
     trace = go.Scattergl(
-        x=points.x[order],
-        y=points.y[order],
-        mode="markers",
-        customdata=points.image_ids[order],
-        hovertext=points.paths[order],
-        hovertemplate="%{hovertext}<extra></extra>",
-        marker=marker,
+        x=points.x[order], y=points.y[order], mode="markers", customdata=ids, marker=marker
     )
+    if n <= HOVER_TEXT_MAX:
+        trace.update(hovertext=points.paths[order], hovertemplate="%{hovertext}<extra></extra>")
+    else:  # the paths would be most of the figure's megabytes: a selection shows them instead
+        trace.update(hoverinfo="skip")
     if selected is not None and len(selected):
         # A plain list: plotly.js decodes base64 arrays only for data attributes, and
         # ``selectedpoints`` (valType "any") would arrive as an undecoded {dtype, bdata} object.

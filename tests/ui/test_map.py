@@ -10,6 +10,7 @@ import numpy as np
 import plotly.io as pio
 
 from sslviz.ui.map import (
+    HOVER_TEXT_MAX,
     MISSING_COLOUR,
     MapPoints,
     categorical_colours,
@@ -102,3 +103,13 @@ def test_numeric_colours_have_a_colour_bar_and_no_nan() -> None:
 def test_selection_csv_has_a_path_column() -> None:
     rows = list(csv.DictReader(io.StringIO(selection_csv(["a/1.png", "b,2.png"]))))
     assert [r["path"] for r in rows] == ["a/1.png", "b,2.png"]
+
+
+def test_a_large_map_carries_no_paths_and_keeps_its_ids() -> None:
+    small, large = points(HOVER_TEXT_MAX), points(HOVER_TEXT_MAX + 1)
+    assert list(map_figure(small).data[0].hovertext) == list(small.paths)
+    trace = map_figure(large).data[0]
+    assert trace.hovertext is None and trace.hoverinfo == "skip"
+    assert list(trace.customdata) == list(large.image_ids)  # int32 on the wire, same ids
+    event = {"selection": {"points": [{"customdata": int(trace.customdata[7])}]}}
+    assert selected_ids(event).tolist() == [int(large.image_ids[7])]
