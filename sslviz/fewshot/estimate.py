@@ -50,7 +50,7 @@ LARGE = 20_000  # images above which CV uses one partition (see _repeats)
 # What "auto" uses when there is no estimate to choose by, and prefers unless CV shows another
 # method clearly better: the best method on average over five data-set families at one label per
 # class (benchmarks/fewshot_quality.py); ``FALLBACK`` where the UMAP is skipped for size.
-RULE = "umap-logreg"
+RULE = "ensemble"
 FALLBACK = "logreg"
 NOT_CANDIDATES = ("self-training",)  # see ``candidates``
 

@@ -75,9 +75,25 @@ def _graph(file: str, _store: Store, _loaded: LoadedMap) -> checks.NeighbourGrap
     return checks.neighbour_graph(_store, _loaded.embeddings)
 
 
-def graph_of(store: Store, loaded: LoadedMap) -> checks.NeighbourGraph:
-    """The kNN graph of a map's embedding (stored in the workspace; computed once)."""
-    return _graph(str(loaded.embeddings.file), store, loaded)
+def graph_of(store: Store, loaded: LoadedMap, *, key: str) -> checks.NeighbourGraph | None:
+    """The kNN graph of a map's embedding (stored in the workspace; computed once). A large
+    dataset's is computed on a click, never by just opening the page (minutes at 100k: every
+    pair of images); None until then."""
+    emb = loaded.embeddings
+    large = not runs_inline(len(emb.paths))
+    if (
+        large
+        and checks.cached_graph(store, emb) is None
+        and not st.button(
+            f"Find the {checks.K} nearest neighbours of all {len(emb.paths):,} images",
+            key=f"{key}_graph",
+            icon=":material/play_arrow:",
+            help="Outliers, near-duplicates and the table need them: every pair of images is "
+            "compared once (minutes at this size), then stored for every later visit.",
+        )
+    ):
+        return None
+    return _graph(str(emb.file), store, loaded)
 
 
 def overlap_of(store: Store, dataset: Dataset, loaded: LoadedMap) -> np.ndarray | None:
@@ -177,11 +193,14 @@ def colouring(
 ) -> Colouring | None:
     """The map's colours for a check (None: nothing to colour by, said in a caption)."""
     with user_errors():
+        if choice.check in ("outlier", "duplicates"):
+            graph = graph_of(store, loaded, key=f"ex_colour_{loaded.spec.source}")
+            if graph is None:
+                return None
         if choice.check == "outlier":
-            scores = checks.outlier_scores(graph_of(store, loaded))
+            scores = checks.outlier_scores(graph)
             return numeric_colours(scores, title="outlier score", colorscale="Inferno")
         if choice.check == "duplicates":
-            graph = graph_of(store, loaded)
             groups = checks.duplicate_groups(
                 len(graph), checks.duplicate_pairs(graph, choice.threshold)
             )
@@ -213,7 +232,9 @@ def check_table(
 ) -> pd.DataFrame | None:
     """One row per image of the map: path, outlier score, near-duplicate group, neighbours kept
     from random (a run's map), and the pretext scores of ``run_id``; indexed by image id."""
-    graph = graph_of(store, loaded)
+    graph = graph_of(store, loaded, key="ex_table")
+    if graph is None:
+        return None
     groups = checks.duplicate_groups(len(graph), checks.duplicate_pairs(graph, threshold))
     table = pd.DataFrame(
         {
@@ -286,6 +307,8 @@ def checks_section(
     )
     with user_errors():
         table = check_table(store, dataset, loaded, run_id, threshold)
+        if table is None:
+            return
         shown = _shown(table, show, query)
         if show == "changed" and "kept" not in table:
             st.caption("“Most changed by training” needs a run's map: choose one as the source.")
