@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterable
 
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.models import resnet18
 
 from sslviz.core.errors import UserError
 
@@ -143,6 +142,10 @@ class ResNet18(Encoder):
 
     def __init__(self, in_channels: int = 3, image_size: int = 32) -> None:
         super().__init__(in_channels)
+        # imported here: torchvision's models take ~1 s to import (torch._dynamo through its ops),
+        # which every process and first page visit paid for the default small CNN's sake
+        from torchvision.models import resnet18
+
         net = resnet18(weights=None)
         if image_size <= 64:
             conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
