@@ -121,5 +121,12 @@ def barrier() -> None:
 
 
 def shutdown() -> None:
+    """Leave the process group together: rank 0 may still be writing the run's results (seconds)
+    when the others finish, and a rank tearing its group down alone was seen to abort
+    ("terminate called without an active exception") on a busy machine."""
     if dist.is_available() and dist.is_initialized():
+        try:
+            dist.barrier()
+        except RuntimeError:  # a rank that died: nothing left to wait for
+            pass
         dist.destroy_process_group()
