@@ -11,6 +11,7 @@ shared cache. The backend is gloo on CPU and nccl on CUDA.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -125,8 +126,6 @@ def shutdown() -> None:
     when the others finish, and a rank tearing its group down alone was seen to abort
     ("terminate called without an active exception") on a busy machine."""
     if dist.is_available() and dist.is_initialized():
-        try:
+        with contextlib.suppress(RuntimeError):  # a rank that died: nothing left to wait for
             dist.barrier()
-        except RuntimeError:  # a rank that died: nothing left to wait for
-            pass
         dist.destroy_process_group()
