@@ -8,7 +8,7 @@ from sslviz.ui import explorer_checks as checks
 from sslviz.ui import explorer_panels as panels
 from sslviz.ui import explorer_view as ev
 from sslviz.ui.deep_links import say_missing
-from sslviz.ui.hover_thumbnails import hover_thumbnails
+from sslviz.ui.hover_thumbnails import hover_limit_caption, hover_thumbnails
 from sslviz.ui.map import get_selection, render_map, sync_selection
 from sslviz.ui.resources import get_store
 from sslviz.ui.widgets import dataset_picker
@@ -98,7 +98,7 @@ def maps_and_selection() -> None:
                 highlight=highlight,
                 height=480 if compare else 600,
             )
-            hover_thumbnails(store, dataset.id, loaded[side].points.image_ids)
+            hover_limit_caption(len(loaded[side].points))
             panels.quality_figures(
                 loaded[side], *panels.quality_labels(store, loaded[side], session_id)
             )
@@ -113,6 +113,9 @@ def maps_and_selection() -> None:
     shown = [(labels[side], m) for side, m in loaded.items() if m is not None]
     panels.neighbours_panel(store, dataset, selected, shown)
     checks.checks_section(store, dataset, shown, selection_key=keys["a"][1], choice=check)
+    # last: the images behind the cursor are built (once) after everything else is drawn
+    ids = [m.points.image_ids for m in loaded.values() if m is not None]
+    hover_thumbnails(store, dataset.id, np.unique(np.concatenate(ids)))
 
 
 maps_and_selection()

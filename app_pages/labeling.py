@@ -7,7 +7,7 @@ from sslviz.fewshot.sessions import deleted_source, source_name
 from sslviz.ui import labeling_predictions as lp
 from sslviz.ui import labeling_view as lv
 from sslviz.ui.explorer_view import source_choices
-from sslviz.ui.hover_thumbnails import hover_thumbnails
+from sslviz.ui.hover_thumbnails import hover_limit_caption, hover_thumbnails
 from sslviz.ui.label_colours import session_colours
 from sslviz.ui.leaderboard_view import leaderboard_section
 from sslviz.ui.map import get_selection, render_map, sync_selection
@@ -63,7 +63,7 @@ with label_tab:
                 colour_of=session_colours(store, session.id),
             )
             render_map(loaded.points, key=keys[0], selection_key=keys[1], colour=colour, height=460)
-            hover_thumbnails(store, dataset.id, loaded.points.image_ids)
+            hover_limit_caption(len(loaded.points))
             lv.selection_actions(store, session, get_selection(keys[1]), active)
     with right:
         st.markdown("**Label these next**")
@@ -94,3 +94,5 @@ with predict_tab:
         lp.per_label_gallery(store, session, result)
         lp.check_labels(store, session, result)
     leaderboard_section(store, session)  # which source predicts these labels best; fine-tune
+if loaded is not None:  # last: the images behind the cursor, on every map of the page
+    hover_thumbnails(store, dataset.id, loaded.points.image_ids)
