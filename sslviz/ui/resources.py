@@ -81,7 +81,7 @@ class _WarmUp:
         load the compiled code from the cache."""
         started = time.perf_counter()
         try:
-            import pandas  # noqa: F401  (every table; ~1 s on a first import)
+            import plotly.graph_objects  # noqa: F401  (every chart)
 
             import sslviz.pretext  # noqa: F401  (torch, the task table)
             import sslviz.ui.train_form  # noqa: F401  (encoders, devices)
