@@ -81,6 +81,10 @@ class _WarmUp:
         load the compiled code from the cache."""
         started = time.perf_counter()
         try:
+            # pandas first: light pages (Datasets, Runs) never wait, and one importing pandas
+            # while this thread does only waits on its module lock for the rest of the import
+            # (pandas imports nothing of ours: no lock cycle, no half-initialised module)
+            import pandas  # noqa: F401  (every table)
             import plotly.graph_objects  # noqa: F401  (every chart)
 
             import sslviz.pretext  # noqa: F401  (torch, the task table)
