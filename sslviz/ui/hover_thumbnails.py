@@ -73,7 +73,10 @@ def hover_thumbnails(store: Store, dataset_id: int, image_ids: np.ndarray) -> No
     if len(ids) > MAX_IMAGES:
         return
     script = _script(store, str(store.workspace.root), dataset_id, ids.tobytes())
-    st.html(script, unsafe_allow_javascript=True)
+    try:
+        st.html(script, unsafe_allow_javascript=True)
+    except TypeError:  # a Streamlit without scripts in st.html: the maps work without images
+        return
 
 
 def hover_limit_caption(n_points: int) -> None:
