@@ -27,59 +27,19 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from app_server import CHROMIUM, CHROMIUM_ARGS, free_port, start_app, stop_app  # noqa: E402
+
 GOAL_SECONDS, GOAL_RATIO = 2.0, 1.5
 MAIN_CONTENT = "[data-testid='stDataFrame'] >> nth=0", "[data-testid='stProgress'] >> nth=0"
 DONE = "[data-test-script-state='notRunning']"
 CURVES = ".js-plotly-plot .main-svg"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_app(port: int, env: dict[str, str], log: Path) -> subprocess.Popen:
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(REPO / "app.py"),
-        "--server.headless",
-        "true",
-        "--server.address",
-        "127.0.0.1",
-        "--server.port",
-        str(port),
-        "--browser.gatherUsageStats",
-        "false",
-    ]
-    with open(log, "wb") as out:
-        app = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if app.poll() is not None:
-            raise SystemExit(f"the app exited ({app.returncode}); see {log}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
-                return app
-        except OSError:
-            time.sleep(0.3)
-    app.terminate()
-    raise SystemExit(f"the app did not answer /_stcore/health within 120 s; see {log}")
 
 
 class Browser:
@@ -134,7 +94,6 @@ def main() -> int:
 
     home = Path(tempfile.mkdtemp(prefix="sslviz-bench-"))
     os.environ["SSLVIZ_HOME"] = str(home)
-    env = {**os.environ, "SSLVIZ_HOME": str(home)}
 
     from sslviz.data import ensure_demo
     from sslviz.runner import jobs
@@ -176,7 +135,7 @@ def main() -> int:
 
     port = args.port or free_port()
     url = f"http://127.0.0.1:{port}/runs?run={run_id}"
-    app = start_app(port, env, home / "app.log")
+    app = start_app(port, home)
     browser = Browser(args.cold)
     times: dict[str, list[tuple[float, float]]] = {"idle": [], "active": [], "paused": []}
     try:
@@ -206,8 +165,7 @@ def main() -> int:
         browser.close()
         if store.runs.get(run_id).status in ("queued", "running"):
             stop()
-        app.terminate()
-        app.wait(timeout=30)
+        stop_app(app)
 
     median = {case: statistics.median(t[0] for t in ts) for case, ts in times.items()}
     curves = {case: statistics.median(t[1] for t in ts) for case, ts in times.items()}

@@ -40,72 +40,26 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-IDLE = (
-    "document.querySelector('[data-test-script-state]')"
-    "?.getAttribute('data-test-script-state') === 'notRunning'"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from app_server import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    IDLE,
+    REPO,
+    free_port,
+    start_app,
+    stop_app,
 )
+
 GOAL_SECONDS = 3.0
 DATASET = "bench-points"
 
 
 # --- the app and the browser -------------------------------------------------------------------
-def start_app(port: int, home: Path, env_extra: dict[str, str] | None = None) -> subprocess.Popen:
-    env = {**os.environ, "SSLVIZ_HOME": str(home), **(env_extra or {})}
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(REPO / "app.py"),
-        "--server.headless",
-        "true",
-        "--server.address",
-        "127.0.0.1",
-        "--server.port",
-        str(port),
-        "--browser.gatherUsageStats",
-        "false",
-    ]
-    log = open(home / f"app-{port}.log", "ab")  # noqa: SIM115 (closed with the process)
-    app = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if app.poll() is not None:
-            raise SystemExit(f"the app exited ({app.returncode}); see {log.name}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
-                return app
-        except OSError:
-            time.sleep(0.2)
-    app.terminate()
-    raise SystemExit("the app did not answer within 120 s")
-
-
-def stop_app(app: subprocess.Popen) -> None:
-    app.terminate()
-    try:
-        app.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        app.kill()
-        app.wait()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_idle(page, timeout_ms: int = 300_000) -> None:
     page.wait_for_timeout(250)  # the rerun an interaction triggers has started by then
     page.wait_for_function(IDLE, timeout=timeout_ms)

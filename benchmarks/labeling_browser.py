@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from explorer_browser import (  # noqa: E402
+from app_server import (  # noqa: E402
     CHROMIUM,
     CHROMIUM_ARGS,
     IDLE,
