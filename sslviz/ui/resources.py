@@ -101,6 +101,7 @@ class _WarmUp:
 
             self.libraries_ready.set()
             # after what pages wait for: a page that needs these first uses pays them itself
+            self.stage = "building the tasks' models once"
             _first_use_of_torch_and_plotly()
             self.stage = "compiling UMAP (once per machine)"
             _compile_umap_in_a_process()
