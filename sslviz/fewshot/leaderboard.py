@@ -6,7 +6,7 @@
 
 Candidates: the ``pixels`` and ``random`` baselines, every finished pretext run of the dataset at
 its default layer and one more (the next deeper, else the one before), and every finished
-fine-tune. Frozen rows are scored by ``estimate.choose`` (the predictor ``auto`` would use, and
+fine-tune twice: its own head's predictions, and its encoder as a frozen source. Frozen rows are scored by ``estimate.choose`` (the predictor ``auto`` would use, and
 its cross-validated accuracy with a Wilson interval: THE one way sslviz computes CV accuracy).
 
 Honesty. A fine-tuned model can't be cross-validated on labels it trained on or chose its
@@ -45,11 +45,14 @@ from sslviz.core.errors import UserError
 from sslviz.fewshot.enough import too_few_to_compare
 from sslviz.fewshot.finetune_data import labels_file, labels_sha, read_label_file
 from sslviz.fewshot.leaderboard_rows import (
+    FINETUNE_EMBEDDING,
+    FINETUNE_HEAD,
     Candidate,
     Row,
     clearly_better,
     fine_tuned_row,
     frozen_row,
+    not_compared_row,
     row_from_json,
 )
 
@@ -61,7 +64,8 @@ if TYPE_CHECKING:
     from sslviz.store import Dataset, Run, Store
 
 TOO_FEW_TO_RANK = "too few labels to rank"
-_CACHE_VERSION = 2  # 2: frozen rows choose without the untouched labels; per-label records
+_CACHE_VERSION = 3  # 2: frozen rows choose without the untouched labels; per-label records
+# 3: fine-tunes' encoders as frozen sources
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,8 @@ def candidates(store: Store, dataset: Dataset) -> list[Candidate]:
         if kind.name == "finetune":
             grid = int(run.config.get("grid") or 1)
             name = f"fine-tune #{run.id} of #{run.parent_id}"
-            out.append(Candidate(str(run.id), run.config.get("layer"), grid, "finetune", name))
+            for kind in (FINETUNE_HEAD, FINETUNE_EMBEDDING):
+                out.append(Candidate(str(run.id), run.config.get("layer"), grid, kind, name))
         elif kind.pretext and kind.has_encoder:
             layer, grid = default_layer(store, str(run.id))
             layers = available_layers(store, str(run.id))
@@ -163,27 +168,29 @@ def leaderboard(
     sha = labels_sha(labels)
     cache = _read_cache(store, dataset, sha)
     test_key = labels_sha({p: labels[p] for p in holdout}) if holdout else "-"
-    keys = {c: f"{_version(store, c)}|{test_key}" for c in found if c.kind != "finetune"}
-    todo = [c for c in found if c.kind != "finetune" and keys[c] not in cache]
+
+    def cached(c: Candidate) -> bool:  # frozen rows, and fine-tunes' encoders where compared
+        return c.kind != FINETUNE_HEAD and (
+            c.kind != FINETUNE_EMBEDDING or int(c.source) in fine_tunes
+        )
+
+    keys = {c: f"{_version(store, c)}|{test_key}" for c in found if cached(c)}
+    todo = [c for c in found if cached(c) and keys[c] not in cache]
     rows, computed = [], 0
     for candidate in found:
-        if candidate.kind == "finetune":
+        progress = _stage_reporter(report, candidate, computed, len(todo))
+        if candidate.kind == FINETUNE_HEAD:
             ids = {image.path: image.id for image in images}
             row = fine_tuned_row(store, candidate, labels, holdout, ids, fine_tunes, notes)
-        elif keys[candidate] in cache:
+        elif candidate in keys and keys[candidate] in cache:
             row = row_from_json(cache[keys[candidate]])
+        elif candidate.kind == FINETUNE_EMBEDDING and int(candidate.source) not in fine_tunes:
+            row = not_compared_row(candidate, notes.get(int(candidate.source)))
         else:
-            stage = f"{candidate.name} · {candidate.layer}"
             row = frozen_row(
-                store,
-                dataset,
-                candidate,
-                labels,
-                holdout,
-                row_of,
-                background,
-                lambda what, s=stage, n=computed: report(f"{what} {s}", n, len(todo)),
+                store, dataset, candidate, labels, holdout, row_of, background, progress
             )
+        if candidate in keys and keys[candidate] not in cache:
             computed += 1
             if row.pending_run is None:
                 cache[keys[candidate]] = row.to_json()
@@ -229,6 +236,14 @@ def leaderboard(
     return board(rows, ranked_by, False, message)
 
 
+def _stage_reporter(
+    report: Progress, candidate: Candidate, done: int, total: int
+) -> Callable[[str], None]:
+    """``stage("embedding")`` -> ``report("embedding rotation #3 · block2", done, total)``."""
+    where = f"{candidate.name} · {candidate.layer}"
+    return lambda what: report(f"{what} {where}", done, total)
+
+
 def _comparable_fine_tunes(
     store: Store, found: list[Candidate], labels: dict[str, str]
 ) -> tuple[list[int], list[str], dict[int, str]]:
@@ -241,7 +256,7 @@ def _comparable_fine_tunes(
     chosen: list[int] = []
     notes: dict[int, str] = {}
     for candidate in sorted(
-        (c for c in found if c.kind == "finetune"), key=lambda c: -int(c.source)
+        (c for c in found if c.kind == FINETUNE_HEAD), key=lambda c: -int(c.source)
     ):
         run_id = int(candidate.source)
         result = finetune_result(store, run_id)

@@ -3,9 +3,14 @@ rows are compared (``sslviz.fewshot.leaderboard`` builds the table from these).
 
 Frozen rows: ``estimate.choose`` (the predictor ``auto`` would use, and its cross-validated
 accuracy with a Wilson interval) on the labels allowed to choose; with untouched labels, the
-chosen predictor fitted on the others and scored there. Fine-tuned rows: the fine-tune's own
-predictions on the untouched labels, what it said before it saw them. Every row keeps its
-per-label record (``correct``) so two rows compare pairwise (``clearly_better``).
+chosen predictor fitted on the others and scored there. Each fine-tune has two rows: its own
+head's predictions on the untouched labels (what it said before it saw them), and its encoder
+used as a frozen source (``FINETUNE_EMBEDDING``): the predictor ``choose`` picks on its
+embedding, fitted on the labels it trained on, scored on the untouched ones. The second is what
+fine-tuning is for here: the head alone scored 0.955x the frozen run it started from (digits and
+demo, 5 labels per class), its embedding with the chosen predictor 1.00x (benchmarks/leaderboard.py).
+Every row keeps its per-label record (``correct``) so two rows compare pairwise
+(``clearly_better``).
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ if TYPE_CHECKING:
     from sslviz.store import Dataset, Store
 
 SWITCH_P = 0.05  # McNemar's one-sided p below which another row is "clearly better"
+FINETUNE_HEAD = "finetune"  # Candidate.kind of a fine-tune's own predictions
+FINETUNE_EMBEDDING = "finetune-embedding"  # Candidate.kind of a fine-tune as a frozen source
 
 
 @dataclass(frozen=True)
@@ -29,7 +36,7 @@ class Candidate:
     source: str  # "pixels", "random" or a run id
     layer: str | None
     grid: int
-    kind: str  # "pixels", "random", a pretext task, or "finetune"
+    kind: str  # "pixels", "random", a pretext task, FINETUNE_HEAD or FINETUNE_EMBEDDING
     name: str  # how the table names it, e.g. "rotation #3"
 
 
@@ -97,14 +104,14 @@ def frozen_row(
     stage: Callable[[str], None],
 ) -> Row:
     """CV with ``choose`` on the labels (all of them, or with a shared untouched set, the
-    others); then the chosen predictor fitted on those and scored on the untouched labels."""
+    others); then the chosen predictor fitted on those and scored on the untouched labels. A
+    fine-tune's encoder (``FINETUNE_EMBEDDING``) is scored on the untouched labels only."""
     from sslviz.fewshot.estimate import choose, wilson_interval
     from sslviz.fewshot.predict import prepared_features
     from sslviz.fewshot.predictors import fit_predict
     from sslviz.maps.embed import cached_embeddings, embed
 
-    base = {"source": candidate.source, "layer": candidate.layer, "grid": candidate.grid}
-    named = {**base, "kind": candidate.kind, "name": candidate.name}
+    named = _identity(candidate)
     emb = cached_embeddings(
         store, dataset, candidate.source, layer=candidate.layer, grid=candidate.grid
     )
@@ -132,7 +139,7 @@ def frozen_row(
         right = [float(prediction.labels[row_of[p]] == labels[p]) for p in holdout]
         held_acc, held_int = sum(right) / len(holdout), wilson_interval(sum(right), len(holdout))
         correct = tuple(right)
-    return Row(
+    row = Row(
         **named,
         method=choice.method,
         cv_accuracy=estimate.accuracy,
@@ -141,6 +148,20 @@ def frozen_row(
         holdout_interval=held_int,
         correct=correct,
     )
+    if candidate.kind == FINETUNE_EMBEDDING:  # a CV on the labels it trained on would flatter it
+        return replace(row, cv_accuracy=None, cv_interval=None, fine_tuned=True)
+    return row
+
+
+def _identity(candidate: Candidate) -> dict[str, Any]:
+    """The fields of a row that say which candidate it is."""
+    return {
+        "source": candidate.source,
+        "layer": candidate.layer,
+        "grid": candidate.grid,
+        "kind": candidate.kind,
+        "name": candidate.name,
+    }
 
 
 def _record(correct: np.ndarray | None) -> tuple[float | None, ...] | None:
@@ -148,6 +169,18 @@ def _record(correct: np.ndarray | None) -> tuple[float | None, ...] | None:
     if correct is None:
         return None
     return tuple(None if np.isnan(v) else float(v) for v in correct)
+
+
+def not_compared_row(candidate: Candidate, note: str | None) -> Row:
+    """A fine-tune's row with nothing honest to score it on, and why."""
+    return Row(
+        **_identity(candidate),
+        method="-",
+        cv_accuracy=None,
+        cv_interval=None,
+        fine_tuned=True,
+        note=note,
+    )
 
 
 def fine_tuned_row(
@@ -164,15 +197,8 @@ def fine_tuned_row(
     from sslviz.fewshot.finetune_result import finetune_result
 
     run_id = int(candidate.source)
-    named = {
-        "source": candidate.source,
-        "layer": candidate.layer,
-        "grid": candidate.grid,
-        "kind": "finetune",
-        "name": candidate.name,
-    }
     row = Row(
-        **named,
+        **_identity(candidate),
         method="fine-tuned head",
         cv_accuracy=None,
         cv_interval=None,

@@ -8,7 +8,8 @@ The table ranks every source for the session's labels (``sslviz.fewshot.leaderbo
 first, marks the session's own source, and offers one click to switch the session to another
 one only where a paired comparison on the same labels shows it clearly better
 (``leaderboard.clearly_better``; ``on_switch(source, layer, grid)``, by default
-``fewshot.sessions.set_source``). Ranking is a click, not automatic: it scores every run, and the
+``fewshot.sessions.set_source``); a fine-tune's encoder is such a source, its head's own
+predictions are not. Ranking is a click, not automatic: it scores every run, and the
 labels change with every click on the page; a result whose labels have changed since says so.
 While it ranks, a bar names the stage (embedding or cross-validating which source).
 The fine-tune panel starts a supervised or a semi-supervised (FixMatch) fine-tune.
@@ -27,6 +28,7 @@ from streamlit.errors import StreamlitAPIException
 from sslviz.core.errors import UserError
 from sslviz.fewshot.finetune_data import labels_sha
 from sslviz.fewshot.leaderboard import Leaderboard, Row, clearly_better, leaderboard
+from sslviz.fewshot.leaderboard_rows import FINETUNE_HEAD
 from sslviz.store import Store
 
 Switch = Callable[[str, str | None, int | None], None]
@@ -46,9 +48,9 @@ def is_current(store: Store, row: Row, session: Any) -> bool:
     source's defaults where the session leaves them open)."""
     from sslviz.maps.embed import default_layer
 
-    if row.source != str(session.source):
+    if row.source != str(session.source) or row.kind == FINETUNE_HEAD:
         return False
-    if row.fine_tuned:  # a fine-tune used as a frozen source: its one row
+    if row.fine_tuned:  # a fine-tune's encoder as a frozen source: its one row
         return True
     try:
         layer, grid = default_layer(store, str(session.source))
@@ -153,7 +155,7 @@ def _switch_buttons(store: Store, board: Leaderboard, session: Any, on_switch: S
         return
     better = []
     for row in board.rows:
-        if row.fine_tuned or row.pending_run is not None or _unranked(board, row):
+        if row.kind == FINETUNE_HEAD or row.pending_run is not None or _unranked(board, row):
             continue
         clear, wins, losses, p = clearly_better(row, current)
         if clear:

@@ -19,7 +19,8 @@ from sslviz.fewshot.estimate import choose
 from sslviz.fewshot.finetune import FineTuneConfig, finetune_result, submit_finetune
 from sslviz.fewshot.finetune_data import labels_sha
 from sslviz.fewshot.leaderboard import TOO_FEW_TO_RANK, Row, clearly_better, leaderboard
-from sslviz.fewshot.predictors import METHODS, Features
+from sslviz.fewshot.leaderboard_rows import FINETUNE_EMBEDDING, FINETUNE_HEAD
+from sslviz.fewshot.predictors import METHODS, Features, fit_predict
 from sslviz.maps.embed import embed
 from sslviz.runner.execute import execute
 from sslviz.store import Store
@@ -122,7 +123,7 @@ def test_fine_tuned_rows_are_compared_on_labels_they_never_trained_on(space):
     assert board.ranked_by == "holdout_accuracy" and board.fine_tunes == [run.id]
     assert board.holdout == result["holdout"] and len(board.holdout) == 6
     assert not set(board.holdout) & set(result["train"])
-    tuned = next(row for row in board.rows if row.fine_tuned)
+    tuned = next(row for row in board.rows if row.kind == FINETUNE_HEAD)
     assert tuned.source == str(run.id) and tuned.cv_accuracy is None  # never CV on its training
     # scored by what it said of them before its head was refitted on all labels
     before = result["holdout_predictions"]
@@ -144,13 +145,27 @@ def test_fine_tuned_rows_are_compared_on_labels_they_never_trained_on(space):
         )
         alone = choose(features.vectors, idx, [labels[p] for p in others], features=features)
         assert (row.method, row.cv_accuracy) == (alone.method, alone.estimate.accuracy)
+    # its encoder as a frozen source: a predictor chosen and fitted on the labels it trained on,
+    # scored on the untouched ones, with no CV accuracy (it would be scored on its training)
+    encoder = next(row for row in board.rows if row.kind == FINETUNE_EMBEDDING)
+    assert encoder.source == str(run.id) and encoder.fine_tuned and encoder.cv_accuracy is None
+    vectors = embed(store, "stripes", str(run.id), layer=encoder.layer, grid=encoder.grid).vectors
+    features = Features(vectors)
+    fitted = fit_predict(
+        features.vectors, idx, [labels[p] for p in others], encoder.method, features=features
+    )
+    right = [fitted.labels[paths.index(p)] == labels[p] for p in board.holdout]
+    assert encoder.holdout_accuracy == pytest.approx(sum(right) / len(right))
     scores = [row.holdout_accuracy for row in board.rows]
     assert scores == sorted(scores, reverse=True)
 
     # fewer labels than the fine-tune trained on leave it nothing honest to be scored on
     fewer = leaderboard(store, "stripes", {p: labels[p] for p in result["train"]})
     assert fewer.ranked_by == "cv_accuracy"
-    assert "too few labels it did not use" in next(r for r in fewer.rows if r.fine_tuned).note
+    tuned_rows = [r for r in fewer.rows if r.fine_tuned]
+    assert len(tuned_rows) == 2  # its head and its encoder, neither scored
+    assert all("too few labels it did not use" in r.note for r in tuned_rows)
+    assert all(r.holdout_accuracy is None for r in tuned_rows)
 
 
 def test_a_tie_is_no_reason_to_switch_and_a_clear_gain_is():
