@@ -37,6 +37,7 @@ from fewshot_sets import FAMILIES, truth_of, write_family  # noqa: E402
 from sslviz.data import ingest  # noqa: E402
 from sslviz.data.cache import build_cache  # noqa: E402
 from sslviz.fewshot.coverage import coverage  # noqa: E402
+from sslviz.fewshot.geometry import shared_scale  # noqa: E402
 from sslviz.fewshot.predict import predict_vectors  # noqa: E402
 from sslviz.fewshot.predictors import METHODS, Features  # noqa: E402
 from sslviz.fewshot.suggest import suggest  # noqa: E402
@@ -132,7 +133,7 @@ def quality(sets: list[str], draws: int, budget: float) -> None:
                 paths = list(emb.paths)
                 truth = truth_of(name, paths)
                 started = time.perf_counter()
-                features = Features(np.asarray(emb.vectors))
+                features = Features(np.asarray(emb.vectors), shared_scale=shared_scale(emb))
                 assert len(features.umap)  # fitted once per embedding, as predict caches it
                 umap_seconds = time.perf_counter() - started
                 label = source if not source.isdigit() else f"rotation {budget:.0f} s"

@@ -65,14 +65,19 @@ def draw(truth: dict[str, str], per_class: int, seed: int) -> dict[str, str]:
 
 
 def frozen_accuracy(
-    vectors: np.ndarray, paths: list[str], truth: dict[str, str], labels: dict[str, str]
+    vectors: np.ndarray,
+    paths: list[str],
+    truth: dict[str, str],
+    labels: dict[str, str],
+    shared_scale: bool = False,
 ) -> tuple[float, str, float | None]:
-    """(accuracy on the unlabeled rest, the method choose() picked, its CV estimate)."""
+    """(accuracy on the unlabeled rest, the method choose() picked, its CV estimate);
+    ``shared_scale`` for pixels (``geometry.shared_scale``)."""
     row = {p: i for i, p in enumerate(paths)}
     labeled = sorted(labels)
     idx = np.array([row[p] for p in labeled])
     y = [labels[p] for p in labeled]
-    features = Features(vectors)
+    features = Features(vectors, shared_scale=shared_scale)
     choice = choose(vectors, idx, y, features=features)
     prediction = fit_predict(vectors, idx, y, choice.method, features=features)
     rest = [i for i, p in enumerate(paths) if p not in labels]
@@ -166,7 +171,9 @@ def bench(store: Store, name: str, truth: dict[str, str], args: argparse.Namespa
     for labels in draws:
         cv = {}
         for key in sources:
-            accuracy, method, estimate = frozen_accuracy(vectors[key], paths, truth, labels)
+            accuracy, method, estimate = frozen_accuracy(
+                vectors[key], paths, truth, labels, shared_scale=key == "pixels"
+            )
             scores[key].append(accuracy)
             methods[key].append(method)
             cv[key] = estimate or 0.0

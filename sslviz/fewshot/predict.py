@@ -211,4 +211,5 @@ def prepared_features(store: Store, emb: Embeddings, method: str = "auto") -> Fe
     )
     if umap is None and wants_umap:
         umap = geometry.coords_for(store, emb)
-    return Features(emb.vectors, umap=umap, root=store.workspace.root)
+    shared = geometry.shared_scale(emb)
+    return Features(emb.vectors, umap=umap, root=store.workspace.root, shared_scale=shared)

@@ -178,6 +178,7 @@ class Features:
         cosine_features: str = COSINE_FEATURES,
         umap: np.ndarray | None = None,
         root: Path | None = None,
+        shared_scale: bool = False,
     ) -> None:
         self.vectors = np.asarray(vectors)
         if self.vectors.ndim != 2 or not len(self.vectors):
@@ -189,6 +190,7 @@ class Features:
         self._graph: sp.csr_matrix | None = None
         self._umap = umap
         self._root = root  # the workspace whose numba cache a UMAP fit uses
+        self._shared_scale = shared_scale  # columns of one unit (pixels): the UMAP keeps it
         # what other modules derive from the embedding alone (not the labels), kept with it so a
         # caller holding the Features computes it once, e.g. suggest's reduced points
         self.derived: dict[object, np.ndarray] = {}
@@ -227,7 +229,7 @@ class Features:
         if self._umap is None:
             from sslviz.fewshot.geometry import fit_coords
 
-            self._umap = fit_coords(self.vectors, root=self._root)
+            self._umap = fit_coords(self.vectors, root=self._root, shared_scale=self._shared_scale)
         return self._umap
 
 

@@ -12,8 +12,8 @@ What we chose, and why:
   their plain cosines crowd near 1 (an untrained network's do even more), and a fixed threshold
   would call unrelated images duplicates in one embedding and miss re-encoded copies in another.
   Subtracting the dataset's mean embedding first puts every embedding on one scale: unrelated
-  images near 0, copies near 1. The pixel baseline is standardised already, so nothing changes
-  there. (The Explorer's "nearest neighbours" panel shows plain cosines; these are "centred".)
+  images near 0, copies near 1 (the pixel baseline's raw pixels too). (The Explorer's "nearest
+  neighbours" panel shows plain cosines; these are "centred".)
 - **One exact kNN graph** (scikit-learn ``NearestNeighbors``, cosine, brute force in chunks) of
   k = 10 per image: duplicates are the pairs above a threshold where one is the other's nearest
   (a group of copies is joined through its members, so groups larger than k + 1 are still found

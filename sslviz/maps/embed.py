@@ -2,7 +2,7 @@
 
     emb = embed(store, "digits", 3)                 # run 3's encoder at its default layer/pooling
     emb = embed(store, "digits", "random")          # the same architecture, untrained (seed 0)
-    emb = embed(store, "digits", "pixels")          # downscaled raw pixels, standardised
+    emb = embed(store, "digits", "pixels")          # downscaled raw pixels in [0, 1]
     emb.vectors                                     # float32 (N, D), memory-mapped, rows by path
 
 A SOURCE is ``"random"``, ``"pixels"`` or the id of a run whose kind has an encoder (pretext runs,
@@ -159,7 +159,7 @@ def source_version(store: Store, source: str) -> str:
     if source == "random":
         return f"seed{RANDOM_SEED}"
     if source == "pixels":
-        return "v1"
+        return "v2"  # v1 was standardised per pixel
     from sslviz.models.checkpoint import checkpoint_path
 
     path = checkpoint_path(store.workspace.run_dir(int(source)))
@@ -390,8 +390,6 @@ def _compute(
                 _save_partial(out, done_file, start + len(rows))
             if on_progress:
                 on_progress(start + len(rows), total)
-    if source == "pixels":
-        _standardise(out)
     out.flush()
     del out
     meta = {
@@ -428,21 +426,6 @@ def _open_partial(partial: Path, done_file: Path, shape: tuple[int, int]) -> tup
 def _save_partial(out: Any, done_file: Path, done: int) -> None:
     out.flush()  # the rows reach the file before the count that vouches for them
     write_text_atomic(done_file, str(done))
-
-
-def _standardise(out: Any, chunk: int = 16_384) -> None:
-    """Per-feature z-scores in place, in chunks (no (N, D) float64 copy)."""
-    total = np.zeros(out.shape[1], np.float64)
-    squares = np.zeros(out.shape[1], np.float64)
-    for i in range(0, len(out), chunk):
-        block = out[i : i + chunk].astype(np.float64)
-        total += block.sum(0)
-        squares += (block**2).sum(0)
-    mean = total / len(out)
-    std = np.sqrt(np.maximum(squares / len(out) - mean**2, 0.0))
-    scale = (1.0 / np.where(std > 1e-6, std, 1.0)).astype(np.float32)
-    for i in range(0, len(out), chunk):
-        out[i : i + chunk] = (out[i : i + chunk] - mean.astype(np.float32)) * scale
 
 
 def remove_stale(file: Path) -> None:

@@ -20,7 +20,8 @@ from sslviz.fewshot.finetune import FineTuneConfig, finetune_result, submit_fine
 from sslviz.fewshot.finetune_data import labels_sha
 from sslviz.fewshot.leaderboard import TOO_FEW_TO_RANK, Row, clearly_better, leaderboard
 from sslviz.fewshot.leaderboard_rows import FINETUNE_EMBEDDING, FINETUNE_HEAD
-from sslviz.fewshot.predictors import METHODS, Features, fit_predict
+from sslviz.fewshot.predict import prepared_features
+from sslviz.fewshot.predictors import METHODS, fit_predict
 from sslviz.maps.embed import embed
 from sslviz.runner.execute import execute
 from sslviz.store import Store
@@ -140,8 +141,8 @@ def test_fine_tuned_rows_are_compared_on_labels_they_never_trained_on(space):
     paths = [image.path for image in store.datasets.images(run.dataset_id)]
     idx = [paths.index(p) for p in others]
     for row in (r for r in board.rows if not r.fine_tuned):
-        features = Features(
-            embed(store, "stripes", row.source, layer=row.layer, grid=row.grid).vectors
+        features = prepared_features(
+            store, embed(store, "stripes", row.source, layer=row.layer, grid=row.grid)
         )
         alone = choose(features.vectors, idx, [labels[p] for p in others], features=features)
         assert (row.method, row.cv_accuracy) == (alone.method, alone.estimate.accuracy)
@@ -149,8 +150,9 @@ def test_fine_tuned_rows_are_compared_on_labels_they_never_trained_on(space):
     # scored on the untouched ones, with no CV accuracy (it would be scored on its training)
     encoder = next(row for row in board.rows if row.kind == FINETUNE_EMBEDDING)
     assert encoder.source == str(run.id) and encoder.fine_tuned and encoder.cv_accuracy is None
-    vectors = embed(store, "stripes", str(run.id), layer=encoder.layer, grid=encoder.grid).vectors
-    features = Features(vectors)
+    features = prepared_features(
+        store, embed(store, "stripes", str(run.id), layer=encoder.layer, grid=encoder.grid)
+    )
     fitted = fit_predict(
         features.vectors, idx, [labels[p] for p in others], encoder.method, features=features
     )
