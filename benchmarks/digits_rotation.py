@@ -60,6 +60,17 @@ def embed(encoder: Encoder, images: torch.Tensor, view, layer: str, grid: int) -
     ).numpy()
 
 
+def draw_labels(labels: np.ndarray, per_class: int, draw: int) -> np.ndarray:
+    """Positions of ``per_class`` labeled images of each class, seeded by ``draw``."""
+    rng = np.random.default_rng(draw)
+    return np.concatenate(
+        [
+            rng.choice(np.flatnonzero(labels == c), per_class, replace=False)
+            for c in np.unique(labels)
+        ]
+    )
+
+
 def few_shot(
     features: np.ndarray,
     labels: np.ndarray,
@@ -72,13 +83,7 @@ def few_shot(
     features = StandardScaler().fit_transform(features)
     scores = []
     for draw in range(first_draw, first_draw + draws):
-        rng = np.random.default_rng(draw)
-        picked = np.concatenate(
-            [
-                rng.choice(np.flatnonzero(labels == c), per_class, replace=False)
-                for c in np.unique(labels)
-            ]
-        )
+        picked = draw_labels(labels, per_class, draw)
         rest = np.setdiff1d(np.arange(len(labels)), picked)
         probe = LogisticRegression(max_iter=2000).fit(features[picked], labels[picked])
         scores.append(probe.score(features[rest], labels[rest]))

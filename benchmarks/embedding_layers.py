@@ -14,11 +14,13 @@ set to match), so the table doesn't depend on how busy the shared machine is. Th
 are what 60 s buys on a quiet 2-core machine (README performance table: rotation 241 images/s
 end to end = 3.8 steps of 64 images/s, so 226 steps). Embeddings come from
 ``sslviz.maps.embed.embed`` (what ``sslviz embed`` writes). The probe is logistic regression on
-standardised features with ``--labels`` labels per class, mean accuracy on the rest over
-``--draws`` random draws of the labels (the same draws for every source).
+standardised features (``--predictor logreg``) or what ``sslviz predict`` uses with few labels
+(``--predictor ensemble``: logistic regression and the 10-D UMAP of all images, averaged), with
+``--labels`` labels per class, mean accuracy on the rest over ``--draws`` random draws of the
+labels (the same draws for every source).
 
     python benchmarks/embedding_layers.py [--steps 226] [--datasets digits demo icons]
-        [--tasks rotation] [--labels 5] [--draws 5]
+        [--tasks rotation] [--labels 5] [--draws 5] [--predictor logreg]
 """
 
 from __future__ import annotations
@@ -34,10 +36,12 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 from colorization_quality import write_icon_set  # noqa: E402
-from digits_rotation import few_shot, write_digits  # noqa: E402
+from digits_rotation import draw_labels, few_shot, write_digits  # noqa: E402
 
 from sslviz.data import ingest  # noqa: E402
-from sslviz.maps.embed import available_layers, default_layer, embed  # noqa: E402
+from sslviz.fewshot.geometry import shared_scale  # noqa: E402
+from sslviz.fewshot.predictors import Features, fit_predict  # noqa: E402
+from sslviz.maps.embed import Embeddings, available_layers, default_layer, embed  # noqa: E402
 from sslviz.runner.execute import execute  # noqa: E402
 from sslviz.store import Store  # noqa: E402
 from sslviz.training.config import default_config, split_sizes  # noqa: E402
@@ -98,6 +102,18 @@ def prepare(name: str, root: Path) -> Path:
     return folder
 
 
+def ensemble_scores(emb: Embeddings, labels: np.ndarray, per_class: int, draws: int) -> list:
+    """Accuracy on the rest of ``ensemble`` over the same seeded draws as ``few_shot``."""
+    features = Features(np.asarray(emb.vectors), shared_scale=shared_scale(emb))
+    scores = []
+    for draw in range(draws):
+        picked = draw_labels(labels, per_class, draw)
+        rest = np.setdiff1d(np.arange(len(labels)), picked)
+        guess = fit_predict(features.vectors, picked, labels[picked], "ensemble", features=features)
+        scores.append(float((guess.labels[rest] == labels[rest]).mean()))
+    return scores
+
+
 def train_for_steps(store: Store, dataset, task: str, steps: int):
     """A run of ``default_config`` whose epochs make about ``steps`` optimizer steps, so its
     cosine schedule has annealed at the end (as a time-budgeted run's has when the time is up)."""
@@ -114,7 +130,7 @@ def report(rows: list, per_class: int, args: argparse.Namespace, default: tuple)
     """The table at ``per_class`` labels per class, then each trained (source, layer, grid):
     its mean over the data sets and its margin over the best baseline on each."""
     print(
-        f"\nfew-shot probe (logreg, {per_class} labels/class, {args.draws} draws, "
+        f"\nfew-shot probe ({args.predictor}, {per_class} labels/class, {args.draws} draws, "
         f"{args.steps} steps); default {default}"
     )
     print(f"{'dataset':>8} {'source':>12} {'layer':>7} {'pool':>6} {'accuracy':>14}")
@@ -148,16 +164,20 @@ def main() -> int:
     parser.add_argument("--labels", type=int, nargs="+", default=[5, 10], help="labels per class")
     parser.add_argument("--draws", type=int, default=5)
     parser.add_argument("--grids", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--predictor", choices=["logreg", "ensemble"], default="logreg")
     args = parser.parse_args()
     rows = []  # (dataset, source, layer, grid, {labels per class: (mean, std)})
 
-    def probe(vectors: np.ndarray, labels: np.ndarray) -> dict[int, tuple[float, float]]:
+    def probe(emb: Embeddings, labels: np.ndarray) -> dict[int, tuple[float, float]]:
         out = {}
         for per_class in args.labels:
-            scores = [
-                few_shot(vectors, labels, per_class=per_class, draws=1, first_draw=d)
-                for d in range(args.draws)
-            ]
+            if args.predictor == "logreg":
+                scores = [
+                    few_shot(emb.vectors, labels, per_class=per_class, draws=1, first_draw=d)
+                    for d in range(args.draws)
+                ]
+            else:
+                scores = ensemble_scores(emb, labels, per_class, args.draws)
             out[per_class] = (float(np.mean(scores)), float(np.std(scores)))
         return out
 
@@ -167,7 +187,7 @@ def main() -> int:
             dataset = ingest(store, [prepare(name, Path(tmp))], name=name).dataset
             pixels = embed(store, name, "pixels")
             labels = labels_of(pixels.paths)
-            rows.append((name, "pixels", pixels.layer, 1, probe(pixels.vectors, labels)))
+            rows.append((name, "pixels", pixels.layer, 1, probe(pixels, labels)))
             sources: list[tuple[str, int | str]] = [("random", "random")]
             for task in args.tasks:
                 run, cpu = train_for_steps(store, dataset, task, args.steps)
@@ -182,8 +202,8 @@ def main() -> int:
             for label, source in sources:
                 for layer in available_layers(store, source):
                     for grid in args.grids:
-                        vectors = embed(store, name, source, layer=layer, grid=grid).vectors
-                        rows.append((name, label, layer, grid, probe(vectors, labels)))
+                        emb = embed(store, name, source, layer=layer, grid=grid)
+                        rows.append((name, label, layer, grid, probe(emb, labels)))
                         shown = " ".join(f"{k}: {m:.3f}" for k, (m, _) in rows[-1][4].items())
                         print(f"  {label} {layer} grid {grid}: {shown}", flush=True)
         default = default_layer(store, "random")
