@@ -54,9 +54,12 @@ def test_unknown_encoder_lists_valid_ones() -> None:
 
 
 def test_defaults_follow_design() -> None:
-    """DESIGN 3.5: the middle block embeds best for the small CNN; layer3 for ResNet-18."""
+    """DESIGN 3.5, re-measured on three families: a trained small CNN embeds best at block3
+    (global pooling), the untrained one at block2 (2x2); ResNet-18 at layer3."""
     assert DEFAULT_ENCODER in ENCODERS
-    assert create_encoder("small-cnn").default_layer == "block2"
+    small = create_encoder("small-cnn")
+    assert (small.default_layer, small.default_grid) == ("block3", 1)
+    assert (small.untrained_layer, small.untrained_grid) == ("block2", 2)
     assert create_encoder("resnet18").default_layer == "layer3"
 
 

@@ -64,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "leaderboard",
         help="rank runs, layers and baselines for a labels CSV",
         description="Cross-validated accuracy of every source (pixels, random, each finished "
-        "run at two layers, each fine-tune) on the labeled images, best first.",
+        "run at two poolings, each fine-tune) on the labeled images, best first.",
     )
     board.add_argument("--dataset", required=True, help="dataset name (see `sslviz datasets`)")
     board.add_argument("--labels", required=True, type=Path, help="CSV with a header path,label")

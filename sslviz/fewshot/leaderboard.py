@@ -5,9 +5,10 @@
     board.to_json()                                     # `sslviz leaderboard --json`
 
 Candidates: the ``pixels`` and ``random`` baselines, every finished pretext run of the dataset at
-its default layer and one more (the next deeper, else the one before), and every finished
-fine-tune twice: its own head's predictions, and its encoder as a frozen source. Frozen rows are scored by ``estimate.choose`` (the predictor ``auto`` would use, and
-its cross-validated accuracy with a Wilson interval: THE one way sslviz computes CV accuracy).
+its default layer with its default pooling and with the other one (global <-> 2x2), and every
+finished fine-tune twice: its own head's predictions, and its encoder as a frozen source. Frozen
+rows are scored by ``estimate.choose`` (the predictor ``auto`` would use, and its
+cross-validated accuracy with a Wilson interval: THE one way sslviz computes CV accuracy).
 
 Honesty. A fine-tuned model can't be cross-validated on labels it trained on or chose its
 checkpoint by, so fine-tuned rows are compared on the labels no included fine-tune used for
@@ -64,6 +65,7 @@ if TYPE_CHECKING:
     from sslviz.store import Dataset, Run, Store
 
 TOO_FEW_TO_RANK = "too few labels to rank"
+OTHER_POOLING = {1: 2, 2: 1}  # a run's second row: global average <-> a 2x2 grid
 _CACHE_VERSION = 3  # 2: frozen rows choose without the untouched labels; per-label records
 # 3: fine-tunes' encoders as frozen sources
 
@@ -98,8 +100,8 @@ class Leaderboard:
 
 # --- candidates -----------------------------------------------------------------------------------
 def candidates(store: Store, dataset: Dataset) -> list[Candidate]:
-    """Baselines, each finished pretext run at two layers, each finished fine-tune."""
-    from sslviz.maps.embed import available_layers, default_layer
+    """Baselines, each finished pretext run at two poolings, each finished fine-tune."""
+    from sslviz.maps.embed import default_layer
     from sslviz.store.kinds import run_kind
 
     out = [
@@ -114,12 +116,11 @@ def candidates(store: Store, dataset: Dataset) -> list[Candidate]:
             for kind in (FINETUNE_HEAD, FINETUNE_EMBEDDING):
                 out.append(Candidate(str(run.id), run.config.get("layer"), grid, kind, name))
         elif kind.pretext and kind.has_encoder:
+            # its default, and the same layer with the other pooling: the second-best choice on
+            # average and the best on digits (block3 2x2 after a rotation run, README)
             layer, grid = default_layer(store, str(run.id))
-            layers = available_layers(store, str(run.id))
-            at = layers.index(layer)
-            other = layers[at + 1] if at + 1 < len(layers) else layers[at - 1] if at else None
-            for each in (layer, other) if other else (layer,):
-                out.append(Candidate(str(run.id), each, grid, run.task, f"{run.task} #{run.id}"))
+            for each in (grid, OTHER_POOLING.get(grid, 1)):
+                out.append(Candidate(str(run.id), layer, each, run.task, f"{run.task} #{run.id}"))
     return out
 
 

@@ -205,6 +205,11 @@ def default_layer(store: Store, source: int | str) -> tuple[str, int]:
     if source == "pixels":
         return DEFAULT_PIXEL_LAYER, 1
     encoder = _architecture(store, source)
+    if source == "random":
+        return (
+            encoder.untrained_layer or encoder.default_layer,
+            encoder.untrained_grid or encoder.default_grid,
+        )
     return encoder.default_layer, encoder.default_grid
 
 

@@ -125,7 +125,7 @@ def leaderboard_panel(store: Store, session: Any, *, on_switch: Switch | None = 
     saved = st.session_state.get(key)
     if saved is None:
         st.caption(
-            "Scores pixels, a random network, every finished run (two layers each) and every "
+            "Scores pixels, a random network, every finished run (two poolings each) and every "
             "fine-tune on your labels, the same way for all: cross-validated accuracy with a "
             "95% interval."
         )

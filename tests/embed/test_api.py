@@ -30,7 +30,9 @@ def test_notebook_flow(home: Path, run_id: int) -> None:
     try:
         emb = sslviz.embeddings(store, "tiny", run_id)
         assert emb.vectors.shape == (len(emb.paths), emb.dim)
-        assert (emb.layer, emb.grid) == ("block2", 2)  # the measured default
+        assert (emb.layer, emb.grid) == ("block3", 1)  # the measured default for a trained run
+        baseline = sslviz.embeddings(store, "tiny", "random")
+        assert (baseline.layer, baseline.grid) == ("block2", 2)  # the untrained network's best
         assert np.isfinite(sslviz.effective_rank(emb.vectors))
     finally:
         store.close()

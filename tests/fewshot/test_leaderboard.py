@@ -53,9 +53,9 @@ def space(tmp_path_factory: pytest.TempPathFactory):
 def test_sources_that_separate_the_classes_rank_first(space):
     board = leaderboard(space.store, "stripes", first_per_class(space.truth, 8))
     assert not board.too_few and board.ranked_by == "cv_accuracy"
-    sources = [(row.source, row.layer) for row in board.rows]
-    assert ("pixels", "16px") in sources and ("random", "block2") in sources
-    assert {(str(space.parent), "block2"), (str(space.parent), "block3")} <= set(sources)
+    sources = [(row.source, row.layer, row.grid) for row in board.rows]
+    assert ("pixels", "16px", 1) in sources and ("random", "block2", 2) in sources
+    assert {(str(space.parent), "block3", 1), (str(space.parent), "block3", 2)} <= set(sources)
     best = board.rows[0]
     # the trained run separates the stripes (pixels may too: auto's UMAP predictors use the
     # unlabeled images' geometry, which stripes have plenty of)
