@@ -240,8 +240,9 @@ def leaderboard(
 def _stage_reporter(
     report: Progress, candidate: Candidate, done: int, total: int
 ) -> Callable[[str], None]:
-    """``stage("embedding")`` -> ``report("embedding rotation #3 · block2", done, total)``."""
-    where = f"{candidate.name} · {candidate.layer}"
+    """``stage("embedding")`` -> ``report("embedding rotation #3 · block3 2×2", done, total)``."""
+    pooling = f" {candidate.grid}×{candidate.grid}" if candidate.grid > 1 else ""
+    where = f"{candidate.name} · {candidate.layer}{pooling}"
     return lambda what: report(f"{what} {where}", done, total)
 
 

@@ -8,9 +8,9 @@ head's predictions on the untouched labels (what it said before it saw them), an
 used as a frozen source (``FINETUNE_EMBEDDING``): the predictor ``choose`` picks on its
 embedding, fitted on the labels it trained on, scored on the untouched ones. The second is what
 fine-tuning is for here: the head alone scored 0.955x the frozen run it started from (digits and
-demo, 5 labels per class), its embedding with the chosen predictor 1.00x (benchmarks/leaderboard.py).
-Every row keeps its per-label record (``correct``) so two rows compare pairwise
-(``clearly_better``).
+demo, 5 labels per class), its embedding with the chosen predictor 1.00x
+(benchmarks/leaderboard.py). Every row keeps its per-label record (``correct``) so two rows
+compare pairwise (``clearly_better``).
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def frozen_row(
     from sslviz.fewshot.predictors import fit_predict
     from sslviz.maps.embed import cached_embeddings, embed
 
-    named = _identity(candidate)
+    named = {**_identity(candidate), "fine_tuned": candidate.kind == FINETUNE_EMBEDDING}
     emb = cached_embeddings(
         store, dataset, candidate.source, layer=candidate.layer, grid=candidate.grid
     )
@@ -148,8 +148,8 @@ def frozen_row(
         holdout_interval=held_int,
         correct=correct,
     )
-    if candidate.kind == FINETUNE_EMBEDDING:  # a CV on the labels it trained on would flatter it
-        return replace(row, cv_accuracy=None, cv_interval=None, fine_tuned=True)
+    if row.fine_tuned:  # a CV on the labels its encoder trained on would flatter it
+        return replace(row, cv_accuracy=None, cv_interval=None)
     return row
 
 
