@@ -4,7 +4,8 @@ leaderboard's cost, on digits and on the demo set.
 For each data set: one run of each pretext task (``--tasks``) with the same time budget, then over
 >= 5 random draws of ``--per-class`` labels per class, the accuracy on the unlabeled rest (images
 whose labels chose nothing and trained nothing: untouched) of
-  - pixels, random (baselines), each task's run: frozen embedding at its default layer, with the
+  - pixels, random (baselines), each task's run: frozen embedding at its default layer with its
+    default pooling and with the other one (the leaderboard's two rows of a run), with the
     predictor the leaderboard picks for it (``estimate.choose``, as `sslviz leaderboard`);
   - fine-tunes of the best run (by the mean over draws of its frozen accuracy), default settings:
     supervised, and semi-supervised (FixMatch, ``--semi-supervised``). Each is compared with the
@@ -40,12 +41,12 @@ from digits_rotation import write_digits  # noqa: E402
 
 from sslviz.data import ingest  # noqa: E402
 from sslviz.data.demo import DEMO_DIR  # noqa: E402
-from sslviz.fewshot.estimate import choose  # noqa: E402
+from sslviz.fewshot.estimate import choose, rule_method  # noqa: E402
 from sslviz.fewshot.finetune import FineTuneConfig, finetune_result, submit_finetune  # noqa: E402
 from sslviz.fewshot.finetune_data import read_predictions  # noqa: E402
-from sslviz.fewshot.leaderboard import leaderboard  # noqa: E402
+from sslviz.fewshot.leaderboard import OTHER_POOLING, leaderboard  # noqa: E402
 from sslviz.fewshot.predictors import Features, fit_predict  # noqa: E402
-from sslviz.maps.embed import embed  # noqa: E402
+from sslviz.maps.embed import default_layer, embed  # noqa: E402
 from sslviz.runner.execute import execute  # noqa: E402
 from sslviz.store import Store  # noqa: E402
 from sslviz.training.config import default_config  # noqa: E402
@@ -70,19 +71,25 @@ def frozen_accuracy(
     truth: dict[str, str],
     labels: dict[str, str],
     shared_scale: bool = False,
+    by_cv: bool = True,
 ) -> tuple[float, str, float | None]:
     """(accuracy on the unlabeled rest, the method choose() picked, its CV estimate);
-    ``shared_scale`` for pixels (``geometry.shared_scale``)."""
+    ``shared_scale`` for pixels (``geometry.shared_scale``); ``by_cv=False``: auto's rule
+    without CV (a fine-tune's encoder, as the leaderboard scores it)."""
     row = {p: i for i, p in enumerate(paths)}
     labeled = sorted(labels)
     idx = np.array([row[p] for p in labeled])
     y = [labels[p] for p in labeled]
     features = Features(vectors, shared_scale=shared_scale)
-    choice = choose(vectors, idx, y, features=features)
-    prediction = fit_predict(vectors, idx, y, choice.method, features=features)
+    if by_cv:
+        choice = choose(vectors, idx, y, features=features)
+        method, estimate = choice.method, choice.estimate.accuracy
+    else:
+        method, estimate = rule_method(features), None
+    prediction = fit_predict(vectors, idx, y, method, features=features)
     rest = [i for i, p in enumerate(paths) if p not in labels]
     right = np.mean([prediction.labels[i] == truth[paths[i]] for i in rest])
-    return float(right), choice.method, choice.estimate.accuracy
+    return float(right), method, estimate
 
 
 def fine_tuned_accuracy(
@@ -94,7 +101,7 @@ def fine_tuned_accuracy(
     semi: bool,
 ) -> tuple[float, float | None, float, float]:
     """(accuracy on the unlabeled rest, the run's own holdout_accuracy, wall seconds, accuracy
-    on the rest of the fine-tuned encoder's embedding with the predictor ``choose`` picks)."""
+    on the rest of the fine-tuned encoder's embedding with auto's rule, as the leaderboard)."""
     config = FineTuneConfig(semi_supervised=semi)
     run = submit_finetune(store, parent, labels, config=config, device="auto", background=False)
     start = time.perf_counter()
@@ -107,7 +114,9 @@ def fine_tuned_accuracy(
     accuracy = float(np.mean([predicted[i] == truth[paths[i]] for i in rest]))
     reported = finetune_result(store, run.id)["holdout_accuracy"]
     tuned = embed(store, store.datasets.get(run.dataset_id), str(run.id), **_layer(run))
-    embedded, method, _ = frozen_accuracy(np.asarray(tuned.vectors), paths, truth, labels)
+    embedded, method, _ = frozen_accuracy(
+        np.asarray(tuned.vectors), paths, truth, labels, by_cv=False
+    )
     print(
         f"  fine-tune run {run.id} ({'FixMatch' if semi else 'supervised'}): {run.step} steps, "
         f"{seconds:.0f} s wall, rest {accuracy:.3f}, reported {reported}, its embedding + "
@@ -164,20 +173,27 @@ def bench(store: Store, name: str, truth: dict[str, str], args: argparse.Namespa
         )
         return
     vectors = {k: np.asarray(embed(store, dataset, s).vectors) for k, s in sources.items()}
+    for task in args.tasks:  # the leaderboard's second row of a run: its other pooling
+        layer, grid = default_layer(store, sources[task])
+        other = OTHER_POOLING.get(grid, 1)
+        tuned = embed(store, dataset, sources[task], layer=layer, grid=other)
+        vectors[f"{task} ({layer} {'global' if other == 1 else f'{other}x{other}'})"] = np.asarray(
+            tuned.vectors
+        )
 
-    scores: dict[str, list[float]] = {k: [] for k in sources}
-    methods: dict[str, list[str]] = {k: [] for k in sources}
+    scores: dict[str, list[float]] = {k: [] for k in vectors}
+    methods: dict[str, list[str]] = {k: [] for k in vectors}
     top_right = 0
     for labels in draws:
         cv = {}
-        for key in sources:
+        for key in vectors:
             accuracy, method, estimate = frozen_accuracy(
                 vectors[key], paths, truth, labels, shared_scale=key == "pixels"
             )
             scores[key].append(accuracy)
             methods[key].append(method)
             cv[key] = estimate or 0.0
-        top_right += max(cv, key=cv.get) == max(sources, key=lambda k: scores[k][-1])
+        top_right += max(cv, key=cv.get) == max(vectors, key=lambda k: scores[k][-1])
 
     best_task = max(args.tasks, key=lambda k: np.mean(scores[k]))
     tuned: dict[str, list[tuple[float, float | None, float, float]]] = {
@@ -194,7 +210,7 @@ def bench(store: Store, name: str, truth: dict[str, str], args: argparse.Namespa
 
     print(f"\n| source | accuracy on the rest (mean ± sd over {args.draws} draws) | predictor |")
     print("|---|---|---|")
-    for key in sources:
+    for key in vectors:
         used = max(set(methods[key]), key=methods[key].count)
         print(f"| {key} | {np.mean(scores[key]):.3f} ± {np.std(scores[key]):.3f} | {used} |")
     frozen = scores[best_task]
@@ -204,7 +220,7 @@ def bench(store: Store, name: str, truth: dict[str, str], args: argparse.Namespa
             f"| {best_task} fine-tuned, {mode} | {np.mean(rest):.3f} ± {np.std(rest):.3f} | "
             "fine-tuned head |"
         )
-    best_learned = max(np.mean(scores[t]) for t in args.tasks)
+    best_learned = max(np.mean(v) for k, v in scores.items() if k not in ("pixels", "random"))
     best_base = max(np.mean(scores["pixels"]), np.mean(scores["random"]))
     print(
         f"\nbest learned / best baseline: {best_learned:.3f} / {best_base:.3f} = "
@@ -217,7 +233,7 @@ def bench(store: Store, name: str, truth: dict[str, str], args: argparse.Namespa
         print(
             f"fine-tuned {mode} / the same run frozen ({best_task}), on the untouched rest: "
             f"{np.mean(rest):.3f} / {np.mean(frozen):.3f} = {np.mean(rest) / np.mean(frozen):.3f}"
-            f" (paired wins {wins}/{args.draws}); its embedding with a chosen predictor "
+            f" (paired wins {wins}/{args.draws}); its embedding with auto's rule "
             f"{np.mean([r[3] for r in results]) / np.mean(frozen):.3f}x frozen; "
             f"its reported holdout_accuracy "
             f"{np.mean(reported):.3f} vs the truth on the rest {np.mean(rest):.3f}; "

@@ -253,6 +253,13 @@ def candidates(features: Features) -> tuple[list[str], str | None]:
     return methods, None
 
 
+def rule_method(features: Features) -> str:
+    """What ``auto`` uses without cross-validation: ``RULE``, or ``FALLBACK`` where the UMAP
+    methods are left out (``candidates``)."""
+    methods, _ = candidates(features)
+    return RULE if RULE in methods else FALLBACK
+
+
 def choose(
     vectors: np.ndarray,
     labeled_idx: np.ndarray,
@@ -271,7 +278,7 @@ def choose(
     """
     features = features or Features(vectors)
     methods, note = candidates(features)
-    default = RULE if RULE in methods else FALLBACK
+    default = rule_method(features)
     suffix = f"; {note}" if note else ""
     if too_few(labels):
         y, classes = encode_labels(labels)

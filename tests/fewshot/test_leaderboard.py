@@ -15,7 +15,7 @@ from finetune_helpers import first_per_class, make_labeled_dataset, train_parent
 from threadpoolctl import threadpool_limits
 
 from sslviz.fewshot import geometry
-from sslviz.fewshot.estimate import choose
+from sslviz.fewshot.estimate import RULE, choose
 from sslviz.fewshot.finetune import FineTuneConfig, finetune_result, submit_finetune
 from sslviz.fewshot.finetune_data import labels_sha
 from sslviz.fewshot.leaderboard import TOO_FEW_TO_RANK, Row, clearly_better, leaderboard
@@ -146,10 +146,11 @@ def test_fine_tuned_rows_are_compared_on_labels_they_never_trained_on(space):
         )
         alone = choose(features.vectors, idx, [labels[p] for p in others], features=features)
         assert (row.method, row.cv_accuracy) == (alone.method, alone.estimate.accuracy)
-    # its encoder as a frozen source: a predictor chosen and fitted on the labels it trained on,
+    # its encoder as a frozen source: auto's rule fitted on the labels it trained on,
     # scored on the untouched ones, with no CV accuracy (it would be scored on its training)
     encoder = next(row for row in board.rows if row.kind == FINETUNE_EMBEDDING)
     assert encoder.source == str(run.id) and encoder.fine_tuned and encoder.cv_accuracy is None
+    assert encoder.method == RULE  # auto's rule, not a choice by CV on its own training labels
     features = prepared_features(
         store, embed(store, "stripes", str(run.id), layer=encoder.layer, grid=encoder.grid)
     )
