@@ -220,6 +220,11 @@ def bench(store: Store, name: str, truth: dict[str, str], args: argparse.Namespa
             f"| {best_task} fine-tuned, {mode} | {np.mean(rest):.3f} ± {np.std(rest):.3f} | "
             "fine-tuned head |"
         )
+        embedded = [r[3] for r in results]
+        print(
+            f"| {best_task} fine-tuned, {mode}, its encoder | {np.mean(embedded):.3f} ± "
+            f"{np.std(embedded):.3f} | auto's rule |"
+        )
     best_learned = max(np.mean(v) for k, v in scores.items() if k not in ("pixels", "random"))
     best_base = max(np.mean(scores["pixels"]), np.mean(scores["random"]))
     print(
