@@ -111,3 +111,22 @@ def test_a_run_at_chance_says_so_and_what_to_do() -> None:
     assert context["accuracy_interval"][0] > 0.25
     grey = {"psnr": 20.0, "psnr_grey": 21.0, "colourfulness": 0.1}
     assert held_out_context("colorization", grey, 31)["learned"] is False
+
+
+def test_below_chance_is_not_too_little_training() -> None:
+    """Digits held out by folder, the folder being "9": every turn is named as a 6's (measured
+    0.02-0.05). "Train longer" would be wrong advice; the page says why it happens instead."""
+    metrics = {"accuracy": 0.03, "confusion": [[1]]}
+    results = {
+        "run": 1,
+        "task": "rotation",
+        **metrics,
+        **held_out_context("rotation", metrics, 181),
+    }
+    assert results["learned"] is False
+    said = verdict(results, step=225)
+    assert "below chance (25.0%)" in said and "--holdout-by image" in said
+    assert "train longer" not in said.lower()
+    at_chance = {"accuracy": 0.25, "confusion": [[1]]}
+    advice = held_out_context("rotation", at_chance, 181)["advice"]
+    assert advice.startswith("train longer")
