@@ -113,8 +113,9 @@ def candidates(store: Store, dataset: Dataset) -> list[Candidate]:
         if kind.name == "finetune":
             grid = int(run.config.get("grid") or 1)
             name = f"fine-tune #{run.id} of #{run.parent_id}"
-            for kind in (FINETUNE_HEAD, FINETUNE_EMBEDDING):
-                out.append(Candidate(str(run.id), run.config.get("layer"), grid, kind, name))
+            layer = run.config.get("layer")
+            out.append(Candidate(str(run.id), layer, grid, FINETUNE_HEAD, f"{name}, its own head"))
+            out.append(Candidate(str(run.id), layer, grid, FINETUNE_EMBEDDING, name))
         elif kind.pretext and kind.has_encoder:
             # its default, and the same layer with the other pooling: the second-best choice on
             # average and the best on digits (block3 2x2 after a rotation run, README)
@@ -232,7 +233,8 @@ def leaderboard(
     if fine_tunes:
         message = (
             f"ranked by accuracy on the {len(holdout)} labels no fine-tune used for anything "
-            "(frozen rows choose and fit their predictor on the other labels)"
+            "(frozen rows choose and fit their predictor on the other labels; fine-tunes have no "
+            "CV accuracy: they trained on those)"
         )
     return board(rows, ranked_by, False, message)
 
