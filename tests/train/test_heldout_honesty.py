@@ -87,15 +87,15 @@ def test_chance_levels_and_interval() -> None:
     assert high - low == pytest.approx(0.34, abs=0.02)  # 31 images: about ±17 points
 
 
+def _evaluated(task: str, metrics: dict, n_images: int, perms=None) -> dict:
+    """What ``sslviz eval`` returns for ``metrics`` measured on ``n_images`` held-out images."""
+    return {"run": 1, "task": task, **metrics, **held_out_context(task, metrics, n_images, perms)}
+
+
 def test_a_run_at_chance_says_so_and_what_to_do() -> None:
     perms = maximal_hamming_permutations(100, seed=0)
     metrics = {"accuracy": 0.0, "top5": 0.0, "mean_hamming": 8.1, "permutations": 100}
-    results = {
-        "run": 3,
-        "task": "jigsaw",
-        **metrics,
-        **held_out_context("jigsaw", metrics, 31, perms),
-    }
+    results = _evaluated("jigsaw", metrics, 31, perms)
     assert results["learned"] is False
     said = verdict(results, step=44)
     assert "learned nothing" in said and "44 steps" in said
@@ -114,15 +114,10 @@ def test_a_run_at_chance_says_so_and_what_to_do() -> None:
 
 
 def test_below_chance_is_not_too_little_training() -> None:
-    """Digits held out by folder, the folder being "9": every turn is named as a 6's (measured
+    """Digits held out by folder, the folder being "6": every turn is named as a 9's (measured
     0.02-0.05). "Train longer" would be wrong advice; the page says why it happens instead."""
     metrics = {"accuracy": 0.03, "confusion": [[1]]}
-    results = {
-        "run": 1,
-        "task": "rotation",
-        **metrics,
-        **held_out_context("rotation", metrics, 181),
-    }
+    results = _evaluated("rotation", metrics, 181)
     assert results["learned"] is False
     said = verdict(results, step=225)
     assert "below chance (25.0%)" in said and "--holdout-by image" in said
