@@ -15,8 +15,9 @@ blows up the near-constant ones at the borders into noise the neighbour graph fo
 0.844 -> 0.883 at 1 label per class, 0.939 -> 0.952 at 5, coloured shapes 0.30 -> 0.60 at 5,
 the demo, letters and textures within 0.03), PCA to 50 dimensions and UMAP to ``DIMS``
 dimensions with euclidean distances and min_dist 0 (tight clusters are what a classifier wants;
-the 2-D map keeps 0.1 for looking at), ``NEIGHBORS`` neighbours, seed 0 (``sslviz.maps.project.fit_umap``, whose numba cache lives in the
-workspace). Coordinates are standardised per column.
+the 2-D map keeps 0.1 for looking at), ``NEIGHBORS`` neighbours, seed 0
+(``sslviz.maps.project.fit_umap``, whose numba cache lives in the workspace). Coordinates are
+standardised per column.
 
 Cost: UMAP is fitted once per embedding and cached; above ``MAX_ROWS`` images ``auto`` skips the
 UMAP predictors (a fit on 100k images takes minutes on 2 cores) unless the map is cached already,
