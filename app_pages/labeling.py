@@ -76,7 +76,10 @@ with label_tab:
 with predict_tab:
     method = (
         st.segmented_control(
-            "Method", ["auto", "logreg", "knn", "label-spreading"], default="auto", key="lb_method"
+            "Method",
+            ["auto", "logreg", "knn", "label-spreading", "poisson"],
+            default="auto",
+            key="lb_method",
         )
         or "auto"
     )

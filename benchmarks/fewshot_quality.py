@@ -11,6 +11,10 @@ unlabeled rest over ``--draws`` random draws, for every predictor and for ``auto
 only the labels; its estimate, corrected for the choice, is printed beside the truth). The
 summary compares ``auto`` with the single method best on average, per family and overall.
 
+``--imbalance R``: class i of K (in a shuffled order) keeps R^(i / (K - 1)) of its images (at
+least 12), so the largest class is 1 / R times the smallest; the labels stay k per class, as a
+researcher labels, while the images they predict are imbalanced.
+
 Coverage: half the labels (rounded down, at least one) held out whole; 5 labels per class of the
 rest; the share of the held-out groups' images marked uncovered and of the labeled groups'
 unlabeled images marked covered.
@@ -19,6 +23,7 @@ Scale: ``predict`` auto and ``suggest`` on 100k synthetic embeddings (D = 128, 1
 labels), timed side by side with the targets (60 s and 30 s on 2 cores).
 
     python benchmarks/fewshot_quality.py [--draws 5] [--budget 0] [--skip-scale] [--sets digits]
+        [--budgets 1 5 10] [--imbalance 0.2]
 """
 
 from __future__ import annotations
@@ -108,7 +113,22 @@ def rotation_run(store: Store, dataset, budget: float) -> str:
     return str(run.id)
 
 
-def quality(sets: list[str], draws: int, budget: float) -> None:
+def imbalanced(truth: np.ndarray, ratio: float) -> np.ndarray:
+    """Sorted rows to keep: class i of K (shuffled, seeded) keeps ratio^(i / (K - 1)) of its
+    images, at least 12."""
+    rng = np.random.default_rng(123)
+    names = rng.permutation(np.unique(truth))
+    keep = []
+    for i, name in enumerate(names):
+        rows = np.flatnonzero(truth == name)
+        share = ratio ** (i / max(1, len(names) - 1))
+        keep.append(rng.choice(rows, max(12, round(len(rows) * share)), replace=False))
+    return np.sort(np.concatenate(keep))
+
+
+def quality(
+    sets: list[str], draws: int, budget: float, budgets: list[int], ratio: float = 1.0
+) -> None:
     rows: dict[tuple[str, str, int], dict[str, float]] = {}
     covers = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -132,12 +152,15 @@ def quality(sets: list[str], draws: int, budget: float) -> None:
                 emb = embed(store, dataset, source)
                 paths = list(emb.paths)
                 truth = truth_of(name, paths)
+                keep = imbalanced(truth, ratio) if ratio < 1 else np.arange(len(paths))
+                paths, truth = [paths[i] for i in keep], truth[keep]
                 started = time.perf_counter()
-                features = Features(np.asarray(emb.vectors), shared_scale=shared_scale(emb))
+                vectors = np.asarray(emb.vectors)[keep]
+                features = Features(vectors, shared_scale=shared_scale(emb))
                 assert len(features.umap)  # fitted once per embedding, as predict caches it
                 umap_seconds = time.perf_counter() - started
                 label = source if not source.isdigit() else f"rotation {budget:.0f} s"
-                for per_class in BUDGETS:
+                for per_class in budgets:
                     mean, picks, cv = score(features, paths, truth, per_class, draws)
                     rows[(name, label, per_class)] = mean
                     picked = ", ".join(f"{m} {picks.count(m)}" for m in sorted(set(picks)))
@@ -150,7 +173,7 @@ def quality(sets: list[str], draws: int, budget: float) -> None:
                 out_share, in_share = covered_scores(features, truth, draws)
                 covers.append((name, label, out_share, in_share, umap_seconds))
         store.close()
-    summary(rows)
+    summary(rows, budgets)
     print("\nCoverage, half the labels held out whole, 5 labels/class of the rest:")
     print(
         "| data set | source | held-out groups' images uncovered | labeled groups' images "
@@ -161,14 +184,14 @@ def quality(sets: list[str], draws: int, budget: float) -> None:
         print(f"| {name} | {label} | {out_share:.3f} | {in_share:.3f} | {seconds:.0f} |")
 
 
-def summary(rows: dict[tuple[str, str, int], dict[str, float]]) -> None:
+def summary(rows: dict[tuple[str, str, int], dict[str, float]], budgets: list[int]) -> None:
     """auto against the single method best on average, per budget: mean and worst gap."""
     print(
         "\n| labels/class | best single method (mean) | auto (mean) | auto - best, mean | "
         "auto - best, worst family | auto - per-family best, mean |"
     )
     print("|---|---|---|---|---|---|")
-    for per_class in BUDGETS:
+    for per_class in budgets:
         keys = [k for k in rows if k[2] == per_class]
         if not keys:
             continue
@@ -225,11 +248,15 @@ def main() -> None:
         "--budget", type=float, default=0, help="also a rotation run of this many seconds"
     )
     parser.add_argument("--sets", nargs="+", default=list(FAMILIES), choices=FAMILIES)
+    parser.add_argument("--budgets", nargs="+", type=int, default=list(BUDGETS))
+    parser.add_argument(
+        "--imbalance", type=float, default=1.0, help="smallest class / largest (1: as generated)"
+    )
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument("--only-scale", action="store_true")
     args = parser.parse_args()
     if not args.only_scale:
-        quality(args.sets, args.draws, args.budget)
+        quality(args.sets, args.draws, args.budget, args.budgets, args.imbalance)
     if not args.skip_scale:
         scale()
 

@@ -85,7 +85,7 @@ def frozen_accuracy(
         choice = choose(vectors, idx, y, features=features)
         method, estimate = choice.method, choice.estimate.accuracy
     else:
-        method, estimate = rule_method(features), None
+        method, estimate = rule_method(features, y), None
     prediction = fit_predict(vectors, idx, y, method, features=features)
     rest = [i for i, p in enumerate(paths) if p not in labels]
     right = np.mean([prediction.labels[i] == truth[paths[i]] for i in rest])

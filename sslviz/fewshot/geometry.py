@@ -52,9 +52,7 @@ def fit_coords(
     ``shared_scale``: the columns share one unit (pixels) and keep their scale."""
     from sslviz.maps.project import fit_umap
 
-    x = np.asarray(vectors, dtype=np.float32)
-    if not shared_scale:
-        x = _standardized(x)  # (N, D) columns of unit variance
+    x = prepared(vectors, shared_scale=shared_scale)
     coords = fit_umap(
         x,
         neighbors=NEIGHBORS,
@@ -64,6 +62,13 @@ def fit_coords(
         root=root,
     )
     return _standardized(coords)
+
+
+def prepared(vectors: np.ndarray, *, shared_scale: bool) -> np.ndarray:
+    """(N, D) float32 what the few-shot geometry is built on (the UMAP here, the graph of
+    ``sslviz.fewshot.poisson``): columns of unit variance, unless they share one unit (pixels)."""
+    x = np.asarray(vectors, dtype=np.float32)
+    return x if shared_scale else _standardized(x)
 
 
 def _standardized(x: np.ndarray) -> np.ndarray:

@@ -35,10 +35,7 @@ def knn_graph(x: np.ndarray, k: int) -> sp.csr_matrix:
     k = min(k, n - 1)
     if k < 1:
         return sp.csr_matrix((n, n))
-    # One BLAS thread: these are many small products, and threads contending for busy cores made
-    # them 6x slower (measured on the shared 2-core machine).
-    with threadpool_limits(1):
-        neighbours = _exact_knn(x, k) if n <= EXACT_KNN_MAX else _approximate_knn(x, k)  # (N, k)
+    neighbours = nearest(x, k)  # (N, k)
     rows = np.repeat(np.arange(n), k)
     w = sp.csr_matrix((np.ones(n * k, dtype=np.float32), (rows, neighbours.ravel())), (n, n))
     w = w.maximum(w.T)  # symmetric: i~j if either is among the other's neighbours
@@ -47,16 +44,36 @@ def knn_graph(x: np.ndarray, k: int) -> sp.csr_matrix:
     return (scale @ w @ scale).tocsr().astype(np.float32)
 
 
-def _exact_knn(x: np.ndarray, k: int) -> np.ndarray:
+def nearest(x: np.ndarray, k: int, *, metric: str = "cosine") -> np.ndarray:
+    """(N, k) each row's k nearest other rows of ``x`` (N, D): "cosine" for unit rows,
+    "euclidean" for any. Exact up to ``EXACT_KNN_MAX`` rows, approximate above."""
+    # One BLAS thread: these are many small products, and threads contending for busy cores made
+    # them 6x slower (measured on the shared 2-core machine).
+    with threadpool_limits(1):
+        if len(x) <= EXACT_KNN_MAX:
+            return _exact_knn(x, k, metric)
+        return _approximate_knn(x, k, metric=metric)
+
+
+def _similarity(x: np.ndarray, others: np.ndarray, metric: str) -> np.ndarray:
+    """(len(x), len(others)) larger = nearer: the dot product of unit rows ("cosine"), or
+    2 x.o - |o|^2, which orders the rows of ``others`` as -|x - o|^2 does ("euclidean")."""
+    sims = x @ others.T
+    if metric == "euclidean":
+        sims = 2 * sims - np.einsum("ij,ij->i", others, others)[None, :]
+    return sims
+
+
+def _exact_knn(x: np.ndarray, k: int, metric: str = "cosine") -> np.ndarray:
     out = np.empty((len(x), k), dtype=np.int64)
     for start in range(0, len(x), 2048):
-        sims = x[start : start + 2048] @ x.T  # (chunk, N)
+        sims = _similarity(x[start : start + 2048], x, metric)  # (chunk, N)
         sims[np.arange(len(sims)), np.arange(start, start + len(sims))] = -np.inf  # not itself
         out[start : start + len(sims)] = np.argpartition(-sims, k - 1, axis=1)[:, :k]
     return out
 
 
-def _approximate_knn(x: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+def _approximate_knn(x: np.ndarray, k: int, seed: int = 0, *, metric: str = "cosine") -> np.ndarray:
     """Approximate neighbours by an inverted file: k-means cells of ~sqrt(N) rows, each row's
     neighbours searched among the rows of the ``PROBE_CELLS`` cells nearest its own.
 
@@ -66,19 +83,23 @@ def _approximate_knn(x: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
     from sklearn.cluster import MiniBatchKMeans
 
     n = len(x)
-    if x.shape[1] > GRAPH_DIMS:  # unit rows: euclidean neighbours are cosine neighbours
+    if x.shape[1] > GRAPH_DIMS:
         from sklearn.decomposition import PCA
 
         sample = x[np.random.default_rng(seed).choice(n, min(n, 20_000), replace=False)]
         pca = PCA(GRAPH_DIMS, random_state=seed, svd_solver="randomized").fit(sample)
-        x = unit_rows(pca.transform(x))
+        x = pca.transform(x).astype(np.float32)
+        if metric == "cosine":  # unit rows: euclidean neighbours are cosine neighbours
+            x = unit_rows(x)
     n_cells = max(1, int(np.sqrt(n)))
     rng = np.random.default_rng(seed)
     kmeans = MiniBatchKMeans(n_cells, batch_size=4096, n_init=1, max_iter=20, random_state=seed)
     kmeans.fit(x[rng.choice(n, min(n, 50 * n_cells), replace=False)])  # cells from a sample
     cell = kmeans.predict(x)  # (N,)
-    centres = unit_rows(kmeans.cluster_centers_.astype(np.float32))
-    similarity = centres @ centres.T
+    centres = kmeans.cluster_centers_.astype(np.float32)
+    if metric == "cosine":
+        centres = unit_rows(centres)
+    similarity = _similarity(centres, centres, metric)
     np.fill_diagonal(similarity, np.inf)  # each cell probes itself first
     probe = np.argsort(-similarity, axis=1)[:, :PROBE_CELLS]  # (cells, probe)
     order = np.argsort(cell, kind="stable")
@@ -90,7 +111,7 @@ def _approximate_knn(x: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
         # The cell's own rows come first among the candidates, so row i of the cell is
         # candidate i: masking the diagonal keeps a row from being its own neighbour.
         candidates = np.concatenate([members[p] for p in probe[c]])
-        sims = x[rows] @ x[candidates].T  # (rows, candidates)
+        sims = _similarity(x[rows], x[candidates], metric)  # (rows, candidates)
         sims[np.arange(len(rows)), np.arange(len(rows))] = -np.inf
         take = min(k, len(candidates) - 1)
         if take <= 0:

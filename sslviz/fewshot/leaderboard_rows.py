@@ -133,7 +133,7 @@ def frozen_row(
     if named["fine_tuned"]:
         # its encoder trained on these labels: a CV on them would flatter it and choose by that
         # flattery, so the rule ``auto`` follows without CV picks, and only untouched labels score
-        method, cv_accuracy, cv_interval, correct = rule_method(features), None, None, None
+        method, cv_accuracy, cv_interval, correct = rule_method(features, y), None, None, None
     else:
         stage("cross-validating")
         choice = choose(features.vectors, idx, y, features=features)

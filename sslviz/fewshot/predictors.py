@@ -15,6 +15,8 @@ transductive (DESIGN 3.6):
 - ``self-training``: scikit-learn's ``SelfTrainingClassifier`` around ``umap-logreg``: unlabeled
   images predicted with probability >= ``SELF_TRAINING_THRESHOLD`` become labels, repeatedly.
 - ``ensemble``: the mean of ``logreg``'s and ``umap-logreg``'s probabilities.
+- ``poisson``: Poisson learning (Calder et al., ICML 2020) on a weighted kNN graph of all N
+  images (``sslviz.fewshot.poisson``): made for very few labels, where it beats the others.
 
     prediction = fit_predict(vectors, labeled_idx, labels, "logreg")
     prediction.labels        # (N,) predicted class name of every row
@@ -32,6 +34,7 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from sslviz.core.errors import UserError
+from sslviz.fewshot import poisson
 from sslviz.fewshot.graph import knn_graph, spread, unit_rows
 
 METHODS = (
@@ -42,6 +45,7 @@ METHODS = (
     "umap-spreading",
     "self-training",
     "ensemble",
+    "poisson",
 )
 UMAP_METHODS = ("umap-logreg", "umap-spreading", "self-training", "ensemble")  # need Features.umap
 
@@ -144,6 +148,10 @@ def predict_proba(
         out = _sklearn_spreading(features.umap, labeled_idx, y, n_classes)
     elif method == "self-training":
         out = _self_training(features.umap, labeled_idx, y, n_classes)
+    elif method == "poisson":
+        out = poisson.probabilities(
+            *poisson.potentials(features.poisson_graph, labeled_idx, y, n_classes)
+        )
     else:  # ensemble
         parts = ("logreg", "umap-logreg")
         return sum(predict_proba(features, labeled_idx, y, n_classes, m, rows) for m in parts) / 2
@@ -188,6 +196,7 @@ class Features:
         self._logreg: np.ndarray | None = None
         self._cosine: np.ndarray | None = None
         self._graph: sp.csr_matrix | None = None
+        self._poisson_graph: sp.csr_matrix | None = None
         self._umap = umap
         self._root = root  # the workspace whose numba cache a UMAP fit uses
         self._shared_scale = shared_scale  # columns of one unit (pixels): the UMAP keeps it
@@ -222,6 +231,16 @@ class Features:
     def has_umap(self) -> bool:
         """Whether the UMAP coordinates are at hand already (no fit needed)."""
         return self._umap is not None
+
+    @property
+    def poisson_graph(self) -> sp.csr_matrix:
+        """The weighted kNN graph (N, N) Poisson learning runs on (``sslviz.fewshot.poisson``)."""
+        if self._poisson_graph is None:
+            from sslviz.fewshot.geometry import prepared
+
+            x = prepared(self.vectors, shared_scale=self._shared_scale)
+            self._poisson_graph = poisson.weighted_graph(x)
+        return self._poisson_graph
 
     @property
     def umap(self) -> np.ndarray:

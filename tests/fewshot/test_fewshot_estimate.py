@@ -9,7 +9,14 @@ from test_fewshot_predictors import blobs, chains, first
 
 from sslviz.fewshot.enough import MIN_TESTED as MIN_LABELED
 from sslviz.fewshot.enough import too_few
-from sslviz.fewshot.estimate import RULE, choose, cross_validate, wilson_interval
+from sslviz.fewshot.estimate import (
+    FEW_LABELS_RULE,
+    NOT_CANDIDATES,
+    RULE,
+    choose,
+    cross_validate,
+    wilson_interval,
+)
 from sslviz.fewshot.predictors import METHODS
 
 
@@ -74,13 +81,14 @@ def test_a_class_with_one_label_trains_but_is_not_tested() -> None:
     assert e.held_out == 12 and e.out_of_fold[-1] is None
 
 
-@pytest.mark.slow  # two UMAP fits and six methods cross-validated
+@pytest.mark.slow  # two UMAP fits and four methods cross-validated
 def test_choose_keeps_its_rule_unless_another_is_clearly_better() -> None:
     x, y = blobs()
     idx = first(y, 5)
     choice = choose(x, idx, y[idx])
     assert choice.method == RULE  # all perfect: no reason to leave the default
-    assert {e.method for e in choice.estimates} == set(METHODS) - {"self-training"}
+    assert {e.method for e in choice.estimates} == set(METHODS) - set(NOT_CANDIDATES)
+    assert {"logreg", "umap-logreg", "ensemble", "poisson"} <= set(METHODS) - set(NOT_CANDIDATES)
     assert choice.estimate.selection_correction == 0.0  # every method equal: nothing to correct
 
     cx, cy = chains()
@@ -92,7 +100,7 @@ def test_choose_keeps_its_rule_unless_another_is_clearly_better() -> None:
     assert chained.estimate.accuracy > logreg.accuracy
 
 
-@pytest.mark.slow  # a UMAP fit and six methods cross-validated
+@pytest.mark.slow  # a UMAP fit and four methods cross-validated
 def test_the_chosen_estimate_is_corrected_for_the_choice() -> None:
     """Picking the best of several noisy CV scores is optimistic: the reported accuracy is the
     chosen method's CV accuracy minus the mean per-fold gap to the best (never above it)."""
@@ -110,8 +118,20 @@ def test_with_one_label_per_class_auto_follows_its_rule_and_says_so() -> None:
     x, y = blobs()
     idx = first(y, 1)
     choice = choose(x, idx, y[idx])
-    assert choice.method == RULE and choice.estimate.too_few
+    assert choice.method == FEW_LABELS_RULE == "poisson" and choice.estimate.too_few
     assert choice.estimate.accuracy is None and "rule fixed in advance" in choice.reason
+    # with enough labels to cross-validate, the rule is only the default CV has to beat
+    assert choose(x, first(y, 4), y[first(y, 4)]).method == RULE
+
+
+def test_with_two_labels_per_class_auto_keeps_its_rule_but_still_estimates() -> None:
+    x, y = blobs(classes=6)
+    idx = first(y, 2)  # 12 labels: enough to cross-validate, too few to choose by it
+    choice = choose(x, idx, y[idx])
+    assert choice.method == FEW_LABELS_RULE and len(choice.estimates) == 1
+    e = choice.estimate
+    assert not e.too_few and e.accuracy is not None and e.selection_correction == 0.0
+    assert e.interval[0] <= e.accuracy <= e.interval[1] and "rule fixed in advance" in choice.reason
 
 
 def test_the_estimate_is_reproducible() -> None:
