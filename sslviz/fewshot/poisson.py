@@ -54,7 +54,10 @@ def weighted_graph(x: np.ndarray, k: int = GRAPH_K) -> sp.csr_matrix:
         x = PCA(PCA_DIMS, svd_solver="randomized", random_state=0).fit_transform(x)
     x = np.ascontiguousarray(x, dtype=np.float32)
     neighbours = nearest(x, k, metric="euclidean")  # (N, k), in no particular order
-    distance = np.linalg.norm(x[:, None, :] - x[neighbours], axis=2)  # (N, k)
+    distance = np.empty((n, k), dtype=np.float32)
+    for start in range(0, n, 65536):  # (chunk, k, D) differences at a time
+        part = slice(start, start + 65536)
+        distance[part] = np.linalg.norm(x[part, None, :] - x[neighbours[part]], axis=2)
     reach = np.maximum(distance.max(axis=1, keepdims=True), 1e-12)  # d_K(x_i)
     weights = np.exp(-4.0 * (distance / reach) ** 2)
     rows = np.repeat(np.arange(n), k)
