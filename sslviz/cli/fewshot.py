@@ -26,10 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "plus logistic regression in a UMAP of all images, unless another method is clearly "
         "better) and reports that estimate, corrected for the choice, with a 95% interval; with "
         "fewer than 3 labeled images per label (median) it follows a rule fixed in advance "
-        "(Poisson learning on a neighbour "
-        "graph of all images) and reports that rule's estimate, or says there are too few labels "
-        "for one (under 10, or under 2 per label). The column covered says whether an image "
-        "looks like any labeled group at all.",
+        "(Poisson learning on a neighbour graph of all images) and reports that rule's "
+        "estimate, or says there are too few labels for one (under 10, or under 2 per label). "
+        "The column covered says whether an image looks like any labeled group at all.",
     )
     parser.add_argument("source", metavar="SOURCE", help=SOURCE_HELP)
     parser.add_argument("--dataset", required=True, help="dataset name (see `sslviz datasets`)")
