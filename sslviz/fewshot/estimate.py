@@ -49,10 +49,10 @@ from sslviz.fewshot.predictors import predict_proba as _predict_proba
 FOLDS = 5
 REPEATS = 3  # fewer for many labels (see _repeats): the partition noise shrinks with n
 LARGE = 20_000  # images above which CV uses one partition (see _repeats)
-# What "auto" uses when there is no estimate to choose by, and prefers unless CV shows another
-# method clearly better: the best single method on average over five data-set families at 1, 5 and
-# 10 labels per class (benchmarks/fewshot_quality.py, README: umap-logreg as the default left auto
-# 0.043 below the best on one family, ensemble 0.018); ``FALLBACK`` where the UMAP is skipped.
+# What "auto" prefers unless CV shows another method clearly better (3 or more labels per class):
+# the best single method on average over five data-set families at 3, 5 and 10 labels per class
+# (benchmarks/fewshot_quality.py, README: umap-logreg as the default left auto 0.043 below the best
+# on one family, ensemble 0.018); ``FALLBACK`` where the UMAP is skipped.
 RULE = "ensemble"
 FALLBACK = "logreg"
 # What "auto" uses with fewer than FEW_PER_CLASS labels per class (median): Poisson learning, made
@@ -303,24 +303,18 @@ def choose(
     methods, note = candidates(features)
     default = rule_method(features, labels)
     suffix = f"; {note}" if note else ""
-    if too_few(labels):
-        y, classes = encode_labels(labels)
-        n = len(y)
-        base = Estimate(
-            default, None, None, n, True, None, [None] * n, classes, reason=TOO_FEW_REASON
-        )
-        reason = (
-            f"{default}: too few labels to cross-validate, so auto follows its rule fixed in "
-            "advance (the best method on average across data-set families at 1 and 2 labels "
-            "per class)"
-        )
-        return Choice(default, base, [base], reason)
     if few_per_class(labels):
+        # cross_validate says "too few labels" itself where there can be no estimate
         estimate = cross_validate(vectors, labeled_idx, labels, default, seed, features=features)
+        why = (
+            "too few labels to cross-validate"
+            if estimate.too_few
+            else f"under {FEW_PER_CLASS} labels per class a choice by CV is noise"
+        )
         reason = (
-            f"{default}: under {FEW_PER_CLASS} labels per class a choice by CV is noise, so auto "
-            "follows its rule fixed in advance (the best method on average across data-set "
-            "families at 1 and 2 labels per class); the estimate is its own CV accuracy"
+            f"{default}: {why}, so auto follows its rule fixed in advance (the best method on "
+            "average across data-set families at 1 and 2 labels per class)"
+            + ("" if estimate.too_few else "; the estimate is its own CV accuracy")
         )
         return Choice(default, estimate, [estimate], reason)
     estimates = cross_validate_many(vectors, labeled_idx, labels, methods, seed, features=features)
