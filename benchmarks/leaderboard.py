@@ -41,7 +41,7 @@ from digits_rotation import write_digits  # noqa: E402
 
 from sslviz.data import ingest  # noqa: E402
 from sslviz.data.demo import DEMO_DIR  # noqa: E402
-from sslviz.fewshot.estimate import choose, rule_method  # noqa: E402
+from sslviz.fewshot.estimate import RULE, choose  # noqa: E402
 from sslviz.fewshot.finetune import FineTuneConfig, finetune_result, submit_finetune  # noqa: E402
 from sslviz.fewshot.finetune_data import read_predictions  # noqa: E402
 from sslviz.fewshot.leaderboard import OTHER_POOLING, leaderboard  # noqa: E402
@@ -85,7 +85,7 @@ def frozen_accuracy(
         choice = choose(vectors, idx, y, features=features)
         method, estimate = choice.method, choice.estimate.accuracy
     else:
-        method, estimate = rule_method(features, y), None
+        method, estimate = RULE, None
     prediction = fit_predict(vectors, idx, y, method, features=features)
     rest = [i for i, p in enumerate(paths) if p not in labels]
     right = np.mean([prediction.labels[i] == truth[paths[i]] for i in rest])

@@ -22,11 +22,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "predict",
         help="predict a label, with confidence, for every image from a few labeled ones",
         description="Fit a predictor on the labeled images' embeddings and predict all others. "
-        "--method auto picks by cross-validation on the labels (ensemble, logistic regression "
-        "plus logistic regression in a UMAP of all images, unless another method is clearly "
-        "better) and reports that estimate, corrected for the choice, with a 95% interval; with "
-        "fewer than 3 labeled images per label (median) it follows a rule fixed in advance "
-        "(Poisson learning on a neighbour graph of all images) and reports that rule's "
+        "--method auto uses Poisson learning on neighbour graphs of all images unless "
+        "cross-validation on the labels shows another method clearly better (logistic "
+        "regression, the same in a UMAP of all images, or their mean), and reports that "
+        "estimate, corrected for the choice, with a 95% interval; with fewer than 3 labeled "
+        "images per label (median) it uses Poisson learning without choosing and reports its "
         "estimate, or says there are too few labels for one (under 10, or under 2 per label). "
         "The column covered says whether an image looks like any labeled group at all.",
     )

@@ -21,9 +21,9 @@ Scheme (decided here, documented in the README):
   method's CV accuracy (and its interval). Nested CV would measure the same at about five times
   the cost; the correction needs only the folds already computed.
 - With too few labels to cross-validate (e.g. one per class), or too few per class to choose by
-  CV (``FEW_PER_CLASS``), ``auto`` follows a rule fixed in advance (``FEW_LABELS_RULE``), measured
-  across five data-set families in benchmarks/fewshot_quality.py; in the second case its CV
-  estimate is still reported (no choice was made, so no correction).
+  CV (``FEW_PER_CLASS``), ``auto`` follows a rule fixed in advance (``RULE``), measured across
+  five data-set families in benchmarks/fewshot_quality.py; in the second case its CV estimate is
+  still reported (no choice was made, so no correction).
 """
 
 from __future__ import annotations
@@ -49,18 +49,15 @@ from sslviz.fewshot.predictors import predict_proba as _predict_proba
 FOLDS = 5
 REPEATS = 3  # fewer for many labels (see _repeats): the partition noise shrinks with n
 LARGE = 20_000  # images above which CV uses one partition (see _repeats)
-# What "auto" prefers unless CV shows another method clearly better (3 or more labels per class):
-# the best single method on average over five data-set families at 3, 5 and 10 labels per class
-# (benchmarks/fewshot_quality.py, README: umap-logreg as the default left auto 0.043 below the best
-# on one family, ensemble 0.018); ``FALLBACK`` where the UMAP is skipped.
-RULE = "ensemble"
-FALLBACK = "logreg"
-# What "auto" uses with fewer than FEW_PER_CLASS labels per class (median): Poisson learning, made
-# for very low label rates, beat ensemble on average at 1 and 2 labels per class over the same
-# families (0.457 vs 0.428 and 0.498 vs 0.486; also with imbalanced classes) and needs no UMAP fit.
-# At 2 labels per class a choice by CV is a choice by 1-label folds of a few images: it picked
-# label spreading on letters (0.377 vs Poisson's 0.487) and averaged 0.483 against the rule's 0.498.
-FEW_LABELS_RULE = "poisson"
+# What "auto" uses unless CV shows another method clearly better, and all it uses with fewer than
+# FEW_PER_CLASS labels per class (median): Poisson learning on two views of the embedding. It was
+# the best single method on average over five data-set families at 1, 2, 3 and 5 labels per class
+# (benchmarks/fewshot_quality.py, README; 0.482 vs ensemble's 0.428 at 1 label, 0.590 vs 0.552 at
+# 5), also with imbalanced classes, and needs no UMAP fit. With it as the default auto averaged
+# 0.549 / 0.594 / 0.654 at 3 / 5 / 10 labels per class, with ensemble as the default 0.531 /
+# 0.585 / 0.657. At 2 labels per class a choice by CV is a choice by 1-label folds of a few
+# images: it picked label spreading on letters (0.377 vs Poisson's 0.487).
+RULE = "poisson"
 FEW_PER_CLASS = 3
 NOT_CANDIDATES = ("self-training", "knn", "label-spreading", "umap-spreading")  # ``candidates``
 
@@ -272,16 +269,6 @@ def few_per_class(labels: np.ndarray | list[str]) -> bool:
     return too_few(labels) or float(np.median(counts)) < FEW_PER_CLASS
 
 
-def rule_method(features: Features, labels: np.ndarray | list[str]) -> str:
-    """What ``auto`` uses without choosing by cross-validation on ``labels``:
-    ``FEW_LABELS_RULE`` when they are few per class (``few_per_class``), else ``RULE``
-    (``FALLBACK`` where the UMAP methods are left out, see ``candidates``)."""
-    if few_per_class(labels):
-        return FEW_LABELS_RULE
-    methods, _ = candidates(features)
-    return RULE if RULE in methods else FALLBACK
-
-
 def choose(
     vectors: np.ndarray,
     labeled_idx: np.ndarray,
@@ -292,8 +279,8 @@ def choose(
 ) -> Choice:
     """Pick the method for "auto" without peeking at anything but the labels.
 
-    With too few labels to cross-validate, or few per class: ``FEW_LABELS_RULE`` (fixed in
-    advance, see the module docstring), with its CV estimate where there can be one.
+    With too few labels to cross-validate, or few per class: ``RULE`` (fixed in advance, see the
+    module docstring), with its CV estimate where there can be one.
     Otherwise every candidate is cross-validated on the same folds and ``RULE`` is kept unless
     another method's paired out-of-fold accuracy beats it by more than the standard error of the
     difference (a one-standard-error rule: the best of several noisy numbers is optimistic); the
@@ -301,7 +288,7 @@ def choose(
     """
     features = features or Features(vectors)
     methods, note = candidates(features)
-    default = rule_method(features, labels)
+    default = RULE
     suffix = f"; {note}" if note else ""
     if few_per_class(labels):
         # cross_validate says "too few labels" itself where there can be no estimate
@@ -313,7 +300,7 @@ def choose(
         )
         reason = (
             f"{default}: {why}, so auto follows its rule fixed in advance (the best method on "
-            "average across data-set families at 1 and 2 labels per class)"
+            "average across data-set families with few labels per class)"
             + ("" if estimate.too_few else "; the estimate is its own CV accuracy")
         )
         return Choice(default, estimate, [estimate], reason)

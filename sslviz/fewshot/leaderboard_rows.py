@@ -6,7 +6,7 @@ accuracy with a Wilson interval) on the labels allowed to choose; with untouched
 chosen predictor fitted on the others and scored there. Each fine-tune has two rows: its own
 head's predictions on the untouched labels (what it said before it saw them), and its encoder
 used as a frozen source (``FINETUNE_EMBEDDING``): the predictor ``auto`` uses without CV
-(``estimate.rule_method``) on its embedding, fitted on the labels it trained on, scored on the
+(``estimate.RULE``) on its embedding, fitted on the labels it trained on, scored on the
 untouched ones. The second is what fine-tuning is for here: the head alone scored 0.93-1.04x
 the frozen run it started from (digits and demo, 5 labels per class), its encoder read this way
 1.01-1.04x (benchmarks/leaderboard.py). Every row keeps its per-label record (``correct``) so
@@ -107,7 +107,7 @@ def frozen_row(
     others); then the chosen predictor fitted on those and scored on the untouched labels. A
     fine-tune's encoder (``FINETUNE_EMBEDDING``) gets ``auto``'s rule, scored on the untouched
     labels only."""
-    from sslviz.fewshot.estimate import choose, rule_method, wilson_interval
+    from sslviz.fewshot.estimate import RULE, choose, wilson_interval
     from sslviz.fewshot.predict import prepared_features
     from sslviz.fewshot.predictors import fit_predict
     from sslviz.maps.embed import cached_embeddings, embed
@@ -133,7 +133,7 @@ def frozen_row(
     if named["fine_tuned"]:
         # its encoder trained on these labels: a CV on them would flatter it and choose by that
         # flattery, so the rule ``auto`` follows without CV picks, and only untouched labels score
-        method, cv_accuracy, cv_interval, correct = rule_method(features, y), None, None, None
+        method, cv_accuracy, cv_interval, correct = RULE, None, None, None
     else:
         stage("cross-validating")
         choice = choose(features.vectors, idx, y, features=features)

@@ -15,7 +15,7 @@ transductive (DESIGN 3.6):
 - ``self-training``: scikit-learn's ``SelfTrainingClassifier`` around ``umap-logreg``: unlabeled
   images predicted with probability >= ``SELF_TRAINING_THRESHOLD`` become labels, repeatedly.
 - ``ensemble``: the mean of ``logreg``'s and ``umap-logreg``'s probabilities.
-- ``poisson``: Poisson learning (Calder et al., ICML 2020) on a weighted kNN graph of all N
+- ``poisson``: Poisson learning (Calder et al., ICML 2020) on two weighted kNN graphs of all N
   images (``sslviz.fewshot.poisson``): made for very few labels, where it beats the others.
 
     prediction = fit_predict(vectors, labeled_idx, labels, "logreg")
@@ -149,9 +149,7 @@ def predict_proba(
     elif method == "self-training":
         out = _self_training(features.umap, labeled_idx, y, n_classes)
     elif method == "poisson":
-        out = poisson.probabilities(
-            *poisson.potentials(features.poisson_graph, labeled_idx, y, n_classes)
-        )
+        out = poisson.predict(features.poisson_graphs, labeled_idx, y, n_classes)
     else:  # ensemble
         parts = ("logreg", "umap-logreg")
         return sum(predict_proba(features, labeled_idx, y, n_classes, m, rows) for m in parts) / 2
@@ -196,7 +194,7 @@ class Features:
         self._logreg: np.ndarray | None = None
         self._cosine: np.ndarray | None = None
         self._graph: sp.csr_matrix | None = None
-        self._poisson_graph: sp.csr_matrix | None = None
+        self._poisson_graphs: tuple[sp.csr_matrix, ...] | None = None
         self._umap = umap
         self._root = root  # the workspace whose numba cache a UMAP fit uses
         self._shared_scale = shared_scale  # columns of one unit (pixels): the UMAP keeps it
@@ -233,14 +231,14 @@ class Features:
         return self._umap is not None
 
     @property
-    def poisson_graph(self) -> sp.csr_matrix:
-        """The weighted kNN graph (N, N) Poisson learning runs on (``sslviz.fewshot.poisson``)."""
-        if self._poisson_graph is None:
+    def poisson_graphs(self) -> tuple[sp.csr_matrix, ...]:
+        """The weighted kNN graphs (N, N) Poisson learning runs on (``sslviz.fewshot.poisson``)."""
+        if self._poisson_graphs is None:
             from sslviz.fewshot.geometry import prepared
 
             x = prepared(self.vectors, shared_scale=self._shared_scale)
-            self._poisson_graph = poisson.weighted_graph(x)
-        return self._poisson_graph
+            self._poisson_graphs = poisson.views(x)
+        return self._poisson_graphs
 
     @property
     def umap(self) -> np.ndarray:

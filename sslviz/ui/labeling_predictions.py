@@ -36,7 +36,7 @@ METHOD_NAMES = {
     "umap-spreading": "label spreading in a UMAP",
     "self-training": "self-training",
     "ensemble": "ensemble (logistic regression + UMAP)",
-    "poisson": "Poisson learning on a neighbour graph",
+    "poisson": "Poisson learning on neighbour graphs",
 }
 
 

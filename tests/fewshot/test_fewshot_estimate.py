@@ -10,7 +10,6 @@ from test_fewshot_predictors import blobs, chains, first
 from sslviz.fewshot.enough import MIN_TESTED as MIN_LABELED
 from sslviz.fewshot.enough import too_few
 from sslviz.fewshot.estimate import (
-    FEW_LABELS_RULE,
     NOT_CANDIDATES,
     RULE,
     choose,
@@ -86,10 +85,13 @@ def test_choose_keeps_its_rule_unless_another_is_clearly_better() -> None:
     x, y = blobs()
     idx = first(y, 5)
     choice = choose(x, idx, y[idx])
-    assert choice.method == RULE  # all perfect: no reason to leave the default
+    assert choice.method == RULE  # all (nearly) perfect: no reason to leave the default
     assert {e.method for e in choice.estimates} == set(METHODS) - set(NOT_CANDIDATES)
     assert {"logreg", "umap-logreg", "ensemble", "poisson"} <= set(METHODS) - set(NOT_CANDIDATES)
-    assert choice.estimate.selection_correction == 0.0  # every method equal: nothing to correct
+    # Poisson's whitened view weighs the 18 noise directions of these blobs like the 2 that
+    # separate them: one slip in one fold of one repeat, and a correction of that size
+    assert choice.estimate.selection_correction <= 0.1
+    assert choice.estimate.accuracy >= 0.9
 
     cx, cy = chains()
     rng = np.random.default_rng(0)
@@ -118,7 +120,7 @@ def test_with_one_label_per_class_auto_follows_its_rule_and_says_so() -> None:
     x, y = blobs()
     idx = first(y, 1)
     choice = choose(x, idx, y[idx])
-    assert choice.method == FEW_LABELS_RULE == "poisson" and choice.estimate.too_few
+    assert choice.method == RULE == "poisson" and choice.estimate.too_few
     assert choice.estimate.accuracy is None and "rule fixed in advance" in choice.reason
     # with enough labels to cross-validate, the rule is only the default CV has to beat
     assert choose(x, first(y, 4), y[first(y, 4)]).method == RULE
@@ -128,7 +130,7 @@ def test_with_two_labels_per_class_auto_keeps_its_rule_but_still_estimates() -> 
     x, y = blobs(classes=6)
     idx = first(y, 2)  # 12 labels: enough to cross-validate, too few to choose by it
     choice = choose(x, idx, y[idx])
-    assert choice.method == FEW_LABELS_RULE and len(choice.estimates) == 1
+    assert choice.method == RULE and len(choice.estimates) == 1
     e = choice.estimate
     assert not e.too_few and e.accuracy is not None and e.selection_correction == 0.0
     assert e.interval[0] <= e.accuracy <= e.interval[1] and "rule fixed in advance" in choice.reason

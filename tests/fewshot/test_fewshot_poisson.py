@@ -8,7 +8,7 @@ import numpy as np
 from test_fewshot_predictors import blobs, chains
 
 from sslviz.fewshot.graph import _approximate_knn, _exact_knn
-from sslviz.fewshot.poisson import potentials, probabilities, weighted_graph
+from sslviz.fewshot.poisson import potentials, probabilities, views, weighted_graph
 from sslviz.fewshot.predictors import fit_predict
 
 
@@ -21,12 +21,22 @@ def test_poisson_follows_the_chains_from_one_label_per_class() -> None:
     assert (fit_predict(x, idx, y[idx], "logreg").labels[rest] == y[rest]).mean() < 0.9
 
 
-def test_the_graph_is_sparse_symmetric_and_weighted_by_distance() -> None:
+def test_the_graphs_are_sparse_symmetric_and_weighted_by_distance() -> None:
     x, _ = blobs(n=400, dim=60)  # more than PCA_DIMS columns: reduced first
-    w = weighted_graph(x)
-    assert w.shape == (400, 400) and w.nnz <= 2 * 5 * 400
-    assert abs(w - w.T).max() < 1e-12 and w.diagonal().max() == 0
-    assert w.data.min() > 0 and w.data.max() <= 2.0  # exp(-4 (d / d_K)^2), both directions
+    graphs = views(x)
+    assert len(graphs) == 2  # the plain and the whitened principal components
+    for w in graphs:
+        assert w.shape == (400, 400) and w.nnz <= 2 * 5 * 400
+        assert abs(w - w.T).max() < 1e-12 and w.diagonal().max() == 0
+        assert w.data.min() > 0 and w.data.max() <= 2.0  # exp(-4 (d / d_K)^2), both directions
+    assert (graphs[0] != graphs[1]).nnz  # two different neighbourhoods
+
+
+def test_a_direction_without_variance_is_not_blown_up() -> None:
+    x, _ = blobs(n=200, dim=8)
+    flat = np.hstack([x, np.zeros((200, 4), np.float32)])  # 4 constant columns
+    whitened = views(flat)[1]
+    np.testing.assert_allclose(whitened.toarray(), views(x)[1].toarray(), atol=1e-4)
 
 
 def two_touching_groups(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
