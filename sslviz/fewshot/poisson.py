@@ -61,7 +61,7 @@ def views(x: np.ndarray) -> tuple[sp.csr_matrix, ...]:
     x = np.asarray(x, dtype=np.float32)
     n, d = x.shape
     dims = min(PCA_DIMS, d, n - 1)
-    if dims < 1:
+    if dims < 1 or not np.ptp(x, axis=0).any():  # one image, or all alike: nothing to rotate
         return (weighted_graph(x),)
     pca = PCA(dims, svd_solver="randomized" if dims < min(n, d) else "full", random_state=0)
     components = pca.fit_transform(x)  # (N, dims), by decreasing variance
