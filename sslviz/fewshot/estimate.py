@@ -250,8 +250,9 @@ def candidates(features: Features) -> tuple[list[str], str | None]:
     and umap-spreading were never the best method on a family by more than 0.001 at 2 to 10 labels
     per class, yet CV picked them by luck: without them auto (with ensemble its default then)
     averaged 0.517 / 0.567 / 0.642 at 3 / 5 / 10 labels per class instead of 0.507 / 0.567 /
-    0.641, worst family -0.011 instead of -0.036 at 3. The UMAP methods need a UMAP fit on every image: above ``geometry.MAX_ROWS``
-    images they are skipped unless the coordinates are at hand (cached)."""
+    0.641, worst family -0.011 instead of -0.036 at 3. The UMAP methods need a UMAP fit on every
+    image: above ``geometry.MAX_ROWS`` images they are skipped unless the coordinates are at hand
+    (cached)."""
     methods = [m for m in METHODS if m not in NOT_CANDIDATES]
     if len(features.vectors) > geometry.MAX_ROWS and not features.has_umap:
         note = (

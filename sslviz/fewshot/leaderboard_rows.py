@@ -7,9 +7,9 @@ chosen predictor fitted on the others and scored there. Each fine-tune has two r
 head's predictions on the untouched labels (what it said before it saw them), and its encoder
 used as a frozen source (``FINETUNE_EMBEDDING``): the predictor ``auto`` uses without CV
 (``estimate.RULE``) on its embedding, fitted on the labels it trained on, scored on the
-untouched ones. The second is what fine-tuning is for here: the head alone scored 0.93-1.04x
+untouched ones. The second is what fine-tuning is for here: the head alone scored 0.92-0.96x
 the frozen run it started from (digits and demo, 5 labels per class), its encoder read this way
-1.01-1.04x (benchmarks/leaderboard.py). Every row keeps its per-label record (``correct``) so
+1.00-1.01x (benchmarks/leaderboard.py). Every row keeps its per-label record (``correct``) so
 two rows compare pairwise (``clearly_better``).
 """
 
