@@ -14,8 +14,9 @@ set to match), so the table doesn't depend on how busy the shared machine is. Th
 are what 60 s buys on a quiet 2-core machine (README performance table: rotation 241 images/s
 end to end = 3.8 steps of 64 images/s, so 226 steps). Embeddings come from
 ``sslviz.maps.embed.embed`` (what ``sslviz embed`` writes). The probe is logistic regression on
-standardised features (``--predictor logreg``) or what ``sslviz predict`` uses with few labels
-(``--predictor ensemble``: logistic regression and the 10-D UMAP of all images, averaged), with
+standardised features (``--predictor logreg``), ``--predictor ensemble`` (logistic regression and
+the 10-D UMAP of all images, averaged) or what ``sslviz predict`` uses unless CV finds better
+(``--predictor poisson``: Poisson learning on two views of all images), with
 ``--labels`` labels per class, mean accuracy on the rest over ``--draws`` random draws of the
 labels (the same draws for every source).
 
@@ -102,14 +103,16 @@ def prepare(name: str, root: Path) -> Path:
     return folder
 
 
-def ensemble_scores(emb: Embeddings, labels: np.ndarray, per_class: int, draws: int) -> list:
-    """Accuracy on the rest of ``ensemble`` over the same seeded draws as ``few_shot``."""
+def predictor_scores(
+    emb: Embeddings, labels: np.ndarray, per_class: int, draws: int, method: str
+) -> list:
+    """Accuracy on the rest of predictor ``method`` over the same seeded draws as ``few_shot``."""
     features = Features(np.asarray(emb.vectors), shared_scale=shared_scale(emb))
     scores = []
     for draw in range(draws):
         picked = draw_labels(labels, per_class, draw)
         rest = np.setdiff1d(np.arange(len(labels)), picked)
-        guess = fit_predict(features.vectors, picked, labels[picked], "ensemble", features=features)
+        guess = fit_predict(features.vectors, picked, labels[picked], method, features=features)
         scores.append(float((guess.labels[rest] == labels[rest]).mean()))
     return scores
 
@@ -126,19 +129,19 @@ def train_for_steps(store: Store, dataset, task: str, steps: int):
     return run, time.process_time() - cpu
 
 
-def report(rows: list, per_class: int, args: argparse.Namespace, default: tuple) -> None:
+def report(rows: list, per_class: int, args: argparse.Namespace, defaults: dict) -> None:
     """The table at ``per_class`` labels per class, then each trained (source, layer, grid):
     its mean over the data sets and its margin over the best baseline on each."""
     print(
         f"\nfew-shot probe ({args.predictor}, {per_class} labels/class, {args.draws} draws, "
-        f"{args.steps} steps); default {default}"
+        f"{args.steps} steps); defaults {defaults}"
     )
     print(f"{'dataset':>8} {'source':>12} {'layer':>7} {'pool':>6} {'accuracy':>14}")
     acc = {(r[0], r[1], r[2], r[3]): r[4][per_class][0] for r in rows}
     for name, source, layer, grid, scores in rows:
         mean, std = scores[per_class]
         pool = "global" if grid == 1 else f"{grid}x{grid}"
-        mark = " <- default" if (layer, grid) == default and source != "pixels" else ""
+        mark = " <- default" if (layer, grid) == defaults.get(source) else ""
         print(f"{name:>8} {source:>12} {layer:>7} {pool:>6} {mean:>8.3f} ± {std:.3f}{mark}")
     names = list(dict.fromkeys(r[0] for r in rows))
     best_baseline = {
@@ -164,9 +167,10 @@ def main() -> int:
     parser.add_argument("--labels", type=int, nargs="+", default=[5, 10], help="labels per class")
     parser.add_argument("--draws", type=int, default=5)
     parser.add_argument("--grids", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--predictor", choices=["logreg", "ensemble"], default="logreg")
+    parser.add_argument("--predictor", choices=["logreg", "ensemble", "poisson"], default="logreg")
     args = parser.parse_args()
     rows = []  # (dataset, source, layer, grid, {labels per class: (mean, std)})
+    defaults: dict[str, tuple[str, int]] = {}  # source label -> its (layer, grid) by default
 
     def probe(emb: Embeddings, labels: np.ndarray) -> dict[int, tuple[float, float]]:
         out = {}
@@ -177,7 +181,7 @@ def main() -> int:
                     for d in range(args.draws)
                 ]
             else:
-                scores = ensemble_scores(emb, labels, per_class, args.draws)
+                scores = predictor_scores(emb, labels, per_class, args.draws, args.predictor)
             out[per_class] = (float(np.mean(scores)), float(np.std(scores)))
         return out
 
@@ -200,17 +204,17 @@ def main() -> int:
                 )
                 sources.append((task, run.id))
             for label, source in sources:
+                defaults[label] = default_layer(store, source)
                 for layer in available_layers(store, source):
                     for grid in args.grids:
                         emb = embed(store, name, source, layer=layer, grid=grid)
                         rows.append((name, label, layer, grid, probe(emb, labels)))
                         shown = " ".join(f"{k}: {m:.3f}" for k, (m, _) in rows[-1][4].items())
                         print(f"  {label} {layer} grid {grid}: {shown}", flush=True)
-        default = default_layer(store, "random")
         store.close()
 
     for per_class in args.labels:
-        report(rows, per_class, args, default)
+        report(rows, per_class, args, defaults)
     return 0
 
 
