@@ -121,12 +121,17 @@ def potentials(
         np.add.at(sources, labeled_idx[mine], onehot[mine] - onehot[mine].mean(axis=0))
     degree = np.asarray(w.sum(axis=1)).ravel()
     inverse = 1.0 / np.maximum(degree, 1e-12)
-    u = np.zeros((n, n_classes))
-    walk = np.zeros(n)
+    # U + D^-1 (B - (D - W) U) = D^-1 B + D^-1 W U: one sparse product and one sum a step, in
+    # float32 (half the memory traffic; the same predictions on the benchmark's families)
+    step_matrix = (sp.diags(inverse) @ w).tocsr().astype(np.float32)  # D^-1 W
+    walk_matrix = step_matrix.T.tocsr()  # W D^-1
+    pushed = (inverse[:, None] * sources).astype(np.float32)
+    u = np.zeros((n, n_classes), dtype=np.float32)
+    walk = np.zeros(n, dtype=np.float32)
     walk[labeled_idx] = 1.0 / len(labeled_idx)
     for step in range(1, MAX_ITERATIONS + 1):
-        u += inverse[:, None] * (sources - (degree[:, None] * u - w @ u))
-        after = w @ (inverse * walk)
+        u = pushed + step_matrix @ u
+        after = walk_matrix @ walk
         if step >= MIN_ITERATIONS and np.abs(after - walk).max() < SETTLED / n:
             break
         walk = after
