@@ -69,7 +69,7 @@ def views(x: np.ndarray) -> tuple[sp.csr_matrix, ...]:
     components = pca.fit_transform(x)  # (N, dims), by decreasing variance
     variance = pca.explained_variance_[:WHITENED_DIMS]
     # a direction with (numerically) no variance would only blow up rounding noise
-    keep = variance > 1e-6 * max(float(variance[0]), 1e-30)
+    keep = variance > 1e-6 * variance[0]  # (not all alike: variance[0] > 0)
     whitened = components[:, : len(variance)][:, keep] / np.sqrt(variance[keep])
     plain = components if d > PCA_DIMS else x  # few columns: nothing to reduce
     return weighted_graph(plain), weighted_graph(whitened)
@@ -99,9 +99,8 @@ def predict(
 ) -> np.ndarray:
     """(N, n_classes) class probabilities from labels ``y`` (n,) at ``labeled_idx`` (n,): the mean
     over ``graphs`` (``views``) of each one's ``probabilities``."""
-    return sum(probabilities(*potentials(w, labeled_idx, y, n_classes)) for w in graphs) / len(
-        graphs
-    )
+    answers = [probabilities(*potentials(w, labeled_idx, y, n_classes)) for w in graphs]
+    return sum(answers) / len(answers)
 
 
 def potentials(
