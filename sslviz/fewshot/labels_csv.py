@@ -4,6 +4,11 @@
 ``path,label,confidence,labeled`` with one row per image of the dataset (labeled rows keep their
 given label, ``labeled=true``, confidence 1).
 
+A label file is read as spreadsheets write it: UTF-8 (with or without a BOM) or UTF-16 with a BOM
+("Unicode text"); the cells separated by ``,``, ``;`` (European locales) or a tab, whichever
+splits the header into ``path`` and ``label``; paths and labels compared after Unicode
+normalisation (NFC), so a path macOS wrote decomposed (NFD) names the same image.
+
 A bad label file is refused as a whole with one line naming the rows at fault (by line number):
 not a CSV, no header, unknown paths, empty labels, one path given two labels, fewer than two
 labels. Nothing is written or imported from a refused file.
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -57,6 +63,8 @@ def parse_labels_csv(
     """Parse and check a labels CSV's content against the dataset's image paths."""
     numbered = _rows(data, name)  # (line number in the file, row), blank lines left out
     rows = [row for _, row in numbered]
+    # the dataset's paths by their NFC form (a store filled on macOS may hold NFD ones)
+    stored = {unicodedata.normalize("NFC", p): p for p in known_paths}
     header = [cell.strip().lower().lstrip("\ufeff") for cell in rows[0]] if rows else []
     if "path" not in header or "label" not in header:
         first = ",".join(rows[0])[:60] if rows else ""
@@ -76,10 +84,10 @@ def parse_labels_csv(
             short.append(f"line {line}")
             continue
         image = normalise_path(row[col_path])
-        label = row[col_label].strip()
+        label = unicodedata.normalize("NFC", row[col_label].strip())
         if not label:
             empty.append(f"line {line} ({image!r})")
-        elif image not in known_paths:
+        elif image not in stored:
             unknown.append(f"line {line} ({image!r})")
         elif image in labels and labels[image] != label:
             conflicting.append(
@@ -88,6 +96,7 @@ def parse_labels_csv(
         else:
             labels[image] = label
             line_of.setdefault(image, line)
+    labels = {stored[image]: label for image, label in labels.items()}
     for problem, where, fix in (
         ("rows with too few columns", short, "every row needs a path and a label"),
         ("empty labels", empty, "give every row a label or remove it"),
@@ -112,8 +121,8 @@ def parse_labels_csv(
 
 
 def normalise_path(text: str) -> str:
-    """An image path as the store writes it: "/" separators, no leading "./" or spaces."""
-    path = text.strip().replace("\\", "/")
+    """An image path compared with the store's: "/" separators, no leading "./" or spaces, NFC."""
+    path = unicodedata.normalize("NFC", text.strip().replace("\\", "/"))
     while path.startswith("./"):
         path = path[2:]
     return path
@@ -123,15 +132,9 @@ def _rows(data: bytes | str, name: str) -> list[tuple[int, list[str]]]:
     """The file's non-blank rows, each with the line of the file it starts on (blank lines are
     counted, so an error names the line an editor shows)."""
     if isinstance(data, bytes):
-        if b"\x00" in data[:4096]:
-            raise UserError(f"{name}: not a CSV file (binary content); give a text file path,label")
-        try:
-            data = data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise UserError(
-                f"{name}: not a CSV file (not UTF-8 text); save it as UTF-8 CSV"
-            ) from None
-    reader = csv.reader(io.StringIO(data, newline=""))
+        data = _decoded(data, name)
+    data = data.lstrip("\ufeff")
+    reader = csv.reader(io.StringIO(data, newline=""), delimiter=_delimiter(data))
     numbered, last_line = [], 0
     try:
         for row in reader:
@@ -141,6 +144,37 @@ def _rows(data: bytes | str, name: str) -> list[tuple[int, list[str]]]:
     except csv.Error as error:
         raise UserError(f"{name}: not a CSV file ({error}); write 'path,label' rows") from None
     return numbered
+
+
+def _decoded(data: bytes, name: str) -> str:
+    """The text of a label file: UTF-16 when it starts with a UTF-16 BOM, else UTF-8."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            text = data.decode("utf-16")  # the BOM says which byte order
+        except UnicodeDecodeError:
+            raise UserError(
+                f"{name}: not a CSV file (broken UTF-16 text); save it as UTF-8 CSV"
+            ) from None
+        if "\x00" in text[:4096]:
+            raise UserError(f"{name}: not a CSV file (binary content); give a text file path,label")
+        return text
+    if b"\x00" in data[:4096]:
+        raise UserError(f"{name}: not a CSV file (binary content); give a text file path,label")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UserError(f"{name}: not a CSV file (not UTF-8 text); save it as UTF-8 CSV") from None
+
+
+def _delimiter(text: str) -> str:
+    """``,``, ``;`` or a tab: the first that splits the first non-blank line into cells named
+    path and label (a comma when none does: the error then says what the header must be)."""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    for delimiter in (",", ";", "\t"):
+        cells = {cell.strip().strip('"').lower() for cell in first.split(delimiter)}
+        if {"path", "label"} <= cells:
+            return delimiter
+    return ","
 
 
 def _listing(items: Sequence[str]) -> str:

@@ -68,7 +68,10 @@ def suggest(
     if cold:
         rest = _typiclust(points, taken, n - len(lead.indices), seed)
     else:
-        rest = _margin_kcenter(features, points, labeled_idx, labels, n, exclude=lead.indices)
+        rest = _margin_kcenter(
+            features, points, labeled_idx, labels, n - len(lead.indices), exclude=lead.indices
+        )
+    rest = _topped_up(points, np.concatenate([taken, rest.indices]), rest, n - len(lead.indices))
     if not len(lead.indices):
         return rest
     return Suggestion(
@@ -76,6 +79,28 @@ def suggest(
         f"uncovered first, then {rest.strategy}",
         np.concatenate([lead.scores, rest.scores]),
         uncovered_first=len(lead.indices),
+    )
+
+
+def _topped_up(points: np.ndarray, taken: np.ndarray, rest: Suggestion, n: int) -> Suggestion:
+    """``rest`` with as many more unlabeled rows as it falls short of ``n`` (k-means may leave
+    fewer clusters with an unlabeled image than asked for): each the row farthest from every
+    labeled or picked one, so the count asked for is always met while images remain."""
+    missing = n - len(rest.indices)
+    free = np.setdiff1d(np.arange(len(points)), taken)
+    if missing <= 0 or not len(free):
+        return rest
+    distance = _min_distance(points[free], points[taken]) if len(taken) else np.zeros(len(free))
+    extra = []
+    for _ in range(min(missing, len(free))):
+        best = int(np.argmax(distance))
+        extra.append(free[best])
+        distance = np.minimum(distance, _min_distance(points[free], points[free[best]][None]))
+        distance[best] = -np.inf
+    return Suggestion(
+        np.concatenate([rest.indices, np.asarray(extra, np.int64)]),
+        rest.strategy,
+        np.concatenate([rest.scores, np.full(len(extra), np.nan)]),
     )
 
 
@@ -184,11 +209,14 @@ def _margin_kcenter(
     if exclude is not None:
         margin[exclude] = np.inf
     pool_size = min(int(np.isfinite(margin).sum()), max(POOL * n, n))
+    if pool_size < 1:
+        return Suggestion(np.zeros(0, np.int64), "margin+k-center", np.zeros(0))
     pool = np.argpartition(margin, pool_size - 1)[:pool_size]
-    # k-center greedy: each pick is the pool image farthest from everything labeled or picked.
+    # k-center greedy: each pick is the pool image farthest from everything labeled or picked;
+    # never more picks than the pool holds (a picked image is out of the running: -inf)
     distance = _min_distance(points[pool], points[labeled_idx])  # (pool,)
     chosen = []
-    for _ in range(n):
+    for _ in range(min(n, pool_size)):
         best = int(np.argmax(distance))
         chosen.append(best)
         distance = np.minimum(distance, _min_distance(points[pool], points[pool[best]][None]))

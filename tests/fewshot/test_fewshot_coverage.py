@@ -67,6 +67,8 @@ def test_exports_carry_covered_and_the_same_confidence_for_labeled_rows() -> Non
 def test_suggestions_lead_with_the_groups_nobody_labeled() -> None:
     x, y, kept, idx = _half_labeled(6)
     picked = suggest(x, idx, list(y[idx]), n=6)
+    assert len(picked.indices) == 6, picked.strategy  # exactly what was asked for (it gave 9)
+    assert len(set(picked.indices)) == 6 and not set(picked.indices) & set(idx)
     assert picked.uncovered_first >= 2 and picked.strategy.startswith("uncovered first")
     lead = picked.indices[: picked.uncovered_first]
     assert not kept[lead].any()  # every leading pick is from a group nobody labeled

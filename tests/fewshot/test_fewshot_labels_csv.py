@@ -77,3 +77,32 @@ def test_written_files_round_trip() -> None:
         "a/1.png,x,1.0000,true",
         "a/2.png,x,0.8123,false",
     ]
+
+
+def test_files_as_spreadsheets_write_them() -> None:
+    """UTF-16 with a BOM ("Unicode text"), ';' (European locales), tabs, decomposed (NFD) paths:
+    all read like the plain UTF-8 file (they were refused as binary, headerless, unknown paths)."""
+    import unicodedata
+
+    known = {"café/1.png", "café/2.png", "thé/1.png"}
+    plain = "path,label\ncafé/1.png,crème\nthé/1.png,x\n"
+    want = parse_labels_csv(plain, known)
+    assert want == {"café/1.png": "crème", "thé/1.png": "x"}
+    nfd = unicodedata.normalize("NFD", plain)
+    assert nfd != plain
+    for content in (
+        plain.encode("utf-16"),  # BOM + native order
+        plain.encode("utf-16-le").join([b"\xff\xfe", b""]),
+        b"\xfe\xff" + plain.encode("utf-16-be"),
+        plain.replace(",", ";").encode(),
+        plain.replace(",", "\t").encode("utf-16"),
+        nfd.encode(),
+        nfd.replace(",", ";").encode("utf-16"),
+    ):
+        assert parse_labels_csv(content, known) == want, content[:20]
+    # a store that kept NFD paths (ingested on macOS) is matched by NFC files, under its own paths
+    stored_nfd = {unicodedata.normalize("NFD", p) for p in known}
+    got = parse_labels_csv(plain.encode("utf-16"), stored_nfd)
+    assert set(got) == {unicodedata.normalize("NFD", p) for p in want}
+    with pytest.raises(UserError, match="no header"):
+        parse_labels_csv("a;b\ncafé/1.png;x\n", known)

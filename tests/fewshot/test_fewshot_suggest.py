@@ -4,6 +4,7 @@ least certain images, spread out."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from sklearn.datasets import make_blobs
 
 from sslviz.fewshot.suggest import _typicality, suggest
@@ -51,3 +52,29 @@ def test_asking_for_more_than_there_is() -> None:
     x, _ = clusters(k=3, n=12)
     s = suggest(x, np.arange(10), ["a", "b"] * 5, n=5)
     assert len(s.indices) == 2
+
+
+def test_fewer_images_left_than_asked_gives_each_once() -> None:
+    """With 8 unlabeled images (some in a group nobody labeled) and 10 asked for, the k-center loop
+    picked index 0 again and again (9 picks, one twice: the page's widgets then shared a key and
+    Streamlit raised)."""
+    x, y = make_blobs(
+        [6, 6, 6], 2, centers=[[-6, 0], [6, 0], [0, 30]], cluster_std=1.0, random_state=0
+    )
+    labeled = np.concatenate([np.flatnonzero(y == c)[:5] for c in (0, 1)])  # none of group 2
+    names = [str(v) for v in y[labeled]]
+    for n in (3, 8, 10, 50):
+        s = suggest(x.astype(np.float32), labeled, names, n=n)
+        assert s.uncovered_first >= 1, s.strategy
+        assert len(s.indices) == min(n, 8), (n, s.indices, s.strategy)
+        assert len(set(s.indices)) == len(s.indices) and not set(s.indices) & set(labeled)
+
+
+@pytest.mark.parametrize("n", [1, 5, 12, 30])
+def test_the_count_asked_for_is_the_count_given(n: int) -> None:
+    x, y = clusters(k=6, n=300)
+    for per in (1, 6):  # cold start and margin + k-center, with and without an uncovered lead
+        labeled = np.concatenate([np.flatnonzero(y == c)[:per] for c in range(3)])
+        s = suggest(x, labeled, [str(v) for v in y[labeled]], n=n)
+        assert len(s.indices) == n, (per, s.strategy)
+        assert len(set(s.indices)) == n and not set(s.indices) & set(labeled)
