@@ -89,7 +89,7 @@ with user_errors():
         else:
             from sslviz.results.apply import read_image
 
-            image = read_image(*given)
+            image = read_image(given.data, given.name)
             st.caption(
                 f"Every channel's activation map at {layer}, in channel order, over the image."
             )

@@ -9,9 +9,10 @@ from sslviz.ui.heldout_view import heldout_summary
 from sslviz.ui.resources import get_store
 from sslviz.ui.results_view import result_page
 from sslviz.ui.rotation_view import (
-    ambiguous_grid,
+    ambiguous_section,
     confusion_figure,
     misclassified_grid,
+    mistakes_caption,
     per_angle_figure,
     results_of,
 )
@@ -44,34 +45,16 @@ with user_errors():
     right.plotly_chart(per_angle_figure(confusion), key="rot_per_angle")
 
     looked = loaded if saliency_toggle(key="rot_saliency") else None
+    below = st.session_state.get("rot_ambiguous_below", AMBIGUOUS_BELOW)
+    ambiguity = results.ambiguity(below)
     wrong = results.misclassified()
     st.subheader(f"Misclassified turned copies ({len(wrong):,})")
     if wrong:
-        st.caption("Most confident mistakes first. An image marked *ambiguous* has no clear up.")
+        st.caption(mistakes_caption(wrong, ambiguity))
         misclassified_grid(results, wrong, key="rot_wrong_page", saliency=looked)
     else:
         st.success("Every turned copy of every held-out image is named right.")
-
-    st.subheader("Rotation-ambiguous images")
-    below = st.slider(
-        "Ambiguous when an image's sureness (its top probability, averaged over the four turns) "
-        "is below this share of the model's typical sureness",
-        0.3,
-        1.0,
-        AMBIGUOUS_BELOW,
-        0.05,
-        key="rot_ambiguous_below",
-    )
-    ambiguous = results.ambiguous(below)
-    typical = results.typical_sureness()
-    st.caption(
-        f"{len(ambiguous):,} of {len(results.paths):,} images. The model's typical sureness is "
-        f"{100 * typical:.0f}%; for these it is below {100 * below * typical:.0f}%: it spreads "
-        "its probability over several angles far more than usual (symmetric shapes, textures), "
-        "so a mistake here says more about the image than about the model."
-    )
-    if ambiguous:
-        ambiguous_grid(results, ambiguous, key="rot_ambiguous_page", saliency=looked)
+    ambiguous_section(results, key="rot_ambiguous", saliency=looked)
 
 with user_errors():
     upright_section(store, run)

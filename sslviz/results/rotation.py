@@ -5,11 +5,14 @@ counter-clockwise (``torch.rot90``, as training turns it), was turned by ``j * 9
 over j is exactly the prediction behind ``sslviz eval``'s confusion matrix (row k, column j).
 
 An image is *rotation-ambiguous* when the model spreads its probability over several angles for
-its turned copies (a symmetric shape, a texture, a centred blob) far more than it does for a
-typical image: its mean top probability over the four copies is below a share of the model's
-median one. Judged against the model's own typical sureness, so a weak model (unsure about
-everything) flags no image, and what is flagged tells "this image has no up" apart from "the
-model is wrong".
+its turned copies (a symmetric shape, a texture, a centred blob). Its *sureness* is its mean top
+probability over the four copies (chance: 1/4), judged two ways, and the page says both:
+
+- **absolutely**: below ``ABSOLUTE_BELOW`` (50%), the model gives no angle even half its belief.
+  A weak model, or a dataset with no "up" (textures), is unsure about most images: every one is
+  flagged, and the page says the model is unsure about most images rather than single any out;
+- **relative to the model's typical image**: below a share of its median sureness. A strong model
+  sure of 95% of images singles out the one at 60%, which the absolute cut would pass.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ from torch import Tensor
 from sslviz.pretext.base import PretextModel, model_device, normalize
 from sslviz.pretext.rotation import ANGLES, rotate_all
 
-# An image is ambiguous when its sureness is below this share of the model's median sureness.
+# An image is ambiguous when its sureness is below this share of the model's median sureness...
 AMBIGUOUS_BELOW = 0.6
+# ... or below this sureness in absolute terms (no angle gets even half the model's belief).
+ABSOLUTE_BELOW = 0.5
 
 
 @torch.no_grad()
@@ -83,14 +88,50 @@ class RotationResults:
         top = self.top_probability()
         return float(top.median()) if len(top) else 1.0
 
-    def ambiguous(self, below: float = AMBIGUOUS_BELOW) -> list[int]:
+    def ambiguous(
+        self, below: float = AMBIGUOUS_BELOW, absolute: float = ABSOLUTE_BELOW
+    ) -> list[int]:
         """Indices of rotation-ambiguous images, most ambiguous first: their sureness is below
-        ``below`` times the model's typical sureness (never below chance, 1/4, which no image
-        can be: a model no better than guessing flags nothing)."""
+        ``absolute``, or below ``below`` times the model's typical sureness."""
+        return self.ambiguity(below, absolute).images
+
+    def ambiguity(
+        self, below: float = AMBIGUOUS_BELOW, absolute: float = ABSOLUTE_BELOW
+    ) -> Ambiguity:
+        """The ambiguous images, and which of the two cuts flagged each."""
         top = self.top_probability()
-        cut = below * self.typical_sureness()
-        order = torch.argsort(top).tolist()
-        return [i for i in order if float(top[i]) < cut]
+        typical = self.typical_sureness()
+        cut = below * typical
+        order = torch.argsort(top, stable=True).tolist()
+        images = [i for i in order if float(top[i]) < max(absolute, cut)]
+        return Ambiguity(
+            images=images,
+            absolute=sum(float(top[i]) < absolute for i in images),
+            relative=sum(float(top[i]) < cut for i in images),
+            total=len(top),
+            typical=typical,
+            absolute_cut=absolute,
+            relative_cut=cut,
+        )
+
+
+@dataclass(frozen=True)
+class Ambiguity:
+    """Rotation-ambiguous images under the two cuts (see the module docstring)."""
+
+    images: list[int]  # flagged by either cut, least sure first
+    absolute: int  # how many are below the absolute cut
+    relative: int  # how many are below the cut relative to the typical image
+    total: int  # images judged
+    typical: float  # the model's median sureness
+    absolute_cut: float
+    relative_cut: float
+
+    @property
+    def model_unsure(self) -> bool:
+        """The model is unsure about most images: that says more about the model (or a dataset
+        with no "up") than about any one image."""
+        return self.total > 0 and self.absolute > self.total / 2
 
 
 def turned(images: Tensor, turn: int) -> Tensor:

@@ -88,7 +88,11 @@ class UprightCheck:
 def stored_turn_probabilities(model: PretextModel, images: Tensor) -> Tensor:
     """uint8 (N, 3, S, S) as stored -> (N, 4): q[t], the probability that each image sits turned
     by t * 90° counter-clockwise, averaged over its four turned copies."""
-    p = rotation_probabilities(model, images)  # (N, 4 copies j, 4 angles)
+    return aligned_turns(rotation_probabilities(model, images))
+
+
+def aligned_turns(p: Tensor) -> Tensor:
+    """(N, 4 copies j, 4 angles) rotation probabilities -> (N, 4): q[t] = mean_j p_j[(t+j) % 4]."""
     j = torch.arange(4)
     t = torch.arange(4)
     named = (t[:, None] + j[None, :]) % 4  # (4 t, 4 j): the angle copy j should be named

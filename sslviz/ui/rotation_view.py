@@ -11,7 +11,15 @@ import streamlit as st
 from sslviz.pretext.rotation import ANGLES
 from sslviz.results import stored
 from sslviz.results.apply import LoadedModel, checkpoint_version
-from sslviz.results.rotation import RotationResults, TurnedCopy, angle, turned
+from sslviz.results.rotation import (
+    ABSOLUTE_BELOW,
+    AMBIGUOUS_BELOW,
+    Ambiguity,
+    RotationResults,
+    TurnedCopy,
+    angle,
+    turned,
+)
 from sslviz.store import Run, Store
 from sslviz.ui.results_view import held_out_images, loaded_model, pager, picture
 from sslviz.ui.saliency_view import rotation_pictures
@@ -105,7 +113,8 @@ def misclassified_grid(
 ) -> None:
     """Paged grid of wrong turned copies, most confident first; ambiguous images are marked.
     With ``saliency`` (the run's model), each copy shows where the model looked."""
-    ambiguous = set(results.ambiguous())
+    below = st.session_state.get("rot_ambiguous_below", AMBIGUOUS_BELOW)
+    ambiguous = set(results.ambiguous(below))
     shown = [wrong[i] for i in pager(len(wrong), 4 * COLUMNS, key=key, label="mistakes")]
     looked = _looked(results, saliency, [c.image for c in shown], [c.turn for c in shown])
     for start in range(0, len(shown), COLUMNS):
@@ -130,6 +139,7 @@ def ambiguous_grid(
     """Paged grid of ambiguous images (upright), with how the model splits the upright copy.
     With ``saliency`` (the run's model), each shows where the model looked."""
     top = results.top_probability()
+    typical = results.typical_sureness()
     shown = [indices[i] for i in pager(len(indices), 2 * COLUMNS, key=key, label="images")]
     looked = _looked(results, saliency, shown, [0] * len(shown))
     for start in range(0, len(shown), COLUMNS):
@@ -140,10 +150,67 @@ def ambiguous_grid(
                 f"{LABELS[j]} {100 * float(upright[j]):.0f}%"
                 for j in upright.argsort(descending=True)[:2].tolist()
             )
+            sure = float(top[i])
             column.markdown(
-                f"upright copy: {spread}  \nsureness over 4 turns: {100 * float(top[i]):.0f}%"
+                f"upright copy: {spread}  \nsureness {100 * sure:.0f}% "
+                f"· {sure / max(typical, 1e-9):.2f}× typical"
             )
             column.caption(results.paths[i])
+
+
+def mistakes_caption(wrong: list[TurnedCopy], ambiguity: Ambiguity) -> str:
+    """What the mistakes grid shows; the *ambiguous* mark is named only if a shown copy has it."""
+    marked = len({c.image for c in wrong} & set(ambiguity.images))
+    if not marked:
+        return "Most confident mistakes first."
+    return (
+        f"Most confident mistakes first. {marked:,} of the images behind them are marked "
+        "*ambiguous image*: the model has no clear up for them (see below)."
+    )
+
+
+def ambiguous_section(
+    results: RotationResults, *, key: str, saliency: LoadedModel | None = None
+) -> None:
+    """The rotation-ambiguous images, judged by absolute sureness and by sureness relative to
+    the model's typical image, with both said."""
+    st.subheader("Rotation-ambiguous images")
+    below = st.slider(
+        "Also ambiguous when an image's sureness is below this share of the model's typical "
+        "sureness",
+        0.3,
+        1.0,
+        AMBIGUOUS_BELOW,
+        0.05,
+        key=f"{key}_below",
+        help="Sureness: the model's top probability, averaged over the four turned copies "
+        f"(chance 25%). An image below {100 * ABSOLUTE_BELOW:.0f}% is ambiguous whatever the "
+        "model's typical sureness.",
+    )
+    ambiguity = results.ambiguity(below)
+    st.caption(ambiguity_caption(ambiguity, below))
+    if ambiguity.model_unsure:
+        st.warning(
+            f"The model is unsure about {ambiguity.absolute:,} of {ambiguity.total:,} held-out "
+            f"images (typical sureness {100 * ambiguity.typical:.0f}%, chance 25%): this says more "
+            "about the model — not trained enough — or about images with no up (textures, "
+            "micrographs) than about any single image.",
+            icon=":material/help:",
+        )
+    if ambiguity.images:
+        ambiguous_grid(results, ambiguity.images, key=f"{key}_page", saliency=saliency)
+
+
+def ambiguity_caption(ambiguity: Ambiguity, below: float) -> str:
+    """Both cuts, in numbers."""
+    return (
+        f"{len(ambiguity.images):,} of {ambiguity.total:,} images: {ambiguity.absolute:,} below "
+        f"{100 * ambiguity.absolute_cut:.0f}% sure in absolute terms, {ambiguity.relative:,} below "
+        f"{100 * ambiguity.relative_cut:.0f}% ({below:.2f}× the model's typical sureness of "
+        f"{100 * ambiguity.typical:.0f}%). The model spreads its probability over several angles "
+        "for these (symmetric shapes, textures), so a mistake on one says more about the image "
+        "than about the model."
+    )
 
 
 def _looked(

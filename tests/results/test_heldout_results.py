@@ -66,13 +66,23 @@ def _rotation_results(sureness: list[float]) -> RotationResults:
     return RotationResults([f"{i}.png" for i in range(len(sureness))], images, probabilities)
 
 
-def test_ambiguity_flags_images_not_a_weak_model() -> None:
-    # a model barely above chance is unsure about everything: no image is singled out
+def test_ambiguity_of_a_weak_model_says_the_model_is_unsure() -> None:
+    # a model barely above chance is unsure about everything: every image is below 50% sure in
+    # absolute terms (none stands out from the typical one), and that is said of the model
     weak = _rotation_results([0.28, 0.30, 0.31, 0.29, 0.33, 0.27, 0.30, 0.32])
-    assert weak.ambiguous() == []
+    said = weak.ambiguity()
+    assert said.images == [5, 0, 3, 1, 6, 2, 7, 4]  # least sure first
+    assert (said.absolute, said.relative, said.model_unsure) == (8, 0, True)
+
+
+def test_ambiguity_of_a_strong_model_singles_out_images() -> None:
     # a good model unsure about two images flags exactly those, the least sure first
     strong = _rotation_results([0.97, 0.95, 0.40, 0.96, 0.98, 0.30, 0.94, 0.97])
     assert strong.ambiguous() == [5, 2]
+    # 0.55 passes the absolute cut (50%) but not the relative one (0.6 x 0.96)
+    sure = _rotation_results([0.97, 0.95, 0.55, 0.96, 0.98, 0.96, 0.94, 0.97])
+    said = sure.ambiguity()
+    assert (said.images, said.absolute, said.relative, said.model_unsure) == ([2], 0, 1, False)
 
 
 def test_colorization_summary_equals_eval(trained: Trained, store: Store) -> None:

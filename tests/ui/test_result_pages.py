@@ -58,10 +58,12 @@ def test_rotation_page_shows_eval_figures(trained: trained_runs.Trained) -> None
     assert any(c.value == context for c in app.caption)
     said = [w.value for w in app.warning if "learned nothing" in w.value]
     assert bool(said) == (not expected["learned"])
-    # ambiguity is judged against the model's typical sureness: at 1.0, the less sure half
+    # ambiguity is judged in absolute terms and against the model's typical sureness, both said
     app.slider(key="rot_ambiguous_below").set_value(1.0).run()
     assert not app.exception
-    assert any("of 6 images. The model's typical sureness" in c.value for c in app.caption)
+    said = next(c.value for c in app.caption if " of 6 images: " in c.value)
+    assert "below 50% sure in absolute terms" in said
+    assert "1.00× the model's typical sureness" in said
 
 
 def test_deep_link_opens_the_run_and_other_tasks_are_sent_to_their_page(
@@ -111,20 +113,53 @@ def test_jigsaw_page_figures_and_filter(trained: trained_runs.Trained) -> None:
     assert not app.exception
 
 
-def test_demo_upload_and_wrong_upload(trained: trained_runs.Trained) -> None:
+def test_demo_reads_an_upload_and_grades_it_only_when_told_upright(
+    trained: trained_runs.Trained,
+) -> None:
     app = open_page("demo", trained.rotation)
     assert app.selectbox(key="demo_run").value == trained.rotation
-    upright = trained_runs.png(trained_runs.oriented_image(np.random.default_rng(5), 64))
-    app.file_uploader(key="demo_upload").set_value(("photo.png", upright, "image/png")).run()
+    array = trained_runs.oriented_image(np.random.default_rng(5), 64)
+    upright, sideways = trained_runs.png(array), trained_runs.png(np.rot90(array).copy())
+    app.file_uploader(key="demo_upload").set_value(("photo.png", sideways, "image/png")).run()
     assert not app.exception
+    headlines = [m.value for m in app.markdown if m.value.startswith("## ")]
+    # read, not graded: the turn it sees, and no verdict on the stored orientation
+    assert headlines[0].startswith("## The model thinks this image was turned 90° counter-clock")
+    assert not any("named right" in h for h in headlines)
+    # the run's held-out figures beside the answer
+    assert any(m.label == "held-out accuracy" for m in app.metric)
+
+    app.file_uploader(key="demo_upload").set_value(("photo.png", upright, "image/png")).run()
+    assert any(m.value.startswith("## The model reads this image as upright") for m in app.markdown)
+    app.checkbox(key="demo_upright_own").check().run()  # the person says it is upright: graded
     assert any("4 of 4 turns named right" in m.value for m in app.markdown)
 
     app.file_uploader(key="demo_upload").set_value(("notes.png", b"hello", "image/png")).run()
     assert not app.exception
     assert any("notes.png is not a usable image" in e.value for e in app.error)
 
-    app.selectbox(key="demo_run").set_value(trained.jigsaw).run()
+
+def test_demo_says_whether_a_dataset_image_was_trained_on(trained: trained_runs.Trained) -> None:
+    app = open_page("demo", trained.rotation)
     app.segmented_control(key="demo_source").set_value("From a dataset").run()
+    assert not app.exception
+    store = Store.open()
+    run = store.runs.get(trained.rotation)
+    from sslviz.results import held_out
+    from sslviz.results.apply import load_run_model
+
+    held = held_out(store, run, load_run_model(store, run.id).config)
+    paths = [i.path for i in store.datasets.images(run.dataset_id)]
+    trained_row = next(r for r in range(len(paths)) if r not in held.rows)
+    for row, said in ((held.rows[0], "Held out:"), (trained_row, "Trained on:")):
+        app.number_input(key="demo_index").set_value(row + 1).run()
+        assert not app.exception
+        shown = [e.value for e in [*app.success, *app.warning] if paths[row] in e.value]
+        assert shown and said in shown[0], shown
+    assert app.checkbox(key="demo_upright_dataset").value  # a dataset image is graded
+    assert any("turns named right" in m.value for m in app.markdown)
+
+    app.selectbox(key="demo_run").set_value(trained.jigsaw).run()
     assert not app.exception
     assert any(m.value.startswith("## puzzle") for m in app.markdown)
 
