@@ -167,7 +167,7 @@ if "ds_pick_next" in st.session_state:
 if st.session_state.get("ds_pick") not in by_name:
     st.session_state["ds_pick"] = datasets[-1].name  # the newest
 dataset = by_name[st.selectbox("Show dataset", list(by_name), key="ds_pick")]
-live = is_live_ingest(dataset)
+live = is_live_ingest(store, dataset)
 
 
 @st.fragment(run_every=REFRESH_SECONDS)
@@ -181,10 +181,10 @@ def _wait_for_ingest() -> None:
 if dataset.status == "ready":
     dataset_details(store, dataset)
 else:
-    unfinished_notice(dataset)
+    unfinished_notice(store, dataset)
     if live:
         _wait_for_ingest()
-    elif problem := app_retry_problem(dataset, server_roots()):
+    elif problem := app_retry_problem(store, dataset, server_roots()):
         st.caption(problem)  # an upload, a source gone or outside the app's folders: what to do
     elif st.button("Retry the ingest", key="ds_retry", type="primary", icon=":material/replay:"):
         with user_errors():

@@ -10,6 +10,7 @@ from sslviz.data.decode import MIN_SIDE, load_rgb, to_rgb
 from sslviz.data.demo import DEMO_DIR, DEMO_NAME, ensure_demo
 from sslviz.data.ingest import (
     IngestReport,
+    check_server_path,
     delete_dataset,
     ingest,
     ingest_server_folder,
@@ -18,12 +19,15 @@ from sslviz.data.ingest import (
 )
 from sslviz.data.recovery import (
     app_retry_problem,
+    ingest_job,
+    ingester,
     is_live_ingest,
     reap_ingests,
     recorded_sources,
     retry_hint,
 )
 from sslviz.data.storage import THUMB_SIZE, image_path, thumbnail_path
+from sslviz.data.uploads import stage_uploads, upload_limits
 
 __all__ = [
     "DEMO_DIR",
@@ -32,18 +36,23 @@ __all__ = [
     "THUMB_SIZE",
     "IngestReport",
     "app_retry_problem",
+    "check_server_path",
     "delete_dataset",
     "ensure_demo",
     "image_path",
     "ingest",
+    "ingest_job",
     "ingest_server_folder",
     "ingest_uploads",
+    "ingester",
     "is_live_ingest",
     "load_rgb",
     "reap_ingests",
     "recorded_sources",
     "reingest",
     "retry_hint",
+    "stage_uploads",
     "thumbnail_path",
     "to_rgb",
+    "upload_limits",
 ]

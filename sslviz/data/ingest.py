@@ -1,44 +1,37 @@
-"""The ingest pipeline: list sources, decode in a process pool, store files, record rows.
+"""The ingest pipeline: list sources, decode in a process pool, record rows as it goes.
 
     report = ingest(store, ["~/photos"], progress=lambda done, total: ...)
     report.to_json()  # {"dataset": "photos", "accepted": 812, "rejected": [...], "duplicates": 3}
 
-Work is split so the parent stays light: worker processes read each file themselves, validate it
-by decoding (:mod:`sslviz.data.decode`), hash it, write the original (named by its hash) and a
-thumbnail; the parent only lists the sources, hands out chunks of items (a bounded number in
-flight, so memory does not grow with the folder), and inserts rows into SQLite in batches.
-Results are taken in submission order, so which of two identical files is kept is deterministic
-(the first by path) whatever the scheduling.
+The parent only lists the sources and inserts rows into SQLite in batches; worker processes
+decode, hash and store each file (:mod:`sslviz.data.decoding_pool`). Results are taken in
+submission order, so which of two identical files is kept is deterministic (the first by path)
+whatever the scheduling.
 
-The dataset's row records the ingesting process and a heartbeat while it decodes, so an ingest
-that is killed is found and shown as ``interrupted`` (:mod:`sslviz.data.recovery`); ingesting again
-under the same name, or :func:`reingest`, replaces it.
+Every batch is recorded as soon as it is decoded (kept images, rejected files, duplicates), and
+an ingest that stops — cancelled, Ctrl-C, a crash, SIGKILL — keeps what it did: its dataset shows
+as ``interrupted`` (:mod:`sslviz.data.recovery`) and :func:`reingest` (or resuming its job,
+:mod:`sslviz.data.ingest_job`) continues with the files not recorded yet. Ingesting again under
+the same name starts over instead (it replaces the interrupted dataset).
 """
 
 from __future__ import annotations
 
-import hashlib
-import itertools
-import multiprocessing
+import contextlib
 import os
 import shutil
-import tempfile
-import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from sslviz.core.errors import UserError
-from sslviz.core.processes import die_with_parent
+from sslviz.core.liveness import Cancelled
 from sslviz.core.workspace import SERVER_ROOTS_ENV, is_under_server_roots, server_roots
-from sslviz.data.decode import Rejected, decode
+from sslviz.data.decoding_pool import decode_all
 from sslviz.data.recovery import (
-    STAGING_PREFIX,
+    HEARTBEAT_EVERY,
     UPLOAD_SOURCE,
     Heartbeat,
     check_retryable,
@@ -48,33 +41,29 @@ from sslviz.data.recovery import (
     recorded_sources,
     replace_retryable,
 )
-from sslviz.data.sources import (
-    MAX_FILE_BYTES,
-    Item,
-    Plan,
-    close_zips,
-    default_name,
-    plan_paths,
-    plan_uploads,
-    read_bytes,
-    unique_paths,
-)
-from sslviz.data.storage import THUMB_SIZE, stored_name, thumbnail_bytes, write_once
+from sslviz.data.sources import Plan, default_name, plan_paths, unique_paths
+from sslviz.data.uploads import adopt, plan_staged, stage_uploads, staged_upload
 from sslviz.store import Dataset, Duplicate, Image, Rejection, Store
 
 __all__ = [
     "IngestReport",
+    "NothingUsable",
     "delete_dataset",
+    "fill",
     "ingest",
     "ingest_server_folder",
     "ingest_uploads",
+    "plan_of",
     "reingest",
+    "start_dataset",
 ]
 
 Progress = Callable[[int, int], None]
 _BATCH = 500  # rows per SQLite transaction
-_MAX_CHUNK = 16  # items per worker task: amortizes inter-process overhead
-_POOL_MIN_ITEMS = 32  # with fewer files (and no explicit workers), decode in this process
+
+
+class NothingUsable(UserError):
+    """Not one usable image in the sources (the dataset is marked ``failed``)."""
 
 
 @dataclass
@@ -103,6 +92,19 @@ class IngestReport:
             "replaced_interrupted": self.replaced is not None,
         }
 
+    @classmethod
+    def of(cls, store: Store, dataset: Dataset, **extra: Any) -> IngestReport:
+        """The report of a dataset as the store has it (an ingest that ran elsewhere, a job)."""
+        duplicates = store.datasets.duplicates(dataset.id)
+        return cls(
+            dataset=dataset,
+            accepted=dataset.n_images,
+            rejected=store.datasets.rejections(dataset.id),
+            duplicates=len(duplicates),
+            duplicate_files=duplicates,
+            **extra,
+        )
+
 
 # --- public entry points ---------------------------------------------------------------------
 def ingest(
@@ -119,16 +121,23 @@ def ingest(
     With several sources, each folder's or zip's images are prefixed with its name. An
     interrupted dataset of the same name is replaced (``report.replaced``).
     """
+    paths = check_sources(sources)
+    name = name or default_name(paths[0])
+    plan = plan_paths(paths)
+    source = ", ".join(str(p.resolve()) for p in paths)
+    dataset, replaced = start_dataset(store, name, source, pid=os.getpid())
+    return _foreground(store, dataset, plan, progress, workers, replaced)
+
+
+def check_sources(sources: Sequence[Path | str]) -> list[Path]:
+    """The sources as paths; UserError if there are none or one does not exist."""
     paths = [Path(s).expanduser() for s in sources]
     if not paths:
         raise UserError("nothing to ingest: give a folder, a .zip or image files")
     for path in paths:
         if not path.exists():
             raise UserError(f"no such file or folder: {path}")
-    name = name or default_name(paths[0])
-    plan = plan_paths(paths)
-    source = ", ".join(str(p.resolve()) for p in paths)
-    return _run(store, name, source, plan, progress=progress, workers=workers)
+    return paths
 
 
 def ingest_uploads(
@@ -139,20 +148,17 @@ def ingest_uploads(
     progress: Progress | None = None,
     workers: int | None = None,
 ) -> IngestReport:
-    """Ingest browser uploads: (untrusted relative name, bytes or file object) pairs.
-
-    A name ending in ``.zip`` is expanded as a zip. Names are labels only: files are stored by hash.
-    """
-    store.workspace.root.mkdir(parents=True, exist_ok=True)
-    # The pid in the name lets a later ingest remove it if this process is killed meanwhile.
-    prefix = f"{STAGING_PREFIX}{os.getpid()}-"
-    staging = Path(tempfile.mkdtemp(prefix=prefix, dir=store.workspace.root))
+    """Ingest browser uploads: (untrusted relative name, bytes or file object) pairs, in this
+    process. A name ending in ``.zip`` is expanded as a zip. Names are labels only: files are
+    stored by hash. (The app submits a job instead: ``ingest_job``.)"""
+    staged = stage_uploads(store.workspace.root, files)
     try:
-        uploads = [(n, _read_upload(f)) for n, f in files]
-        plan = plan_uploads(uploads, (staging / f"{i}.zip" for i in itertools.count()))
-        return _run(store, name, UPLOAD_SOURCE, plan, progress=progress, workers=workers)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        dataset, replaced = start_dataset(store, name, UPLOAD_SOURCE, pid=os.getpid())
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    staged = adopt(staged, store.workspace.dataset_dir(dataset.id))
+    return _foreground(store, dataset, plan_staged(staged), progress, workers, replaced)
 
 
 def ingest_server_folder(
@@ -165,12 +171,14 @@ def ingest_server_folder(
     workers: int | None = None,
 ) -> IngestReport:
     """Ingest a folder (or zip) already on the server, only if it lies under the allowed roots."""
-    roots = server_roots() if roots is None else [Path(r).resolve() for r in roots]
-    _check_server_path(Path(path), roots)
+    check_server_path(Path(path), roots)
     return ingest(store, [path], name, progress=progress, workers=workers)
 
 
-def _check_server_path(path: Path, roots: list[Path]) -> None:
+def check_server_path(path: Path, roots: list[Path] | None = None) -> None:
+    """UserError unless ``path`` lies under the folders the app may read (``roots``, default:
+    ``$SSLVIZ_SERVER_ROOTS``)."""
+    roots = server_roots() if roots is None else [Path(r).resolve() for r in roots]
     if not roots:
         raise UserError(
             f"reading server folders is disabled: set {SERVER_ROOTS_ENV} to the folders "
@@ -191,176 +199,163 @@ def reingest(
     progress: Progress | None = None,
     workers: int | None = None,
 ) -> IngestReport:
-    """Ingest an interrupted (or failed) dataset again from its recorded source, replacing it.
+    """Finish an interrupted (or failed) ingest in this process: the files it has not recorded
+    yet are read from its recorded source (or its staged upload), the rest is kept.
 
     ``roots``: when given (the app), every source must lie under them, as for
-    :func:`ingest_server_folder`. UserError for a browser upload (upload again) or a gone source.
+    :func:`ingest_server_folder`. UserError for a browser upload whose staged copy is gone
+    (upload again) or a gone source.
     """
     reap_ingests(store)
     dataset = store.datasets.get_by_name(dataset if isinstance(dataset, str) else dataset.name)
     check_retryable(dataset)
+    plan = plan_of(store, dataset, roots=roots)
+    clean_leftovers(store)  # half-written files of the process that died
+    if not store.datasets.take_over(dataset.id, pid=os.getpid()):
+        check_retryable(store.datasets.get(dataset.id))  # taken meanwhile: says by whom
+    return _foreground(store, dataset, plan, progress, workers, replaced=dataset)
+
+
+def plan_of(store: Store, dataset: Dataset, *, roots: list[Path] | None = None) -> Plan:
+    """What ``dataset``'s ingest reads: its staged upload, or its recorded sources (under
+    ``roots`` when given). UserError if they are gone."""
+    if dataset.source == UPLOAD_SOURCE:
+        staged = staged_upload(store.workspace.dataset_dir(dataset.id))
+        if staged is not None:
+            return plan_staged(staged)
     paths = recorded_sources(dataset)
     if roots is not None:
         for path in paths:
-            _check_server_path(path, roots)
-    return ingest(store, paths, dataset.name, progress=progress, workers=workers)
+            check_server_path(path, roots)
+    return plan_paths(paths)
+
+
+def _foreground(
+    store: Store,
+    dataset: Dataset,
+    plan: Plan,
+    progress: Progress | None,
+    workers: int | None,
+    replaced: Dataset | None,
+) -> IngestReport:
+    """:func:`fill` in this process; nothing usable at all leaves nothing behind."""
+    try:
+        return fill(store, dataset, plan, progress=progress, workers=workers, replaced=replaced)
+    except NothingUsable:
+        delete_dataset(store, dataset.id)
+        raise
 
 
 # --- the pipeline ----------------------------------------------------------------------------
-def _run(
+def start_dataset(
+    store: Store, name: str, source: str, *, pid: int | None
+) -> tuple[Dataset, Dataset | None]:
+    """A new ``ingesting`` dataset row for process ``pid`` (None: a job), replacing an
+    interrupted one of the same name (returned second). UserError if the name is taken."""
+    name = _check_name(name)
+    replaced = replace_retryable(store, name)  # reaps dead ingests first
+    dataset = store.datasets.create(name, source, pid=pid)
+    clean_leftovers(store)
+    return dataset, replaced
+
+
+def fill(
     store: Store,
-    name: str,
-    source: str,
+    dataset: Dataset,
     plan: Plan,
     *,
-    progress: Progress | None,
-    workers: int | None,
+    progress: Progress | None = None,
+    workers: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    replaced: Dataset | None = None,
 ) -> IngestReport:
+    """Decode ``plan`` into ``dataset`` (taken over by this process), skipping the paths it has
+    recorded already, and mark it ``ready``. Anything that stops it leaves it ``interrupted``
+    (or ``failed``) with everything recorded so far; :class:`NothingUsable` marks it failed."""
     started = time.perf_counter()
-    name = _check_name(name)
     unique_paths(plan.items)
-    replaced = replace_retryable(store, name)  # reaps dead ingests first
-    # UserError if the name is taken. The pid lets a later look at the store tell a live ingest
-    # from one that was killed.
-    dataset = store.datasets.create(name, source, pid=os.getpid())
-    clean_leftovers(store)
     folder = store.workspace.dataset_dir(dataset.id)
+    (folder / "files").mkdir(parents=True, exist_ok=True)
+    (folder / "thumbs").mkdir(parents=True, exist_ok=True)
+    done_before = store.datasets.recorded_paths(dataset.id)
+    todo = [item for item in plan.items if item.path not in done_before]
+    batch = _Batch(store, dataset.id, store.datasets.kept_hashes(dataset.id))
+    batch.rejected += [r for r in plan.rejected if r.path not in done_before]
     heartbeat = Heartbeat(store, dataset.id)
+    total = len(plan.items)
+    done = total - len(todo)
     try:
-        (folder / "files").mkdir(parents=True, exist_ok=True)
-        (folder / "thumbs").mkdir(parents=True, exist_ok=True)
-        rejected = list(plan.rejected)
-        seen: dict[str, str] = {}  # sha256 -> path of the image kept
-        duplicates: list[Duplicate] = []
-        images: list[Image] = []
-        total = len(plan.items)
         if progress:
-            progress(0, total)
-        done = 0
-        for outcomes in _decode_all(plan.items, folder, workers):
-            for outcome in outcomes:
-                if isinstance(outcome, Rejection):
-                    rejected.append(outcome)
-                elif outcome.sha256 in seen:
-                    duplicates.append(Duplicate(outcome.path, seen[outcome.sha256]))
-                else:
-                    seen[outcome.sha256] = outcome.path
-                    images.append(_with_dataset(outcome, dataset.id))
-            if len(images) >= _BATCH:
-                store.datasets.add_images(images)
-                images = []
+            progress(done, total)
+        for outcomes in decode_all(todo, folder, workers, should_stop=should_stop):
+            batch.add(outcomes)
             done += len(outcomes)
+            batch.flush(full_only=True)
             heartbeat.beat()
             if progress:
                 progress(done, total)
-        store.datasets.add_images(images)
-        if not seen:
-            raise UserError(_nothing_usable(source, rejected))
-        rejected.sort(key=lambda r: r.path)
-        store.datasets.add_rejections(dataset.id, rejected)
-        store.datasets.add_duplicates(dataset.id, duplicates)
+        batch.flush()
+        if not store.datasets.count_images(dataset.id):
+            raise NothingUsable(
+                _nothing_usable(dataset.source, store.datasets.rejections(dataset.id))
+            )
         dataset = store.datasets.finish(dataset.id)
-    except BaseException:
-        # An ingest either completes or leaves nothing behind (no half dataset to clean up).
-        store.datasets.delete(dataset.id)
-        shutil.rmtree(folder, ignore_errors=True)
+    except BaseException as error:
+        with contextlib.suppress(Exception):
+            batch.flush()  # what was decoded is kept for the resume
+        _stopped(store, dataset.id, error)
         raise
-    return IngestReport(
-        dataset=dataset,
-        accepted=len(seen),
-        rejected=rejected,
-        duplicates=len(duplicates),
-        duplicate_files=duplicates,
-        seconds=time.perf_counter() - started,
-        replaced=replaced,
-    )
+    staged = staged_upload(folder)
+    if staged is not None:
+        shutil.rmtree(staged, ignore_errors=True)  # complete: the stored files are the copy
+    return IngestReport.of(store, dataset, seconds=time.perf_counter() - started, replaced=replaced)
 
 
-def _decode_all(
-    items: list[Item], folder: Path, workers: int | None
-) -> Iterator[list[Image | Rejection]]:
-    """Outcomes of ``items`` chunk by chunk, in order. One worker: in this process, no pool.
+class _Batch:
+    """Outcomes not yet written, written together (images, rejected files, duplicates)."""
 
-    ``workers=None`` means one per core, or none (this process) for fewer than 32 files.
-    """
-    if workers is None:
-        # Starting worker processes costs ~0.3 s (more under Streamlit): not worth it for a few files.
-        workers = _cpu_count() if len(items) >= _POOL_MIN_ITEMS else 1
-    workers = max(1, workers)
-    chunk = max(1, min(_MAX_CHUNK, len(items) // (workers * 8)))
-    chunks = [items[i : i + chunk] for i in range(0, len(items), chunk)]
-    if workers == 1 or len(chunks) <= 1:
-        for part in chunks:
-            yield decode_chunk(part, str(folder))
-        close_zips()
-        return
-    context = multiprocessing.get_context(_start_method())
-    window = workers * 4  # chunks in flight: keeps both cores busy, bounds memory
-    pending = deque(chunks)
-    while pending:
-        # Workers die with this process: a killed ingest leaves no process behind.
-        pool = ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=context,
-            initializer=die_with_parent,
-            initargs=(os.getpid(),),
-        )
-        flight: deque[tuple[list[Item], Future]] = deque()
-        try:
-            while pending or flight:
-                while pending and len(flight) < window:
-                    part = pending.popleft()
-                    flight.append((part, pool.submit(decode_chunk, part, str(folder))))
-                part, future = flight.popleft()
-                yield future.result()
-        except BrokenProcessPool:
-            # A decoder crashed its worker (e.g. a segfault in a codec): reject that chunk and
-            # retry what was in flight with a fresh pool.
-            yield [Rejection(i.path, "crashed the image decoder") for i in part]
-            pending.extendleft(reversed([p for p, _ in flight]))
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+    def __init__(self, store: Store, dataset_id: int, seen: dict[str, str]) -> None:
+        self.store, self.dataset_id, self.seen = store, dataset_id, seen  # seen: sha -> path kept
+        self.images: list[Image] = []
+        self.rejected: list[Rejection] = []
+        self.duplicates: list[Duplicate] = []
+        self._written = time.monotonic()
+
+    def add(self, outcomes: list[Image | Rejection]) -> None:
+        for outcome in outcomes:
+            if isinstance(outcome, Rejection):
+                self.rejected.append(outcome)
+            elif outcome.sha256 in self.seen:
+                self.duplicates.append(Duplicate(outcome.path, self.seen[outcome.sha256]))
+            else:
+                self.seen[outcome.sha256] = outcome.path
+                self.images.append(_with_dataset(outcome, self.dataset_id))
+
+    def flush(self, *, full_only: bool = False) -> None:
+        """Write (with ``full_only``: only once a batch is full or a few seconds old, so a
+        killed ingest loses little)."""
+        size = len(self.images) + len(self.rejected) + len(self.duplicates)
+        due = size >= _BATCH or time.monotonic() - self._written >= HEARTBEAT_EVERY
+        if not size or (full_only and not due):
+            return
+        self.store.datasets.add_images(self.images)
+        self.store.datasets.add_rejections(self.dataset_id, self.rejected)
+        self.store.datasets.add_duplicates(self.dataset_id, self.duplicates)
+        self.images, self.rejected, self.duplicates = [], [], []
+        self._written = time.monotonic()
 
 
-def _start_method() -> str:
-    """fork starts workers almost for free and is safe while this process runs one thread (the
-    CLI); a threaded parent (the Streamlit server) must spawn, as a fork would copy locks that other
-    threads hold. The workers never touch the parent's SQLite handle."""
-    single_threaded = threading.active_count() == 1
-    return (
-        "fork" if single_threaded and "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    )
-
-
-def decode_chunk(items: list[Item], folder: str) -> list[Image | Rejection]:
-    """Worker task: validate, hash and store each item. Never raises for a bad file."""
-    return [_decode_item(item, Path(folder)) for item in items]
-
-
-def _decode_item(item: Item, folder: Path) -> Image | Rejection:
-    try:
-        data = read_bytes(item)
-    except OSError as error:
-        return Rejection(item.path, f"unreadable file ({error.strerror or error})")
-    except Exception as error:  # zipfile: bad CRC, unsupported compression, ...
-        return Rejection(item.path, f"unreadable zip entry ({error})")
-    if len(data) > MAX_FILE_BYTES:
-        return Rejection(item.path, f"file too large (over {MAX_FILE_BYTES // 1024**2} MB)")
-    try:
-        image = decode(data, reduce_to=THUMB_SIZE)
-        sha = hashlib.sha256(data).hexdigest()
-        file = "files/" + stored_name(sha, image.format)
-        write_once(folder / file, data)
-        write_once(folder / "thumbs" / f"{sha}.jpg", thumbnail_bytes(image.rgb))
-    except Rejected as error:
-        return Rejection(item.path, str(error))
-    except OSError as error:  # disk full, permissions in the workspace: not the file's fault
-        raise UserError(
-            f"cannot write into the workspace ({error}): free space or fix permissions"
-        ) from error
-    return Image(
-        0, 0, item.path, sha, file, image.width, image.height, image.mode, image.format, len(data)
-    )
+def _stopped(store: Store, dataset_id: int, error: BaseException) -> None:
+    """Mark the dataset as its ingest ended early, keeping every row and file."""
+    if isinstance(error, NothingUsable):
+        status, why = "failed", str(error)
+    elif isinstance(error, (Cancelled, KeyboardInterrupt)):
+        status, why = "interrupted", "the ingest was stopped before finishing"
+    else:
+        status = "failed" if isinstance(error, UserError) else "interrupted"
+        why = f"the ingest stopped: {' '.join(str(error).split()) or type(error).__name__}"
+    with contextlib.suppress(Exception):  # a deleted dataset, a closed store: nothing to mark
+        store.datasets.finish(dataset_id, status=status, error=why[:500])
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -388,18 +383,3 @@ def _nothing_usable(source: str, rejected: list[Rejection]) -> str:
     shown = "; ".join(f"{r.path} ({r.reason})" for r in rejected[:3])
     more = f" and {len(rejected) - 3} more" if len(rejected) > 3 else ""
     return f"no usable images in {source}: {shown}{more}"
-
-
-def _read_upload(f: bytes | BinaryIO) -> bytes:
-    if isinstance(f, (bytes, bytearray, memoryview)):
-        return bytes(f)
-    if hasattr(f, "seek"):
-        f.seek(0)
-    return f.read(MAX_FILE_BYTES + 1)
-
-
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1

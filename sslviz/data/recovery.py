@@ -1,13 +1,15 @@
 """Ingests that die: find them, show them, retry or delete them; clean what they left behind.
 
-An ingest records its process in the dataset's row (``pid``, and ``heartbeat_at`` while it
-decodes). If that process ends without finishing — SIGKILL, a crash, a reboot, or an app restart
-(an ingest from the app runs inside the Streamlit server) — the dataset would stay ``ingesting``
-forever and hold its name. :func:`reap_ingests` finds such datasets, like the job runner finds dead
-runs (:mod:`sslviz.core.processes`: the pid is gone, or now belongs to a process that started later),
-and marks them ``interrupted``. An interrupted dataset is never half-used (only ``ready`` datasets
-can be trained on); it can be retried (:func:`sslviz.data.reingest`, or ingesting again under the
-same name replaces it) or deleted.
+An ingest in the foreground (``sslviz ingest``) records its process in the dataset's row
+(``pid``, and ``heartbeat_at`` while it decodes); an ingest job (the app, ``--background``:
+:mod:`sslviz.data.ingest_job`) records no pid there and is judged by its run, which the job runner
+reaps like any other. If the process ends without finishing — SIGKILL, a crash, a reboot — the
+dataset would stay ``ingesting`` forever and hold its name. :func:`reap_ingests` finds such
+datasets (:mod:`sslviz.core.processes`: the pid is gone, or now belongs to a process that started
+later; or the job's run ended) and marks them ``interrupted``. An interrupted dataset is never
+half-used (only ``ready`` datasets can be trained on); it keeps what was recorded, and can be
+finished (:func:`sslviz.data.reingest`, or ``sslviz resume RUN`` for a job), started over
+(ingesting again under the same name replaces it) or deleted.
 
     reap_ingests(store)              # every listing of datasets calls this first
     retry_hint(dataset)              # what to tell the user
@@ -25,14 +27,16 @@ from pathlib import Path
 from sslviz.core.errors import UserError
 from sslviz.core.processes import owns_process, pid_alive
 from sslviz.core.workspace import SERVER_ROOTS_ENV, is_under_server_roots
-from sslviz.store import Dataset, Store
+from sslviz.data.uploads import STAGING_PREFIX, staged_upload
+from sslviz.store import Dataset, Run, Store
+from sslviz.store.rows import ACTIVE_STATUSES
 
 START_GRACE = 30.0  # s: a row with no pid (written before pids were recorded) gets this long
 HEARTBEAT_EVERY = 2.0  # s between heartbeats of an ingest that is decoding
 UPLOAD_SOURCE = "upload"  # the recorded source of a browser upload: there is nothing to re-read
 RETRYABLE = ("interrupted", "failed")
 TMP_PREFIX = ".tmp-"  # temporary files of atomic writes: ``.tmp-<pid>-<random>``
-STAGING_PREFIX = "upload-"  # staged uploads in the workspace root: ``upload-<pid>-<random>``
+INGEST_KIND = "ingest"  # the kind of run that ingests in the background (``ingest_job``)
 
 
 def reap_ingests(store: Store, *, now: float | None = None) -> list[int]:
@@ -40,13 +44,28 @@ def reap_ingests(store: Store, *, now: float | None = None) -> list[int]:
     now = time.time() if now is None else now
     reaped = []
     for dataset in store.datasets.list(("ingesting",)):
-        reason = _why_dead(dataset, now)
+        reason = _why_dead(store, dataset, now)
         if reason and store.datasets.mark_interrupted(dataset.id, reason, pid=dataset.pid):
             reaped.append(dataset.id)
     return reaped
 
 
-def _why_dead(dataset: Dataset, now: float) -> str | None:
+def ingest_job(store: Store, dataset_id: int) -> Run | None:
+    """The newest ingest job of a dataset (any status), or None (ingested in the foreground)."""
+    jobs = [r for r in store.runs.list() if r.task == INGEST_KIND and r.dataset_id == dataset_id]
+    return jobs[-1] if jobs else None
+
+
+def _why_dead(store: Store, dataset: Dataset, now: float) -> str | None:
+    job = ingest_job(store, dataset.id) if dataset.pid is None else None
+    if job is not None:  # the job runner reaps the run; the dataset follows it
+        if job.status in ACTIVE_STATUSES:
+            return None
+        return (
+            f"its ingest job #{job.id} ended {job.status}"
+            + (f" ({job.error})" if job.error else "")
+            + f": `sslviz resume {job.id}` finishes it"
+        )
     if dataset.pid is None:  # a row from before pids were recorded, or a bare create()
         last_sign = dataset.heartbeat_at or dataset.created_at
         if now - last_sign > START_GRACE:
@@ -60,9 +79,9 @@ def _why_dead(dataset: Dataset, now: float) -> str | None:
     )
 
 
-def is_live_ingest(dataset: Dataset) -> bool:
-    """True while a process is still ingesting ``dataset``."""
-    return dataset.status == "ingesting" and _why_dead(dataset, time.time()) is None
+def is_live_ingest(store: Store, dataset: Dataset) -> bool:
+    """True while a process (or a queued job) is still ingesting ``dataset``."""
+    return dataset.status == "ingesting" and _why_dead(store, dataset, time.time()) is None
 
 
 class Heartbeat:
@@ -111,9 +130,12 @@ def retry_hint(dataset: Dataset) -> str:
     return f"`sslviz reingest {name}` ingests it again from {dataset.source}; {delete}"
 
 
-def app_retry_problem(dataset: Dataset, roots: list[Path]) -> str | None:
-    """Why the app can't ingest ``dataset`` again by itself, with what to do instead; None if it
-    can (its source is on the server, under the folders the app may read: ``roots``)."""
+def app_retry_problem(store: Store, dataset: Dataset, roots: list[Path]) -> str | None:
+    """Why the app can't finish ``dataset``'s ingest by itself, with what to do instead; None if
+    it can (its upload is still staged, or its source is on the server, under the folders the app
+    may read: ``roots``)."""
+    if dataset.source == UPLOAD_SOURCE and staged_upload(store.workspace.dataset_dir(dataset.id)):
+        return None
     try:
         paths = recorded_sources(dataset)
     except UserError as error:
@@ -132,14 +154,22 @@ def app_retry_problem(dataset: Dataset, roots: list[Path]) -> str | None:
     )
 
 
+def ingester(store: Store, dataset: Dataset) -> str:
+    """Who ingests ``dataset``: ``"process 123"`` or ``"job #7"``."""
+    if dataset.pid is not None:
+        return f"process {dataset.pid}"
+    job = ingest_job(store, dataset.id)
+    return f"job #{job.id}" if job is not None else "a process that has not started yet"
+
+
 def check_retryable(dataset: Dataset) -> None:
     """UserError unless ``dataset`` is interrupted or failed (after reaping)."""
     if dataset.status in RETRYABLE:
         return
     if dataset.status == "ingesting":
+        who = f"process {dataset.pid}" if dataset.pid is not None else "its ingest job"
         raise UserError(
-            f"dataset {dataset.name!r} is still being ingested by process {dataset.pid}: "
-            "wait for it to finish"
+            f"dataset {dataset.name!r} is still being ingested by {who}: wait for it to finish"
         )
     raise UserError(
         f"dataset {dataset.name!r} is complete ({dataset.n_images:,} images): to read its source "
@@ -163,10 +193,10 @@ def delete_dataset(store: Store, dataset_id: int) -> None:
     """Remove a dataset: its rows, its files, and its runs' rows and folders."""
     reap_ingests(store)
     dataset = store.datasets.get(dataset_id)
-    if is_live_ingest(dataset):
+    if is_live_ingest(store, dataset):
         raise UserError(
-            f"dataset {dataset.name!r} is being ingested by process {dataset.pid}: wait for it "
-            "to finish (or stop that process) before deleting it"
+            f"dataset {dataset.name!r} is being ingested by {ingester(store, dataset)}: wait for "
+            "it to finish (or stop it) before deleting it"
         )
     runs = [r for r in store.runs.list() if r.dataset_id == dataset.id]
     active = [r.id for r in runs if r.status in ("queued", "running")]

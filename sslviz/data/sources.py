@@ -15,7 +15,6 @@ import os
 import re
 import stat
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -193,33 +192,33 @@ def _zip_entry_reason(info: zipfile.ZipInfo, name: str) -> str | None:
 
 
 # --- uploads ---------------------------------------------------------------------------------
-def plan_uploads(files: list[tuple[str, bytes]], staged_zip: Iterator[Path]) -> Plan:
-    """Uploaded (name, bytes) pairs. Zips are staged to disk by ``staged_zip`` and planned as zips.
+def plan_uploads(files: list[tuple[str, Path]]) -> Plan:
+    """Uploaded files, each as (untrusted name, the file it was staged to on disk); zips are
+    planned as zips (read in place, nothing extracted).
 
     A common leading folder (from a browser folder upload) is dropped, like ingesting that folder.
     """
     plan = Plan([], [])
-    named = [(safe_relative(name), name, data) for name, data in files]
+    named = [(safe_relative(name), name, path) for name, path in files]
     safe_names = [s for s, _, _ in named if s]
     strip = _common_folder(safe_names)
     several = len(files) > 1
-    for safe, raw, data in named:
+    for safe, raw, path in named:
         if safe is None:
             plan.rejected.append(Rejection(display(raw), "unsafe file name (absolute or '..')"))
             continue
         rel = safe[len(strip) :] if strip else safe
+        size = path.stat().st_size
         if any(_hidden(part) for part in rel.split("/")):
             plan.rejected.append(Rejection(rel, "hidden file (skipped)"))
-        elif len(data) > MAX_FILE_BYTES:
-            plan.rejected.append(Rejection(rel, _too_large(len(data))))
         elif rel.lower().endswith(".zip"):
-            zip_path = next(staged_zip)
-            zip_path.write_bytes(data)
-            plan.extend(plan_zip(zip_path, prefix=rel[: -len(".zip")] + "/" if several else ""))
-        elif not data:
+            plan.extend(plan_zip(path, prefix=rel[: -len(".zip")] + "/" if several else ""))
+        elif size > MAX_FILE_BYTES:
+            plan.rejected.append(Rejection(rel, _too_large(size)))
+        elif not size:
             plan.rejected.append(Rejection(rel, "empty file (0 bytes)"))
         else:
-            plan.items.append(Item(path=rel, data=data))
+            plan.items.append(Item(path=rel, file=str(path)))
     return plan
 
 

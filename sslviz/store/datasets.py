@@ -70,6 +70,20 @@ class DatasetTable:
                 "UPDATE datasets SET heartbeat_at = ? WHERE id = ?", (time.time(), dataset_id)
             )
 
+    def take_over(self, dataset_id: int, *, pid: int | None) -> bool:
+        """Make process ``pid`` (None: an ingest job, judged by its run) the one ingesting
+        ``dataset_id``: from ``interrupted`` or ``failed`` (a resume), or while ``ingesting`` with
+        no process recorded (a job's first start) or ``pid`` itself. One statement, so two
+        processes can't both resume it. Returns whether it did."""
+        with self._db.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE datasets SET status = 'ingesting', error = NULL, pid = ?, "
+                "heartbeat_at = ? WHERE id = ? AND (status IN ('interrupted', 'failed') "
+                "OR (status = 'ingesting' AND (pid IS NULL OR pid IS ?)))",
+                (pid, time.time(), dataset_id, pid),
+            )
+        return cursor.rowcount == 1
+
     def mark_interrupted(self, dataset_id: int, reason: str, *, pid: int | None) -> bool:
         """``ingesting`` -> ``interrupted`` with ``reason``, only if still ingesting by ``pid``.
 
@@ -139,6 +153,21 @@ class DatasetTable:
         return self._db.query("SELECT COUNT(*) FROM images WHERE dataset_id = ?", (dataset_id,))[0][
             0
         ]
+
+    def recorded_paths(self, dataset_id: int) -> set[str]:
+        """Every path an ingest has recorded so far: kept, rejected or duplicate (a resumed
+        ingest skips them)."""
+        rows = self._db.query(
+            "SELECT path FROM images WHERE dataset_id = :id UNION SELECT path FROM rejections "
+            "WHERE dataset_id = :id UNION SELECT path FROM duplicates WHERE dataset_id = :id",
+            {"id": dataset_id},
+        )
+        return {r["path"] for r in rows}
+
+    def kept_hashes(self, dataset_id: int) -> dict[str, str]:
+        """sha256 -> path of every image kept so far (a resumed ingest finds duplicates by it)."""
+        rows = self._db.query("SELECT sha256, path FROM images WHERE dataset_id = ?", (dataset_id,))
+        return {r["sha256"]: r["path"] for r in rows}
 
     # --- rejected files and duplicates ----------------------------------------------------------
     def add_rejections(self, dataset_id: int, rejections: Iterable[Rejection]) -> None:

@@ -105,7 +105,7 @@ def gallery(store: Store, dataset: Dataset) -> None:
             column.image(str(thumbnail_path(store, image)), caption=image.path, width="stretch")
 
 
-def unfinished_notice(dataset: Dataset) -> None:
+def unfinished_notice(store: Store, dataset: Dataset) -> None:
     """Why ``dataset`` has no images to show: its ingest was interrupted, or is still running in
     another process (the command line, another browser tab)."""
     if dataset.status in ("interrupted", "failed"):
@@ -114,7 +114,7 @@ def unfinished_notice(dataset: Dataset) -> None:
             "Nothing of it is used; retry the ingest or delete it.",
             icon=":material/warning:",
         )
-    elif is_live_ingest(dataset):
+    elif is_live_ingest(store, dataset):
         since = human_duration(time.time() - dataset.created_at)
         beat = (
             f", last progress {human_duration(time.time() - dataset.heartbeat_at)} ago"
