@@ -6,7 +6,7 @@ from sslviz.runner import jobs
 from sslviz.store.rows import ACTIVE_STATUSES
 from sslviz.ui.resources import get_store
 from sslviz.ui.run_panel import compare_runs, render_run
-from sslviz.ui.runs_view import run_label, runs_table
+from sslviz.ui.runs_view import opening_run, run_label, runs_table
 from sslviz.ui.widgets import user_errors
 
 REFRESH_SECONDS = 2.0
@@ -22,8 +22,8 @@ if not store.runs.list():
     st.stop()
 
 
-def _selected_run(ids: list[int], labels: dict[int, str]) -> int:
-    """The run picked in the selectbox; ``?run=ID`` in the URL picks it on load (and is kept in
+def _selected_run(ids: list[int], labels: dict[int, str], default: int) -> int:
+    """The run picked in the selectbox (``default`` at first); ``?run=ID`` picks it on load (kept in
     sync, so a reload or a shared link shows the same run). A link on this page (a fine-tune's
     "Started from run #3") changes the URL to another run than the one this page wrote there last:
     that run is then picked, though the selectbox already has a value."""
@@ -34,7 +34,8 @@ def _selected_run(ids: list[int], labels: dict[int, str]) -> int:
     )
     if followed:
         st.session_state["runs_pick"] = int(wanted)
-    index = ids.index(int(wanted)) if known and "runs_pick" not in st.session_state else 0
+    first = int(wanted) if known else default
+    index = ids.index(first) if "runs_pick" not in st.session_state else 0
     chosen = st.selectbox("Run", ids, index=index, key="runs_pick", format_func=labels.get)
     # Setting it unchanged still sends the browser a message: only when it differs, or after a
     # link to this page (whose new query string the browser's address bar doesn't show by itself).
@@ -58,7 +59,7 @@ def live(polling: bool) -> None:
     names = {d.id: d.name for d in store.datasets.list()}
     runs_table(runs, names, key="runs_table")
     ids = [r.id for r in sorted(runs, key=lambda r: r.id, reverse=True)]
-    chosen = _selected_run(ids, {r.id: run_label(r, names) for r in runs})
+    chosen = _selected_run(ids, {r.id: run_label(r, names) for r in runs}, opening_run(runs))
     with st.container(border=True):
         render_run(store, next(r for r in runs if r.id == chosen), names)
     st.divider()

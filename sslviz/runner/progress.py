@@ -68,6 +68,18 @@ def elapsed_seconds(run: Run, now: float | None = None) -> float | None:
     return max(0.0, end - run.started_at)
 
 
+def running_seconds(run: Run, now: float | None = None) -> float | None:
+    """Seconds the run has spent running (the Runs page's "elapsed"): its training clock once it
+    has trained, which stops while it waits in the queue or stays cancelled until a resume;
+    before that (decoding the cache), or for a job without training steps, the wall clock since
+    its claim. None for a run that never started."""
+    if run.train_seconds > 0:
+        return run.train_seconds
+    if run.status == "queued":
+        return None
+    return elapsed_seconds(run, now)
+
+
 def eta_seconds(run: Run) -> float | None:
     """Training seconds left, from the pace so far (and the time budget, if any); 0 once
     finished, None if unknown or the run ended otherwise."""
@@ -83,6 +95,10 @@ def eta_seconds(run: Run) -> float | None:
     return round(min(estimates), 1) if estimates else None
 
 
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 2)
+
+
 def progress_facts(run: Run, now: float | None = None) -> dict[str, Any]:
     """The progress of a run as the CLI's JSON reports it: ``epochs`` (planned; under a time
     budget what it allows at the pace so far, or None), ``epochs_limit`` (as recorded),
@@ -94,5 +110,6 @@ def progress_facts(run: Run, now: float | None = None) -> dict[str, Any]:
         "time_budget": time_budget(run),
         "progress": round(fraction_done(run), 4),
         "elapsed_seconds": None if elapsed is None else round(elapsed, 2),
+        "running_seconds": _rounded(running_seconds(run, now)),
         "eta_seconds": eta_seconds(run),
     }

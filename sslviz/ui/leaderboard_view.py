@@ -182,6 +182,22 @@ def _switch_buttons(store: Store, board: Leaderboard, session: Any, on_switch: S
             st.rerun()
 
 
+def best_parent(runs: list[Any], session: Any, ranked: Any) -> tuple[int, str]:
+    """The run a fine-tune starts from by default, and why: the best-ranked of ``runs`` on the
+    leaderboard of these labels (``ranked``: the page's (sha, board), if ranked), else the run the
+    session's map shows, else the run that trained longest (never merely the newest)."""
+    ids = {str(r.id): r.id for r in runs}
+    if ranked is not None:
+        board = ranked[1]
+        for row in board.rows:
+            if row.source in ids and not _unranked(board, row):
+                return ids[row.source], "the best-ranked run on the leaderboard of these labels"
+    if str(session.source) in ids:
+        return ids[str(session.source)], "the run the session's map shows"
+    longest = max(runs, key=lambda r: (r.train_seconds, r.id))
+    return longest.id, "the run that trained longest (rank the sources to pick the best)"
+
+
 def finetune_button(store: Store, session: Any) -> None:
     """Start a fine-tune of a run's encoder on the session's labels (a background run)."""
     from sslviz.fewshot.finetune import submit_finetune
@@ -202,15 +218,16 @@ def finetune_button(store: Store, session: Any) -> None:
         return
     names = {r.id: f"#{r.id} {run_kind(r.task).label}" for r in runs}
     ids = list(names)
-    default = (
-        ids.index(int(session.source)) if str(session.source) in map(str, ids) else len(ids) - 1
+    default, why = best_parent(
+        runs, session, st.session_state.get(_STATE.format(session=session.id))
     )
     chosen = st.selectbox(
         "Start from run",
         ids,
-        index=default,
+        index=ids.index(default),
         format_func=names.get,
         key=f"finetune_parent_{session.id}",
+        help=f"Chosen at first: {why}.",
     )
     mode = st.radio(
         "Learn from",

@@ -13,7 +13,7 @@ from pathlib import Path
 import streamlit as st
 
 from sslviz.runner import jobs
-from sslviz.runner.progress import eta_seconds
+from sslviz.runner.timing import Estimate
 from sslviz.store import Run, Store
 from sslviz.store.kinds import run_kind
 from sslviz.store.rows import ACTIVE_STATUSES, RESUMABLE_STATUSES
@@ -23,14 +23,17 @@ from sslviz.ui.heldout_view import heldout_summary
 from sslviz.ui.runs_view import (
     elapsed,
     epoch_text,
+    estimates,
+    eta_text,
     has_epochs,
     human_duration,
+    percent,
     progress,
     run_label,
 )
 from sslviz.ui.widgets import status_badge, user_errors
 
-LOG_TAIL_LINES = 40
+LOG_TAIL_LINES = 30
 RUNS_PAGE = "app_pages/runs.py"
 
 
@@ -43,22 +46,39 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES, max_bytes: int = 64_000) -
         size = f.tell()
         f.seek(max(0, size - max_bytes))
         text = f.read().decode("utf-8", errors="replace")
-    # Progress bars rewrite their line with \r: keep only the last state of each line.
-    tail = [line.rsplit("\r", 1)[-1] for line in text.splitlines()[-lines:]]
-    return "\n".join(tail)
+    # Progress bars rewrite their line with \r: keep only the last state of each line (split on
+    # newlines only: splitlines() would count every \r redraw as a line of its own).
+    kept = [line.rsplit("\r", 1)[-1] for line in text.split("\n")]
+    if kept and not kept[-1]:
+        kept.pop()  # the newline that ends the file
+    return "\n".join(kept[-lines:])
 
 
-def progress_line(run: Run) -> str:
-    """``"37% · epoch 3/10 · step 420/1500 · 1m 10s elapsed · ETA 2m 01s"``."""
-    parts = [f"{progress(run):.0%}"]
+def progress_line(run: Run, estimate: Estimate | None = None) -> str:
+    """``"37% · epoch 3/10 · step 420/1500 · 1m 10s elapsed · ETA 2m 01s"``: elapsed is running
+    time, the ETA counts to the run's end (the queue ahead included)."""
+    parts = [percent(run)]
     if has_epochs(run):
         parts.append(f"epoch {epoch_text(run)}")
     if run.total_steps:
         parts.append(f"step {run.step:,}/{run.total_steps:,}")
     parts.append(f"{human_duration(elapsed(run))} elapsed")
     if run.status in ACTIVE_STATUSES:
-        parts.append(f"ETA {human_duration(eta_seconds(run))}")
+        parts.append(f"ETA {eta_text(run, estimate)}")
     return " · ".join(parts)
+
+
+def queue_note(estimate: Estimate | None) -> str:
+    """What a queued run waits for, and when it starts and ends."""
+    ahead = f"run #{estimate.after}" if estimate and estimate.after else "the run ahead"
+    text = f"Queued: it starts when {ahead} ends"
+    if estimate and estimate.starts_in is not None:
+        text += f", in about {human_duration(estimate.starts_in)}"
+    if estimate and estimate.ends_in is not None:
+        text += f"; it should end in about {human_duration(estimate.ends_in)}"
+    elif estimate and estimate.starts_in is not None:
+        text += "; its own length shows once it has trained a little"
+    return text + "."
 
 
 def render_run(store: Store, run: Run, dataset_names: dict[int, str]) -> None:
@@ -75,9 +95,10 @@ def render_run(store: Store, run: Run, dataset_names: dict[int, str]) -> None:
             query_params={"run": str(run.parent_id)},
             icon=":material/call_split:",
         )
-    st.progress(progress(run), text=progress_line(run))
+    estimate = estimates(store.runs.list()).get(run.id) if run.status in ACTIVE_STATUSES else None
+    st.progress(progress(run), text=progress_line(run, estimate))
     if run.status == "queued":
-        st.caption("Waiting for a free slot on its device; it starts when the run ahead ends.")
+        st.caption(queue_note(estimate))
     if run.cancel_requested and run.status == "running":
         st.caption("Cancelling: the worker saves a checkpoint and stops within seconds.")
 
@@ -99,8 +120,19 @@ def render_run(store: Store, run: Run, dataset_names: dict[int, str]) -> None:
         on_change="rerun",
     )
     if log.open:
-        text = log_tail(store.workspace.run_dir(run.id) / jobs.LOG_NAME)
+        path = store.workspace.run_dir(run.id) / jobs.LOG_NAME
+        text = log_tail(path)
         log.code(text or "(no output yet)", language="text")
+        if text:
+            log.download_button(
+                "Download the whole log",
+                data=path.read_bytes,  # read on click only
+                file_name=f"run-{run.id}.log",
+                mime="text/plain",
+                key=f"run_log_download_{run.id}",
+                icon=":material/download:",
+                on_click="ignore",
+            )
     config = st.expander("Configuration", key=f"run_config_{run.id}", on_change="rerun")
     if config.open:
         config.code(json.dumps(run.config, indent=2, sort_keys=True), language="json")
@@ -128,14 +160,15 @@ def _curves(store: Store, run: Run, keys: list[str]) -> None:
     kind = run_kind(run.task)
     if "loss" not in keys and kind.live_metric is None:
         return  # a job without training curves (embedding + map): its progress says it all
-    until = snapshot_time(run.status in ACTIVE_STATUSES)
-    loss = read_series(store, run.id, "loss", until=until)
+    # Everything written so far, as the progress line above reads it: the curves end at the step
+    # the counter shows (the worker writes both in one flush).
+    loss = read_series(store, run.id, "loss")
     if not loss.steps:
         st.caption("No metrics yet: curves appear after the first training steps.")
         return
     charts = [(loss, "Training loss", "loss", f"run_loss_{run.id}")]
     if kind.live_metric in keys:
-        metric = read_series(store, run.id, kind.live_metric, kind.metric_label, until=until)
+        metric = read_series(store, run.id, kind.live_metric, kind.metric_label)
         charts.append(
             (metric, f"Training {kind.metric_label}", kind.metric_label, f"run_metric_{run.id}")
         )

@@ -1,5 +1,6 @@
-"""How a run reads in the app: its progress, elapsed time and ETA (``sslviz.runner.progress``,
-the numbers the CLI prints), and the table of runs.
+"""How a run reads in the app: its progress (``sslviz.runner.progress``, the numbers the CLI
+prints), its running time and when it ends, the queue ahead included (``sslviz.runner.timing``),
+and the table of runs.
 
 Everything is computed from the ``Run`` row the store returns, so every browser (and a reload, or an
 app restart) shows the same numbers.
@@ -13,14 +14,10 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
+from sslviz.core.settings import max_runs_per_device
 from sslviz.runner.jobs import device_key
-from sslviz.runner.progress import (
-    elapsed_seconds,
-    epochs_planned,
-    eta_seconds,
-    fraction_done,
-    time_budget,
-)
+from sslviz.runner.progress import epochs_planned, fraction_done, running_seconds, time_budget
+from sslviz.runner.timing import Estimate, end_estimates
 from sslviz.store import Run
 from sslviz.store.kinds import run_kind
 from sslviz.store.rows import ACTIVE_STATUSES
@@ -50,7 +47,24 @@ def epoch_text(run: Run) -> str:
     return f"{run.epoch}/~{planned} ({human_duration(budget)} budget)"
 
 
-elapsed = elapsed_seconds  # wall-clock seconds since the run started (the CLI's elapsed_seconds)
+elapsed = running_seconds  # seconds spent running (not queued, not cancelled)
+
+
+def estimates(runs: list[Run]) -> dict[int, Estimate]:
+    """When each active run starts and ends, from now (the queue ahead of it included)."""
+    return end_estimates(runs, per_device=max_runs_per_device(None))
+
+
+def eta_text(run: Run, estimate: Estimate | None) -> str:
+    """``"2m 01s"`` until an active run ends (the queue ahead included); "—" otherwise."""
+    if run.status not in ACTIVE_STATUSES or estimate is None:
+        return "—"
+    return human_duration(estimate.ends_in)
+
+
+def percent(run: Run) -> str:
+    """Progress as the table and the panel both show it: ``"47%"``."""
+    return f"{100 * progress(run):.0f}%"
 
 
 def human_duration(seconds: float | None) -> str:
@@ -80,9 +94,20 @@ def run_label(run: Run, dataset_names: dict[int, str]) -> str:
     return f"#{run.id} {run_kind(run.task).label}{parent} on {dataset}"
 
 
+def opening_run(runs: list[Run]) -> int:
+    """The run the Runs page opens on: the newest running one, else the newest queued, else the
+    newest run."""
+    for status in ("running", "queued", None):
+        chosen = [r.id for r in runs if status in (None, r.status)]
+        if chosen:
+            return max(chosen)
+    raise ValueError("no runs")
+
+
 def runs_frame(runs: list[Run], dataset_names: dict[int, str]) -> pd.DataFrame:
     """One row per run (newest first), the columns the runs table shows."""
     now = time.time()
+    ends = estimates(runs)
     rows = [
         {
             "run": r.id,
@@ -91,10 +116,10 @@ def runs_frame(runs: list[Run], dataset_names: dict[int, str]) -> pd.DataFrame:
             "dataset": dataset_names.get(r.dataset_id, str(r.dataset_id)),
             "encoder": r.encoder,
             "device": device_text(r.device),
-            "progress": progress(r),
+            "progress": round(100 * progress(r)),  # whole percent, as the panel shows it
             "epoch": epoch_text(r),
             "elapsed": human_duration(elapsed(r, now)),
-            "ETA": human_duration(eta_seconds(r)) if r.status in ACTIVE_STATUSES else "—",
+            "ETA": eta_text(r, ends.get(r.id)),
             "created": datetime.fromtimestamp(r.created_at),  # the server's local time
         }
         for r in sorted(runs, key=lambda r: r.id, reverse=True)
@@ -110,8 +135,16 @@ def runs_table(runs: list[Run], dataset_names: dict[int, str], *, key: str) -> N
         hide_index=True,
         column_config={
             "run": st.column_config.NumberColumn("run", format="#%d", width="small"),
+            "status": st.column_config.TextColumn("status", width=95),
             "progress": st.column_config.ProgressColumn(
-                "progress", min_value=0.0, max_value=1.0, format="percent"
+                "progress", min_value=0, max_value=100, format="%d%%", width=110
+            ),
+            "epoch": st.column_config.TextColumn("epoch", width=150),
+            "elapsed": st.column_config.TextColumn(
+                "elapsed", width=80, help="Time spent running: not queued, not cancelled"
+            ),
+            "ETA": st.column_config.TextColumn(
+                "ETA", width=80, help="Until the run ends, the runs queued ahead of it included"
             ),
             "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
         },

@@ -44,7 +44,7 @@ def test_cli_and_app_read_the_same_progress(store: Store, tiny_dataset) -> None:
         assert (
             facts["progress"] == round(fraction_done(run), 4) == round(runs_view.progress(run), 4)
         )
-        assert facts["elapsed_seconds"] == round(runs_view.elapsed(run, now), 2)
+        assert facts["running_seconds"] == round(runs_view.elapsed(run, now), 2)
         assert facts["eta_seconds"] == eta_seconds(run)
     # a budgeted run is half way through its budget, whatever its step ceiling says
     assert jobs.describe(store, store.runs.get(budgeted.id), now=now)["progress"] == 0.5

@@ -4,7 +4,9 @@ process on the demo dataset (tiny), and one that really fails (its images vanish
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from sslviz.store import Run, Store
 from sslviz.training import train
 from sslviz.training.config import TrainConfig
 from sslviz.training.evaluate import evaluate_run
+from sslviz.ui import runs_view
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +89,7 @@ def test_finished_run_shows_table_curves_and_results(app: AppTest, runs: tuple[R
     table = next(e.value for e in app.dataframe if "ETA" in e.value.columns)
     assert list(table["run"]) == [failed.id, finished.id]  # newest first
     assert list(table["status"]) == ["failed", "finished"]
-    assert table.set_index("run").loc[finished.id, "progress"] == 1.0
+    assert table.set_index("run").loc[finished.id, "progress"] == 100  # whole percent
 
     assert app.selectbox(key="runs_pick").value == finished.id
     charts = app.get("plotly_chart")
@@ -99,6 +102,41 @@ def test_finished_run_shows_table_curves_and_results(app: AppTest, runs: tuple[R
     assert any("chance 25.0%" in c.value and "95% interval" in c.value for c in app.caption)
     assert not [m for m in app.metric if m.label == "accuracy"]  # no raw metric keys
     assert not app.code or all("Traceback" not in c.value for c in app.code)
+
+
+def test_opens_on_the_running_run_and_the_numbers_add_up(
+    app: AppTest, runs: tuple[Run, Run]
+) -> None:
+    finished, _ = runs
+    store = Store.open()
+    now = time.time()
+    # a run this process trains in the foreground (as `sslviz train` does), 47.37% done: 90 s of
+    # training (its claim is newer than this process, so the reaper leaves it running)
+    running = store.runs.create(
+        dataset_id=finished.dataset_id, task="rotation", encoder=finished.encoder,
+        config=finished.config, device="cpu", epochs=2, status="running",
+    )  # fmt: skip
+    store.runs.update(
+        running.id, pid=os.getpid(), started_at=now, heartbeat_at=now, step=4737,
+        total_steps=10_000, epoch=0, train_seconds=90.0,
+    )  # fmt: skip
+    # queued behind it (one run per device), and the newest run: it ends after the running one
+    queued = store.runs.create(
+        dataset_id=finished.dataset_id, task="rotation", encoder=finished.encoder,
+        config=finished.config, device="cpu", epochs=3,
+    )  # fmt: skip
+    open_runs(app)
+    assert app.selectbox(key="runs_pick").value == running.id  # not the newest (queued) run
+    table = next(e.value for e in app.dataframe if "ETA" in e.value.columns).set_index("run")
+    assert table.loc[running.id, "progress"] == 47  # the panel's rounding
+    assert table.loc[running.id, "elapsed"] == "1m 30s"  # its running time
+    bar = next(p for p in app.get("progress") if p.proto.text.startswith("47% ·"))
+    assert "1m 30s elapsed" in bar.proto.text
+    left = 90.0 * (1 - 0.4737) / 0.4737  # the running run's ETA from its pace
+    done = store.runs.get(finished.id)
+    own = done.train_seconds / done.epoch * 3
+    assert table.loc[queued.id, "ETA"] == runs_view.human_duration(left + own)
+    store.runs.update(running.id, status="cancelled", pid=None)
 
 
 def test_failed_run_shows_error_and_traceback(app: AppTest, runs: tuple[Run, Run]) -> None:
