@@ -12,7 +12,7 @@ import csv
 from pathlib import Path
 
 from sslviz.cli.embeddings import SOURCE_HELP, _progress
-from sslviz.cli.output import emit_json, say
+from sslviz.cli.output import emit_json, output_file, say
 from sslviz.core.atomic import replacing
 from sslviz.core.errors import UserError
 
@@ -105,14 +105,15 @@ def run_scores(args: argparse.Namespace) -> int:
     from sslviz.store import Store
 
     store = Store.open()
+    out = output_file("--out", args.out, (".csv",))  # before the work, not after it
     dataset = _dataset_of_run(store, args.run, args.dataset)
     scores = image_scores(store, args.run, dataset, on_progress=_progress("scoring"))
     if args.sort and args.sort not in scores.columns:
         raise UserError(f"--sort {args.sort}: choose one of {', '.join(scores.columns)}")
     if args.n is not None and args.n < 0:
         raise UserError(f"--n {args.n}: give a count of 0 or more")
-    if args.out:
-        _write_scores_csv(Path(args.out), scores)
+    if out:
+        _write_scores_csv(out, scores)
     facts = scores.to_json()
     rows = facts["scores"]
     if args.sort:

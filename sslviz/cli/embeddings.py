@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sslviz.cli.output import ProgressBar, emit_json, say
+from sslviz.cli.output import ProgressBar, emit_json, output_file, say
 from sslviz.core.atomic import replacing
 from sslviz.core.errors import UserError
 
@@ -133,7 +133,7 @@ def _submit(args: argparse.Namespace, **map_options: object) -> int:
 def _out(args: argparse.Namespace, suffixes: tuple[str, ...], hint: str) -> Path:
     if not args.out:
         raise UserError(f"--out is needed: name it {hint} (or use --background)")
-    out = Path(args.out)
+    out = output_file("--out", args.out)
     if out.suffix.lower() not in suffixes:
         raise UserError(f"--out {args.out}: name it {hint}")
     return out

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sslviz.cli.output import emit_json, say
+from sslviz.cli.output import emit_json, output_file, say
 from sslviz.core.errors import UserError
 from sslviz.store import Store
 
@@ -95,6 +95,7 @@ def features_run(args: argparse.Namespace) -> int:
 def upright_run(args: argparse.Namespace) -> int:
     if args.out and Path(args.out).suffix.lower() != ".csv":
         raise UserError(f"--out {args.out}: the list is a CSV file, name it FILE.csv")
+    output_file("--out", args.out)
     from sslviz.core.atomic import write_text
     from sslviz.maps.embed import resolve_dataset
     from sslviz.results.upright import DEFAULT_MIN_CONFIDENCE, upright_check

@@ -4,11 +4,10 @@ which images to label next."""
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 
-from sslviz.cli.output import emit_json, say
+from sslviz.cli.output import emit_json, output_file, say
 from sslviz.core.errors import UserError
 from sslviz.fewshot.predictors import METHODS
 from sslviz.store import Store
@@ -78,7 +77,7 @@ def run_predict(args: argparse.Namespace) -> int:
     from sslviz.fewshot.predict import predict
     from sslviz.maps.embed import embed, parse_source
 
-    out = Path(args.out)
+    out = output_file("--out", args.out)
     if not out.parent.is_dir():
         raise UserError(f"--out {args.out}: the folder {out.parent} does not exist")
     store = Store.open()

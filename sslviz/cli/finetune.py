@@ -5,12 +5,12 @@ the foreground, or as a background run of the job runner), and rank every source
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 from typing import Any
 
 from sslviz.cli.foreground import run_here
-from sslviz.cli.output import ProgressBar, emit_json, say
+from sslviz.cli.output import ProgressBar, emit_json, output_file, say
+from sslviz.core.atomic import write_bytes
 from sslviz.core.errors import UserError
 
 
@@ -81,6 +81,7 @@ def run_finetune(args: argparse.Namespace) -> int:
     from sslviz.fewshot.labels_csv import read_labels_csv
     from sslviz.store import Store
 
+    output_file("--out", args.out)  # before the fine-tune, not after it
     store = Store.open()
     try:
         parent = store.runs.get(args.run)
@@ -121,8 +122,8 @@ def run_finetune(args: argparse.Namespace) -> int:
                 semi_supervised=result.get("semi_supervised", False),
             )
             out["predictions"] = result["predictions"]
-            if args.out:
-                shutil.copyfile(result["predictions"], args.out)
+            if args.out:  # whole or not at all, with the umask's mode (not copyfile's)
+                write_bytes(args.out, Path(result["predictions"]).read_bytes())
                 out["predictions"] = str(args.out)
     finally:
         store.close()

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any, TextIO
 
 from tqdm import tqdm
+
+from sslviz.core.errors import UserError
 
 
 def emit_json(obj: Any) -> None:
@@ -18,6 +21,25 @@ def emit_json(obj: Any) -> None:
 
 def say(message: str) -> None:
     print(message, file=sys.stderr)
+
+
+def output_file(flag: str, value: str | Path | None, suffixes: tuple[str, ...] = ()) -> Path | None:
+    """The file a command was asked to write with ``flag`` (None if not asked), checked before
+    any work: a name ending in one of ``suffixes`` (if given) that is not a folder and whose
+    folder, if it exists, is one. The write itself (``core.atomic``) reports what only it can
+    see (no permission, a full disk) in one line too."""
+    if value is None or value == "":
+        return None
+    path = Path(value)
+    if path.is_dir() or str(value).endswith(("/", os.sep)):
+        example = path / f"out{suffixes[0] if suffixes else ''}"
+        raise UserError(f"{flag} {value}: that is a folder; name a file in it, e.g. {example}")
+    if suffixes and path.suffix.lower() not in suffixes:
+        names = " or ".join(f"FILE{s}" for s in suffixes)
+        raise UserError(f"{flag} {value}: name it {names}")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise UserError(f"{flag} {value}: {path.parent} is a file, not a folder")
+    return path
 
 
 class _Tqdm(tqdm):

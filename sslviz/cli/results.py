@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sslviz.cli.output import emit_json
+from sslviz.cli.output import emit_json, output_file
 from sslviz.core.errors import UserError
 from sslviz.store import Store
 
@@ -46,6 +46,7 @@ def apply_run(args: argparse.Namespace) -> int:
     for flag, value in (("--out", args.out), ("--saliency", args.saliency)):
         if value and Path(value).suffix.lower() != ".png":
             raise UserError(f"{flag} {value}: the picture is a PNG, name it FILE.png")
+        output_file(flag, value)
     # torch loads here, not when the CLI starts: `sslviz datasets` must not wait for it
     from sslviz.results.apply import apply_image, cached_run_model, read_image
     from sslviz.results.picture import save_png

@@ -216,14 +216,6 @@ def predictions_csv_text(
     return out.getvalue()
 
 
-def write_text_atomically(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` via a temporary file, so a failure leaves nothing half written."""
-    path = Path(path)
-    if path.parent and not path.parent.exists():
-        raise UserError(f"{path}: the folder {path.parent} does not exist")
-    return write_text(path, text)
-
-
 def write_predictions_csv(
     path: str | Path,
     paths: Sequence[str],
@@ -233,8 +225,8 @@ def write_predictions_csv(
     covered: np.ndarray | None = None,
 ) -> Path:
     text = predictions_csv_text(paths, predicted, confidence, labels, covered)
-    return write_text_atomically(path, text)
+    return write_text(path, text)
 
 
 def write_labels_csv(path: str | Path, labels: Mapping[str, str]) -> Path:
-    return write_text_atomically(path, labels_csv_text(labels))
+    return write_text(path, labels_csv_text(labels))

@@ -408,7 +408,7 @@ def _compute(
         "seconds": round(time.perf_counter() - started, 3),
         "created_at": time.time(),
     }
-    write_text_atomic(file.with_suffix(".json"), json.dumps(meta))
+    write_text(file.with_suffix(".json"), json.dumps(meta))
     os.replace(partial, file)
     done_file.unlink(missing_ok=True)
     remove_stale(file)
@@ -430,7 +430,7 @@ def _open_partial(partial: Path, done_file: Path, shape: tuple[int, int]) -> tup
 
 def _save_partial(out: Any, done_file: Path, done: int) -> None:
     out.flush()  # the rows reach the file before the count that vouches for them
-    write_text_atomic(done_file, str(done))
+    write_text(done_file, str(done))
 
 
 def remove_stale(file: Path) -> None:
@@ -441,7 +441,3 @@ def remove_stale(file: Path) -> None:
         if other != file and ".partial" not in other.name:
             other.unlink(missing_ok=True)
             other.with_suffix(".json").unlink(missing_ok=True)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    write_text(path, text)

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sslviz.core.atomic import write_npy
+from sslviz.core.atomic import write_npy, write_text
 from sslviz.core.liveness import Cancelled, ChildWatch, alive
 from sslviz.maps.embed import (
     ProgressCallback,
@@ -57,7 +57,6 @@ from sslviz.maps.embed import (
     resolve_dataset,
     resolve_layer,
     source_version,
-    write_text_atomic,
 )
 from sslviz.maps.settings import MapSettings
 
@@ -420,7 +419,7 @@ def project(
                 "seconds": round(time.perf_counter() - started, 3),
                 "created_at": time.time(),
             }
-            write_text_atomic(file.with_suffix(".json"), json.dumps(meta))
+            write_text(file.with_suffix(".json"), json.dumps(meta))
             write_npy(file, coords)
             remove_stale(file)
             found = _load(store, dataset, file)

@@ -29,6 +29,19 @@ def _drain(fd: int) -> str:
     return b"".join(chunks).decode("utf-8", "replace")
 
 
+def _show(bar: ProgressBar, fd: int, done: int, suffix: str, timeout: float = 30.0) -> str:
+    """Update the bar to ``done`` and wait until the terminal shows it (tqdm redraws at most
+    every 0.1 s: repeating the update redraws once that interval has passed); what it printed."""
+    shown = b""
+    deadline = time.monotonic() + timeout
+    while f"{done}/200".encode() not in shown:
+        assert time.monotonic() < deadline, f"the bar never showed {done}/200: {shown!r}"
+        bar.update(done, suffix)
+        if select.select([fd], [], [], 0.02)[0]:
+            shown += os.read(fd, 65536)
+    return shown.decode("utf-8", "replace")
+
+
 # A terminal; one that reports no size; one with columns but 0 rows (as under `script`).
 @pytest.mark.parametrize("size", [(24, 100), (0, 0), (0, 110)])
 def test_on_a_terminal_it_shows_count_rate_and_eta(
@@ -42,13 +55,11 @@ def test_on_a_terminal_it_shows_count_rate_and_eta(
     bar = ProgressBar(200, "decoding", unit="file")
     # No helper thread (tqdm's monitor): ingestion forks its decoders only while single-threaded.
     assert threading.active_count() == threads
-    for done in range(0, 201, 20):
-        bar.update(done, "3 rejected")
-        time.sleep(0.12)  # redraws come at most every 0.1 s
+    shown = "".join(_show(bar, master, done, "3 rejected") for done in range(0, 201, 20))
     bar.close()
     bar.close()  # closing twice is harmless (callers close on the last update and at the end)
     terminal.flush()
-    shown = _drain(master)
+    shown += _drain(master)
     terminal.close()
     os.close(master)
     frames = [f for f in re.split(r"[\r\n]+", shown) if f.strip()]
