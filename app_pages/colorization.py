@@ -74,7 +74,7 @@ with user_errors():
                 format_func=lambda i: run_label(by_id[i], names),
             )
         ]
-        theirs = loaded_model(store, other)
+        theirs = loaded_model(store, other, "colorization")
         mine_all = results_of(store, run)  # at the run's temperature (stored when it ended)
         theirs_all = results_of(store, other, images_of=run)
         a, b = mine_all.summary(), theirs_all.summary()

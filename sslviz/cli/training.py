@@ -16,7 +16,7 @@ from sslviz.cli.foreground import run_here
 from sslviz.cli.output import ProgressBar, emit_json, say
 from sslviz.core.errors import UserError
 
-TASK_CHOICES = ("rotation", "colorization", "jigsaw")
+TASK_CHOICES = ("rotation", "colorization", "jigsaw", "multi")
 TIME_BOUND_EPOCHS = 1000  # with only --time-budget, the budget (not the epochs) ends training
 
 
@@ -28,7 +28,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Defaults suit the dataset's size; the run id is printed on stdout.",
     )
     train.add_argument("--dataset", required=True, help="dataset name (see `sslviz datasets`)")
-    train.add_argument("--task", required=True, choices=TASK_CHOICES, help="pretext task")
+    train.add_argument(
+        "--task",
+        required=True,
+        choices=TASK_CHOICES,
+        help="pretext task; multi trains the three heads on one encoder",
+    )
     train.add_argument(
         "--encoder",
         help="encoder: small-cnn (fast on CPU, default) or resnet18 (better features, use a GPU)",
@@ -86,7 +91,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--permutations",
         type=int,
         choices=(30, 100, 1000),
-        help="jigsaw: size of the permutation set (default 100); more is harder",
+        help="jigsaw (and multi's jigsaw head): size of the permutation set (default 100); "
+        "more is harder",
     )
     train.add_argument(
         "--colorization-loss",
@@ -147,14 +153,15 @@ def config_from_args(store: Any, args: argparse.Namespace) -> Any:
     if args.optimizer == "sgd" and args.lr is None:
         changes["lr"] = 0.05
     options = {}
-    for flag, task, option in (
-        ("permutations", "jigsaw", "permutations"),
-        ("colorization_loss", "colorization", "loss"),
-        ("temperature", "colorization", "temperature"),
+    for flag, tasks, option in (
+        ("permutations", ("jigsaw", "multi"), "permutations"),
+        ("colorization_loss", ("colorization",), "loss"),
+        ("temperature", ("colorization",), "temperature"),
     ):
         value = getattr(args, flag)
         if value is not None:
-            if task != args.task:
+            if args.task not in tasks:
+                task = tasks[0]
                 raise UserError(
                     f"--{flag.replace('_', '-')} is a {task} option: drop it or use --task {task}"
                 )

@@ -8,12 +8,14 @@ from sslviz.core.errors import UserError
 from sslviz.pretext.base import PretextBatch, PretextModel, PretextTask
 from sslviz.pretext.colorization import ColorizationTask
 from sslviz.pretext.jigsaw import JigsawTask
+from sslviz.pretext.multi import MultiTask
 from sslviz.pretext.rotation import RotationTask
 
 TASKS: dict[str, type[PretextTask]] = {
     "rotation": RotationTask,
     "colorization": ColorizationTask,
     "jigsaw": JigsawTask,
+    "multi": MultiTask,
 }
 
 

@@ -125,6 +125,12 @@ class PretextTask(ABC):
         An optional hook: most tasks need nothing."""
         return
 
+    def chance_loss(self, model: PretextModel, sample: Tensor) -> float:
+        """The loss at chance: that of the best prediction which ignores the image (measured on
+        uint8 training images ``sample`` (N, 3, H, W) where it depends on the data). A
+        multi-task run divides each head's loss by it, so the heads weigh alike untuned."""
+        raise NotImplementedError(f"task {self.name!r} has no loss at chance")
+
     def batch_metric(self, outputs: Tensor, targets: Tensor) -> float:
         """The live pretext metric of one batch (accuracy for classification tasks)."""
         return (outputs.argmax(dim=1) == targets).float().mean().item()

@@ -37,10 +37,12 @@ from sslviz.pretext.ab_bins import (
     bin_counts,
     in_gamut,
     nearest_bin,
+    soft_targets,
     weights_from_counts,
 )
 from sslviz.pretext.base import PretextBatch, PretextModel, PretextTask, model_device, uniform
 from sslviz.pretext.colorization_model import (
+    AB_SCALE,
     ColorizationModel,
     decoder_layers,
     map_sizes,
@@ -137,6 +139,34 @@ class ColorizationTask(PretextTask):
             counts += bin_counts(F.adaptive_avg_pool2d(ab, out_side), self.centres)
         weights = weights_from_counts(counts, self.centres)
         return ColorizationModel(encoder, self.options["loss"], self.centres, weights, layers)
+
+    @torch.no_grad()
+    def chance_loss(self, model: PretextModel, sample: Tensor) -> float:
+        """The loss of the best prediction that ignores the image, on ``sample``: one fixed
+        distribution q over the bins for every pixel. The rebalanced soft cross-entropy is
+        -sum_j c_j log q_j with c_j = mean over pixels of (the pixel's weight x its soft target
+        at bin j), least at q = c / sum(c). For l2: predicting the mean ab (its variance)."""
+        side = map_sizes(model.encoder, min(sample.shape[-2:]))[model.layers[-1]]
+        step = max(1, LAB_PIXELS // max(1, sample.shape[-2] * sample.shape[-1]))
+        mass = torch.zeros(len(self.centres), dtype=torch.float64)
+        sums, squares, pixels = torch.zeros(2, dtype=torch.float64), torch.zeros(2), 0
+        weights = model.weights.cpu().float()
+        for i in range(0, len(sample), step):
+            ab = F.adaptive_avg_pool2d(rgb_uint8_to_lab(sample[i : i + step].cpu())[:, 1:], side)
+            pixels += ab.shape[0] * side * side
+            if self.options["loss"] == "l2":
+                flat = ab.double().transpose(0, 1).flatten(1) / AB_SCALE  # (2, n pixels)
+                sums += flat.sum(dim=1)
+                squares = squares + flat.pow(2).sum(dim=1)
+                continue
+            bins, soft = soft_targets(ab, self.centres)  # (n, k, s, s) each
+            share = soft * weights[bins[:, 0]][:, None]  # (n, k, s, s)
+            mass.index_add_(0, bins.flatten(), share.flatten().double())
+        if self.options["loss"] == "l2":
+            mean = sums / pixels
+            return float((squares / pixels - mean.pow(2)).mean())
+        c = mass[mass > 0] / pixels
+        return float(-(c * (c / c.sum()).log()).sum())
 
     def decode(
         self, outputs: Tensor, temperature: float | None = None, lightness: Tensor | None = None

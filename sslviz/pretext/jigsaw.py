@@ -13,6 +13,7 @@ classifies the permutation.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -169,6 +170,9 @@ class JigsawTask(PretextTask):
 
     def build_model(self, encoder: Encoder, sample: Tensor) -> JigsawModel:
         return JigsawModel(encoder, len(self.permutations))
+
+    def chance_loss(self, model: PretextModel, sample: Tensor) -> float:
+        return math.log(len(self.permutations))  # labels are drawn uniformly from the set
 
     def eval_layout(self, images: Tensor, seed: int) -> JigsawLayout:
         """One puzzle per image, fixed by ``seed`` alone (not by how evaluation is batched)."""

@@ -11,6 +11,7 @@ classes 0/1/2/3 = 0/90/180/270 degrees.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -90,6 +91,9 @@ class RotationTask(PretextTask):
 
     def build_model(self, encoder: Encoder, sample: Tensor) -> RotationModel:
         return RotationModel(encoder)
+
+    def chance_loss(self, model: PretextModel, sample: Tensor) -> float:
+        return math.log(4)  # the four turns are equally frequent: the uniform guess
 
     @torch.no_grad()
     def predict(self, model: PretextModel, images: Tensor, batch_size: int = 64) -> Tensor:

@@ -17,7 +17,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,16 @@ class LoadedModel:
     config: TrainConfig
     step: int  # the checkpoint's training step
     version: int  # the checkpoint file's modification time (ns): a newer checkpoint, a new key
+
+    def head(self, name: str) -> LoadedModel:
+        """A multi-task run's head ``name`` as a run of that task would load: the single task
+        and its model over the shared encoder (any other run: itself)."""
+        heads = getattr(self.task, "heads", None)
+        if heads is None:
+            return self
+        if name not in heads:
+            raise UserError(f"a multi-task run has the heads {', '.join(heads)}, not {name!r}")
+        return replace(self, task=heads[name], model=self.model.heads[name])
 
 
 def checkpoint_version(store: Store, run_id: int) -> int:
@@ -199,8 +209,9 @@ def apply_image(
     run's own if None); ``seed``: which jigsaw puzzle is cut. ``warm_up`` runs the model once
     untimed first, so ``seconds`` is the steady time of a loaded model, not its first call's."""
     x = square(image, loaded.config.image_size)  # (1, 3, S, S), what the model sees
+    loaded = loaded.head("rotation")  # a multi-task run answers with its rotation head
     apply = {"rotation": _rotation, "colorization": _colorization, "jigsaw": _jigsaw}.get(
-        loaded.run.task
+        loaded.task.name
     )
     if apply is None:
         raise UserError(f"run {loaded.run.id} is a {loaded.run.task} run: nothing to apply")
@@ -211,7 +222,7 @@ def apply_image(
         start = time.perf_counter()
         headline, values, panels = apply(loaded, x, image, **options)
         seconds = time.perf_counter() - start
-    return Applied(loaded.run.id, loaded.run.task, loaded.step, seconds, headline, values, panels)
+    return Applied(loaded.run.id, loaded.task.name, loaded.step, seconds, headline, values, panels)
 
 
 def apply_file(store: Store, run_id: int, image: bytes | str | Path, **options: Any) -> Applied:

@@ -23,14 +23,18 @@ _log = logging.getLogger(__name__)
 def write_results(store: Store, run: Run) -> None:
     """Compute and store what the run's result page shows. A failure here never fails the run:
     the page then computes it on its first visit."""
-    if run.task not in HELD_OUT:
+    heads = list(HELD_OUT) if run.task == "multi" else [run.task]  # multi: every head's
+    if not set(heads) <= set(HELD_OUT):
         return
     try:
         loaded = load_run_model(store, run.id)
         held = held_out(store, run, loaded.config)
-        HELD_OUT[run.task](store, run, lambda: loaded, held)
-        if run.task == "rotation":
+        for name in heads:
+            head = loaded.head(name)
+            HELD_OUT[name](store, run, lambda head=head: head, held)
+        if "rotation" in heads:
             dataset = store.datasets.get(run.dataset_id)
-            upright.turn_probabilities(store, run.id, dataset, lambda: loaded)
+            rotation = loaded.head("rotation")
+            upright.turn_probabilities(store, run.id, dataset, lambda: rotation)
     except Exception:  # noqa: BLE001 (the run's own results are already saved)
         _log.warning("could not store run %s's per-image results", run.id, exc_info=True)

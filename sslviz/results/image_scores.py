@@ -58,6 +58,7 @@ COLUMNS: dict[str, tuple[tuple[str, ...], str]] = {
     "colorization": (("gain", "psnr", "psnr_grey"), "gain"),
     "jigsaw": (("misplaced", "confidence"), "misplaced"),
 }
+COLUMNS["multi"] = COLUMNS["rotation"]  # a multi-task run scores with its rotation head
 # How a page or a table names each column, and what it means
 DESCRIPTIONS: dict[str, str] = {
     "upright": "rotation model's probability that the stored image is upright (0°)",
@@ -198,6 +199,8 @@ def image_scores(
     started = time.perf_counter()
     where = torch.device(device) if device is not None else run_device(run)
     task, model, config, checkpoint = load_model(store, run.id, device=where)
+    if run.task == "multi":
+        task, model = task.head(model, "rotation")
     cache = open_cache(store, dataset.id, config.image_size)  # uint8 (N, 3, S, S), mmapped
     columns = _score_all(
         task, model, cache, seed=config.seed, on_progress=on_progress, should_stop=should_stop

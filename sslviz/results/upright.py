@@ -172,14 +172,16 @@ def upright_check(
     """``sslviz upright``: rotation run ``run_id`` (its latest checkpoint) on every image of
     ``dataset``. UserError unless it is a rotation run with a checkpoint."""
     run = store.runs.get(run_id)
-    if run.task != "rotation":
+    if run.task not in ("rotation", "multi"):
         raise UserError(
             f"run {run_id} is a {run.task} run: the upright check needs a rotation run "
             "(see `sslviz runs`)"
         )
     if not 0 < min_confidence <= 1:
         raise UserError(f"min confidence {min_confidence}: use a value in (0, 1], e.g. 0.8")
-    q = turn_probabilities(store, run_id, dataset, lambda: cached_run_model(store, run_id))
+    q = turn_probabilities(  # a multi-task run: its rotation head
+        store, run_id, dataset, lambda: cached_run_model(store, run_id).head("rotation")
+    )
     paths = [image.path for image in store.datasets.images(dataset.id)]
     found = find_turned(paths, q, min_confidence=min_confidence)
     return UprightCheck(run_id, dataset.name, len(paths), min_confidence, found)

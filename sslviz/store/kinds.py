@@ -98,6 +98,18 @@ KINDS: dict[str, RunKind] = {
         encoder_loader="sslviz.maps.embed:pretext_encoder",
         results_writer="sslviz.api:write_run_results",
     ),
+    "multi": RunKind(
+        name="multi",
+        label="multi-task",
+        pretext=True,
+        has_encoder=True,
+        live_metric="head_accuracy",
+        metric_label="mean of the heads' accuracies",
+        executor="sslviz.training.train:execute_run",
+        config_type="sslviz.training.config:TrainConfig",
+        encoder_loader="sslviz.maps.embed:pretext_encoder",
+        results_writer="sslviz.api:write_run_results",
+    ),
     "finetune": RunKind(
         name="finetune",
         label="fine-tune",

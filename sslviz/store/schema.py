@@ -8,26 +8,41 @@ from __future__ import annotations
 
 DATASET_STATUSES = ("ingesting", "ready", "failed", "interrupted")
 RUN_STATUSES = ("queued", "running", "finished", "failed", "cancelled", "interrupted")
-TASKS = ("rotation", "colorization", "jigsaw")  # pretext tasks
+TASKS = ("rotation", "colorization", "jigsaw", "multi")  # pretext tasks
 # Other work the one job runner carries out; a row of ``runs`` like a pretext run (DESIGN 3.3).
 JOB_KINDS = ("finetune", "embedding")
 RUN_KINDS = TASKS + JOB_KINDS
+# The kinds as shipped migrations knew them: their text must not change when a kind is added.
+_TASKS_V1 = ("rotation", "colorization", "jigsaw")
+_RUN_KINDS_V2 = _TASKS_V1 + JOB_KINDS
 
 
 def _in(values: tuple[str, ...]) -> str:
     return "(" + ", ".join(f"'{v}'" for v in values) + ")"
 
 
-def _with_autoincrement(table: str, columns: str, after: str = "") -> str:
+def _with_autoincrement(
+    table: str, columns: str, after: str = "", *, keep_sequence: bool = False
+) -> str:
     """Rebuild ``table`` (its current columns, ``columns`` after ``id``) with
-    ``id INTEGER PRIMARY KEY AUTOINCREMENT``, every row and id kept; ``after``: its indexes."""
+    ``id INTEGER PRIMARY KEY AUTOINCREMENT``, every row and id kept; ``after``: its indexes.
+    ``keep_sequence``: the table is AUTOINCREMENT already; its largest id ever given carries
+    over (else a deleted newest row's id would be given again)."""
     names = ", ".join(["id", *(line.split()[0] for line in _column_lines(columns))])
+    sequence = (
+        f"""
+    DELETE FROM sqlite_sequence WHERE name = '{table}_v3';
+    INSERT INTO sqlite_sequence (name, seq)
+        SELECT '{table}_v3', seq FROM sqlite_sequence WHERE name = '{table}';"""
+        if keep_sequence
+        else ""
+    )
     return f"""
     CREATE TABLE {table}_v3 (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         {columns}
     );
-    INSERT INTO {table}_v3 ({names}) SELECT {names} FROM {table};
+    INSERT INTO {table}_v3 ({names}) SELECT {names} FROM {table};{sequence}
     DROP TABLE {table};
     ALTER TABLE {table}_v3 RENAME TO {table};
     {after}
@@ -38,6 +53,34 @@ def _column_lines(columns: str) -> list[str]:
     """The column definitions of a table body (not its UNIQUE/CHECK table constraints)."""
     lines = [line.strip().rstrip(",") for line in columns.strip().splitlines()]
     return [line for line in lines if line and not line.startswith(("UNIQUE", "CHECK", "--"))]
+
+
+def _runs_columns(kinds: tuple[str, ...]) -> str:
+    """The columns of ``runs`` (after ``id``), its ``task`` one of ``kinds``."""
+    return f"""dataset_id       INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+        task             TEXT NOT NULL CHECK (task IN {_in(kinds)}),
+        encoder          TEXT NOT NULL,
+        config           TEXT NOT NULL,
+        device           TEXT NOT NULL,
+        status           TEXT NOT NULL DEFAULT 'queued' CHECK (status IN {_in(RUN_STATUSES)}),
+        created_at       REAL NOT NULL,
+        started_at       REAL,
+        ended_at         REAL,
+        pid              INTEGER,
+        heartbeat_at     REAL,
+        epoch            INTEGER NOT NULL DEFAULT 0,
+        epochs           INTEGER NOT NULL,
+        step             INTEGER NOT NULL DEFAULT 0,
+        total_steps      INTEGER,
+        train_seconds    REAL NOT NULL DEFAULT 0,
+        cancel_requested INTEGER NOT NULL DEFAULT 0 CHECK (cancel_requested IN (0, 1)),
+        error            TEXT,
+        traceback        TEXT,
+        parent_id        INTEGER REFERENCES runs(id) ON DELETE SET NULL"""
+
+
+_RUNS_INDEXES = """CREATE INDEX runs_by_status ON runs (status);
+    CREATE INDEX runs_by_parent ON runs (parent_id);"""
 
 
 MIGRATIONS: list[str] = [
@@ -84,7 +127,7 @@ MIGRATIONS: list[str] = [
     CREATE TABLE runs (
         id               INTEGER PRIMARY KEY,
         dataset_id       INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
-        task             TEXT NOT NULL CHECK (task IN {_in(TASKS)}),
+        task             TEXT NOT NULL CHECK (task IN {_in(_TASKS_V1)}),
         encoder          TEXT NOT NULL,
         config           TEXT NOT NULL,
         device           TEXT NOT NULL,
@@ -129,7 +172,7 @@ MIGRATIONS: list[str] = [
     CREATE TABLE runs_v2 (
         id               INTEGER PRIMARY KEY,
         dataset_id       INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
-        task             TEXT NOT NULL CHECK (task IN {_in(RUN_KINDS)}),
+        task             TEXT NOT NULL CHECK (task IN {_in(_RUN_KINDS_V2)}),
         encoder          TEXT NOT NULL,
         config           TEXT NOT NULL,
         device           TEXT NOT NULL,
@@ -244,31 +287,7 @@ MIGRATIONS: list[str] = [
         UNIQUE (dataset_id, path),
         UNIQUE (dataset_id, sha256)""",
     )
-    + _with_autoincrement(
-        "runs",
-        f"""dataset_id       INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
-        task             TEXT NOT NULL CHECK (task IN {_in(RUN_KINDS)}),
-        encoder          TEXT NOT NULL,
-        config           TEXT NOT NULL,
-        device           TEXT NOT NULL,
-        status           TEXT NOT NULL DEFAULT 'queued' CHECK (status IN {_in(RUN_STATUSES)}),
-        created_at       REAL NOT NULL,
-        started_at       REAL,
-        ended_at         REAL,
-        pid              INTEGER,
-        heartbeat_at     REAL,
-        epoch            INTEGER NOT NULL DEFAULT 0,
-        epochs           INTEGER NOT NULL,
-        step             INTEGER NOT NULL DEFAULT 0,
-        total_steps      INTEGER,
-        train_seconds    REAL NOT NULL DEFAULT 0,
-        cancel_requested INTEGER NOT NULL DEFAULT 0 CHECK (cancel_requested IN (0, 1)),
-        error            TEXT,
-        traceback        TEXT,
-        parent_id        INTEGER REFERENCES runs(id) ON DELETE SET NULL""",
-        after="""CREATE INDEX runs_by_status ON runs (status);
-    CREATE INDEX runs_by_parent ON runs (parent_id);""",
-    )
+    + _with_autoincrement("runs", _runs_columns(_RUN_KINDS_V2), after=_RUNS_INDEXES)
     + _with_autoincrement(
         "sessions",
         """dataset_id  INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
@@ -279,6 +298,9 @@ MIGRATIONS: list[str] = [
         created_at  REAL NOT NULL,
         UNIQUE (dataset_id, name)""",
     ),
+    # 4: multi-task pretext runs (``multi``). SQLite can't alter the CHECK on ``task``: ``runs``
+    # is rebuilt, every row and id kept.
+    _with_autoincrement("runs", _runs_columns(RUN_KINDS), after=_RUNS_INDEXES, keep_sequence=True),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

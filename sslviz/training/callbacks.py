@@ -11,7 +11,7 @@ import math
 import sqlite3
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sslviz.store import Store
 
@@ -37,6 +37,8 @@ class TrainState:
     lr: float = 0.0
     images: int = 0  # images in this step's batch (all ranks, before the task multiplies them)
     time_budget: float | None = None
+    # parts of this step's loss on this rank (a multi-task run: each head's loss / its chance)
+    parts: dict[str, float] = field(default_factory=dict)
 
     @property
     def epoch(self) -> int:
@@ -71,7 +73,8 @@ class StoreLogger(Callback):
         self.flush(state)
 
     def on_step_end(self, state: TrainState) -> None:
-        for key, value in (("loss", state.loss), (state.metric_name, state.metric)):
+        parts = ((f"loss/{name}", value) for name, value in state.parts.items())
+        for key, value in (("loss", state.loss), (state.metric_name, state.metric), *parts):
             self.sums[key] = self.sums.get(key, 0.0) + value
         self.count += 1
         self.images += state.images

@@ -100,6 +100,9 @@ def verdict(results: dict[str, Any], step: int | None = None) -> str | None:
     """One sentence when a run learned nothing measurable (else None), saying what to do."""
     if results.get("learned", True):
         return None
+    heads = results.get("heads")
+    if heads:  # a multi-task run that learned nothing in any head: say so of its first
+        return verdict(next(iter(heads.values())), step)
     after = f" after {step:,} steps" if step is not None else ""
     chance = results.get("chance", {})
     if results.get("task") == "colorization":

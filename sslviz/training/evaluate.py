@@ -148,17 +148,54 @@ def evaluate_model(
         model.train(was_training)
     for name, (kind, path) in artifacts.items():
         store.runs.add_artifact(run.id, name, kind, Path(path).relative_to(run_dir).as_posix())
-    scalars = {
-        f"eval/{key}": float(value)
-        for key, value in metrics.items()
-        if isinstance(value, Real) and not isinstance(value, bool)
-    }
-    store.runs.log_metrics(run.id, step, scalars)
-    context = held_out_context(run.task, metrics, len(images), getattr(task, "permutations", None))
-    results = {"run": run.id, "task": run.task, **metrics, **context}
-    results["holdout_by"] = "image" if groups is None else "folder"
+    store.runs.log_metrics(run.id, step, _scalars(metrics, "eval/"))
+    holdout_by = "image" if groups is None else "folder"
+    results = with_context(run.id, run.task, task, metrics, len(images), holdout_by)
     _write_json(run_dir / EVAL_FILE, {"step": step, "results": results})
     return results
+
+
+def _scalars(metrics: dict[str, Any], prefix: str) -> dict[str, float]:
+    """The real-valued metrics as ``<prefix><key>`` (a multi-task run's as ``eval/<head>/<key>``)."""
+    scalars = {}
+    for key, value in metrics.items():
+        if key == "heads" and isinstance(value, dict):
+            for head, head_metrics in value.items():
+                scalars.update(_scalars(head_metrics, f"{prefix}{head}/"))
+        elif isinstance(value, Real) and not isinstance(value, bool):
+            scalars[f"{prefix}{key}"] = float(value)
+    return scalars
+
+
+def with_context(
+    run_id: int,
+    task_name: str,
+    task: PretextTask,
+    metrics: dict[str, Any],
+    n_images: int,
+    holdout_by: str,
+) -> dict[str, Any]:
+    """``{"run", "task", ...metrics, ...held-out context}``. A multi-task run's ``heads`` each
+    get the keys a single-task run of that task has; at the top, it learned something if any
+    head did."""
+    if "heads" in metrics:
+        heads = {
+            name: with_context(run_id, name, task.heads[name], m, n_images, holdout_by)
+            for name, m in metrics["heads"].items()
+        }
+        unlearned = [h for h in heads.values() if not h["learned"]]
+        return {
+            "run": run_id,
+            "task": task_name,
+            "heads": heads,
+            "heldout_images": int(n_images),
+            "chance": {},
+            "learned": len(unlearned) < len(heads),
+            "advice": unlearned[0]["advice"] if len(unlearned) == len(heads) else None,
+            "holdout_by": holdout_by,
+        }
+    context = held_out_context(task_name, metrics, n_images, getattr(task, "permutations", None))
+    return {"run": run_id, "task": task_name, **metrics, **context, "holdout_by": holdout_by}
 
 
 def evaluate_run(

@@ -50,6 +50,11 @@ def figures(results: dict[str, Any]) -> list[Figure]:
     task = results.get("task")
     n = results.get("heldout_images")
     shown: list[Figure] = []
+    for name, head in (results.get("heads") or {}).items():  # multi-task: each head's headline
+        first = figures({k: v for k, v in head.items() if k != "heldout_images"})[:1]
+        shown += [
+            Figure(f"heads.{name}.{f.key}", f"{name}: {f.label}", f.value, f.context) for f in first
+        ]
     if "accuracy" in results:
         shown.append(
             Figure(

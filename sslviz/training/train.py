@@ -277,8 +277,9 @@ def train(
         for _, n_images, batch in loader.epoch(
             epoch, start=state.step - epoch * plan.steps_per_epoch
         ):
-            inputs = batch.inputs  # (N, C, H, W); jigsaw's tiles are (B, 9, C, h, w)
-            if inputs.dim() == 4:
+            # (N, C, H, W); jigsaw's tiles are (B, 9, C, h, w); multi-task: a dict by head
+            inputs = batch.inputs
+            if isinstance(inputs, torch.Tensor) and inputs.dim() == 4:
                 inputs = inputs.to(memory_format=torch.channels_last)
             with autocast:
                 outputs, loss = net(inputs, batch.targets)
@@ -295,7 +296,9 @@ def train(
             # one collective per step: image-weighted loss and metric, images, stop votes and
             # rank 0's clock, which every rank's schedule then follows
             stop = stop_requested()
-            metric = task.batch_metric(outputs.detach().float(), batch.targets)
+            if isinstance(outputs, torch.Tensor):
+                outputs = outputs.detach().float()
+            metric = task.batch_metric(outputs, batch.targets)
             weight = n_images if weighted else 1
             sums = distributed.all_reduce_sum(
                 [
@@ -309,6 +312,7 @@ def train(
             norm = sums[2] if weighted else 1
             state.loss, state.metric = sums[0] / norm, sums[1] / norm
             state.images, state.train_seconds = int(sums[2]), sums[4]
+            state.parts = getattr(model, "last_losses", {})  # multi-task: each head's loss
             scheduler.step()
             if not math.isfinite(state.loss):
                 status, fields = (

@@ -27,7 +27,7 @@ def _results(
 
     store = get_store()
     run = store.runs.get(run_id)
-    loaded = loaded_model(store, run)
+    loaded = loaded_model(store, run, "colorization")
     held = held_out_images(store, store.runs.get(base_run), loaded.config.image_size)
     if base_run == run_id and temperature is None:  # the run's own decodes: stored when it ended
         colour, faithful = stored.colorization_of(store, run, lambda: loaded, held)

@@ -22,7 +22,7 @@ def _results(home: str, run_id: int, version: int) -> JigsawResults:
 
     store = get_store()
     run = store.runs.get(run_id)
-    held, loaded = held_out_images(store, run), loaded_model(store, run)
+    held, loaded = held_out_images(store, run), loaded_model(store, run, "jigsaw")
     # the answers were stored by the run's worker when it ended (or here, once per checkpoint)
     logits = stored.jigsaw_of(store, run, lambda: loaded, held)
     layout = loaded.task.eval_layout(held.images, loaded.config.seed)

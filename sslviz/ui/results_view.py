@@ -36,9 +36,11 @@ def _model(home: str, run_id: int, version: int) -> LoadedModel:
     return load_run_model(get_store(), run_id)
 
 
-def loaded_model(store: Store, run: Run) -> LoadedModel:
-    """The run's model from its latest checkpoint, loaded once per checkpoint."""
-    return _model(str(store.workspace.root), run.id, checkpoint_version(store, run.id))
+def loaded_model(store: Store, run: Run, head: str | None = None) -> LoadedModel:
+    """The run's model from its latest checkpoint, loaded once per checkpoint; with ``head``,
+    a multi-task run's head of that task (``LoadedModel.head``)."""
+    loaded = _model(str(store.workspace.root), run.id, checkpoint_version(store, run.id))
+    return loaded.head(head) if head else loaded
 
 
 @st.cache_data(show_spinner="Evaluating on the held-out images…", max_entries=32)
@@ -71,9 +73,14 @@ def held_out_images(store: Store, run: Run, image_size: int | None = None) -> He
 
 # --- picking a run ----------------------------------------------------------------------------
 def pretext_runs(store: Store, task: str | None = None) -> list[Run]:
-    """Pretext runs (of ``task``, or of any task), newest first."""
-    runs = [r for r in store.runs.list() if r.task in TASKS and task in (None, r.task)]
+    """Pretext runs (of ``task``, or of any task), newest first; multi-task runs are runs of
+    each task (their head of it)."""
+    runs = [r for r in store.runs.list() if r.task in TASKS and task in (None, r.task, *_heads(r))]
     return sorted(runs, key=lambda r: r.id, reverse=True)
+
+
+def _heads(run: Run) -> tuple[str, ...]:
+    return tuple(TASK_PAGES) if run.task == "multi" else ()
 
 
 def run_picker(store: Store, task: str | None, *, key: str) -> Run | None:
@@ -130,7 +137,7 @@ def run_picker(store: Store, task: str | None, *, key: str) -> Run | None:
 
 
 def _explain_link(store: Store, run: Run, task: str | None) -> None:
-    if task is not None and run.task != task:
+    if task is not None and task not in (run.task, *_heads(run)):
         st.warning(
             f"Run #{run.id} is a {run.task} run, not a {task} run: its results are on its own page.",
             icon=":material/swap_horiz:",
@@ -160,7 +167,10 @@ def result_page(
     if run is None:
         st.stop()
     try:
-        loaded, metrics = loaded_model(store, run), evaluation(store, run)
+        loaded, metrics = loaded_model(store, run, task), evaluation(store, run)
+        if run.task == "multi":
+            st.caption(f"Multi-task run: its {task} head (one encoder shared by three heads).")
+            metrics = metrics["heads"][task]
     except UserError as error:
         st.error(str(error), icon=":material/error:")
         st.stop()

@@ -36,7 +36,9 @@ def _results(home: str, run_id: int, version: int) -> RotationResults:
     run = store.runs.get(run_id)
     held = held_out_images(store, run)
     # stored by the run's worker when it ended (computed and stored here for a newer checkpoint)
-    probabilities = stored.rotation_of(store, run, lambda: loaded_model(store, run), held)
+    probabilities = stored.rotation_of(
+        store, run, lambda: loaded_model(store, run, "rotation"), held
+    )
     return RotationResults(held.paths, held.images, probabilities)
 
 

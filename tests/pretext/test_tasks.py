@@ -33,9 +33,21 @@ def test_forward_backward_reaches_the_encoder(name: str, encoder: str) -> None:
     grads = [p.grad for p in model.encoder.parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
     assert any(g.abs().sum() > 0 for g in grads)
-    assert 0.0 <= task.batch_metric(outputs.detach(), batch.targets) <= 1.0
+    assert 0.0 <= task.batch_metric(_detached(outputs), batch.targets) <= 1.0
     outputs_only, no_loss = model(batch.inputs)
-    assert no_loss is None and outputs_only.shape == outputs.shape
+    assert no_loss is None and _shapes(outputs_only) == _shapes(outputs)
+
+
+def _detached(outputs):  # a multi-task model's outputs are a dict by head
+    if isinstance(outputs, dict):
+        return {name: out.detach() for name, out in outputs.items()}
+    return outputs.detach()
+
+
+def _shapes(outputs):
+    if isinstance(outputs, dict):
+        return {name: out.shape for name, out in outputs.items()}
+    return outputs.shape
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))
@@ -75,7 +87,7 @@ def test_tiny_overfit(name: str) -> None:
 
     torch.manual_seed(0)
     images = photo_crops(8, max(16, create_task(name).min_image_size()))
-    options = {"permutations": 30} if name == "jigsaw" else {}
+    options = {"permutations": 30} if name in ("jigsaw", "multi") else {}
     task, model = build(name, "small-cnn", images, **options)
     batch = task.make_batch(images, torch.Generator().manual_seed(0))  # the same batch each step
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
@@ -95,9 +107,12 @@ def test_same_batch_on_cuda_as_on_cpu(name: str, photos32: torch.Tensor) -> None
     task = create_task(name)
     cpu = task.make_batch(photos32, torch.Generator().manual_seed(4))
     gpu = task.make_batch(photos32.cuda(), torch.Generator().manual_seed(4))
-    assert gpu.inputs.is_cuda and gpu.targets.is_cuda
-    torch.testing.assert_close(gpu.inputs.cpu(), cpu.inputs, atol=1e-4, rtol=1e-4)
-    if cpu.targets.is_floating_point():  # colorization: the ab channels, float maths on both
-        torch.testing.assert_close(gpu.targets.cpu(), cpu.targets, atol=1e-4, rtol=1e-4)
-    else:  # class indices: the same labels
-        assert torch.equal(gpu.targets.cpu(), cpu.targets)
+    pairs = [(gpu.inputs, cpu.inputs), (gpu.targets, cpu.targets)]
+    if isinstance(cpu.inputs, dict):  # multi-task: each head's tensors
+        pairs = [(g[n], c[n]) for g, c in pairs for n in c]
+    for on_gpu, on_cpu in pairs:
+        assert on_gpu.is_cuda
+        if on_cpu.is_floating_point():  # inputs, colorization's ab: float maths on both
+            torch.testing.assert_close(on_gpu.cpu(), on_cpu, atol=1e-4, rtol=1e-4)
+        else:  # class indices: the same labels
+            assert torch.equal(on_gpu.cpu(), on_cpu)

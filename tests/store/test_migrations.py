@@ -127,3 +127,47 @@ def test_v2_workspace_migrates_with_rows_intact_and_ids_are_never_reused(tmp_pat
         assert dataset.id == 4
     finally:
         store.close()
+
+
+def test_v3_workspace_takes_multi_task_runs_and_keeps_its_id_sequence(tmp_path: Path) -> None:
+    """Migration 4 rebuilds ``runs`` for the ``multi`` kind: rows and ids kept, and the id of a
+    run deleted before the upgrade is still never given again."""
+    home = tmp_path / "home"
+    home.mkdir()
+    conn = sqlite3.connect(home / "sslviz.db", isolation_level=None)
+    for script in MIGRATIONS[:3]:
+        conn.executescript(script)
+    conn.execute("PRAGMA user_version = 3")
+    conn.execute(
+        "INSERT INTO datasets (id, name, source, status, created_at) "
+        "VALUES (1, 'old', '/x', 'ready', 1.0)"
+    )
+    for run_id in (1, 2):
+        conn.execute(
+            "INSERT INTO runs (id, dataset_id, task, encoder, config, device, status, created_at, "
+            "epochs) VALUES (?, 1, 'jigsaw', 'small-cnn', '{}', 'cpu', 'finished', 2.0, 3)",
+            (run_id,),
+        )
+    conn.execute("INSERT INTO metrics VALUES (1, 'loss', 1, 0.5, 3.0)")
+    conn.execute("DELETE FROM runs WHERE id = 2")  # the newest run, deleted before the upgrade
+    with pytest.raises(sqlite3.IntegrityError):  # v3 knows no multi-task runs
+        conn.execute(
+            "INSERT INTO runs (dataset_id, task, encoder, config, device, created_at, epochs) "
+            "VALUES (1, 'multi', 'small-cnn', '{}', 'cpu', 2.0, 3)"
+        )
+    conn.close()
+    store = Store.open(home)
+    try:
+        assert store.connection.query("PRAGMA user_version")[0][0] == SCHEMA_VERSION
+        assert store.runs.get(1).task == "jigsaw"
+        assert [m.value for m in store.runs.metrics(1, "loss")] == [0.5]
+        new = store.runs.create(
+            dataset_id=1, task="multi", encoder="small-cnn", config={}, device="cpu", epochs=1
+        )
+        assert new.id == 3 and store.runs.get(3).task == "multi"
+        with pytest.raises(sqlite3.IntegrityError):
+            store.runs.create(
+                dataset_id=1, task="nonsense", encoder="x", config={}, device="cpu", epochs=1
+            )
+    finally:
+        store.close()
