@@ -3,11 +3,14 @@ first-layer filters, and one image through the network, with the untrained netwo
 
 import streamlit as st
 
+from sslviz.ui.colour_scale import colour_bar
 from sslviz.ui.demo_view import image_source
 from sslviz.ui.features_view import (
+    SCALE_NOTE,
+    SELECTIVITY_HELP,
     channels_panel,
     filters_picture,
-    image_maps,
+    one_image_panel,
     random_layer,
     source_of,
 )
@@ -47,6 +50,7 @@ with user_errors():
     st.query_params["layer"] = layer
     channels, filters, one = st.tabs(["Channels", "First-layer filters", "One image"])
     with channels:
+        st.caption(SELECTIVITY_HELP)
         columns = st.columns(2) if compare else [st.container()]
         with columns[0]:
             channels_panel(store, dataset, str(run.id), layer, key="feat", title=f"Run #{run.id}")
@@ -67,21 +71,20 @@ with user_errors():
             st.query_params["channel"] = str(chosen)
     with filters:
         st.caption(
-            "The first convolution's filters, each scaled on its own (grey = 0). "
+            "The first convolution's filters, each scaled on its own: grey = 0, the darkest and "
+            "brightest = its largest negative and positive weights. "
             + (
                 "Colorization sees lightness only: its filters are grey."
                 if run.task == "colorization"
                 else ""
             )
         )
-        columns = st.columns(2) if compare else [st.container()]
-        columns[0].image(filters_picture(source), caption=f"Run #{run.id}", width="stretch")
+        colour_bar("most negative weight", "most positive weight", grey=True)
+        st.markdown(f"**Run #{run.id}**")
+        st.image(filters_picture(source), width="stretch")
         if compare:
-            columns[1].image(
-                filters_picture(source_of(store, "random")),
-                caption="Untrained (random)",
-                width="stretch",
-            )
+            st.markdown("**Untrained (random)**")
+            st.image(filters_picture(source_of(store, "random")), width="stretch")
     with one:
         given = image_source(store, run, key="feat_image")
         if given is None:
@@ -91,15 +94,17 @@ with user_errors():
 
             image = read_image(given.data, given.name)
             st.caption(
-                f"Every channel's activation map at {layer}, in channel order, over the image."
+                f"Each channel's activation map at {layer} over the image; under each, its "
+                "peak on this image (1 = the channel's highest on any dataset image)."
             )
-            columns = st.columns(2) if compare else [st.container()]
-            columns[0].image(
-                image_maps(source, image, layer), caption=f"Run #{run.id}", width="stretch"
-            )
+            colour_bar("0", "1 = the channel's dataset maximum", note=SCALE_NOTE)
+            one_image_panel(store, dataset, str(run.id), layer, image, title=f"Run #{run.id}")
             if compare:
-                columns[1].image(
-                    image_maps(source_of(store, "random"), image, random_layer(store, layer)),
-                    caption="Untrained (random)",
-                    width="stretch",
+                one_image_panel(
+                    store,
+                    dataset,
+                    "random",
+                    random_layer(store, layer),
+                    image,
+                    title="Untrained (random)",
                 )

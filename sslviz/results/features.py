@@ -83,6 +83,16 @@ class ChannelIndex:
         score = (top - np.median(self.peak, axis=0)) / np.where(spread > 1e-6, spread, np.inf)
         return score.astype(np.float32)
 
+    def channel_max(self) -> np.ndarray:
+        """(C,) each channel's highest activation on any image: the scale its maps are read on
+        (1 = this), so networks whose raw activations differ by orders of magnitude compare."""
+        return self.peak.max(axis=0) if len(self.peak) else np.zeros(self.channels, np.float32)
+
+    def typical_share(self) -> np.ndarray:
+        """(C,) the median image's peak as a share of the channel's maximum (0-1)."""
+        top = self.channel_max()
+        return np.median(self.peak, axis=0) / np.where(top > 1e-12, top, np.inf)
+
     def ranked_channels(self) -> list[int]:
         """Channels, most selective first (ties by channel number)."""
         return [int(c) for c in np.argsort(-self.selectivity(), kind="stable")]

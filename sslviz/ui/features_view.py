@@ -27,11 +27,28 @@ from sslviz.results.features import (
 )
 from sslviz.results.heatmap import outline, overlay
 from sslviz.store import Dataset, Store
+from sslviz.ui.colour_scale import colour_bar
 from sslviz.ui.results_view import pager, picture
 
 CROP_SIDE = 72  # px of a dataset example in the channel grid
 DETAIL_SIDE = 112  # px of an image in a channel's top 50
 DETAIL_COUNT = 50
+DETAIL_COLUMNS = 5  # images a row in the top 50: large enough to see the map
+FILTER_SIDE = 64  # px of a first-layer filter
+FILTER_COLUMNS = 12
+IMAGE_MAP_SIDE = 144  # px of one channel's map over the given image
+IMAGE_MAPS = 24  # channels shown for one image (the ones it excites most, relative to their max)
+SELECTIVITY_HELP = (
+    "Selectivity: how far a channel's top 1% of images stand above its typical (median) image, in "
+    "standard deviations of its peaks — 0 fires alike on everything, higher is pickier. It says "
+    "how picky a channel is, not how useful: an untrained network's channels can be picky about "
+    "plain colour."
+)
+SCALE_NOTE = (
+    "Each channel on its own scale: 1 = its highest activation on any image of the dataset, so "
+    "the run and the untrained network read alike though their raw activations differ by orders "
+    "of magnitude."
+)
 STRIP_COUNT = 8  # examples per channel in the grid
 CHANNELS_PER_PAGE = 8
 GAP = 4
@@ -135,7 +152,7 @@ def _detail(
     images = torch.from_numpy(np.array(cache[sorted(rows)]))  # uint8 (n, 3, S, S)
     order = {r: i for i, r in enumerate(sorted(rows))}
     maps = activation_maps(_source, images, _index.layer)[:, channel]  # (n, h, w)
-    vmax = float(maps.max())
+    vmax = _index.channel_max()[channel]  # the channel's own dataset maximum is 1
     pictures = []
     for r in rows:
         big = _enlarged(images[order[r]], DETAIL_SIDE)  # (3, kS, kS), whole-pixel scale k
@@ -143,7 +160,7 @@ def _detail(
         k = big.shape[-1] / _source.image_size
         shown = outline(heat, [round(v * k) for v in _index.input_box(r, channel)])
         pictures.append(np.asarray(shown.resize((DETAIL_SIDE, DETAIL_SIDE))))
-    return png(sheet(pictures, 10))
+    return png(sheet(pictures, DETAIL_COLUMNS))
 
 
 def _enlarged(image: torch.Tensor, side: int) -> torch.Tensor:
@@ -153,25 +170,37 @@ def _enlarged(image: torch.Tensor, side: int) -> torch.Tensor:
 
 def channel_detail(store: Store, index: ChannelIndex, source: FeatureSource, channel: int) -> bytes:
     """The channel's top 50 (at the size the network saw them), each with the channel's map over
-    it (one colour scale for all) and its strongest spot's receptive field outlined."""
+    it (on the channel's own scale: 1 = its dataset maximum) and its strongest spot's receptive
+    field outlined."""
     return _detail(store, index, source, _version_key(store, index), channel, DETAIL_COUNT)
 
 
-def filters_picture(source: FeatureSource, side: int = 40) -> np.ndarray:
-    """The first conv layer's filters, each scaled on its own (grey = 0 weight), 16 a row."""
+def filters_picture(source: FeatureSource, side: int = FILTER_SIDE) -> np.ndarray:
+    """The first conv layer's filters, each scaled on its own (grey = 0 weight), 12 a row."""
     filters = first_layer_filters(source.encoder)  # uint8 (C, 3, k, k)
-    return sheet([picture(f, side) for f in filters], 16)
+    return sheet([picture(f, side) for f in filters], FILTER_COLUMNS)
 
 
 def image_maps(
-    source: FeatureSource, image: PILImage.Image, layer: str, side: int = 96
-) -> np.ndarray:
-    """Every channel's activation map at ``layer`` over one image, 12 a row in channel order."""
+    source: FeatureSource,
+    image: PILImage.Image,
+    layer: str,
+    channel_max: np.ndarray,
+    *,
+    count: int = IMAGE_MAPS,
+    side: int = IMAGE_MAP_SIDE,
+) -> tuple[list[np.ndarray], list[str]]:
+    """The ``count`` channels this image excites most, relative to each channel's own dataset
+    maximum ``channel_max`` (C,): their maps over the image on that scale, and a caption each
+    (``"ch 12 · 0.87"``: the map's peak, 1 = the channel's dataset maximum)."""
     x = square(image, source.image_size)  # (1, 3, S, S)
     maps = activation_maps(source, x, layer)[0]  # (C, h, w)
+    top = torch.from_numpy(np.maximum(channel_max, 1e-12)).float()  # (C,)
+    relative = maps.flatten(1).amax(dim=1) / top  # (C,)
+    order = torch.argsort(relative, descending=True, stable=True)[:count].tolist()
     big = _enlarged(x[0], side)
-    vmax = float(maps.max())
-    return sheet([overlay(big, m, vmax=vmax).permute(1, 2, 0).numpy() for m in maps], 12)
+    pictures = [overlay(big, maps[c], vmax=float(top[c])).permute(1, 2, 0).numpy() for c in order]
+    return pictures, [f"ch {c} · {float(relative[c]):.2f}" for c in order]
 
 
 # --- the grid --------------------------------------------------------------------------------------
@@ -182,11 +211,15 @@ def channel_grid(
     ``st.session_state[on_open]`` to the channel) and its strongest images."""
     ranked = index.ranked_channels()
     selectivity = index.selectivity()
+    typical = index.typical_share()
     for i in pager(len(ranked), CHANNELS_PER_PAGE, key=f"{key}_page", label="channels"):
         c = ranked[i]
         left, right = st.columns([3, 10], vertical_alignment="center")
         left.markdown(f"**channel {c}**" + ("  \n:blue[open below]" if c == selected else ""))
-        left.caption(f"selectivity {selectivity[c]:.2f} · top {index.peak[:, c].max():.3g}")
+        left.caption(
+            f"selectivity {selectivity[c]:.2f} · typical image {typical[c]:.0%} of its max",
+            help=SELECTIVITY_HELP,
+        )
         # a callback, so the detail above the grid shows on the very run the click starts
         left.button(
             "Top 50",
@@ -220,6 +253,7 @@ def channels_panel(
         c = int(chosen)
         st.markdown(f"**Channel {c}: its top {DETAIL_COUNT}**, with its activation map over each")
         st.image(channel_detail(store, index, source_of(store, source), c), width="stretch")
+        colour_bar("0", "1 = the channel's highest on any dataset image", note=SCALE_NOTE)
         st.button(
             "Close",
             key=f"{key}_close",
@@ -228,6 +262,19 @@ def channels_panel(
             args=(chosen_key, None),
         )
     channel_grid(store, index, key=key, on_open=chosen_key, selected=chosen)
+
+
+def one_image_panel(
+    store: Store, dataset: Dataset, source: str, layer: str, image: PILImage.Image, *, title: str
+) -> None:
+    """The channels one image excites most, each map on its channel's own dataset scale."""
+    index = index_of(store, dataset, source, layer)
+    pictures, captions = image_maps(source_of(store, source), image, layer, index.channel_max())
+    st.markdown(
+        f"**{title}** · {layer}: the {len(pictures)} of {index.channels} channels "
+        "this image excites most, strongest first"
+    )
+    st.image(pictures, caption=captions, width=IMAGE_MAP_SIDE)
 
 
 def random_layer(store: Store, layer: str) -> str:

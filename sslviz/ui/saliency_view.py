@@ -19,6 +19,7 @@ from sslviz.results.saliency import (
     rotation_saliency,
     saliency_panels,
 )
+from sslviz.ui.colour_scale import colour_bar
 from sslviz.ui.results_view import picture
 
 HELP = (
@@ -29,7 +30,16 @@ HELP = (
 
 
 def saliency_toggle(*, key: str, label: str = "Show where the model looked") -> bool:
-    return st.toggle(label, value=False, key=key, help=HELP)
+    """The toggle, and when it is on the colour scale of the maps it turns on."""
+    on = st.toggle(label, value=False, key=key, help=HELP)
+    if on:
+        colour_bar(
+            "no evidence",
+            "the strongest evidence in that picture",
+            note="Each map is scaled to its own maximum: compare where within a picture, not "
+            "how much between pictures.",
+        )
+    return on
 
 
 @st.cache_data(max_entries=256, show_spinner=False)

@@ -59,6 +59,15 @@ def test_one_image_through_the_network(trained) -> None:
     app.segmented_control(key="feat_image_source").set_value("From a dataset").run()
     assert not app.exception
     assert any("activation map at block3" in c.value for c in app.caption)
+    # each channel on its own dataset scale (1 = its highest on any dataset image), said on a
+    # colour bar: the run and the untrained network read alike, whatever their raw units
+    assert any("1 = its highest activation on any image" in c.value for c in app.caption)
+    shown = [i for i in app.get("image") if len(i.proto.imgs) > 1]
+    assert len(shown) == 2  # the run's and the untrained network's strongest channels
+    for element in shown:
+        values = [float(img.caption.split(" · ")[1]) for img in element.proto.imgs]
+        assert values == sorted(values, reverse=True)
+        assert 0 < values[0] <= 1.5  # the dataset's own image: near its channels' maxima
 
 
 def test_upright_section_on_the_rotation_page(trained) -> None:
