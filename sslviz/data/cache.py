@@ -1,6 +1,9 @@
 """Decode once: a dataset's images as one uint8 array at a training resolution, on disk.
 
-    <dataset_dir>/cache/<size>.npy      uint8 (N, 3, size, size), rows in the dataset's image order
+    <dataset_dir>/cache/<size>-v<N>.npy   uint8 (N, 3, size, size), rows in the dataset's image order
+
+``N`` is ``decode.DECODE_VERSION``: a cache decoded under older rules (transparency on black, thin
+images cropped to a sliver) is rebuilt once, and removed.
 
 Each image is decoded (EXIF orientation applied, RGB) by ``sslviz.data.decode.load_rgb``, its
 shorter side resized to ``size`` and the centre cropped square. The array is built in a process
@@ -25,11 +28,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image as PILImage
-from PIL import ImageOps
 
 from sslviz.core.liveness import Cancelled, ChildWatch, alive
 from sslviz.core.processes import die_with_parent, pid_alive
+from sslviz.data.decode import DECODE_VERSION
 
 if TYPE_CHECKING:
     from sslviz.store import Store
@@ -42,15 +44,23 @@ _POLL_SECONDS = 0.2  # how often a build checks whether it should stop
 
 
 def cache_path(store: Store, dataset_id: int, size: int) -> Path:
-    return store.workspace.dataset_dir(dataset_id) / "cache" / f"{int(size)}.npy"
+    name = f"{int(size)}-v{DECODE_VERSION}.npy"
+    return store.workspace.dataset_dir(dataset_id) / "cache" / name
+
+
+def _remove_outdated(path: Path, size: int) -> None:
+    """Caches of this size decoded under older rules (``<size>.npy``, ``<size>-v<M>.npy``)."""
+    for old in [path.with_name(f"{size}.npy"), *path.parent.glob(f"{size}-v*.npy")]:
+        if old != path:
+            old.unlink(missing_ok=True)
 
 
 def decode_square(path: str | Path, size: int) -> np.ndarray:
-    """One image file -> uint8 (3, size, size): shorter side resized to ``size``, centre crop."""
-    from sslviz.data.decode import load_rgb
+    """One image file -> uint8 (3, size, size): shorter side resized to ``size``, centre crop
+    (a thin image shrunk whole and padded: ``decode.fit_square``)."""
+    from sslviz.data.decode import fit_square, load_rgb
 
-    image = load_rgb(path)
-    square = ImageOps.fit(image, (size, size), method=PILImage.Resampling.BICUBIC)
+    square = fit_square(load_rgb(path), size)
     return np.asarray(square, dtype=np.uint8).transpose(2, 0, 1)  # (3, size, size)
 
 
@@ -108,6 +118,7 @@ def build_cache(
     path = cache_path(store, dataset_id, size)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_orphans(path)
+    _remove_outdated(path, int(size))
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.{time.monotonic_ns()}.npy")
     total = len(files)
     stop = should_stop or (lambda: False)

@@ -1,9 +1,11 @@
 """Open, validate and convert one image: the only place that decides what counts as an image.
 
 A file is an image if Pillow can decode all of it (a full ``load()``, so truncation shows), within
-Pillow's decompression-bomb pixel limit, at least ``MIN_SIDE`` pixels on each side. Accepted images
-are read everywhere later through :func:`load_rgb`: EXIF orientation applied, first frame of an
-animation, any mode converted to 8-bit RGB with transparency composited on white, and colours
+Pillow's decompression-bomb pixel limit, at least ``MIN_SIDE`` pixels on its longer side (a 39x7
+clip-art rule is an image; a 4x4 dot is not). Accepted images are read everywhere later through
+:func:`load_rgb`: EXIF orientation applied, first frame of an animation, any mode converted to 8-bit
+RGB with every kind of transparency (an alpha channel, a palette's or a colour key's ``tRNS``)
+composited on one ``BACKGROUND``, so the model and the thumbnails see the same picture, and colours
 converted to sRGB when the file embeds another ICC colour profile (phone photos are often in
 Display P3: read as if sRGB, their colours come out dull and shifted). The stored file keeps its
 original bytes and profile.
@@ -21,7 +23,12 @@ from typing import TYPE_CHECKING
 
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
-MIN_SIDE = 8  # pixels; smaller images carry nothing a CNN can learn from
+MIN_SIDE = 8  # pixels on the longer side; smaller images carry nothing a CNN can learn from
+BACKGROUND = (255, 255, 255)  # under transparent pixels and around a padded thin image
+MAX_CROP_ASPECT = 2.0  # longer / shorter side up to which a square is cut from the centre
+# Bumped whenever what ``load_rgb`` + ``fit_square`` give for a file changes: names the caches.
+# 2: colour-key transparency composited like alpha; thin images padded, not cropped.
+DECODE_VERSION = 2
 if TYPE_CHECKING:
     import numpy as np
 
@@ -70,8 +77,10 @@ def decode(data: bytes, *, reduce_to: int | None = None) -> Decoded:
             raise Rejected(_decode_error_reason(error)) from None
 
         width, height = img.size
-        if min(width, height) < MIN_SIDE:
-            raise Rejected(f"too small ({width}x{height} px; at least {MIN_SIDE} px a side)")
+        if max(width, height) < MIN_SIDE:
+            raise Rejected(
+                f"too small ({width}x{height} px; at least {MIN_SIDE} px on its longer side)"
+            )
         mode, fmt = img.mode, img.format or "unknown"
         frames = int(getattr(img, "n_frames", 1) or 1)
         try:
@@ -161,26 +170,60 @@ def _srgb() -> ImageCms.ImageCmsProfile:
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 
 
+def fit_square(image: Image.Image, size: int) -> Image.Image:
+    """An RGB image -> ``size`` x ``size``, as the training cache and the live demo see it: the
+    shorter side resized to ``size`` and the centre cut square; an image more than
+    ``MAX_CROP_ASPECT`` times longer than wide (or wide than long) is instead shrunk whole, aspect
+    kept, and padded with ``BACKGROUND`` (a centre square of a 39x7 rule would be a 7x7 sliver)."""
+    width, height = image.size
+    if max(width, height) <= MAX_CROP_ASPECT * min(width, height):
+        return ImageOps.fit(image, (size, size), method=Image.Resampling.BICUBIC)
+    scale = size / max(width, height)
+    inner = (max(1, round(width * scale)), max(1, round(height * scale)))
+    canvas = Image.new("RGB", (size, size), BACKGROUND)
+    resized = image.resize(inner, Image.Resampling.BICUBIC)
+    canvas.paste(resized, ((size - inner[0]) // 2, (size - inner[1]) // 2))
+    return canvas
+
+
 def _plain_rgb(img: Image.Image) -> Image.Image:
-    """Any Pillow mode -> 8-bit RGB, colour values taken as they are."""
+    """Any Pillow mode -> 8-bit RGB, colour values taken as they are; whatever is transparent
+    (alpha, a palette entry, an RGB or grey colour key) composited on ``BACKGROUND``."""
     mode = img.mode
+    if mode in _ALPHA_MODES or "transparency" in img.info:
+        return _on_background(img)
     if mode == "RGB":
         return img
     if mode in _SIXTEEN_BIT or mode in ("I", "F"):
-        import numpy as np  # here, not at the top: decoding workers start faster without it
-
-        return Image.fromarray(
-            _to_uint8(np.asarray(img), sixteen_bit=mode in _SIXTEEN_BIT), "L"
-        ).convert("RGB")
-    if mode in _ALPHA_MODES or (mode in ("P", "L", "RGB", "1") and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        white = Image.new("RGB", rgba.size, (255, 255, 255))
-        white.paste(rgba, mask=rgba.getchannel("A"))
-        return white
+        return _grey_to_uint8(img).convert("RGB")
     try:
         return img.convert("RGB")
     except ValueError:
         raise Rejected(f"unsupported colour mode {mode}") from None
+
+
+def _on_background(img: Image.Image) -> Image.Image:
+    """``img`` over ``BACKGROUND``: one compositing for every kind of transparency."""
+    if img.mode in _SIXTEEN_BIT or img.mode in ("I", "F"):
+        import numpy as np
+
+        # a 16-bit grey colour key: pixels equal to the key are clear; Pillow can't convert these
+        key = img.info.get("transparency")
+        clear = np.asarray(img) == key if isinstance(key, int) else None
+        img = _grey_to_uint8(img).convert("RGBA")
+        if clear is not None:
+            img.putalpha(Image.fromarray(np.where(clear, 0, 255).astype(np.uint8), "L"))
+    rgba = img.convert("RGBA")
+    out = Image.new("RGB", rgba.size, BACKGROUND)
+    out.paste(rgba, mask=rgba.getchannel("A"))
+    return out
+
+
+def _grey_to_uint8(img: Image.Image) -> Image.Image:
+    """A 16-bit, 32-bit integer or float grey image -> 8-bit grey ("L")."""
+    import numpy as np  # here, not at the top: decoding workers start faster without it
+
+    return Image.fromarray(_to_uint8(np.asarray(img), sixteen_bit=img.mode in _SIXTEEN_BIT), "L")
 
 
 def _to_uint8(values: np.ndarray, *, sixteen_bit: bool) -> np.ndarray:

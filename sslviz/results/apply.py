@@ -12,6 +12,7 @@ centre crop), at the run's training size. ``seconds`` is the model's time alone 
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -23,11 +24,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 from torch import Tensor
 
 from sslviz.core.errors import UserError
-from sslviz.data.decode import Rejected, decode
+from sslviz.data.decode import Rejected, decode, fit_square
+from sslviz.data.sources import MAX_FILE_BYTES
 from sslviz.models.checkpoint import checkpoint_path
 from sslviz.pretext import PretextModel, PretextTask
 from sslviz.pretext.colorization import colourfulness, psnr
@@ -106,21 +108,31 @@ def cached_run_model(store: Store, run_id: int) -> LoadedModel:
 
 # --- the image ---------------------------------------------------------------------------------
 def read_image(source: bytes | str | Path, name: str | None = None) -> Image.Image:
-    """An image file (path or bytes) as 8-bit RGB, decoded and validated as ingestion does.
+    """An image file (path or bytes) as 8-bit RGB, decoded and validated as ingestion does, and
+    under its per-file limit (``MAX_FILE_BYTES``: a file past it is never read into memory).
     UserError (one line, with the reason) if it is not a usable image."""
     if isinstance(source, bytes):
-        data, label = source, name or "the upload"
+        data, label, size = source, name or "the upload", len(source)
     else:
         path = Path(source).expanduser()
         label = name or str(path)
         try:
-            data = path.read_bytes()
+            with open(path, "rb") as handle:
+                # a file that grows (or a device) past its stat size is caught by reading one more
+                size = os.fstat(handle.fileno()).st_size
+                data = b"" if size > MAX_FILE_BYTES else handle.read(MAX_FILE_BYTES + 1)
+                size = max(size, len(data))
         except FileNotFoundError:
             raise UserError(f"{label}: no such file") from None
         except IsADirectoryError:
             raise UserError(f"{label} is a folder: give one image file") from None
         except OSError as error:
             raise UserError(f"{label}: can't read it ({error.strerror})") from None
+    if size > MAX_FILE_BYTES:
+        raise UserError(
+            f"{label} is too large ({size / 1024**2:,.0f} MB; an image may be at most "
+            f"{MAX_FILE_BYTES // 1024**2} MB)"
+        )
     try:
         return decode(data).rgb
     except Rejected as reason:
@@ -130,8 +142,8 @@ def read_image(source: bytes | str | Path, name: str | None = None) -> Image.Ima
 
 
 def square(image: Image.Image, size: int) -> Tensor:
-    """RGB image -> uint8 (1, 3, size, size): shorter side resized, centre crop (as the cache)."""
-    fitted = ImageOps.fit(image, (size, size), method=Image.Resampling.BICUBIC)
+    """RGB image -> uint8 (1, 3, size, size), exactly as the cache fits it (``fit_square``)."""
+    fitted = fit_square(image, size)
     return torch.from_numpy(np.asarray(fitted, dtype=np.uint8).copy()).permute(2, 0, 1)[None]
 
 

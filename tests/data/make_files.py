@@ -50,6 +50,7 @@ def good_files() -> dict[str, bytes]:
         "float.tif": encoded(Image.fromarray(np.full((10, 10), 0.5, np.float32)), "TIFF"),
         "no_extension": encoded(noise(10, 10, 6), "PNG"),
         "wrong_extension.png": encoded(noise(11, 11, 7), "JPEG"),
+        "thin.png": encoded(noise(39, 7, 8), "PNG"),  # a clip-art rule: judged by its longer side
     }
 
 
@@ -74,7 +75,7 @@ def bad_files() -> dict[str, tuple[bytes, str]]:
         "truncated.gif": (gif[:-1], "truncated"),
         "truncated.webp": (webp[: len(webp) - 40], "truncated"),
         "tiny.png": (encoded(noise(4, 4), "PNG"), "too small"),
-        "thin.png": (encoded(noise(200, 7), "PNG"), "too small"),
+        "short_line.png": (encoded(noise(7, 3), "PNG"), "too small"),  # 7 px long at most
     }
 
 

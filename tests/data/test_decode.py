@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from sslviz.data.decode import Rejected, decode, load_rgb, to_rgb
+from sslviz.data.decode import BACKGROUND, Rejected, decode, fit_square, load_rgb, to_rgb
 from tests.data.make_files import (
     bad_files,
     colorants,
@@ -141,3 +141,57 @@ def test_shrinking_before_the_colour_conversion_gives_the_same_picture(tmp_path)
     small_late = to_rgb(late.resize((30, 6), Image.Resampling.NEAREST))
     small_early = load_rgb(path).resize((30, 6), Image.Resampling.NEAREST)
     assert np.abs(np.asarray(small_late, int) - np.asarray(small_early, int)).max() <= 1
+
+
+def _keyed(mode: str) -> bytes:
+    """A 16x16 PNG in ``mode`` whose left half is opaque (red, or grey 200) and whose right half
+    is clear by the mode's own kind of transparency: alpha, a palette entry, a colour key."""
+    grey = mode in ("L", "LA", "I;16")
+    opaque = (200,) if grey else (255, 0, 0)
+    if mode in ("RGBA", "LA"):
+        image = Image.new(mode, (16, 16), (*opaque, 0))
+        image.paste((*opaque, 255), (0, 0, 8, 16))
+        return encoded(image, "PNG")
+    if mode == "P":
+        image = Image.new("P", (16, 16), 1)
+        image.putpalette([255, 0, 0, 0, 0, 0] + [0] * 762)
+        image.paste(0, (0, 0, 8, 16))
+        return encoded(image, "PNG", transparency=1)
+    if mode == "I;16":
+        array = np.full((16, 16), 7, np.uint16)
+        array[:, :8] = 200 * 257
+        image = Image.fromarray(array)
+        return encoded(image, "PNG", transparency=7)
+    key = 0 if grey else (0, 0, 0)  # the tRNS colour key: pixels of this colour are clear
+    image = Image.new(mode, (16, 16), key)
+    image.paste(opaque[0] if grey else opaque, (0, 0, 8, 16))
+    return encoded(image, "PNG", transparency=key)
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P", "RGB", "L", "I;16"])
+def test_every_kind_of_transparency_is_composited_on_one_background(mode: str, tmp_path) -> None:
+    """An RGB or grey PNG with a tRNS colour key went black where it is clear (a third of a real
+    stamp): every transparent mode now gives the same picture to the model and the thumbnail."""
+    data = _keyed(mode)
+    (tmp_path / "keyed.png").write_bytes(data)
+    for rgb in (load_rgb(tmp_path / "keyed.png"), decode(data).rgb):  # model, thumbnail
+        pixels = np.asarray(rgb)
+        assert (pixels[:, 8:] == BACKGROUND).all(), pixels[0]  # the clear half
+        assert (pixels[:, :8] != BACKGROUND).any(axis=-1).all()  # the opaque half kept
+
+
+def test_a_thin_image_is_an_image_judged_by_its_longer_side(tmp_path) -> None:
+    """A 39x7 clip-art rule was refused as "too small"; the cache pads it whole instead of
+    cutting a 7x7 sliver from its middle."""
+    rule = np.zeros((7, 39, 3), np.uint8)
+    rule[:, :, 0] = np.linspace(0, 250, 39).astype(np.uint8)  # red grows left to right
+    decoded = decode(encoded(Image.fromarray(rule), "PNG"))
+    assert (decoded.width, decoded.height) == (39, 7)
+    with pytest.raises(Rejected, match="longer side"):
+        decode(encoded(noise(7, 3), "PNG"))
+    square = np.asarray(fit_square(decoded.rgb, 32))  # (32, 32, 3)
+    assert (square[:10] == BACKGROUND).all() and (square[-10:] == BACKGROUND).all()  # padded
+    band = square[14:18, :, 0].astype(int)  # the rule, all of it: dark left, bright right
+    assert band[:, :3].mean() < 40 and band[:, -3:].mean() > 210
+    photo = noise(40, 30)  # an ordinary aspect is still cut from the centre, not padded
+    assert (np.asarray(fit_square(photo, 30)) == np.asarray(photo)[:, 5:35]).all()

@@ -18,7 +18,7 @@ def test_cache_is_built_once_in_image_order_and_reused(store, tiny):
     assert cache.shape == (40, 3, 24, 24) and cache.dtype == np.uint8
     assert isinstance(cache, np.memmap)
     assert calls[-1] == (40, 40)
-    assert [p.name for p in path.parent.iterdir()] == ["24.npy"]  # no temp file left behind
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file left behind
 
     images = store.datasets.images(tiny.id)  # the dataset's order, by path
     folder = store.workspace.dataset_dir(tiny.id)
@@ -29,6 +29,17 @@ def test_cache_is_built_once_in_image_order_and_reused(store, tiny):
     again = open_cache(store, tiny.id, 24, on_progress=lambda d, t: calls.append("rebuilt"))
     assert "rebuilt" not in calls and path.stat().st_mtime_ns == stamp
     np.testing.assert_array_equal(again, cache)
+
+
+def test_a_cache_decoded_under_older_rules_is_rebuilt_and_removed(store, tiny):
+    """Caches made before transparency keys and thin images were decoded right (``<size>.npy``)
+    would keep feeding the model black backgrounds and slivers: they are rebuilt, and removed."""
+    old = cache_path(store, tiny.id, 16).with_name("16.npy")
+    old.parent.mkdir(parents=True)
+    np.save(old, np.zeros((40, 3, 16, 16), np.uint8))  # the right shape, the old decoding
+    cache = open_cache(store, tiny.id, 16)
+    assert cache.any() and not old.exists()
+    assert [p.name for p in old.parent.iterdir()] == [cache_path(store, tiny.id, 16).name]
 
 
 def test_cache_pool_matches_serial(store, make_dataset):
