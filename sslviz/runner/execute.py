@@ -52,49 +52,42 @@ def execute(
         if heartbeat is not None:
             heartbeat.stop()
     store.runs.transition(
-        run.id, status, allowed_from=("running",), ended_at=time.time(), pid=None, **fields
+        run.id,
+        status,
+        allowed_from=("running",),
+        owner=os.getpid(),
+        ended_at=time.time(),
+        pid=None,
+        **fields,
     )
     return store.runs.get(run.id)
 
 
-def claim(store: Store, run_id: int) -> Run:
-    """Take the run for this process and return it as claimed. A run claimed for this process
-    carries its pid (the scheduler's claim, then its worker records its pid; or created claimed
-    in the foreground); a queued run is claimed here by id (queued -> running in one statement: no
-    scheduler can claim it too); an ended run restarts from its checkpoint with its cancel flag
-    cleared. A run another process claimed is refused."""
+class RunTaken(UserError):
+    """The run is owned by another process: this one must leave it alone."""
+
+
+def claim(store: Store, run_id: int, *, worker: bool = False) -> Run:
+    """Take the run for this process and return it as claimed: the claim, this pid and the
+    claim time are one conditional update (``store.runs.take``), so a run has one owner. A queued
+    run, an ended one restarting from its checkpoint (its cancel flag cleared), or for a
+    ``worker`` one a scheduler claimed for a worker, can be taken; a run this process already
+    owns (created claimed in the foreground) is returned as it is. Another process's run (or one
+    a scheduler holds for its worker) raises :class:`RunTaken`, an unknown or finished one a
+    UserError; neither is touched."""
     run = store.runs.get(run_id)
-    now = time.time()
     me = os.getpid()
-    common = {"pid": me, "heartbeat_at": now, "started_at": run.started_at or now}
-    if run.status == "running" and run.pid != me:
-        raise _taken(run)
-    if run.status in RESUMABLE_STATUSES:
-        ok = store.runs.transition(
-            run.id,
-            "running",
-            allowed_from=RESUMABLE_STATUSES,
-            cancel_requested=0,
-            error=None,
-            traceback=None,
-            ended_at=None,
-            **common,
-        )
-    elif run.status == "queued":
-        ok = store.runs.transition(run.id, "running", allowed_from=("queued",), **common)
-    else:  # claimed for this process already (its pid is recorded)
-        ok = run.status == "running" and store.runs.transition(
-            run.id, "running", allowed_from=("running",), **common
-        )
-    if not ok:
-        now_run = store.runs.get(run.id)
-        if now_run.status == "running":
-            raise _taken(now_run)
-        raise UserError(
-            f"run {run.id} is {now_run.status}: only queued, running, "
-            f"{', '.join(RESUMABLE_STATUSES)} runs can be carried out"
-        )
-    return store.runs.get(run.id)
+    if run.status == "running" and run.pid == me and run.claimed_at is not None:
+        return run  # claimed for this process already
+    if store.runs.take(run.id, me, resumable=RESUMABLE_STATUSES, worker=worker):
+        return store.runs.get(run.id)
+    now_run = store.runs.get(run.id)
+    if now_run.status == "running":
+        raise _taken(now_run)
+    raise UserError(
+        f"run {run.id} is {now_run.status}: only queued, running, "
+        f"{', '.join(RESUMABLE_STATUSES)} runs can be carried out"
+    )
 
 
 def record_crash(store: Store, run_id: int, error: BaseException) -> None:
@@ -105,6 +98,7 @@ def record_crash(store: Store, run_id: int, error: BaseException) -> None:
         run_id,
         "cancelled" if cancelled else "failed",
         allowed_from=("running",),
+        owner=os.getpid(),
         ended_at=time.time(),
         pid=None,
         error=None if cancelled else one_line(error),
@@ -118,8 +112,9 @@ def one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}"[:500]
 
 
-def _taken(run: Run) -> UserError:
-    return UserError(
-        f"run {run.id} is already being carried out by process {run.pid}: "
+def _taken(run: Run) -> RunTaken:
+    by = "a worker that is starting" if run.pid is None else f"process {run.pid}"
+    return RunTaken(
+        f"run {run.id} is already being carried out by {by}: "
         f"follow it with `sslviz status {run.id}`"
     )

@@ -116,8 +116,9 @@ def schedule(store: Store, *, limit: int | None = None) -> list[int]:
     # Resolve devices before the write lock is taken (``auto`` may import torch).
     keys = {run.id: device_key(run.device) for run in active}
     pick = partial(pick_runs, per_device=per_device, keys=keys)
-    # heartbeat_at marks the claim time, so a scheduler that dies before spawning is reaped.
-    claimed = store.runs.claim(pick, pid=None, heartbeat_at=time.time())
+    # heartbeat_at marks the claim time, so a scheduler that dies before spawning is reaped; the
+    # worker it spawns becomes the owner by claiming the run itself (``execute.claim``).
+    claimed = store.runs.claim(pick, pid=None, claimed_at=None, heartbeat_at=time.time())
     for run in claimed:
         _spawn(store, run.id)
     return [run.id for run in claimed]
@@ -167,8 +168,10 @@ def _spawn(store: Store, run_id: int) -> None:
             )
             return
     _children.append(process)
-    # The worker records its own pid too; whichever write lands last, the value is the same.
-    store.runs.update(run_id, pid=process.pid)
+    # So the reaper sees a live worker while it starts; the worker's own claim (pid and claim
+    # time in one conditional update) makes it the owner. A process that claimed the run first
+    # keeps it, and this worker then exits at once.
+    store.runs.expect_worker(run_id, process.pid)
 
 
 # --- reap -----------------------------------------------------------------------------------------
@@ -195,7 +198,7 @@ def reap(store: Store, *, stale_after: float = HEARTBEAT_TIMEOUT) -> list[int]:
 
 
 def _why_dead(run: Run, now: float, stale_after: float) -> str | None:
-    last_sign = run.heartbeat_at or run.started_at or run.created_at
+    last_sign = run.heartbeat_at or run.claimed_at or run.started_at or run.created_at
     if run.pid is None:
         if now - last_sign > START_GRACE:
             return f"its worker never started ({now - last_sign:.0f} s after it was claimed)"
@@ -216,10 +219,12 @@ def _why_dead(run: Run, now: float, stale_after: float) -> str | None:
 
 def _owns_process(run: Run) -> bool:
     """Whether ``run.pid`` is still the process that runs ``run``: our worker for this run, or a
-    foreground process (``sslviz train``) that started before the run did."""
+    foreground process (``sslviz train``, the Python API) that started before it claimed the run
+    (its claim time, not the run's first start: a re-claimed run has a new owner)."""
     if run.pid is None or not pid_alive(run.pid):
         return False
-    return is_worker_process(run.pid, run.id) or owns_process(run.pid, since=run.started_at)
+    since = run.claimed_at or run.started_at
+    return is_worker_process(run.pid, run.id) or owns_process(run.pid, since=since)
 
 
 def is_worker_process(pid: int, run_id: int) -> bool:
@@ -288,6 +293,7 @@ def resume(store: Store, run_id: int, *, limit: int | None = None) -> Run:
         traceback=None,
         ended_at=None,
         pid=None,
+        claimed_at=None,
     ):
         raise UserError(_why_not_resumable(store.runs.get(run_id)))
     schedule(store, limit=limit)
@@ -347,6 +353,7 @@ def describe(store: Store, run: Run, *, now: float | None = None) -> dict[str, A
         **progress_facts(run, now),
         "created_at": run.created_at,
         "started_at": run.started_at,
+        "claimed_at": run.claimed_at,
         "ended_at": run.ended_at,
         "heartbeat_age": round(now - run.heartbeat_at, 2) if run.heartbeat_at else None,
         "cancel_requested": bool(run.cancel_requested),

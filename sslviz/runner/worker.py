@@ -2,7 +2,9 @@
 training, fine-tuning or embedding: ``sslviz.store.kinds``), then hands over.
 
 Started by :func:`sslviz.runner.jobs.schedule` in its own session, output in ``runs/<id>/worker.log``.
-It runs at a lower priority with few torch threads so the app on the same machine stays
+It first claims the run (its pid and the claim time in one conditional update,
+``sslviz.runner.execute.claim``): a second worker for a run another process owns exits at once
+and writes nothing. It runs at a lower priority with few torch threads so the app on the same machine stays
 responsive, writes a heartbeat from a thread while the executor shows signs of life
 (``sslviz.runner.heartbeat``: a slow step or cache build never looks dead, a stuck one is reaped),
 carries the run out through ``sslviz.runner.execute`` (the one executor wrapper),
@@ -53,39 +55,68 @@ def _lower_priority() -> None:
 
 
 def _record_failure(store: Store, run_id: int, error: BaseException) -> None:
-    """Mark the run failed with a one-line error and the traceback (unless it already ended);
-    a stop (``Cancelled`` from any executor, or a second signal) ends it cancelled."""
+    """Mark the run failed with a one-line error and the traceback (unless it already ended or
+    is no longer this process's); a stop (``Cancelled`` from any executor, or a second signal)
+    ends it cancelled."""
     from sslviz.core.liveness import Cancelled
 
+    mine = {"allowed_from": ("queued", "running"), "owner": os.getpid(), "ended_at": time.time()}
     if isinstance(error, Cancelled) or (isinstance(error, KeyboardInterrupt) and _stop.is_set()):
         store.runs.transition(
             run_id,
             "cancelled",
-            allowed_from=("queued", "running"),
-            ended_at=time.time(),
             error=None if isinstance(error, Cancelled) else "stopped by a second signal",
+            **mine,
         )
         return
     message = (f"{type(error).__name__}: {error}".splitlines() or ["crashed"])[0][:500]
     store.runs.transition(
-        run_id,
-        "failed",
-        allowed_from=("queued", "running"),
-        ended_at=time.time(),
-        error=message,
-        traceback=traceback.format_exc(),
+        run_id, "failed", error=message, traceback=traceback.format_exc(), **mine
     )
 
 
 def run(run_id: int) -> int:
-    """Train ``run_id`` to its end; the exit code is 0 unless the run failed."""
-    from sslviz.core.liveness import Cancelled
-    from sslviz.core.settings import worker_threads
-    from sslviz.runner.heartbeat import WORKER_STARTUP_SECONDS, Heartbeat
+    """Claim ``run_id`` and carry it out to its end; the exit code is 0 unless the run failed
+    (3: another process owns the run, which is left untouched)."""
+    from sslviz.core.errors import UserError
+    from sslviz.runner.execute import RunTaken, claim
     from sslviz.store import Store
 
     print(f"worker: run {run_id}, pid {os.getpid()}, started {time.ctime()}", flush=True)
     store = Store.open()
+    # Claim first (no torch yet: a second worker for a running run exits at once), so nothing
+    # below ever writes to a run another process owns.
+    try:
+        claim(store, run_id, worker=True)
+    except RunTaken as error:
+        print(f"worker: {error}; leaving it alone", flush=True)
+        store.close()
+        return 3
+    except UserError as error:  # deleted or ended meanwhile
+        print(f"worker: {error}", flush=True)
+        store.close()
+        return 2
+    code = _carry_out(store, run_id)
+    status = _status(store, run_id)
+    if status is None:
+        print(f"worker: run {run_id} was deleted", flush=True)
+    else:
+        if status not in ("queued", "running") and store.runs.get(run_id).ended_at is None:
+            store.runs.update(run_id, ended_at=time.time())  # the runs table shows how long it took
+        print(f"worker: run {run_id} ended {status} at {time.ctime()}", flush=True)
+    code = 1 if status == "failed" else code
+    _hand_over(store)
+    store.close()
+    return code
+
+
+def _carry_out(store: Store, run_id: int) -> int:
+    """The claimed run, from importing torch to its end (every crash recorded as the run's)."""
+    from sslviz.core.liveness import Cancelled
+    from sslviz.core.settings import worker_threads
+    from sslviz.runner.heartbeat import WORKER_STARTUP_SECONDS, Heartbeat
+
+    me = os.getpid()
     # beats while it starts, then while the executor shows signs of life
     beats = Heartbeat(store, run_id, startup=WORKER_STARTUP_SECONDS)
     code = 0
@@ -97,22 +128,20 @@ def run(run_id: int) -> int:
         print(f"worker: torch threads {threads}, nice {os.nice(0)}", flush=True)
         from sslviz.runner.execute import execute
 
-        store.runs.update(run_id, pid=os.getpid())
-        run = store.runs.get(run_id)
-        if _stop.is_set() or run.cancel_requested:
+        if _stop.is_set() or store.runs.get(run_id).cancel_requested:
             store.runs.transition(
-                run_id, "cancelled", allowed_from=("queued", "running"), ended_at=time.time()
+                run_id, "cancelled", allowed_from=("running",), owner=me, ended_at=time.time()
             )
         else:  # pretext training, fine-tuning, embedding: each kind names its executor
             execute(store, run_id, should_stop=_stop.is_set)
-        if _status(store, run_id) == "running":
-            store.runs.transition(
-                run_id,
-                "failed",
-                allowed_from=("running",),
-                ended_at=time.time(),
-                error="the training loop returned without ending the run (a bug in sslviz)",
-            )
+        store.runs.transition(
+            run_id,
+            "failed",
+            allowed_from=("running",),
+            owner=me,
+            ended_at=time.time(),
+            error="the training loop returned without ending the run (a bug in sslviz)",
+        )
     except BaseException as error:  # noqa: BLE001 - every crash is recorded, then reported
         if _status(store, run_id) is not None:  # a deleted run has nothing left to record
             if not isinstance(error, Cancelled):
@@ -121,16 +150,6 @@ def run(run_id: int) -> int:
             _record_failure(store, run_id, error)
     finally:
         beats.stop()
-    status = _status(store, run_id)
-    if status is None:
-        print(f"worker: run {run_id} was deleted", flush=True)
-    else:
-        if status not in ("queued", "running") and store.runs.get(run_id).ended_at is None:
-            store.runs.update(run_id, ended_at=time.time())  # the runs table shows how long it took
-        print(f"worker: run {run_id} ended {status} at {time.ctime()}", flush=True)
-    code = 1 if status == "failed" else code
-    _hand_over(store)
-    store.close()
     return code
 
 

@@ -37,31 +37,36 @@ class RunTable:
         epochs: int,
         status: str = "queued",
         parent_id: int | None = None,
+        **fields: Any,
     ) -> Run:
-        """A new run; ``task`` is a pretext task or another job kind (schema.RUN_KINDS)."""
+        """A new run; ``task`` is a pretext task or another job kind (schema.RUN_KINDS);
+        ``fields``: other columns, written in the same statement (an owner's claim)."""
+        values = {
+            "dataset_id": dataset_id,
+            "task": task,
+            "encoder": encoder,
+            "config": json.dumps(dict(config), sort_keys=True),
+            "device": device,
+            "status": status,
+            "created_at": time.time(),
+            "epochs": epochs,
+            "parent_id": parent_id,
+            **fields,
+        }
+        names, marks = ", ".join(values), ", ".join("?" * len(values))
         with self._db.transaction() as conn:
             cursor = conn.execute(
-                """INSERT INTO runs (dataset_id, task, encoder, config, device, status, created_at,
-                   epochs, parent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                (
-                    dataset_id,
-                    task,
-                    encoder,
-                    json.dumps(dict(config), sort_keys=True),
-                    device,
-                    status,
-                    time.time(),
-                    epochs,
-                    parent_id,
-                ),
+                f"INSERT INTO runs ({names}) VALUES ({marks})", tuple(values.values())
             )
         return self.get(cursor.lastrowid)
 
     def record(self, request: JobRequest, *, claim: bool = False) -> Run:
         """Record a run of any kind as ``queued`` for the scheduler, or with ``claim`` as
-        ``running`` in this process (its pid recorded): never queued, so no scheduler can claim it
-        and start a second process for it."""
-        run = self.create(
+        ``running`` and owned by this process (its pid and claim time in the same statement):
+        never queued nor unowned, so no scheduler or worker can take it."""
+        now = time.time()
+        owned = {"pid": os.getpid(), "claimed_at": now, "started_at": now, "heartbeat_at": now}
+        return self.create(
             dataset_id=request.dataset_id,
             task=request.kind,
             encoder=request.encoder,
@@ -70,11 +75,8 @@ class RunTable:
             epochs=max(1, int(request.epochs)),
             parent_id=request.parent_id,
             status="running" if claim else "queued",
+            **(owned if claim else {}),
         )
-        if claim:
-            now = time.time()
-            self.update(run.id, pid=os.getpid(), started_at=now, heartbeat_at=now)
-        return self.get(run.id)
 
     def get(self, run_id: int) -> Run:
         rows = self._db.query("SELECT * FROM runs WHERE id = ?", (int(run_id),))
@@ -94,20 +96,68 @@ class RunTable:
         return [_run(r) for r in rows]
 
     def transition(
-        self, run_id: int, to: str, *, allowed_from: Iterable[str], **fields: Any
+        self,
+        run_id: int,
+        to: str,
+        *,
+        allowed_from: Iterable[str],
+        owner: int | None = None,
+        **fields: Any,
     ) -> bool:
-        """Set status ``to`` (and ``fields``) only if the run is in one of ``allowed_from``.
+        """Set status ``to`` (and ``fields``) only if the run is in one of ``allowed_from`` (and,
+        with ``owner``, still owned by that pid).
 
         Returns whether it changed: the check and the write are one statement, so a worker ending a
-        run and a reaper marking it interrupted can't both win.
+        run and a reaper marking it interrupted can't both win, nor can a process that lost the
+        run end it for its new owner.
         """
         allowed = tuple(allowed_from)
         assignments = ", ".join(["status = ?"] + [f"{k} = ?" for k in fields])
         marks = ", ".join("?" * len(allowed))
+        mine = "" if owner is None else " AND pid = ?"
         with self._db.transaction() as conn:
             cursor = conn.execute(
-                f"UPDATE runs SET {assignments} WHERE id = ? AND status IN ({marks})",
-                (to, *fields.values(), int(run_id), *allowed),
+                f"UPDATE runs SET {assignments} WHERE id = ? AND status IN ({marks}){mine}",
+                (to, *fields.values(), int(run_id), *allowed, *(() if owner is None else (owner,))),
+            )
+        return cursor.rowcount == 1
+
+    def take(
+        self, run_id: int, pid: int, *, resumable: Iterable[str], worker: bool = False
+    ) -> bool:
+        """Claim the run for process ``pid``: ONE conditional update records it ``running`` with
+        the pid and the claim time (``claimed_at``), so of two processes that try, one wins and
+        the other changes nothing. It takes a queued run; a ``resumable`` one (restarting: its
+        cancel flag, error and end cleared); or, for a ``worker``, one a scheduler claimed for a
+        worker that has not claimed it yet (no claim time; no pid, or ``pid`` itself as its
+        spawner recorded it). Returns whether ``pid`` now owns the run."""
+        again = tuple(resumable)
+        spawned = "(pid IS NULL OR pid = ?)" if worker else "pid = ?"
+        marks = ", ".join("?" * len(again))
+        restart = f"CASE WHEN status IN ({marks}) THEN {{}} ELSE {{}} END"
+        now = time.time()
+        with self._db.transaction() as conn:
+            cursor = conn.execute(
+                f"""UPDATE runs SET status = 'running', pid = ?, claimed_at = ?, heartbeat_at = ?,
+                    started_at = COALESCE(started_at, ?),
+                    cancel_requested = {restart.format("0", "cancel_requested")},
+                    error = {restart.format("NULL", "error")},
+                    traceback = {restart.format("NULL", "traceback")},
+                    ended_at = {restart.format("NULL", "ended_at")}
+                WHERE id = ? AND (status = 'queued' OR status IN ({marks}) OR (status = 'running'
+                    AND claimed_at IS NULL AND {spawned}))""",
+                (pid, now, now, now, *again * 4, int(run_id), *again, pid),
+            )
+        return cursor.rowcount == 1
+
+    def expect_worker(self, run_id: int, pid: int) -> bool:
+        """Record the pid of the worker just started for a run a scheduler claimed, unless a
+        process claimed the run meanwhile (the worker then finds it taken and exits)."""
+        with self._db.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE runs SET pid = ? WHERE id = ? AND status = 'running' AND pid IS NULL "
+                "AND claimed_at IS NULL",
+                (int(pid), int(run_id)),
             )
         return cursor.rowcount == 1
 

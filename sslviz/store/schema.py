@@ -55,8 +55,14 @@ def _column_lines(columns: str) -> list[str]:
     return [line for line in lines if line and not line.startswith(("UNIQUE", "CHECK", "--"))]
 
 
-def _runs_columns(kinds: tuple[str, ...]) -> str:
-    """The columns of ``runs`` (after ``id``), its ``task`` one of ``kinds``."""
+# Columns migration 5 adds to ``runs`` (ALTER TABLE): a rebuild of ``runs`` after it must keep them.
+_RUNS_ADDED_IN_5 = ("claimed_at REAL", "stage TEXT", "stage_progress REAL")
+
+
+def _runs_columns(kinds: tuple[str, ...], *, since_5: bool = False) -> str:
+    """The columns of ``runs`` (after ``id``), its ``task`` one of ``kinds``. A rebuild in a
+    migration after 5 passes ``since_5`` so the columns 5 added are kept."""
+    added = "".join(f",\n        {column}" for column in _RUNS_ADDED_IN_5) if since_5 else ""
     return f"""dataset_id       INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
         task             TEXT NOT NULL CHECK (task IN {_in(kinds)}),
         encoder          TEXT NOT NULL,
@@ -76,7 +82,7 @@ def _runs_columns(kinds: tuple[str, ...]) -> str:
         cancel_requested INTEGER NOT NULL DEFAULT 0 CHECK (cancel_requested IN (0, 1)),
         error            TEXT,
         traceback        TEXT,
-        parent_id        INTEGER REFERENCES runs(id) ON DELETE SET NULL"""
+        parent_id        INTEGER REFERENCES runs(id) ON DELETE SET NULL{added}"""
 
 
 _RUNS_INDEXES = """CREATE INDEX runs_by_status ON runs (status);
@@ -301,6 +307,13 @@ MIGRATIONS: list[str] = [
     # 4: multi-task pretext runs (``multi``). SQLite can't alter the CHECK on ``task``: ``runs``
     # is rebuilt, every row and id kept.
     _with_autoincrement("runs", _runs_columns(RUN_KINDS), after=_RUNS_INDEXES, keep_sequence=True),
+    # 5: one owner per run, and the stage a run is in. ``claimed_at`` is written by the one
+    # conditional update that claims a run together with its owner's pid: ownership (the reaper's
+    # "is its process still the one that claimed it") is judged from it, not from the run's first
+    # ``started_at``, so a re-claimed run is not taken for dead. ``stage`` names work a run does
+    # outside its steps ("writing results: upright check") with ``stage_progress`` (0-1), so it
+    # shows progress there and a resumed run knows which phase to redo.
+    "".join(f"ALTER TABLE runs ADD COLUMN {column};" for column in _RUNS_ADDED_IN_5),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

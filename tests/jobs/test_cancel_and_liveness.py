@@ -304,6 +304,7 @@ def test_an_executor_that_raises_cancelled_ends_its_run_cancelled(store, tiny_da
         device="cpu",
         epochs=1,
         status="running",
+        pid=os.getpid(),  # the worker that owns it records how it ended
     )
     worker._record_failure(store, run.id, liveness.Cancelled("stopped while projecting"))
     ended = store.runs.get(run.id)
