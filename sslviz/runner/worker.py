@@ -70,9 +70,7 @@ def _record_failure(store: Store, run_id: int, error: BaseException) -> None:
         )
         return
     message = (f"{type(error).__name__}: {error}".splitlines() or ["crashed"])[0][:500]
-    store.runs.transition(
-        run_id, "failed", error=message, traceback=traceback.format_exc(), **mine
-    )
+    store.runs.transition(run_id, "failed", error=message, traceback=traceback.format_exc(), **mine)
 
 
 def run(run_id: int) -> int:

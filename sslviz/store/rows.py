@@ -77,7 +77,7 @@ class Run:
     error: str | None
     traceback: str | None
     parent_id: int | None = None  # the run this one starts from (a fine-tune's pretext run)
-    claimed_at: float | None = None  # when its owner (``pid``) claimed it: ownership is judged by it
+    claimed_at: float | None = None  # when its owner (``pid``) claimed it: judged by it
     stage: str | None = None  # work outside its steps, e.g. "writing results: upright check"
     stage_progress: float | None = None  # 0-1 through ``stage``, if known
     config: dict[str, Any] = field(init=False, repr=False, compare=False)
