@@ -246,6 +246,11 @@ def _foreground(store: Any, run_id: int, args: argparse.Namespace) -> int:
 
 
 def _run_json(run: Any) -> dict[str, Any]:
+    """The run as ``status --json`` reports it (``runner.progress``: ``epochs`` is what a time
+    budget allows, or did), so the two never disagree."""
+    from sslviz.runner.progress import progress_facts
+
+    facts = progress_facts(run)
     return {
         "run": run.id,
         "status": run.status,
@@ -253,8 +258,9 @@ def _run_json(run: Any) -> dict[str, Any]:
         "encoder": run.encoder,
         "device": run.device,
         "epoch": run.epoch,
-        "epochs": run.epochs,
+        **{k: facts[k] for k in ("epochs", "epochs_limit", "time_budget", "progress")},
         "step": run.step,
+        "total_steps": run.total_steps,
         "train_seconds": run.train_seconds,
         "error": run.error,
     }

@@ -3,9 +3,11 @@ taken and how long it will still take. The one place these are computed: ``jobs.
 ``sslviz runs``/``status``), the Runs, Train and Explorer pages all read them from here, so every
 number on a page matches the CLI's. Torch-free.
 
-A run given only ``--time-budget`` is recorded with a ceiling of epochs (1000) that the budget ends
-long before; that ceiling is not a plan worth reporting. Its planned epochs are what the budget
-allows at the pace so far (and, once it finished, what it did).
+A run given only ``--time-budget`` is configured with a ceiling of epochs (1000) that the budget
+ends long before; that ceiling is not a plan worth reporting. The trainer stores the plan in the
+run's row as it goes (``training.callbacks``): ``epochs`` and ``total_steps`` are what the budget
+allows at the measured pace, and once the run finished what it did; the ceiling stays in the
+run's config (``epochs_limit``).
 
     epochs_planned(run)     # 7, or None before the pace is known
     fraction_done(run)      # 0-1: steps done, or budget used if that ends the run sooner
@@ -15,7 +17,6 @@ allows at the pace so far (and, once it finished, what it did).
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
@@ -30,19 +31,19 @@ def time_budget(run: Run) -> float | None:
 
 
 def epochs_planned(run: Run) -> int | None:
-    """The epochs the run will have done when it ends: its planned epochs, or under a time budget
-    the count the budget allows at the pace so far (never more than the planned epochs); a
-    finished budgeted run reports what it did. None while the pace is unknown."""
-    budget = time_budget(run)
-    if budget is None:
+    """The epochs the run will have done when it ends, as its trainer stored them: its planned
+    epochs, or under a time budget the count the budget allows at the pace measured so far; a
+    finished budgeted run, what it did. None while a budget's pace is unknown (no step yet)."""
+    if time_budget(run) is None:
         return run.epochs
     if run.status == "finished":
         return run.epoch
-    if run.total_steps and run.step > 0 and run.train_seconds > 0:
-        steps_per_epoch = run.total_steps / max(run.epochs, 1)
-        epochs_per_second = run.step / steps_per_epoch / run.train_seconds
-        return min(run.epochs, max(run.epoch, math.ceil(epochs_per_second * budget)))
-    return None
+    return run.epochs if run.step > 0 and run.total_steps else None
+
+
+def epochs_limit(run: Run) -> int:
+    """The epochs the run was configured with: under a time budget only a ceiling."""
+    return int(run.config.get("epochs") or run.epochs)
 
 
 def fraction_done(run: Run) -> float:
@@ -106,7 +107,7 @@ def progress_facts(run: Run, now: float | None = None) -> dict[str, Any]:
     elapsed = elapsed_seconds(run, now)
     return {
         "epochs": epochs_planned(run),
-        "epochs_limit": run.epochs,
+        "epochs_limit": epochs_limit(run),
         "time_budget": time_budget(run),
         "progress": round(fraction_done(run), 4),
         "elapsed_seconds": None if elapsed is None else round(elapsed, 2),

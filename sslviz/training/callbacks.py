@@ -3,6 +3,11 @@ watch it (minGPT-style: behaviour is added by callbacks, never by subclassing th
 
 ``StoreLogger`` writes metrics and progress to the store (each write a sign of life for the job
 runner's heartbeat); the CLI adds a progress bar.
+
+What a run stores as its plan is what it will have done when it ends (``TrainState.planned``):
+``epochs`` and ``total_steps`` are the configured ones, or under a time budget the ones the budget
+allows at the measured pace (re-estimated at every write, so "epoch 4/~20" ends near 20), and once
+it finished what it did. The configured ceiling stays in the run's config.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from sslviz.store import Store
 __all__ = ["Callback", "StoreLogger", "TrainState"]
 
 FLUSH_SECONDS = 2.0  # how often buffered metrics and progress are written to the store
+PACE_SECONDS = 2.0  # training seconds over which a time-bound run's recent pace is measured
 MAX_POINTS = 5_000  # metric rows per key and run, at most (longer runs log averages)
 
 
@@ -45,6 +51,21 @@ class TrainState:
         """Completed epochs."""
         return self.step // self.steps_per_epoch
 
+    def planned(self, steps_per_second: float | None = None) -> tuple[int, int] | None:
+        """(epochs, steps) the run will have done when it ends: the configured ones, or under a
+        time budget what the rest of the budget allows at ``steps_per_second`` (default: the
+        pace so far), at most the configured ones. None while a budget's pace is unknown."""
+        if not self.time_budget:
+            return self.epochs, self.total_steps
+        if steps_per_second is None:
+            if self.step <= 0 or self.train_seconds <= 0:
+                return None
+            steps_per_second = self.step / self.train_seconds
+        left = max(0.0, self.time_budget - self.train_seconds)
+        # the loop stops at the first step that ends past the budget: round, don't floor
+        steps = min(self.total_steps, self.step + round(left * steps_per_second))
+        return steps // self.steps_per_epoch, steps
+
 
 class Callback:
     """Hooks into training; override what you need. Called on every rank."""
@@ -66,6 +87,8 @@ class StoreLogger(Callback):
         self.sums: dict[str, float] = {}
         self.count, self.images, self.every = 0, 0, 1
         self.window_start = self.last_flush = time.perf_counter()
+        self.pace: float | None = None  # recent optimizer steps per training second
+        self.pace_mark: tuple[float, int] | None = None  # (train_seconds, step) it counts from
 
     def on_train_start(self, state: TrainState) -> None:
         self.every = max(1, state.total_steps // MAX_POINTS)
@@ -95,17 +118,27 @@ class StoreLogger(Callback):
         self.flush(state)
 
     def on_train_end(self, state: TrainState, status: str) -> None:
-        self.flush(state, final=True)
+        self.flush(state, final=True, finished=status == "finished")
 
-    def flush(self, state: TrainState, *, final: bool = False) -> None:
-        """Write the buffered rows and the progress. A database locked for longer than the
-        store's busy timeout keeps the rows for the next flush, unless this is the last one."""
-        total = state.total_steps
-        if state.time_budget and state.train_seconds > 0 and state.step:
-            # time-bound: estimate the steps the budget allows, so progress and ETA make sense
-            total = min(
-                total, max(state.step, round(state.step * state.time_budget / state.train_seconds))
-            )
+    def _measure_pace(self, state: TrainState) -> float | None:
+        """Steps per training second over the last ``PACE_SECONDS`` or more (smoothed): the
+        first steps (allocation, kernel warm-up) are slower than the rest of a run."""
+        if self.pace_mark is None or state.step < self.pace_mark[1]:
+            self.pace_mark = (state.train_seconds, state.step)
+            return self.pace
+        seconds, step = self.pace_mark
+        if state.train_seconds - seconds >= PACE_SECONDS and state.step > step:
+            recent = (state.step - step) / (state.train_seconds - seconds)
+            self.pace = recent if self.pace is None else 0.5 * (self.pace + recent)
+            self.pace_mark = (state.train_seconds, state.step)
+        return self.pace
+
+    def flush(self, state: TrainState, *, final: bool = False, finished: bool = False) -> None:
+        """Write the buffered rows and the progress with the plan (``TrainState.planned``; what
+        it did once ``finished``). A database locked for longer than the store's busy timeout
+        keeps the rows for the next flush, unless this is the last one."""
+        plan = (state.epoch, state.step) if finished else state.planned(self._measure_pace(state))
+        planned = {} if plan is None else {"epochs": plan[0], "total": plan[1]}
         self.last_flush = time.perf_counter()
         try:
             self.store.runs.log_metrics_batch(self.run_id, self.rows)
@@ -114,8 +147,8 @@ class StoreLogger(Callback):
                 self.run_id,
                 step=state.step,
                 epoch=state.epoch,
-                total=total,
                 train_seconds=state.train_seconds,
+                **planned,
             )
         except sqlite3.OperationalError as error:
             if final:

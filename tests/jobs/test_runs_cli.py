@@ -7,6 +7,7 @@ import time
 
 from sslviz.cli import main
 from sslviz.store import Store
+from sslviz.training.callbacks import StoreLogger, TrainState
 
 STATUS_KEYS = {"run", "status", "pid", "epoch", "epochs", "step", "progress"}
 
@@ -95,13 +96,15 @@ def test_delete_run_from_the_cli(store, sslviz):
 
 
 def test_a_time_budgeted_run_reports_its_planned_epochs_not_the_ceiling(store, capsys):
+    """The rows are written by the trainer's own writer (``StoreLogger``), as production does:
+    10 steps an epoch, 5 steps a second, a 60 s budget -> 300 steps, 30 epochs planned."""
     dataset = store.datasets.finish(store.datasets.create("pets", "/data/pets").id)
     config = {"dataset": "pets", "task": "rotation", "time_budget": 60.0, "epochs": 1000}
     runs = {}
-    for name, status, step, seconds, epoch in [
-        ("cancelled", "cancelled", 50, 10.0, 5),  # 10 steps an epoch, 0.5 epochs/s: 30 in 60 s
-        ("unstarted", "cancelled", 0, 0.0, 0),  # no pace yet: unknown
-        ("finished", "finished", 280, 60.0, 28),  # what it did
+    for name, status, step, seconds in [
+        ("cancelled", "cancelled", 50, 10.0),  # stopped 10 s in: 30 epochs at this pace
+        ("unstarted", "cancelled", 0, 0.0),  # no pace yet: unknown
+        ("finished", "finished", 280, 60.0),  # what it did: 28 epochs
     ]:
         run = store.runs.create(
             dataset_id=dataset.id,
@@ -112,7 +115,13 @@ def test_a_time_budgeted_run_reports_its_planned_epochs_not_the_ceiling(store, c
             epochs=1000,
             status=status,
         )
-        store.runs.update(run.id, step=step, total_steps=10_000, train_seconds=seconds, epoch=epoch)
+        state = TrainState(run.id, "accuracy", 10, 10_000, 1000, time_budget=60.0)
+        logger = StoreLogger(store, run.id)
+        logger.on_train_start(state)
+        state.step, state.train_seconds = step, seconds
+        logger.flush(state)
+        if status == "finished":
+            logger.on_train_end(state, status)
         runs[name] = run.id
 
     assert main(["runs", "--json"]) == 0
