@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fewshot_sets import FAMILIES, truth_of, write_family  # noqa: E402
+from fewshot_sets import FAMILIES, HELD_OUT, truth_of, write_family  # noqa: E402
 
 from sslviz.data import ingest  # noqa: E402
 from sslviz.data.cache import build_cache  # noqa: E402
@@ -247,7 +247,7 @@ def main() -> None:
     parser.add_argument(
         "--budget", type=float, default=0, help="also a rotation run of this many seconds"
     )
-    parser.add_argument("--sets", nargs="+", default=list(FAMILIES), choices=FAMILIES)
+    parser.add_argument("--sets", nargs="+", default=list(FAMILIES), choices=(*FAMILIES, *HELD_OUT))
     parser.add_argument("--budgets", nargs="+", type=int, default=list(BUDGETS))
     parser.add_argument(
         "--imbalance", type=float, default=1.0, help="smallest class / largest (1: as generated)"

@@ -12,6 +12,10 @@ can be tuned to one family:
   of random grey levels.
 - ``textures``: eight colour textures (stripes in three directions, checks, dots, rings, blobs,
   plaid) of random colours, frequency and phase.
+- ``clipart`` (held out: no predictor or rule was tuned on it): ten clip-art glyphs (star, heart,
+  arrow, house, moon, bolt, drop, cloud, key, smiley) of random colour, size (a quarter to nine
+  tenths of the image), place and tilt, filled or outlined, at 64 px on a white or a transparent
+  background (RGBA: ingest composites it), 44 of each, like a folder of icons from the web.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from PIL import Image, ImageDraw, ImageFont
 DEMO = Path(__file__).resolve().parents[1] / "assets" / "demo"
 SHAPES = ("disc", "square", "triangle", "cross", "ring")
 LETTERS = "AEGKMQRSWZ"
+CLIPART = ("star", "heart", "arrow", "house", "moon", "bolt", "drop", "cloud", "key", "smiley")
 TEXTURES = ("horizontal", "vertical", "diagonal", "checks", "dots", "rings", "blobs", "plaid")
 
 
@@ -152,6 +157,137 @@ def write_textures(folder: Path, per_class: int = 150, size: int = 32, seed: int
             )
 
 
+def _glyph(name: str, rng: np.random.Generator) -> list[list[tuple[float, float]]]:
+    """Polygons (in a unit box, y down) of one clip-art glyph, slightly varied per image."""
+    j = lambda v: v + rng.uniform(-0.03, 0.03)  # noqa: E731  a hand-drawn wobble
+    if name == "star":
+        t = np.linspace(-np.pi / 2, 3 * np.pi / 2, 11)[:-1]
+        r = np.where(np.arange(10) % 2 == 0, 0.5, rng.uniform(0.18, 0.25))
+        return [[(0.5 + r[i] * np.cos(t[i]), 0.5 + r[i] * np.sin(t[i])) for i in range(10)]]
+    if name == "heart":
+        t = np.linspace(0, 2 * np.pi, 40)
+        x, y = 16 * np.sin(t) ** 3, -(13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t))
+        return [[(0.5 + a / 36, 0.47 + b / 36) for a, b in zip(x, y, strict=True)]]
+    if name == "arrow":
+        w = rng.uniform(0.12, 0.2)
+        return [
+            [
+                (0.05, 0.5 - w),
+                (j(0.55), 0.5 - w),
+                (0.55, 0.15),
+                (0.95, 0.5),
+                (0.55, 0.85),
+                (j(0.55), 0.5 + w),
+                (0.05, 0.5 + w),
+            ]
+        ]
+    if name == "house":
+        return [[(0.15, 0.95), (0.15, j(0.45)), (0.5, 0.08), (0.85, j(0.45)), (0.85, 0.95)]]
+    if name == "moon":
+        t = np.linspace(-np.pi / 2, np.pi / 2, 20)
+        inner = rng.uniform(0.15, 0.3)
+        outer = [(0.5 + 0.45 * np.cos(a), 0.5 + 0.45 * np.sin(a)) for a in t]
+        back = [(0.5 + inner * np.cos(a), 0.5 + 0.45 * np.sin(a)) for a in t[::-1]]
+        return [outer + back]
+    if name == "bolt":
+        return [
+            [
+                (0.55, 0.02),
+                (j(0.2), 0.55),
+                (0.48, 0.55),
+                (0.38, 0.98),
+                (j(0.8), 0.4),
+                (0.52, 0.4),
+                (0.7, 0.02),
+            ]
+        ]
+    if name == "drop":
+        t = np.linspace(0, np.pi, 20)
+        return [[(0.5, 0.05)] + [(0.5 + 0.3 * np.cos(a), 0.65 + 0.3 * np.sin(a)) for a in t]]
+    if name == "cloud":
+        out = []
+        for cx, cy, r in ((0.3, 0.6, 0.2), (0.5, 0.45, 0.25), (0.72, 0.6, 0.2)):
+            t = np.linspace(0, 2 * np.pi, 24)
+            out.append([(cx + j(r) * np.cos(a), cy + r * np.sin(a)) for a in t])
+        out.append([(0.12, 0.6), (0.9, 0.6), (0.9, 0.8), (0.12, 0.8)])
+        return out
+    if name == "key":
+        t = np.linspace(0, 2 * np.pi, 24)
+        ring = [(0.25 + 0.18 * np.cos(a), 0.5 + 0.18 * np.sin(a)) for a in t]
+        shaft = [
+            (0.4, 0.45),
+            (0.95, 0.45),
+            (0.95, 0.62),
+            (0.85, 0.62),
+            (0.85, 0.55),
+            (j(0.75), 0.55),
+            (0.75, 0.62),
+            (0.65, 0.62),
+            (0.65, 0.55),
+            (0.4, 0.55),
+        ]
+        return [ring, shaft]
+    t = np.linspace(0, 2 * np.pi, 32)  # smiley: a face (eyes and mouth cut out when drawn)
+    return [[(0.5 + 0.45 * np.cos(a), 0.5 + 0.45 * np.sin(a)) for a in t]]
+
+
+def write_clipart(folder: Path, per_class: int = 44, size: int = 64, seed: int = 7) -> None:
+    """Clip-art glyphs, one folder per category (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    for name in CLIPART:
+        (folder / name).mkdir(parents=True)
+        for i in range(per_class):
+            transparent = rng.random() < 0.5
+            big = 4 * size  # drawn large, then shrunk: smooth edges as icons have
+            background = (255, 255, 255, 0 if transparent else 255)
+            canvas = Image.new("RGBA", (big, big), background)
+            draw = ImageDraw.Draw(canvas)
+            hue = rng.uniform(0, 1)
+            colour = tuple(
+                int(255 * c) for c in _hsv(hue, rng.uniform(0.5, 1), rng.uniform(0.4, 0.95))
+            )
+            side = rng.uniform(0.25, 0.9) * big
+            x0, y0 = rng.uniform(0, big - side, 2)
+            outlined = rng.random() < 0.3
+            for polygon in _glyph(name, rng):
+                points = [(x0 + u * side, y0 + v * side) for u, v in polygon]
+                if outlined:
+                    draw.line(
+                        [*points, points[0]], fill=(*colour, 255), width=max(2, int(side / 14))
+                    )
+                else:
+                    draw.polygon(points, fill=(*colour, 255))
+            if name == "smiley":  # eyes and mouth in the background's colour
+                hole = background
+                for ex in (0.35, 0.65):
+                    draw.ellipse(
+                        [
+                            x0 + (ex - 0.06) * side,
+                            y0 + 0.3 * side,
+                            x0 + (ex + 0.06) * side,
+                            y0 + 0.42 * side,
+                        ],
+                        fill=hole,
+                    )
+                draw.arc(
+                    [x0 + 0.28 * side, y0 + 0.4 * side, x0 + 0.72 * side, y0 + 0.75 * side],
+                    20,
+                    160,
+                    fill=hole,
+                    width=max(2, int(side / 16)),
+                )
+            canvas = canvas.rotate(
+                float(rng.uniform(-20, 20)), resample=Image.BICUBIC, fillcolor=background
+            )
+            canvas.resize((size, size), Image.LANCZOS).save(folder / name / f"{i:03d}.png")
+
+
+def _hsv(h: float, s: float, v: float) -> tuple[float, float, float]:
+    import colorsys
+
+    return colorsys.hsv_to_rgb(h, s, v)
+
+
 def write_family(name: str, folder: Path) -> Path:
     """Write family ``name`` under ``folder`` (the demo is read in place); returns its folder."""
     if name == "demo":
@@ -162,6 +298,7 @@ def write_family(name: str, folder: Path) -> Path:
         "shapes": write_shapes,
         "letters": write_letters,
         "textures": write_textures,
+        "clipart": write_clipart,
     }[name](target)
     return target
 
@@ -177,3 +314,4 @@ def truth_of(name: str, paths: list[str]) -> np.ndarray:
 
 
 FAMILIES = ("digits", "demo", "shapes", "letters", "textures")
+HELD_OUT = ("clipart",)  # families nothing was tuned on: --sets clipart

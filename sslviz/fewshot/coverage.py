@@ -4,8 +4,9 @@ A researcher rarely labels every group first, and every predictor forces each im
 the given labels (a rocket is "cat" with confidence 0.94 when only cats, dogs and cups are
 labeled). So each prediction also says whether the image is near the labeled images.
 
-Rule (open-set calibration on the labels themselves, in the space the predictors see: the UMAP of
-the embedding when it is at hand, else the standardised cosine features):
+Rule (open-set calibration on the labels themselves, in the space the predictor asked for sees:
+the UMAP of the embedding for the UMAP methods, else the standardised cosine features; never
+"whatever happens to be cached", so one request always gives one answer):
 
 - d(i) = distance from image i to its nearest labeled image.
 - Calibration from the labels: for each labeled image, its distance to the nearest other label of
@@ -74,16 +75,20 @@ class Coverage:
         )
 
 
-def space(features: Features) -> np.ndarray:
-    """The points distances are measured in: the UMAP when at hand, else the cosine features."""
-    return features.umap if features.has_umap else features.cosine
+def space(features: Features, *, in_umap: bool = False) -> np.ndarray:
+    """The points distances are measured in: the UMAP when the predictor works in it (its
+    coordinates are fitted for it anyway), else the cosine features."""
+    return features.umap if in_umap else features.cosine
 
 
-def coverage(features: Features, labeled_idx: np.ndarray, labels: list[str]) -> Coverage:
-    """Which rows of ``features`` look like a labeled group (module docstring)."""
+def coverage(
+    features: Features, labeled_idx: np.ndarray, labels: list[str], *, in_umap: bool = False
+) -> Coverage:
+    """Which rows of ``features`` look like a labeled group (module docstring); ``in_umap``:
+    measured in the UMAP (the predictor used is one of the UMAP methods)."""
     from sklearn.neighbors import NearestNeighbors
 
-    x = space(features)
+    x = space(features, in_umap=in_umap)
     labeled_idx = np.asarray(labeled_idx, dtype=np.int64)
     names = np.asarray(labels, dtype=str)
     n_groups = len(np.unique(names))
@@ -96,11 +101,7 @@ def coverage(features: Features, labeled_idx: np.ndarray, labels: list[str]) -> 
     if len(reference) > CALIBRATION_MAX:
         pick = np.random.default_rng(0).choice(len(reference), CALIBRATION_MAX, replace=False)
         reference, names = reference[pick], names[pick]
-    pairwise = np.linalg.norm(reference[:, None, :] - reference[None, :, :], axis=2)  # (n, n)
-    np.fill_diagonal(pairwise, np.inf)
-    same = names[:, None] == names[None, :]
-    known = np.where(same, pairwise, np.inf).min(axis=1)
-    novel = np.where(~same, pairwise, np.inf).min(axis=1)
+    known, novel = _nearest_same_and_other(reference, names)
     known, novel = known[np.isfinite(known)], novel[np.isfinite(novel)]
     if not len(known):  # one label per class: the local scale around each label stands in
         k = min(max(LOCAL_K, len(x) // (4 * len(reference))), len(x) - 1)
@@ -116,6 +117,27 @@ def coverage(features: Features, labeled_idx: np.ndarray, labels: list[str]) -> 
     covered = distance <= threshold
     covered[labeled_idx] = True
     return Coverage(covered, distance, threshold, n_groups, _groups(covered, n_groups))
+
+
+def _nearest_same_and_other(
+    reference: np.ndarray, names: np.ndarray, chunk: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
+    """(n,) each labeled point's distance to the nearest other label of its own class, and of
+    another class (inf where there is none), from reference (n, D): distances a chunk of rows at
+    a time, (chunk, n), never the (n, n, D) differences (529 MiB at 150 labels of width 3,072)."""
+    x = np.asarray(reference, dtype=np.float64)
+    squared = np.einsum("ij,ij->i", x, x)  # (n,)
+    known = np.full(len(x), np.inf)
+    novel = np.full(len(x), np.inf)
+    for start in range(0, len(x), chunk):
+        rows = slice(start, start + chunk)
+        d2 = squared[rows, None] + squared[None, :] - 2 * (x[rows] @ x.T)  # (chunk, n)
+        d = np.sqrt(np.maximum(d2, 0))
+        d[np.arange(d.shape[0]), np.arange(start, start + d.shape[0])] = np.inf  # not itself
+        same = names[rows, None] == names[None, :]
+        known[rows] = np.where(same, d, np.inf).min(axis=1)
+        novel[rows] = np.where(~same, d, np.inf).min(axis=1)
+    return known, novel
 
 
 def _groups(covered: np.ndarray, labeled_groups: int) -> int:

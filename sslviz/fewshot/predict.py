@@ -149,7 +149,7 @@ def predict_vectors(
         estimate = cross_validate(vectors, labeled_idx, given, used, seed, features=features)
         estimates, reason = [estimate], f"{used} (asked for)"
     prediction = fit_predict(vectors, labeled_idx, given, used, features=features)
-    covered = coverage(features, labeled_idx, given)
+    covered = coverage(features, labeled_idx, given, in_umap=used in UMAP_METHODS)
     labeled = np.zeros(len(paths), dtype=bool)
     labeled[labeled_idx] = True
     return PredictResult(
@@ -200,16 +200,19 @@ def predict(
 
 
 def prepared_features(store: Store, emb: Embeddings, method: str = "auto") -> Features:
-    """The embedding prepared for the predictors, with its 10-D UMAP cached beside it: fitted
-    once (below ``geometry.MAX_ROWS`` images, or when a UMAP method is asked for by name), then
-    read by every later prediction, cross-validation and leaderboard."""
+    """The embedding prepared for the predictors, with its 10-D UMAP cached beside it: read from
+    the cache when there, else fitted (and cached) the first time a predictor needs it — never
+    for a prediction whose method needs none (``auto`` on its rule), so the first prediction
+    pays no UMAP compile then. ``auto`` above ``geometry.MAX_ROWS`` images leaves the UMAP
+    methods out unless the coordinates are cached (``estimate.candidates``)."""
     from sslviz.fewshot import geometry
 
     umap = geometry.cached_coords(store, emb)
-    wants_umap = method in UMAP_METHODS or (
-        method == "auto" and len(emb.paths) <= geometry.MAX_ROWS
-    )
-    if umap is None and wants_umap:
-        umap = geometry.coords_for(store, emb)
     shared = geometry.shared_scale(emb)
-    return Features(emb.vectors, umap=umap, root=store.workspace.root, shared_scale=shared)
+    return Features(
+        emb.vectors,
+        umap=umap,
+        root=store.workspace.root,
+        shared_scale=shared,
+        umap_fit=lambda: geometry.coords_for(store, emb),
+    )

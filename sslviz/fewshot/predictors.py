@@ -26,6 +26,7 @@ transductive (DESIGN 3.6):
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -185,6 +186,7 @@ class Features:
         umap: np.ndarray | None = None,
         root: Path | None = None,
         shared_scale: bool = False,
+        umap_fit: Callable[[], np.ndarray] | None = None,
     ) -> None:
         self.vectors = np.asarray(vectors)
         if self.vectors.ndim != 2 or not len(self.vectors):
@@ -196,6 +198,10 @@ class Features:
         self._graph: sp.csr_matrix | None = None
         self._poisson_graphs: tuple[sp.csr_matrix, ...] | None = None
         self._umap = umap
+        # how to get the UMAP when a predictor first needs it (fit and cache it beside the
+        # embedding); until then umap and numba are never imported (a minute's compile on a
+        # fresh machine for a prediction whose method needs no UMAP)
+        self._umap_fit = umap_fit
         self._root = root  # the workspace whose numba cache a UMAP fit uses
         self._shared_scale = shared_scale  # columns of one unit (pixels): the UMAP keeps it
         # what other modules derive from the embedding alone (not the labels), kept with it so a
@@ -243,6 +249,8 @@ class Features:
     @property
     def umap(self) -> np.ndarray:
         """(N, 10) standardised UMAP coordinates of all rows (``sslviz.fewshot.geometry``)."""
+        if self._umap is None and self._umap_fit is not None:
+            self._umap = self._umap_fit()
         if self._umap is None:
             from sslviz.fewshot.geometry import fit_coords
 

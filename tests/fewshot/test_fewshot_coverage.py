@@ -73,3 +73,48 @@ def test_suggestions_lead_with_the_groups_nobody_labeled() -> None:
     lead = picked.indices[: picked.uncovered_first]
     assert not kept[lead].any()  # every leading pick is from a group nobody labeled
     assert len(set(y[lead])) >= 2  # spread over those groups, not one
+
+
+def test_calibration_memory_is_linear_in_the_labels() -> None:
+    """The calibration built an (n, n, D) array of differences: 184 MB at 300 labels of width 512
+    (94 GB at the 2,000-label cap and width 3,072). Chunked distances need a few MB."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(900, 512)).astype(np.float32)
+    idx = np.arange(300)
+    names = [f"c{i % 10}" for i in idx]
+    features = Features(x)
+    features.cosine  # noqa: B018  prepared before measuring: only the calibration counts
+    tracemalloc.start()
+    found = coverage(features, idx, names)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 30e6, f"{peak / 1e6:.0f} MB"
+    assert found.covered.shape == (900,)
+
+
+@pytest.mark.slow  # a UMAP fit
+def test_the_space_follows_the_request_not_the_cache(tmp_path, home, store) -> None:
+    """`predict --method logreg` gave one covered column before anyone ran `auto` and another
+    after, because `auto` had cached a UMAP it then measured in."""
+    import csv
+
+    from finetune_helpers import first_per_class, make_labeled_dataset
+
+    from sslviz.cli import main
+
+    truth = make_labeled_dataset(store, "toys", ("red", "green", "blue"), 20, size=16)
+    given = {p: v for p, v in first_per_class(truth, 4).items() if v != "blue"}
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,label\n" + "".join(f"{p},{v}\n" for p, v in given.items()))
+
+    def covered(method: str) -> list[str]:
+        out = tmp_path / f"{method}.csv"
+        args = ["predict", "pixels", "--dataset", "toys", "--labels", str(labels)]
+        assert main([*args, "--out", str(out), "--method", method]) == 0
+        return [row["covered"] for row in csv.DictReader(out.open())]
+
+    before = covered("logreg")
+    covered("umap-logreg")  # fits and caches the UMAP, as an `auto` run does
+    assert covered("logreg") == before
