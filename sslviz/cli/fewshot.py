@@ -4,6 +4,7 @@ which images to label next."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 
@@ -32,7 +33,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("source", metavar="SOURCE", help=SOURCE_HELP)
     parser.add_argument("--dataset", required=True, help="dataset name (see `sslviz datasets`)")
     parser.add_argument(
-        "--labels", required=True, metavar="LABELS.csv", help="CSV with the header path,label"
+        "--labels",
+        required=True,
+        metavar="LABELS.csv",
+        help="CSV with the header path,label (optional column suggested: true where the image "
+        "came from `sslviz suggest`; the estimate then says when labels were chosen actively)",
     )
     parser.add_argument(
         "--out",
@@ -73,7 +78,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from sslviz.fewshot.labels_csv import read_labels_csv, write_predictions_csv
+    from sslviz.fewshot.labels_csv import (
+        normalise_path,
+        read_labels_csv,
+        suggested_in_labels_csv,
+        write_predictions_csv,
+    )
     from sslviz.fewshot.predict import predict
     from sslviz.maps.embed import embed, parse_source
 
@@ -83,8 +93,12 @@ def run_predict(args: argparse.Namespace) -> int:
     store = Store.open()
     source = parse_source(args.source)
     labels = read_labels_csv(store, args.dataset, args.labels)  # all checks before any work
+    marked = suggested_in_labels_csv(Path(args.labels).read_bytes(), args.labels)
+    suggested = None if marked is None else {p for p in labels if normalise_path(p) in marked}
     emb = embed(store, args.dataset, source, layer=args.layer, grid=args.grid)
-    result = predict(store, args.dataset, source, labels, args.method, embeddings=emb)
+    result = predict(
+        store, args.dataset, source, labels, args.method, embeddings=emb, suggested=suggested
+    )
     write_predictions_csv(
         out,
         result.paths,
@@ -102,13 +116,18 @@ def run_predict(args: argparse.Namespace) -> int:
         quality = "no estimate"
     else:
         low, high = estimate.interval
-        quality = f"CV accuracy {estimate.accuracy:.3f} [{low:.3f}, {high:.3f}]"
+        quality = (
+            f"CV accuracy {estimate.accuracy:.3f} [{low:.3f}, {high:.3f}] "
+            f"(always the most common label: {estimate.majority_rate:.3f})"
+        )
     covered = result.coverage
     print(
         f"{result.method}: {quality} on {int(result.labeled.sum())} labeled images "
         f"(it speaks for the {int(covered.covered.sum()):,} covered images); "
         f"{int((~result.labeled).sum())} predicted -> {out}"
     )
+    if estimate.actively_chosen:
+        say(f"note: {result.to_json()['estimate_note']}")
     if covered.warning():
         say(f"warning: {covered.warning()}")
     return 0

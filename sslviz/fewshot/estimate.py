@@ -20,6 +20,11 @@ Scheme (decided here, documented in the README):
   method's accuracy and the chosen one's; their mean is the optimism, subtracted from the chosen
   method's CV accuracy (and its interval). Nested CV would measure the same at about five times
   the cost; the correction needs only the folds already computed.
+- Beside every accuracy, ``majority_rate``: how often always answering the most common label
+  would be right on the same held-out labels (90% on labels that are 90% "cat" is nothing).
+- Labels the suggestions chose (TypiClust, then the least sure images) are no random sample, so
+  CV on them is biased (optimistic). When most labels came from suggestions (``ACTIVE_SHARE``),
+  the estimate says so (``actively_chosen``, ``ACTIVE_NOTE``).
 - With too few labels to cross-validate (e.g. one per class), or too few per class to choose by
   CV (``FEW_PER_CLASS``), ``auto`` follows a rule fixed in advance (``RULE``), measured across
   five data-set families in benchmarks/fewshot_quality.py; in the second case its CV estimate is
@@ -59,6 +64,11 @@ LARGE = 20_000  # images above which CV uses one partition (see _repeats)
 # images: it picked label spreading on letters (0.377 vs Poisson's 0.487).
 RULE = "poisson"
 FEW_PER_CLASS = 3
+ACTIVE_SHARE = 0.5  # above this share of labels from suggestions, the estimate is flagged
+ACTIVE_NOTE = (
+    "most labels were chosen by the suggestions, not at random: cross-validation on actively "
+    "chosen labels is optimistic"
+)
 NOT_CANDIDATES = ("self-training", "knn", "label-spreading", "umap-spreading")  # ``candidates``
 
 
@@ -86,6 +96,13 @@ class Estimate:
     folds: np.ndarray | None = None  # (R, n) fold number of each labeled image per repeat
     cv_accuracy: float | None = None  # before the selection correction (= accuracy if none)
     selection_correction: float = 0.0  # subtracted for choosing among methods (see docstring)
+    majority_rate: float | None = None  # always the most common label, on the same labels
+    suggested_share: float | None = None  # of the labels, from the suggestions (None: unknown)
+
+    @property
+    def actively_chosen(self) -> bool:
+        """Most labels came from the suggestions: CV on them is optimistic (module docstring)."""
+        return self.suggested_share is not None and self.suggested_share > ACTIVE_SHARE
 
     def to_json(self) -> dict:
         return {
@@ -93,6 +110,8 @@ class Estimate:
             "cv_accuracy": self.accuracy,
             "cv_interval": list(self.interval) if self.interval else None,
             "labeled": self.n_labeled,
+            "majority_rate": self.majority_rate,
+            "actively_chosen": self.actively_chosen,
             **({"reason": self.reason} if self.reason else {}),
             **(
                 {
@@ -134,8 +153,20 @@ def cross_validate_many(
     y, classes = encode_labels(labels)
     n, k = len(y), len(classes)
     if too_few(labels):
+        majority = float(np.bincount(y).max() / n) if n else None
         return [
-            Estimate(m, None, None, n, True, None, [None] * n, classes, reason=TOO_FEW_REASON)
+            Estimate(
+                m,
+                None,
+                None,
+                n,
+                True,
+                None,
+                [None] * n,
+                classes,
+                reason=TOO_FEW_REASON,
+                majority_rate=majority,
+            )
             for m in methods
         ]
     features = features or Features(vectors)
@@ -177,6 +208,7 @@ def _estimate(
         held_out=n_held,
         correct=correct,
         cv_accuracy=right / n_held,
+        majority_rate=float(np.bincount(y[held]).max() / n_held),
     )
 
 

@@ -1,6 +1,7 @@
 """Label and prediction CSV files (DESIGN 3.2).
 
-``LABELS.csv`` has the header ``path,label``; ``PREDICTIONS.csv`` the header
+``LABELS.csv`` has the header ``path,label`` (an optional column ``suggested``, true where the
+image came from ``sslviz suggest``, lets the estimate say when labels were chosen actively); ``PREDICTIONS.csv`` the header
 ``path,label,confidence,labeled`` with one row per image of the dataset (labeled rows keep their
 given label, ``labeled=true``, confidence 1).
 
@@ -118,6 +119,21 @@ def parse_labels_csv(
             f"{min_classes} different labels"
         )
     return labels
+
+
+def suggested_in_labels_csv(data: bytes | str, name: str = "labels") -> set[str] | None:
+    """Paths (NFC) the optional column ``suggested`` marks (true/1/yes) as chosen by
+    ``sslviz suggest``; None when the file has no such column (not known)."""
+    rows = [row for _, row in _rows(data, name)]
+    header = [cell.strip().lower().lstrip("\ufeff") for cell in rows[0]] if rows else []
+    if "suggested" not in header or "path" not in header:
+        return None
+    col_path, col = header.index("path"), header.index("suggested")
+    return {
+        normalise_path(row[col_path])
+        for row in rows[1:]
+        if len(row) > max(col_path, col) and row[col].strip().lower() in ("true", "1", "yes", "y")
+    }
 
 
 def normalise_path(text: str) -> str:

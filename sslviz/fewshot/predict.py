@@ -11,15 +11,15 @@ embedding already in memory (benchmarks, tests).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sslviz.core.errors import UserError
 from sslviz.fewshot.coverage import Coverage, coverage
-from sslviz.fewshot.estimate import Estimate, choose, cross_validate
+from sslviz.fewshot.estimate import ACTIVE_NOTE, Estimate, choose, cross_validate
 from sslviz.fewshot.predictors import (
     METHODS,
     UMAP_METHODS,
@@ -97,6 +97,11 @@ class PredictResult:
             "groups_labeled": self.coverage.groups_labeled,
             "groups_estimated": self.coverage.groups_estimated,
             "coverage_warning": self.coverage.warning(),
+            # beside the accuracy: always the most common label, on the same held-out labels
+            "majority_rate": self.estimate.majority_rate,
+            "suggested_share": self.estimate.suggested_share,
+            "actively_chosen": self.estimate.actively_chosen,
+            "estimate_note": ACTIVE_NOTE if self.estimate.actively_chosen else None,
             # the CV estimate is measured on labeled images, i.e. it speaks for covered ones only
             "estimate_for": "covered images",
         }
@@ -126,8 +131,10 @@ def predict_vectors(
     *,
     seed: int = 0,
     features: Features | None = None,
+    suggested: Collection[str] | None = None,
 ) -> PredictResult:
-    """``predict`` on an embedding in memory: vectors (N, D), paths (N,), labels path -> label."""
+    """``predict`` on an embedding in memory: vectors (N, D), paths (N,), labels path -> label;
+    ``suggested``: the labeled paths the suggestions chose (None: not known)."""
     if method not in METHOD_CHOICES:
         raise UserError(f"unknown method {method!r}: use one of {', '.join(METHOD_CHOICES)}")
     paths = list(paths)
@@ -148,6 +155,9 @@ def predict_vectors(
         used = check_method(method)
         estimate = cross_validate(vectors, labeled_idx, given, used, seed, features=features)
         estimates, reason = [estimate], f"{used} (asked for)"
+    if suggested is not None:
+        share = len(set(suggested) & set(labels)) / len(labels)
+        estimate = replace(estimate, suggested_share=share)
     prediction = fit_predict(vectors, labeled_idx, given, used, features=features)
     covered = coverage(features, labeled_idx, given, in_umap=used in UMAP_METHODS)
     labeled = np.zeros(len(paths), dtype=bool)
@@ -178,18 +188,20 @@ def predict(
     *,
     embeddings: Embeddings | None = None,
     seed: int = 0,
+    suggested: Collection[str] | None = None,
 ) -> PredictResult:
     """Predict every image of ``dataset`` from ``labels`` (path -> label) on ``source``'s
-    embedding (computed and cached on first use; pass ``embeddings`` to reuse loaded ones)."""
-    from dataclasses import replace
-
+    embedding (computed and cached on first use; pass ``embeddings`` to reuse loaded ones);
+    ``suggested``: the labeled paths the suggestions chose (``sessions.suggested_paths``)."""
     from sslviz.maps.embed import embed
 
     if method not in METHOD_CHOICES:  # before the (possibly slow) embedding
         raise UserError(f"unknown method {method!r}: use one of {', '.join(METHOD_CHOICES)}")
     emb = embeddings or embed(store, dataset, source, layer=layer, grid=grid)
     features = prepared_features(store, emb, method)
-    result = predict_vectors(emb.vectors, emb.paths, labels, method, seed=seed, features=features)
+    result = predict_vectors(
+        emb.vectors, emb.paths, labels, method, seed=seed, features=features, suggested=suggested
+    )
     return replace(
         result,
         image_ids=np.asarray(emb.image_ids, dtype=np.int64),

@@ -108,11 +108,19 @@ def _image_ids(store: Store, session: Session, images: Iterable[str | int]) -> l
     return [int(p) if isinstance(p, int) else by_path[str(p)] for p in wanted]
 
 
-def label_images(store: Store, session_id: int, images: Iterable[str | int], label: str) -> int:
-    """Give every image (paths or image ids) ``label``, as one undoable action."""
+def label_images(
+    store: Store,
+    session_id: int,
+    images: Iterable[str | int],
+    label: str,
+    *,
+    suggested: bool = False,
+) -> int:
+    """Give every image (paths or image ids) ``label``, as one undoable action; ``suggested``:
+    the images came from the "label these next" queue (``suggested_paths``)."""
     session = store.sessions.get(session_id)
     ids = _image_ids(store, session, images)
-    return store.sessions.set_labels(session.id, dict.fromkeys(ids, label))
+    return store.sessions.set_labels(session.id, dict.fromkeys(ids, label), suggested=suggested)
 
 
 def unlabel_images(store: Store, session_id: int, images: Iterable[str | int]) -> int:
@@ -134,6 +142,12 @@ def label_names(store: Store, session_id: int) -> list[LabelName]:
 def labels_by_path(store: Store, session_id: int) -> dict[str, str]:
     """``path -> label`` of the session's labeled images (what ``predict`` takes)."""
     return {label.path: label.label for label in store.sessions.labels(session_id)}
+
+
+def suggested_paths(store: Store, session_id: int) -> set[str]:
+    """Paths of the session's labels given to images the suggestions chose (what ``predict``
+    takes as ``suggested``: an estimate on mostly such labels is optimistic)."""
+    return {label.path for label in store.sessions.labels(session_id) if label.suggested}
 
 
 def import_labels(store: Store, session_id: int, csv_file: str | Path | bytes) -> int:

@@ -140,6 +140,7 @@ class Label:
     path: str
     label: str
     created_at: float
+    suggested: bool = False  # given to an image the "label these next" queue suggested
 
 
 @dataclass(frozen=True)

@@ -314,6 +314,11 @@ MIGRATIONS: list[str] = [
     # outside its steps ("writing results: upright check") with ``stage_progress`` (0-1), so it
     # shows progress there and a resumed run knows which phase to redo.
     "".join(f"ALTER TABLE runs ADD COLUMN {column};" for column in _RUNS_ADDED_IN_5),
+    # 6: whether a label was given to an image the "label these next" queue suggested: labels
+    # chosen actively are no random sample, and an estimate on them is optimistic (1 = suggested).
+    """
+    ALTER TABLE labels ADD COLUMN suggested INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -160,11 +160,18 @@ class SessionTable:
 
     # --- labels ---------------------------------------------------------------------------------
     def set_labels(
-        self, session_id: int, labels: Mapping[int, str | None], description: str | None = None
+        self,
+        session_id: int,
+        labels: Mapping[int, str | None],
+        description: str | None = None,
+        *,
+        suggested: bool = False,
     ) -> int:
         """Label images (``image_id -> name``; ``None`` takes an image's label off), in one action.
 
-        Names not yet in the session are created. Returns how many images changed.
+        Names not yet in the session are created; ``suggested``: the images came from the
+        suggestions (recorded: an estimate on actively chosen labels is optimistic). Returns how
+        many images changed.
         """
         wanted = {int(i): (None if n is None else clean_label(n)) for i, n in labels.items()}
         now = time.time()
@@ -187,9 +194,13 @@ class SessionTable:
                 [(session_id, i) for i in removed],
             )
             conn.executemany(
-                """INSERT OR REPLACE INTO labels (session_id, image_id, label_id, created_at)
-                   VALUES (?, ?, ?, ?)""",
-                [(session_id, i, ids[n], now) for i, n in changed.items() if n is not None],
+                """INSERT OR REPLACE INTO labels
+                   (session_id, image_id, label_id, created_at, suggested) VALUES (?, ?, ?, ?, ?)""",
+                [
+                    (session_id, i, ids[n], now, int(suggested))
+                    for i, n in changed.items()
+                    if n is not None
+                ],
             )
             if description is None:
                 description = _describe(changed)
@@ -205,13 +216,13 @@ class SessionTable:
     def labels(self, session_id: int) -> list[Label]:
         """Every labeled image of the session, in path order."""
         rows = self._db.query(
-            """SELECT l.image_id, i.path, n.name AS label, l.created_at
+            """SELECT l.image_id, i.path, n.name AS label, l.created_at, l.suggested
                FROM labels l JOIN images i ON i.id = l.image_id
                JOIN label_names n ON n.id = l.label_id
                WHERE l.session_id = ? ORDER BY i.path""",
             (int(session_id),),
         )
-        return [Label(**r) for r in rows]
+        return [Label(**{**r, "suggested": bool(r["suggested"])}) for r in rows]
 
     def label_of(self, session_id: int) -> dict[int, str]:
         """``image_id -> label`` for every labeled image of the session."""

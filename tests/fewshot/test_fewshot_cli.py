@@ -184,3 +184,33 @@ def test_suggest_json(
     )
     assert main(["suggest", "pixels", "--dataset", "nope", "--json"]) == 1
     assert "no dataset named 'nope'" in capsys.readouterr().err
+
+
+def test_predict_gives_the_majority_rate_and_flags_actively_chosen_labels(
+    store: Store, truth: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """90% on labels that are 90% one label is nothing: the majority-class rate comes with every
+    estimate; a labels file whose column suggested marks most rows gets the optimism note."""
+    from sslviz.cli import main
+
+    red = sorted(p for p, v in truth.items() if v == "red")
+    given = {**dict.fromkeys(red[:8], "red"), **first_per_class(truth, 2)}
+    given = {p: truth[p] for p in given}  # 8 red, 2 green, 2 blue (the first red twice)
+    labels = tmp_path / "labels.csv"
+    labels.write_text(
+        "path,label,suggested\n"
+        + "".join(
+            f"{p},{v},{'true' if i % 4 else 'false'}\n" for i, (p, v) in enumerate(given.items())
+        )
+    )
+    out = tmp_path / "p.csv"
+    args = ["predict", "pixels", "--dataset", "toys", "--labels", str(labels), "--out", str(out)]
+    assert main([*args, "--method", "logreg", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["majority_rate"] == pytest.approx(8 / 12)
+    assert result["estimates"][0]["majority_rate"] == pytest.approx(8 / 12)
+    assert result["suggested_share"] == pytest.approx(9 / 12) and result["actively_chosen"]
+    assert "optimistic" in result["estimate_note"]
+    assert main([*args, "--method", "logreg"]) == 0
+    err = capsys.readouterr()
+    assert "most common label: 0.667" in err.out and "optimistic" in err.err

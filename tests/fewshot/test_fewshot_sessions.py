@@ -124,3 +124,33 @@ def test_a_session_needs_a_run_of_its_own_dataset(store: Store, truth: dict[str,
         create_session(store, "toys", "colour-histogram")
     with pytest.raises(UserError, match="no run with id 99"):
         create_session(store, "toys", "99")
+
+
+def test_labels_from_the_suggestions_are_recorded_and_flag_the_estimate(
+    store: Store, home: Path
+) -> None:
+    """The store keeps which labels were given to suggested images; when most are, the estimate
+    says CV on them is optimistic (a flag in the estimate and its JSON, a note in the text)."""
+    from sslviz.fewshot.estimate import ACTIVE_NOTE
+    from sslviz.fewshot.predict import predict
+    from sslviz.fewshot.sessions import suggested_paths
+
+    truth = make_labeled_dataset(store, "many", ("red", "green", "blue"), 10, size=16)
+    session = create_session(store, "many", "pixels")
+    by_class = {c: sorted(p for p, v in truth.items() if v == c) for c in ("red", "green", "blue")}
+    for name, paths in by_class.items():
+        label_images(store, session.id, paths[:1], name)  # chosen by hand
+        label_images(store, session.id, paths[1:4], name, suggested=True)  # from the queue
+    reopened = Store.open(home)
+    picked = suggested_paths(reopened, session.id)
+    assert picked == {p for paths in by_class.values() for p in paths[1:4]}
+    labels = labels_by_path(reopened, session.id)
+    result = predict(reopened, "many", "pixels", labels, "poisson", suggested=picked)
+    assert result.estimate.suggested_share == pytest.approx(9 / 12)
+    assert result.estimate.actively_chosen
+    payload = result.to_json()
+    assert payload["actively_chosen"] is True and payload["estimate_note"] == ACTIVE_NOTE
+    assert payload["majority_rate"] == pytest.approx(1 / 3)  # 4 of each: 4 / 12
+    by_hand = predict(reopened, "many", "pixels", labels, "poisson", suggested=set())
+    assert not by_hand.estimate.actively_chosen and by_hand.to_json()["estimate_note"] is None
+    reopened.close()
