@@ -4,6 +4,7 @@ Screenshots are saved in the test's tmp dir (look at them)."""
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -61,6 +62,10 @@ def test_result_pages_and_live_demo(
     upright = tmp_path / "upright.png"
     upright.write_bytes(trained_runs.png(trained_runs.oriented_image(np.random.default_rng(8), 90)))
     page.locator("input[type=file]").first.set_input_files(str(upright))
+    # an upload is read, not graded, until the person says it is upright
+    page.get_by_text(re.compile(r"The model (reads this image|thinks this image)")).first.wait_for()
+    assert page.get_by_text("turns named right").count() == 0
+    page.get_by_text("This image is upright: grade the model's answers").click()
     page.get_by_text("4 of 4 turns named right").wait_for()
     wait_idle(page)
     page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 1")
