@@ -22,7 +22,7 @@ st.caption(
 
 top = st.columns([2, 3])
 with top[0]:
-    dataset = dataset_picker(store, key="ex_dataset", preferred=st.query_params.get("dataset"))
+    dataset = dataset_picker(store, key="ex_dataset", param="dataset")
 if dataset is None:
     st.stop()
 choices = ev.source_choices(store, dataset)
@@ -34,7 +34,7 @@ with top[1]:
 
 umap = ev.umap_settings(key="ex_umap")
 wanted = st.query_params.get("source", "")  # ?source=3 / random / pixels: a link to a run's map
-first = wanted if wanted in choices else next(iter(choices))
+first = wanted if wanted in choices else ev.default_source(store, dataset, choices)
 if wanted and wanted not in choices:  # said once: the link's source is then dropped
     say_missing(f"map source {wanted!r} for {dataset.name}", instead=choices[first])
     del st.query_params["source"]
@@ -49,6 +49,7 @@ if compare:
             key="ex_b",
             label="Compare with",
             default="random" if has_runs else "pixels",
+            beside=specs[0],
         )
     )
 if not has_runs:

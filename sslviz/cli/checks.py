@@ -49,7 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=float,
         default=None,
         metavar="T",
-        help="centred cosine in [-1, 1] (default 0.95); raise it to list only closer copies",
+        help="centred cosine in [-1, 1] (default 0.98; a pair must also stand apart from the "
+        "image's other neighbours); raise it to list only closer copies",
     )
     duplicates.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     duplicates.set_defaults(handler=run_duplicates)

@@ -162,8 +162,10 @@ def check_controls(store: Store, dataset: Dataset, source: str) -> CheckChoice:
             checks.DEFAULT_THRESHOLD,
             0.005,
             key="ex_check_threshold",
-            help="Images this similar (one the other's nearest) count "
-            "as near-duplicates. An untrained network needs a higher value (0.98).",
+            help="Images this similar count as near-duplicates when they also stand apart from "
+            "their other neighbours (a jump in distance): re-encodes, resizes, small crops of one "
+            "image — not overlapping crops of one photo, which a learned embedding also puts "
+            "close. `pixels` is the strictest judge of copies.",
         )
         return CheckChoice(check, threshold=float(threshold))
     if check != "score":
@@ -175,7 +177,11 @@ def check_controls(store: Store, dataset: Dataset, source: str) -> CheckChoice:
     options = list(runs)
     default = int(source) if source.isdigit() and int(source) in runs else options[0]
     run_id = middle.selectbox(
-        "Run", options, index=options.index(default), format_func=runs.get, key="ex_check_run"
+        "Run",
+        options,
+        index=options.index(default),
+        format_func=runs.get,
+        key=f"ex_check_run_{source}",  # per map source: follows a change of the map's source
     )
     columns, headline = scoring.COLUMNS[store.runs.get(run_id).task]
     column = right.selectbox(
@@ -205,11 +211,11 @@ def colouring(
                 len(graph), checks.duplicate_pairs(graph, choice.threshold)
             )
             number = checks.duplicate_of(len(graph), groups)
-            names = np.array([f"copies {g}" if g else "" for g in number], dtype=object)
+            names = np.array([f"group {g}" if g else "" for g in number], dtype=object)
             st.caption(
                 f"{len(groups):,} group(s) of near-duplicates ({int((number > 0).sum()):,} images)."
             )
-            return categorical_colours(names, title="near-duplicates", missing="no copy")
+            return categorical_colours(names, title="near-duplicates", missing="no near-duplicate")
         if choice.check == "changed":
             overlap = overlap_of(store, dataset, loaded)
             if overlap is None:
@@ -240,7 +246,7 @@ def check_table(
         {
             "path": graph.paths,
             "outlier": checks.outlier_scores(graph),
-            "copies": checks.duplicate_of(len(graph), groups),
+            "dup_group": checks.duplicate_of(len(graph), groups),
             "nearest": [graph.paths[i] for i in graph.indices[:, 0]] if graph.k else "",
             "cosine": graph.similarity[:, 0] if graph.k else np.nan,  # the closest other image
         },
@@ -262,7 +268,7 @@ def _shown(table: pd.DataFrame, show: str, query: str) -> pd.DataFrame:
     if query:
         table = table[table["path"].str.contains(query, case=False, regex=False)]
     if show == "duplicates":
-        return table[table["copies"] > 0].sort_values(["copies", "path"])
+        return table[table["dup_group"] > 0].sort_values(["dup_group", "path"])
     if show == "outliers":
         return table.sort_values("outlier", ascending=False).head(50)
     if show == "changed" and "kept" in table:
@@ -294,7 +300,7 @@ def checks_section(
         "Pretext scores of",
         options,
         index=options.index(default),
-        key="ex_table_run",
+        key=f"ex_table_run_{source}",  # per map source: follows a change of the map's source
         format_func=lambda r: "no run" if r is None else runs[r],
         help="Add a pretext run's per-image scores (computed once per checkpoint).",
     )
@@ -324,8 +330,8 @@ def checks_section(
             )
         st.caption(
             f"{label}: {len(shown):,} of {len(table):,} images. Click a column to sort. "
-            f"outlier = mean centred cosine distance to the {checks.K} nearest; copies = "
-            f"near-duplicate group (0: none; centred cosine ≥ {threshold:g}); nearest/cosine = "
+            f"outlier = mean centred cosine distance to the {checks.K} nearest; dup_group = "
+            f"which group of near-duplicates (an id, not a count; 0: none; centred cosine ≥ {threshold:g}); nearest/cosine = "
             f"the closest other image; kept = share of the {checks.K} nearest also nearest in "
             "random."
             + (
@@ -353,7 +359,7 @@ def checks_section(
 def _column_config(table: pd.DataFrame) -> dict[str, Any]:
     config: dict[str, Any] = {"path": st.column_config.TextColumn("path", width="medium")}
     for name in table.columns:
-        if name in ("copies", "seen_turn", "misplaced"):
+        if name in ("dup_group", "seen_turn", "misplaced"):
             config[name] = st.column_config.NumberColumn(name, format="%d")
         elif name == "kept" or name in ("upright", "sureness", "confidence"):
             config[name] = st.column_config.ProgressColumn(
@@ -369,7 +375,7 @@ def _images_behind(store: Store, dataset: Dataset, shown: pd.DataFrame, show: st
     if show == "all" or shown.empty:
         return
     captions = {
-        "duplicates": [f"copies {g}" for g in shown["copies"]],
+        "duplicates": [f"group {g}" for g in shown["dup_group"]],
         "outliers": [f"outlier {v:.3f}" for v in shown["outlier"]],
         "changed": [f"kept {v:.0%}" for v in shown["kept"]] if "kept" in shown else None,
     }[show]

@@ -6,11 +6,13 @@ map widget itself: :mod:`sslviz.ui.map`.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
 
+from sslviz.core.errors import UserError
 from sslviz.maps import embed, embedding_job, project, settings
 from sslviz.maps.embedding_job import runs_inline
 from sslviz.runner import jobs
@@ -73,6 +75,23 @@ def source_choices(store: Store, dataset: Dataset) -> dict[str, str]:
     return choices
 
 
+def default_source(store: Store, dataset: Dataset, choices: dict[str, str]) -> str:
+    """The source the page opens on: the first (this dataset's newest run first) whose map with
+    the default settings is already stored, so a visit reuses it instead of fitting a new UMAP;
+    else the first choice."""
+    for source in choices:
+        if source.isdigit() and store.runs.get(int(source)).dataset_id != dataset.id:
+            continue
+        with contextlib.suppress(UserError):
+            layer, grid = embed.default_layer(store, source)
+            request = project.map_request(
+                store, dataset, source, layer=layer, grid=grid, **DEFAULT_UMAP
+            )
+            if request.file.is_file():
+                return source
+    return next(iter(choices))
+
+
 def map_picker(
     store: Store,
     choices: dict[str, str],
@@ -81,8 +100,11 @@ def map_picker(
     key: str,
     label: str,
     default: str,
+    beside: MapSpec | None = None,
 ) -> MapSpec:
-    """One row: source, layer, pooling grid (defaults: the layer and grid that measured best)."""
+    """One row: source, layer, pooling grid (defaults: the layer and grid that measured best;
+    ``random`` beside a run's map: that map's layer and pooling, so the two differ by training
+    only)."""
     options = list(choices)
     source_column, layer_column, grid_column = st.columns([3, 1, 1])
     source = source_column.selectbox(
@@ -91,11 +113,18 @@ def map_picker(
     with user_errors():
         layers = embed.available_layers(store, source)
         default_layer, default_grid = embed.default_layer(store, source)
+        matched = ""
+        if source == "random" and beside is not None and beside.source.isdigit():
+            default_layer, default_grid, note = _matching(
+                beside, layers, default_layer, default_grid
+            )
+            matched = f"_{beside.layer}_{beside.grid}"  # the run's layer changes: follow it
+            st.caption(note)
         layer = layer_column.selectbox(
             "Layer",
             layers,
             index=layers.index(default_layer),
-            key=f"{key}_layer_{source}",  # per source: layer names differ between sources
+            key=f"{key}_layer_{source}{matched}",  # per source: layer names differ between sources
             help="Where the image is read out of the network; the default measured best.",
         )
         grid = 1
@@ -105,13 +134,32 @@ def map_picker(
                 "Pooling",
                 grids,
                 index=grids.index(default_grid),
-                key=f"{key}_grid_{source}",
+                key=f"{key}_grid_{source}{matched}",
                 format_func=lambda g: "global" if g == 1 else f"{g}×{g} grid",
                 help="Average the layer's feature map over a grid of cells and concatenate "
                 "them: finer grids keep where things are in the image.",
             )
         return MapSpec(source, layer, grid, **umap)
     return MapSpec(source, **umap)
+
+
+def _matching(
+    beside: MapSpec, layers: list[str], own_layer: str, own_grid: int
+) -> tuple[str, int, str]:
+    """``random``'s layer and pooling beside a run's map, and the sentence that says so."""
+    where = f"{beside.layer}, " + ("global" if beside.grid == 1 else f"{beside.grid}×{beside.grid}")
+    if beside.layer in layers and beside.grid:
+        return (
+            beside.layer,
+            beside.grid,
+            f"`random` is read out as run #{beside.source} is ({where}), so the two maps "
+            "differ by training only.",
+        )
+    return (
+        own_layer,
+        own_grid,
+        f"`random` has no layer {beside.layer}: it is read at its own default instead.",
+    )
 
 
 def umap_settings(*, key: str) -> dict[str, Any]:

@@ -38,12 +38,21 @@ def status_badge(status: str) -> None:
 
 
 def dataset_picker(
-    store: Store, *, key: str, label: str = "Dataset", preferred: str | None = None
+    store: Store,
+    *,
+    key: str,
+    label: str = "Dataset",
+    preferred: str | None = None,
+    param: str | None = None,
 ) -> Dataset | None:
     """A selectbox over the workspace's ready datasets (``preferred`` by name first, if present).
+    With ``param``, the URL's ``?param=NAME`` is the preferred one, and the URL follows the
+    choice (a name that doesn't exist is said once and dropped from the URL).
 
     Returns None (after saying what to do) when there is no ready dataset.
     """
+    if param is not None:
+        preferred = st.query_params.get(param)
     datasets = [d for d in store.datasets.list() if d.status == "ready"]
     if not datasets:
         st.info("No dataset yet: add one on the Datasets page first.", icon=":material/info:")
@@ -65,4 +74,9 @@ def dataset_picker(
         key=key,
         format_func=lambda n: f"{n}  ({by_name[n].n_images:,} images)",
     )
+    if param is not None and param in st.query_params and st.query_params[param] != name:
+        if st.query_params[param] in names:
+            st.query_params[param] = name  # the URL follows the choice
+        else:
+            del st.query_params[param]  # a link to a dataset that doesn't exist
     return by_name[name]

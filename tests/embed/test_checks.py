@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -155,3 +156,38 @@ def test_cli_duplicates_outliers_changed(
     assert code == 1 and error.count("\n") == 1 and "[-1, 1]" in error
     code, error = _cli(capsys, "changed", "pixels", "--dataset", DATASET)
     assert code == 1 and "give a run id" in error
+
+
+@pytest.fixture
+def crops_and_copies(home: Path, tmp_path: Path) -> tuple[Store, set[frozenset[str]]]:
+    """Two of the demo's photos, 34 overlapping crops each (not copies of each other), and a
+    near-copy of two crops: one re-encoded (JPEG 50), one 4% cropped off each side."""
+    demo = Path(__file__).resolve().parents[2] / "assets" / "demo"
+    folder = tmp_path / "crops"
+    for photo in ("astronaut", "cat"):
+        shutil.copytree(demo / photo, folder / photo)
+    one, two = sorted((folder / "astronaut").glob("*.jpg"))[:2]
+    (folder / "astronaut" / "again.jpg").write_bytes(_jpeg(Image.open(one), 50))
+    image = Image.open(two)
+    w, h = image.size
+    (folder / "astronaut" / "trimmed.jpg").write_bytes(
+        _jpeg(image.crop((w // 25, h // 25, w - w // 25, h - h // 25)), 90)
+    )
+    store = Store.open(home)
+    ingest(store, [folder], name="crops", workers=1)
+    planted = {
+        frozenset((f"astronaut/{one.name}", "astronaut/again.jpg")),
+        frozenset((f"astronaut/{two.name}", "astronaut/trimmed.jpg")),
+    }
+    return store, planted
+
+
+def test_overlapping_crops_of_a_photo_are_not_near_duplicates(crops_and_copies) -> None:
+    store, planted = crops_and_copies
+    emb, graph = checks.embedding_graph(store, "crops", "pixels")
+    report = checks.duplicates_report(emb, graph, "crops")
+    found = {frozenset((p["a"], p["b"])) for p in report["pairs"]}
+    made = {"astronaut/again.jpg", "astronaut/trimmed.jpg"}
+    assert not [pair for pair in found if not pair & made]  # no two crops of one photo
+    again = next(pair for pair in planted if "astronaut/again.jpg" in pair)
+    assert again in found  # the re-encoded copy

@@ -68,9 +68,9 @@ def test_colour_a_runs_map_by_every_check_and_read_the_table(app: AppTest) -> No
             assert any("group(s) of near-duplicates" in c.value for c in app.caption)
 
     # The table: every check of the map's embedding, and the run's scores (its own map's run).
-    assert app.selectbox(key="ex_table_run").value == 1
+    assert app.selectbox(key="ex_table_run_1").value == 1
     table = app.dataframe[0].value
-    assert {"path", "outlier", "copies", "nearest", "cosine", "kept", "upright", "sureness"} <= set(
+    assert {"path", "outlier", "dup_group", "nearest", "cosine", "kept", "upright", "sureness"} <= set(
         table.columns
     )
     assert len(table) == 306
@@ -101,3 +101,34 @@ def test_colour_a_runs_map_by_every_check_and_read_the_table(app: AppTest) -> No
     app.text_input(key="ex_table_query").input("cat").run()
     assert not app.exception
     assert all("cat" in p.lower() for p in app.dataframe[0].value["path"])
+
+
+@pytest.mark.slow  # a second run is trained
+def test_selectors_follow_the_map_and_the_default_reuses_a_stored_map(
+    home: Path, prepared: Path
+) -> None:
+    shutil.copytree(prepared, home)
+    store = Store.open(home)
+    config = TrainConfig(
+        dataset="demo", task="rotation", image_size=32, epochs=1, batch_size=32, device="cpu"
+    )
+    newer = execute(store, train.create_run(store, config).id)  # no map of it yet
+    app = AppTest.from_file(str(APP), default_timeout=90).run()
+    app.switch_page(PAGE).run()
+    assert not app.exception, app.exception
+    # the page opens on the run whose map is stored, not on the newest run (a new UMAP fit)
+    assert app.selectbox(key="ex_a_source").value == "1"
+    # random beside it is read out at the same layer and pooling, and says so
+    app.toggle(key="ex_compare").set_value(True).run()
+    assert app.selectbox(key="ex_b_source").value == "random"
+    layer = app.selectbox(key="ex_a_layer_1").value
+    grid = app.selectbox(key="ex_a_grid_1").value
+    b_layer = next(s for s in app.selectbox if s.key and s.key.startswith("ex_b_layer_random"))
+    b_grid = next(s for s in app.selectbox if s.key and s.key.startswith("ex_b_grid_random"))
+    assert (b_layer.value, b_grid.value) == (layer, grid)
+    assert any("read out as run #1 is" in c.value for c in app.caption)
+    # "Pretext scores of" follows a change of the map's source
+    assert app.selectbox(key="ex_table_run_1").value == 1
+    app.selectbox(key="ex_a_source").set_value(str(newer.id)).run()
+    assert not app.exception, app.exception
+    assert app.selectbox(key=f"ex_table_run_{newer.id}").value == newer.id

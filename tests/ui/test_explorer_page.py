@@ -154,6 +154,7 @@ def test_links_to_a_missing_dataset_or_source_say_so(app: AppTest) -> None:
     open_explorer(app)
     assert any("dataset 'nope', which doesn't exist" in w.value for w in app.warning)
     assert any("showing demo instead" in w.value for w in app.warning)
+    assert "dataset" not in app.query_params  # the bad link is dropped from the URL
 
     fresh = AppTest.from_file(str(APP), default_timeout=60).run()
     fresh.query_params["dataset"] = "demo"
