@@ -70,9 +70,16 @@ def test_colour_a_runs_map_by_every_check_and_read_the_table(app: AppTest) -> No
     # The table: every check of the map's embedding, and the run's scores (its own map's run).
     assert app.selectbox(key="ex_table_run_1").value == 1
     table = app.dataframe[0].value
-    assert {"path", "outlier", "dup_group", "nearest", "cosine", "kept", "upright", "sureness"} <= set(
-        table.columns
-    )
+    assert {
+        "path",
+        "outlier",
+        "dup_group",
+        "nearest",
+        "cosine",
+        "kept",
+        "upright",
+        "sureness",
+    } <= set(table.columns)
     assert len(table) == 306
 
     # The same numbers as the library (and so the CLI) gives.
