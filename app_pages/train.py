@@ -7,7 +7,7 @@ from sslviz.runner import jobs
 from sslviz.training.config import config_problems
 from sslviz.training.train import job_request
 from sslviz.ui.resources import get_store
-from sslviz.ui.runs_view import epoch_text, eta_seconds, human_duration, progress
+from sslviz.ui.runs_view import epoch_text, estimates, eta_text, progress
 from sslviz.ui.train_form import TASK_BLURBS, train_form
 from sslviz.ui.widgets import dataset_picker, status_badge, user_errors
 
@@ -60,7 +60,8 @@ if last is not None:
                 status_badge(run.status)
             st.progress(
                 progress(run),
-                text=f"epoch {epoch_text(run)} · ETA {human_duration(eta_seconds(run))}",
+                text=f"epoch {epoch_text(run)} · ETA "
+                f"{eta_text(run, estimates(store.runs.list()).get(run.id))}",
             )
             st.page_link(
                 "app_pages/runs.py",
