@@ -17,6 +17,7 @@ from sslviz.cli.output import emit_json, say
 from sslviz.runner import jobs
 from sslviz.store import Run, Store
 from sslviz.store.kinds import run_kind
+from sslviz.training.feature_quality import advice, feature_quality
 
 CANCEL_WAIT = 15.0  # seconds `sslviz cancel` waits for the worker to checkpoint and stop
 
@@ -112,6 +113,9 @@ def show_status(args: argparse.Namespace) -> int:
     if args.json:
         facts = describe(store, run)
         facts["traceback"] = run.traceback
+        # per measured checkpoint: is the run still learning? (sslviz.training.feature_quality)
+        facts["feature_quality"] = feature_quality(store, run.id)
+        facts["feature_advice"] = advice(facts["feature_quality"])
         emit_json(facts)
     else:
         _print_facts(store, run)
@@ -211,6 +215,14 @@ def _print_facts(store: Store, run: Run) -> None:
     if run.traceback:
         print(
             f"traceback: {len(run.traceback.splitlines())} lines (`sslviz status {run.id} --json`)"
+        )
+    quality = feature_quality(store, run.id)
+    if quality:
+        last = quality[-1]
+        said = advice(quality)
+        print(
+            f"feature quality: effective rank {last['effective_rank']:.1f} at step {last['step']}"
+            + (f" ({said})" if said else "")
         )
     if run.status == "finished" and kind.pretext:
         print(f"held-out metrics: `sslviz eval {run.id}`")

@@ -274,7 +274,7 @@ class Choice:
     reason: str
 
 
-def candidates(features: Features) -> tuple[list[str], str | None]:
+def candidates(features: Features, *, umap: bool = True) -> tuple[list[str], str | None]:
     """The methods ``auto`` considers on ``features``, and why some are left out (or None).
 
     ``NOT_CANDIDATES`` never are. Self-training measured within 0.005 of ``umap-logreg`` (the
@@ -284,8 +284,11 @@ def candidates(features: Features) -> tuple[list[str], str | None]:
     averaged 0.517 / 0.567 / 0.642 at 3 / 5 / 10 labels per class instead of 0.507 / 0.567 /
     0.641, worst family -0.011 instead of -0.036 at 3. The UMAP methods need a UMAP fit on every
     image: above ``geometry.MAX_ROWS`` images they are skipped unless the coordinates are at hand
-    (cached)."""
+    (cached), or when the caller can't afford a fit (``umap=False``: a training run's monitor
+    measures a new embedding at every checkpoint)."""
     methods = [m for m in METHODS if m not in NOT_CANDIDATES]
+    if not umap and not features.has_umap:
+        return [m for m in methods if m not in UMAP_METHODS], "UMAP methods skipped (no fit)"
     if len(features.vectors) > geometry.MAX_ROWS and not features.has_umap:
         note = (
             f"UMAP methods skipped: {len(features.vectors):,} images is more than "
@@ -309,8 +312,10 @@ def choose(
     seed: int = 0,
     *,
     features: Features | None = None,
+    umap: bool = True,
 ) -> Choice:
-    """Pick the method for "auto" without peeking at anything but the labels.
+    """Pick the method for "auto" without peeking at anything but the labels (``umap=False``:
+    among the methods that need no UMAP fit, see ``candidates``).
 
     With too few labels to cross-validate, or few per class: ``RULE`` (fixed in advance, see the
     module docstring), with its CV estimate where there can be one.
@@ -320,7 +325,7 @@ def choose(
     chosen method's estimate is then corrected for the choice (Tibshirani & Tibshirani 2009).
     """
     features = features or Features(vectors)
-    methods, note = candidates(features)
+    methods, note = candidates(features, umap=umap)
     default = RULE
     suffix = f"; {note}" if note else ""
     if few_per_class(labels):

@@ -42,6 +42,9 @@ class RunKind:
     # "module:function" (store, run) -> None that stores what the run's result page shows, run
     # by the worker when the run has ended (pretext kinds: ``sslviz.results.stored``)
     results_writer: str | None = None
+    # "module:function" (store, run) -> a training callback measuring the features at every
+    # checkpoint (pretext kinds: ``sslviz.fewshot.monitor``, the feature-quality curve)
+    checkpoint_monitor: str | None = None
 
     def typed_config(self, config: dict[str, Any]) -> Any:
         """A run's config as its kind's dataclass (TrainConfig, FineTuneConfig, MapSettings)."""
@@ -73,6 +76,7 @@ KINDS: dict[str, RunKind] = {
         config_type="sslviz.training.config:TrainConfig",
         encoder_loader="sslviz.maps.embed:pretext_encoder",
         results_writer="sslviz.api:write_run_results",
+        checkpoint_monitor="sslviz.fewshot.monitor:monitor",
     ),
     "colorization": RunKind(
         name="colorization",
@@ -85,6 +89,7 @@ KINDS: dict[str, RunKind] = {
         config_type="sslviz.training.config:TrainConfig",
         encoder_loader="sslviz.maps.embed:pretext_encoder",
         results_writer="sslviz.api:write_run_results",
+        checkpoint_monitor="sslviz.fewshot.monitor:monitor",
     ),
     "jigsaw": RunKind(
         name="jigsaw",
@@ -97,6 +102,7 @@ KINDS: dict[str, RunKind] = {
         config_type="sslviz.training.config:TrainConfig",
         encoder_loader="sslviz.maps.embed:pretext_encoder",
         results_writer="sslviz.api:write_run_results",
+        checkpoint_monitor="sslviz.fewshot.monitor:monitor",
     ),
     "multi": RunKind(
         name="multi",
@@ -109,6 +115,7 @@ KINDS: dict[str, RunKind] = {
         config_type="sslviz.training.config:TrainConfig",
         encoder_loader="sslviz.maps.embed:pretext_encoder",
         results_writer="sslviz.api:write_run_results",
+        checkpoint_monitor="sslviz.fewshot.monitor:monitor",
     ),
     "finetune": RunKind(
         name="finetune",

@@ -5,6 +5,7 @@ batches       held-out split, batch plan, batched augmentation, prefetch (from t
 train         create a run's request, the pretext executor, the loop itself
 callbacks     what the loop reports through (StoreLogger writes metrics and progress)
 evaluate      held-out pretext metrics (``sslviz eval``), model loading
+feature_quality   the per-checkpoint feature-quality curve (``sslviz status``) and its advice
 distributed   DDP helpers: the same entry point under ``torchrun -m sslviz train``
 
 The job runner (``sslviz.runner``) claims a run, keeps its heartbeat and records how it ended;

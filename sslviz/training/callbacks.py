@@ -17,6 +17,7 @@ import sqlite3
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from sslviz.store import Store
 
@@ -75,6 +76,10 @@ class Callback:
     def on_step_end(self, state: TrainState) -> None: ...
     def on_epoch_end(self, state: TrainState) -> None: ...
     def on_train_end(self, state: TrainState, status: str) -> None: ...
+
+    def on_checkpoint(self, state: TrainState, task: Any, model: Any, *, final: bool) -> None:
+        """The model as checkpointed (and once before the first step, as it starts); ``final``
+        at the run's last checkpoint. Rank 0 only; not counted as training time."""
 
 
 class StoreLogger(Callback):

@@ -114,9 +114,11 @@ def execute_run(
     ``Cancelled``. Under torchrun only rank 0 writes the store; the other ranks call this directly.
     """
     main = distributed.context().is_main
-    logger = [StoreLogger(store, run.id)] if main else []
-    status, fields = train(store, run, should_stop=should_stop, callbacks=[*logger, *callbacks])
     kind = run_kind(run.task)
+    logger = [StoreLogger(store, run.id)] if main else []
+    if main and kind.checkpoint_monitor:  # the feature-quality curve (sslviz.fewshot.monitor)
+        logger.append(kind.load("checkpoint_monitor")(store, run))
+    status, fields = train(store, run, should_stop=should_stop, callbacks=[*logger, *callbacks])
     if status == "finished" and main and kind.results_writer:
         # the result page's per-image results, computed here where the model is (not by the
         # first visitor of the page)
@@ -267,6 +269,15 @@ def train(
     model.train()
     for cb in callbacks:
         cb.on_train_start(state)
+
+    def checkpointed(final: bool) -> None:
+        if ctx.is_main:
+            for cb in callbacks:  # duck-typed callbacks (the CLI's bar) may not have it
+                hook = getattr(cb, "on_checkpoint", None)
+                if hook is not None:
+                    hook(state, task, model, final=final)
+
+    checkpointed(final=False)  # where the features start (untrained, or as resumed)
     status, fields, my_images = "finished", {}, 0
     # a rank's share of each global batch (shards differ by an image when it doesn't divide)
     weighted = ctx.enabled
@@ -338,6 +349,8 @@ def train(
         pause = time.perf_counter()
         save()  # every epoch, on stop and at the end; not counted as training time
         alive()
+        if status == "finished":  # not on a stop: that answers at once
+            checkpointed(final=not budget_left or state.step >= total_steps)
         clock += time.perf_counter() - pause
         if state.step % plan.steps_per_epoch == 0:
             for cb in callbacks:

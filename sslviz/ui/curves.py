@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import plotly.graph_objects as go
 
@@ -88,5 +89,35 @@ def curves_figure(
         yaxis_title=y_title,
         legend={"orientation": "h", "y": -0.25},
         showlegend=len(series) > 1,
+    )
+    return fig
+
+
+def quality_figure(points: list[dict[str, Any]], *, height: int = 320) -> go.Figure:
+    """The feature-quality curve (``sslviz.training.feature_quality``) per measured checkpoint:
+    the effective rank on the left axis; the k-NN agreement with the previous checkpoint and the
+    few-shot accuracy (where a labeling session has enough labels) on the right, 0-1."""
+    fig = go.Figure()
+    steps = [p["step"] for p in points]
+    fig.add_scatter(
+        x=steps,
+        y=[p["effective_rank"] for p in points],
+        mode="lines+markers",
+        name="effective rank",
+    )
+    for key, label in (("knn_agreement", "k-NN agreement"), ("fewshot_accuracy", "few-shot acc.")):
+        values = [p[key] for p in points]
+        if any(v is not None for v in values):
+            fig.add_scatter(
+                x=steps, y=values, mode="lines+markers", name=label, yaxis="y2", connectgaps=True
+            )
+    fig.update_layout(
+        title="Feature quality",
+        height=height,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        xaxis_title="step",
+        yaxis={"title": "effective rank"},
+        yaxis2={"title": "share", "overlaying": "y", "side": "right", "range": [0, 1.05]},
+        legend={"orientation": "h", "y": -0.25},
     )
     return fig

@@ -17,8 +17,9 @@ from sslviz.runner.timing import Estimate
 from sslviz.store import Run, Store
 from sslviz.store.kinds import run_kind
 from sslviz.store.rows import ACTIVE_STATUSES, RESUMABLE_STATUSES
+from sslviz.training.feature_quality import advice, feature_quality
 from sslviz.training.figures import stored_results
-from sslviz.ui.curves import Series, curves_figure, read_series, snapshot_time
+from sslviz.ui.curves import Series, curves_figure, quality_figure, read_series, snapshot_time
 from sslviz.ui.heldout_view import heldout_summary
 from sslviz.ui.runs_view import (
     elapsed,
@@ -172,8 +173,18 @@ def _curves(store: Store, run: Run, keys: list[str]) -> None:
         charts.append(
             (metric, f"Training {kind.metric_label}", kind.metric_label, f"run_metric_{run.id}")
         )
-    for column, (series, title, y_title, key) in zip(st.columns(2), charts, strict=False):
+    quality = feature_quality(store, run.id)  # pretext runs: per measured checkpoint
+    columns = st.columns(3 if quality else 2)
+    for column, (series, title, y_title, key) in zip(columns, charts, strict=False):
         column.plotly_chart(curves_figure([series], title=title, y_title=y_title), key=key)
+    if quality:
+        columns[-1].plotly_chart(quality_figure(quality), key=f"run_quality_{run.id}")
+        said = advice(quality) or "too early to say (fewer than 3 measured checkpoints)"
+        st.caption(
+            f"**Feature quality: {said}.** Effective rank (RankMe) of the embedding of a fixed "
+            "sample, and how many of each image's 10 nearest neighbours it keeps from one "
+            "checkpoint to the next (1 = nothing moves)."
+        )
     speed = read_series(store, run.id, "images_per_s")
     if speed.values:
         st.caption(f"Throughput: {speed.values[-1]:,.0f} images/s (latest)")

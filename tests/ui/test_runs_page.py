@@ -102,6 +102,9 @@ def test_finished_run_shows_table_curves_and_results(app: AppTest, runs: tuple[R
     assert any("chance 25.0%" in c.value and "95% interval" in c.value for c in app.caption)
     assert not [m for m in app.metric if m.label == "accuracy"]  # no raw metric keys
     assert not app.code or all("Traceback" not in c.value for c in app.code)
+    # the feature-quality curve beside the loss, with its one-line advice
+    assert any("Feature quality" in c.proto.spec for c in charts)
+    assert any(c.value.startswith("**Feature quality: ") for c in app.caption)
 
 
 def test_opens_on_the_running_run_and_the_numbers_add_up(
