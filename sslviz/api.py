@@ -15,7 +15,7 @@ function on the package.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -126,20 +126,32 @@ def channel_features(
     )
 
 
-def write_run_results(store: Store, run: Run) -> None:
-    """What a pretext run computes when it ends (the kinds table's results writer), so its pages
-    only read files: the per-image held-out results and the upright check
-    (``sslviz.results.at_run_end``), then the Features page's first view — every channel's
-    dataset examples at the deepest layer, for the run and for ``random`` beside it. A failure
-    here never fails the run: a page then computes what is missing on its first visit."""
+def write_run_results(
+    store: Store, run: Run, *, should_stop: Callable[[], bool] | None = None
+) -> None:
+    """What a pretext run computes when it ends (the kinds table's results writer, called by
+    the job runner as the run's last stage), so its pages only read files: the per-image
+    held-out results and the upright check (``sslviz.results.at_run_end``), then the Features
+    page's first view — every channel's dataset examples at the deepest layer, for the run and
+    for ``random`` beside it. Each step shows its progress; ``should_stop()`` ends it with
+    ``Cancelled``. A failure here never fails the run: a page then computes what is missing on
+    its first visit."""
     import logging
 
-    from sslviz.results.at_run_end import write_results
+    from sslviz.core.liveness import Cancelled
+    from sslviz.results.at_run_end import ResultsPhase, write_results
+    from sslviz.results.features import channel_index
 
-    write_results(store, run)
+    phase = ResultsPhase(store, run.id, should_stop)
+    write_results(store, run, phase)
     try:
-        for source in (run.id, "random"):
-            channel_features(store, run.dataset_id, source)
+        dataset = store.datasets.get(run.dataset_id)
+        for source, title in ((run.id, "channels of the run"), ("random", "channels of random")):
+            looked_into = feature_source(store, source)
+            with phase.step(title, looked_into.encoder, dataset.n_images):
+                channel_index(store, dataset, looked_into)
+    except Cancelled:
+        raise
     except Exception:  # noqa: BLE001 (the run's own results are already saved)
         logging.getLogger(__name__).warning(
             "could not store run %s's channel index", run.id, exc_info=True

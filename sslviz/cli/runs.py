@@ -200,6 +200,8 @@ def _print_facts(store: Store, run: Run) -> None:
     budget = f", {_duration(f['time_budget'])} budget" if f["time_budget"] else ""
     epochs = f"epoch {_epoch_cell(f)}{budget}, " if kind.has_encoder else ""
     print(f"progress: {100 * f['progress']:.0f}% ({epochs}{steps})")
+    if f["stage"]:
+        print(f"stage: {f['stage']}")
     if f["elapsed_seconds"] is not None:
         print(
             f"elapsed: {_duration(f['elapsed_seconds'])} (training {_duration(run.train_seconds)})"

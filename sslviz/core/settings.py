@@ -19,6 +19,8 @@ DDP_TIMEOUT_ENV = "SSLVIZ_DDP_TIMEOUT"  # seconds a DDP rank waits in a collecti
 WORKER_THREADS_ENV = "SSLVIZ_WORKER_THREADS"  # torch threads of a background worker
 WORKER_NICE_ENV = "SSLVIZ_WORKER_NICE"  # how much a background worker lowers its priority
 WARM_UP_ENV = "SSLVIZ_WARM_UP"  # "0" turns the app's start-up warm-up off
+# tests: seconds each batch of a run's results phase is held up, as on a slow device
+RESULTS_PAUSE_ENV = "SSLVIZ_RESULTS_BATCH_PAUSE"
 
 DEFAULT_HOME = Path("~/.sslviz")
 DEFAULT_PROGRESS_DEADLINE = 600.0
@@ -72,6 +74,11 @@ def max_runs_per_device(limit: int | None = None) -> int:
 def progress_deadline() -> float:
     """Seconds without a sign of life before a worker's heartbeat stops (then it is reaped)."""
     return positive_seconds(DEADLINE_ENV, DEFAULT_PROGRESS_DEADLINE)
+
+
+def results_batch_pause() -> float:
+    """Seconds each batch of a results phase is held up (0 unless a test asks: a slow device)."""
+    return positive_seconds(RESULTS_PAUSE_ENV, 0.0)
 
 
 def ddp_timeout() -> float:

@@ -5,7 +5,9 @@ all go through :func:`execute`; executors (``sslviz.store.kinds``) only do the w
 An executor is ``work(store, run, *, should_stop, **options) -> (status, fields)``: it returns the
 status the run ends with (``finished`` or ``cancelled``) and the run fields to set with it, raises
 ``core.liveness.Cancelled`` to end ``cancelled`` from anywhere (a cache build, an evaluation), and
-anything else ends the run ``failed`` with the traceback stored (Ctrl-C: ``cancelled``).
+anything else ends the run ``failed`` with the traceback stored (Ctrl-C: ``cancelled``). A kind
+with a results writer then writes what its pages read as the run's last stage (``RESULTS_STAGE``,
+with progress and cancel); a run that ended in that stage redoes only it when carried out again.
 
     run = execute(store, run_id, should_stop=stop.is_set)   # the run as it ended
 """
@@ -22,7 +24,7 @@ from sslviz.core.errors import UserError
 from sslviz.core.liveness import Cancelled, alive
 from sslviz.runner.heartbeat import Heartbeat, is_beating
 from sslviz.store import Run, Store
-from sslviz.store.kinds import run_kind
+from sslviz.store.kinds import RESULTS_STAGE, RunKind, run_kind
 from sslviz.store.rows import RESUMABLE_STATUSES
 
 
@@ -39,10 +41,17 @@ def execute(
     and fine-tuning take ``callbacks``)."""
     run = claim(store, run_id)
     alive()
-    work = run_kind(run.task).load_executor()
+    kind = run_kind(run.task)
     heartbeat = None if is_beating(store, run.id) else Heartbeat(store, run.id)
     try:
-        status, fields = work(store, run, should_stop=should_stop, **options)
+        if (run.stage or "").startswith(RESULTS_STAGE):  # it ended there: redo only that stage
+            status, fields = "finished", {}
+        else:
+            work = kind.load_executor()
+            status, fields = work(store, run, should_stop=should_stop, **options)
+        if status == "finished" and kind.results_writer:
+            _write_results(store, run.id, kind, should_stop)
+            fields = {**fields, "stage": None, "stage_progress": None}
     except Cancelled:
         status, fields = "cancelled", {}
     except BaseException as error:
@@ -88,6 +97,21 @@ def claim(store: Store, run_id: int, *, worker: bool = False) -> Run:
         f"run {run.id} is {now_run.status}: only queued, running, "
         f"{', '.join(RESUMABLE_STATUSES)} runs can be carried out"
     )
+
+
+def _write_results(
+    store: Store, run_id: int, kind: RunKind, should_stop: Callable[[], bool] | None
+) -> None:
+    """The run's last stage: its kind's results writer, where the model is (not the first
+    visitor of a page). Named in the store first, so a run that ends here (killed, cancelled)
+    resumes here; a stop (``should_stop()`` or the store's cancel flag) raises ``Cancelled``."""
+    store.runs.progress(run_id, stage=RESULTS_STAGE, stage_progress=None)
+
+    def stop() -> bool:
+        asked = should_stop is not None and should_stop()
+        return asked or bool(store.runs.get(run_id).cancel_requested)
+
+    kind.load("results_writer")(store, store.runs.get(run_id), should_stop=stop)
 
 
 def record_crash(store: Store, run_id: int, error: BaseException) -> None:

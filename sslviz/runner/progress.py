@@ -12,6 +12,7 @@ run's config (``epochs_limit``).
     epochs_planned(run)     # 7, or None before the pace is known
     fraction_done(run)      # 0-1: steps done, or budget used if that ends the run sooner
     eta_seconds(run)        # training seconds left, or None while unknown
+    stage_text(run)         # "writing results: upright check 40%", or None
     progress_facts(run)     # all of them, as the CLI's JSON keys
 """
 
@@ -100,10 +101,21 @@ def _rounded(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds, 2)
 
 
+def stage_text(run: Run) -> str | None:
+    """What the run does (or did when it ended) outside its steps, with how far it is:
+    ``"writing results: upright check 40%"``; None when it is in no such stage."""
+    if not run.stage:
+        return None
+    if run.stage_progress is None:
+        return run.stage
+    return f"{run.stage} {run.stage_progress:.0%}"
+
+
 def progress_facts(run: Run, now: float | None = None) -> dict[str, Any]:
     """The progress of a run as the CLI's JSON reports it: ``epochs`` (planned; under a time
     budget what it allows at the pace so far, or None), ``epochs_limit`` (as recorded),
-    ``time_budget``, ``progress`` (0-1, budget-aware), ``elapsed_seconds``, ``eta_seconds``."""
+    ``time_budget``, ``progress`` (0-1, budget-aware), ``elapsed_seconds``, ``eta_seconds``,
+    ``stage`` (``stage_text``)."""
     elapsed = elapsed_seconds(run, now)
     return {
         "epochs": epochs_planned(run),
@@ -113,4 +125,5 @@ def progress_facts(run: Run, now: float | None = None) -> dict[str, Any]:
         "elapsed_seconds": None if elapsed is None else round(elapsed, 2),
         "running_seconds": _rounded(running_seconds(run, now)),
         "eta_seconds": eta_seconds(run),
+        "stage": stage_text(run),
     }

@@ -21,6 +21,10 @@ from typing import Any
 from sslviz.core.errors import UserError
 from sslviz.store.schema import RUN_KINDS
 
+# The stage a run is in while its results writer runs ("writing results: upright check"): a run
+# that ended in it (killed, cancelled) redoes only that stage when resumed.
+RESULTS_STAGE = "writing results"
+
 # work(store, run, *, should_stop, **options) -> (status, fields): carry out a claimed run
 # (``sslviz.runner.execute`` claims it, keeps its heartbeat and records how it ended)
 Executor = Callable[..., tuple[str, dict[str, Any]]]
@@ -39,8 +43,9 @@ class RunKind:
     config_type: str
     # "module:function" (store, run) -> maps.embed.SourceEncoder, for kinds with an encoder
     encoder_loader: str | None = None
-    # "module:function" (store, run) -> None that stores what the run's result page shows, run
-    # by the worker when the run has ended (pretext kinds: ``sslviz.results.stored``)
+    # "module:function" (store, run, *, should_stop) -> None that stores what the run's result
+    # page shows: the run's last stage (``RESULTS_STAGE``), run by the job runner once its
+    # executor finished (pretext kinds: ``sslviz.results.at_run_end``)
     results_writer: str | None = None
     # "module:function" (store, run) -> a training callback measuring the features at every
     # checkpoint (pretext kinds: ``sslviz.fewshot.monitor``, the feature-quality curve)

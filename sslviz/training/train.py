@@ -118,12 +118,8 @@ def execute_run(
     logger = [StoreLogger(store, run.id)] if main else []
     if main and kind.checkpoint_monitor:  # the feature-quality curve (sslviz.fewshot.monitor)
         logger.append(kind.load("checkpoint_monitor")(store, run))
-    status, fields = train(store, run, should_stop=should_stop, callbacks=[*logger, *callbacks])
-    if status == "finished" and main and kind.results_writer:
-        # the result page's per-image results, computed here where the model is (not by the
-        # first visitor of the page)
-        kind.load("results_writer")(store, store.runs.get(run.id))
-    return status, fields
+    # the result pages' per-image results are the run's last stage, written by the job runner
+    return train(store, run, should_stop=should_stop, callbacks=[*logger, *callbacks])
 
 
 def train(

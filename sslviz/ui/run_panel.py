@@ -13,6 +13,7 @@ from pathlib import Path
 import streamlit as st
 
 from sslviz.runner import jobs
+from sslviz.runner.progress import stage_text
 from sslviz.runner.timing import Estimate
 from sslviz.store import Run, Store
 from sslviz.store.kinds import run_kind
@@ -63,6 +64,8 @@ def progress_line(run: Run, estimate: Estimate | None = None) -> str:
         parts.append(f"epoch {epoch_text(run)}")
     if run.total_steps:
         parts.append(f"step {run.step:,}/{run.total_steps:,}")
+    if stage_text(run):  # work after its steps: "writing results: upright check 40%"
+        parts.append(str(stage_text(run)))
     parts.append(f"{human_duration(elapsed(run))} elapsed")
     if run.status in ACTIVE_STATUSES:
         parts.append(f"ETA {eta_text(run, estimate)}")

@@ -51,8 +51,10 @@ def jpeg_files() -> list[bytes]:
     return files
 
 
-def make_jpeg_dataset(store: Store, files: list[bytes], name: str = "big") -> Dataset:
-    """A ready dataset of ``files`` recorded the way ingestion records one."""
+def make_jpeg_dataset(
+    store: Store, files: list[bytes], name: str = "big", size: int = 512
+) -> Dataset:
+    """A ready dataset of ``files`` (``size`` px JPEGs) recorded the way ingestion records one."""
     dataset = store.datasets.create(name, f"/tests/{name}")
     folder = store.workspace.dataset_dir(dataset.id) / "files"
     folder.mkdir(parents=True)
@@ -66,8 +68,8 @@ def make_jpeg_dataset(store: Store, files: list[bytes], name: str = "big") -> Da
                 path=f"class_{i // 100}/{i:05d}.jpg",
                 sha256=f"{i:064x}",
                 file=f"files/{i:05d}.jpg",
-                width=512,
-                height=512,
+                width=size,
+                height=size,
                 mode="RGB",
                 format="JPEG",
                 bytes=len(data),
