@@ -103,7 +103,8 @@ def saliency_panels(
 ) -> list[Panel]:
     """Where the run's model looked on one RGB image, as pictures: the four turned copies
     (rotation) or the shuffled puzzle (jigsaw, puzzle ``seed``), each with its Grad-CAM map."""
-    task, model = loaded.run.task, loaded.model
+    loaded = loaded.head("rotation")  # a multi-task run answers with its rotation head (apply)
+    task, model = loaded.task.name, loaded.model
     if task not in SALIENCY_TASKS:
         raise UserError(
             f"run {loaded.run.id} is a {task} run: saliency explains the class a model picks, "

@@ -87,7 +87,7 @@ def jigsaw_picture(results: JigsawResults, loaded: LoadedModel, i: int) -> np.nd
 
 def demo_saliency(loaded: LoadedModel, image: Image.Image, *, seed: int = 0) -> None:
     """The live demo's "where it looked" row (what ``sslviz apply --saliency`` writes)."""
-    if loaded.run.task not in SALIENCY_TASKS:
+    if loaded.task.name not in SALIENCY_TASKS:
         return
     if not saliency_toggle(key="demo_saliency"):
         return

@@ -45,6 +45,14 @@ def test_multi_run_end_to_end(home, tiny, tmp_path):
     status = json.loads(sslviz("status", run, "--json", env_home=home).stdout)
     assert status["run"] == out["run"] and status["status"] == "finished"
 
+    # the live demo answers with the rotation head, and shows where it looked
+    image = next((tmp_path / "sources" / "tiny").glob("*.png"))
+    where = tmp_path / "saliency.png"
+    applied = sslviz("apply", run, str(image), "--saliency", str(where), "--json", env_home=home)
+    answer = json.loads(applied.stdout)
+    assert answer["task"] == "rotation" and len(answer["rotation_probabilities"]) == 4
+    assert where.stat().st_size > 0
+
     # a source like any other: its encoder embeds the dataset
     emb = tmp_path / "multi.npy"
     embedded = sslviz("embed", run, "--dataset", "tiny", "--out", str(emb), "--json", env_home=home)
