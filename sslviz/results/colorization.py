@@ -93,3 +93,48 @@ def colorization_results(
     colour = task.colorize(model, images, temperature=t)
     faithful = task.colorize(model, images, faithful=True)
     return ColorizationResults(paths, images, grey(images), colour, faithful, t)
+
+
+# --- a new temperature without a new model pass --------------------------------------------------
+MAX_DECODE_INPUTS_BYTES = 256 * 2**20  # model outputs kept for re-decoding (else: recompute)
+
+
+@dataclass(frozen=True, eq=False)
+class DecodeInputs:
+    """What the vivid decode reads, computed once per model: its raw outputs and the images' L."""
+
+    outputs: Tensor  # (N, Q, h, w) logits over the ab bins (an L2 model: (N, 2, h, w) ab)
+    lightness: Tensor  # (N, 1, S, S) L in [0, 100]
+
+
+@torch.no_grad()
+def decode_inputs(
+    task: PretextTask, model: PretextModel, images: Tensor, batch_size: int = 64
+) -> DecodeInputs | None:
+    """The model's outputs on uint8 images (N, 3, S, S) and their L, as ``colorize`` computes
+    them; None if they would take more than ``MAX_DECODE_INPUTS_BYTES``."""
+    model.eval()
+    lab = rgb_uint8_to_lab(images)
+    outputs = []
+    for start in range(0, len(images), batch_size):
+        out, _ = model(lab[start : start + batch_size, :1] / 50.0 - 1.0)
+        outputs.append(out.float().cpu())
+        if sum(o.numel() for o in outputs) * 4 > MAX_DECODE_INPUTS_BYTES:
+            return None
+    if not outputs:
+        return None
+    return DecodeInputs(torch.cat(outputs), lab[:, :1])
+
+
+@torch.no_grad()
+def at_temperature(
+    results: ColorizationResults, task: PretextTask, inputs: DecodeInputs, temperature: float
+) -> ColorizationResults:
+    """``results`` with the vivid decode at ``temperature``: only the decode runs again (the
+    faithful decode, calibrated, has no temperature and is kept). The same colours ``colorize``
+    gives at that temperature."""
+    ab = task.decode(inputs.outputs, temperature, lightness=inputs.lightness)
+    colour = lab_to_rgb_uint8(torch.cat([inputs.lightness, ab], dim=1))
+    return ColorizationResults(
+        results.paths, results.truth, results.grey, colour, results.faithful, temperature
+    )

@@ -10,7 +10,10 @@ from sslviz.results import stored
 from sslviz.results.apply import LoadedModel, checkpoint_version
 from sslviz.results.colorization import (
     ColorizationResults,
+    DecodeInputs,
+    at_temperature,
     colorization_results,
+    decode_inputs,
     grey,
 )
 from sslviz.store import Run, Store
@@ -34,9 +37,24 @@ def _results(
         return ColorizationResults(
             held.paths, held.images, grey(held.images), colour, faithful, None
         )
+    inputs = _decode_inputs(home, run_id, version, base_run)
+    if temperature is not None and inputs is not None:  # a slider move: the decode alone
+        return at_temperature(_results(home, run_id, version, base_run, None), loaded.task,
+                              inputs, temperature)  # fmt: skip
     return colorization_results(
         loaded.task, loaded.model, held.paths, held.images, temperature=temperature
     )
+
+
+@st.cache_resource(show_spinner="Reading the model's outputs once…", max_entries=4)
+def _decode_inputs(home: str, run_id: int, version: int, base_run: int) -> DecodeInputs | None:
+    """The model's outputs on the held-out images, kept so a temperature re-decodes only."""
+    from sslviz.ui.resources import get_store
+
+    store = get_store()
+    loaded = loaded_model(store, store.runs.get(run_id), "colorization")
+    held = held_out_images(store, store.runs.get(base_run), loaded.config.image_size)
+    return decode_inputs(loaded.task, loaded.model, held.images)
 
 
 def results_of(

@@ -12,7 +12,7 @@ from trained_runs import Trained
 from sslviz.pretext.permutations import maximal_hamming_permutations
 from sslviz.results import held_out
 from sslviz.results.apply import cached_run_model
-from sslviz.results.colorization import colorization_results
+from sslviz.results.colorization import at_temperature, colorization_results, decode_inputs
 from sslviz.results.jigsaw import jigsaw_results, permutation_set_stats, shuffled_and_reassembled
 from sslviz.results.rotation import RotationResults, rotation_results
 from sslviz.store import Store
@@ -133,3 +133,19 @@ def test_reassembly_by_the_true_permutation_restores_the_tiles() -> None:
     _, wrong = shuffled_and_reassembled(tiles, perms[0], perms[1])
     misplaced = sum(not torch.equal(wrong[k], tiles[k]) for k in range(9))
     assert misplaced == int((perms[0] != perms[1]).sum())
+
+
+def test_a_new_temperature_re_decodes_without_a_model_pass(trained: Trained, store: Store) -> None:
+    # the slider's path: the model's outputs kept once, each temperature only decoded again,
+    # with exactly the colours a full pass gives (and the calibrated faithful decode kept)
+    loaded, held = _results(store, trained.colorization)
+    base = colorization_results(loaded.task, loaded.model, held.paths, held.images)
+    inputs = decode_inputs(loaded.task, loaded.model, held.images)
+    assert inputs is not None
+    for t in (0.1, 0.7):
+        quick = at_temperature(base, loaded.task, inputs, t)
+        full = colorization_results(
+            loaded.task, loaded.model, held.paths, held.images, temperature=t
+        )
+        assert torch.equal(quick.colour, full.colour)
+        assert torch.equal(quick.faithful, full.faithful)
