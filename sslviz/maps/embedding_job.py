@@ -14,11 +14,12 @@ Resume continues from the cached rows; a finished embedding is not recomputed.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
-from sslviz.maps.embed import BASELINES, RANDOM_ENCODER, source_run
+from sslviz.maps.embed import BASELINES, RANDOM_ENCODER, source_device, source_run
 from sslviz.maps.project import MapRequest, map_request, project
 from sslviz.maps.settings import MapSettings
 from sslviz.store import Run, Store
@@ -46,9 +47,17 @@ def job_request(store: Store, dataset: Any, source: int | str, **options: Any) -
         dataset_id=request.dataset.id,
         encoder="pixels" if source == "pixels" else encoder,
         config=request.job_config(),
-        device="cpu",
+        device=job_device(store, source),
         parent_id=int(source) if is_run else None,
     )
+
+
+def job_device(store: Store, source: str) -> str:
+    """The device a job embeds ``source`` on (``maps.embed.source_device``: the run's own, or
+    the best here), as the runner counts devices ("cpu", "cuda:0", "mps"): the job is recorded
+    with it, so it takes that device's slot (its UMAP fit then runs on the CPU, as a child)."""
+    device = source_device(store, source)
+    return device.type if device.type in ("cpu", "mps") else f"{device.type}:{device.index or 0}"
 
 
 def job_for(store: Store, request: MapRequest) -> Run | None:
@@ -68,7 +77,11 @@ def execute_run(
     claims the run, keeps its heartbeat and records how it ended)."""
     settings = MapSettings.from_dict(run.config)
     total = store.datasets.get(run.dataset_id).n_images + 1  # images, then the map
-    store.runs.progress(run.id, step=0, total=total)
+    # the device it really computes on now (a job queued on another machine's record, or before
+    # its source's device was known, is counted where it runs)
+    device = job_device(store, settings.source)
+    print(f"embedding job: run {run.id} embeds on {device}", file=sys.stderr, flush=True)
+    store.runs.progress(run.id, step=0, total=total, device=device)
     started = time.perf_counter()
     last = {"poll": 0.0, "stop": False}
 

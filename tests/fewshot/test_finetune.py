@@ -327,12 +327,24 @@ def test_the_cli_fine_tunes_in_the_foreground_and_in_the_background(space, tmp_p
 
     queued = json.loads(
         _sslviz(
-            "finetune", str(space.parent), "--labels", str(csv_file), "--background", "--json"
+            "finetune",
+            str(space.parent),
+            "--labels",
+            str(csv_file),
+            "--steps",
+            "5000",
+            "--background",
+            "--json",
         ).stdout
     )
     assert queued["status"] in ("queued", "running")
+    # cancel once its worker owns it: it looks for a stop before training and at every step, and
+    # no early stop can end it before step 200 (probe + patience), so the cancel always lands
+    _wait(lambda: space.store.runs.get(queued["run"]).claimed_at is not None, START_TIMEOUT)
     jobs.cancel(space.store, queued["run"])
-    assert jobs.wait(space.store, queued["run"], 60).status in ("cancelled", "finished")
+    ended = jobs.wait(space.store, queued["run"], 60)
+    assert ended.status == "cancelled", (ended.status, ended.error)
+    assert ended.step < 5000
 
     csv_file.write_text("path,label\nnot/there.png,red\nred/000.png,red\n")
     bad = _sslviz("finetune", str(space.parent), "--labels", str(csv_file), "--json")
