@@ -4,6 +4,7 @@ import streamlit as st
 
 from sslviz.pretext import TASKS
 from sslviz.runner import jobs
+from sslviz.store.kinds import run_kind
 from sslviz.training.config import config_problems
 from sslviz.training.train import job_request
 from sslviz.ui.resources import get_store
@@ -26,7 +27,7 @@ task = st.radio(
     list(TASKS),
     key="train_task",
     horizontal=True,
-    format_func=str.capitalize,
+    format_func=lambda name: run_kind(name).label.capitalize(),  # Multi-task
 )
 st.caption(TASK_BLURBS.get(task, ""))
 

@@ -38,6 +38,13 @@ def test_defaults_follow_dataset_and_task(app: AppTest) -> None:
     assert app.radio(key="train_opt_colorization_loss").value == "classification"
     assert app.slider(key="train_opt_colorization_temperature").value == 0.38
 
+    # multi-task: the three heads on one encoder; its one option is the jigsaw head's set
+    assert "Multi-task" in app.radio(key="train_task").options
+    app.radio(key="train_task").set_value("multi").run()
+    assert app.selectbox(key="train_opt_multi_permutations").value == 100
+    assert any("Doersch & Zisserman" in c.value for c in app.caption)
+    assert not app.button(key="train_submit").disabled and not app.exception
+
 
 def test_problems_are_shown_and_block_submitting(app: AppTest) -> None:
     open_train(app)
