@@ -48,54 +48,63 @@ if emb is None and not gone:
         icon=":material/schedule:",
     )
 
-label_tab, predict_tab = st.tabs(["Label", "Predictions"])
-with label_tab:
-    left, right = st.columns([3, 2])
-    with left:
-        st.markdown("**Map** — select points to label them together")
-        loaded = None if gone else lp.session_map(store, dataset, session)
-        if loaded is not None:
-            keys = (f"lb_map_{session.id}", f"lb_sel_{session.id}")
-            sync_selection(*keys)
-            colour = lp.categorical_colours(
-                lp.session_label_array(store, session, loaded),
-                title="label",
-                colour_of=session_colours(store, session.id),
-            )
-            render_map(loaded.points, key=keys[0], selection_key=keys[1], colour=colour, height=460)
-            hover_limit_caption(len(loaded.points))
-            lv.selection_actions(store, session, get_selection(keys[1]), active)
-    with right:
-        st.markdown("**Label these next**")
-        if emb is not None:
-            # fragments: a label given here is saved at once and reruns only its own part
-            st.fragment(lp.next_queue)(store, session, emb)
-    st.divider()
-    st.fragment(lv.gallery)(store, session)
+# A label reruns the whole page (no fragment): the counts above, the map's colours, the queue
+# and the predictions all follow it. Only the open tab runs, so a label costs what that tab costs.
+label_tab, predict_tab = st.tabs(
+    ["Label", "Predictions"], key=f"lb_tab_{session.id}", on_change="rerun"
+)
+loaded = None
+if label_tab.open:
+    with label_tab:
+        left, right = st.columns([3, 2])
+        with left:
+            st.markdown("**Map** — select points to label them together")
+            loaded = None if gone else lp.session_map(store, dataset, session)
+            if loaded is not None:
+                keys = (f"lb_map_{session.id}", f"lb_sel_{session.id}")
+                sync_selection(*keys)
+                colour = lp.categorical_colours(
+                    lp.session_label_array(store, session, loaded),
+                    title="label",
+                    colour_of=session_colours(store, session.id),
+                )
+                render_map(
+                    loaded.points, key=keys[0], selection_key=keys[1], colour=colour, height=460
+                )
+                hover_limit_caption(len(loaded.points))
+                lv.selection_actions(store, session, get_selection(keys[1]), active)
+        with right:
+            st.markdown("**Label these next**")
+            if emb is not None:
+                lp.next_queue(store, session, emb)
+        st.divider()
+        lv.gallery(store, session)
 
-with predict_tab:
-    method = (
-        st.segmented_control(
-            "Method",
-            ["auto", "logreg", "knn", "label-spreading", "poisson"],
-            default="auto",
-            key="lb_method",
+if predict_tab.open:
+    with predict_tab:
+        method = (
+            st.segmented_control(
+                "Method",
+                ["auto", "logreg", "knn", "label-spreading", "poisson"],
+                default="auto",
+                key="lb_method",
+            )
+            or "auto"
         )
-        or "auto"
-    )
-    result = lp.predictions(store, session, emb, method) if emb is not None else None
-    if result is not None:
-        lp.estimate_panel(result)
-        a, b = st.columns([1, 2])
-        if (figure := lp.confusion_figure(result)) is not None:
-            a.plotly_chart(figure, key="lb_confusion")
-        if loaded is not None:
-            with b:
-                lp.prediction_map(loaded, result, session_colours(store, session.id))
-        lp.downloads(store, dataset, result, emb, loaded)
-        st.markdown("**Predictions by label** — least sure first")
-        lp.per_label_gallery(store, session, result)
-        lp.check_labels(store, session, result)
-    leaderboard_section(store, session)  # which source predicts these labels best; fine-tune
+        result = lp.predictions(store, session, emb, method) if emb is not None else None
+        loaded = None if gone or result is None else lp.session_map(store, dataset, session)
+        if result is not None:
+            lp.estimate_panel(result)
+            a, b = st.columns([1, 2])
+            if (figure := lp.confusion_figure(result)) is not None:
+                a.plotly_chart(figure, key="lb_confusion")
+            if loaded is not None:
+                with b:
+                    lp.prediction_map(loaded, result, session_colours(store, session.id))
+            lp.downloads(store, dataset, result, emb, loaded)
+            st.markdown("**Predictions by label** — least sure first")
+            lp.per_label_gallery(store, session, result)
+            lp.check_labels(store, session, result)
+        leaderboard_section(store, session)  # which source predicts these labels best; fine-tune
 if loaded is not None:  # last: the images behind the cursor, on every map of the page
     hover_thumbnails(store, dataset.id, loaded.points.image_ids)

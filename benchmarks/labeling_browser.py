@@ -1,17 +1,18 @@
-"""Labeling in Chromium: how long one label takes, from choosing it under a suggested image to the
-label in the workspace's database and the page's script finished (what reran is the suggestions
-queue, a fragment: the map, the gallery and the predictions are not redrawn).
+"""Labeling in Chromium: how long one label takes, from the click under a suggested image to the
+label in the workspace's database and the page's script finished (the whole Label tab reruns:
+the counts, the map's colours, the queue and the gallery all show the label).
 
     python benchmarks/labeling_browser.py [--labels 30]
 
 A workspace with the demo set, a labeling session on ``pixels`` with the 9 photo names as labels,
 its embedding and map computed before the app starts (the page only reads them); a real
 ``streamlit run app.py``; headless Chromium opens the session and labels the first image of the
-"Label these next" queue with its true photo, ``--labels`` times, as a keyboard user does (focus
-the selector, type the name, Enter). Per label: milliseconds from Enter until the label is in
-SQLite, and until the script run it caused has finished; the median, the 90th percentile, and
-the time 100 labels would take at the median. Goal (issue 17): <= 0.3 s a label, 100 labels in
-under a minute. Needs Debian's ``chromium`` and the Python ``playwright`` package.
+"Label these next" queue with its true photo, ``--labels`` times: it picks the photo's name as the
+brush (not timed), then clicks the image's button. Per label: milliseconds from the click until
+the label is in SQLite, and until the script run it caused has finished; the median, the 90th
+percentile, and the time 100 labels would take at the median. Goals: the page idle within 1 s
+of a label (issue 27, 300 images and 30 labels), <= 0.3 s (issue 25). Needs Debian's
+``chromium`` and the Python ``playwright`` package.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ from app_server import (  # noqa: E402
     stop_app,
 )
 
-GOAL_SECONDS = 0.3
-QUEUE = '[data-testid="stSelectbox"]:has(input[aria-label="label"]):visible'
+GOAL_SECONDS = 1.0  # issue 27; issue 25 asks for 0.3
+QUEUE = '[class*="st-key-lb_next_"] button'
+BRUSH = '[class*="st-key-lb_active_"]'
 # Counts finished script runs and stamps the last one (page clock), so a run that starts and
 # ends between two polls is still seen.
 WATCH_RUNS = """() => {
@@ -103,15 +105,15 @@ def main() -> int:
                 path = box.locator("xpath=ancestor::*[.//*[@data-testid='stImageCaption']][1]")
                 caption = path.locator("[data-testid='stImageCaption']").first.inner_text()
                 name = truth[caption.split(" · ")[0].strip()]
-                box.click()
-                page.keyboard.press("ArrowDown")
-                page.keyboard.type(name)
-                page.get_by_role("option", name=name, exact=True).wait_for()
+                page.locator(BRUSH).get_by_text(name, exact=True).click()  # the brush
+                page.wait_for_function(IDLE, timeout=120_000)
+                page.locator(QUEUE).first.wait_for()
+                box = page.locator(QUEUE).filter(has_text=name).first
                 page.evaluate(WATCH_RUNS)
                 before = labels_now(home)
                 started = page.evaluate("performance.now()")
                 wall = time.perf_counter()
-                page.keyboard.press("Enter")
+                box.click()
                 while labels_now(home) == before:  # polling SQLite for the state "saved"
                     time.sleep(0.005)
                 saved.append(time.perf_counter() - wall)
@@ -131,8 +133,8 @@ def main() -> int:
         f"\nOne label in Chromium ({len(idle)} labels, {len(os.sched_getaffinity(0))} cores, "
         f"load {os.getloadavg()[0]:.1f}): saved in {statistics.median(saved):.3f} s (median); "
         f"page idle after {median:.3f} s (median), {p90:.3f} s (90th percentile); "
-        f"100 labels at the median: {100 * median:.0f} s. Goal: <= {GOAL_SECONDS} s a label, "
-        f"100 in under 60 s: {'met' if median <= GOAL_SECONDS else 'NOT met'}."
+        f"100 labels at the median: {100 * median:.0f} s. Goal: idle within {GOAL_SECONDS} s of "
+        f"a label: {'met' if median <= GOAL_SECONDS else 'NOT met'}."
     )
     return 0
 

@@ -8,6 +8,7 @@ labels"), the "label these next" queue, and the downloads.
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ from sslviz.maps.embedding_job import runs_inline
 from sslviz.store import Dataset, Store
 from sslviz.store.rows import Session
 from sslviz.ui.explorer_view import LoadedMap, MapSpec, get_map
-from sslviz.ui.labeling_view import QUEUE, thumbnails_with_selectors
+from sslviz.ui.labeling_view import QUEUE, thumbnails_with_buttons
 from sslviz.ui.map import categorical_colours, colour_legend, map_figure
 from sslviz.ui.widgets import user_errors
 
@@ -108,8 +109,41 @@ def predictions(store: Store, session: Session, emb: Any, method: str) -> Predic
 
 
 # --- the estimate -----------------------------------------------------------------------------------
+def majority_rate(estimate: Any, labels: dict[str, str]) -> float | None:
+    """The share of the largest class among the labels: what always answering it would score
+    (the estimate's own ``majority_rate`` where the library gives one)."""
+    given = getattr(estimate, "majority_rate", None)
+    if given is not None:
+        return float(given)
+    if not labels:
+        return None
+    counts: dict[str, int] = {}
+    for name in labels.values():
+        counts[name] = counts.get(name, 0) + 1
+    return max(counts.values()) / len(labels)
+
+
+def chosen_by_suggestions(estimate: Any) -> bool:
+    """Whether most labels came from the suggestions (the library's flag, once it has one):
+    cross-validation on actively chosen labels is optimistic."""
+    for name in ("chosen_by_suggestions", "actively_chosen", "suggested_labels"):
+        flag = getattr(estimate, name, None)
+        if isinstance(flag, bool):
+            return flag
+    return False
+
+
+def plain_warning(text: str) -> str:
+    """A library warning in the page's words: no CSV column names, no CLI commands."""
+    text = re.sub(r"\s*\(covered\s*=\s*false\)", "", text)
+    text = text.replace("sslviz suggest lists", "the “label these next” queue shows")
+    return text[0].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
 def estimate_panel(result: PredictResult) -> None:
     e = result.estimate
+    majority = majority_rate(e, result.labels)
+    beside = f"majority class {majority:.0%}" if majority is not None else None
     left, right = st.columns([1, 2])
     with left:
         if e.too_few:
@@ -123,6 +157,8 @@ def estimate_panel(result: PredictResult) -> None:
                 help=f"95% Wilson interval {low:.0%}–{high:.0%} over {e.held_out} "
                 "cross-validated labels",
             )
+        if beside:
+            st.caption(f"Chance: {beside} (always answering the most common label scores that).")
     with right:
         if e.too_few:
             st.markdown(
@@ -140,26 +176,26 @@ def estimate_panel(result: PredictResult) -> None:
             st.markdown(
                 f"**{e.accuracy:.0%}** of the labeled images were predicted right when held out "
                 f"(95% interval **{low:.0%}–{high:.0%}**, {e.held_out} images, 5-fold "
-                f"cross-validation{corrected}). It speaks for the "
+                f"cross-validation{corrected}; {beside}). It speaks for the "
                 f"{int(result.covered.sum()):,} images that look like a labeled group; with few "
                 "labels it is noisy."
             )
+            if chosen_by_suggestions(e):
+                st.caption(
+                    ":material/warning: Most labels were chosen by the suggestions: CV is "
+                    "optimistic on labels picked where the model was unsure or typical."
+                )
         st.caption(
-            f"Method: {METHOD_NAMES[result.method]} — {result.reason}. "
+            f"Method: {METHOD_NAMES.get(result.method, result.method)} — {result.reason}. "
             f"{int((~result.labeled).sum()):,} images predicted."
         )
     warning = result.coverage.warning()
     if warning:
-        st.warning(
-            warning[0].upper()
-            + warning[1:].replace("sslviz suggest lists", "the “label these next” queue shows")
-            + ".",
-            icon=":material/warning:",
-        )
+        st.warning(plain_warning(warning), icon=":material/warning:")
     if len(result.estimates) > 1 and not e.too_few:
         rows = [
             {
-                "method": METHOD_NAMES[x.method],
+                "method": METHOD_NAMES.get(x.method, x.method),
                 "CV accuracy": x.accuracy,
                 "interval": f"{x.interval[0]:.2f}–{x.interval[1]:.2f}",
                 "used": "✓" if x.method == result.method else "",
@@ -223,31 +259,31 @@ def prediction_map(
 
 
 def per_label_gallery(store: Store, session: Session, result: PredictResult) -> None:
-    """Unlabeled images by predicted label, least confident first: pick a label to fix one."""
+    """Unlabeled images of one predicted label at a time, least confident first: click one to
+    give it the label picked above (a fix becomes a label)."""
     classes = result.prediction.classes
-    tab_names = [
-        f"{c} ({int(((result.prediction.labels == c) & ~result.labeled).sum())})" for c in classes
-    ]
-    for name, tab in zip(classes, st.tabs(tab_names), strict=True):
-        with tab:
-            rows = np.flatnonzero((result.prediction.labels == name) & ~result.labeled)
-            rows = rows[np.argsort(result.prediction.confidence[rows])][:PER_LABEL]
-            if not len(rows):
-                st.caption("No unlabeled image is predicted as this.")
-                continue
-            st.caption(
-                f"The {len(rows)} least sure predictions of “{name}”. Pick the right "
-                "label under an image: it becomes a label."
-            )
-            conf = [f"{result.prediction.confidence[r]:.0%} sure" for r in rows]
-            thumbnails_with_selectors(
-                store,
-                session,
-                result.image_ids[rows],
-                key=f"lb_fix_{name}",
-                captions=conf,
-                placeholder="fix…",
-            )
+    unlabeled = ~result.labeled
+    counts = {c: int(((result.prediction.labels == c) & unlabeled).sum()) for c in classes}
+    name = st.segmented_control(
+        "Predicted as",
+        classes,
+        default=classes[0],
+        format_func=lambda c: f"{c} ({counts[c]:,})",
+        key=f"lb_fix_of_{session.id}",
+    )
+    if name is None:
+        return
+    rows = np.flatnonzero((result.prediction.labels == name) & unlabeled)
+    rows = rows[np.argsort(result.prediction.confidence[rows])][:PER_LABEL]
+    if not len(rows):
+        st.caption("No unlabeled image is predicted as this.")
+        return
+    st.caption(
+        f"The {len(rows)} least sure predictions of “{name}”. Wrong? Pick the right label "
+        "above and click the image: it becomes a label."
+    )
+    conf = [f"{result.prediction.confidence[r]:.0%} sure" for r in rows]
+    thumbnails_with_buttons(store, session, result.image_ids[rows], key="lb_fix", captions=conf)
 
 
 def check_labels(store: Store, session: Session, result: PredictResult) -> None:
@@ -264,7 +300,7 @@ def check_labels(store: Store, session: Session, result: PredictResult) -> None:
     )
     if odd:
         ids = [result.image_ids[i] for i, _, _ in odd]
-        thumbnails_with_selectors(
+        thumbnails_with_buttons(
             store, session, ids, key="lb_check", captions=[f"CV says {o}" for _, _, o in odd]
         )
 
@@ -347,4 +383,4 @@ def next_queue(store: Store, session: Session, emb: Any) -> None:
             else "the least certain predictions"
         )
     st.caption(f"{len(ids)} images worth labeling now: {why}. They update as you label.")
-    thumbnails_with_selectors(store, session, ids, key="lb_next", columns=4)
+    thumbnails_with_buttons(store, session, ids, key="lb_next", columns=4)

@@ -7,7 +7,6 @@ store's state, not a stale one.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -26,7 +25,6 @@ from sslviz.ui.widgets import user_errors
 GALLERY_PAGE = 24
 GALLERY_COLUMNS = 6
 QUEUE = 12  # suggestions in "label these next"
-NONE = "—"  # the selector's "no label" entry
 
 
 # --- sessions ---------------------------------------------------------------------------------------
@@ -108,25 +106,44 @@ def session_from_url(store: Store) -> Session | None:
 
 
 # --- the label bar ----------------------------------------------------------------------------------
+ERASE = "✕ remove label"  # the brush that takes a label off
+
+
+def brush_key(session_id: int) -> str:
+    return f"lb_active_{session_id}"
+
+
+def brush(session_id: int) -> str | None:
+    """The label a click on an image gives (``ERASE``: takes it off; None: no names yet)."""
+    return st.session_state.get(brush_key(session_id))
+
+
 def label_bar(store: Store, session: Session) -> str | None:
-    """Active label, counts per label, undo; returns the active label name (None if none yet)."""
+    """Counts per label, the brush (pick a label once, then click images), a new name, undo;
+    returns the brush."""
     names = store.sessions.label_names(session.id)
-    left, middle, right = st.columns([2, 2, 1], vertical_alignment="bottom")
+    counts(names)
+    left, middle, right = st.columns([4, 2, 1], vertical_alignment="bottom")
     with left:
         options = [n.name for n in names]
-        key = f"lb_active_{session.id}"
-        if f"{key}_next" in st.session_state:  # a name just added becomes the active one
+        key = brush_key(session.id)
+        if f"{key}_next" in st.session_state:  # a name just added becomes the brush
             st.session_state[key] = st.session_state.pop(f"{key}_next")
-        if st.session_state.get(key) not in options:
+        if st.session_state.get(key) not in [*options, ERASE]:
             st.session_state.pop(key, None)
-        active = st.selectbox(
-            "Active label",
-            options,
-            index=None if key in st.session_state or not options else len(options) - 1,
-            key=key,
-            placeholder="add a label name →",
-            help="What the buttons on thumbnails and the map selection give.",
-        )
+        if options:
+            chosen = st.segmented_control(
+                "Click an image to label it",
+                [*options, ERASE],
+                default=None if key in st.session_state else options[-1],
+                key=key,
+                help="Pick a label once, then click the button under each image that has it "
+                "(in the gallery, the queue or the predictions); a second click takes it off. "
+                "The map selection gets it too.",
+            )
+        else:
+            chosen = None
+            st.caption("Add a label name to start: then pick it here and click images.")
     with middle, st.form(f"lb_add_{session.id}", clear_on_submit=True, border=False):
         a, b = st.columns([3, 1], vertical_alignment="bottom")
         new = a.text_input(
@@ -151,8 +168,7 @@ def label_bar(store: Store, session: Session) -> str | None:
             if done:
                 st.toast(f"Undone: {done.description}", icon=":material/undo:")
             st.rerun()
-    counts(names)
-    return active
+    return chosen
 
 
 def counts(names: Sequence[Any]) -> None:
@@ -208,81 +224,78 @@ def manage_names(store: Store, session: Session) -> None:
 
 
 # --- labeling images ----------------------------------------------------------------------------------
-def _selector_changed(
-    store: Store, session_id: int, image_id: int, key: str, shown: str | None
-) -> None:
-    # A selector drawn before the store changed (an import, another tab, a fragment that did not
-    # rerun) must not write its stale value over the newer label: act only on the label it showed.
+def _clicked(store: Store, session_id: int, image_id: int, shown: str | None) -> None:
+    # A button drawn before the store changed (an import, another tab) must not act on a label
+    # it did not show: act only while the image still has the label the button showed.
     if store.sessions.label_of(session_id).get(image_id) != shown:
         return
-    value = st.session_state.get(key)
-    if value == NONE or value is None:
+    given = brush(session_id)
+    if given is None:
+        return
+    if given in (ERASE, shown):  # the eraser, or a second click: take it off
         fs.unlabel_images(store, session_id, [image_id])
     else:
-        fs.label_images(store, session_id, [image_id], value)
+        fs.label_images(store, session_id, [image_id], given)
 
 
-def label_selector(
-    store: Store,
-    session: Session,
-    image_id: int,
-    current: str | None,
-    names: list[str],
-    *,
-    key: str,
-    placeholder: str | None = None,
+def button_text(current: str | None, given: str | None) -> tuple[str, bool]:
+    """What the button under an image says, and whether it is disabled."""
+    if given is None:
+        return (current or "unlabeled"), True
+    if given == ERASE:
+        return (f"✕ {current}", False) if current else ("unlabeled", True)
+    if current == given:
+        return f"✓ {current}", False
+    return (f"{current} → {given}" if current else f"＋ {given}"), False
+
+
+def label_button(
+    store: Store, session: Session, image_id: int, current: str | None, *, key: str
 ) -> None:
-    """A compact select under a thumbnail: choosing a name labels the image at once, "—" takes
-    the label off. Keyed by the current label, so it always shows what the store holds."""
-    options = [NONE, *names]
-    widget = f"{key}_{image_id}_{hashlib.blake2b(str(current).encode(), digest_size=4).hexdigest()}"
-    st.selectbox(
-        "label",
-        options,
-        index=options.index(current) if current in options else (None if placeholder else 0),
-        key=widget,
-        label_visibility="collapsed",
-        placeholder=placeholder or NONE,
-        on_change=_selector_changed,
-        args=(store, session.id, int(image_id), widget, current),
+    """The click-to-label control under a thumbnail: gives the brush's label (a second click,
+    or the eraser, takes it off)."""
+    given = brush(session.id)
+    text, disabled = button_text(current, given)
+    st.button(
+        text,
+        key=f"{key}_{image_id}",
+        on_click=_clicked,
+        args=(store, session.id, int(image_id), current),
+        disabled=disabled,
+        type="primary" if current is not None and current == given else "secondary",
+        width="stretch",
+        help=None if given is not None else "Add a label name first.",
     )
 
 
-def thumbnails_with_selectors(
+def thumbnails_with_buttons(
     store: Store,
     session: Session,
     image_ids: Sequence[int],
     *,
     key: str,
     captions: Sequence[str] | None = None,
-    placeholder: str | None = None,
     columns: int = GALLERY_COLUMNS,
 ) -> None:
-    """Thumbnails in rows, each with its path (and caption) and a label selector."""
+    """Thumbnails in rows, each with its path (and caption) and a click-to-label button."""
     lookup = image_lookup(store, session.dataset_id)
     labels = store.sessions.label_of(session.id)
-    names = [n.name for n in store.sessions.label_names(session.id)]
-    ids = np.asarray(image_ids, dtype=np.int64)
+    ids, first = np.unique(np.asarray(image_ids, dtype=np.int64), return_index=True)
+    keep = np.sort(first)  # each image once (one key each), in the order given
+    ids = np.asarray(image_ids, dtype=np.int64)[keep]
+    texts = [captions[k] for k in keep] if captions is not None else None
     rows = lookup.rows(ids)
     for start in range(0, len(rows), columns):
         for i, column in enumerate(st.columns(columns)):
             if start + i >= len(rows):
                 break
-            row, image_id = rows[start + i], int(lookup.ids[rows[start + i]])
+            row, image_id = rows[start + i], int(ids[start + i])
             text = str(lookup.paths[row])
-            if captions is not None:
-                text += f" · {captions[start + i]}"
+            if texts is not None:
+                text += f" · {texts[start + i]}"
             with column:
                 st.image(lookup.thumbs[row], caption=text, width="stretch")
-                label_selector(
-                    store,
-                    session,
-                    image_id,
-                    labels.get(image_id),
-                    names,
-                    key=key,
-                    placeholder=placeholder,
-                )
+                label_button(store, session, image_id, labels.get(image_id), key=key)
 
 
 def gallery(store: Store, session: Session) -> None:
@@ -318,9 +331,10 @@ def gallery(store: Store, session: Session) -> None:
     first = (min(page, pages) - 1) * GALLERY_PAGE
     st.caption(
         f"Images {first + 1:,}–{first + min(GALLERY_PAGE, len(ids) - first):,} of "
-        f"{len(ids):,}. Pick a label under an image: it is saved at once."
+        f"{len(ids):,}. Click the button under an image to give it the label picked above: it "
+        "is saved at once."
     )
-    thumbnails_with_selectors(store, session, ids[first : first + GALLERY_PAGE], key="lb_g")
+    thumbnails_with_buttons(store, session, ids[first : first + GALLERY_PAGE], key="lb_g")
 
 
 def selection_actions(

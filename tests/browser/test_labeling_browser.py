@@ -1,6 +1,7 @@
 """In Chromium: start a labeling session, label images from the gallery, import more from a CSV,
 see predictions for the rest with an estimate, download the predictions CSV, reload and find the
-labels still there."""
+labels still there; labels given in the queue and the gallery show in the header counts, the
+map's legend and the Predictions tab at once, without a reload."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ import pytest
 from conftest import wait_idle
 from playwright.sync_api import expect
 
+from sslviz.data import ensure_demo
+from sslviz.fewshot.sessions import create_session
+from sslviz.maps import project
 from sslviz.store import Store
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -65,18 +69,13 @@ def test_label_predict_download_reload(app_url: str, page, tmp_path: Path) -> No
     page.get_by_text("Active label").first.wait_for()
     settle(page)
 
-    # Two labels from the gallery, one selector under each thumbnail (saved at once).
+    # Two labels from the gallery: the new name is the brush, a click under a thumbnail gives it
     page.get_by_label("New label name").fill("astronaut")
     page.get_by_role("button", name="Add").click()
-    active = page.get_by_role("combobox", name="Active label")
-    expect(active).to_have_value("astronaut", timeout=120_000)
     settle(page)
     for n in (1, 2):
-        # the queue's selectors, then the gallery's: the gallery's first unlabeled image
-        gallery = page.locator('[data-testid="stSelectbox"]:has(input[aria-label="label"]):visible')
-        choose(page, gallery.nth(gallery.count() - 24 + n - 1), "astronaut")
+        click_unlabeled(page, "lb_g_", "astronaut")
         wait_for(lambda n=n: len(labels_in_store(home)) == n)
-        settle(page)
     assert list(labels_in_store(home).values()) == ["astronaut", "astronaut"]
 
     # More labels from a CSV: 4 images of each folder.
@@ -125,3 +124,77 @@ def test_label_predict_download_reload(app_url: str, page, tmp_path: Path) -> No
     page.get_by_text(f"{len(given)} labeled").first.wait_for(timeout=180_000)
     assert "session=1" in page.url
     assert labels_in_store(home) == given
+
+
+def click_unlabeled(page, prefix: str, name: str) -> None:
+    """Click the first "＋ name" button under a thumbnail of the queue (``lb_next_``) or the
+    gallery (``lb_g_``), then wait for the run it causes."""
+    button = page.locator(f'[class*="st-key-{prefix}"] button:has-text("＋ {name}")').first
+    button.click()
+    settle(page)
+
+
+def header(page) -> str:
+    return page.locator(
+        '[data-testid="stMarkdownContainer"]:has-text(" labeled — ")'
+    ).first.inner_text()
+
+
+def legend(page) -> str:
+    return page.locator('[data-testid="stMarkdownContainer"]:has-text("label:")').first.inner_text()
+
+
+@pytest.fixture
+def session_home(tmp_path: Path, chromium: Path) -> Path:
+    """The demo set, its pixels map, and a session on pixels with two label names, made before
+    the app starts (``app_url``, requested after this, serves it)."""
+    home = tmp_path / "home"
+    store = Store.open(home)
+    ensure_demo(store)
+    project.project(store, "demo", "pixels")
+    session = create_session(store, "demo", "pixels", name="browser")
+    for name in ("astronaut", "cat"):
+        store.sessions.add_label_name(session.id, name)
+    store.close()
+    return home
+
+
+def test_labels_from_the_queue_and_gallery_show_at_once(session_home: Path, app_url: str, page):
+    """Issue 27: after labels given in the queue or the gallery the header still said "0
+    labeled", the map "unlabeled (306)" and Predictions asked for two labels, until a reload."""
+    page.goto(app_url + "/labeling?session=1")
+    page.get_by_text("worth labeling now").first.wait_for(timeout=600_000)
+    settle(page)
+    assert header(page).startswith("0 labeled")
+    assert "unlabeled (306)" in legend(page)
+    page.get_by_role("tab", name="Predictions").click()
+    page.get_by_text("at least two different labels").first.wait_for()
+    settle(page)
+    page.get_by_role("tab", name="Label").click()
+    page.get_by_text("worth labeling now").first.wait_for()
+    settle(page)
+    url = page.url
+
+    brush = page.locator('[class*="st-key-lb_active_"]')  # pick the label once
+    brush.get_by_text("astronaut", exact=True).click()
+    settle(page)
+    for n in range(3):
+        click_unlabeled(page, "lb_next_", "astronaut")
+        wait_for(lambda n=n: len(labels_in_store(session_home)) == n + 1)
+    brush.get_by_text("cat", exact=True).click()
+    settle(page)
+    for n in range(3):
+        click_unlabeled(page, "lb_g_", "cat")
+        wait_for(lambda n=n: len(labels_in_store(session_home)) == n + 4)
+    assert sorted(labels_in_store(session_home).values()) == ["astronaut"] * 3 + ["cat"] * 3
+
+    # the same page, never reloaded: every part shows the six labels
+    assert page.url == url
+    expect(page.get_by_text("6 labeled").first).to_be_visible()
+    assert "astronaut 3" in header(page) and "cat 3" in header(page)
+    assert "unlabeled (300)" in legend(page) and "astronaut (3)" in legend(page)
+    page.get_by_role("tab", name="Predictions").click()
+    page.get_by_text("Estimated accuracy").first.wait_for(timeout=180_000)
+    settle(page)
+    assert page.get_by_text("at least two different labels").count() == 0
+    assert page.get_by_text("too few labels").count() >= 1  # 6 labels: honest, not a number

@@ -1,6 +1,8 @@
-"""AppTest of the Label and predict page: start a session, add a label name, label an image from
-the gallery (saved in the store at once), undo it, label a map selection, and see predictions with
-an estimate, the CV confusion matrix and the downloads once there are enough labels."""
+"""AppTest of the Label and predict page: start a session, add a label name, label images from
+the gallery and the queue with a click (saved in the store at once, the counts, the map and the
+predictions following in the same run), undo it, label a map selection, and see predictions with
+an estimate, the majority-class rate, the CV confusion matrix and the downloads once there are
+enough labels."""
 
 from __future__ import annotations
 
@@ -52,8 +54,16 @@ def open_page(app: AppTest, session: int | None = None) -> AppTest:
     return app
 
 
-def selectors(app: AppTest, prefix: str) -> list:
-    return [s for s in app.selectbox if s.key and s.key.startswith(prefix)]
+def label_buttons(app: AppTest, prefix: str) -> list:
+    """The click-to-label buttons under the thumbnails whose keys start with ``prefix``."""
+    return [b for b in app.button if b.key and b.key.startswith(prefix)]
+
+
+def open_tab(app: AppTest, session: int, tab: str) -> AppTest:
+    app.session_state[f"lb_tab_{session}"] = tab
+    app.run()
+    assert not app.exception, app.exception
+    return app
 
 
 def test_start_a_session_label_and_undo(app: AppTest, home: Path) -> None:
@@ -71,13 +81,15 @@ def test_start_a_session_label_and_undo(app: AppTest, home: Path) -> None:
 
     app.text_input(key=f"lb_new_label_{session.id}").set_value("cat")
     next(b for b in app.get("form_submit_button") if b.label == "Add").click().run()
-    assert app.selectbox(key=f"lb_active_{session.id}").value == "cat"
+    assert app.button_group(key=f"lb_active_{session.id}").value == "cat"  # the brush
 
-    first = selectors(app, "lb_g_")[0]
-    first.set_value("cat").run()
+    first = label_buttons(app, "lb_g_")[0]
+    assert first.label == "＋ cat"
+    first.click().run()
     assert not app.exception
     assert list(labels_by_path(store, session.id).values()) == ["cat"]  # in the store at once
     assert any("1 labeled" in m.value for m in app.markdown)
+    assert label_buttons(app, "lb_g_")[0].label == "✓ cat"
 
     app.button(key=f"lb_undo_{session.id}").click().run()
     assert labels_by_path(store, session.id) == {}
@@ -106,17 +118,20 @@ def test_predictions_with_estimate_confusion_and_downloads(app: AppTest, home: P
         folders.setdefault(image.path.split("/")[0], []).append(image.path)
     for folder, paths in folders.items():
         label_images(store, session.id, paths[:3], folder)
-    open_page(app, session.id)
+    open_tab(open_page(app, session.id), session.id, "Predictions")
     assert any(m.label == "Estimated accuracy" for m in app.metric)
     estimate = next(m for m in app.metric if m.label == "Estimated accuracy")
     assert estimate.value.endswith("%")
+    # issue 26: the majority-class rate beside the accuracy (9 folders, 3 labels each: 11%)
+    assert any("majority class 11%" in c.value for c in app.caption)
     assert any("Cross-validation" in str(c.proto.spec) for c in app.get("plotly_chart"))
     labels = [d.proto.label for d in app.get("download_button")]
     assert {"Predictions CSV", "Labels CSV", "Everything (parquet)"} <= set(labels)
-    fix = selectors(app, "lb_fix_")
-    assert fix  # the per-label galleries offer fixes
-    fix[0].set_value("cat").run()  # a fix becomes a label
+    fix = label_buttons(app, "lb_fix_")
+    assert fix and len(fix) <= 12  # one predicted label's gallery at a time offers fixes
+    fix[0].click().run()  # a fix becomes a label
     assert len(labels_by_path(store, session.id)) == 27 + 1
+    assert any("28 labeled" in m.value for m in app.markdown)  # the counts follow at once
     store.close()
 
 
@@ -126,7 +141,7 @@ def test_too_few_labels_says_so(app: AppTest, home: Path) -> None:
     paths = [i.path for i in store.datasets.images(1)]
     label_images(store, session.id, paths[:2], "a")
     label_images(store, session.id, paths[-2:], "b")
-    open_page(app, session.id)
+    open_tab(open_page(app, session.id), session.id, "Predictions")
     assert any(m.value == "too few labels" for m in app.metric)
     store.close()
 
@@ -147,7 +162,7 @@ def test_a_session_whose_run_was_deleted_says_so_instead_of_predicting(
         dataset_id=1, task="rotation", encoder="small-cnn", config={}, device="cpu", epochs=1
     )
     assert newer.id != run.id  # ids are never reused: the session can't point at this one
-    open_page(app, session.id)
+    open_tab(open_page(app, session.id), session.id, "Predictions")
     assert any(f"run #{run.id}" in w.value and "was deleted" in w.value for w in app.warning)
     assert not app.error and not any(m.label == "Estimated accuracy" for m in app.metric)
 
@@ -176,9 +191,46 @@ def test_a_label_has_one_colour_on_every_map(app: AppTest, home: Path) -> None:
     label_images(store, session.id, folders["coffee"][:6], "coffee")
     open_page(app, session.id)
     given = legend_colours(app, "label")
+    open_tab(app, session.id, "Predictions")
     predicted = legend_colours(app, "predicted label (faint = unsure)")
     fixed = session_colours(store, session.id)
     assert given["astronaut"] == fixed["astronaut"] == PALETTE[0]
     for name in ("astronaut", "cat", "coffee"):
         assert given[name] == predicted[name] == fixed[name]
+    store.close()
+
+
+def legend_text(app: AppTest, title: str) -> str:
+    """The words of the colour legend titled ``title`` ("label: astronaut (3) ...")."""
+    legend = next(m.value for m in app.markdown if f"<b>{title}:</b>" in m.value)
+    return re.sub(r"<[^>]+>", "", legend)
+
+
+def test_a_label_shows_everywhere_in_the_same_run(app: AppTest, home: Path) -> None:
+    """Issue 27: labels given in the queue or the gallery showed only after a reload (both were
+    fragments; the counts, the map and the predictions were not)."""
+    store = Store.open(home)
+    session = create_session(store, "demo", "pixels")
+    for name in ("astronaut", "cat"):
+        store.sessions.add_label_name(session.id, name)
+    open_page(app, session.id)
+    assert "unlabeled (306)" in legend_text(app, "label")
+    app.button_group(key=f"lb_active_{session.id}").set_value("astronaut").run()
+    for prefix in ("lb_next_", "lb_g_", "lb_next_"):
+        label_buttons(app, prefix)[0].click().run()  # the first unlabeled one of each
+        assert not app.exception
+    app.button_group(key=f"lb_active_{session.id}").set_value("cat").run()
+    for prefix in ("lb_g_", "lb_next_", "lb_g_"):
+        unlabeled = [b for b in label_buttons(app, prefix) if b.label.startswith("＋")]
+        unlabeled[0].click().run()
+        assert not app.exception
+    given = store.sessions.label_of(session.id)
+    assert sorted(given.values()) == ["astronaut"] * 3 + ["cat"] * 3
+    # no reload: the header, the map's legend and the predictions follow in the same run
+    assert any("6 labeled" in m.value and "astronaut** 3" in m.value for m in app.markdown)
+    legend = legend_text(app, "label")
+    assert "unlabeled (300)" in legend and "astronaut (3)" in legend
+    open_tab(app, session.id, "Predictions")
+    assert not any("at least two different labels" in i.value for i in app.info)
+    assert any(m.label == "Estimated accuracy" for m in app.metric)
     store.close()
