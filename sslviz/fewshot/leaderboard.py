@@ -14,16 +14,19 @@ Honesty. A fine-tuned model can't be cross-validated on labels it trained on or 
 checkpoint by, so fine-tuned rows are compared on the labels no included fine-tune used for
 anything (its untouched labels; fine-tunes on the same labels share them,
 ``finetune_data.split_labels``). Every row, frozen or fine-tuned, gets ``holdout_accuracy``
-there, and those labels choose nothing for any row: frozen rows pick their predictor by CV on
-the other labels (that CV is their ``cv_accuracy`` then), fit it there, and are scored on the
-untouched ones. The table is then ranked by that column, the only one all rows share. Without
-fine-tunes it is ranked by the CV accuracy. With too few labels it says "too few labels to rank"
-and ranks nothing.
+there, and those labels choose nothing for it: frozen rows pick a predictor by CV on the other
+labels (``holdout_method``), fit it there and are scored on the untouched ones. The table is then
+ranked by that column, the only one all rows share. A frozen row's ``cv_accuracy`` (and its
+``method``) is always its CV on all the labels, so a fine-tune joining the table changes no
+other row's number. Without fine-tunes the table is ranked by the CV accuracy. With too few
+labels it says "too few labels to rank" and ranks nothing.
 
-Switching. Every row keeps its per-label right/wrong record (``correct``: out-of-fold, or on the
-untouched labels), and all rows are scored on the same labels and folds, so two rows compare
-pairwise: ``clearly_better`` (McNemar's exact test, one-sided, 5%) is what a page needs before it
-recommends another source. A tie is no reason to switch.
+Switching. Every frozen row keeps its per-label out-of-fold record (``correct``), all on the same
+labels and folds; with fine-tunes every row also keeps its record on the untouched labels
+(``holdout_correct``). Two frozen rows compare on the first, anything with a fine-tune on the
+second (``leaderboard_rows.paired_records``): ``clearly_better`` (McNemar's exact test,
+one-sided, 5%) is what a page needs before it recommends another source, with or without
+fine-tunes. A tie is no reason to switch.
 
 Progress. ``leaderboard(..., on_progress=stage)`` calls ``stage(name, done, total)`` before each
 stage (embedding one source, cross-validating it) and once at the end (``done == total``).
@@ -38,7 +41,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from sslviz.core.atomic import write_json
@@ -66,8 +69,8 @@ if TYPE_CHECKING:
 
 TOO_FEW_TO_RANK = "too few labels to rank"
 OTHER_POOLING = {1: 2, 2: 1}  # a run's second row: global average <-> a 2x2 grid
-_CACHE_VERSION = 3  # 2: frozen rows choose without the untouched labels; per-label records
-# 3: fine-tunes' encoders as frozen sources
+_CACHE_VERSION = 4  # 2: frozen rows choose without the untouched labels; per-label records
+# 3: fine-tunes' encoders as frozen sources; 4: CV on all labels kept apart from the untouched
 
 
 @dataclass(frozen=True)
@@ -112,9 +115,9 @@ def candidates(store: Store, dataset: Dataset) -> list[Candidate]:
         kind = run_kind(run.task)
         if kind.name == "finetune":
             grid = int(run.config.get("grid") or 1)
-            name = f"fine-tune #{run.id} of #{run.parent_id}"
+            name = f"fine-tune #{run.id} of {_parent_name(store, run.parent_id)}"
             layer = run.config.get("layer")
-            out.append(Candidate(str(run.id), layer, grid, FINETUNE_HEAD, f"{name}, its own head"))
+            out.append(Candidate(str(run.id), layer, grid, FINETUNE_HEAD, f"{name} · head"))
             out.append(Candidate(str(run.id), layer, grid, FINETUNE_EMBEDDING, name))
         elif kind.pretext and kind.has_encoder:
             # its default, and the same layer with the other pooling: the second-best choice on
@@ -123,6 +126,16 @@ def candidates(store: Store, dataset: Dataset) -> list[Candidate]:
             for each in (grid, OTHER_POOLING.get(grid, 1)):
                 out.append(Candidate(str(run.id), layer, each, run.task, f"{run.task} #{run.id}"))
     return out
+
+
+def _parent_name(store: Store, parent_id: int | None) -> str:
+    """ "rotation #1" (a deleted parent: "#1")."""
+    if parent_id is None:
+        return "?"
+    try:
+        return f"{store.runs.get(parent_id).task} #{parent_id}"
+    except UserError:
+        return f"#{parent_id}"
 
 
 def _finished_runs(store: Store, dataset: Dataset) -> list[Run]:
@@ -177,6 +190,8 @@ def leaderboard(
         )
 
     keys = {c: f"{_version(store, c)}|{test_key}" for c in found if cached(c)}
+    # a frozen row's CV on all labels, kept apart: a fine-tune never changes it
+    cv_keys = {c: f"{_version(store, c)}|-" for c in keys if c.kind != FINETUNE_EMBEDDING}
     todo = [c for c in found if cached(c) and keys[c] not in cache]
     rows, computed = [], 0
     for candidate in found:
@@ -189,13 +204,17 @@ def leaderboard(
         elif candidate.kind == FINETUNE_EMBEDDING and int(candidate.source) not in fine_tunes:
             row = not_compared_row(candidate, notes.get(int(candidate.source)))
         else:
+            known = cache.get(cv_keys.get(candidate, ""))
+            cv = row_from_json(dict(known)) if known is not None else None
             row = frozen_row(
-                store, dataset, candidate, labels, holdout, row_of, background, progress
+                store, dataset, candidate, labels, holdout, row_of, background, progress, cv=cv
             )
         if candidate in keys and keys[candidate] not in cache:
             computed += 1
             if row.pending_run is None:
                 cache[keys[candidate]] = row.to_json()
+                if candidate in cv_keys:
+                    cache.setdefault(cv_keys[candidate], _cv_part(row).to_json())
         rows.append(row)
     if computed:
         _write_cache(store, dataset, sha, cache)
@@ -232,11 +251,23 @@ def leaderboard(
     message = None
     if fine_tunes:
         message = (
-            f"ranked by accuracy on the {len(holdout)} labels no fine-tune used for anything "
-            "(frozen rows choose and fit their predictor on the other labels; fine-tunes have no "
-            "CV accuracy: they trained on those)"
+            f"ranked by accuracy on the {len(holdout)} labels no fine-tune used for anything: "
+            "every row predicts them without having seen them (frozen rows choose and fit their "
+            "predictor on the other labels). The CV accuracy of frozen rows is on all labels, as "
+            "without fine-tunes; fine-tunes have none: they trained on those labels"
         )
     return board(rows, ranked_by, False, message)
+
+
+def _cv_part(row: Row) -> Row:
+    """A frozen row as scored by CV on all labels, without its untouched-label scores."""
+    return replace(
+        row,
+        holdout_method=None,
+        holdout_accuracy=None,
+        holdout_interval=None,
+        holdout_correct=None,
+    )
 
 
 def _stage_reporter(

@@ -2,15 +2,15 @@
 rows are compared (``sslviz.fewshot.leaderboard`` builds the table from these).
 
 Frozen rows: ``estimate.choose`` (the predictor ``auto`` would use, and its cross-validated
-accuracy with a Wilson interval) on the labels allowed to choose; with untouched labels, the
-chosen predictor fitted on the others and scored there. Each fine-tune has two rows: its own
+accuracy with a Wilson interval) on all the labels; with untouched labels, also a predictor
+chosen by CV on the others, fitted there and scored on the untouched ones. Each fine-tune has two rows: its own
 head's predictions on the untouched labels (what it said before it saw them), and its encoder
 used as a frozen source (``FINETUNE_EMBEDDING``): the predictor ``auto`` uses without CV
 (``estimate.RULE``) on its embedding, fitted on the labels it trained on, scored on the
 untouched ones. The second is what fine-tuning is for here: the head alone scored 0.92-0.96x
 the frozen run it started from (digits and demo, 5 labels per class), its encoder read this way
-1.00-1.01x (benchmarks/leaderboard.py). Every row keeps its per-label record (``correct``) so
-two rows compare pairwise (``clearly_better``).
+1.00-1.01x (benchmarks/leaderboard.py). Rows keep per-label records (``correct`` out-of-fold,
+``holdout_correct`` on the untouched labels) so two rows compare pairwise (``clearly_better``).
 """
 
 from __future__ import annotations
@@ -58,33 +58,47 @@ class Row:
     holdout_interval: tuple[float, float] | None = None
     note: str | None = None
     pending_run: int | None = None  # the embedding job computing its embeddings
-    # per-label right (1) / wrong (0) on the labels the ranking column is measured on (the
-    # untouched ones, or out-of-fold on the sorted labels), the same for every row of a board;
-    # None where a label was not scored: for paired comparisons
+    # per-label right (1) / wrong (0) out-of-fold on all labels (sorted by path), the same labels
+    # and folds for every frozen row of a board; None where a label was not held out
     correct: tuple[float | None, ...] | None = None
+    # with fine-tunes: the predictor chosen without the untouched labels, and its per-label
+    # record on them (the same labels for every row: fine-tunes compare through these)
+    holdout_method: str | None = None
+    holdout_correct: tuple[float, ...] | None = None
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
-        out["correct"] = list(self.correct) if self.correct is not None else None
+        for key in ("correct", "holdout_correct"):
+            out[key] = list(out[key]) if out[key] is not None else None
         for key in ("cv_interval", "holdout_interval"):
             out[key] = list(out[key]) if out[key] is not None else None
         return out
 
 
+def paired_records(
+    candidate: Row, current: Row
+) -> tuple[tuple[float | None, ...], tuple[float | None, ...]] | None:
+    """The two rows' per-label records on the same labels: out-of-fold on every label where both
+    have one (frozen rows: the comparison fine-tunes don't change), else on the untouched labels
+    (a fine-tune against anything), else None."""
+    if candidate.correct is not None and current.correct is not None:
+        return candidate.correct, current.correct
+    if candidate.holdout_correct is not None and current.holdout_correct is not None:
+        return candidate.holdout_correct, current.holdout_correct
+    return None
+
+
 def clearly_better(candidate: Row, current: Row) -> tuple[bool, int, int, float]:
     """Whether ``candidate`` beats ``current`` on the same labels by more than luck:
     McNemar's exact test (one-sided, p < SWITCH_P) on the labels one gets right and the other
-    wrong. Returns (clearly better, its wins, its losses, p). Rows without paired records
-    (pending, too few labels) are never clearly better."""
+    wrong (``paired_records``). Returns (clearly better, its wins, its losses, p). Rows without
+    paired records (pending, too few labels) are never clearly better."""
     from scipy.stats import binomtest
 
-    if candidate.correct is None or current.correct is None:
+    records = paired_records(candidate, current)
+    if records is None:
         return False, 0, 0, 1.0
-    pairs = [
-        (a, b)
-        for a, b in zip(candidate.correct, current.correct, strict=False)
-        if a is not None and b is not None
-    ]
+    pairs = [(a, b) for a, b in zip(*records, strict=False) if a is not None and b is not None]
     wins = sum(1 for a, b in pairs if a > b)
     losses = sum(1 for a, b in pairs if a < b)
     if wins <= losses:
@@ -102,14 +116,16 @@ def frozen_row(
     row_of: dict[str, int],
     background: bool,
     stage: Callable[[str], None],
+    *,
+    cv: Row | None = None,
 ) -> Row:
-    """CV with ``choose`` on the labels (all of them, or with a shared untouched set, the
-    others); then the chosen predictor fitted on those and scored on the untouched labels. A
-    fine-tune's encoder (``FINETUNE_EMBEDDING``) gets ``auto``'s rule, scored on the untouched
-    labels only."""
-    from sslviz.fewshot.estimate import RULE, choose, wilson_interval
+    """CV with ``choose`` on all the labels (``cv``: that row already computed, e.g. cached from
+    a ranking without fine-tunes: a fine-tune never changes it). With a shared untouched set,
+    also: the predictor chosen by CV on the other labels, fitted there and scored on the
+    untouched ones. A fine-tune's encoder (``FINETUNE_EMBEDDING``) gets ``auto``'s rule instead,
+    scored on the untouched labels only (a CV on labels it trained on would flatter it)."""
+    from sslviz.fewshot.estimate import RULE, choose
     from sslviz.fewshot.predict import prepared_features
-    from sslviz.fewshot.predictors import fit_predict
     from sslviz.maps.embed import cached_embeddings, embed
 
     named = {**_identity(candidate), "fine_tuned": candidate.kind == FINETUNE_EMBEDDING}
@@ -125,39 +141,52 @@ def frozen_row(
     if emb is None:
         stage("embedding")
         emb = embed(store, dataset, candidate.source, layer=candidate.layer, grid=candidate.grid)
-    test = set(holdout)
-    paths = sorted(p for p in labels if p not in test)  # the labels allowed to choose
-    idx = np.array([row_of[p] for p in paths])
-    y = [labels[p] for p in paths]
     features = prepared_features(store, emb)  # the UMAP read from its cache after the first time
     if named["fine_tuned"]:
-        # its encoder trained on these labels: a CV on them would flatter it and choose by that
-        # flattery, so the rule ``auto`` follows without CV picks, and only untouched labels score
-        method, cv_accuracy, cv_interval, correct = RULE, None, None, None
+        row = Row(**named, method=RULE, cv_accuracy=None, cv_interval=None)
+    elif cv is not None:
+        row = cv
     else:
         stage("cross-validating")
-        choice = choose(features.vectors, idx, y, features=features)
-        method, cv_accuracy, cv_interval = (
-            choice.method,
-            choice.estimate.accuracy,
-            choice.estimate.interval,
+        paths = sorted(labels)
+        idx = np.array([row_of[p] for p in paths])
+        choice = choose(features.vectors, idx, [labels[p] for p in paths], features=features)
+        row = Row(
+            **named,
+            method=choice.method,
+            cv_accuracy=choice.estimate.accuracy,
+            cv_interval=choice.estimate.interval,
+            correct=_record(choice.estimate.correct),
         )
-        correct = _record(choice.estimate.correct)
-    held_acc = held_int = None
-    if holdout:
-        stage("scoring")
-        prediction = fit_predict(features.vectors, idx, y, method, features=features)
-        right = [float(prediction.labels[row_of[p]] == labels[p]) for p in holdout]
-        held_acc, held_int = sum(right) / len(holdout), wilson_interval(sum(right), len(holdout))
-        correct = tuple(right)
-    return Row(
-        **named,
-        method=method,
-        cv_accuracy=cv_accuracy,
-        cv_interval=cv_interval,
-        holdout_accuracy=held_acc,
-        holdout_interval=held_int,
-        correct=correct,
+    if not holdout:
+        return row
+    stage("scoring")
+    return _scored_on_untouched(row, features, labels, holdout, row_of)
+
+
+def _scored_on_untouched(
+    row: Row, features: Any, labels: dict[str, str], holdout: list[str], row_of: dict[str, int]
+) -> Row:
+    """``row`` with its accuracy on the untouched labels: a predictor chosen by CV on the other
+    labels (a fine-tune's encoder: ``auto``'s rule), fitted on them, scored on the untouched."""
+    from sslviz.fewshot.estimate import choose, wilson_interval
+    from sslviz.fewshot.predictors import fit_predict
+
+    test = set(holdout)
+    paths = sorted(p for p in labels if p not in test)  # the labels allowed to choose and fit
+    idx = np.array([row_of[p] for p in paths])
+    y = [labels[p] for p in paths]
+    method = row.method
+    if not row.fine_tuned:
+        method = choose(features.vectors, idx, y, features=features).method
+    prediction = fit_predict(features.vectors, idx, y, method, features=features)
+    right = tuple(float(prediction.labels[row_of[p]] == labels[p]) for p in holdout)
+    return replace(
+        row,
+        holdout_method=method,
+        holdout_accuracy=sum(right) / len(holdout),
+        holdout_interval=wilson_interval(int(sum(right)), len(holdout)),
+        holdout_correct=right,
     )
 
 
@@ -231,12 +260,12 @@ def fine_tuned_row(
         for p in holdout
     }
     right = [float(guesses[p] == labels[p]) for p in holdout]
-    interval = wilson_interval(sum(right), len(holdout))
+    interval = wilson_interval(int(sum(right)), len(holdout))
     return replace(
         row,
         holdout_accuracy=sum(right) / len(holdout),
         holdout_interval=interval,
-        correct=tuple(right),
+        holdout_correct=tuple(right),
     )
 
 
@@ -253,7 +282,7 @@ def _embedding_job(store: Store, dataset: Dataset, candidate: Candidate) -> int:
 
 
 def row_from_json(values: dict[str, Any]) -> Row:
-    for key in ("cv_interval", "holdout_interval", "correct"):
+    for key in ("cv_interval", "holdout_interval", "correct", "holdout_correct"):
         if values.get(key) is not None:
             values[key] = tuple(values[key])
     return Row(**values)
