@@ -94,7 +94,7 @@ if predict_tab.open:
         result = lp.predictions(store, session, emb, method) if emb is not None else None
         loaded = None if gone or result is None else lp.session_map(store, dataset, session)
         if result is not None:
-            lp.estimate_panel(result)
+            lp.estimate_panel(result, lp.chosen_note(store, session, result))
             a, b = st.columns([1, 2])
             if (figure := lp.confusion_figure(result)) is not None:
                 a.plotly_chart(figure, key="lb_confusion")

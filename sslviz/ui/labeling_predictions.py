@@ -140,7 +140,16 @@ def plain_warning(text: str) -> str:
     return text[0].upper() + text[1:] + ("" if text.endswith(".") else ".")
 
 
-def estimate_panel(result: PredictResult) -> None:
+def chosen_note(store: Store, session: Session, result: PredictResult) -> str | None:
+    """ "chosen on these labels ..." where the leaderboard switched the session to its source."""
+    from sslviz.fewshot.leaderboard import choice_note
+
+    return choice_note(store, session, result.labels)
+
+
+def estimate_panel(result: PredictResult, chosen: str | None = None) -> None:
+    """The estimate, its interval and the majority-class rate; ``chosen``: the session's source
+    was picked on these labels (``leaderboard.choice_note``), said beside the number."""
     e = result.estimate
     majority = majority_rate(e, result.labels)
     beside = f"majority class {majority:.0%}" if majority is not None else None
@@ -180,6 +189,8 @@ def estimate_panel(result: PredictResult) -> None:
                 f"{int(result.covered.sum()):,} images that look like a labeled group; with few "
                 "labels it is noisy."
             )
+            if chosen:
+                st.caption(f":material/warning: Source {chosen}.")
             if chosen_by_suggestions(e):
                 st.caption(
                     ":material/warning: Most labels were chosen by the suggestions: CV is "
@@ -320,6 +331,7 @@ def downloads(
         mime="text/csv",
         file_name=f"{dataset.name}-predictions.csv",
         key="lb_dl_predictions",
+        on_click="ignore",  # a download changes nothing on the page: no rerun
         icon=":material/download:",
         type="primary",
         width="stretch",
@@ -330,6 +342,7 @@ def downloads(
         mime="text/csv",
         file_name=f"{dataset.name}-labels.csv",
         key="lb_dl_labels",
+        on_click="ignore",  # a download changes nothing on the page: no rerun
         icon=":material/download:",
         width="stretch",
     )
@@ -338,6 +351,7 @@ def downloads(
         data=lambda: parquet_bytes(result, emb.vectors, coords),
         file_name=f"{dataset.name}-session.parquet",
         key="lb_dl_parquet",
+        on_click="ignore",  # a download changes nothing on the page: no rerun
         mime="application/octet-stream",
         icon=":material/download:",
         width="stretch",

@@ -27,7 +27,13 @@ from streamlit.errors import StreamlitAPIException
 
 from sslviz.core.errors import UserError
 from sslviz.fewshot.finetune_data import labels_sha
-from sslviz.fewshot.leaderboard import Leaderboard, Row, clearly_better, leaderboard
+from sslviz.fewshot.leaderboard import (
+    Leaderboard,
+    Row,
+    clearly_better,
+    leaderboard,
+    record_choice,
+)
 from sslviz.fewshot.leaderboard_rows import FINETUNE_HEAD
 from sslviz.store import Store
 
@@ -85,10 +91,32 @@ def board_frame(store: Store, board: Leaderboard, session: Any) -> pd.DataFrame:
                     else {}
                 ),
                 "session": HERE if is_current(store, row, session) else "",
-                "note": row.note or "",
+                "note": _note(row),
             }
         )
     return pd.DataFrame(rows)
+
+
+def _note(row: Row) -> str:
+    """The row's note, and which predictor scored the untouched labels where CV on the other
+    labels chose another one."""
+    notes = [row.note] if row.note else []
+    if row.holdout_method and row.cv_accuracy is not None and row.holdout_method != row.method:
+        notes.append(f"untouched labels scored with {row.holdout_method} (chosen without them)")
+    return "; ".join(notes)
+
+
+def majority_caption(labels: dict[str, str], holdout: list[str]) -> str:
+    """Chance beside the accuracies: the largest class's share of the labels (and of the
+    untouched ones)."""
+
+    def share(names: list[str]) -> float:
+        return max(names.count(n) for n in set(names)) / len(names)
+
+    text = f"Chance: the majority class is {share(list(labels.values())):.0%} of your labels"
+    if holdout:
+        text += f" and {share([labels[p] for p in holdout]):.0%} of the untouched ones"
+    return text + " — a row must beat that to have learned anything."
 
 
 def _unranked(board: Leaderboard, row: Row) -> bool:
@@ -135,7 +163,17 @@ def leaderboard_panel(store: Store, session: Any, *, on_switch: Switch | None = 
         st.warning("Your labels changed since this ranking: rank again to update it.")
     if board.message:
         (st.warning if board.too_few else st.caption)(board.message)
-    st.dataframe(board_frame(store, board, session), hide_index=True, key=f"board_{session.id}")
+    st.dataframe(
+        board_frame(store, board, session),
+        hide_index=True,
+        key=f"board_{session.id}",
+        column_config={  # whole names and notes, never cut off
+            "source": st.column_config.TextColumn(width="large"),
+            "note": st.column_config.TextColumn(width="large"),
+        },
+    )
+    if not board.too_few:
+        st.caption(majority_caption(labels, board.holdout))
     if board.too_few:
         return
     if on_switch is None:
@@ -143,6 +181,11 @@ def leaderboard_panel(store: Store, session: Any, *, on_switch: Switch | None = 
 
         def on_switch(source: str, layer: str | None, grid: int | None) -> None:
             set_source(store, session.id, source, layer, grid)
+            row = next(
+                r for r in board.rows if (r.source, r.layer, r.grid) == (source, layer, grid)
+            )
+            ranked = sum(1 for r in board.rows if not _unranked(board, r))
+            record_choice(store, store.sessions.get(session.id), row, labels, ranked)
 
     _switch_buttons(store, board, session, on_switch)
 

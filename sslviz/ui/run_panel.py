@@ -155,8 +155,38 @@ def _results(store: Store, run: Run, eval_keys: list[str], title: str) -> None:
     if not evals:
         return
     st.markdown(f"**{title}**")
+    if run.task == "finetune" and _finetune_tile(store, run):
+        evals = [m for m in evals if m.key != "eval/holdout_accuracy"]
     for column, metric in zip(st.columns(min(len(evals), 6)), evals[:6], strict=False):
         column.metric(metric.key.removeprefix("eval/").replace("_", " "), f"{metric.value:.4g}")
+
+
+def _finetune_tile(store: Store, run: Run) -> bool:
+    """A fine-tune's accuracy on its untouched labels with its 95% interval and chance (the
+    majority class among those labels), as the leaderboard shows it; False without one."""
+    from sslviz.fewshot.estimate import wilson_interval
+    from sslviz.fewshot.finetune_data import labels_file, read_label_file
+    from sslviz.fewshot.finetune_result import finetune_result
+
+    result = finetune_result(store, run.id)
+    if result is None or result.get("holdout_accuracy") is None or not result["holdout"]:
+        return False
+    given = read_label_file(labels_file(store, run.dataset_id, result["labels"]))
+    names = [given[p] for p in result["holdout"]]
+    accuracy, n = float(result["holdout_accuracy"]), len(names)
+    low, high = wilson_interval(round(accuracy * n), n)
+    chance = max(names.count(name) for name in set(names)) / n
+    st.metric(
+        "accuracy on untouched labels",
+        f"{accuracy:.3f}",
+        border=True,
+        help="Labels the fine-tune never trained on nor chose its checkpoint by.",
+    )
+    st.caption(
+        f"95% interval {low:.2f}–{high:.2f} over {n} untouched labels · chance (majority "
+        f"class) {chance:.2f}"
+    )
+    return True
 
 
 def _curves(store: Store, run: Run, keys: list[str]) -> None:

@@ -66,7 +66,7 @@ def test_label_predict_download_reload(app_url: str, page, tmp_path: Path) -> No
         "pixels — downscaled raw pixels",
     )
     page.get_by_role("button", name="Start labeling").click()
-    page.get_by_text("Active label").first.wait_for()
+    page.get_by_text("Add a label name to start").first.wait_for()
     settle(page)
 
     # Two labels from the gallery: the new name is the brush, a click under a thumbnail gives it

@@ -19,7 +19,7 @@ from sslviz.fewshot.estimate import RULE, choose
 from sslviz.fewshot.finetune import FineTuneConfig, finetune_result, submit_finetune
 from sslviz.fewshot.finetune_data import labels_sha
 from sslviz.fewshot.leaderboard import TOO_FEW_TO_RANK, Row, clearly_better, leaderboard
-from sslviz.fewshot.leaderboard_rows import FINETUNE_EMBEDDING, FINETUNE_HEAD
+from sslviz.fewshot.leaderboard_rows import FINETUNE_EMBEDDING, FINETUNE_HEAD, paired_records
 from sslviz.fewshot.predict import prepared_features
 from sslviz.fewshot.predictors import METHODS, fit_predict
 from sslviz.maps.embed import embed
@@ -113,6 +113,7 @@ def test_a_new_label_set_reuses_each_sources_umap(space):
 def test_fine_tuned_rows_are_compared_on_labels_they_never_trained_on(space):
     store = space.store
     labels = first_per_class(space.truth, 15)  # 3 of each class held out: 6 to compare on
+    alone = {(r.source, r.layer, r.grid): r for r in leaderboard(store, "stripes", labels).rows}
     config = FineTuneConfig(steps=60, probe_steps=20, eval_every=10)
     run = submit_finetune(
         store, space.parent, labels, config=config, device="cpu", background=False
@@ -133,19 +134,39 @@ def test_fine_tuned_rows_are_compared_on_labels_they_never_trained_on(space):
     assert result["holdout_accuracy"] == pytest.approx(right)
     for row in board.rows:  # every row measured on the same held-out labels
         assert row.holdout_accuracy is not None and row.holdout_interval is not None
-        assert row.correct is not None and len(row.correct) == len(board.holdout)
-        assert sum(row.correct) / len(board.holdout) == pytest.approx(row.holdout_accuracy)
-    # issue 14: frozen rows chose their predictor by CV that included the labels every row is
-    # then compared on; now their CV (and the choice it makes) runs on the other labels only
+        assert row.holdout_correct is not None and len(row.holdout_correct) == len(board.holdout)
+        assert sum(row.holdout_correct) / len(board.holdout) == pytest.approx(row.holdout_accuracy)
+    # issue 27: a fine-tune joining the table changed the other rows' numbers (rotation 0.914 ->
+    # 0.833 on the same labels); a frozen row's CV is on all labels, with or without fine-tunes
+    frozen = [r for r in board.rows if not r.fine_tuned]
+    for row in frozen:
+        before = alone[(row.source, row.layer, row.grid)]
+        assert (row.method, row.cv_accuracy, row.correct) == (
+            before.method,
+            before.cv_accuracy,
+            before.correct,
+        )
+        assert len(row.correct) == len(labels)  # out-of-fold on every label: frozen rows pair
+        assert paired_records(row, frozen[0]) == (row.correct, frozen[0].correct)
+    # issue 14: the untouched labels choose nothing: the predictor scored on them is chosen by
+    # CV on the other labels, fitted there
     others = sorted(p for p in labels if p not in set(board.holdout))
     paths = [image.path for image in store.datasets.images(run.dataset_id)]
     idx = [paths.index(p) for p in others]
-    for row in (r for r in board.rows if not r.fine_tuned):
+    for row in frozen:
         features = prepared_features(
             store, embed(store, "stripes", row.source, layer=row.layer, grid=row.grid)
         )
-        alone = choose(features.vectors, idx, [labels[p] for p in others], features=features)
-        assert (row.method, row.cv_accuracy) == (alone.method, alone.estimate.accuracy)
+        chosen = choose(features.vectors, idx, [labels[p] for p in others], features=features)
+        assert row.holdout_method == chosen.method
+        fitted = fit_predict(
+            features.vectors, idx, [labels[p] for p in others], chosen.method, features=features
+        )
+        right = [fitted.labels[paths.index(p)] == labels[p] for p in board.holdout]
+        assert row.holdout_accuracy == pytest.approx(sum(right) / len(right))
+    # a fine-tune pairs with anything on the untouched labels only
+    assert tuned.correct is None
+    assert paired_records(tuned, frozen[0]) == (tuned.holdout_correct, frozen[0].holdout_correct)
     # its encoder as a frozen source: auto's rule fitted on the labels it trained on,
     # scored on the untouched ones, with no CV accuracy (it would be scored on its training)
     encoder = next(row for row in board.rows if row.kind == FINETUNE_EMBEDDING)
