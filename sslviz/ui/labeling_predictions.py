@@ -24,7 +24,7 @@ from sslviz.maps.embedding_job import runs_inline
 from sslviz.store import Dataset, Store
 from sslviz.store.rows import Session
 from sslviz.ui.explorer_view import LoadedMap, MapSpec, get_map
-from sslviz.ui.labeling_view import QUEUE, thumbnails_with_buttons
+from sslviz.ui.labeling_view import QUEUE, QUEUE_KEY, thumbnails_with_buttons
 from sslviz.ui.map import categorical_colours, colour_legend, map_figure
 from sslviz.ui.widgets import user_errors
 
@@ -124,13 +124,9 @@ def majority_rate(estimate: Any, labels: dict[str, str]) -> float | None:
 
 
 def chosen_by_suggestions(estimate: Any) -> bool:
-    """Whether most labels came from the suggestions (the library's flag, once it has one):
-    cross-validation on actively chosen labels is optimistic."""
-    for name in ("chosen_by_suggestions", "actively_chosen", "suggested_labels"):
-        flag = getattr(estimate, name, None)
-        if isinstance(flag, bool):
-            return flag
-    return False
+    """Whether most labels came from the suggestions (``Estimate.actively_chosen``): CV on
+    actively chosen labels is optimistic."""
+    return bool(getattr(estimate, "actively_chosen", False))
 
 
 def plain_warning(text: str) -> str:
@@ -397,4 +393,4 @@ def next_queue(store: Store, session: Session, emb: Any) -> None:
             else "the least certain predictions"
         )
     st.caption(f"{len(ids)} images worth labeling now: {why}. They update as you label.")
-    thumbnails_with_buttons(store, session, ids, key="lb_next", columns=4)
+    thumbnails_with_buttons(store, session, ids, key=QUEUE_KEY, columns=4)

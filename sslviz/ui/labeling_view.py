@@ -25,6 +25,7 @@ from sslviz.ui.widgets import user_errors
 GALLERY_PAGE = 24
 GALLERY_COLUMNS = 6
 QUEUE = 12  # suggestions in "label these next"
+QUEUE_KEY = "lb_next"  # the queue's buttons: their labels are recorded as suggested
 
 
 # --- sessions ---------------------------------------------------------------------------------------
@@ -224,7 +225,9 @@ def manage_names(store: Store, session: Session) -> None:
 
 
 # --- labeling images ----------------------------------------------------------------------------------
-def _clicked(store: Store, session_id: int, image_id: int, shown: str | None) -> None:
+def _clicked(
+    store: Store, session_id: int, image_id: int, shown: str | None, suggested: bool
+) -> None:
     # A button drawn before the store changed (an import, another tab) must not act on a label
     # it did not show: act only while the image still has the label the button showed.
     if store.sessions.label_of(session_id).get(image_id) != shown:
@@ -235,7 +238,7 @@ def _clicked(store: Store, session_id: int, image_id: int, shown: str | None) ->
     if given in (ERASE, shown):  # the eraser, or a second click: take it off
         fs.unlabel_images(store, session_id, [image_id])
     else:
-        fs.label_images(store, session_id, [image_id], given)
+        fs.label_images(store, session_id, [image_id], given, suggested=suggested)
 
 
 def button_text(current: str | None, given: str | None) -> tuple[str, bool]:
@@ -253,14 +256,15 @@ def label_button(
     store: Store, session: Session, image_id: int, current: str | None, *, key: str
 ) -> None:
     """The click-to-label control under a thumbnail: gives the brush's label (a second click,
-    or the eraser, takes it off)."""
+    or the eraser, takes it off). A label given in the "label these next" queue (``key``
+    ``lb_next``) is recorded as suggested: CV on mostly such labels is optimistic."""
     given = brush(session.id)
     text, disabled = button_text(current, given)
     st.button(
         text,
         key=f"{key}_{image_id}",
         on_click=_clicked,
-        args=(store, session.id, int(image_id), current),
+        args=(store, session.id, int(image_id), current, key == QUEUE_KEY),
         disabled=disabled,
         type="primary" if current is not None and current == given else "secondary",
         width="stretch",

@@ -164,7 +164,7 @@ def _results(store: Store, run: Run, eval_keys: list[str], title: str) -> None:
 def _finetune_tile(store: Store, run: Run) -> bool:
     """A fine-tune's accuracy on its untouched labels with its 95% interval and chance (the
     majority class among those labels), as the leaderboard shows it; False without one."""
-    from sslviz.fewshot.estimate import wilson_interval
+    from sslviz.core.proportions import wilson_interval
     from sslviz.fewshot.finetune_data import labels_file, read_label_file
     from sslviz.fewshot.finetune_result import finetune_result
 
