@@ -104,6 +104,11 @@ def test_label_predict_download_reload(app_url: str, page, tmp_path: Path) -> No
     page.get_by_text("Estimated accuracy").first.wait_for(timeout=180_000)
     settle(page)
     assert page.get_by_text("were predicted right when held out").count() >= 1
+    # the UMAP map replaces the PCA preview by itself (a rerun that would cancel a download)
+    expect(page.get_by_text("shown while the UMAP map is computed")).to_have_count(
+        0, timeout=600_000
+    )
+    settle(page)
     with page.expect_download() as download:
         page.get_by_role("button", name="Predictions CSV").click()
     saved = tmp_path / "predictions.csv"
