@@ -139,13 +139,14 @@ def runs_table(runs: list[Run], dataset_names: dict[int, str], *, key: str) -> N
             "progress": st.column_config.ProgressColumn(
                 "progress", min_value=0, max_value=100, format="%d%%", width=110
             ),
-            "epoch": st.column_config.TextColumn("epoch", width=150),
+            "epoch": st.column_config.TextColumn("epoch", width=140),
+            "dataset": st.column_config.TextColumn("dataset", width="small"),
             "elapsed": st.column_config.TextColumn(
                 "elapsed", width=80, help="Time spent running: not queued, not cancelled"
             ),
             "ETA": st.column_config.TextColumn(
                 "ETA", width=80, help="Until the run ends, the runs queued ahead of it included"
             ),
-            "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
+            "created": st.column_config.DatetimeColumn("created", format="MMM D, HH:mm", width=110),
         },
     )
