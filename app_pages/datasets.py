@@ -1,34 +1,41 @@
-"""Datasets page: bring images in (upload or server folder), look at them, retry an
-interrupted ingest, delete them."""
+"""Datasets page: bring images in (upload or server folder), look at them, finish an
+interrupted ingest, delete them.
+
+An ingest is a job of the one runner (kind ``ingest``): this page stages an upload to disk,
+submits, shows the job's progress and reads the result from the store, so leaving the page,
+closing the tab or restarting the app loses nothing."""
 
 import streamlit as st
 
+from sslviz.api import submit_ingest
 from sslviz.core.workspace import SERVER_ROOTS_ENV, server_roots
 from sslviz.data import (
     app_retry_problem,
     delete_dataset,
-    ingest_server_folder,
-    ingest_uploads,
     is_live_ingest,
     reap_ingests,
-    reingest,
+    stage_uploads,
 )
+from sslviz.runner import jobs
 from sslviz.ui.datasets_view import (
     dataset_details,
     datasets_table,
     default_upload_name,
+    ingest_progress,
     ingest_report,
+    retry_ingest,
     unfinished_notice,
 )
 from sslviz.ui.resources import get_store
 from sslviz.ui.widgets import user_errors
 
 SOURCES = ("Folder", "Zip", "Files", "Server folder")
-REFRESH_SECONDS = 2.0  # while another process ingests a dataset
 
 store = get_store()
 st.title("Datasets")
-reap_ingests(store)  # an ingest killed midway (or lost in an app restart) shows as interrupted
+with user_errors():
+    jobs.schedule(store)  # reap dead workers (an ingest job's too), start queued jobs
+reap_ingests(store)  # an ingest killed midway shows as interrupted
 datasets = store.datasets.list()
 
 # --- the next step, while nothing has been trained ------------------------------------------
@@ -49,21 +56,13 @@ if ready and not store.runs.list():
 
 
 # --- add a dataset ----------------------------------------------------------------------------
-def _progress_bar():
-    bar = st.progress(0.0, text="Reading files…")
-
-    def update(done: int, total: int) -> None:
-        bar.progress(done / total if total else 1.0, text=f"Checked {done:,} of {total:,} files")
-
-    return update
-
-
-def _finish(report) -> None:
-    """Keep the report to show after the rerun, clear the uploader, select the new dataset."""
-    st.session_state["ds_report"] = report.to_json()
+def _submitted(run) -> None:
+    """Follow the new ingest job: clear the uploader, select its dataset, report it when done."""
+    name = store.datasets.get(run.dataset_id).name
+    st.session_state["ds_report_for"] = name  # its report is shown once it is ready
     st.session_state["ds_upload_gen"] = st.session_state.get("ds_upload_gen", 0) + 1
     # Selected on the rerun, before the picker exists (a retry is clicked below the picker).
-    st.session_state["ds_pick_next"] = report.dataset.name
+    st.session_state["ds_pick_next"] = name
     st.session_state["ds_clear_names"] = True  # the name is taken now: start the next one empty
     st.rerun()
 
@@ -103,11 +102,7 @@ with st.expander(
                 "Ingest folder", key="ds_server_ingest", type="primary", disabled=not path.strip()
             ):
                 with user_errors():
-                    _finish(
-                        ingest_server_folder(
-                            store, path.strip(), name or None, progress=_progress_bar()
-                        )
-                    )
+                    _submitted(submit_ingest(store, [path.strip()], name or None, roots=roots))
     else:
         if source == "Folder":
             files = st.file_uploader(
@@ -141,18 +136,17 @@ with st.expander(
             disabled=not can_ingest,
         ):
             with user_errors():
-                _finish(
-                    ingest_uploads(
-                        store, [(f.name, f) for f in files], name, progress=_progress_bar()
-                    )
-                )
+                # copied to the workspace in blocks, then ingested by a job
+                staged = stage_uploads(store.workspace.root, [(f.name, f) for f in files])
+                _submitted(submit_ingest(store, name=name, staged=staged))
     st.caption(
         "Every file is checked by decoding it; files that are not usable images are "
         "listed with the reason, identical images are kept once."
     )
 
-if "ds_report" in st.session_state:
-    ingest_report(st.session_state["ds_report"])
+reported = st.session_state.get("ds_report_for")
+if reported in {d.name for d in datasets if d.status == "ready"}:
+    ingest_report(store, store.datasets.get_by_name(reported))
 
 # --- the datasets ---------------------------------------------------------------------------
 if not datasets:
@@ -169,26 +163,17 @@ if st.session_state.get("ds_pick") not in by_name:
 dataset = by_name[st.selectbox("Show dataset", list(by_name), key="ds_pick")]
 live = is_live_ingest(store, dataset)
 
-
-@st.fragment(run_every=REFRESH_SECONDS)
-def _wait_for_ingest() -> None:
-    """Rerun the page once the other process's ingest ends (finished, failed or killed)."""
-    reap_ingests(store)
-    if store.datasets.get(dataset.id).status != "ingesting":
-        st.rerun()
-
-
 if dataset.status == "ready":
     dataset_details(store, dataset)
 else:
     unfinished_notice(store, dataset)
     if live:
-        _wait_for_ingest()
+        ingest_progress(store, dataset)  # polls; reruns the page once the ingest has ended
     elif problem := app_retry_problem(store, dataset, server_roots()):
         st.caption(problem)  # an upload, a source gone or outside the app's folders: what to do
-    elif st.button("Retry the ingest", key="ds_retry", type="primary", icon=":material/replay:"):
+    elif st.button("Finish the ingest", key="ds_retry", type="primary", icon=":material/replay:"):
         with user_errors():
-            _finish(reingest(store, dataset, roots=server_roots(), progress=_progress_bar()))
+            _submitted(retry_ingest(store, dataset))
 
 # --- delete, with a confirmation ------------------------------------------------------------
 if st.button(
@@ -217,7 +202,7 @@ if st.session_state.get("ds_confirm_delete") == dataset.id:
         with user_errors():
             delete_dataset(store, dataset.id)
             st.session_state.pop("ds_pick", None)
-            st.session_state.pop("ds_report", None)
+            st.session_state.pop("ds_report_for", None)
             st.rerun()
     if confirm.button("Keep it", key="ds_delete_no"):
         st.session_state.pop("ds_confirm_delete", None)

@@ -46,6 +46,25 @@ def ingest(
     return _ingest(store, list(sources), name)
 
 
+def submit_ingest(
+    store: Store,
+    sources: Sequence[str | Path] = (),
+    name: str | None = None,
+    *,
+    staged: Path | None = None,
+    roots: list[Path] | None = None,
+    workers: int | None = None,
+) -> Run:
+    """Hand an ingest to the job runner (``sslviz ingest --background``, the Datasets page):
+    ``sources``, or an upload ``staged`` by ``sslviz.data.stage_uploads``; the run, queued or
+    running. The dataset exists (``ingesting``) from now on."""
+    from sslviz.data.ingest_job import job_request
+    from sslviz.runner import jobs
+
+    request = job_request(store, sources, name, staged=staged, roots=roots, workers=workers)
+    return jobs.submit(store, request)
+
+
 def pretrain(
     store: Store,
     dataset: str,
@@ -156,3 +175,53 @@ def write_run_results(
         logging.getLogger(__name__).warning(
             "could not store run %s's channel index", run.id, exc_info=True
         )
+
+
+def execute_checks_run(
+    store: Store, run: Run, *, should_stop: Callable[[], bool] | None = None
+) -> tuple[str, dict[str, Any]]:
+    """The executor of kind ``checks`` (``sslviz.maps.checks_job``): the map's embedding and its
+    kNN graph, random's beside it, a pretext run's scores; each stored for the Explorer to read.
+    It joins maps and results, which don't import each other, so it lives here."""
+    import time
+
+    from sslviz.core.liveness import Cancelled
+    from sslviz.maps import checks
+    from sslviz.maps.checks_job import ChecksSettings
+    from sslviz.maps.embed import embed
+    from sslviz.results.image_scores import image_scores
+
+    settings = ChecksSettings.from_dict(run.config)
+    n = store.datasets.get(run.dataset_id).n_images
+    total = n * settings.stages() + 1
+    started = time.perf_counter()
+    stage = [0]
+
+    def progress(done: int, images: int) -> None:
+        store.runs.progress(
+            run.id,
+            step=stage[0] * n + done,
+            total=total,
+            train_seconds=time.perf_counter() - started,
+        )
+
+    def stop() -> bool:
+        return bool(should_stop and should_stop()) or bool(store.runs.get(run.id).cancel_requested)
+
+    where = {"layer": settings.layer, "grid": settings.grid}
+    if settings.graph:
+        emb = embed(
+            store, run.dataset_id, settings.source, **where, on_progress=progress, should_stop=stop
+        )
+        stage[0] += 1
+        if stop():
+            raise Cancelled("stopped before the neighbour search")
+        checks.neighbour_graph(store, emb)
+    if settings.changed:
+        checks.changed_graphs(store, run.dataset_id, settings.source, **where, on_progress=progress)
+        stage[0] += 1
+    if settings.score_run is not None:
+        image_scores(
+            store, settings.score_run, run.dataset_id, on_progress=progress, should_stop=stop
+        )
+    return "finished", {"step": total, "epoch": 1, "train_seconds": time.perf_counter() - started}

@@ -1,8 +1,10 @@
 """``sslviz ingest``, ``sslviz datasets``, ``sslviz reingest`` and ``sslviz delete-dataset``.
 
-An ingest that was killed (SIGKILL, a crash, an app restart) shows as ``interrupted`` in
-``sslviz datasets``; ``sslviz reingest NAME`` ingests it again from its recorded source, and
-``sslviz ingest SOURCE --name NAME`` under the same name replaces it.
+``sslviz ingest --background`` hands the ingest to the job runner (kind ``ingest``) and returns at
+once; ``sslviz status/cancel/resume RUN`` work on it. An ingest that was killed (SIGKILL, a crash)
+or cancelled shows as ``interrupted`` in ``sslviz datasets`` and keeps what it recorded;
+``sslviz reingest NAME`` (or ``sslviz resume RUN`` for a job) finishes it from its recorded source,
+and ``sslviz ingest SOURCE --name NAME`` under the same name starts over, replacing it.
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--name", help="dataset name (default: the folder's name or the zip's stem)"
     )
     parser.add_argument("--workers", type=int, help="decoding processes (default: one per core)")
+    parser.add_argument(
+        "--background",
+        action="store_true",
+        help="hand it to the job runner and return at once (follow it with `sslviz status RUN`)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.set_defaults(handler=run_ingest)
 
@@ -41,10 +48,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     parser = subparsers.add_parser(
         "reingest",
-        help="ingest an interrupted dataset again from its recorded source",
-        description="Ingest a dataset whose ingest was interrupted (killed, crashed, the app "
-        "restarted) again from the folder, zip or files it was read from, replacing it. A "
-        "browser upload can't be re-read: upload it again under the same name.",
+        help="finish an interrupted ingest from its recorded source",
+        description="Finish a dataset whose ingest was interrupted (killed, crashed, cancelled): "
+        "the files it has not recorded yet are read from the folder, zip or files it was read "
+        "from (or from its staged upload). An upload whose staged copy is gone can't be re-read: "
+        "upload it again under the same name.",
     )
     parser.add_argument("name", metavar="NAME", help="the dataset's name (see `sslviz datasets`)")
     parser.add_argument("--workers", type=int, help="decoding processes (default: one per core)")
@@ -82,9 +90,24 @@ def run_ingest(args: argparse.Namespace) -> int:
     from sslviz.store import Store
 
     store = Store.open()
+    if args.background:
+        return _submit(store, args)
     with _progress() as progress:
         report = ingest(store, args.sources, args.name, progress=progress, workers=args.workers)
     return _report(report, args)
+
+
+def _submit(store: Any, args: argparse.Namespace) -> int:
+    from sslviz.api import submit_ingest
+
+    run = submit_ingest(store, args.sources, args.name, workers=args.workers)
+    dataset = store.datasets.get(run.dataset_id).name
+    if args.json:
+        emit_json({"dataset": dataset, "run": run.id, "status": run.status})
+    else:
+        print(run.id)
+        say(f"ingest of {dataset!r} is run {run.id} ({run.status}): `sslviz status {run.id}`")
+    return 0
 
 
 def run_reingest(args: argparse.Namespace) -> int:
@@ -118,9 +141,11 @@ def _report(report: Any, args: argparse.Namespace) -> int:
 
 def run_datasets(args: argparse.Namespace) -> int:
     from sslviz.data import reap_ingests
+    from sslviz.runner import jobs
     from sslviz.store import Store
 
     store = Store.open()
+    jobs.reap(store)  # an ingest job whose worker was killed: its run ends interrupted first
     reap_ingests(store)  # an ingest killed midway shows as interrupted, not as ingesting forever
     datasets = store.datasets.list()
     if args.json:
@@ -137,13 +162,13 @@ def run_datasets(args: argparse.Namespace) -> int:
             f"{d.name:24} {d.n_images:7d} {d.n_rejected:8d} {d.n_duplicates:5d} "
             f"{d.bytes / 1024**2:8.1f}  {created}{status}"
         )
-    _explain_unfinished(datasets)
+    _explain_unfinished(store, datasets)
     return 0
 
 
-def _explain_unfinished(datasets: list[Dataset]) -> None:
+def _explain_unfinished(store: Any, datasets: list[Dataset]) -> None:
     """Under the table, on stderr: what happened to each unfinished dataset and what to do."""
-    from sslviz.data import retry_hint
+    from sslviz.data import ingester, retry_hint
 
     for d in datasets:
         if d.status in ("interrupted", "failed"):
@@ -154,7 +179,7 @@ def _explain_unfinished(datasets: list[Dataset]) -> None:
                 if d.heartbeat_at
                 else ""
             )
-            say(f"{d.name}: being ingested by process {d.pid}{age}")
+            say(f"{d.name}: being ingested by {ingester(store, d)}{age}")
 
 
 def run_delete(args: argparse.Namespace) -> int:

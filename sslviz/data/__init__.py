@@ -19,7 +19,7 @@ from sslviz.data.ingest import (
 )
 from sslviz.data.recovery import (
     app_retry_problem,
-    ingest_job,
+    ingest_run,
     ingester,
     is_live_ingest,
     reap_ingests,
@@ -41,7 +41,7 @@ __all__ = [
     "ensure_demo",
     "image_path",
     "ingest",
-    "ingest_job",
+    "ingest_run",
     "ingest_server_folder",
     "ingest_uploads",
     "ingester",

@@ -50,14 +50,14 @@ def reap_ingests(store: Store, *, now: float | None = None) -> list[int]:
     return reaped
 
 
-def ingest_job(store: Store, dataset_id: int) -> Run | None:
+def ingest_run(store: Store, dataset_id: int) -> Run | None:
     """The newest ingest job of a dataset (any status), or None (ingested in the foreground)."""
     jobs = [r for r in store.runs.list() if r.task == INGEST_KIND and r.dataset_id == dataset_id]
     return jobs[-1] if jobs else None
 
 
 def _why_dead(store: Store, dataset: Dataset, now: float) -> str | None:
-    job = ingest_job(store, dataset.id) if dataset.pid is None else None
+    job = ingest_run(store, dataset.id) if dataset.pid is None else None
     if job is not None:  # the job runner reaps the run; the dataset follows it
         if job.status in ACTIVE_STATUSES:
             return None
@@ -158,7 +158,7 @@ def ingester(store: Store, dataset: Dataset) -> str:
     """Who ingests ``dataset``: ``"process 123"`` or ``"job #7"``."""
     if dataset.pid is not None:
         return f"process {dataset.pid}"
-    job = ingest_job(store, dataset.id)
+    job = ingest_run(store, dataset.id)
     return f"job #{job.id}" if job is not None else "a process that has not started yet"
 
 

@@ -204,6 +204,8 @@ def _why_dead(run: Run, now: float, stale_after: float) -> str | None:
             return f"its worker never started ({now - last_sign:.0f} s after it was claimed)"
         return None
     if not _owns_process(run):
+        if run.claimed_at is None and pid_alive(run.pid) and now - last_sign <= START_GRACE:
+            return None  # spawned a moment ago, not claimed yet: its /proc cmdline may be empty
         return (
             f"its worker (pid {run.pid}) ended without reporting (killed, crashed hard or the "
             f"machine restarted): `sslviz resume {run.id}` continues from the last checkpoint"

@@ -1,6 +1,6 @@
 """What each kind of run is, without importing torch: pretext tasks and the other jobs the one
-job runner carries out (fine-tuning on labels, embedding + projection of a large dataset), and the
-request to record one.
+job runner carries out (fine-tuning on labels, embedding + projection of a large dataset, ingest,
+the Explorer's data checks), and the request to record one.
 
 Pages, the CLI and the worker read this table instead of guessing from a run's logged metric keys;
 the job runner reaches a kind's ``executor`` only through it (imported when it runs one), so the
@@ -142,6 +142,26 @@ KINDS: dict[str, RunKind] = {
         metric_label="",
         executor="sslviz.maps.embedding_job:execute_run",
         config_type="sslviz.maps.settings:MapSettings",
+    ),
+    "ingest": RunKind(
+        name="ingest",
+        label="ingest",
+        pretext=False,
+        has_encoder=False,
+        live_metric=None,
+        metric_label="",
+        executor="sslviz.data.ingest_job:execute_run",
+        config_type="sslviz.data.ingest_job:IngestSettings",
+    ),
+    "checks": RunKind(
+        name="checks",
+        label="data checks",
+        pretext=False,
+        has_encoder=False,
+        live_metric=None,
+        metric_label="",
+        executor="sslviz.api:execute_checks_run",
+        config_type="sslviz.maps.checks_job:ChecksSettings",
     ),
 }
 assert tuple(KINDS) == RUN_KINDS, "every kind the schema allows needs an entry here"

@@ -10,11 +10,12 @@ DATASET_STATUSES = ("ingesting", "ready", "failed", "interrupted")
 RUN_STATUSES = ("queued", "running", "finished", "failed", "cancelled", "interrupted")
 TASKS = ("rotation", "colorization", "jigsaw", "multi")  # pretext tasks
 # Other work the one job runner carries out; a row of ``runs`` like a pretext run (DESIGN 3.3).
-JOB_KINDS = ("finetune", "embedding")
+JOB_KINDS = ("finetune", "embedding", "ingest", "checks")
 RUN_KINDS = TASKS + JOB_KINDS
 # The kinds as shipped migrations knew them: their text must not change when a kind is added.
 _TASKS_V1 = ("rotation", "colorization", "jigsaw")
-_RUN_KINDS_V2 = _TASKS_V1 + JOB_KINDS
+_RUN_KINDS_V2 = _TASKS_V1 + ("finetune", "embedding")
+_RUN_KINDS_V4 = ("rotation", "colorization", "jigsaw", "multi", "finetune", "embedding")
 
 
 def _in(values: tuple[str, ...]) -> str:
@@ -306,7 +307,9 @@ MIGRATIONS: list[str] = [
     ),
     # 4: multi-task pretext runs (``multi``). SQLite can't alter the CHECK on ``task``: ``runs``
     # is rebuilt, every row and id kept.
-    _with_autoincrement("runs", _runs_columns(RUN_KINDS), after=_RUNS_INDEXES, keep_sequence=True),
+    _with_autoincrement(
+        "runs", _runs_columns(_RUN_KINDS_V4), after=_RUNS_INDEXES, keep_sequence=True
+    ),
     # 5: one owner per run, and the stage a run is in. ``claimed_at`` is written by the one
     # conditional update that claims a run together with its owner's pid: ownership (the reaper's
     # "is its process still the one that claimed it") is judged from it, not from the run's first
@@ -319,6 +322,11 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE labels ADD COLUMN suggested INTEGER NOT NULL DEFAULT 0;
     """,
+    # 7: runs of kind ``ingest`` and ``checks``: ingests (server folders, staged uploads) and the
+    # Explorer's data checks are jobs of the one runner too. ``runs`` is rebuilt for its CHECK.
+    _with_autoincrement(
+        "runs", _runs_columns(RUN_KINDS, since_5=True), after=_RUNS_INDEXES, keep_sequence=True
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

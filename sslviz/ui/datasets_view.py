@@ -12,12 +12,18 @@ from pathlib import PurePosixPath
 import pandas as pd
 import streamlit as st
 
-from sslviz.data import is_live_ingest, thumbnail_path
-from sslviz.store import Dataset, Store
+from sslviz.data import IngestReport, ingest_run, ingester, is_live_ingest, thumbnail_path
+from sslviz.data.ingest_job import reopen, resume_request
+from sslviz.runner import jobs
+from sslviz.runner.progress import eta_seconds, fraction_done
+from sslviz.store import Dataset, Run, Store
+from sslviz.store.rows import ACTIVE_STATUSES, RESUMABLE_STATUSES
 from sslviz.ui.runs_view import human_duration
+from sslviz.ui.widgets import user_errors
 
 GALLERY_PAGE = 48  # thumbnails per page
 GALLERY_COLUMNS = 8
+POLL_SECONDS = 1.0  # while an ingest job runs
 
 
 def default_upload_name(names: Sequence[str]) -> str | None:
@@ -72,8 +78,11 @@ def datasets_table(datasets: list[Dataset], *, key: str) -> None:
     )
 
 
-def ingest_report(report: dict) -> None:
-    """The outcome of the last ingest (kept in session state as ``IngestReport.to_json()``)."""
+def ingest_report(store: Store, dataset: Dataset) -> None:
+    """The outcome of the ingest this session started, read from the store."""
+    report = IngestReport.of(store, dataset).to_json()
+    job = ingest_run(store, dataset.id)
+    report["seconds"] = job.train_seconds if job is not None else 0.0
     rejected = report["rejected"]
     st.success(
         f"Dataset **{report['dataset']}**: {report['accepted']:,} images accepted, "
@@ -82,7 +91,11 @@ def ingest_report(report: dict) -> None:
         icon=":material/check_circle:",
     )
     if rejected:
-        st.dataframe(pd.DataFrame(rejected), hide_index=True, key="ds_report_rejected")
+        st.dataframe(
+            pd.DataFrame(rejected, columns=["path", "reason"]),
+            hide_index=True,
+            key="ds_report_rejected",
+        )
 
 
 def gallery(store: Store, dataset: Dataset) -> None:
@@ -106,12 +119,13 @@ def gallery(store: Store, dataset: Dataset) -> None:
 
 
 def unfinished_notice(store: Store, dataset: Dataset) -> None:
-    """Why ``dataset`` has no images to show: its ingest was interrupted, or is still running in
-    another process (the command line, another browser tab)."""
+    """Why ``dataset`` has no images to show: its ingest was interrupted, or is still running
+    (its job, or ``sslviz ingest`` on the command line)."""
     if dataset.status in ("interrupted", "failed"):
         st.warning(
             f"**{dataset.name}** was not ingested completely: {dataset.error or 'it stopped'}. "
-            "Nothing of it is used; retry the ingest or delete it.",
+            "Nothing of it is used until it is complete: finish the ingest (the files it "
+            "recorded are kept) or delete it.",
             icon=":material/warning:",
         )
     elif is_live_ingest(store, dataset):
@@ -122,8 +136,9 @@ def unfinished_notice(store: Store, dataset: Dataset) -> None:
             else ""
         )
         st.info(
-            f"**{dataset.name}** is being ingested by process {dataset.pid} (for {since}{beat}). "
-            "This page updates when it is done.",
+            f"**{dataset.name}** is being ingested by {ingester(store, dataset)} (for "
+            f"{since}{beat}). It goes on if you leave this page or close the tab; this page "
+            "updates when it is done.",
             icon=":material/hourglass_top:",
         )
 
@@ -159,3 +174,45 @@ def dataset_details(store: Store, dataset: Dataset) -> None:
             )
         else:
             st.caption("No duplicate content.")
+
+
+# --- an ingest job -------------------------------------------------------------------------------
+def ingest_progress(store: Store, dataset: Dataset) -> None:
+    """The running ingest's progress and a Cancel button, polled; the page reruns once it ends."""
+    st.fragment(_poll_ingest, run_every=POLL_SECONDS)(store, dataset.id)
+
+
+def _poll_ingest(store: Store, dataset_id: int) -> None:
+    jobs.reap(store)  # a worker that was killed: its run (and so the dataset) ends interrupted
+    if not is_live_ingest(store, store.datasets.get(dataset_id)):
+        st.rerun()  # ended: the whole page again, with the dataset's new status
+    job = ingest_run(store, dataset_id)
+    if job is None:  # ``sslviz ingest`` in the foreground: nothing to show but its heartbeat
+        return
+    st.progress(fraction_done(job), text=_progress_text(job))
+    if job.status in ACTIVE_STATUSES and st.button(
+        "Cancel", key=f"ds_cancel_{job.id}", icon=":material/stop_circle:"
+    ):
+        with user_errors():
+            jobs.cancel(store, job.id)
+            st.rerun()
+
+
+def _progress_text(job: Run) -> str:
+    if job.status == "queued":
+        return f"Ingest job #{job.id} is queued: it starts when the one before it ends."
+    if not job.total_steps:
+        return f"Ingest job #{job.id}: listing the files…"
+    eta = eta_seconds(job)
+    return f"Ingest job #{job.id}: checked {job.step:,} of {job.total_steps:,} files" + (
+        f" · about {human_duration(eta)} left" if eta else ""
+    )
+
+
+def retry_ingest(store: Store, dataset: Dataset) -> Run:
+    """Finish an interrupted ingest as a job: resume its own job, or start one for it."""
+    job = ingest_run(store, dataset.id)
+    if job is not None and job.status in RESUMABLE_STATUSES:
+        reopen(store, dataset)
+        return jobs.resume(store, job.id)
+    return jobs.submit(store, resume_request(store, dataset))

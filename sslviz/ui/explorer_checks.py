@@ -21,12 +21,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from sslviz.maps import checks
-from sslviz.maps.embed import cached_embeddings
-from sslviz.maps.embedding_job import runs_inline
+from sslviz.maps import checks, checks_job
 from sslviz.results import image_scores as scoring
 from sslviz.store import Dataset, Store
 from sslviz.store.kinds import run_kind
+from sslviz.ui import check_jobs
 from sslviz.ui.explorer_view import LoadedMap
 from sslviz.ui.map import Colouring, categorical_colours, numeric_colours, set_selection
 from sslviz.ui.thumbnails import thumbnail_grid
@@ -69,66 +68,52 @@ def pretext_runs(store: Store, dataset: Dataset) -> dict[int, str]:
     return {r.id: f"#{r.id} {r.task}" for r in runs}
 
 
-@st.cache_resource(show_spinner="Finding nearest neighbours…", max_entries=8)
-def _graph(file: str, _store: Store, _loaded: LoadedMap) -> checks.NeighbourGraph:
-    del file  # the cache key: the embedding's file
-    return checks.neighbour_graph(_store, _loaded.embeddings)
-
-
-def graph_of(store: Store, loaded: LoadedMap, *, key: str) -> checks.NeighbourGraph | None:
-    """The kNN graph of a map's embedding (stored in the workspace; computed once). A large
-    dataset's is computed on a click, never by just opening the page (minutes at 100k: every
-    pair of images); None until then."""
+def _settings(loaded: LoadedMap, **what: Any) -> checks_job.ChecksSettings:
     emb = loaded.embeddings
-    large = not runs_inline(len(emb.paths))
-    if (
-        large
-        and checks.cached_graph(store, emb) is None
-        and not st.button(
-            f"Find the {checks.K} nearest neighbours of all {len(emb.paths):,} images",
-            key=f"{key}_graph",
-            icon=":material/play_arrow:",
-            help="Outliers, near-duplicates and the table need them: every pair of images is "
-            "compared once (minutes at this size), then stored for every later visit.",
-        )
-    ):
-        return None
-    return _graph(str(emb.file), store, loaded)
+    return checks_job.ChecksSettings(
+        source=loaded.spec.source, layer=emb.layer, grid=emb.grid, **what
+    )
+
+
+def graph_of(
+    store: Store, loaded: LoadedMap, *, key: str, dataset: Dataset
+) -> checks.NeighbourGraph | None:
+    """The kNN graph of a map's embedding: stored in the workspace by a data-check job (every
+    pair of images is compared: minutes at 100k); None until that job has finished (the page
+    follows it and reruns then)."""
+    emb = loaded.embeddings
+    found = checks.cached_graph(store, emb)
+    if found is None and check_jobs.ready(store, dataset, _settings(loaded), key=f"{key}_graph"):
+        found = checks.cached_graph(store, emb)
+    return found
 
 
 def overlap_of(store: Store, dataset: Dataset, loaded: LoadedMap) -> np.ndarray | None:
     """(N,) share of each image's 10 nearest kept from ``random`` (same layer and pooling), for a
-    run's map; None for a baseline's map, or when random's embedding would take long to make."""
+    run's map; None for a baseline's map, or until the job comparing with random has finished."""
     spec = loaded.spec
     if not spec.source.isdigit():
         return None
-    emb = loaded.embeddings
-    stored = cached_embeddings(store, dataset.id, "random", layer=emb.layer, grid=emb.grid)
-    if stored is None and not runs_inline(dataset.n_images):
-        st.caption("Open the `random` map at this layer first: its embedding is compared.")
+    settings = _settings(loaded, graph=False, changed=True)
+    if not check_jobs.ready(store, dataset, settings, key=f"ex_changed_{spec.source}"):
         return None
-    with st.spinner("Comparing with the untrained network…"):
-        _, graph, _, base_graph = checks.changed_graphs(
-            store, dataset.id, spec.source, layer=emb.layer, grid=emb.grid
-        )
+    emb = loaded.embeddings  # the job stored both graphs: read, not computed
+    _, graph, _, base_graph = checks.changed_graphs(
+        store, dataset.id, spec.source, layer=emb.layer, grid=emb.grid
+    )
     return checks.neighbourhood_overlap(graph, base_graph)
 
 
 def scores_of(store: Store, dataset: Dataset, run_id: int, *, key: str) -> Any:
-    """The run's per-image scores of the dataset: stored ones at once; small datasets are scored
-    here, large ones on a click (one pass of the model over every image)."""
+    """The run's per-image scores of the dataset: stored ones at once, else scored by a job
+    (one pass of the model over every image); None until it has finished."""
     found = scoring.cached_image_scores(store, run_id, dataset.id)
     if found is not None:
         return found
-    if not runs_inline(dataset.n_images) and not st.button(
-        f"Score {dataset.n_images:,} images with run #{run_id}",
-        key=f"{key}_score",
-        icon=":material/play_arrow:",
-        help="One pass of the run's pretext model over every image (kept for this checkpoint).",
-    ):
-        return None
-    with st.spinner(f"Scoring {dataset.n_images:,} images with run #{run_id}…"):
-        return scoring.image_scores(store, run_id, dataset.id)
+    settings = checks_job.ChecksSettings(source=str(run_id), graph=False, score_run=run_id)
+    if check_jobs.ready(store, dataset, settings, key=f"{key}_score"):
+        return scoring.cached_image_scores(store, run_id, dataset.id)
+    return None
 
 
 def rows_of(scores: Any, image_ids: np.ndarray) -> np.ndarray:
@@ -200,7 +185,7 @@ def colouring(
     """The map's colours for a check (None: nothing to colour by, said in a caption)."""
     with user_errors():
         if choice.check in ("outlier", "duplicates"):
-            graph = graph_of(store, loaded, key=f"ex_colour_{loaded.spec.source}")
+            graph = graph_of(store, loaded, key=f"ex_colour_{loaded.spec.source}", dataset=dataset)
             if graph is None:
                 return None
         if choice.check == "outlier":
@@ -238,7 +223,7 @@ def check_table(
 ) -> pd.DataFrame | None:
     """One row per image of the map: path, outlier score, near-duplicate group, neighbours kept
     from random (a run's map), and the pretext scores of ``run_id``; indexed by image id."""
-    graph = graph_of(store, loaded, key="ex_table")
+    graph = graph_of(store, loaded, key="ex_table", dataset=dataset)
     if graph is None:
         return None
     groups = checks.duplicate_groups(len(graph), checks.duplicate_pairs(graph, threshold))

@@ -83,11 +83,18 @@ def chromium() -> Path:
 
 
 @pytest.fixture
-def app_url(tmp_path: Path, chromium: Path) -> Iterator[str]:
+def app_env() -> dict[str, str]:
+    """Extra environment of the app server (a test module may override this fixture)."""
+    return {}
+
+
+@pytest.fixture
+def app_url(tmp_path: Path, chromium: Path, app_env: dict[str, str]) -> Iterator[str]:
     """``streamlit run app.py`` on a free port with its own workspace; killed afterwards."""
     port = _free_port()
     env = {**os.environ, "SSLVIZ_HOME": str(tmp_path / "home"), "SSLVIZ_WORKER_THREADS": "1"}
     env.pop("SSLVIZ_SERVER_ROOTS", None)
+    env.update(app_env)
     log = (tmp_path / "app.log").open("wb")
     server = subprocess.Popen(
         [

@@ -1,8 +1,10 @@
 """In Chromium: upload a folder on the Datasets page and see the dataset, its gallery and the
-rejected file."""
+rejected file; a server-folder ingest goes on (a job) when the person leaves the page or closes
+the browser."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -45,3 +47,71 @@ def test_upload_a_folder(app_url: str, page, tmp_path: Path) -> None:
 
     dataset = Store.open(tmp_path / "home").datasets.get_by_name("garden")
     assert (dataset.n_images, dataset.n_rejected, dataset.n_duplicates) == (5, 1, 1)
+
+
+# --- an ingest is a job: leaving the page or closing the browser loses nothing ------------------
+SERVED = "served"
+
+
+@pytest.fixture
+def app_env(tmp_path: Path) -> dict[str, str]:
+    (tmp_path / SERVED).mkdir()
+    return {"SSLVIZ_SERVER_ROOTS": str(tmp_path / SERVED)}
+
+
+def _photos(root: Path, n: int) -> Path:
+    root.mkdir(parents=True)
+    for i in range(n):
+        (root / f"p{i:04d}.png").write_bytes(png_bytes(i, size=24))
+    return root
+
+
+def _wait_ready(home: Path, name: str, timeout: float = 240.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        store = Store.open(home)
+        try:
+            found = [d for d in store.datasets.list() if d.name == name]
+            if found and found[0].status != "ingesting":
+                return found[0]
+        finally:
+            store.close()
+        time.sleep(0.5)
+    raise AssertionError(f"{name} still ingesting after {timeout} s")
+
+
+def _start_server_ingest(page, app_url: str, folder: Path) -> None:
+    page.goto(app_url + "/datasets")
+    page.get_by_text("Train an encoder on it").first.wait_for()
+    wait_idle(page)
+    page.get_by_text("Server folder", exact=True).click()
+    wait_idle(page)
+    page.get_by_label("Folder (or .zip) on the server").fill(str(folder))
+    page.get_by_label("Folder (or .zip) on the server").press("Enter")
+    wait_idle(page)
+    page.get_by_role("button", name="Ingest folder").click()
+    # Submitted: the page follows the job (queued, starting or under way).
+    page.get_by_text("Ingest job #1").first.wait_for()
+
+
+def test_a_server_folder_ingest_goes_on_while_the_person_is_on_another_page(
+    app_url: str, page, tmp_path: Path
+) -> None:
+    folder = _photos(tmp_path / SERVED / "garden", 400)
+    _start_server_ingest(page, app_url, folder)
+    page.get_by_role("link", name="Runs").click()  # away, while it runs
+    page.get_by_text("ingest").first.wait_for()  # the Runs page lists the job with its kind
+    dataset = _wait_ready(tmp_path / "home", "garden")
+    assert (dataset.status, dataset.n_images) == ("ready", 400)
+    page.goto(app_url + "/datasets")
+    page.get_by_text("garden").first.wait_for()
+
+
+def test_closing_the_browser_during_an_ingest_loses_nothing(
+    app_url: str, page, tmp_path: Path
+) -> None:
+    folder = _photos(tmp_path / SERVED / "shed", 300)
+    _start_server_ingest(page, app_url, folder)
+    page.context.browser.close()
+    dataset = _wait_ready(tmp_path / "home", "shed")
+    assert (dataset.status, dataset.n_images) == ("ready", 300)

@@ -1,9 +1,11 @@
 """AppTest of the Datasets page: greeting, upload through the file uploader, report, gallery,
-rejected files, delete."""
+rejected files, delete. An ingest is a job: the page submits it, a real worker process ingests,
+and the page (rerun until then) shows its result from the store."""
 
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -35,6 +37,21 @@ def frame(at: AppTest, column: str, value: str | None = None) -> pd.DataFrame:
     )
 
 
+def until_ingested(app: AppTest, name: str, timeout: float = 180.0) -> None:
+    """Rerun the page until dataset ``name``'s ingest job has ended (its worker is a real
+    process: it imports torch first)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        app.run()
+        assert not app.exception, app.exception
+        dataset = Store.open().datasets.get_by_name(name)
+        if dataset.status != "ingesting":
+            app.run()  # the page as it is drawn after the end
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{name} still ingesting after {timeout} s")
+
+
 def test_empty_workspace_is_greeted_with_the_demo_and_a_next_step(app: AppTest) -> None:
     store = Store.open()
     demo = store.datasets.get_by_name("demo")
@@ -56,6 +73,7 @@ def test_upload_a_folder_shows_counts_gallery_and_rejected_file(app: AppTest) ->
     app.button(key="ds_ingest").click()
     app.run()
     assert not app.exception
+    until_ingested(app, "holiday")
 
     report = texts(app)
     assert "Dataset **holiday**: 5 images accepted, 1 rejected, 1 duplicates" in report
@@ -92,6 +110,7 @@ def test_upload_files_needs_a_name_and_refuses_a_taken_one(app: AppTest) -> None
     app.text_input(key="ds_name").input("pair").run()
     app.button(key="ds_ingest").click().run()
     assert not app.exception
+    until_ingested(app, "pair")
     assert Store.open().datasets.get_by_name("pair").n_images == 2
 
 
@@ -148,9 +167,10 @@ def test_an_interrupted_upload_says_to_upload_again_and_can_be_deleted(app: AppT
     assert not app.button(key="ds_ingest").disabled
     app.button(key="ds_ingest").click().run()
     assert not app.exception
+    until_ingested(app, "holiday")
     store = Store.open()
     dataset = store.datasets.get_by_name("holiday")
-    assert (dataset.status, dataset.n_images) == ("ready", 3)
+    assert (dataset.status, dataset.n_images) == ("ready", 3), dataset.error
 
     # Delete works on an interrupted dataset too.
     other = _interrupted("other", "upload")
@@ -177,8 +197,9 @@ def test_an_interrupted_server_folder_is_retried_from_the_page(
     app.run()
     app.button(key="ds_retry").click().run()
     assert not app.exception
+    until_ingested(app, "birds")
     dataset = Store.open().datasets.get_by_name("birds")
-    assert (dataset.status, dataset.n_images) == ("ready", 4)
+    assert (dataset.status, dataset.n_images) == ("ready", 4), dataset.error
     assert "Dataset **birds**: 4 images accepted" in texts(app)
     assert app.selectbox(key="ds_pick").value == "birds"
 
@@ -190,6 +211,7 @@ def test_after_an_ingest_the_name_field_is_empty_again(app: AppTest) -> None:
     app.text_input(key="ds_name").input("minizip").run()
     app.button(key="ds_ingest").click().run()
     assert not app.exception
+    until_ingested(app, "minizip")
     assert "Dataset **minizip**" in texts(app)
     assert app.text_input(key="ds_name").value == ""  # ready for the next one
     assert "exists already" not in texts(app)

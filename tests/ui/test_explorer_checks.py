@@ -1,10 +1,12 @@
 """AppTest of the Explorer's data checks: colour a run's map by each check (pretext score,
 outliers, near-duplicates, neighbours kept from random) and the table under the maps, whose
-numbers are the CLI's."""
+numbers are the CLI's. The checks are jobs: the page submits them and shows their results once
+their (real) worker has stored them."""
 
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +44,23 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def settle(app: AppTest, timeout: float = 300.0) -> None:
+    """Rerun the page until no data-check job is queued or running (and once more after)."""
+    store = Store.open()
+    deadline = time.monotonic() + timeout
+    try:
+        while any(r.task == "checks" for r in store.runs.list(("queued", "running"))):
+            assert time.monotonic() < deadline, "the data-check jobs did not end"
+            time.sleep(0.5)
+            app.run()
+    finally:
+        store.close()
+    app.run()
+    assert not app.exception, app.exception
+    failed = [r.error for r in Store.open().runs.list(("failed",))]
+    assert not failed, failed
+
+
 @pytest.fixture
 def app(home: Path, prepared: Path) -> AppTest:
     shutil.copytree(prepared, home)
@@ -58,11 +77,13 @@ def test_colour_a_runs_map_by_every_check_and_read_the_table(app: AppTest) -> No
     assert app.selectbox(key="ex_a_source").value == "1"  # ?source=1: the run's map
     app.segmented_control(key="ex_colour").set_value("check").run()
     assert not app.exception, app.exception
+    settle(app)
     assert app.selectbox(key="ex_check").value == "score"
     assert app.selectbox(key="ex_check_col_1").value == "upright"  # the task's headline score
     for check in ("outlier", "duplicates", "changed"):
         app.selectbox(key="ex_check").set_value(check).run()
         assert not app.exception, (check, app.exception)
+        settle(app)
         assert len(app.get("plotly_chart")) == 1
         if check == "duplicates":
             assert any("group(s) of near-duplicates" in c.value for c in app.caption)

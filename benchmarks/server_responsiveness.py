@@ -1,0 +1,157 @@
+"""Does the server only serve? How long another session's Runs page takes to load in Chromium
+while one session runs a long piece of work, against the same load with nothing running: the
+ratio, measured side by side in one run.
+
+    python benchmarks/server_responsiveness.py [--work ingest] [--rounds 5] [--images 6000]
+
+Session 1 starts the work in its own browser context the way a person does (an ingest: a server
+folder of ``--images`` generated photos, from the Datasets page); once it is under way, session 2
+(another context) loads ``/runs`` and the seconds until its table is shown and its script is done
+are timed. The work is then stopped and undone (cancel, delete), and session 2 loads the page
+again with nothing running. Idle and busy loads alternate over the rounds, so the machine's other
+load hits both alike; medians after one warm-up round.
+
+The work is pluggable: a class in WORKS with ``start(page, url)`` (session 1 starts it and returns
+once it is under way) and ``stop()``. Add the leaderboard and the first prediction's UMAP when they
+are jobs too. Goal (issue 25): busy/idle <= 1.5. Needs Debian's ``chromium`` and ``playwright``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from app_server import CHROMIUM, CHROMIUM_ARGS, free_port, start_app, stop_app  # noqa: E402
+
+GOAL_RATIO = 1.5
+TABLE = "[data-testid='stDataFrame'] >> nth=0"
+DONE = "[data-test-script-state='notRunning']"
+
+
+class Ingest:
+    """Session 1 ingests a server folder from the Datasets page (a job of kind ``ingest``)."""
+
+    def __init__(self, home: Path, images: int) -> None:
+        self.home, self.round = home, 0
+        self.folder = home.parent / "served" / "photos"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng(0)
+        for i in range(images):
+            out = io.BytesIO()
+            pixels = rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(out, "PNG", compress_level=1)
+            (self.folder / f"{i:05d}.png").write_bytes(out.getvalue())
+        self.env = {"SSLVIZ_SERVER_ROOTS": str(self.folder.parent)}
+
+    def start(self, page, url: str) -> None:
+        from sslviz.store import Store
+
+        self.round += 1
+        self.name = f"photos-{self.round}"
+        page.goto(url + "/datasets")
+        page.wait_for_selector(DONE, state="attached")
+        page.get_by_text("Server folder", exact=True).click()
+        field = page.get_by_label("Folder (or .zip) on the server")
+        field.fill(str(self.folder))
+        page.get_by_label("Dataset name").fill(self.name)
+        page.get_by_label("Dataset name").press("Enter")
+        page.get_by_role("button", name="Ingest folder").click()
+        store = Store.open(self.home)
+        try:  # under way: its worker has decoded a first batch of files
+            deadline = time.monotonic() + 180
+            while not any(
+                r.task == "ingest" and r.status == "running" and r.step > 0
+                for r in store.runs.list()
+            ):
+                if time.monotonic() > deadline:
+                    raise SystemExit("the ingest did not get under way within 180 s")
+                time.sleep(0.2)
+        finally:
+            store.close()
+
+    def stop(self) -> None:
+        from sslviz.data import delete_dataset
+        from sslviz.runner import jobs
+        from sslviz.store import Store
+
+        store = Store.open(self.home)
+        try:
+            for run in store.runs.list(("queued", "running")):
+                jobs.cancel(store, run.id)
+                jobs.wait(store, run.id, 60)
+            delete_dataset(store, store.datasets.get_by_name(self.name).id)
+        finally:
+            store.close()
+
+
+WORKS = {"ingest": Ingest}
+
+
+def load(page, url: str) -> float:
+    """Seconds from navigating to the Runs page until its table shows and its script is done."""
+    start = time.perf_counter()
+    page.goto(url + "/runs", wait_until="commit")
+    page.wait_for_selector(TABLE, timeout=120_000)
+    page.wait_for_selector(DONE, state="attached", timeout=120_000)
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", choices=list(WORKS), default="ingest")
+    parser.add_argument("--rounds", type=int, default=5, help="loads per case (median)")
+    parser.add_argument("--images", type=int, default=6000, help="photos the ingest reads")
+    args = parser.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="sslviz-bench-")) / "home"
+    home.mkdir()
+    os.environ["SSLVIZ_HOME"] = str(home)
+    work = WORKS[args.work](home, args.images)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    app = start_app(port, home, {**work.env, "SSLVIZ_WORKER_THREADS": "1"})
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    first, second = (browser.new_context().new_page() for _ in range(2))
+    times: dict[str, list[float]] = {"idle": [], "busy": []}
+    try:
+        for i in range(args.rounds + 1):  # round 0 warms up both cases: not counted
+            idle = load(second, url)
+            work.start(first, url)
+            busy = load(second, url)
+            work.stop()
+            if i:
+                times["idle"].append(idle)
+                times["busy"].append(busy)
+            print(f"round {i}: idle {idle:.2f} s, busy ({args.work}) {busy:.2f} s", flush=True)
+    finally:
+        browser.close()
+        playwright.stop()
+        stop_app(app)
+    idle, busy = (statistics.median(times[case]) for case in ("idle", "busy"))
+    cores = len(os.sched_getaffinity(0))
+    print(f"Runs page of session 2 in Chromium, median of {args.rounds} loads ({cores} cores):")
+    print(f"  idle                      {idle:.3f} s  (loads: {times['idle']})")
+    print(f"  session 1 runs {args.work:10s} {busy:.3f} s  (loads: {times['busy']})")
+    ratio = busy / idle
+    print(
+        f"  ratio busy/idle: {ratio:.2f} (goal <= {GOAL_RATIO}: {'met' if ratio <= GOAL_RATIO else 'NOT met'})"
+    )
+    print(f"  load average (1 min) at the end: {os.getloadavg()[0]:.1f} on {cores} cores")
+    return 0 if ratio <= GOAL_RATIO else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
