@@ -100,7 +100,9 @@ def test_a_server_folder_ingest_goes_on_while_the_person_is_on_another_page(
     folder = _photos(tmp_path / SERVED / "garden", 400)
     _start_server_ingest(page, app_url, folder)
     page.get_by_role("link", name="Runs").click()  # away, while it runs
-    page.get_by_text("ingest").first.wait_for()  # the Runs page lists the job with its kind
+    # The Runs page lists the job with its kind (a cell of its table: drawn on a canvas, so
+    # attached rather than visible).
+    page.get_by_text("ingest", exact=True).first.wait_for(state="attached")
     dataset = _wait_ready(tmp_path / "home", "garden")
     assert (dataset.status, dataset.n_images) == ("ready", 400)
     page.goto(app_url + "/datasets")
