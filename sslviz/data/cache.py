@@ -10,12 +10,14 @@ shorter side resized to ``size`` and the centre cropped square. The array is bui
 pool, written to a temporary file, flushed to disk and renamed into place (a crash never leaves a
 half cache; the temporary files of a killed build are removed by the next one), then opened
 memory-mapped: training reads only the rows of each batch, so memory does not grow with the
-dataset and every epoch after the first decode is tensor work.
+dataset and every epoch after the first decode is tensor work. One process builds a cache at a
+time (a lock file beside it): another that needs it meanwhile waits, then reads that build.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import multiprocessing
 import os
 import signal
@@ -85,15 +87,59 @@ def open_cache(
     (or stale: its row count differs from the dataset's image count). Raises
     ``Cancelled`` if ``should_stop()`` turns true while it is built."""
     path = cache_path(store, dataset_id, size)
-    n_images = store.datasets.count_images(dataset_id)
-    if path.exists():
-        cache = np.load(path, mmap_mode="r")
-        if cache.shape == (n_images, 3, size, size):
+    shape = (store.datasets.count_images(dataset_id), 3, size, size)
+    cache = _built(path, shape)
+    if cache is not None:
+        return cache
+    # one build per cache at a time, across processes: the others wait, then read what it built
+    with _build_lock(path, should_stop or (lambda: False)):
+        cache = _built(path, shape)
+        if cache is not None:
             return cache
-    build_cache(
-        store, dataset_id, size, on_progress=on_progress, workers=workers, should_stop=should_stop
-    )
+        build_cache(
+            store,
+            dataset_id,
+            size,
+            on_progress=on_progress,
+            workers=workers,
+            should_stop=should_stop,
+        )
     return np.load(path, mmap_mode="r")
+
+
+def _built(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The cache at ``path`` if it is there with ``shape`` (else it must be built)."""
+    if not path.exists():
+        return None
+    cache = np.load(path, mmap_mode="r")
+    return cache if cache.shape == shape else None
+
+
+@contextlib.contextmanager
+def _build_lock(path: Path, stop: Callable[[], bool]) -> Iterator[None]:
+    """Hold the cache's build lock (``.<name>.lock``, an ``flock``: released when its process
+    dies, so a killed build never blocks the next). While another process holds it, wait: its
+    work (CPU use) is this process's sign of life too, and ``stop()`` raises ``Cancelled``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.with_name(f".{path.stem}.lock"), os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        watch = ChildWatch()
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+                if holder.isdigit():
+                    watch.check([int(holder)])
+                if stop():
+                    raise Cancelled("stopped while waiting for another cache build") from None
+                time.sleep(_POLL_SECONDS)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def build_cache(

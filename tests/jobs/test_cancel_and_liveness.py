@@ -296,7 +296,9 @@ def test_a_worker_stuck_without_progress_is_reaped_and_killed(
         ),
     )
     path = cache_path(store, dataset.id, 16)
-    wait_for(lambda: path.parent.is_dir() and any(path.parent.glob(".16.*.npy")), START_TIMEOUT)
+    wait_for(
+        lambda: path.parent.is_dir() and any(path.parent.glob(f".{path.stem}.*.npy")), START_TIMEOUT
+    )
     pid = store.runs.get(run.id).pid
     assert jobs.is_worker_process(pid, run.id)
     reaped = wait_for(lambda: jobs.reap(store, stale_after=3), 30, poll=0.5)
