@@ -16,8 +16,9 @@ lightness says there is none.
 
 Two decodes. *Vivid* (the paper's annealed mean) is meant to look colourful. *Faithful* is meant
 to be right on images the model never saw: the rebalancing prior undone, a calibrated
-temperature, and a shrink toward grey where the model is unsure, fitted after training on
-training images kept out of training (``calibrate``; ``colour_calibration.py`` says why).
+temperature, and a shrink toward grey where the model is unsure, chosen after training on
+held-out images, each judged with a choice made on the others (``faithful_held_out``;
+``colour_calibration.py`` says why).
 """
 
 from __future__ import annotations
@@ -48,27 +49,22 @@ from sslviz.pretext.colorization_model import (
     map_sizes,
 )
 from sslviz.pretext.colour_calibration import (
-    BACKOFF,
-    CALIBRATION_PIXELS,
-    SPREAD_BINS,
+    FOLDS,
     TEMPERATURES,
     Calibration,
-    least_squares_shrink,
-    lower_bound,
+    Candidates,
+    choose,
     mean_and_spread,
+    psnr,
     shrink_factors,
+    spread_rows,
+    spread_subset,
 )
 from sslviz.pretext.lab import lab_to_rgb_uint8, rgb_uint8_to_lab
 from sslviz.pretext.render import label_tiles, save_grid
 
 DECODE_ELEMENTS = 1 << 24  # logits (images x Q x H x W) decoded at once at full resolution
 LAB_PIXELS = 1 << 18  # pixels converted to Lab at once when sampling the colour prior
-
-
-def psnr(pred: Tensor, truth: Tensor) -> Tensor:
-    """uint8 (N, 3, H, W) x2 -> PSNR in dB per image (N,), peak 255 (capped at 100 if equal)."""
-    mse = (pred.float() - truth.float()).pow(2).flatten(1).mean(dim=1)
-    return 10 * torch.log10(255.0**2 / mse.clamp(min=255.0**2 * 1e-10))
 
 
 def colourfulness(images: Tensor) -> Tensor:
@@ -88,9 +84,9 @@ class ColorizationTask(PretextTask):
     metric_name = "bin_accuracy"  # share of pixels whose predicted ab bin is the true one
     # loss: "classification" (default) or "l2"; temperature: annealed-mean T; flip: random h-flip.
     defaults = {"loss": "classification", "temperature": 0.38, "flip": True}
-    # a tenth of the training images (at most MAX_CALIBRATION_IMAGES, training/evaluate.py)
-    # is kept out of training to calibrate the faithful decode (colour_calibration.py)
-    calibration_fraction: ClassVar[float] = 0.1
+    # the faithful decode is calibrated on the held-out images, cross-fitted (``evaluate``):
+    # no training images are kept out for it
+    calibration_fraction: ClassVar[float] = 0.0
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -261,11 +257,13 @@ class ColorizationTask(PretextTask):
         temperature: float | None = None,
         *,
         faithful: bool = False,
+        calibration: Calibration | None = None,
     ) -> Tensor:
         """uint8 (N, 3, H, W) -> colorized uint8 (N, 3, H, W): the true L with the predicted ab,
         decoded at full resolution within the gamut of each pixel's L. Vivid (the annealed mean
         at ``temperature``) by default; ``faithful``: the calibrated decode meant to be closest
-        to the truth (``decode_faithful``; ``temperature`` is then unused)."""
+        to the truth (``decode_faithful``, with ``calibration`` if given, else the model's;
+        ``temperature`` is then unused)."""
         was_training = model.training
         model.eval()
         device = model_device(model)
@@ -274,8 +272,8 @@ class ColorizationTask(PretextTask):
             chunk = images[start : start + batch_size].to(device)
             lab = rgb_uint8_to_lab(chunk)
             outputs, _ = model(lab[:, :1] / 50.0 - 1.0)
-            if faithful:
-                ab = self.decode_faithful(model, outputs, lab[:, :1])
+            if faithful or calibration is not None:
+                ab = self.decode_faithful(model, outputs, lab[:, :1], calibration)
             else:
                 ab = self.decode(outputs, temperature, lightness=lab[:, :1])
             out.append(lab_to_rgb_uint8(torch.cat([lab[:, :1], ab], dim=1)).cpu())
@@ -283,17 +281,12 @@ class ColorizationTask(PretextTask):
         return torch.cat(out) if out else images.new_zeros(0, *images.shape[1:])
 
     @torch.no_grad()
-    def calibrate(self, model: PretextModel, images: Tensor, *, batch_size: int = 64) -> None:
-        """Choose the faithful decode on uint8 images (N, 3, H, W) the model never trained on
-        and store it in the model's buffers (saved with its checkpoint): among candidates (prior
-        undone or kept x ``TEMPERATURES`` x least-squares shrink toward grey scaled by
-        ``BACKOFF``, or none) the one whose per-image PSNR gain over the grey image has the best
-        lower bound; grey itself is a candidate (``colour_calibration.py``)."""
-        if len(images) == 0:
-            return
-        keep = max(2, CALIBRATION_PIXELS // (images.shape[-2] * images.shape[-1]))
-        if len(images) > keep:  # bounded cost at any image size: a spread-out subset
-            images = images[torch.linspace(0, len(images) - 1, keep).long()]
+    def calibration_candidates(
+        self, model: PretextModel, images: Tensor, *, batch_size: int = 64
+    ) -> Candidates:
+        """Everything choosing a faithful decode on uint8 images (N, 3, H, W) needs, computed
+        once: each (prior undone or kept, temperature) decode's mean and spread, the true ab and
+        each image's grey PSNR (``colour_calibration.Candidates``)."""
         was_training = model.training
         model.eval()
         device = model_device(model)
@@ -303,47 +296,73 @@ class ColorizationTask(PretextTask):
             lab = rgb_uint8_to_lab(truth)
             outputs, _ = model(lab[:, :1] / 50.0 - 1.0)
             chunks.append((outputs.float(), lab[:, :1], lab[:, 1:], truth))
-
-        def psnr_with(ab: list[Tensor]) -> Tensor:  # (N,) per-image PSNR of L + these ab
-            return torch.cat(
-                [
-                    psnr(lab_to_rgb_uint8(torch.cat([lightness, x], dim=1)), truth).cpu()
-                    for (_, lightness, _, truth), x in zip(chunks, ab, strict=True)
-                ]
-            )
-
-        grey = psnr_with([torch.zeros_like(c[2]) for c in chunks])
-        candidates, gains = [Calibration.grey()], [torch.zeros_like(grey)]
+        model.train(was_training)
         regression = chunks[0][0].shape[1] == 2
+        decodes = {}
         for undone in (True,) if regression else (True, False):
             for t in (1.0,) if regression else TEMPERATURES:
-                decoded = [
+                parts = [
                     self.mean_and_spread(model, o, lightness, t, prior_undone=undone)
                     for o, lightness, _, _ in chunks
                 ]
-                edges, shrink = least_squares_shrink(
-                    decoded, [c[2] for c in chunks], 1 if regression else SPREAD_BINS
+                decodes[(undone, t)] = (
+                    torch.cat([m for m, _ in parts]),
+                    torch.cat([sp for _, sp in parts]),
                 )
-                fitted = Calibration(t, edges, shrink, undone)
-                unshrunk = Calibration(t, edges, torch.ones(SPREAD_BINS), undone)
-                for option in [*(fitted.scaled(f) for f in BACKOFF), unshrunk]:
-                    ab = [mean * shrink_factors(spread, option) for mean, spread in decoded]
-                    candidates.append(option)
-                    gains.append(psnr_with(ab) - grey)
-        model.calibration = candidates[int(lower_bound(torch.stack(gains)).argmax())]
-        model.train(was_training)
+        lightness = torch.cat([c[1] for c in chunks])
+        truth = torch.cat([c[3] for c in chunks])
+        return Candidates(decodes, lightness, torch.cat([c[2] for c in chunks]), truth, regression)
+
+    @torch.no_grad()
+    def calibrate(self, model: PretextModel, images: Tensor, *, batch_size: int = 64) -> None:
+        """Choose the faithful decode on uint8 images (N, 3, H, W) the model never trained on
+        and store it in the model's buffers (saved with its checkpoint): the candidate whose
+        per-image PSNR gain over the grey image has the best lower bound; grey itself is a
+        candidate (``colour_calibration.choose``)."""
+        if len(images) == 0:
+            return
+        images = spread_subset(images)
+        model.calibration = choose(
+            self.calibration_candidates(model, images, batch_size=batch_size)
+        )
+
+    @torch.no_grad()
+    def faithful_held_out(
+        self, model: PretextModel, images: Tensor, *, batch_size: int = 64
+    ) -> tuple[Tensor, Calibration]:
+        """Faithful colorizations uint8 (N, 3, H, W) of held-out images, each decoded with a
+        calibration chosen on the *other* held-out images (cross-fitting over ``FOLDS`` folds:
+        the calibration is measured on images distributed like the ones it is judged on, and
+        never on the image it is judged on); and the calibration chosen on all of them, for
+        images beyond these (``evaluate`` stores it in the model: the live demo uses it)."""
+        out = images.new_zeros(images.shape)
+        folds = torch.arange(len(images)) % FOLDS
+        candidates = self.calibration_candidates(
+            model, spread_subset(images), batch_size=batch_size
+        )
+        subset_folds = folds[spread_rows(len(images), images.shape[-2] * images.shape[-1])]
+        for fold in range(FOLDS):
+            rest = torch.nonzero(subset_folds != fold).flatten()
+            here = torch.nonzero(folds == fold).flatten()
+            calibration = choose(candidates, rest)
+            for start in range(0, len(here), batch_size):
+                rows = here[start : start + batch_size]
+                out[rows] = self.colorize(model, images[rows], batch_size, calibration=calibration)
+        return out, choose(candidates)
 
     @torch.no_grad()
     def evaluate(
         self, model: PretextModel, images: Tensor, *, batch_size: int, seed: int = 0
     ) -> dict[str, Any]:
         """Mean per-image PSNR (dB, RGB) of the vivid colorization (``psnr``), of the faithful
-        one (``psnr_faithful``) and of the grey baseline (true L, ab = 0), PSNR of the T = 1
-        decode, Hasler-Suesstrunk colourfulness of ours and the truth, and the faithful
-        decode's calibration. No randomness: ``seed`` unused."""
+        one (``psnr_faithful``, cross-fitted: ``faithful_held_out``, which also stores the
+        calibration chosen on all these images in the model) and of the grey baseline (true L,
+        ab = 0), PSNR of the T = 1 decode, Hasler-Suesstrunk colourfulness of ours and the
+        truth, and the faithful decode's calibration. No randomness: ``seed`` unused."""
         images = images.cpu()
         colour = self.colorize(model, images, batch_size)
-        faithful = self.colorize(model, images, batch_size, faithful=True)
+        faithful, chosen = self.faithful_held_out(model, images, batch_size=batch_size)
+        model.calibration = chosen  # chosen on all the held-out images: for any other image
         lab = rgb_uint8_to_lab(images)
         grey = lab_to_rgb_uint8(torch.cat([lab[:, :1], torch.zeros_like(lab[:, 1:])], dim=1))
         calibration = model.calibration

@@ -86,12 +86,14 @@ def colorization_results(
     *,
     temperature: float | None = None,
 ) -> ColorizationResults:
-    """The model's colorizations of uint8 images (N, 3, S, S): vivid at ``temperature``, and
-    faithful (which has no temperature of its own to choose: it is calibrated)."""
+    """The model's colorizations of uint8 held-out images (N, 3, S, S): vivid at
+    ``temperature``, and faithful (which has no temperature of its own to choose: it is
+    calibrated), each image decoded with the choice made on the others, as `sslviz eval` does
+    (``ColorizationTask.faithful_held_out``)."""
     model.eval()
     t = temperature if is_classification(task) else None
     colour = task.colorize(model, images, temperature=t)
-    faithful = task.colorize(model, images, faithful=True)
+    faithful, _ = task.faithful_held_out(model, images)
     return ColorizationResults(paths, images, grey(images), colour, faithful, t)
 
 

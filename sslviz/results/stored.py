@@ -115,17 +115,18 @@ def colorization_of(
         loaded = load()
         model, device = _on_device(loaded)
         model.eval()
-        vivid, faithful = [], []
+        vivid = []
         step = devices.inference_batch(device, 64)
         with torch.no_grad(), devices.autocast(device):
             for start in range(0, len(held.images), step):
                 chunk = held.images[start : start + step].to(device)
                 vivid.append(loaded.task.colorize(model, chunk, temperature=None).cpu())
-                faithful.append(loaded.task.colorize(model, chunk, faithful=True).cpu())
+            # cross-fitted, as `sslviz eval` decodes them (ColorizationTask.faithful_held_out)
+            faithful = loaded.task.faithful_held_out(model, held.images.to(device), batch_size=step)
         empty = held.images.clone()
         return {
             "colour": (torch.cat(vivid) if vivid else empty).numpy(),
-            "faithful": (torch.cat(faithful) if faithful else empty).numpy(),
+            "faithful": (faithful[0].cpu() if len(held.images) else empty).numpy(),
         }
 
     arrays = stored(store, run.id, "colorization", compute, keys=("colour", "faithful"))

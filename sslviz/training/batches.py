@@ -19,7 +19,14 @@ import torch
 from torch import Tensor
 
 from sslviz.training.config import TrainConfig, split_sizes
-from sslviz.training.split import dataset_groups, grouped_holdout
+from sslviz.training.split import (
+    Grouping,
+    dataset_paths,
+    grouped_holdout,
+    holdout_words,
+    split_groups,
+    tail_holdout,
+)
 
 if TYPE_CHECKING:
     from sslviz.pretext import PretextBatch, PretextTask
@@ -32,33 +39,46 @@ T = TypeVar("T")
 
 
 def split_indices(
-    n_images: int, holdout: float, seed: int, groups: np.ndarray | None = None
+    n_images: int, holdout: float, seed: int, groups: Grouping | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(train, held-out) row indices of a dataset of ``n_images``, disjoint, each sorted.
 
     Deterministic by ``seed``; at least ``ceil(holdout * n)`` (>= 1) images are held out. With
-    ``groups`` (N,) (see ``training.split``) whole groups are held out, never part of one.
+    ``groups`` (see ``training.split``) whole folders are held out, never part of one, or the
+    last images of every folder.
     """
     rng = np.random.default_rng([seed, _SPLIT_SALT])
     if groups is not None:
-        held = grouped_holdout(groups, holdout, rng)
+        if groups.whole:
+            held = grouped_holdout(groups.ids, holdout, rng)
+        else:
+            held = tail_holdout(groups, holdout)
         return np.setdiff1d(np.arange(n_images), held), held
     _, n_holdout = split_sizes(n_images, holdout)
     order = rng.permutation(n_images)
     return np.sort(order[n_holdout:]), np.sort(order[:n_holdout])
 
 
-def split_counts(store: Store, dataset_id: int, config: TrainConfig) -> tuple[int, int, bool]:
-    """(training images, held-out images, whether whole folders are held out) of ``config`` on
-    a stored dataset: what the Train page announces before a run starts."""
-    groups = dataset_groups(store, dataset_id, config)
-    if groups is None:
-        n_train, n_holdout = split_sizes(
-            max(store.datasets.count_images(dataset_id), 2), config.holdout
-        )
-        return n_train, n_holdout, False
-    train, held = split_indices(len(groups), config.holdout, config.seed, groups)
-    return len(train), len(held), True
+@dataclass(frozen=True)
+class SplitPreview:
+    """What a config's split will be on a stored dataset, for the Train page before a run."""
+
+    n_train: int
+    n_holdout: int
+    kind: str  # "image" | "folder" | "tail" (training.split)
+    words: str  # what is held out, e.g. "34 images: all of folder temple"
+
+
+def split_preview(store: Store, dataset_id: int, config: TrainConfig) -> SplitPreview:
+    """The split ``config`` makes of a stored dataset (the one training will make)."""
+    paths = dataset_paths(store, dataset_id)
+    if len(paths) < 2:
+        n_train, n_holdout = split_sizes(2, config.holdout)
+        return SplitPreview(n_train, n_holdout, "image", f"{n_holdout} image")
+    groups = split_groups(paths, config.holdout, config.holdout_by)
+    train, held = split_indices(len(paths), config.holdout, config.seed, groups)
+    kind = "image" if groups is None else groups.kind
+    return SplitPreview(len(train), len(held), kind, holdout_words(paths, held, groups))
 
 
 def step_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:

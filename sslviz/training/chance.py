@@ -10,7 +10,8 @@ result (``sslviz eval``, the result pages, the Runs page) carries these keys, co
     top5_interval       [low, high] of ``top5`` (jigsaw)
     learned             whether the figures are clearly better than chance
     advice              what to do when they are not (else None)
-    holdout_by          "folder" (whole folders held out) or "image" (set by evaluate)
+    holdout_by          "folder" (whole folders), "tail" (the last images of every folder) or
+                        "image" (single images); set by evaluate
 
 Intervals count *images*, not rotated copies or pixels: the four turns of one image are not four
 independent trials, so counting images is the honest (wider) choice.
@@ -37,9 +38,9 @@ ADVICE = {
 # named as its twin's (0.02-0.05 measured after 225 steps that score 0.93 on other digits).
 BELOW_CHANCE_ADVICE = {
     "rotation": (
-        "the held-out images look like other images turned (a 6 turned upside down is a 9): "
-        "if whole folders are held out and a folder is one kind of thing, measure on single "
-        "images instead (--holdout-by image)"
+        "the held-out images look like other images turned: if whole folders were held out "
+        'and a folder is one kind of thing, train again with "Held out" set to '
+        '"single images" on the Train page, so every folder is judged'
     ),
 }
 # Keys this module adds to a task's metrics (a cached result without them is recomputed).

@@ -26,7 +26,7 @@ from sslviz.training.batches import load_rows, split_indices
 from sslviz.training.chance import CONTEXT_KEYS, held_out_context
 from sslviz.training.config import TrainConfig
 from sslviz.training.figures import EVAL_FILE
-from sslviz.training.split import dataset_groups
+from sslviz.training.split import Grouping, dataset_groups
 
 if TYPE_CHECKING:
     from sslviz.models.encoders import Encoder
@@ -41,7 +41,7 @@ MIN_TRAIN_FOR_CALIBRATION = 20  # smaller training sets keep every image for tra
 _SUBSET_SALT, _ARTIFACT_SALT, _CALIBRATION_SALT = 0xE7A1, 0xA27F, 0xCA11
 
 
-def holdout_rows(n_images: int, config: TrainConfig, groups: np.ndarray | None) -> np.ndarray:
+def holdout_rows(n_images: int, config: TrainConfig, groups: Grouping | None) -> np.ndarray:
     """Sorted cache rows of the run's held-out images: all of them, or a seeded random subset of
     MAX_EVAL_IMAGES spread over the whole dataset (cache rows follow the image paths, so a
     class-per-folder dataset is stored in blocks: the first rows would be the first classes).
@@ -149,7 +149,7 @@ def evaluate_model(
     for name, (kind, path) in artifacts.items():
         store.runs.add_artifact(run.id, name, kind, Path(path).relative_to(run_dir).as_posix())
     store.runs.log_metrics(run.id, step, _scalars(metrics, "eval/"))
-    holdout_by = "image" if groups is None else "folder"
+    holdout_by = "image" if groups is None else groups.kind
     results = with_context(run.id, run.task, task, metrics, len(images), holdout_by)
     _write_json(run_dir / EVAL_FILE, {"step": step, "results": results})
     return results

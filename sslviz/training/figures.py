@@ -129,6 +129,8 @@ def split_note(results: dict[str, Any]) -> str:
     """How the held-out images were chosen, in a few words."""
     if results.get("holdout_by") == "folder":
         return "from folders never trained on (whole folders held out)"
+    if results.get("holdout_by") == "tail":
+        return "never trained on: the last images of every folder"
     return "never trained on"
 
 

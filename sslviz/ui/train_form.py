@@ -12,11 +12,14 @@ from typing import Any
 import streamlit as st
 
 from sslviz.core import devices
+from sslviz.core.errors import UserError
 from sslviz.models.encoders import ENCODERS
 from sslviz.pretext import TASKS
 from sslviz.store import Dataset, Store
-from sslviz.training.batches import split_counts
+from sslviz.training.batches import split_preview
 from sslviz.training.config import TrainConfig, default_config
+from sslviz.training.expected_time import expected_time
+from sslviz.ui.runs_view import human_duration
 
 TASK_BLURBS = {
     "rotation": "Predict which of 0/90/180/270° an image was rotated by (Gidaris et al., 2018). "
@@ -31,6 +34,11 @@ TASK_BLURBS = {
 JIGSAW_SET_SIZES = (30, 100, 1000)
 COLORIZATION_LOSSES = {"classification": "classification (vivid)", "l2": "L2 regression (greyish)"}
 DEFAULT_BUDGET = 300.0
+HOLDOUT_CHOICES = {
+    "auto": "auto",
+    "folder": "whole folders",
+    "image": "single images",
+}
 # Labels and help for the generic options (the others have their own widgets below).
 OPTION_TEXT = {
     "flip": ("Random horizontal flips", "Augment by mirroring images left-right."),
@@ -51,6 +59,7 @@ _SIZED_KEYS = (
     "weight_decay",
     "warmup_epochs",
     "holdout",
+    "holdout_by",
 )
 
 
@@ -210,6 +219,16 @@ def train_form(dataset: Dataset, task: str, store: Store) -> TrainConfig:
             key="train_holdout",
             help="Never trained on; the run is evaluated on it at the end.",
         )
+        holdout_by = c.radio(
+            "Held out",
+            list(HOLDOUT_CHOICES),
+            key="train_holdout_by",
+            format_func=HOLDOUT_CHOICES.get,
+            help="Whole folders: a folder of crops or frames of one scene is never on both "
+            "sides. Single images: drawn at random from every folder. Auto: whole folders when "
+            "there are enough of them that no one folder decides the verdict, else the last "
+            "images (by name) of every folder.",
+        )
 
     config = TrainConfig(
         dataset=dataset.name,
@@ -226,14 +245,23 @@ def train_form(dataset: Dataset, task: str, store: Store) -> TrainConfig:
         seed=int(seed),
         time_budget=float(budget) if use_budget else None,
         holdout=float(holdout),
+        holdout_by=str(holdout_by),
         task_options=options,
     )
-    n_train, n_holdout, by_folder = split_counts(store, dataset.id, config)
-    steps = max(1, n_train // max(config.batch_size, 1)) * config.epochs
-    whole = " (whole folders, so no folder is on both sides)" if by_folder else ""
+    try:
+        split = split_preview(store, dataset.id, config)
+    except UserError as error:
+        st.error(str(error))
+        return config
+    steps = max(1, split.n_train // max(config.batch_size, 1)) * config.epochs
     st.caption(
-        f"{n_train:,} training images, {n_holdout:,} held out{whole} · about {steps:,} steps of "
-        f"{config.batch_size} images"
+        f"{split.n_train:,} training images · held out: {split.words} · about {steps:,} steps "
+        f"of {config.batch_size} images"
         + (f", or {budget:.0f} s of training if that comes first" if use_budget else "")
     )
+    expected = expected_time(store, config, split.n_train)
+    if expected is not None:
+        st.markdown(
+            f"**Expected time: about {human_duration(expected.seconds)}** ({expected.source})"
+        )
     return config
