@@ -382,8 +382,7 @@ def train(
                 task.calibrate(model, load_rows(cache, calibration_rows).to(device))
                 save()  # the calibration lives in the model's buffers: keep it
             evaluate_model(store, run, task, model, cache, config, step=state.step)
-            if hasattr(model, "calibration"):
-                save()  # evaluation chose the faithful decode on held-out images: keep it
+            save()  # evaluation may choose what a decode needs (colorization, cross-fitted)
         finally:
             hook.remove()
     for cb in callbacks:
