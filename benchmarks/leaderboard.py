@@ -18,7 +18,8 @@ Also: whether the leaderboard's top row (by cross-validation on the labels only)
 scores best on the rest, and the leaderboard's time on the first draw's labels cold, then again
 with one more label (both in this process: imports are paid before either).
 Digits: scikit-learn's 1,797 8 px digits upscaled to 32 px; demo: ``assets/demo`` (labels = the
-photo each crop came from).
+photo each crop came from); shapes, letters, textures (``fewshot_sets.py``) and icons
+(``icon_sets.py``, 9 semantic groups of colour icons): generated, labels = the folder.
 
     python benchmarks/leaderboard.py [--budget 60 | --epochs N] [--draws 5] [--datasets digits demo]
         [--tasks rotation] [--threads 1] [--only-timing]
@@ -38,6 +39,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from digits_rotation import write_digits  # noqa: E402
+from fewshot_sets import write_family  # noqa: E402
+from icon_sets import write_icons  # noqa: E402
 
 from sslviz.data import ingest  # noqa: E402
 from sslviz.data.demo import DEMO_DIR  # noqa: E402
@@ -262,7 +265,12 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, help="train this many epochs instead of --budget")
     parser.add_argument("--draws", type=int, default=5)
     parser.add_argument("--per-class", type=int, default=5)
-    parser.add_argument("--datasets", nargs="+", default=["digits", "demo"])
+    parser.add_argument(
+        "--datasets",
+        nargs="+",
+        default=["digits", "demo"],
+        choices=["digits", "demo", "shapes", "letters", "textures", "icons"],
+    )
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's own)")
     parser.add_argument(
@@ -279,9 +287,15 @@ def main() -> int:
                 target = write_digits(Path(tmp) / "digits")
                 ingest(store, [Path(tmp) / "digits"], name="digits")
                 truth = {f"{i:04d}.png": str(t) for i, t in enumerate(target)}
-            else:
-                ingest(store, [DEMO_DIR], name="demo")
-                images = store.datasets.images(store.datasets.get_by_name("demo").id)
+            else:  # the demo, a generated family (fewshot_sets.py) or icons: label = folder
+                if name == "demo":
+                    folder = DEMO_DIR
+                elif name == "icons":
+                    folder = write_icons(Path(tmp) / "icons", 100)
+                else:
+                    folder = write_family(name, Path(tmp))
+                ingest(store, [folder], name=name)
+                images = store.datasets.images(store.datasets.get_by_name(name).id)
                 truth = {image.path: image.path.split("/")[0] for image in images}
             bench(store, name, truth, args)
         store.close()

@@ -19,7 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sslviz.core.errors import UserError
 from sslviz.models.encoders import Encoder
+from sslviz.pretext.augment import augment
 from sslviz.pretext.base import (
     PretextBatch,
     PretextModel,
@@ -68,8 +70,22 @@ class RotationTask(PretextTask):
     # axis (3, 8, B, text, reflections) appears upright under both labels 0 and 180. On digits
     # the flips cost ~5 points of held-out accuracy for the same training time.
     # flip: opt back in to a random horizontal flip per image before rotating.
-    defaults = {"flip": False}
+    # crop / jitter / grey: random resized crops of at least this share of the area (1 = none),
+    # colour jitter strength (0 = none), share of images turned grey (pretext/augment.py).
+    defaults = {"flip": False, "crop": 1.0, "jitter": 0.0, "grey": 0.0}
     augment_flip: ClassVar[bool] = False
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        try:
+            crop, jitter, grey = (float(self.options[k]) for k in ("crop", "jitter", "grey"))
+        except (TypeError, ValueError):
+            raise UserError("rotation crop, jitter and grey must be numbers") from None
+        if not (0 < crop <= 1 and 0 <= jitter < 1 and 0 <= grey <= 1):
+            raise UserError(
+                "rotation options: crop in (0, 1] (1 = no crops), jitter in [0, 1), grey in [0, 1]"
+            )
+        self.options.update(crop=crop, jitter=jitter, grey=grey)
 
     @classmethod
     def min_image_size(cls) -> int:
@@ -81,7 +97,8 @@ class RotationTask(PretextTask):
         b, _, h, w = images.shape
         if h != w:
             raise ValueError(f"rotation needs square images, got {h}x{w}")
-        x = images
+        o = self.options
+        x = augment(images, generator, crop=o["crop"], jitter=o["jitter"], grey=o["grey"])
         if self.options["flip"]:
             flip = uniform((b,), generator, images.device) < 0.5  # (B,)
             x = torch.where(flip.view(b, 1, 1, 1), x.flip(-1), x)

@@ -42,6 +42,16 @@ HOLDOUT_CHOICES = {
 # Labels and help for the generic options (the others have their own widgets below).
 OPTION_TEXT = {
     "flip": ("Random horizontal flips", "Augment by mirroring images left-right."),
+    "crop": (
+        "Random crops: least share of the area",
+        "Each image is a random square crop of at least this share of its area, resized back "
+        "(1 = no crops), so the features must describe what is shown wherever it sits.",
+    ),
+    "jitter": (
+        "Colour jitter",
+        "Brightness, contrast and saturation each scaled by up to ± this (0 = none).",
+    ),
+    "grey": ("Share of images turned grey", "Takes colour away as a cue (0 = never)."),
     "grey_p": (
         "Share of tiles turned grey",
         "Greying some tiles keeps the model from solving the puzzle by chromatic aberration "
