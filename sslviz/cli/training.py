@@ -322,7 +322,10 @@ def run_eval(args: argparse.Namespace) -> int:
         return 0
     from sslviz.training.chance import verdict
 
-    for key, value in results.items():
+    heads = results.get("heads") or {}  # a multi-task run: each head's figures, prefixed
+    rows = [(k, v) for k, v in results.items() if k != "heads"]
+    rows += [(f"{head}.{k}", v) for head, part in heads.items() for k, v in part.items()]
+    for key, value in rows:
         print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
     said = verdict(results)
     if said:

@@ -53,8 +53,9 @@ def model_device(model: nn.Module) -> torch.device:
 
 @dataclass(frozen=True)
 class PretextBatch:
-    inputs: Tensor  # float, what the model eats, e.g. (4B, 3, H, W) for rotation
-    targets: Tensor  # what the loss compares against, e.g. (4B,) rotation classes
+    # float, what the model eats, e.g. (4B, 3, H, W) for rotation (multi-task: a dict by head)
+    inputs: Tensor | dict[str, Tensor]
+    targets: Tensor | dict[str, Tensor]  # what the loss compares against, e.g. (4B,) classes
 
 
 class PretextModel(nn.Module):

@@ -123,8 +123,8 @@ class MultiTask(PretextTask):
         task makes of the same images (one generator, drawn from in the heads' order)."""
         batches = {name: task.make_batch(images, generator) for name, task in self.heads.items()}
         return PretextBatch(
-            {name: b.inputs for name, b in batches.items()},  # type: ignore[arg-type]
-            {name: b.targets for name, b in batches.items()},  # type: ignore[arg-type]
+            {name: b.inputs for name, b in batches.items()},
+            {name: b.targets for name, b in batches.items()},
         )
 
     def build_model(self, encoder: Encoder, sample: Tensor) -> MultiModel:

@@ -40,6 +40,8 @@ def test_multi_run_end_to_end(home, tiny, tmp_path):
         assert {"heldout_images", "chance", "learned", "holdout_by"} <= set(head)
     assert evaluated["heads"]["jigsaw"]["permutations"] == 30
     assert sum(map(sum, evaluated["heads"]["rotation"]["confusion"])) == 4 * 4
+    text = sslviz("eval", run, env_home=home).stdout  # each head's figures, one per line
+    assert "rotation.accuracy: " in text and "colorization.psnr: " in text
 
     # every head's loss was logged beside the total (each divided by its loss at chance)
     status = json.loads(sslviz("status", run, "--json", env_home=home).stdout)
