@@ -1,8 +1,9 @@
 """The training configuration: one frozen dataclass, saved in the store and in every checkpoint.
 
 ``default_config`` picks sensible values for a dataset and task; ``config_problems`` lists every
-reason a config can't run (cheap checks only), so the CLI and the Train page can refuse a bad
-config before any work starts.
+reason a config can't run (cheap checks only, including whether it fits this machine:
+``training.feasibility``), so the CLI and the Train page can refuse a bad config before any work
+starts and before a run exists.
 """
 
 from __future__ import annotations
@@ -86,7 +87,8 @@ def default_config(dataset: Dataset, task: str) -> TrainConfig:
 def config_problems(store: Store, config: TrainConfig) -> list[str]:
     """Every reason ``config`` can't run, one line each, saying what to do ([] means it can).
 
-    Cheap: reads the store and the registries, never decodes images or builds a model.
+    Cheap: reads the store and the registries, never decodes images or builds a real model
+    (whether it fits this machine is estimated from shapes: ``training.feasibility``).
     """
     from sslviz.core.devices import resolve_device
     from sslviz.models.encoders import ENCODERS
@@ -131,7 +133,7 @@ def config_problems(store: Store, config: TrainConfig) -> list[str]:
         )
     if config.weight_decay < 0 or config.warmup_epochs < 0:
         problems.append("weight decay and warm-up epochs must not be negative")
-    if config.time_budget is not None and not config.time_budget > 0:
+    if config.time_budget is not None and not 0 < config.time_budget < math.inf:
         problems.append(
             f"time budget must be a positive number of seconds (got {config.time_budget})"
         )
@@ -160,6 +162,10 @@ def config_problems(store: Store, config: TrainConfig) -> list[str]:
             f"dataset {dataset.name!r} has {n_images} image(s): too few to hold out "
             f"{config.holdout:.0%} for evaluation and train on 2 or more; add images"
         )
+    if not problems:  # only a config that makes sense is weighed against the machine
+        from sslviz.training.feasibility import feasibility_problems
+
+        problems += feasibility_problems(store, config)
     return problems
 
 

@@ -3,6 +3,8 @@ submitted run (a worker process) that is shown at once and then waited for."""
 
 from __future__ import annotations
 
+import re
+
 from streamlit.testing.v1 import AppTest
 
 from sslviz.runner import jobs
@@ -61,6 +63,20 @@ def test_problems_are_shown_and_block_submitting(app: AppTest) -> None:
     app.number_input(key="train_batch_size").set_value(16).run()
     assert not app.button(key="train_submit").disabled
     assert not app.error
+
+
+def test_settings_this_machine_cant_run_are_refused_before_start(app: AppTest) -> None:
+    """The form shows what ``sslviz train`` refuses with (``training.feasibility``), before
+    Start: resnet18 at 512 px with 64 images a step needs tens of GB."""
+    open_train(app)
+    app.selectbox(key="train_encoder").set_value("resnet18")
+    app.number_input(key="train_image_size").set_value(512)
+    app.number_input(key="train_batch_size").set_value(64).run()
+    assert not app.exception and app.button(key="train_submit").disabled
+    (shown,) = [e.value for e in app.error]
+    assert "batch size 64 at 512 px does not fit this machine" in shown
+    assert re.search(r"use --batch-size \d+ or less", shown)
+    assert Store.open().runs.list() == []
 
 
 def test_submit_starts_a_background_run_and_shows_it(app: AppTest) -> None:
