@@ -5,7 +5,7 @@ import streamlit as st
 from sslviz.pretext import TASKS
 from sslviz.runner import jobs
 from sslviz.store.kinds import run_kind
-from sslviz.training.config import config_problems
+from sslviz.training.feasibility import run_problems
 from sslviz.training.train import job_request
 from sslviz.ui.resources import get_store
 from sslviz.ui.runs_view import epoch_text, estimates, eta_text, progress
@@ -33,7 +33,7 @@ st.caption(TASK_BLURBS.get(task, ""))
 
 config = train_form(dataset, task, store)
 
-problems = config_problems(store, config)
+problems = run_problems(store, config)
 if problems:
     st.error(
         "This run can't start yet:\n" + "\n".join(f"- {p}" for p in problems),

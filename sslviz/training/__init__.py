@@ -1,6 +1,7 @@
 """The training engine: one readable loop that any pretext task plugs into.
 
 config        TrainConfig (saved in every checkpoint), defaults per dataset size, config checks
+feasibility   whether a config fits this machine (disk, memory, steps), before a run exists
 batches       held-out split, batch plan, batched augmentation, prefetch (from the uint8 cache)
 train         create a run's request, the pretext executor, the loop itself
 callbacks     what the loop reports through (StoreLogger writes metrics and progress)

@@ -1,8 +1,8 @@
 """The training configuration: one frozen dataclass, saved in the store and in every checkpoint.
 
 ``default_config`` picks sensible values for a dataset and task; ``config_problems`` lists every
-reason a config can't run (cheap checks only, including whether it fits this machine:
-``training.feasibility``), so the CLI and the Train page can refuse a bad config before any work
+reason a config can't run (cheap checks only), and ``training.feasibility.run_problems`` adds
+whether it fits this machine, so the CLI and the Train page refuse a bad config before any work
 starts and before a run exists.
 """
 
@@ -24,6 +24,7 @@ DEFAULT_IMAGE_SIZE = {"rotation": 32, "colorization": 32, "jigsaw": 64}
 # Default training length, in optimizer steps; epochs follow from the dataset's size.
 TARGET_STEPS = 1500
 MAX_DEFAULT_EPOCHS = 100
+SAMPLE_IMAGES = 1_024  # training images the task sees for data-dependent statistics
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,7 @@ def default_config(dataset: Dataset, task: str) -> TrainConfig:
 def config_problems(store: Store, config: TrainConfig) -> list[str]:
     """Every reason ``config`` can't run, one line each, saying what to do ([] means it can).
 
-    Cheap: reads the store and the registries, never decodes images or builds a real model
-    (whether it fits this machine is estimated from shapes: ``training.feasibility``).
+    Cheap: reads the store and the registries, never decodes images or builds a model.
     """
     from sslviz.core.devices import resolve_device
     from sslviz.models.encoders import ENCODERS
@@ -162,15 +162,4 @@ def config_problems(store: Store, config: TrainConfig) -> list[str]:
             f"dataset {dataset.name!r} has {n_images} image(s): too few to hold out "
             f"{config.holdout:.0%} for evaluation and train on 2 or more; add images"
         )
-    if not problems:  # only a config that makes sense is weighed against the machine
-        from sslviz.training.feasibility import feasibility_problems
-
-        problems += feasibility_problems(store, config)
     return problems
-
-
-def check_config(store: Store, config: TrainConfig) -> None:
-    """Raise a UserError with the first problem of ``config``, if any."""
-    problems = config_problems(store, config)
-    if problems:
-        raise UserError(problems[0])

@@ -2,7 +2,8 @@
 model trained): ``sslviz train`` and the Train page refuse what can't run, in one line that names
 the largest value that fits, instead of starting a run that fails or eats all memory.
 
-    feasibility_problems(store, config)   # [] or ["image size 60000 needs ...: use --image-size 1448 or less"]
+    run_problems(store, config)   # config_problems, then whether it fits: [] or one line each
+    check_run(store, config)      # a UserError with the first (``sslviz train``, job requests)
 
 What is counted, each against what this machine has free now:
 
@@ -30,7 +31,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sslviz.training.config import TrainConfig, split_sizes
+from sslviz.core.errors import UserError
+from sslviz.training.config import SAMPLE_IMAGES, TrainConfig, config_problems, split_sizes
 
 if TYPE_CHECKING:
     from sslviz.store import Store
@@ -117,8 +119,6 @@ def host_bytes(n_images: int, config: TrainConfig, machine: Machine) -> int:
     """The most memory a run holds at once outside the training step: the cache's decoding (up
     to three chunks per process: two in flight, one being filled), the task's sample of training
     images (uint8 + float32) or the held-out images evaluation loads, whichever is most."""
-    from sslviz.training.train import SAMPLE_IMAGES
-
     image = 3 * config.image_size**2
     n_train, n_holdout = split_sizes(n_images, config.holdout)
     decoding = 3 * machine.decoders * min(CHUNK_IMAGES, n_images) * image
@@ -208,6 +208,20 @@ def _parameters(encoder: str, channels: int) -> int:
 
 
 # --- the check ---------------------------------------------------------------------------------
+def run_problems(store: Store, config: TrainConfig) -> list[str]:
+    """Every reason ``config`` can't run, one line each ([] if it can): its own problems
+    (``config_problems``) and, for a config that makes sense, what this machine can't hold."""
+    problems = config_problems(store, config)
+    return problems or feasibility_problems(store, config)
+
+
+def check_run(store: Store, config: TrainConfig) -> None:
+    """Raise a UserError with the first reason ``config`` can't run, if any."""
+    problems = run_problems(store, config)
+    if problems:
+        raise UserError(problems[0])
+
+
 def feasibility_problems(
     store: Store, config: TrainConfig, machine: Machine | None = None
 ) -> list[str]:

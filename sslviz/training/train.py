@@ -41,20 +41,20 @@ from sslviz.store.kinds import JobRequest, run_kind
 from sslviz.training import distributed
 from sslviz.training.batches import BatchLoader, BatchPlan, load_rows, split_indices
 from sslviz.training.callbacks import Callback, StoreLogger, TrainState
-from sslviz.training.config import TrainConfig, check_config
+from sslviz.training.config import SAMPLE_IMAGES, TrainConfig
 from sslviz.training.evaluate import build_model, calibration_split, evaluate_model
+from sslviz.training.feasibility import check_run
 from sslviz.training.split import dataset_groups
 
 __all__ = ["Callback", "TrainState", "create_run", "execute_run", "lr_factor", "train"]
 
-SAMPLE_IMAGES = 1_024  # training images the task sees for data-dependent statistics
 WARMUP_BUDGET_FRACTION = 0.1  # under a time budget, warm-up ends by this share of it at the latest
 _DROPOUT_SALT = 0xD40
 
 
 def job_request(store: Store, config: TrainConfig) -> JobRequest:
     """Check ``config`` (UserError with its first problem) and say what run it records."""
-    check_config(store, config)
+    check_run(store, config)  # before a run exists: also whether it fits this machine
     return JobRequest(
         kind=config.task,
         dataset_id=store.datasets.get_by_name(config.dataset).id,

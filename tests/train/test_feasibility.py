@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 
 from sslviz.store import Image, Store
-from sslviz.training.config import TrainConfig, config_problems
+from sslviz.training.config import TrainConfig
 from sslviz.training.feasibility import (
     HEADROOM,
     Machine,
     cache_bytes,
     feasibility_problems,
+    run_problems,
     step_bytes,
     this_machine,
 )
@@ -76,7 +77,7 @@ def test_an_image_size_no_disk_or_memory_holds_is_refused_before_a_run_exists(ho
     # what it said fits, fits (free memory moves as others work: with a tenth to spare; the exact
     # boundary is tested on a fixed machine below)
     assert 32 <= largest < 60000
-    assert config_problems(store, _config(image_size=int(0.9 * largest))) == []
+    assert run_problems(store, _config(image_size=int(0.9 * largest))) == []
 
 
 def test_a_batch_no_memory_holds_is_refused_with_the_largest_that_fits(home, store, crowd):
@@ -89,8 +90,8 @@ def test_a_batch_no_memory_holds_is_refused_with_the_largest_that_fits(home, sto
 
 def test_epochs_past_what_a_run_can_count_are_refused(home, store, tiny):
     most = _refused(home, store, "--epochs", "--dataset", "tiny", "--epochs", str(10**12))
-    assert config_problems(store, _config(epochs=most)) == []
-    assert config_problems(store, _config(epochs=most + 1)) != []
+    assert run_problems(store, _config(epochs=most)) == []
+    assert run_problems(store, _config(epochs=most + 1)) != []
 
 
 def _config(**changes) -> TrainConfig:
