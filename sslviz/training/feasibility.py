@@ -12,8 +12,8 @@ What is counted, each against what this machine has free now:
   decoding process in memory, and training loads a sample of up to 1,024 images (uint8 and a
   float copy) and evaluation all the held-out ones;
 - one training step: the encoder's activations for every image the task makes of a batch (4
-  rotations, 9 jigsaw tiles, ...), found by running the real encoder on the ``meta`` device (shapes
-  only, nothing allocated), plus the weights, gradients and AdamW state, times ``STEP_FACTOR``
+  rotations, 9 jigsaw tiles, ...), counted on the real encoder (one small image, scaled by the
+  area), plus the weights, gradients and AdamW state, times ``STEP_FACTOR``
   for what backward adds (measured: ``benchmarks/train_feasibility.py``);
 - the run's length: epochs x steps per epoch must stay a count the store and schedule hold.
 
@@ -35,6 +35,8 @@ from sslviz.core.errors import UserError
 from sslviz.training.config import SAMPLE_IMAGES, TrainConfig, config_problems, split_sizes
 
 if TYPE_CHECKING:
+    import torch
+
     from sslviz.store import Store
 
 HEADROOM = 0.8  # share of the free memory / disk a run may plan to use (the rest: everyone else)
@@ -45,6 +47,7 @@ HEADROOM = 0.8  # share of the free memory / disk a run may plan to use (the res
 STEP_FACTOR = 1.15
 STEP_OVERHEAD = 64 * 1024**2  # bytes a step takes whatever its size (allocator, oneDNN scratch)
 PARAM_BYTES = 16  # per weight: itself, its gradient and AdamW's two moments, float32
+PROBE_SIDE = 128  # px: activations are counted on a real forward up to this side, then scaled
 MIN_BATCH = 2  # the smallest batch a run can train with (batch norm needs 2)
 MAX_STEPS = 2**31 - 1  # optimizer steps a run may plan (the store's and the schedule's counters)
 CHUNK_IMAGES = 256  # images per decoding task (``data.cache._CHUNK``)
@@ -169,14 +172,16 @@ def _reference_views(
 
 @lru_cache(maxsize=256)
 def _activations(encoder: str, channels: int, side: int) -> int:
-    """Elements of every module's output for one image of ``side`` px through ``encoder``: a
-    forward pass on the meta device (shapes only, no memory)."""
+    """Elements of every module's output for one image of ``side`` px through ``encoder``:
+    counted on a real forward pass at ``side``, or past ``PROBE_SIDE`` at ``PROBE_SIDE`` and
+    scaled by the area (a conv net's maps all shrink with the image; past 128 px no pooling is
+    skipped and resnet18's stem no longer changes, so the scaling is exact up to rounding).
+    Not the meta device: running a model there imports torch's compiler, seconds per process."""
     import torch
 
-    from sslviz.models.encoders import create_encoder
-
-    with torch.device("meta"):
-        net = create_encoder(encoder, in_channels=channels, image_size=side)
+    if side > PROBE_SIDE:
+        return round(_activations(encoder, channels, PROBE_SIDE) * (side / PROBE_SIDE) ** 2)
+    net = _encoder(encoder, channels, side).eval()  # batch norm: one image is a batch here
     total = 0
 
     def count(module: torch.nn.Module, inputs: object, output: object) -> None:
@@ -184,27 +189,26 @@ def _activations(encoder: str, channels: int, side: int) -> int:
         if isinstance(output, torch.Tensor):
             total += output.numel()
 
-    net.eval()  # batch norm in training mode refuses a batch of one 1x1 map
     leaves = [m for m in net.modules() if not list(m.children())]
     hooks = [m.register_forward_hook(count) for m in leaves]
     try:
         with torch.no_grad():
-            net(torch.empty(1, channels, side, side, device="meta"))
+            net(torch.zeros(1, channels, side, side))
     finally:
         for hook in hooks:
             hook.remove()
     return total
 
 
-@lru_cache(maxsize=16)
-def _parameters(encoder: str, channels: int) -> int:
-    import torch
-
+def _encoder(encoder: str, channels: int, side: int) -> torch.nn.Module:
     from sslviz.models.encoders import create_encoder
 
-    with torch.device("meta"):
-        net = create_encoder(encoder, in_channels=channels, image_size=32)
-    return sum(p.numel() for p in net.parameters())
+    return create_encoder(encoder, in_channels=channels, image_size=side)
+
+
+@lru_cache(maxsize=16)
+def _parameters(encoder: str, channels: int) -> int:
+    return sum(p.numel() for p in _encoder(encoder, channels, 32).parameters())
 
 
 # --- the check ---------------------------------------------------------------------------------
