@@ -137,6 +137,7 @@ def label_bar(store: Store, session: Session) -> str | None:
                 "Click an image to label it",
                 [*options, ERASE],
                 default=None if key in st.session_state else options[-1],
+                required=True,  # a click on the picked label keeps it (the buttons need one)
                 key=key,
                 help="Pick a label once, then click the button under each image that has it "
                 "(in the gallery, the queue or the predictions); a second click takes it off. "
