@@ -2,6 +2,7 @@
 
     state = background_maps.request(store, dataset.id, source, **project_args)
     state.done, state.stage, state.error      # a page polls this (a fragment) and redraws once done
+    background_maps.peek(store, dataset.id, source, **project_args)   # the state, never a new fit
 
 A page shows the PCA map of the embedding at once (``sslviz.maps.project.preview_projection``)
 and asks for the UMAP map here; the fit waits for the start-up warm-up to finish compiling UMAP's
@@ -57,11 +58,11 @@ class _Builder:
             state, work = self.queue.get()
             self._run(state, work)
 
-    def submit(self, key: str, work: Any) -> MapState:
+    def submit(self, key: str, work: Any, *, retry: bool = False) -> MapState:
         with self.lock:
             state = self.states.get(key)
-            if state is not None and (not state.done or state.error is None):
-                return state  # queued, running or done: shared
+            if state is not None and not (retry and state.done):
+                return state  # queued, running or ended: shared (a retry is asked for)
             state = MapState(started=time.monotonic())
             self.states[key] = state
             self.queue.put((state, work))
@@ -93,14 +94,25 @@ def _builder() -> _Builder:
     return _Builder()
 
 
-def request(store: Store, dataset_id: int, source: str, **options: Any) -> MapState:
+def request(
+    store: Store, dataset_id: int, source: str, *, retry: bool = False, **options: Any
+) -> MapState:
     """Ask for the UMAP map of ``source`` on a dataset (``options``: ``MapSettings`` fields) to
-    be fitted in the background and cached in the workspace; returns its state at once. A map
-    that failed is tried again on the next request."""
+    be fitted in the background and cached in the workspace; returns its state at once. A fit
+    that ended is fitted again only with ``retry`` (a person asked: polling never retries)."""
     file = project.map_request(store, dataset_id, source, **options).file
 
     def work() -> None:
         # should_stop makes the UMAP fit run in a child process (never holding the server's GIL)
         project.project(store, dataset_id, source, should_stop=_never, **options)
 
-    return _builder().submit(str(file), work)
+    return _builder().submit(str(file), work, retry=retry)
+
+
+def peek(store: Store, dataset_id: int, source: str, **options: Any) -> MapState | None:
+    """The state of that map's fit if one was asked for in this server, else None (never
+    starts one: what a poll reads)."""
+    file = project.map_request(store, dataset_id, source, **options).file
+    builder = _builder()
+    with builder.lock:
+        return builder.states.get(str(file))

@@ -264,12 +264,7 @@ def get_map(store: Store, dataset: Dataset, spec: MapSpec, *, key: str) -> Loade
         if found is not None:
             return found
         if runs_inline(dataset.n_images):  # small: PCA now, UMAP in the app's background thread
-            background_maps.request(store, dataset.id, spec.source, **spec.project_args())
-            preview = preview_map(store, dataset, spec)
-            st.fragment(_background_progress, run_every=BACKGROUND_POLL_SECONDS)(
-                store, dataset, spec
-            )
-            return preview
+            return _small_map(store, dataset, spec, key=key)
         _job_panel(store, dataset, spec, key=key)
         if embed.cached_embeddings(store, dataset.id, spec.source, **spec.embed_args()):
             st.caption("PCA map of the embedding, shown until the map job has the UMAP map.")
@@ -277,13 +272,32 @@ def get_map(store: Store, dataset: Dataset, spec: MapSpec, *, key: str) -> Loade
     return None
 
 
+def _small_map(store: Store, dataset: Dataset, spec: MapSpec, *, key: str) -> LoadedMap:
+    """The PCA map now, and the UMAP map fitted in the background: polled until the fit ends.
+    A fit that failed is said once, with a button to try again (no poll, no automatic retry)."""
+    args = spec.project_args()
+    state = background_maps.peek(store, dataset.id, spec.source, **args)
+    if state is not None and state.done:  # ended without a map we can read
+        preview = preview_map(store, dataset, spec)
+        st.caption(
+            f"The UMAP map failed ({state.error or 'no map was stored'}); this is the PCA map."
+        )
+        if st.button("Fit the UMAP map again", key=f"{key}_umap_retry"):
+            background_maps.request(store, dataset.id, spec.source, retry=True, **args)
+            st.rerun()
+        return preview
+    background_maps.request(store, dataset.id, spec.source, **args)
+    preview = preview_map(store, dataset, spec)
+    st.fragment(_background_progress, run_every=BACKGROUND_POLL_SECONDS)(store, dataset, spec)
+    return preview
+
+
 def _background_progress(store: Store, dataset: Dataset, spec: MapSpec) -> None:
-    """Polls the background UMAP fit: says where it is, redraws the page once the map exists."""
-    if cached_map(store, dataset, spec) is not None:
-        st.rerun()  # the UMAP map is stored: draw the whole page again with it
-    state = background_maps.request(store, dataset.id, spec.source, **spec.project_args())
-    if state.error:
-        st.caption(f"The UMAP map failed ({state.error}); this is the PCA map.")
+    """Polls the background UMAP fit: says where it is, draws the whole page again once the
+    fit ended (with the map, or saying it failed: the poll ends with the fit)."""
+    state = background_maps.peek(store, dataset.id, spec.source, **spec.project_args())
+    if state is None or state.done or cached_map(store, dataset, spec) is not None:
+        st.rerun()
         return
     st.caption(
         f":material/hourglass_top: PCA map of the embedding, shown while the UMAP map is "
@@ -319,9 +333,16 @@ def _job_panel(store: Store, dataset: Dataset, spec: MapSpec, *, key: str) -> No
 
 
 def _job_progress(store: Store, dataset: Dataset, spec: MapSpec, run_id: int) -> None:
-    run = store.runs.get(run_id)
-    if run.status == "finished" and cached_map(store, dataset, spec) is not None:
-        st.rerun()  # the map is ready: draw the whole page again (never without the map)
+    """Polls a map job while it is queued or running. Once it ended, the whole page is drawn
+    again (with the map, or with the panel that offers it again and the last error), which
+    registers no poll: a panel never outlives its job, nor offers to cancel an ended one."""
+    try:
+        run: Run | None = store.runs.get(run_id)
+    except LookupError:  # deleted meanwhile
+        run = None
+    if run is None or run.status not in ACTIVE_STATUSES:
+        st.rerun()
+        return
     done = fraction_done(run)
     eta = eta_seconds(run)
     st.progress(
@@ -329,8 +350,11 @@ def _job_progress(store: Store, dataset: Dataset, spec: MapSpec, run_id: int) ->
         text=f"Map job #{run.id}: {run.status} · {done:.0%}"
         + (f" · ETA {human_duration(eta)}" if eta else ""),
     )
-    if st.button("Cancel", key=f"ex_cancel_{run.id}", icon=":material/stop_circle:"):
-        jobs.cancel(store, run.id)
+    if run.cancel_requested:
+        st.caption("Cancelling: the job stops within seconds.")
+    elif st.button("Cancel", key=f"ex_cancel_{run.id}", icon=":material/stop_circle:"):
+        with user_errors():  # it may have ended since this panel was drawn
+            jobs.cancel(store, run.id)
         st.rerun()
 
 
