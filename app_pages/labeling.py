@@ -5,6 +5,7 @@ import streamlit as st
 
 from sslviz.fewshot.sessions import deleted_source, source_name
 from sslviz.ui import labeling_predictions as lp
+from sslviz.ui import labeling_queue as lq
 from sslviz.ui import labeling_view as lv
 from sslviz.ui.explorer_view import source_choices
 from sslviz.ui.hover_thumbnails import hover_limit_caption, hover_thumbnails
@@ -76,7 +77,7 @@ if label_tab.open:
         with right:
             st.markdown("**Label these next**")
             if emb is not None:
-                lp.next_queue(store, session, emb)
+                lq.next_queue(store, session, emb)
         st.divider()
         lv.gallery(store, session)
 

@@ -2,7 +2,7 @@
 interval (or "too few labels to estimate"), the CV confusion matrix, predictions on the map
 (colour = prediction, opacity = confidence), a gallery per predicted label where picking a label
 fixes a mistake, the labeled images whose out-of-fold prediction disagrees ("check these
-labels"), the "label these next" queue, and the downloads.
+labels"), and the downloads (the "label these next" queue: ``labeling_queue``).
 """
 
 from __future__ import annotations
@@ -17,14 +17,12 @@ import streamlit as st
 
 from sslviz.fewshot.export import labels_csv, parquet_bytes, predictions_csv
 from sslviz.fewshot.predict import PredictResult, predict
-from sslviz.fewshot.predictors import Features
-from sslviz.fewshot.suggest import suggest
 from sslviz.maps import embed
 from sslviz.maps.embedding_job import runs_inline
 from sslviz.store import Dataset, Store
 from sslviz.store.rows import Session
 from sslviz.ui.explorer_view import LoadedMap, MapSpec, get_map
-from sslviz.ui.labeling_view import QUEUE, QUEUE_KEY, thumbnails_with_buttons
+from sslviz.ui.labeling_view import thumbnails_with_buttons
 from sslviz.ui.map import categorical_colours, colour_legend, map_figure
 from sslviz.ui.widgets import user_errors
 
@@ -354,43 +352,3 @@ def downloads(
         help="One row per image: embedding, map x/y, given label, prediction, "
         "confidence and class probabilities.",
     )
-
-
-# --- "label these next" -------------------------------------------------------------------------------
-@st.cache_resource(show_spinner=False, max_entries=4)
-def _suggest_features(_emb: Any, file: str) -> Features:
-    # kept for the embedding's life: what suggest derives from it alone is computed once
-    return Features(np.asarray(_emb.vectors))
-
-
-@st.cache_resource(show_spinner=False, max_entries=6)
-def _suggest(
-    _emb: Any, file: str, labels_key: str, _labeled: tuple[int, ...], _names: tuple[str, ...]
-) -> tuple[np.ndarray, str]:
-    features = _suggest_features(_emb, file)
-    labeled = np.asarray(_labeled, np.int64)
-    picked = suggest(features.vectors, labeled, list(_names), n=QUEUE, features=features)
-    return _emb.image_ids[picked.indices], picked.strategy
-
-
-def next_queue(store: Store, session: Session, emb: Any) -> None:
-    labels = store.sessions.label_of(session.id)
-    position = {int(i): k for k, i in enumerate(emb.image_ids)}
-    labeled = tuple(position[i] for i in sorted(labels) if i in position)
-    names = tuple(labels[i] for i in sorted(labels) if i in position)
-    key = _labels_key({str(i): n for i, n in labels.items()})
-    with st.spinner("Choosing what to label next…"):
-        ids, strategy = _suggest(emb, str(emb.file), key, labeled, names)
-    why = (
-        "typical images of groups no label covers yet (TypiClust)"
-        if strategy == "typiclust"
-        else "the least certain predictions, spread over the data"
-    )
-    if strategy.startswith("uncovered first"):
-        why = "first, images that look like none of your labels; then " + (
-            "typical images of uncovered clusters"
-            if strategy.endswith("typiclust")
-            else "the least certain predictions"
-        )
-    st.caption(f"{len(ids)} images worth labeling now: {why}. They update as you label.")
-    thumbnails_with_buttons(store, session, ids, key=QUEUE_KEY, columns=4)

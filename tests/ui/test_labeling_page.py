@@ -216,7 +216,11 @@ def test_a_label_shows_everywhere_in_the_same_run(app: AppTest, home: Path) -> N
     open_page(app, session.id)
     assert "unlabeled (306)" in legend_text(app, "label")
     app.button_group(key=f"lb_active_{session.id}").set_value("astronaut").run()
-    for prefix in ("lb_next_", "lb_g_", "lb_next_"):
+    queue = [b.key for b in label_buttons(app, "lb_next_")]
+    label_buttons(app, "lb_next_")[0].click().run()
+    # the labeled image leaves the queue; the rest of its batch stays where it was
+    assert [b.key for b in label_buttons(app, "lb_next_")] == queue[1:]
+    for prefix in ("lb_g_", "lb_next_"):
         label_buttons(app, prefix)[0].click().run()  # the first unlabeled one of each
         assert not app.exception
     app.button_group(key=f"lb_active_{session.id}").set_value("cat").run()
