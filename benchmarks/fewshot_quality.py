@@ -241,6 +241,57 @@ def scale(n: int = 100_000, dim: int = 128, classes: int = 10) -> None:
     )
 
 
+def again(n: int = 100_000, dim: int = 128, classes: int = 10) -> None:
+    """``predict`` again after one more label on a cached embedding (issue 25): from scratch (what
+    every prediction did before) vs with the label-independent work kept (``sslviz.fewshot.kept``:
+    in the same process, and in a new process that reads Poisson's views from beside the
+    embedding), side by side in one run."""
+    from sslviz.fewshot import kept
+    from sslviz.maps.embed import Embeddings
+
+    rng = np.random.default_rng(0)
+    latent = rng.normal(size=(n, 8)) + np.repeat(rng.normal(0, 3, (classes, 8)), n // classes, 0)
+    vectors = (latent @ rng.normal(size=(8, dim)) + rng.normal(0, 0.5, (n, dim))).astype(np.float32)
+    truth = np.repeat(np.arange(classes), n // classes).astype(str)
+    paths = [f"{i:06d}.png" for i in range(n)]
+    idx = draw(truth, 5, rng)
+    labels = {paths[i]: truth[i] for i in idx}
+    extra = int(np.setdiff1d(np.arange(n), idx)[0])
+    more = {**labels, paths[extra]: truth[extra]}
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store.open(Path(tmp) / "home")
+        file = Path(tmp) / "embedding.npy"
+        np.save(file, vectors)
+        emb = Embeddings(
+            np.load(file, mmap_mode="r"), np.arange(n), paths, "random", "b", 1, dim, file=file
+        )
+
+        def timed(given: dict[str, str], features: Features | None) -> float:
+            started = time.perf_counter()
+            predict_vectors(emb.vectors, paths, given, "auto", features=features)
+            return time.perf_counter() - started
+
+        first = timed(labels, kept.kept_features(store, emb))  # builds and saves the views
+        from sslviz.fewshot.geometry import cached_coords
+
+        # every prediction before: only the UMAP (when there is one) read from its cache
+        scratch = timed(more, Features(emb.vectors, umap=cached_coords(store, emb)))
+        same = timed(more, kept.kept_features(store, emb))  # the page: kept in the process
+        kept.forget()
+        new = timed(more, kept.kept_features(store, emb))  # `sslviz predict` again
+        store.close()
+    print(f"\nPredict again after one more label: {n:,} x {dim}, {len(more)} labels")
+    print("| case | seconds | vs from scratch |")
+    print("|---|---|---|")
+    for name, seconds in (
+        ("first prediction (builds and saves the views)", first),
+        ("again, from scratch (before)", scratch),
+        ("again, kept in the process (the labeling page)", same),
+        ("again, a new process reading the saved views (sslviz predict)", new),
+    ):
+        print(f"| {name} | {seconds:.1f} | {seconds / scratch:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--draws", type=int, default=5)
@@ -254,7 +305,14 @@ def main() -> None:
     )
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument("--only-scale", action="store_true")
+    parser.add_argument(
+        "--again", action="store_true", help="only: predict again after one more label at 100k"
+    )
+    parser.add_argument("--again-size", type=int, default=100_000)
     args = parser.parse_args()
+    if args.again:
+        again(args.again_size)
+        return
     if not args.only_scale:
         quality(args.sets, args.draws, args.budget, args.budgets, args.imbalance)
     if not args.skip_scale:

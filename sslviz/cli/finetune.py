@@ -10,7 +10,6 @@ from typing import Any
 
 from sslviz.cli.foreground import run_here
 from sslviz.cli.output import ProgressBar, emit_json, output_file, say
-from sslviz.core.atomic import write_bytes
 from sslviz.core.errors import UserError
 
 
@@ -122,8 +121,12 @@ def run_finetune(args: argparse.Namespace) -> int:
                 semi_supervised=result.get("semi_supervised", False),
             )
             out["predictions"] = result["predictions"]
-            if args.out:  # whole or not at all, with the umask's mode (not copyfile's)
-                write_bytes(args.out, Path(result["predictions"]).read_bytes())
+            out["predictions_from"] = "head"  # the run's own file: the head's predictions
+            if args.out:  # the better of the two answers, chosen by the untouched labels
+                from sslviz.fewshot.finetune_answer import write_better_answer
+
+                answer = write_better_answer(store, run.id, args.out)
+                out.update(answer.to_json())
                 out["predictions"] = str(args.out)
     finally:
         store.close()
@@ -144,6 +147,8 @@ def run_finetune(args: argparse.Namespace) -> int:
             f"held-out accuracy {result['holdout_accuracy']:.3f} on "
             f"{result['holdout_labels']} untouched labels (they chose nothing)"
         )
+    if "predictions_reason" in out:
+        say(f"--out has {out['predictions_reason']}")
     say(f"predictions: {out['predictions']}")
     return 0
 

@@ -212,19 +212,13 @@ def predict(
 
 
 def prepared_features(store: Store, emb: Embeddings, method: str = "auto") -> Features:
-    """The embedding prepared for the predictors, with its 10-D UMAP cached beside it: read from
-    the cache when there, else fitted (and cached) the first time a predictor needs it — never
-    for a prediction whose method needs none (``auto`` on its rule), so the first prediction
-    pays no UMAP compile then. ``auto`` above ``geometry.MAX_ROWS`` images leaves the UMAP
-    methods out unless the coordinates are cached (``estimate.candidates``)."""
-    from sslviz.fewshot import geometry
+    """The embedding prepared for the predictors, kept for the embedding's life
+    (``sslviz.fewshot.kept``: what depends on the embedding alone is computed once), with its
+    10-D UMAP cached beside it: read from the cache when there, else fitted (and cached) the
+    first time a predictor needs it — never for a prediction whose method needs none (``auto``
+    on its rule), so the first prediction pays no UMAP compile then. ``auto`` above
+    ``geometry.MAX_ROWS`` images leaves the UMAP methods out unless the coordinates are cached
+    (``estimate.candidates``). ``method`` is accepted for callers that name it."""
+    from sslviz.fewshot.kept import kept_features
 
-    umap = geometry.cached_coords(store, emb)
-    shared = geometry.shared_scale(emb)
-    return Features(
-        emb.vectors,
-        umap=umap,
-        root=store.workspace.root,
-        shared_scale=shared,
-        umap_fit=lambda: geometry.coords_for(store, emb),
-    )
+    return kept_features(store, emb)

@@ -187,6 +187,8 @@ class Features:
         root: Path | None = None,
         shared_scale: bool = False,
         umap_fit: Callable[[], np.ndarray] | None = None,
+        views_file: Path | None = None,
+        views_stamp: tuple[int, int] = (0, 0),
     ) -> None:
         self.vectors = np.asarray(vectors)
         if self.vectors.ndim != 2 or not len(self.vectors):
@@ -202,6 +204,10 @@ class Features:
         # embedding); until then umap and numba are never imported (a minute's compile on a
         # fresh machine for a prediction whose method needs no UMAP)
         self._umap_fit = umap_fit
+        # where Poisson's views of this embedding are saved, and the embedding file's stamp
+        # (``sslviz.fewshot.kept``): built once per embedding, not once per prediction
+        self._views_file = views_file
+        self._views_stamp = views_stamp
         self._root = root  # the workspace whose numba cache a UMAP fit uses
         self._shared_scale = shared_scale  # columns of one unit (pixels): the UMAP keeps it
         # what other modules derive from the embedding alone (not the labels), kept with it so a
@@ -239,11 +245,19 @@ class Features:
     @property
     def poisson_graphs(self) -> tuple[sp.csr_matrix, ...]:
         """The weighted kNN graphs (N, N) Poisson learning runs on (``sslviz.fewshot.poisson``)."""
+        if self._poisson_graphs is None and self._views_file is not None:
+            from sslviz.fewshot.kept import load_views
+
+            self._poisson_graphs = load_views(self._views_file, self._views_stamp)
         if self._poisson_graphs is None:
             from sslviz.fewshot.geometry import prepared
 
             x = prepared(self.vectors, shared_scale=self._shared_scale)
             self._poisson_graphs = poisson.views(x)
+            if self._views_file is not None:
+                from sslviz.fewshot.kept import save_views
+
+                save_views(self._views_file, self._views_stamp, self._poisson_graphs)
         return self._poisson_graphs
 
     @property

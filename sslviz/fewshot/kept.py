@@ -1,0 +1,128 @@
+"""What few-shot prediction derives from an embedding alone, computed once and kept (DESIGN 3.3).
+
+Every prediction used to rebuild, from the embedding alone, the standardised views, the kNN graphs
+and Poisson learning's two views (PCA, neighbour search, weights): most of a prediction's time on
+a large dataset, and part of every label click. None of it depends on the labels, so:
+
+- in a process (the app's server, a benchmark): one ``Features`` per embedding file is kept
+  (``KEEP`` of them, least recently used dropped) and every later prediction, cross-validation
+  and suggestion on that embedding reuses what it derived;
+- across processes (``sslviz predict`` again after one more label): Poisson's views are saved
+  beside the embedding (``<embedding dir>/fewshot/<stem>-poisson-<RECIPE>.npz``, like its UMAP)
+  and read back while the embedding file is the same (its size and modification time are kept
+  with them).
+
+    features = kept_features(store, emb)     # the same object for the same embedding file
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import scipy.sparse as sp
+
+from sslviz.core.atomic import replacing
+
+if TYPE_CHECKING:
+    from sslviz.fewshot.predictors import Features
+    from sslviz.maps.embed import Embeddings
+    from sslviz.store import Store
+
+KEEP = 3  # embeddings whose derived work a process keeps (100k x 128: ~250 MB each)
+RECIPE = "p1"  # bump when Poisson's views change: saved ones are then rebuilt
+
+_kept: OrderedDict[tuple, Features] = OrderedDict()
+_lock = threading.Lock()
+
+
+def kept_features(store: Store, emb: Embeddings) -> Features:
+    """The one ``Features`` of ``emb`` in this process (built the first time), with Poisson's
+    views read from beside the embedding when they were saved and saved when first built."""
+    from sslviz.fewshot import geometry
+    from sslviz.fewshot.predictors import Features
+
+    stamp = _stamp(emb.file)
+    key = (str(emb.file), stamp, emb.source, emb.layer, emb.grid, len(emb.paths))
+    with _lock:
+        if emb.file is not None and key in _kept:
+            _kept.move_to_end(key)
+            return _kept[key]
+    features = Features(
+        emb.vectors,
+        umap=geometry.cached_coords(store, emb),
+        root=store.workspace.root,
+        shared_scale=geometry.shared_scale(emb),
+        umap_fit=lambda: geometry.coords_for(store, emb),
+        views_file=views_file(emb),
+        views_stamp=stamp,
+    )
+    if emb.file is None:
+        return features  # an embedding only in memory: nothing to know it by again
+    with _lock:
+        _kept[key] = features
+        while len(_kept) > KEEP:
+            _kept.popitem(last=False)
+    return features
+
+
+def forget() -> None:
+    """Drop every kept ``Features`` (tests, and a process that needs the memory back)."""
+    with _lock:
+        _kept.clear()
+
+
+def views_file(emb: Embeddings) -> Path | None:
+    """Where Poisson's views of ``emb`` are saved (None for an embedding without a file)."""
+    if emb.file is None:
+        return None
+    file = Path(emb.file)
+    return file.parent / "fewshot" / f"{file.stem}-poisson-{RECIPE}.npz"
+
+
+def load_views(path: Path, stamp: tuple[int, int]) -> tuple[sp.csr_matrix, ...] | None:
+    """The saved views at ``path`` if they were built from the embedding file as it is now
+    (``stamp``: its size and modification time), else None."""
+    try:
+        with np.load(path) as saved:
+            if tuple(int(v) for v in saved["stamp"]) != tuple(stamp):
+                return None
+            return tuple(
+                sp.csr_matrix(
+                    (saved[f"data{i}"], saved[f"indices{i}"], saved[f"indptr{i}"]),
+                    shape=tuple(saved[f"shape{i}"]),
+                )
+                for i in range(int(saved["views"]))
+            )
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def save_views(path: Path, stamp: tuple[int, int], graphs: tuple[sp.csr_matrix, ...]) -> None:
+    """Save ``graphs`` (CSR) with the embedding file's ``stamp``, whole or not at all."""
+    arrays: dict[str, np.ndarray] = {"stamp": np.asarray(stamp), "views": np.asarray(len(graphs))}
+    for i, graph in enumerate(graphs):
+        arrays.update(
+            {
+                f"data{i}": graph.data,
+                f"indices{i}": graph.indices,
+                f"indptr{i}": graph.indptr,
+                f"shape{i}": np.asarray(graph.shape),
+            }
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with replacing(path, suffix=".npz") as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def _stamp(file: Path | None) -> tuple[int, int]:
+    if file is None:
+        return (0, 0)
+    try:
+        status = Path(file).stat()
+    except OSError:
+        return (0, 0)
+    return (status.st_size, status.st_mtime_ns)
