@@ -241,6 +241,93 @@ def scale(n: int = 100_000, dim: int = 128, classes: int = 10) -> None:
     )
 
 
+RULES = {
+    "rule always": None,
+    "1 SE, 0.01": (1.0, 0.01),
+    "2 SE, 0.02": (2.0, 0.02),
+    "2 SE, 0.01": (2.0, 0.01),
+    "1.5 SE, 0.02": (1.5, 0.02),
+}
+
+
+def rules(features: Features, truth: np.ndarray, per_class: int, draws: int) -> dict[str, float]:
+    """{rule: mean accuracy on the unlabeled rest of the method that rule picks}: the switch
+    rules of ``estimate.switches`` compared on the same CV results and draws."""
+    from sslviz.fewshot.estimate import (
+        RULE,
+        _paired_gain,
+        candidates,
+        cross_validate_many,
+        switches,
+    )
+    from sslviz.fewshot.predictors import fit_predict
+
+    out: dict[str, list[float]] = {name: [] for name in RULES}
+    methods = candidates(features)[0]
+    for d in range(draws):
+        idx = draw(truth, per_class, np.random.default_rng(d))
+        rest = np.setdiff1d(np.arange(len(truth)), idx)
+        estimates = {
+            e.method: e
+            for e in cross_validate_many(
+                features.vectors, idx, truth[idx], methods, features=features
+            )
+        }
+        right = {
+            m: float(
+                (
+                    fit_predict(features.vectors, idx, truth[idx], m, features=features).labels[
+                        rest
+                    ]
+                    == truth[rest]
+                ).mean()
+            )
+            for m in methods
+        }
+        for name, rule in RULES.items():
+            best = estimates[RULE]
+            for other in estimates.values():
+                if rule is None or other.method == RULE:
+                    continue
+                gain, noise = _paired_gain(other, estimates[RULE])
+                if (
+                    switches(gain, noise, se=rule[0], least=rule[1])
+                    and other.accuracy > best.accuracy
+                ):
+                    best = other
+            out[name].append(right[best.method])
+    return {name: float(np.mean(v)) for name, v in out.items()}
+
+
+def compare_rules(sets: list[str], draws: int, budgets: list[int]) -> None:
+    """auto's switch rules side by side (``--rules``): per family, source and budget."""
+    print("| data set | source | labels/class | " + " | ".join(RULES) + " |")
+    print("|---" * (len(RULES) + 3) + "|")
+    means: dict[str, list[float]] = {name: [] for name in RULES}
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store.open(Path(tmp) / "home")
+        for name in sets:
+            folder = write_family(name, Path(tmp))
+            dataset = ingest(store, [folder], name=name).dataset
+            build_cache(store, dataset.id, BASELINE_SIZE, workers=1)
+            for source in ("pixels", "random"):
+                emb = embed(store, dataset, source)
+                truth = truth_of(name, list(emb.paths))
+                features = Features(np.asarray(emb.vectors), shared_scale=shared_scale(emb))
+                for per_class in budgets:
+                    found = rules(features, truth, per_class, draws)
+                    for rule, value in found.items():
+                        means[rule].append(value)
+                    print(
+                        f"| {name} | {source} | {per_class} | "
+                        + " | ".join(f"{found[r]:.3f}" for r in RULES)
+                        + " |",
+                        flush=True,
+                    )
+        store.close()
+    print("| mean | | | " + " | ".join(f"{np.mean(means[r]):.3f}" for r in RULES) + " |")
+
+
 def again(n: int = 100_000, dim: int = 128, classes: int = 10) -> None:
     """``predict`` again after one more label on a cached embedding (issue 25): from scratch (what
     every prediction did before) vs with the label-independent work kept (``sslviz.fewshot.kept``:
@@ -309,9 +396,13 @@ def main() -> None:
         "--again", action="store_true", help="only: predict again after one more label at 100k"
     )
     parser.add_argument("--again-size", type=int, default=100_000)
+    parser.add_argument("--rules", action="store_true", help="only: auto's switch rules compared")
     args = parser.parse_args()
     if args.again:
         again(args.again_size)
+        return
+    if args.rules:
+        compare_rules(args.sets, args.draws, args.budgets)
         return
     if not args.only_scale:
         quality(args.sets, args.draws, args.budget, args.budgets, args.imbalance)

@@ -14,9 +14,13 @@ the UMAP of the embedding for the UMAP methods, else the standardised cosine fea
   a *different* class (how far an image of a group nobody labeled is: holding out the image's own
   class, every label left is of another group: ``novel``).
 - threshold = the geometric mean of the medians of ``known`` and ``novel``, but at least the
-  median of ``known``; with one label per class there is no ``known``, and each labeled image's
-  distance to its k-th nearest image stands in for it, k a quarter of the images each label would
-  cover if the labels covered every image (at least ``LOCAL_K``). Covered: d(i) <= threshold.
+  median of ``known``. Covered: d(i) <= threshold.
+- With one label per class there is no ``known``: nothing tells how far a group reaches around
+  its one label (a label's distance to its k-th nearest image stood in, and with every class of a
+  clip-art folder labeled once it marked 129-325 of 434 images uncovered and counted 14-40 groups
+  for 10). Then the threshold is the largest ``novel`` (only images farther from every label than
+  any label is from another class's are uncovered), the number of groups is not guessed (the
+  labeled ones), and ``sure`` is False: the warning says one more label per group would tell.
   Why not a higher floor (the 90th percentile of ``known`` was measured): where a group gathers
   in several clumps, its labels sit far from each other while the images around each label sit
   close to it, so that floor called nearly everything covered (held-out groups' images marked
@@ -36,7 +40,6 @@ import numpy as np
 
 from sslviz.fewshot.predictors import Features
 
-LOCAL_K = 15
 CALIBRATION_MAX = 2000  # labeled images used for the calibration distances (a sample above)
 
 
@@ -50,6 +53,7 @@ class Coverage:
     threshold: float
     groups_labeled: int
     groups_estimated: int
+    sure: bool = True  # False: one label per class, the number of groups is not guessed
 
     @property
     def fraction(self) -> float:
@@ -63,6 +67,12 @@ class Coverage:
         """One line for the CLI and the page, or None when the labels look like every image."""
         if self.uncovered == 0:
             return None
+        if not self.sure:
+            return (
+                f"{self.uncovered:,} images are farther from every label than your labels are "
+                "from each other (covered=false); with one label per group sslviz can't tell "
+                "how many groups there are: label a second image of each to find out"
+            )
         if self.groups_estimated <= self.groups_labeled:
             return (
                 f"{self.uncovered:,} images look like none of your labeled groups "
@@ -103,11 +113,15 @@ def coverage(
         reference, names = reference[pick], names[pick]
     known, novel = _nearest_same_and_other(reference, names)
     known, novel = known[np.isfinite(known)], novel[np.isfinite(novel)]
-    if not len(known):  # one label per class: the local scale around each label stands in
-        k = min(max(LOCAL_K, len(x) // (4 * len(reference))), len(x) - 1)
-        local = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(reference)[0][:, -1]
-        known = local
-    if len(novel):
+    sure = bool(len(known))
+    if not sure:
+        # One label per class: nothing tells how far a group reaches around its one label (its
+        # nearest images measured it badly: with every class labeled, half of the images were
+        # marked uncovered and the groups counted 14-40 for 10). Only images farther from every
+        # label than any label is from another class's are called uncovered, and the number of
+        # groups is not guessed (``sure`` False says so).
+        threshold = float(np.max(novel)) if len(novel) else float(np.inf)
+    elif len(novel):
         # Between the typical known and novel distance; never below the typical known one (where
         # groups overlap, known ~ novel and the midpoint would cut into the labeled groups).
         middle = np.sqrt(max(np.median(known), 1e-12) * max(np.median(novel), 1e-12))
@@ -116,7 +130,8 @@ def coverage(
         threshold = float(np.inf)
     covered = distance <= threshold
     covered[labeled_idx] = True
-    return Coverage(covered, distance, threshold, n_groups, _groups(covered, n_groups))
+    groups = _groups(covered, n_groups) if sure else n_groups
+    return Coverage(covered, distance, threshold, n_groups, groups, sure)
 
 
 def _nearest_same_and_other(

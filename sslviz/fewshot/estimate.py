@@ -64,6 +64,9 @@ LARGE = 20_000  # images above which CV uses one partition (see _repeats)
 # images: it picked label spreading on letters (0.377 vs Poisson's 0.487).
 RULE = "poisson"
 FEW_PER_CLASS = 3
+# How clearly another method must beat RULE in CV for auto to leave it (``switches``).
+SWITCH_SE = 1.0
+SWITCH_LEAST = 0.01
 ACTIVE_SHARE = 0.5  # above this share of labels from suggestions, the estimate is flagged
 ACTIVE_NOTE = (
     "most labels were chosen by the suggestions, not at random: cross-validation on actively "
@@ -350,7 +353,7 @@ def choose(
         if other.method == default:
             continue
         gain, noise = _paired_gain(other, base)
-        if gain > max(noise, 0.01) and other.accuracy > best.accuracy:
+        if switches(gain, noise) and other.accuracy > best.accuracy:
             best = other
             reason = (
                 f"{other.method}: CV accuracy {other.accuracy:.3f} vs {default} "
@@ -363,6 +366,16 @@ def choose(
             f"among {len(estimates)} methods on the same labels"
         )
     return Choice(best.method, corrected, estimates, reason + suffix)
+
+
+def switches(
+    gain: float, noise: float, *, se: float | None = None, least: float | None = None
+) -> bool:
+    """Whether a paired CV gain over ``RULE`` (its standard error ``noise``) is clearly better:
+    more than ``SWITCH_SE`` standard errors and at least ``SWITCH_LEAST``."""
+    se = SWITCH_SE if se is None else se
+    least = SWITCH_LEAST if least is None else least
+    return gain > max(se * noise, least)
 
 
 def corrected_for_choice(chosen: Estimate, estimates: list[Estimate]) -> Estimate:

@@ -96,6 +96,7 @@ class PredictResult:
             "uncovered": self.coverage.uncovered,
             "groups_labeled": self.coverage.groups_labeled,
             "groups_estimated": self.coverage.groups_estimated,
+            "groups_sure": self.coverage.sure,  # False: one label per class, count not guessed
             "coverage_warning": self.coverage.warning(),
             # beside the accuracy: always the most common label, on the same held-out labels
             "majority_rate": self.estimate.majority_rate,
