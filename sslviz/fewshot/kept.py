@@ -22,10 +22,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-import scipy.sparse as sp
-
-from sslviz.core.atomic import replacing
+from sslviz.fewshot.saved_views import RECIPE
 
 if TYPE_CHECKING:
     from sslviz.fewshot.predictors import Features
@@ -33,7 +30,6 @@ if TYPE_CHECKING:
     from sslviz.store import Store
 
 KEEP = 3  # embeddings whose derived work a process keeps (100k x 128: ~250 MB each)
-RECIPE = "p1"  # bump when Poisson's views change: saved ones are then rebuilt
 
 _kept: OrderedDict[tuple, Features] = OrderedDict()
 _lock = threading.Lock()
@@ -81,41 +77,6 @@ def views_file(emb: Embeddings) -> Path | None:
         return None
     file = Path(emb.file)
     return file.parent / "fewshot" / f"{file.stem}-poisson-{RECIPE}.npz"
-
-
-def load_views(path: Path, stamp: tuple[int, int]) -> tuple[sp.csr_matrix, ...] | None:
-    """The saved views at ``path`` if they were built from the embedding file as it is now
-    (``stamp``: its size and modification time), else None."""
-    try:
-        with np.load(path) as saved:
-            if tuple(int(v) for v in saved["stamp"]) != tuple(stamp):
-                return None
-            return tuple(
-                sp.csr_matrix(
-                    (saved[f"data{i}"], saved[f"indices{i}"], saved[f"indptr{i}"]),
-                    shape=tuple(saved[f"shape{i}"]),
-                )
-                for i in range(int(saved["views"]))
-            )
-    except (OSError, KeyError, ValueError):
-        return None
-
-
-def save_views(path: Path, stamp: tuple[int, int], graphs: tuple[sp.csr_matrix, ...]) -> None:
-    """Save ``graphs`` (CSR) with the embedding file's ``stamp``, whole or not at all."""
-    arrays: dict[str, np.ndarray] = {"stamp": np.asarray(stamp), "views": np.asarray(len(graphs))}
-    for i, graph in enumerate(graphs):
-        arrays.update(
-            {
-                f"data{i}": graph.data,
-                f"indices{i}": graph.indices,
-                f"indptr{i}": graph.indptr,
-                f"shape{i}": np.asarray(graph.shape),
-            }
-        )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with replacing(path, suffix=".npz") as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, **arrays)
 
 
 def _stamp(file: Path | None) -> tuple[int, int]:

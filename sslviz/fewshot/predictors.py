@@ -205,7 +205,7 @@ class Features:
         # fresh machine for a prediction whose method needs no UMAP)
         self._umap_fit = umap_fit
         # where Poisson's views of this embedding are saved, and the embedding file's stamp
-        # (``sslviz.fewshot.kept``): built once per embedding, not once per prediction
+        # (``sslviz.fewshot.saved_views``): built once per embedding, not once per prediction
         self._views_file = views_file
         self._views_stamp = views_stamp
         self._root = root  # the workspace whose numba cache a UMAP fit uses
@@ -246,7 +246,7 @@ class Features:
     def poisson_graphs(self) -> tuple[sp.csr_matrix, ...]:
         """The weighted kNN graphs (N, N) Poisson learning runs on (``sslviz.fewshot.poisson``)."""
         if self._poisson_graphs is None and self._views_file is not None:
-            from sslviz.fewshot.kept import load_views
+            from sslviz.fewshot.saved_views import load_views
 
             self._poisson_graphs = load_views(self._views_file, self._views_stamp)
         if self._poisson_graphs is None:
@@ -255,7 +255,7 @@ class Features:
             x = prepared(self.vectors, shared_scale=self._shared_scale)
             self._poisson_graphs = poisson.views(x)
             if self._views_file is not None:
-                from sslviz.fewshot.kept import save_views
+                from sslviz.fewshot.saved_views import save_views
 
                 save_views(self._views_file, self._views_stamp, self._poisson_graphs)
         return self._poisson_graphs
