@@ -137,12 +137,9 @@ def channel_features(
 ) -> ChannelIndex:
     """Every channel's dataset examples at ``layer`` (``sslviz features``): one batched pass over
     the dataset, cached per checkpoint. ``source``: a run id or "random"."""
-    from sslviz.maps.embed import resolve_dataset
     from sslviz.results.features import channel_index
 
-    return channel_index(
-        store, resolve_dataset(store, dataset), feature_source(store, source), layer
-    )
+    return channel_index(store, store.datasets.ready(dataset), feature_source(store, source), layer)
 
 
 def write_run_results(

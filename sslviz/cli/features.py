@@ -97,13 +97,12 @@ def upright_run(args: argparse.Namespace) -> int:
         raise UserError(f"--out {args.out}: the list is a CSV file, name it FILE.csv")
     output_file("--out", args.out)
     from sslviz.core.atomic import write_text
-    from sslviz.maps.embed import resolve_dataset
     from sslviz.results.upright import DEFAULT_MIN_CONFIDENCE, upright_check
 
     store = Store.open()
     threshold = DEFAULT_MIN_CONFIDENCE if args.min_confidence is None else args.min_confidence
     check = upright_check(
-        store, args.run, resolve_dataset(store, args.dataset), min_confidence=threshold
+        store, args.run, store.datasets.ready(args.dataset), min_confidence=threshold
     )
     if args.out:
         write_text(Path(args.out), check.to_csv())

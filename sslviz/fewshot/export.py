@@ -10,11 +10,9 @@ column of class probabilities per label name.
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 
-from sslviz.core.atomic import write_bytes
 from sslviz.fewshot.labels_csv import labels_csv_text, predictions_csv_text
 from sslviz.fewshot.predict import PredictResult
 
@@ -63,9 +61,3 @@ def parquet_bytes(
     out = io.BytesIO()
     pq.write_table(table, out)
     return out.getvalue()
-
-
-def write_parquet(
-    path: str | Path, result: PredictResult, vectors: np.ndarray, coords: np.ndarray | None = None
-) -> Path:
-    return write_bytes(path, parquet_bytes(result, vectors, coords))

@@ -41,9 +41,7 @@ def read_labels_csv(
     store: Store, dataset: Dataset | str | int, path: str | Path, *, min_classes: int = 2
 ) -> dict[str, str]:
     """``path -> label`` from a labels CSV of ``dataset``; UserError naming bad rows."""
-    from sslviz.maps.embed import resolve_dataset
-
-    dataset = resolve_dataset(store, dataset)
+    dataset = store.datasets.ready(dataset)
     file = Path(path)
     if not file.is_file():
         raise UserError(f"{path}: no such file; give a CSV with the header path,label")
@@ -242,7 +240,3 @@ def write_predictions_csv(
 ) -> Path:
     text = predictions_csv_text(paths, predicted, confidence, labels, covered)
     return write_text(path, text)
-
-
-def write_labels_csv(path: str | Path, labels: Mapping[str, str]) -> Path:
-    return write_text(path, labels_csv_text(labels))

@@ -168,12 +168,11 @@ def leaderboard(
     import time
 
     from sslviz.fewshot.enough import TOO_FEW_REASON, too_few
-    from sslviz.maps.embed import resolve_dataset
 
     started = time.perf_counter()
     report = on_progress or (lambda stage, done, total: None)
     report("finding sources", 0, 1)
-    dataset = resolve_dataset(store, dataset)
+    dataset = store.datasets.ready(dataset)
     labels = {str(p): str(v) for p, v in labels.items()}
     images = store.datasets.images(dataset.id)
     row_of = {image.path: i for i, image in enumerate(images)}

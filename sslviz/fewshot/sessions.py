@@ -62,9 +62,9 @@ def create_session(
     grid: int | None = None,
 ) -> Session:
     """A new session of ``dataset`` predicting from ``source`` ("pixels", "random", a run id)."""
-    from sslviz.maps.embed import parse_source, resolve_dataset, source_run
+    from sslviz.maps.embed import parse_source, source_run
 
-    dataset = resolve_dataset(store, dataset)
+    dataset = store.datasets.ready(dataset)
     source = parse_source(source)
     if source.isdigit():
         run = source_run(store, source)

@@ -22,8 +22,6 @@ into place when complete, so a reader never sees half an array.
 from __future__ import annotations
 
 import fcntl
-import json
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,6 +34,7 @@ import numpy as np
 from sslviz.core.atomic import write_text
 from sslviz.core.errors import UserError
 from sslviz.core.liveness import Cancelled, alive
+from sslviz.maps.cached_arrays import load_cached, publish
 
 if TYPE_CHECKING:
     import torch
@@ -231,23 +230,6 @@ def resolve_layer(
 
 
 # --- the cache -----------------------------------------------------------------------------------
-def resolve_dataset(store: Store, dataset: Dataset | int | str) -> Dataset:
-    """A dataset row from a row, an id or a name; UserError unless it is ready."""
-    from sslviz.store import Dataset
-
-    if isinstance(dataset, Dataset):
-        row = store.datasets.get(dataset.id)
-    elif isinstance(dataset, int):
-        row = store.datasets.get(dataset)
-    else:
-        row = store.datasets.get_by_name(str(dataset))
-    if row.status != "ready":
-        raise UserError(f"dataset {row.name!r} is {row.status}, not ready: ingest it first")
-    if row.n_images == 0:
-        raise UserError(f"dataset {row.name!r} has no images")
-    return row
-
-
 def embedding_file(
     store: Store, dataset: Dataset, source: str, layer: str, grid: int, version: str
 ) -> Path:
@@ -256,14 +238,10 @@ def embedding_file(
 
 
 def _load(store: Store, dataset: Dataset, file: Path) -> Embeddings | None:
-    try:
-        vectors = np.load(file, mmap_mode="r")
-        meta = json.loads(file.with_suffix(".json").read_text())
-    except (FileNotFoundError, ValueError):
+    found = load_cached(store, dataset, file, mmap=True)
+    if found is None:
         return None
-    images = store.datasets.images(dataset.id)
-    if len(images) != len(vectors):
-        return None
+    vectors, meta, images = found
     return Embeddings(
         vectors=vectors,
         image_ids=np.fromiter((i.id for i in images), np.int64, len(images)),
@@ -286,7 +264,7 @@ def cached_embeddings(
     grid: int | None = None,
 ) -> Embeddings | None:
     """The stored embeddings if they exist and are current, else None; never computes."""
-    dataset = resolve_dataset(store, dataset)
+    dataset = store.datasets.ready(dataset)
     source = parse_source(source)
     layer, grid = resolve_layer(store, source, layer, grid)
     version = source_version(store, source)
@@ -308,7 +286,7 @@ def embed(
     the workspace. ``on_progress(done, total)`` follows the images; ``should_stop()`` true
     while the images are decoded or between batches raises Cancelled (the rows done so far are
     kept). Every decoded chunk and embedded batch is a sign of life (``core.liveness``)."""
-    dataset = resolve_dataset(store, dataset)
+    dataset = store.datasets.ready(dataset)
     source = parse_source(source)
     layer, grid = resolve_layer(store, source, layer, grid)
     file = embedding_file(store, dataset, source, layer, grid, source_version(store, source))
@@ -408,10 +386,8 @@ def _compute(
         "seconds": round(time.perf_counter() - started, 3),
         "created_at": time.time(),
     }
-    write_text(file.with_suffix(".json"), json.dumps(meta))
-    os.replace(partial, file)
+    publish(file, meta, partial)
     done_file.unlink(missing_ok=True)
-    remove_stale(file)
 
 
 def _open_partial(partial: Path, done_file: Path, shape: tuple[int, int]) -> tuple[Any, int]:
@@ -431,13 +407,3 @@ def _open_partial(partial: Path, done_file: Path, shape: tuple[int, int]) -> tup
 def _save_partial(out: Any, done_file: Path, done: int) -> None:
     out.flush()  # the rows reach the file before the count that vouches for them
     write_text(done_file, str(done))
-
-
-def remove_stale(file: Path) -> None:
-    """Drop arrays of older checkpoints of the same source/layer/grid (readers that have one
-    memory-mapped keep it until they let go: POSIX unlink)."""
-    prefix = file.stem.rsplit("-", 1)[0] + "-"
-    for other in file.parent.glob(f"{prefix}*.npy"):
-        if other != file and ".partial" not in other.name:
-            other.unlink(missing_ok=True)
-            other.with_suffix(".json").unlink(missing_ok=True)

@@ -46,15 +46,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sslviz.core.atomic import write_npy, write_text
 from sslviz.core.liveness import Cancelled, ChildWatch, alive
+from sslviz.maps.cached_arrays import load_cached, publish
 from sslviz.maps.embed import (
     ProgressCallback,
     embed,
     locked,
     parse_source,
-    remove_stale,
-    resolve_dataset,
     resolve_layer,
     source_version,
 )
@@ -339,7 +337,7 @@ def map_request(store: Store, dataset: Any, source: Any, **options: Any) -> MapR
     """Resolve a map: dataset, source, layer and grid defaults, parameters checked (UserError)."""
     settings = MapSettings.build(parse_source(source), **options)
     settings.check()
-    row = resolve_dataset(store, dataset)
+    row = store.datasets.ready(dataset)
     layer, grid = resolve_layer(store, settings.source, settings.layer, settings.grid)
     settings = settings.replace(layer=layer, grid=grid)
     version = source_version(store, settings.source)
@@ -351,14 +349,10 @@ def map_request(store: Store, dataset: Any, source: Any, **options: Any) -> MapR
 
 
 def _load(store: Store, dataset: Dataset, file: Path) -> Projection | None:
-    try:
-        coords = np.load(file)
-        params = json.loads(file.with_suffix(".json").read_text())
-    except (FileNotFoundError, ValueError):
+    found = load_cached(store, dataset, file)
+    if found is None:
         return None
-    images = store.datasets.images(dataset.id)
-    if len(images) != len(coords):
-        return None
+    coords, params, images = found
     ids = np.fromiter((i.id for i in images), np.int64, len(images))
     return Projection(coords, ids, [i.path for i in images], params, file)
 
@@ -419,9 +413,7 @@ def project(
                 "seconds": round(time.perf_counter() - started, 3),
                 "created_at": time.time(),
             }
-            write_text(file.with_suffix(".json"), json.dumps(meta))
-            write_npy(file, coords)
-            remove_stale(file)
+            publish(file, meta, coords)
             found = _load(store, dataset, file)
     assert found is not None
     if on_progress:

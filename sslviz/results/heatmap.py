@@ -3,7 +3,6 @@ pages, the CLI's PNGs and the tests share."""
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
@@ -50,10 +49,3 @@ def outline(image: Image.Image, box: list[int] | tuple[int, ...], width: int = 2
     x0, y0, x1, y1 = box
     draw.rectangle([x0, y0, max(x0, x1 - 1), max(y0, y1 - 1)], outline=BOX_COLOUR, width=width)
     return out
-
-
-def to_tensor(image: Image.Image) -> Tensor:
-    """RGB PIL image -> uint8 (3, H, W)."""
-    return torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.uint8).copy()).permute(
-        2, 0, 1
-    )

@@ -125,22 +125,6 @@ def pretext_run(store: Store, run_id: int) -> Run:
     return run
 
 
-def ready_dataset(store: Store, dataset: Dataset | int | str) -> Dataset:
-    """A dataset row by row, id or name; UserError unless it is ready and has images."""
-    if isinstance(dataset, Dataset):
-        row = store.datasets.get(dataset.id)
-    elif isinstance(dataset, int):
-        row = store.datasets.get(dataset)
-    else:
-        row = store.datasets.get_by_name(str(dataset))
-    if row.status != "ready" or row.n_images == 0:
-        raise UserError(
-            f"dataset {row.name!r} is {row.status} with {row.n_images} images: "
-            "ingest images into it first"
-        )
-    return row
-
-
 def checkpoint_version(store: Store, run: Run) -> str:
     """Changes with every new checkpoint (its file's modification time)."""
     try:
@@ -172,7 +156,7 @@ def cached_image_scores(
 ) -> ImageScores | None:
     """The stored scores of the run's current checkpoint on ``dataset``, or None; never computes."""
     run = pretext_run(store, run_id)
-    dataset = ready_dataset(store, dataset)
+    dataset = store.datasets.ready(dataset)
     return _load(store, run, dataset, scores_file(store, run, dataset))
 
 
@@ -191,7 +175,7 @@ def image_scores(
     from sslviz.training.evaluate import load_model
 
     run = pretext_run(store, run_id)
-    dataset = ready_dataset(store, run.dataset_id if dataset is None else dataset)
+    dataset = store.datasets.ready(run.dataset_id if dataset is None else dataset)
     file = scores_file(store, run, dataset)
     found = _load(store, run, dataset, file)
     if found is not None:

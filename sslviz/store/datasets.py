@@ -52,6 +52,21 @@ class DatasetTable:
             raise UnknownDatasetError(f"no dataset named {name!r} (datasets: {known})")
         return Dataset(**rows[0])
 
+    def ready(self, dataset: Dataset | int | str) -> Dataset:
+        """The row of ``dataset`` (a row, an id or a name), fresh; UserError unless it is ready
+        and has images (the maps, scores and predictions all need both)."""
+        if isinstance(dataset, Dataset):
+            row = self.get(dataset.id)
+        elif isinstance(dataset, int):
+            row = self.get(dataset)
+        else:
+            row = self.get_by_name(str(dataset))
+        if row.status != "ready":
+            raise UserError(f"dataset {row.name!r} is {row.status}, not ready: ingest it first")
+        if row.n_images == 0:
+            raise UserError(f"dataset {row.name!r} has no images")
+        return row
+
     def list(self, statuses: Iterable[str] | None = None) -> list[Dataset]:
         if statuses is None:
             rows = self._db.query("SELECT * FROM datasets ORDER BY id")
