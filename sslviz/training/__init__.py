@@ -4,6 +4,7 @@ config        TrainConfig (saved in every checkpoint), defaults per dataset size
 feasibility   whether a config fits this machine (disk, memory, steps), before a run exists
 batches       held-out split, batch plan, batched augmentation, prefetch (from the uint8 cache)
 train         create a run's request, the pretext executor, the loop itself
+prepare       the loop's stages before it: data and batch plan, model, optimizer, schedule, checkpoint
 callbacks     what the loop reports through (StoreLogger writes metrics and progress)
 evaluate      held-out pretext metrics (``sslviz eval``), model loading
 feature_quality   the per-checkpoint feature-quality curve (``sslviz status``) and its advice
