@@ -80,7 +80,11 @@ def _why_dead(store: Store, dataset: Dataset, now: float) -> str | None:
 
 
 def is_live_ingest(store: Store, dataset: Dataset) -> bool:
-    """True while a process (or a queued job) is still ingesting ``dataset``."""
+    """True while a process (or a queued job) is still ingesting ``dataset``, or an interrupted
+    one's job was resumed (``sslviz resume RUN``) and has not taken it over yet."""
+    if dataset.status in RETRYABLE:
+        job = ingest_run(store, dataset.id)
+        return job is not None and job.status in ACTIVE_STATUSES
     return dataset.status == "ingesting" and _why_dead(store, dataset, time.time()) is None
 
 
