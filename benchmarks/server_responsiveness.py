@@ -60,7 +60,10 @@ class Ingest:
         self.name = f"photos-{self.round}"
         page.goto(url + "/datasets")
         page.wait_for_selector(DONE, state="attached")
-        page.get_by_text("Server folder", exact=True).click()
+        server = page.get_by_text("Server folder", exact=True)
+        if not server.is_visible():  # "Add a dataset" is folded once there are datasets
+            page.get_by_text("Add a dataset").first.click()
+        server.click()
         field = page.get_by_label("Folder (or .zip) on the server")
         field.fill(str(self.folder))
         name = page.get_by_placeholder("default: the folder's name")  # the server folder's
