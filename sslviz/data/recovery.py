@@ -202,15 +202,14 @@ def delete_dataset(store: Store, dataset_id: int) -> None:
             f"dataset {dataset.name!r} is being ingested by {ingester(store, dataset)}: wait for "
             "it to finish (or stop it) before deleting it"
         )
-    runs = [r for r in store.runs.list() if r.dataset_id == dataset.id]
-    active = [r.id for r in runs if r.status in ("queued", "running")]
+    # the check and the delete are one transaction: a run submitted meanwhile is never deleted
+    active, deleted = store.datasets.delete_unless_active(dataset.id)
     if active:
         raise UserError(
             f"dataset {dataset.name!r} has active runs {active}: cancel them first (`sslviz cancel RUN`)"
         )
-    store.datasets.delete(dataset.id)  # runs, metrics and artifacts cascade
-    for run in runs:
-        shutil.rmtree(store.workspace.run_dir(run.id), ignore_errors=True)
+    for run_id in deleted:
+        shutil.rmtree(store.workspace.run_dir(run_id), ignore_errors=True)
     shutil.rmtree(store.workspace.dataset_dir(dataset.id), ignore_errors=True)
 
 

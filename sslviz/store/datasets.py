@@ -127,6 +127,21 @@ class DatasetTable:
             )
         return self.get(dataset_id)
 
+    def delete_unless_active(self, dataset_id: int) -> tuple[list[int], list[int]]:
+        """Delete the dataset (its rows, its runs' rows: they cascade) unless it has a queued or
+        running run, in ONE transaction: a run submitted meanwhile either blocks the delete or
+        finds the dataset gone, never is deleted with it. Returns (active run ids: nothing was
+        deleted, the run ids deleted with it)."""
+        with self._db.transaction() as conn:
+            runs = conn.execute(
+                "SELECT id, status FROM runs WHERE dataset_id = ? ORDER BY id", (dataset_id,)
+            ).fetchall()
+            active = [r["id"] for r in runs if r["status"] in ("queued", "running")]
+            if active:
+                return active, []
+            conn.execute("DELETE FROM datasets WHERE id = ?", (dataset_id,))
+        return [], [r["id"] for r in runs]
+
     def delete(self, dataset_id: int) -> None:
         """Remove the dataset's rows (images, rejections, runs cascade). Files are the caller's."""
         with self._db.transaction() as conn:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -54,10 +55,19 @@ class RunTable:
             **fields,
         }
         names, marks = ", ".join(values), ", ".join("?" * len(values))
-        with self._db.transaction() as conn:
-            cursor = conn.execute(
-                f"INSERT INTO runs ({names}) VALUES ({marks})", tuple(values.values())
-            )
+        try:
+            with self._db.transaction() as conn:
+                cursor = conn.execute(
+                    f"INSERT INTO runs ({names}) VALUES ({marks})", tuple(values.values())
+                )
+        except sqlite3.IntegrityError as error:
+            if "FOREIGN KEY" not in str(error):
+                raise
+            # its dataset (or the run it starts from) was deleted since it was looked up
+            gone = f"dataset {dataset_id}" + (f" or run {parent_id}" if parent_id else "")
+            raise UserError(
+                f"{gone} no longer exists (deleted meanwhile): see `sslviz datasets`"
+            ) from None
         return self.get(cursor.lastrowid)
 
     def record(self, request: JobRequest, *, claim: bool = False) -> Run:

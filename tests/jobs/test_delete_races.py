@@ -1,0 +1,86 @@
+"""Deleting a dataset is atomic with respect to submitting a run on it: a run recorded by another
+process while the delete looks is never deleted with the dataset. Real processes: one records a
+run and holds its transaction open until told to commit, while this one deletes the dataset."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from sslviz.core.errors import UserError
+from sslviz.data import delete_dataset
+from sslviz.store import Store
+
+pytestmark = pytest.mark.timeout(120)
+SUBMIT = """
+import sys, time
+from sslviz.store import Store
+store = Store.open()
+with store.connection.transaction() as conn:   # the submit's write, held open
+    cursor = conn.execute(
+        "INSERT INTO runs (dataset_id, task, encoder, config, device, status, created_at, epochs) "
+        "VALUES (?, 'rotation', 'small-cnn', '{}', 'cpu', 'queued', ?, 1)",
+        (int(sys.argv[1]), time.time()),
+    )
+    print(cursor.lastrowid, flush=True)
+    sys.stdin.readline()                         # commit when told
+print("committed", flush=True)
+"""
+
+
+def test_a_run_submitted_while_its_dataset_is_deleted_is_never_deleted_with_it(
+    store, tiny_dataset, wait_for
+):
+    other = Store.open()  # the deleting process's store, open before the submit holds the lock
+    submitter = subprocess.Popen(
+        [sys.executable, "-c", SUBMIT, str(tiny_dataset.id)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        run_id = int(submitter.stdout.readline())  # recorded, not committed yet
+        outcome: list[object] = []
+
+        def delete() -> None:
+            try:
+                delete_dataset(other, tiny_dataset.id)
+                outcome.append("deleted")
+            except UserError as error:
+                outcome.append(error)
+
+        deleting = threading.Thread(target=delete)
+        started = time.monotonic()
+        deleting.start()
+        # the delete has looked and now waits for the submitter's lock (it can't finish)
+        wait_for(lambda: time.monotonic() - started > 1.0, 5)
+        assert deleting.is_alive() and not outcome
+        submitter.stdin.write("\n")
+        submitter.stdin.flush()
+        assert submitter.stdout.readline().strip() == "committed"
+        deleting.join(60)
+    finally:
+        submitter.kill()
+        submitter.wait()
+        other.close()
+    assert len(outcome) == 1 and isinstance(outcome[0], UserError), outcome
+    assert f"active runs [{run_id}]" in str(outcome[0])
+    assert store.runs.get(run_id).status == "queued"  # the submitted run is still there
+    assert store.datasets.get(tiny_dataset.id).status == "ready"
+
+
+def test_a_run_submitted_after_its_dataset_was_deleted_is_one_clear_error(store, tiny_dataset):
+    delete_dataset(store, tiny_dataset.id)
+    with pytest.raises(UserError, match="no longer exists"):
+        store.runs.create(
+            dataset_id=tiny_dataset.id,
+            task="rotation",
+            encoder="small-cnn",
+            config={},
+            device="cpu",
+            epochs=1,
+        )
