@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from sslviz.core.errors import UserError
+from sslviz.core.liveness import alive
 from sslviz.models.encoders import Encoder
 from sslviz.pretext.ab_bins import (
     ab_bins,
@@ -301,10 +302,10 @@ class ColorizationTask(PretextTask):
         decodes = {}
         for undone in (True,) if regression else (True, False):
             for t in (1.0,) if regression else TEMPERATURES:
-                parts = [
-                    self.mean_and_spread(model, o, lightness, t, prior_undone=undone)
-                    for o, lightness, _, _ in chunks
-                ]
+                parts = []
+                for o, lightness, _, _ in chunks:
+                    alive()  # decoding, no forward pass: a sign of life of its own
+                    parts.append(self.mean_and_spread(model, o, lightness, t, prior_undone=undone))
                 decodes[(undone, t)] = (
                     torch.cat([m for m, _ in parts]),
                     torch.cat([sp for _, sp in parts]),

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from sslviz.core.liveness import alive
 from sslviz.pretext.lab import lab_to_rgb_uint8
 
 SPREAD_BINS = 8  # confidence bins, each with its own shrink factor
@@ -210,6 +211,7 @@ def choose(candidates: Candidates, rows: Tensor | None = None) -> Calibration:
         fitted = Calibration(t, edges, shrink, undone)
         unshrunk = Calibration(t, edges, torch.ones(SPREAD_BINS), undone)
         for option in [*(fitted.scaled(f) for f in BACKOFF), unshrunk]:
+            alive()  # no forward pass here: a sign of life of its own (a run's end is watched)
             options.append(option)
             gains.append(c.psnr_with(m * shrink_factors(sp, option), rows) - grey)
     return options[int(lower_bound(torch.stack(gains)).argmax())]
