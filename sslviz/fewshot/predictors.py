@@ -13,7 +13,8 @@ transductive (DESIGN 3.6):
   (``sslviz.fewshot.geometry``): follows the clusters the unlabeled images form.
 - ``umap-spreading``: scikit-learn's ``LabelSpreading(kernel="knn")`` on that UMAP.
 - ``self-training``: scikit-learn's ``SelfTrainingClassifier`` around ``umap-logreg``: unlabeled
-  images predicted with probability >= ``SELF_TRAINING_THRESHOLD`` become labels, repeatedly.
+  images predicted with probability >= ``SELF_TRAINING_THRESHOLD`` become labels, repeatedly
+  (its probabilities averaged with ``umap-logreg``'s on the given labels alone).
 - ``ensemble``: the mean of ``logreg``'s and ``umap-logreg``'s probabilities.
 - ``poisson``: Poisson learning (Calder et al., ICML 2020) on two weighted kNN graphs of all N
   images (``sslviz.fewshot.poisson``): made for very few labels, where it beats the others.
@@ -375,7 +376,10 @@ def _sklearn_spreading(
 def _self_training(
     x: np.ndarray, labeled_idx: np.ndarray, y: np.ndarray, n_classes: int
 ) -> np.ndarray:
-    """(N, n_classes) SelfTrainingClassifier around logistic regression on the UMAP."""
+    """(N, n_classes) SelfTrainingClassifier around logistic regression on the UMAP, averaged
+    with that regression on the given labels alone: the self-trained model is near-certain on
+    every image it pseudo-labeled (it trained on them), so alone it would call an image between
+    two groups as sure as one in a group's middle."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.semi_supervised import SelfTrainingClassifier
 
@@ -384,9 +388,12 @@ def _self_training(
         threshold=SELF_TRAINING_THRESHOLD,
         max_iter=SELF_TRAINING_ROUNDS,
     )
+    base = LogisticRegression(C=UMAP_C, max_iter=1000)
     with threadpool_limits(1), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model.fit(x, _seeds(len(x), labeled_idx, y))
+        base.fit(x[labeled_idx], y)
     out = np.zeros((len(x), n_classes), dtype=np.float64)
-    out[:, model.classes_] = model.predict_proba(x)
+    out[:, model.classes_] = model.predict_proba(x) / 2
+    out[:, base.classes_] += base.predict_proba(x) / 2
     return out

@@ -106,7 +106,7 @@ def test_a_server_folder_ingest_goes_on_while_the_person_is_on_another_page(
     dataset = _wait_ready(tmp_path / "home", "garden")
     assert (dataset.status, dataset.n_images) == ("ready", 400)
     page.goto(app_url + "/datasets")
-    page.get_by_text("garden").first.wait_for()
+    page.get_by_text("garden").first.wait_for(state="attached")  # a cell of its table, too
 
 
 def test_closing_the_browser_during_an_ingest_loses_nothing(

@@ -54,8 +54,11 @@ def test_reap_marks_a_run_whose_worker_is_gone_interrupted(store):
 
 
 def test_reap_sees_a_reused_pid_as_dead(store):
-    # A run that started earlier, whose pid now belongs to a program started after it.
-    run = _run_row(store, "running", started_at=time.time() - 30, heartbeat_at=time.time())
+    # A run claimed earlier, whose pid now belongs to a program started after the claim.
+    claimed = time.time() - 30
+    run = _run_row(
+        store, "running", started_at=claimed, claimed_at=claimed, heartbeat_at=time.time()
+    )
     other = subprocess.Popen(["sleep", "30"])
     try:
         store.runs.update(run.id, pid=other.pid)

@@ -25,7 +25,9 @@ from sslviz.training.feasibility import (
     this_machine,
 )
 
-MAX_CHILD_RSS = 1.5 * 1024**3  # the command itself (Python + torch), nothing of the run
+# The command itself (Python, torch; a CUDA context where the machine has a GPU: 1.8 GB seen),
+# nothing of the run: the settings refused here would take more memory than the machine has.
+MAX_CHILD_RSS = 4 * 1024**3
 
 
 def _train(home: Path, *flags: str) -> tuple[int, str, str, int]:
