@@ -7,7 +7,8 @@ ratio, measured side by side in one run.
 Session 1 starts the work in its own browser context the way a person does (an ingest: a server
 folder of ``--images`` generated photos, from the Datasets page); once it is under way, session 2
 (another context) loads ``/runs`` and the seconds until its table is shown and its script is done
-are timed. The work is then stopped (cancelled), and session 2 loads the page
+are timed; then once more with the work's processes SIGSTOPped (the same pages, a job active,
+nothing working: what the pages themselves cost). The work is then stopped (cancelled), and session 2 loads the page
 again with nothing running. Idle and busy loads alternate over the rounds, so the machine's other
 load hits both alike; medians after one warm-up round.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -83,6 +85,16 @@ class Ingest:
         finally:
             store.close()
 
+    def pids(self) -> list[int]:
+        """The process groups doing the work (its job's worker and decoding processes)."""
+        from sslviz.store import Store
+
+        store = Store.open(self.home)
+        try:
+            return [r.pid for r in store.runs.list(("running",)) if r.pid is not None]
+        finally:
+            store.close()
+
     def stop(self) -> None:
         """Cancel it (its dataset stays, interrupted: the Runs page keeps its table of runs)."""
         from sslviz.runner import jobs
@@ -131,7 +143,7 @@ def main() -> int:
     first, second = (browser.new_context().new_page() for _ in range(2))
     for page in (first, second):  # the first visit prepares the demo; the machine may be busy
         page.set_default_timeout(300_000)
-    times: dict[str, list[float]] = {"idle": [], "busy": []}
+    times: dict[str, list[float]] = {"idle": [], "busy": [], "paused": []}
     try:
         work.start(first, url)  # so the Runs page has its table in both cases (a stopped job)
         work.stop()
@@ -139,24 +151,38 @@ def main() -> int:
             idle = load(second, url)
             work.start(first, url)
             busy = load(second, url)
+            groups = work.pids()
+            for pid in groups:  # the same state (a job active), its work stopped a moment
+                os.killpg(pid, signal.SIGSTOP)
+            try:
+                paused = load(second, url)
+            finally:
+                for pid in groups:
+                    os.killpg(pid, signal.SIGCONT)
             work.stop()
             if i:
-                times["idle"].append(idle)
-                times["busy"].append(busy)
-            print(f"round {i}: idle {idle:.2f} s, busy ({args.work}) {busy:.2f} s", flush=True)
+                for case, t in (("idle", idle), ("busy", busy), ("paused", paused)):
+                    times[case].append(t)
+            print(
+                f"round {i}: idle {idle:.2f} s, busy ({args.work}) {busy:.2f} s, "
+                f"paused {paused:.2f} s",
+                flush=True,
+            )
     finally:
         browser.close()
         playwright.stop()
         stop_app(app)
-    idle, busy = (statistics.median(times[case]) for case in ("idle", "busy"))
+    idle, busy, paused = (statistics.median(times[c]) for c in ("idle", "busy", "paused"))
     cores = len(os.sched_getaffinity(0))
     print(f"Runs page of session 2 in Chromium, median of {args.rounds} loads ({cores} cores):")
     print(f"  idle                      {idle:.3f} s  (loads: {times['idle']})")
     print(f"  session 1 runs {args.work:10s} {busy:.3f} s  (loads: {times['busy']})")
+    print(f"  same, its work SIGSTOPped {paused:.3f} s  (loads: {times['paused']})")
     ratio = busy / idle
     print(
         f"  ratio busy/idle: {ratio:.2f} (goal <= {GOAL_RATIO}: {'met' if ratio <= GOAL_RATIO else 'NOT met'})"
     )
+    print(f"  paused/idle: {paused / idle:.2f} (what the pages cost while a job is active)")
     print(f"  load average (1 min) at the end: {os.getloadavg()[0]:.1f} on {cores} cores")
     return 0 if ratio <= GOAL_RATIO else 1
 
