@@ -80,13 +80,25 @@ def _predict(
     labels_key: str,
     method: str,
     labels: tuple[tuple[str, str], ...],
+    suggested: tuple[str, ...] = (),
 ) -> PredictResult:
     # Keyed by the embedding file and the labels: a new label or source computes again.
-    return predict(_store, dataset_id, _emb.source, dict(labels), method, embeddings=_emb)
+    # ``suggested``: the labels given in the queue (the estimate says when most are).
+    return predict(
+        _store,
+        dataset_id,
+        _emb.source,
+        dict(labels),
+        method,
+        embeddings=_emb,
+        suggested=set(suggested),
+    )
 
 
 def predictions(store: Store, session: Session, emb: Any, method: str) -> PredictResult | None:
-    labels = {label.path: label.label for label in store.sessions.labels(session.id)}
+    given = store.sessions.labels(session.id)
+    labels = {label.path: label.label for label in given}
+    suggested = tuple(sorted(label.path for label in given if label.suggested))
     if len(set(labels.values())) < 2:
         st.info(
             "Label images with at least two different labels to see predictions for the rest.",
@@ -102,6 +114,7 @@ def predictions(store: Store, session: Session, emb: Any, method: str) -> Predic
             _labels_key(labels),
             method,
             tuple(sorted(labels.items())),
+            suggested,
         )
     return None
 

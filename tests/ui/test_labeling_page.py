@@ -238,3 +238,19 @@ def test_a_label_shows_everywhere_in_the_same_run(app: AppTest, home: Path) -> N
     assert not any("at least two different labels" in i.value for i in app.info)
     assert any(m.label == "Estimated accuracy" for m in app.metric)
     store.close()
+
+
+def test_labels_from_the_queue_flag_the_estimate(app: AppTest, home: Path) -> None:
+    """issue 26: the page passes which labels came from the suggestions to ``predict``, so its
+    estimate says when most were actively chosen (CV is optimistic on them)."""
+    store = Store.open(home)
+    session = create_session(store, "demo", "pixels")
+    folders: dict[str, list[str]] = {}
+    for image in store.datasets.images(1):
+        folders.setdefault(image.path.split("/")[0], []).append(image.path)
+    for folder, paths in folders.items():
+        label_images(store, session.id, paths[:3], folder, suggested=True)
+    open_tab(open_page(app, session.id), session.id, "Predictions")
+    assert any(m.label == "Estimated accuracy" for m in app.metric)
+    assert any("chosen by the suggestions" in c.value for c in app.caption)
+    store.close()
