@@ -2,6 +2,19 @@
 
 Every command exits 0 on success; a user error prints one line on stderr and exits 1. With
 ``--json`` a command prints exactly one JSON object on stdout and nothing else there.
+
+data         ``ingest``, ``datasets``, ``reingest``, ``delete-dataset``
+training     ``train`` and ``eval``: pretext training and held-out evaluation
+runs         ``runs``, ``status``, ``cancel``, ``resume``, ``delete-run``
+results      ``apply``: a run's pretext model on one image
+features     ``features`` (what each channel responds to) and ``upright``
+embeddings   ``embed`` and ``project``: embeddings and their UMAP map, as files
+checks       ``scores``, ``duplicates``, ``outliers``, ``changed``: data checks
+fewshot      ``predict`` and ``suggest``: few labels -> every image's label; what to label next
+finetune     ``finetune`` and ``leaderboard``
+app          ``app``: start the Streamlit app
+foreground   a run carried out in this process, Ctrl-C -> ``cancelled``
+output       JSON on stdout, progress and messages on stderr
 """
 
 from __future__ import annotations

@@ -1,9 +1,20 @@
 """Datasets: ingest (validate by decoding, dedupe, store by hash, record), and reading them back.
 
-from sslviz.data import ingest, load_rgb, thumbnail_path
-report = ingest(store, ["~/photos"])
-reap_ingests(store)             # ingests killed midway -> ``interrupted``; reingest(store, name)
-rgb = load_rgb(image_path(store, store.datasets.images(report.dataset.id)[0]))
+    from sslviz.data import ingest, load_rgb, thumbnail_path
+    report = ingest(store, ["~/photos"])
+    reap_ingests(store)             # ingests killed midway -> ``interrupted``; reingest(store, name)
+    rgb = load_rgb(image_path(store, store.datasets.images(report.dataset.id)[0]))
+
+ingest         the pipeline: list sources, decode in a pool, record rows as it goes
+sources        folders, zips, loose files, uploads -> light work items
+decode         open, validate and convert one image: what counts as an image
+decoding_pool  decode an ingest's items in worker processes, in order, bounded, cancellable
+storage        where an image's bytes and thumbnail live in its dataset's folder
+uploads        browser uploads, staged in the workspace before they are ingested
+ingest_job     an ingest as a background run (kind ``ingest``) of the job runner
+recovery       ingests that died: find, show, retry or delete them; clean what they left
+demo           the bundled demo dataset (``assets/demo``)
+cache          a dataset's images decoded once, as one uint8 array at a training resolution
 """
 
 from sslviz.data.decode import MIN_SIDE, load_rgb, to_rgb

@@ -1,9 +1,20 @@
-"""What a run's pretext model does on its held-out images, image by image: the data behind the
-result pages (rotation probabilities, colorizations at a temperature, solved jigsaw puzzles).
+"""What a run's network does, image by image: the data behind the result pages, the live demo and
+the data checks a pretext model gives.
 
-The headline figures of those pages come from ``sslviz.training.evaluate.evaluate_run`` (what ``sslviz
-eval`` prints); this package adds the per-image detail, computed on exactly the held-out images
-evaluation used (same cache, same split, same puzzles).
+heldout          a run's held-out images, as evaluation sees them (same cache, split, puzzles)
+rotation, jigsaw, colorization   per-image held-out results of each task
+stored           those results computed once per checkpoint, read back by the pages
+at_run_end       what a pretext run computes when it ends (the kinds table's results writer)
+image_scores     per-image pretext scores over a whole dataset: the model as a data check
+upright          images a rotation model is sure are stored turned
+features         what each channel responds to: its dataset examples, cached per checkpoint
+receptive_field  where a feature-map unit looks, in the input and in the stored image
+saliency         Grad-CAM: where the model looked
+heatmap          heat maps and outlined boxes as uint8 pictures
+apply            a run's pretext model on one image (the live demo, ``sslviz apply``)
+picture          the one PNG ``sslviz apply --out`` writes
+
+The headline figures come from ``sslviz.training.evaluate.evaluate_run`` (``sslviz eval``).
 """
 
 from sslviz.results.heldout import HeldOut, held_out

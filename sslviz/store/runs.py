@@ -1,4 +1,5 @@
-"""Pretext training runs, their metrics (long form: run, key, step) and artifacts."""
+"""Runs of every kind (pretext training, fine-tunes, embeddings, ingests, checks), their metrics
+(long form: run, key, step) and artifacts."""
 
 from __future__ import annotations
 
