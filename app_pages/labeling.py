@@ -3,7 +3,7 @@ one, see how good that is, and export it. Labels are saved the moment they are g
 
 import streamlit as st
 
-from sslviz.fewshot.sessions import deleted_source, source_name
+from sslviz.fewshot.labeling import deleted_source, source_name
 from sslviz.ui import labeling_predictions as lp
 from sslviz.ui import labeling_queue as lq
 from sslviz.ui import labeling_view as lv

@@ -61,7 +61,7 @@ def prepare(home: Path) -> tuple[int, dict[str, str]]:
     """The demo set, a session on pixels with the photo names, its map computed; returns the
     session id and each path's true label."""
     from sslviz.data import ensure_demo
-    from sslviz.fewshot.sessions import create_session
+    from sslviz.fewshot.labeling import create_session
     from sslviz.maps import project
     from sslviz.store import Store
 

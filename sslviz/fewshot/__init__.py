@@ -1,6 +1,6 @@
 """Few-shot labels -> a predicted label, with confidence, for every image (DESIGN 3.6).
 
-sessions      labeling sessions: labels saved at once, label names, undo, CSV import
+labeling      labeling sessions: labels saved at once, label names, undo, CSV import
 labels_csv    reading (checked, one-line errors naming rows) and writing label/prediction CSVs
 predictors    logreg, kNN, label spreading, the UMAP ones, self-training, ensemble, Poisson
 graph         kNN graphs of an embedding and label spreading on them

@@ -20,10 +20,10 @@ from pathlib import Path
 from sslviz.core.workspace import Workspace
 from sslviz.store.connection import Connection
 from sslviz.store.datasets import DatasetTable
+from sslviz.store.labeling_sessions import SessionTable
 from sslviz.store.rows import Artifact, Dataset, Duplicate, Image, Metric, Rejection, Run
 from sslviz.store.runs import RunTable
 from sslviz.store.schema import JOB_KINDS, RUN_KINDS, RUN_STATUSES, SCHEMA_VERSION, TASKS
-from sslviz.store.sessions import SessionTable
 
 
 class Store:

@@ -112,7 +112,7 @@ class Artifact:
     created_at: float
 
 
-# --- labeling sessions (sslviz.store.sessions) ---------------------------------------------------
+# --- labeling sessions (sslviz.store.labeling_sessions) ---------------------------------------------------
 @dataclass(frozen=True)
 class Session:
     """A labeling session: labels of one dataset's images, predicted from one embedding source."""

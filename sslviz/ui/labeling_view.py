@@ -1,6 +1,6 @@
 """The labeling page's pieces: pick or start a session, the label bar (active label, counts,
 undo, import, names), label selectors on thumbnails, the map selection and the "label these next"
-queue. Every change goes straight to the store (``sslviz.fewshot.sessions``); widgets are keyed by
+queue. Every change goes straight to the store (``sslviz.fewshot.labeling``); widgets are keyed by
 the image's current label, so after an undo or a change from another browser they show the
 store's state, not a stale one.
 """
@@ -15,7 +15,7 @@ import numpy as np
 import streamlit as st
 
 from sslviz.core.errors import UserError
-from sslviz.fewshot import sessions as fs
+from sslviz.fewshot import labeling as fs
 from sslviz.store import Dataset, Store
 from sslviz.store.rows import Session
 from sslviz.ui.deep_links import say_missing

@@ -8,7 +8,7 @@ The table ranks every source for the session's labels (``sslviz.fewshot.leaderbo
 first, marks the session's own source, and offers one click to switch the session to another
 one only where a paired comparison on the same labels shows it clearly better
 (``leaderboard.clearly_better``; ``on_switch(source, layer, grid)``, by default
-``fewshot.sessions.set_source``); a fine-tune's encoder is such a source, its head's own
+``fewshot.labeling.set_source``); a fine-tune's encoder is such a source, its head's own
 predictions are not. Ranking is a click, not automatic: it scores every run, and the
 labels change with every click on the page; a result whose labels have changed since says so.
 While it ranks, a bar names the stage (embedding or cross-validating which source).
@@ -177,7 +177,7 @@ def leaderboard_panel(store: Store, session: Any, *, on_switch: Switch | None = 
     if board.too_few:
         return
     if on_switch is None:
-        from sslviz.fewshot.sessions import set_source
+        from sslviz.fewshot.labeling import set_source
 
         def on_switch(source: str, layer: str | None, grid: int | None) -> None:
             set_source(store, session.id, source, layer, grid)

@@ -15,7 +15,7 @@ from conftest import wait_idle
 from playwright.sync_api import expect
 
 from sslviz.data import ensure_demo
-from sslviz.fewshot.sessions import create_session
+from sslviz.fewshot.labeling import create_session
 from sslviz.maps import project
 from sslviz.store import Store
 

@@ -12,7 +12,7 @@ from conftest import png_bytes, wait_idle
 from playwright.sync_api import expect
 
 from sslviz.data import ingest_uploads
-from sslviz.fewshot.sessions import create_session, set_source
+from sslviz.fewshot.labeling import create_session, set_source
 from sslviz.store import Store
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from sslviz.data import ensure_demo
 from sslviz.data.cache import build_cache
-from sslviz.fewshot.sessions import create_session, label_images, labels_by_path
+from sslviz.fewshot.labeling import create_session, label_images, labels_by_path
 from sslviz.maps import project
 from sslviz.maps.embed import BASELINE_SIZE
 from sslviz.store import Store

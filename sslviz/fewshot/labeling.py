@@ -7,7 +7,7 @@
     import_labels(store, session.id, "labels.csv")
     labels_by_path(store, session.id)                                    # {"0001.png": "three", ...}
 
-Every call writes to the store before it returns (``sslviz.store.sessions``): a refresh, a second
+Every call writes to the store before it returns (``sslviz.store.labeling_sessions``): a refresh, a second
 browser or a restarted server sees the same labels.
 """
 

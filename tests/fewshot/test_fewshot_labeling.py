@@ -9,7 +9,7 @@ import pytest
 from finetune_helpers import make_labeled_dataset
 
 from sslviz.core.errors import UserError
-from sslviz.fewshot.sessions import (
+from sslviz.fewshot.labeling import (
     create_session,
     import_labels,
     label_images,
@@ -132,8 +132,8 @@ def test_labels_from_the_suggestions_are_recorded_and_flag_the_estimate(
     """The store keeps which labels were given to suggested images; when most are, the estimate
     says CV on them is optimistic (a flag in the estimate and its JSON, a note in the text)."""
     from sslviz.fewshot.estimate import ACTIVE_NOTE
+    from sslviz.fewshot.labeling import suggested_paths
     from sslviz.fewshot.predict import predict
-    from sslviz.fewshot.sessions import suggested_paths
 
     truth = make_labeled_dataset(store, "many", ("red", "green", "blue"), 10, size=16)
     session = create_session(store, "many", "pixels")
