@@ -4,13 +4,13 @@
     store.datasets.get_by_name("demo")
     store.runs.get(3)
 
-connection  one SQLite connection in WAL mode, shared by the tables
-schema      the schema, as an ordered list of migrations
-rows        the plain dataclasses rows become at the boundary
-datasets    datasets, their images, and the files ingest rejected or found duplicated
-runs        runs of every kind, their metrics (long form: run, key, step) and artifacts
-sessions    labeling sessions, their label names, labels and undo log
-kinds       what each kind of run is (executor, results writer), without importing torch
+connection         one SQLite connection in WAL mode, shared by the tables
+schema             the schema, as an ordered list of migrations
+rows               the plain dataclasses rows become at the boundary
+datasets           datasets, their images, and the files ingest rejected or found duplicated
+runs               runs of every kind, their metrics (long form: run, key, step) and artifacts
+labeling_sessions  labeling sessions, their label names, labels and undo log
+kinds              what each kind of run is (executor, results writer), without importing torch
 """
 
 from __future__ import annotations
