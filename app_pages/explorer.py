@@ -4,7 +4,7 @@ click one for its nearest neighbours, compare two sources side by side."""
 import numpy as np
 import streamlit as st
 
-from sslviz.ui import explorer_checks as checks
+from sslviz.ui import data_checks_view
 from sslviz.ui import explorer_panels as panels
 from sslviz.ui import explorer_view as ev
 from sslviz.ui.deep_links import say_missing
@@ -55,7 +55,7 @@ if compare:
 if not has_runs:
     st.caption("No trained run yet: the baselines work now; train an encoder to compare with them.")
 how, k, session_id = panels.colour_controls(store, dataset)
-check = checks.check_controls(store, dataset, specs[0].source) if how == "check" else None
+check = data_checks_view.check_controls(store, dataset, specs[0].source) if how == "check" else None
 
 # --- the maps --------------------------------------------------------------------------------
 sides = ("a", "b")[: len(specs)]
@@ -93,7 +93,7 @@ def maps_and_selection() -> None:
                 loaded[side].points,
                 key=keys[side][0],
                 selection_key=keys[side][1],
-                colour=checks.colouring(store, dataset, loaded[side], check)
+                colour=data_checks_view.colouring(store, dataset, loaded[side], check)
                 if check
                 else panels.colouring(store, loaded[side], how, k=k, session_id=session_id),
                 highlight=highlight,
@@ -113,7 +113,7 @@ def maps_and_selection() -> None:
     panels.selection_panel(store, dataset, selected, selection_key=keys[active][1], where=where)
     shown = [(labels[side], m) for side, m in loaded.items() if m is not None]
     panels.neighbours_panel(store, dataset, selected, shown)
-    checks.checks_section(store, dataset, shown, selection_key=keys["a"][1], choice=check)
+    data_checks_view.checks_section(store, dataset, shown, selection_key=keys["a"][1], choice=check)
     # last: the images behind the cursor are built (once) after everything else is drawn
     ids = [m.points.image_ids for m in loaded.values() if m is not None]
     hover_thumbnails(store, dataset.id, np.unique(np.concatenate(ids)))

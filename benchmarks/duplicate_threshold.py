@@ -10,7 +10,7 @@ resized (to 70%), cropped a little (4% off each side) or shifted by 2 px and bri
 a short rotation run) and threshold, it prints the planted pairs found (recall) and how many of
 the 306 demo crops are flagged as a near-duplicate of another crop (false flags: the Explorer
 flagged 90 of 306 at the old default 0.95, while the Datasets page rightly said 0 duplicates),
-under the rule of ``sslviz.maps.checks.duplicate_pairs`` (threshold and distance gap).
+under the rule of ``sslviz.maps.neighbour_checks.duplicate_pairs`` (threshold and distance gap).
 """
 
 from __future__ import annotations

@@ -183,7 +183,7 @@ def execute_checks_run(
     import time
 
     from sslviz.core.liveness import Cancelled
-    from sslviz.maps import checks
+    from sslviz.maps import neighbour_checks
     from sslviz.maps.checks_job import ChecksSettings
     from sslviz.maps.embed import embed
     from sslviz.results.image_scores import image_scores
@@ -213,9 +213,11 @@ def execute_checks_run(
         stage[0] += 1
         if stop():
             raise Cancelled("stopped before the neighbour search")
-        checks.neighbour_graph(store, emb)
+        neighbour_checks.neighbour_graph(store, emb)
     if settings.changed:
-        checks.changed_graphs(store, run.dataset_id, settings.source, **where, on_progress=progress)
+        neighbour_checks.changed_graphs(
+            store, run.dataset_id, settings.source, **where, on_progress=progress
+        )
         stage[0] += 1
     if settings.score_run is not None:
         image_scores(

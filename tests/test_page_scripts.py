@@ -2,7 +2,7 @@
 test reads every page (``app_pages/``) and every helper of the pages (``sslviz/ui/``) and fails
 if one of them calls long work directly — an ingest, training, a run's executor, the data checks
 — instead of submitting a job. Calls are resolved through the file's imports, so an alias
-(``from sslviz.maps import checks`` then ``checks.neighbour_graph(...)``) is caught too.
+(``from sslviz.maps import neighbour_checks`` then ``neighbour_checks.neighbour_graph(...)``) is caught too.
 
 The forbidden calls are a table: add an entry when another piece of work becomes a job.
 """
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGE_FILES = sorted([*(ROOT / "app_pages").glob("*.py"), *(ROOT / "sslviz" / "ui").glob("*.py")])
 
 # qualified name -> what to do instead. Modules are listed with their functions: a page may
-# import a module for its cheap readers (``checks.cached_graph``), never for these.
+# import a module for its cheap readers (``neighbour_checks.cached_graph``), never for these.
 FORBIDDEN: dict[str, str] = {
     # ingest: a job of kind "ingest" (sslviz.api.submit_ingest)
     "sslviz.data.ingest": "submit an ingest job (sslviz.api.submit_ingest)",
@@ -40,10 +40,10 @@ FORBIDDEN: dict[str, str] = {
     "sslviz.fewshot.finetune.execute_run": "submit the fine-tune (jobs.submit)",
     # the data checks: a job of kind "checks" (sslviz.ui.check_jobs)
     "sslviz.api.execute_checks_run": "submit a checks job (sslviz.ui.check_jobs)",
-    "sslviz.maps.checks.neighbour_graph": "read checks.cached_graph after a checks job",
-    "sslviz.maps.checks.embedding_graph": "submit a checks job",
-    "sslviz.maps.checks.graph_of": "submit a checks job",
-    "sslviz.maps.checks.knn": "submit a checks job",
+    "sslviz.maps.neighbour_checks.neighbour_graph": "read neighbour_checks.cached_graph after a checks job",
+    "sslviz.maps.neighbour_checks.embedding_graph": "submit a checks job",
+    "sslviz.maps.neighbour_checks.graph_of": "submit a checks job",
+    "sslviz.maps.neighbour_checks.knn": "submit a checks job",
     "sslviz.results.image_scores.image_scores": "read cached_image_scores after a checks job",
     # Next (branch f1-labeling): the leaderboard and the first prediction's UMAP fit, e.g.
     # "sslviz.fewshot.leaderboard.leaderboard", "sslviz.maps.project.project".
@@ -51,7 +51,10 @@ FORBIDDEN: dict[str, str] = {
 # (file, qualified call) pairs allowed with a reason: work that doesn't run in the script thread.
 ALLOWED: dict[tuple[str, str], str] = {
     # reads what the checks job stored (both embeddings and graphs are cached by then)
-    ("sslviz/ui/explorer_checks.py", "sslviz.maps.checks.changed_graphs"): "reads the job's files",
+    (
+        "sslviz/ui/data_checks_view.py",
+        "sslviz.maps.neighbour_checks.changed_graphs",
+    ): "reads the job's files",
 }
 
 
@@ -110,7 +113,10 @@ def test_no_page_script_calls_long_work_directly() -> None:
             "from sslviz.data import ingest_uploads\ningest_uploads(store, files, 'x')\n",
             "ingest_uploads",
         ),
-        ("from sslviz.maps import checks\nchecks.neighbour_graph(store, emb)\n", "neighbour_graph"),
+        (
+            "from sslviz.maps import neighbour_checks\nneighbour_checks.neighbour_graph(store, emb)\n",
+            "neighbour_graph",
+        ),
         ("import sslviz.api as api\napi.pretrain(store, 'd')\n", "pretrain"),
         ("from sslviz.runner.execute import execute as run_it\nrun_it(store, 3)\n", "execute"),
     ],
@@ -124,5 +130,7 @@ def test_the_probe_catches_direct_calls_and_aliases(tmp_path: Path, source: str,
 
 def test_cheap_readers_pass(tmp_path: Path) -> None:
     page = tmp_path / "probe_reader.py"
-    page.write_text("from sslviz.maps import checks\nchecks.cached_graph(store, emb)\n")
+    page.write_text(
+        "from sslviz.maps import neighbour_checks\nneighbour_checks.cached_graph(store, emb)\n"
+    )
     assert forbidden_calls(page) == []

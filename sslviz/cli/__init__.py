@@ -9,7 +9,7 @@ runs         ``runs``, ``status``, ``cancel``, ``resume``, ``delete-run``
 results      ``apply``: a run's pretext model on one image
 features     ``features`` (what each channel responds to) and ``upright``
 embeddings   ``embed`` and ``project``: embeddings and their UMAP map, as files
-checks       ``scores``, ``duplicates``, ``outliers``, ``changed``: data checks
+data_checks  ``scores``, ``duplicates``, ``outliers``, ``changed``: data checks
 fewshot      ``predict`` and ``suggest``: few labels -> every image's label; what to label next
 finetune     ``finetune`` and ``leaderboard``
 app          ``app``: start the Streamlit app
@@ -26,8 +26,8 @@ from collections.abc import Sequence
 from sslviz import __version__
 from sslviz.cli import (
     app,
-    checks,
     data,
+    data_checks,
     embeddings,
     features,
     fewshot,
@@ -45,7 +45,7 @@ COMMAND_GROUPS = (
     results,
     features,
     embeddings,
-    checks,
+    data_checks,
     fewshot,
     finetune,
     app,

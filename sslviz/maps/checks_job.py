@@ -5,7 +5,7 @@ network's graph beside it ("neighbours kept from random"), and a pretext run's p
     request = job_request(store, dataset, "3", layer="block3", grid=2, score_run=3)
     run = jobs.submit(store, request, reuse_active=True)   # the Explorer submits it
     # the worker: sslviz.api.execute_checks_run; the page then reads the stored results
-    # (checks.cached_graph, image_scores.cached_image_scores)
+    # (neighbour_checks.cached_graph, image_scores.cached_image_scores)
 
 Everything it computes is stored in the workspace beside the embedding, so the page only reads.
 Progress is ``step`` / ``total_steps``: one step per image of each stage. Cancel is answered

@@ -11,7 +11,7 @@ Runs          runs_view, run_panel, heldout_view (also on result pages)
 Results       results_view (shared), rotation_view, upright_view, jigsaw_view, colorization_view,
               features_view, saliency_view (also in the live demo)
 Live demo     demo_view
-Explorer      explorer_view, explorer_panels, explorer_checks, check_jobs, background_maps,
+Explorer      explorer_view, explorer_panels, data_checks_view, check_jobs, background_maps,
               map (the map widget, also on the labeling page), hover_thumbnails
 Labeling      labeling_view, labeling_queue, labeling_predictions, leaderboard_view
 """

@@ -3,7 +3,7 @@ an embedding or a pass of a model over the images in its script; it submits a jo
 progress with Cancel, and reruns once the job has stored what the page then only reads.
 
     if ready(store, dataset, settings, key="ex_table"):   # a finished job, or submits/polls one
-        graph = checks.cached_graph(store, emb)
+        graph = neighbour_checks.cached_graph(store, emb)
 """
 
 from __future__ import annotations

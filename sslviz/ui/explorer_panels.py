@@ -222,7 +222,7 @@ def colour_controls(store: Store, dataset: Dataset) -> tuple[str, int, int | Non
     sessions = store.sessions.list(dataset.id)
     if sessions:
         options["labels"] = "labels"
-    options["check"] = "data check"  # sslviz.ui.explorer_checks: scores, outliers, copies, ...
+    options["check"] = "data check"  # sslviz.ui.data_checks_view: scores, outliers, copies, ...
     how_column, k_column, session_column = st.columns([3, 1, 2])
     how = (
         how_column.segmented_control(

@@ -151,7 +151,7 @@ def _write_scores_csv(out: Path, scores) -> None:  # noqa: ANN001
 
 
 def run_duplicates(args: argparse.Namespace) -> int:
-    from sslviz.maps.checks import DEFAULT_THRESHOLD, duplicates_report, embedding_graph
+    from sslviz.maps.neighbour_checks import DEFAULT_THRESHOLD, duplicates_report, embedding_graph
     from sslviz.store import Store
 
     threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
@@ -180,7 +180,7 @@ def run_duplicates(args: argparse.Namespace) -> int:
 
 
 def run_outliers(args: argparse.Namespace) -> int:
-    from sslviz.maps.checks import embedding_graph, outliers_report
+    from sslviz.maps.neighbour_checks import embedding_graph, outliers_report
     from sslviz.store import Store
 
     if args.n < 0:
@@ -208,7 +208,7 @@ def run_outliers(args: argparse.Namespace) -> int:
 
 
 def run_changed(args: argparse.Namespace) -> int:
-    from sslviz.maps.checks import changed_graphs, changed_report
+    from sslviz.maps.neighbour_checks import changed_graphs, changed_report
     from sslviz.store import Store
 
     if args.n < 0:

@@ -4,7 +4,7 @@ of every check with the images behind it.
 Checks (the numbers ``sslviz scores / duplicates / outliers / changed`` print):
 - a pretext run's per-image scores (:mod:`sslviz.results.image_scores`): rotation ``upright``,
   colorization ``gain`` over grey, jigsaw tiles ``misplaced``, ...;
-- from the map's own embedding (:mod:`sslviz.maps.checks`): the outlier score (mean centred
+- from the map's own embedding (:mod:`sslviz.maps.neighbour_checks`): the outlier score (mean centred
   cosine distance to the 10 nearest), near-duplicate groups (centred cosine above a threshold),
   and, for a run's map, the share of each image's 10 nearest neighbours kept from ``random``.
 
@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from sslviz.maps import checks, checks_job
+from sslviz.maps import checks_job, neighbour_checks
 from sslviz.results import image_scores as scoring
 from sslviz.store import Dataset, Store
 from sslviz.store.kinds import run_kind
@@ -51,7 +51,7 @@ class CheckChoice:
     """What "Colour by: data check" colours by."""
 
     check: str  # a key of CHECKS
-    threshold: float = checks.DEFAULT_THRESHOLD
+    threshold: float = neighbour_checks.DEFAULT_THRESHOLD
     run: int | None = None  # the pretext run, for "score"
     column: str | None = None  # its score column
 
@@ -77,14 +77,14 @@ def _settings(loaded: LoadedMap, **what: Any) -> checks_job.ChecksSettings:
 
 def graph_of(
     store: Store, loaded: LoadedMap, *, key: str, dataset: Dataset
-) -> checks.NeighbourGraph | None:
+) -> neighbour_checks.NeighbourGraph | None:
     """The kNN graph of a map's embedding: stored in the workspace by a data-check job (every
     pair of images is compared: minutes at 100k); None until that job has finished (the page
     follows it and reruns then)."""
     emb = loaded.embeddings
-    found = checks.cached_graph(store, emb)
+    found = neighbour_checks.cached_graph(store, emb)
     if found is None and check_jobs.ready(store, dataset, _settings(loaded), key=f"{key}_graph"):
-        found = checks.cached_graph(store, emb)
+        found = neighbour_checks.cached_graph(store, emb)
     return found
 
 
@@ -98,10 +98,10 @@ def overlap_of(store: Store, dataset: Dataset, loaded: LoadedMap) -> np.ndarray 
     if not check_jobs.ready(store, dataset, settings, key=f"ex_changed_{spec.source}"):
         return None
     emb = loaded.embeddings  # the job stored both graphs: read, not computed
-    _, graph, _, base_graph = checks.changed_graphs(
+    _, graph, _, base_graph = neighbour_checks.changed_graphs(
         store, dataset.id, spec.source, layer=emb.layer, grid=emb.grid
     )
-    return checks.neighbourhood_overlap(graph, base_graph)
+    return neighbour_checks.neighbourhood_overlap(graph, base_graph)
 
 
 def scores_of(store: Store, dataset: Dataset, run_id: int, *, key: str) -> Any:
@@ -144,7 +144,7 @@ def check_controls(store: Store, dataset: Dataset, source: str) -> CheckChoice:
             "Centred cosine at least",
             0.80,
             1.0,
-            checks.DEFAULT_THRESHOLD,
+            neighbour_checks.DEFAULT_THRESHOLD,
             0.005,
             key="ex_check_threshold",
             help="Images this similar count as near-duplicates when they also stand apart from "
@@ -189,13 +189,13 @@ def colouring(
             if graph is None:
                 return None
         if choice.check == "outlier":
-            scores = checks.outlier_scores(graph)
+            scores = neighbour_checks.outlier_scores(graph)
             return numeric_colours(scores, title="outlier score", colorscale="Inferno")
         if choice.check == "duplicates":
-            groups = checks.duplicate_groups(
-                len(graph), checks.duplicate_pairs(graph, choice.threshold)
+            groups = neighbour_checks.duplicate_groups(
+                len(graph), neighbour_checks.duplicate_pairs(graph, choice.threshold)
             )
-            number = checks.duplicate_of(len(graph), groups)
+            number = neighbour_checks.duplicate_of(len(graph), groups)
             names = np.array([f"group {g}" if g else "" for g in number], dtype=object)
             st.caption(
                 f"{len(groups):,} group(s) of near-duplicates ({int((number > 0).sum()):,} images)."
@@ -226,12 +226,14 @@ def check_table(
     graph = graph_of(store, loaded, key="ex_table", dataset=dataset)
     if graph is None:
         return None
-    groups = checks.duplicate_groups(len(graph), checks.duplicate_pairs(graph, threshold))
+    groups = neighbour_checks.duplicate_groups(
+        len(graph), neighbour_checks.duplicate_pairs(graph, threshold)
+    )
     table = pd.DataFrame(
         {
             "path": graph.paths,
-            "outlier": checks.outlier_scores(graph),
-            "dup_group": checks.duplicate_of(len(graph), groups),
+            "outlier": neighbour_checks.outlier_scores(graph),
+            "dup_group": neighbour_checks.duplicate_of(len(graph), groups),
             "nearest": [graph.paths[i] for i in graph.indices[:, 0]] if graph.k else "",
             "cosine": graph.similarity[:, 0] if graph.k else np.nan,  # the closest other image
         },
@@ -294,7 +296,7 @@ def checks_section(
     threshold = (
         choice.threshold
         if choice is not None and choice.check == "duplicates"
-        else checks.DEFAULT_THRESHOLD
+        else neighbour_checks.DEFAULT_THRESHOLD
     )
     with user_errors():
         table = check_table(store, dataset, loaded, run_id, threshold)
@@ -315,9 +317,9 @@ def checks_section(
             )
         st.caption(
             f"{label}: {len(shown):,} of {len(table):,} images. Click a column to sort. "
-            f"outlier = mean centred cosine distance to the {checks.K} nearest; dup_group = "
+            f"outlier = mean centred cosine distance to the {neighbour_checks.K} nearest; dup_group = "
             f"which group of near-duplicates (an id, not a count; 0: none; centred cosine ≥ {threshold:g}); nearest/cosine = "
-            f"the closest other image; kept = share of the {checks.K} nearest also nearest in "
+            f"the closest other image; kept = share of the {neighbour_checks.K} nearest also nearest in "
             "random."
             + (
                 f" Scores of run #{run_id}: "

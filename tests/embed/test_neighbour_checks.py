@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 from sslviz.cli import main
 from sslviz.core.errors import UserError
 from sslviz.data import ingest
-from sslviz.maps import checks
+from sslviz.maps import neighbour_checks
 from sslviz.store import Store
 
 DATASET = "copies"
@@ -65,21 +65,21 @@ def copies(home: Path, tmp_path: Path) -> Store:
 
 @pytest.mark.parametrize("source", ["pixels", "random"])
 def test_jpeg_copies_are_near_duplicates_in_any_embedding(copies: Store, source: str) -> None:
-    emb, graph = checks.embedding_graph(copies, DATASET, source)
-    report = checks.duplicates_report(emb, graph, DATASET)
+    emb, graph = neighbour_checks.embedding_graph(copies, DATASET, source)
+    report = neighbour_checks.duplicates_report(emb, graph, DATASET)
     assert {(p["a"], p["b"]) for p in report["pairs"]} == {("pic_05.jpg", "pic_05_again.jpg")}
     assert report["groups"] == [{"size": 2, "paths": ["pic_05.jpg", "pic_05_again.jpg"]}]
     assert report["pairs"][0]["cosine"] > 0.95
     # The graph is stored with the embedding and read back as it was.
-    again = checks.cached_graph(copies, emb)
+    again = neighbour_checks.cached_graph(copies, emb)
     assert again is not None and np.array_equal(again.indices, graph.indices)
 
 
 def test_a_noise_image_among_pictures_is_the_top_outlier_of_the_pixels(copies: Store) -> None:
     # (An untrained network's pooled features of noise land near the mean: which images stand
     # out depends on the embedding, so the page lets you pick it.)
-    emb, graph = checks.embedding_graph(copies, DATASET, "pixels")
-    outliers = checks.outliers_report(emb, graph, DATASET, n=3)["outliers"]
+    emb, graph = neighbour_checks.embedding_graph(copies, DATASET, "pixels")
+    outliers = neighbour_checks.outliers_report(emb, graph, DATASET, n=3)["outliers"]
     assert outliers[0]["path"] == "noise.png"
     distances = [o["distance"] for o in outliers]
     assert distances == sorted(distances, reverse=True) and distances[0] > distances[1] + 0.05
@@ -88,33 +88,35 @@ def test_a_noise_image_among_pictures_is_the_top_outlier_of_the_pixels(copies: S
 def test_the_graph_never_counts_an_image_as_its_own_neighbour_even_with_exact_copies() -> None:
     rng = np.random.default_rng(0)
     vectors = np.repeat(rng.normal(size=(4, 8)), 3, axis=0)  # 4 groups of 3 identical rows
-    graph = checks.graph_of(vectors, [f"v{i}" for i in range(12)], np.arange(12), k=2)
+    graph = neighbour_checks.graph_of(vectors, [f"v{i}" for i in range(12)], np.arange(12), k=2)
     assert not np.any(graph.indices == np.arange(12)[:, None])
     assert np.allclose(graph.similarity, 1.0, atol=1e-5)
-    pairs = checks.duplicate_pairs(graph, 0.99)
-    groups = checks.duplicate_groups(12, pairs)
+    pairs = neighbour_checks.duplicate_pairs(graph, 0.99)
+    groups = neighbour_checks.duplicate_groups(12, pairs)
     assert sorted(map(tuple, groups)) == [(0, 1, 2), (3, 4, 5), (6, 7, 8), (9, 10, 11)]
-    assert checks.duplicate_of(12, groups).min() == 1
+    assert neighbour_checks.duplicate_of(12, groups).min() == 1
 
 
 def test_neighbourhood_overlap_is_one_for_the_same_graph_and_drops_when_it_changes() -> None:
     rng = np.random.default_rng(1)
     vectors = rng.normal(size=(60, 16))
     names = [str(i) for i in range(60)]
-    same = checks.graph_of(vectors, names, np.arange(60))
-    other = checks.graph_of(rng.normal(size=(60, 16)), names, np.arange(60))
-    assert np.all(checks.neighbourhood_overlap(same, same) == 1.0)
-    changed = checks.neighbourhood_overlap(same, other)
+    same = neighbour_checks.graph_of(vectors, names, np.arange(60))
+    other = neighbour_checks.graph_of(rng.normal(size=(60, 16)), names, np.arange(60))
+    assert np.all(neighbour_checks.neighbourhood_overlap(same, same) == 1.0)
+    changed = neighbour_checks.neighbourhood_overlap(same, other)
     assert changed.mean() < 0.5 and changed.min() >= 0.0
     with pytest.raises(UserError, match="different images"):
-        checks.neighbourhood_overlap(same, checks.graph_of(vectors, names[::-1], np.arange(60)))
+        neighbour_checks.neighbourhood_overlap(
+            same, neighbour_checks.graph_of(vectors, names[::-1], np.arange(60))
+        )
 
 
 def test_changed_compares_a_run_with_random_at_the_same_layer(home: Path, run_id: int) -> None:
     store = Store.open(home)
-    emb, graph, base, base_graph = checks.changed_graphs(store, "tiny", run_id)
+    emb, graph, base, base_graph = neighbour_checks.changed_graphs(store, "tiny", run_id)
     assert (base.source, base.layer, base.grid) == ("random", emb.layer, emb.grid)
-    report = checks.changed_report(emb, graph, base, base_graph, "tiny", n=5)
+    report = neighbour_checks.changed_report(emb, graph, base, base_graph, "tiny", n=5)
     assert report["run"] == str(run_id) and len(report["changed"]) == 5
     overlaps = [row["overlap"] for row in report["changed"]]
     assert overlaps == sorted(overlaps) and 0 <= overlaps[0] <= report["mean_overlap"] <= 1
@@ -122,7 +124,7 @@ def test_changed_compares_a_run_with_random_at_the_same_layer(home: Path, run_id
     shared = len(set(row["neighbours"]) & set(row["baseline_neighbours"]))
     assert shared / report["k"] == pytest.approx(row["overlap"])
     with pytest.raises(UserError, match="give a run id"):
-        checks.changed_graphs(store, "tiny", "random")
+        neighbour_checks.changed_graphs(store, "tiny", "random")
 
 
 def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict | str]:
@@ -137,7 +139,7 @@ def test_cli_duplicates_outliers_changed(
     code, found = _cli(capsys, "duplicates", "pixels", "--dataset", DATASET, "--json")
     assert code == 0
     keys = {"source", "dataset", "layer", "grid", "k", "images", "threshold", "pairs", "groups"}
-    assert keys <= set(found) and found["threshold"] == checks.DEFAULT_THRESHOLD
+    assert keys <= set(found) and found["threshold"] == neighbour_checks.DEFAULT_THRESHOLD
     assert found["pairs"][0]["a"] == "pic_05.jpg"
     code, strict = _cli(
         capsys, "duplicates", "pixels", "--dataset", DATASET, "--threshold", "1", "--json"
@@ -184,8 +186,8 @@ def crops_and_copies(home: Path, tmp_path: Path) -> tuple[Store, set[frozenset[s
 
 def test_overlapping_crops_of_a_photo_are_not_near_duplicates(crops_and_copies) -> None:
     store, planted = crops_and_copies
-    emb, graph = checks.embedding_graph(store, "crops", "pixels")
-    report = checks.duplicates_report(emb, graph, "crops")
+    emb, graph = neighbour_checks.embedding_graph(store, "crops", "pixels")
+    report = neighbour_checks.duplicates_report(emb, graph, "crops")
     found = {frozenset((p["a"], p["b"])) for p in report["pairs"]}
     made = {"astronaut/again.jpg", "astronaut/trimmed.jpg"}
     assert not [pair for pair in found if not pair & made]  # no two crops of one photo

@@ -15,7 +15,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from sslviz.data import ensure_demo
-from sslviz.maps import checks, project
+from sslviz.maps import neighbour_checks, project
 from sslviz.maps.embed import embed
 from sslviz.results.image_scores import image_scores
 from sslviz.runner.execute import execute
@@ -106,9 +106,9 @@ def test_colour_a_runs_map_by_every_check_and_read_the_table(app: AppTest) -> No
     # The same numbers as the library (and so the CLI) gives.
     store = Store.open()
     emb = embed(store, "demo", 1)
-    graph = checks.neighbour_graph(store, emb)
+    graph = neighbour_checks.neighbour_graph(store, emb)
     by_path = table.set_index("path")
-    outliers = checks.outlier_scores(graph)
+    outliers = neighbour_checks.outlier_scores(graph)
     assert np.allclose(by_path.loc[graph.paths, "outlier"].to_numpy(), outliers, atol=1e-6)
     scores = image_scores(store, 1, "demo")
     assert np.allclose(by_path.loc[scores.paths, "upright"].to_numpy(), scores.columns["upright"])
