@@ -4,7 +4,7 @@ and L2 vs classification side by side."""
 
 import streamlit as st
 
-from sslviz.results.colorization import is_classification
+from sslviz.results.colorization_answers import is_classification
 from sslviz.ui.colorization_view import (
     loss_of,
     partners,

@@ -3,7 +3,7 @@ distribution, and the permutation set."""
 
 import streamlit as st
 
-from sslviz.results.jigsaw import permutation_set_stats
+from sslviz.results.jigsaw_answers import permutation_set_stats
 from sslviz.training.figures import Figure
 from sslviz.ui.heldout_view import heldout_summary
 from sslviz.ui.jigsaw_view import hamming_figure, puzzles, results_of

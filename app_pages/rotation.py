@@ -3,7 +3,7 @@ the images that have no clear "up"."""
 
 import streamlit as st
 
-from sslviz.results.rotation import AMBIGUOUS_BELOW
+from sslviz.results.rotation_answers import AMBIGUOUS_BELOW
 from sslviz.training.figures import Figure
 from sslviz.ui.heldout_view import heldout_summary
 from sslviz.ui.resources import get_store

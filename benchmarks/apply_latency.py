@@ -28,7 +28,7 @@ from digits_rotation import write_digits  # noqa: E402
 from sslviz.data import image_path, ingest  # noqa: E402
 from sslviz.results import held_out  # noqa: E402
 from sslviz.results.apply import cached_run_model, one_thread, read_image, square  # noqa: E402
-from sslviz.results.rotation import rotation_probabilities  # noqa: E402
+from sslviz.results.rotation_answers import rotation_probabilities  # noqa: E402
 from sslviz.runner.execute import execute
 from sslviz.store import Store  # noqa: E402
 from sslviz.training.config import default_config  # noqa: E402

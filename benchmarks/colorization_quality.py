@@ -478,7 +478,7 @@ def diagnose(home: Path, run_id: int, unseen: str | None) -> dict[str, float]:
 
     from sslviz.data.cache import open_cache
     from sslviz.pretext.colorization import psnr
-    from sslviz.results.colorization import grey
+    from sslviz.results.colorization_answers import grey
     from sslviz.store import Store
     from sslviz.training.batches import load_rows, split_indices
     from sslviz.training.evaluate import calibration_split, load_model

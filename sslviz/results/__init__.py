@@ -2,7 +2,8 @@
 the data checks a pretext model gives.
 
 heldout          a run's held-out images, as evaluation sees them (same cache, split, puzzles)
-rotation, jigsaw, colorization   per-image held-out results of each task
+rotation_answers, jigsaw_answers, colorization_answers
+                 each task's answers image by image: turned copies, puzzles, colours
 stored           those results computed once per checkpoint, read back by the pages
 at_run_end       what a pretext run computes when it ends (the kinds table's results writer)
 image_scores     per-image pretext scores over a whole dataset: the model as a data check

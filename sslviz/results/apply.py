@@ -33,9 +33,14 @@ from sslviz.data.sources import MAX_FILE_BYTES
 from sslviz.models.checkpoint import checkpoint_path
 from sslviz.pretext import PretextModel, PretextTask
 from sslviz.pretext.colorization import colourfulness, psnr
-from sslviz.results.colorization import grey, is_classification, with_colours_of
-from sslviz.results.jigsaw import board, display_tiles, puzzle_logits, shuffled_and_reassembled
-from sslviz.results.rotation import angle, rotation_probabilities, turned
+from sslviz.results.colorization_answers import grey, is_classification, with_colours_of
+from sslviz.results.jigsaw_answers import (
+    board,
+    display_tiles,
+    puzzle_logits,
+    shuffled_and_reassembled,
+)
+from sslviz.results.rotation_answers import angle, rotation_probabilities, turned
 from sslviz.store import Run, Store
 from sslviz.training.config import TrainConfig
 from sslviz.training.evaluate import load_model

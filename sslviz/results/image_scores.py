@@ -277,7 +277,7 @@ def _score_batch(
             "seen_turn": images.new_tensor(ANGLES, dtype=torch.float32)[top.indices],
         }
     if task.name == "colorization":
-        from sslviz.results.colorization import grey
+        from sslviz.results.colorization_answers import grey
 
         colour = task.colorize(model, images, batch_size=len(images))  # (B, 3, S, S) uint8
         truth = images.cpu()

@@ -28,8 +28,8 @@ from sslviz.pretext.base import PretextModel, normalize
 from sslviz.pretext.jigsaw import JigsawLayout
 from sslviz.results.apply import DISPLAY_SIDE, LoadedModel, Panel, square
 from sslviz.results.heatmap import overlay
-from sslviz.results.jigsaw import board, display_tiles
-from sslviz.results.rotation import angle, turned
+from sslviz.results.jigsaw_answers import board, display_tiles
+from sslviz.results.rotation_answers import angle, turned
 
 SALIENCY_TASKS = ("rotation", "jigsaw")  # tasks whose model picks one class to explain
 

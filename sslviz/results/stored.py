@@ -32,8 +32,8 @@ from sslviz.core import devices
 from sslviz.core.atomic import write_bytes
 from sslviz.results.apply import LoadedModel, checkpoint_version
 from sslviz.results.heldout import HeldOut
-from sslviz.results.jigsaw import puzzle_logits
-from sslviz.results.rotation import rotation_probabilities
+from sslviz.results.jigsaw_answers import puzzle_logits
+from sslviz.results.rotation_answers import rotation_probabilities
 from sslviz.store import Run, Store
 
 RESULTS_DIR = "results"
@@ -91,7 +91,7 @@ def _on_device(loaded: LoadedModel) -> tuple[torch.nn.Module, torch.device]:
 def rotation_of(
     store: Store, run: Run, load: Callable[[], LoadedModel], held: HeldOut
 ) -> torch.Tensor:
-    """(N, 4, 4) rotation probabilities of the held-out images (``results.rotation``)."""
+    """(N, 4, 4) rotation probabilities of the held-out images (``results.rotation_answers``)."""
 
     def compute() -> Arrays:
         model, device = _on_device(load())

@@ -35,7 +35,7 @@ from sslviz.data.cache import open_cache
 from sslviz.pretext.base import PretextModel
 from sslviz.results import stored
 from sslviz.results.apply import LoadedModel, cached_run_model
-from sslviz.results.rotation import rotation_probabilities
+from sslviz.results.rotation_answers import rotation_probabilities
 from sslviz.store import Dataset, Store
 
 # Measured (benchmarks/upright_quality.py, README): digits, 8 epochs of rotation on 1,000 of

@@ -8,7 +8,7 @@ import streamlit as st
 
 from sslviz.results import stored
 from sslviz.results.apply import LoadedModel, checkpoint_version
-from sslviz.results.colorization import (
+from sslviz.results.colorization_answers import (
     ColorizationResults,
     DecodeInputs,
     at_temperature,

@@ -17,8 +17,8 @@ import torch
 from sslviz.data import image_path
 from sslviz.pretext.rotation import ANGLES
 from sslviz.results.apply import Applied, LoadedModel, apply_image, read_image
-from sslviz.results.colorization import is_classification
-from sslviz.results.rotation import angle, turned
+from sslviz.results.colorization_answers import is_classification
+from sslviz.results.rotation_answers import angle, turned
 from sslviz.results.upright import aligned_turns
 from sslviz.store import Run, Store
 from sslviz.ui.heldout_view import heldout_summary

@@ -8,7 +8,7 @@ import streamlit as st
 
 from sslviz.results import stored
 from sslviz.results.apply import LoadedModel, checkpoint_version
-from sslviz.results.jigsaw import JigsawResults
+from sslviz.results.jigsaw_answers import JigsawResults
 from sslviz.store import Run, Store
 from sslviz.ui.results_view import held_out_images, loaded_model, pager, picture
 from sslviz.ui.saliency_view import jigsaw_picture

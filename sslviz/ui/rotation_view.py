@@ -11,7 +11,7 @@ import streamlit as st
 from sslviz.pretext.rotation import ANGLES
 from sslviz.results import stored
 from sslviz.results.apply import LoadedModel, checkpoint_version
-from sslviz.results.rotation import (
+from sslviz.results.rotation_answers import (
     ABSOLUTE_BELOW,
     AMBIGUOUS_BELOW,
     Ambiguity,

@@ -10,8 +10,8 @@ from PIL import Image
 
 from sslviz.results.apply import LoadedModel
 from sslviz.results.heatmap import overlay
-from sslviz.results.jigsaw import JigsawResults
-from sslviz.results.rotation import RotationResults, turned
+from sslviz.results.jigsaw_answers import JigsawResults
+from sslviz.results.rotation_answers import RotationResults, turned
 from sslviz.results.saliency import (
     SALIENCY_TASKS,
     jigsaw_board,

@@ -16,9 +16,9 @@ from sslviz.cli import main
 from sslviz.core.errors import UserError
 from sslviz.data.cache import open_cache
 from sslviz.models.checkpoint import checkpoint_path
-from sslviz.results.colorization import colorization_results
+from sslviz.results.colorization_answers import colorization_results
 from sslviz.results.image_scores import cached_image_scores, image_scores, scores_file
-from sslviz.results.rotation import rotation_probabilities
+from sslviz.results.rotation_answers import rotation_probabilities
 from sslviz.store import Store
 from sslviz.training.evaluate import load_model
 

@@ -13,8 +13,8 @@ from sslviz.models.checkpoint import checkpoint_path
 from sslviz.results import held_out, stored, upright
 from sslviz.results.apply import cached_run_model, checkpoint_version
 from sslviz.results.features import index_file
-from sslviz.results.jigsaw import puzzle_logits
-from sslviz.results.rotation import rotation_probabilities
+from sslviz.results.jigsaw_answers import puzzle_logits
+from sslviz.results.rotation_answers import rotation_probabilities
 from sslviz.store import Store
 from sslviz.training.evaluate import evaluate_run
 
