@@ -45,8 +45,10 @@ FORBIDDEN: dict[str, str] = {
     "sslviz.maps.neighbour_checks.graph_of": "submit a checks job",
     "sslviz.maps.neighbour_checks.knn": "submit a checks job",
     "sslviz.results.image_scores.image_scores": "read cached_image_scores after a checks job",
-    # Next (branch f1-labeling): the leaderboard and the first prediction's UMAP fit, e.g.
-    # "sslviz.fewshot.leaderboard.leaderboard", "sslviz.maps.project.project".
+    # the leaderboard: a job of kind "leaderboard" (fewshot.leaderboard_job.submit_ranking)
+    "sslviz.fewshot.leaderboard.leaderboard": "submit a ranking job (leaderboard_job)",
+    "sslviz.fewshot.leaderboard_job.execute_run": "submit a ranking job (submit_ranking)",
+    "sslviz.fewshot.leaderboard_rows.frozen_row": "submit a ranking job (submit_ranking)",
 }
 # (file, qualified call) pairs allowed with a reason: work that doesn't run in the script thread.
 ALLOWED: dict[tuple[str, str], str] = {
@@ -119,6 +121,10 @@ def test_no_page_script_calls_long_work_directly() -> None:
         ),
         ("import sslviz.api as api\napi.pretrain(store, 'd')\n", "pretrain"),
         ("from sslviz.runner.execute import execute as run_it\nrun_it(store, 3)\n", "execute"),
+        (
+            "from sslviz.fewshot.leaderboard import leaderboard as rank\nrank(store, 1, labels)\n",
+            "leaderboard",
+        ),
     ],
 )
 def test_the_probe_catches_direct_calls_and_aliases(tmp_path: Path, source: str, call: str) -> None:

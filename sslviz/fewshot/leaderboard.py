@@ -159,12 +159,14 @@ def leaderboard(
     *,
     background: bool | None = None,
     on_progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Leaderboard:
     """Score every candidate on ``labels`` (path -> label) and rank them (module docstring).
 
     ``background`` (default: datasets too large to embed inline) submits embedding jobs for missing
     embeddings instead of computing them here; those rows wait with ``pending_run`` set.
-    ``on_progress(stage, done, total)`` is told each stage before it starts."""
+    ``on_progress(stage, done, total)`` is told each stage before it starts; ``should_stop()``
+    true between an embedding's batches raises Cancelled (the ranking job's cancel)."""
     import time
 
     from sslviz.fewshot.enough import TOO_FEW_REASON, too_few
@@ -215,7 +217,16 @@ def leaderboard(
             known = cache.get(cv_keys.get(candidate, ""))
             cv = row_from_json(dict(known)) if known is not None else None
             row = frozen_row(
-                store, dataset, candidate, labels, holdout, row_of, background, progress, cv=cv
+                store,
+                dataset,
+                candidate,
+                labels,
+                holdout,
+                row_of,
+                background,
+                progress,
+                cv=cv,
+                should_stop=should_stop,
             )
         if candidate in keys and keys[candidate] not in cache:
             computed += 1

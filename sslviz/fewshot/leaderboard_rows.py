@@ -118,12 +118,14 @@ def frozen_row(
     stage: Callable[[str], None],
     *,
     cv: Row | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Row:
     """CV with ``choose`` on all the labels (``cv``: that row already computed, e.g. cached from
     a ranking without fine-tunes: a fine-tune never changes it). With a shared untouched set,
     also: the predictor chosen by CV on the other labels, fitted there and scored on the
     untouched ones. A fine-tune's encoder (``FINETUNE_EMBEDDING``) gets ``auto``'s rule instead,
-    scored on the untouched labels only (a CV on labels it trained on would flatter it)."""
+    scored on the untouched labels only (a CV on labels it trained on would flatter it).
+    ``should_stop``: the embedding's cancel (``maps.embed.embed``)."""
     from sslviz.fewshot.estimate import RULE, choose
     from sslviz.fewshot.predict import prepared_features
     from sslviz.maps.embed import cached_embeddings, embed
@@ -140,7 +142,14 @@ def frozen_row(
         )
     if emb is None:
         stage("embedding")
-        emb = embed(store, dataset, candidate.source, layer=candidate.layer, grid=candidate.grid)
+        emb = embed(
+            store,
+            dataset,
+            candidate.source,
+            layer=candidate.layer,
+            grid=candidate.grid,
+            should_stop=should_stop,
+        )
     features = prepared_features(store, emb)  # the UMAP read from its cache after the first time
     if named["fine_tuned"]:
         row = Row(**named, method=RULE, cv_accuracy=None, cv_interval=None)

@@ -1,6 +1,6 @@
 """What each kind of run is, without importing torch: pretext tasks and the other jobs the one
 job runner carries out (fine-tuning on labels, embedding + projection of a large dataset, ingest,
-the Explorer's data checks), and the request to record one.
+the Explorer's data checks, ranking the sources for a session's labels), and the request to record one.
 
 Pages, the CLI and the worker read this table instead of guessing from a run's logged metric keys;
 the job runner reaches a kind's ``executor`` only through it (imported when it runs one), so the
@@ -162,6 +162,16 @@ KINDS: dict[str, RunKind] = {
         metric_label="",
         executor="sslviz.api:execute_checks_run",
         config_type="sslviz.maps.checks_job:ChecksSettings",
+    ),
+    "leaderboard": RunKind(
+        name="leaderboard",
+        label="rank sources",
+        pretext=False,
+        has_encoder=False,
+        live_metric=None,
+        metric_label="",
+        executor="sslviz.fewshot.leaderboard_job:execute_run",
+        config_type="sslviz.fewshot.leaderboard_job:RankSettings",
     ),
 }
 assert tuple(KINDS) == RUN_KINDS, "every kind the schema allows needs an entry here"

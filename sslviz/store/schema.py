@@ -10,12 +10,13 @@ DATASET_STATUSES = ("ingesting", "ready", "failed", "interrupted")
 RUN_STATUSES = ("queued", "running", "finished", "failed", "cancelled", "interrupted")
 TASKS = ("rotation", "colorization", "jigsaw", "multi")  # pretext tasks
 # Other work the one job runner carries out; a row of ``runs`` like a pretext run (DESIGN 3.3).
-JOB_KINDS = ("finetune", "embedding", "ingest", "checks")
+JOB_KINDS = ("finetune", "embedding", "ingest", "checks", "leaderboard")
 RUN_KINDS = TASKS + JOB_KINDS
 # The kinds as shipped migrations knew them: their text must not change when a kind is added.
 _TASKS_V1 = ("rotation", "colorization", "jigsaw")
 _RUN_KINDS_V2 = _TASKS_V1 + ("finetune", "embedding")
 _RUN_KINDS_V4 = ("rotation", "colorization", "jigsaw", "multi", "finetune", "embedding")
+_RUN_KINDS_V7 = _RUN_KINDS_V4 + ("ingest", "checks")
 
 
 def _in(values: tuple[str, ...]) -> str:
@@ -324,6 +325,10 @@ MIGRATIONS: list[str] = [
     """,
     # 7: runs of kind ``ingest`` and ``checks``: ingests (server folders, staged uploads) and the
     # Explorer's data checks are jobs of the one runner too. ``runs`` is rebuilt for its CHECK.
+    _with_autoincrement(
+        "runs", _runs_columns(_RUN_KINDS_V7, since_5=True), after=_RUNS_INDEXES, keep_sequence=True
+    ),
+    # 8: runs of kind ``leaderboard``: ranking the sources for a session's labels is a job too.
     _with_autoincrement(
         "runs", _runs_columns(RUN_KINDS, since_5=True), after=_RUNS_INDEXES, keep_sequence=True
     ),

@@ -11,7 +11,9 @@ one only where a paired comparison on the same labels shows it clearly better
 ``fewshot.labeling.set_source``); a fine-tune's encoder is such a source, its head's own
 predictions are not. Ranking is a click, not automatic: it scores every run, and the
 labels change with every click on the page; a result whose labels have changed since says so.
-While it ranks, a bar names the stage (embedding or cross-validating which source).
+It runs as a background job (kind ``leaderboard``, ``fewshot.leaderboard_job``): the page
+submits it, shows its stage (embedding or cross-validating which source) with Cancel, and reads
+the board it stored; leaving the page loses nothing.
 The fine-tune panel starts a supervised or a semi-supervised (FixMatch) fine-tune.
 """
 
@@ -27,18 +29,17 @@ from streamlit.errors import StreamlitAPIException
 
 from sslviz.core.errors import UserError
 from sslviz.fewshot.finetune_data import labels_sha
-from sslviz.fewshot.leaderboard import (
-    Leaderboard,
-    Row,
-    clearly_better,
-    leaderboard,
-    record_choice,
-)
+from sslviz.fewshot.leaderboard import Leaderboard, Row, clearly_better, record_choice
+from sslviz.fewshot.leaderboard_job import latest_ranking, stored_board, submit_ranking
 from sslviz.fewshot.leaderboard_rows import FINETUNE_HEAD
+from sslviz.runner import jobs
+from sslviz.runner.progress import fraction_done
 from sslviz.store import Store
+from sslviz.store.rows import ACTIVE_STATUSES
+from sslviz.ui.widgets import user_errors
 
 Switch = Callable[[str, str | None, int | None], None]
-_STATE = "leaderboard_{session}"
+POLL_SECONDS = 1.0
 HERE = "◀ this one"
 SUPERVISED = "labels only"
 SEMI_SUPERVISED = "labels + unlabeled images (FixMatch)"
@@ -124,39 +125,21 @@ def _unranked(board: Leaderboard, row: Row) -> bool:
 
 
 def leaderboard_panel(store: Store, session: Any, *, on_switch: Switch | None = None) -> None:
-    """Rank sources for the session's labels; switch the session to a better one."""
+    """Rank sources for the session's labels (a background job: its stage with Cancel while it
+    runs, its board once it ended); switch the session to a better one."""
     labels = session_labels(store, session)
     st.markdown("#### Which source predicts these labels best?")
     if len(set(labels.values())) < 2:
         st.info("Label images of at least two classes, then rank the sources for them.")
         return
-    key = _STATE.format(session=session.id)
     sha = labels_sha(labels)
     if st.button(
         "Rank sources for these labels", key=f"rank_{session.id}", icon=":material/leaderboard:"
     ):
-        bar = st.progress(0.0, text="Scoring every run, layer and baseline on your labels…")
-
-        def stage(name: str, done: int, total: int) -> None:
-            bar.progress(min(1.0, done / max(1, total)), text=f"{name} ({done}/{total})")
-
-        try:
-            st.session_state[key] = (
-                sha,
-                leaderboard(store, session.dataset_id, labels, on_progress=stage),
-            )
-        except UserError as error:
-            st.error(str(error))
-            return
-        finally:
-            bar.empty()
-    saved = st.session_state.get(key)
+        with user_errors():
+            submit_ranking(store, session, labels)
+    saved = ranked(store, session)
     if saved is None:
-        st.caption(
-            "Scores pixels, a random network, every finished run (two poolings each) and every "
-            "fine-tune on your labels, the same way for all: cross-validated accuracy with a "
-            "95% interval."
-        )
         return
     ranked_sha, board = saved
     if ranked_sha != sha:
@@ -188,6 +171,43 @@ def leaderboard_panel(store: Store, session: Any, *, on_switch: Switch | None = 
             record_choice(store, store.sessions.get(session.id), row, labels, ranked)
 
     _switch_buttons(store, board, session, on_switch)
+
+
+def ranked(store: Store, session: Any) -> tuple[str, Leaderboard] | None:
+    """(labels' sha, board) of the session's newest ranking job once it finished; else None,
+    with what there is to say: its progress with Cancel (polled), how it ended, or what a
+    ranking does."""
+    run = latest_ranking(store, session)
+    if run is None:
+        st.caption(
+            "Scores pixels, a random network, every finished run (two poolings each) and every "
+            "fine-tune on your labels, the same way for all: cross-validated accuracy with a "
+            "95% interval. It runs in the background: leave the page, it goes on."
+        )
+        return None
+    if run.status in ACTIVE_STATUSES:
+        st.fragment(_poll, run_every=POLL_SECONDS)(store, run.id)
+        return None
+    board = stored_board(store, run)
+    if board is None:
+        why = f": {run.error}" if run.status == "failed" else ""
+        st.caption(f"The last ranking (job #{run.id}) ended {run.status}{why}. Rank again.")
+        return None
+    return str(run.config["labels"]), board
+
+
+def _poll(store: Store, run_id: int) -> None:
+    """The ranking job's stage and progress, with Cancel; the page reruns when it ends."""
+    run = store.runs.get(run_id)
+    if run.status not in ACTIVE_STATUSES:
+        st.rerun()  # ended: the page reads the board it stored
+    done = fraction_done(run)
+    doing = "queued: waiting for the CPU" if run.status == "queued" else run.stage or "starting"
+    st.progress(done, text=f"Ranking the sources (job #{run.id}, {done:.0%}): {doing}…")
+    if st.button("Cancel", key=f"rank_cancel_{run.id}", icon=":material/stop_circle:"):
+        with user_errors():
+            jobs.cancel(store, run.id)
+        st.rerun()
 
 
 def _switch_buttons(store: Store, board: Leaderboard, session: Any, on_switch: Switch) -> None:
@@ -241,6 +261,13 @@ def best_parent(runs: list[Any], session: Any, ranked: Any) -> tuple[int, str]:
     return longest.id, "the run that trained longest (rank the sources to pick the best)"
 
 
+def _finished_board(store: Store, session: Any) -> tuple[str, Leaderboard] | None:
+    """(labels' sha, board) of the session's newest ranking if it finished, without a word."""
+    run = latest_ranking(store, session)
+    board = None if run is None else stored_board(store, run)
+    return None if board is None else (str(run.config["labels"]), board)
+
+
 def finetune_button(store: Store, session: Any) -> None:
     """Start a fine-tune of a run's encoder on the session's labels (a background run)."""
     from sslviz.fewshot.finetune import submit_finetune
@@ -261,9 +288,7 @@ def finetune_button(store: Store, session: Any) -> None:
         return
     names = {r.id: f"#{r.id} {run_kind(r.task).label}" for r in runs}
     ids = list(names)
-    default, why = best_parent(
-        runs, session, st.session_state.get(_STATE.format(session=session.id))
-    )
+    default, why = best_parent(runs, session, _finished_board(store, session))
     chosen = st.selectbox(
         "Start from run",
         ids,

@@ -1,5 +1,5 @@
 """AppTest of the leaderboard panel and the fine-tune button of a labeling session: rank on a
-click, best first, the session's source marked, no switch offered where a paired comparison
+click (a background job the page follows with Cancel, then reads), best first, the session's source marked, no switch offered where a paired comparison
 can't tell the sources apart, a fine-tune (supervised or FixMatch) started as a background run. Real store, real PNGs, real embeddings and worker."""
 
 from __future__ import annotations
@@ -57,6 +57,36 @@ def session_store(home: Path):
     store.close()
 
 
+def rank(at: AppTest, store: Store) -> None:
+    """Click *Rank*: a ranking job is submitted and followed (its progress with Cancel); once
+    the worker finished it, the page shows the board it stored."""
+    at.button(key="rank_1").click().run()
+    assert not at.exception
+    (run,) = [r for r in store.runs.list() if r.task == "leaderboard"]
+    if run.status in ("queued", "running"):  # a worker starting: the page follows it
+        assert "Ranking the sources (job #" in str([p.proto for p in at.get("progress")])
+        assert at.button(key=f"rank_cancel_{run.id}")
+    ended = jobs.wait(store, run.id, 240)
+    assert ended.status == "finished", (ended.status, ended.error)
+    at.run()
+    assert not at.exception
+
+
+def test_a_ranking_can_be_cancelled_from_the_page(session_store):
+    store, _ = session_store
+    at = AppTest.from_function(panel, default_timeout=120)
+    at.run()
+    at.button(key="rank_1").click().run()
+    (run,) = [r for r in store.runs.list() if r.task == "leaderboard"]
+    at.button(key=f"rank_cancel_{run.id}").click().run()  # within a second of the submit
+    assert not at.exception
+    ended = jobs.wait(store, run.id, 120)
+    assert ended.status == "cancelled", (ended.status, ended.error)
+    at.run()
+    assert f"The last ranking (job #{run.id}) ended cancelled" in _texts(at)
+    assert not at.dataframe
+
+
 def _texts(at: AppTest) -> str:
     kinds = ("markdown", "caption", "info", "warning", "success", "error")
     return "\n".join(str(e.value) for kind in kinds for e in getattr(at, kind))
@@ -70,8 +100,7 @@ def test_rank_on_a_click_best_first_mark_the_session_and_no_switch_on_a_near_tie
     assert not at.dataframe  # ranking is a click, not every rerun
     assert "Train a pretext run on this dataset first" in _texts(at)
 
-    at.button(key="rank_1").click().run()
-    assert not at.exception
+    rank(at, session_store[0])
     table = at.dataframe[0].value
     assert list(table["rank"]) == list(range(1, len(table) + 1))
     mine = table[table["session"] == "◀ this one"]
@@ -90,7 +119,7 @@ def test_labels_that_change_after_ranking_are_flagged(session_store):
     store, truth = session_store
     at = AppTest.from_function(panel, default_timeout=120)
     at.run()
-    at.button(key="rank_1").click().run()
+    rank(at, store)
     image = store.datasets.images(store.datasets.get_by_name("stripes").id)[-1]
     store.sessions.set_labels(1, {image.id: truth[image.path]})
     at.run()
