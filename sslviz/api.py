@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sslviz.data.ingest import IngestReport
+    from sslviz.data.ingest_pipeline import IngestReport
     from sslviz.maps.embed import Embeddings
     from sslviz.maps.project import Projection
     from sslviz.results.features import ChannelIndex, FeatureSource
@@ -39,7 +39,7 @@ def ingest(
     store: Store, sources: Sequence[str | Path] | str | Path, name: str | None = None
 ) -> IngestReport:
     """Bring folders, .zip files or image files in as a dataset (``sslviz ingest``)."""
-    from sslviz.data.ingest import ingest as _ingest
+    from sslviz.data.ingest_pipeline import ingest as _ingest
 
     if isinstance(sources, (str, Path)):
         sources = [sources]

@@ -44,7 +44,7 @@ def output_file(flag: str, value: str | Path | None, suffixes: tuple[str, ...] =
 
 class _Tqdm(tqdm):
     # No monitor thread: a second thread would make ingestion start its decoding pool by "spawn"
-    # instead of "fork" (sslviz.data.ingest._start_method), seconds slower to start.
+    # instead of "fork" (sslviz.data.ingest_pipeline._start_method), seconds slower to start.
     monitor_interval = 0
 
 

@@ -13,7 +13,7 @@ import sysconfig
 from pathlib import Path
 
 from sslviz.core.errors import UserError
-from sslviz.data.ingest import ingest
+from sslviz.data.ingest_pipeline import ingest
 from sslviz.data.recovery import RETRYABLE, reap_ingests
 from sslviz.store import Dataset, Store
 

@@ -23,7 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from sslviz.core.errors import UserError
-from sslviz.data.ingest import check_server_path, check_sources, fill, plan_of, start_dataset
+from sslviz.data.ingest_pipeline import (
+    check_server_path,
+    check_sources,
+    fill,
+    plan_of,
+    start_dataset,
+)
 from sslviz.data.recovery import (
     INGEST_KIND,
     UPLOAD_SOURCE,
