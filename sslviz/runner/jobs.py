@@ -311,9 +311,18 @@ def _why_not_resumable(run: Run) -> str:
 
 
 def delete_run(store: Store, run_id: int, *, timeout: float = 15.0) -> None:
-    """Delete a run: cancel it if active (killing it after ``timeout`` s), its rows and its files."""
+    """Delete a run: cancel it if active (killing it after ``timeout`` s), its rows and its files.
+    A run carried out in the foreground (``sslviz train``) by a live process is refused: that
+    process is no worker of ours to stop, and it would go on writing into the deleted folder."""
+    reap(store)
     run = store.runs.get(run_id)
     pid = run.pid
+    foreground = pid is not None and not is_worker_process(pid, run_id)
+    if run.status == "running" and foreground and _owns_process(run):
+        raise UserError(
+            f"run {run_id} is running in the foreground (pid {pid}): cancel it first "
+            f"(`sslviz cancel {run_id}`, or Ctrl-C where it runs), then delete it"
+        )
     if run.status in ACTIVE_STATUSES:
         cancel(store, run_id)
         run = wait(store, run_id, timeout)

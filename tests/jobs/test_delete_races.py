@@ -1,6 +1,7 @@
 """Deleting a dataset is atomic with respect to submitting a run on it: a run recorded by another
 process while the delete looks is never deleted with the dataset. Real processes: one records a
-run and holds its transaction open until told to commit, while this one deletes the dataset."""
+run and holds its transaction open until told to commit, while this one deletes the dataset.
+A run a live foreground ``sslviz train`` carries out is never deleted under it."""
 
 from __future__ import annotations
 
@@ -84,3 +85,42 @@ def test_a_run_submitted_after_its_dataset_was_deleted_is_one_clear_error(store,
             device="cpu",
             epochs=1,
         )
+
+
+@pytest.mark.timeout(300)
+def test_a_foreground_run_is_not_deleted_under_its_process(store, home, sslviz, wait_for) -> None:
+    """issue 25: deleting a run a live `sslviz train` carries out in the foreground is refused
+    in one line (cancel it first): it was deleted while that process went on writing into the
+    deleted folder. Once it is cancelled, the delete goes through."""
+    from conftest import SSLVIZ, make_dataset
+
+    from sslviz.runner import jobs
+
+    make_dataset(store, n=40)
+    train = subprocess.Popen(
+        [SSLVIZ, "train", "--dataset", "tiny", "--task", "rotation", "--time-budget", "600"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: [r for r in store.runs.list(("running",)) if r.step > 0], 180)
+        (run,) = store.runs.list(("running",))
+        refused = sslviz("delete-run", str(run.id), check=False)
+        assert refused.returncode != 0
+        lines = refused.stderr.strip().splitlines()
+        assert len(lines) == 1, refused.stderr
+        line = lines[0]
+        assert "running in the foreground" in line and "cancel it first" in line
+        assert "Traceback" not in refused.stderr
+        step = store.runs.get(run.id).step
+        wait_for(lambda: store.runs.get(run.id).step > step, 60)  # it goes on, its row kept
+        assert store.workspace.run_dir(run.id).is_dir()
+        jobs.cancel(store, run.id)
+        assert train.wait(120) == 0 or store.runs.get(run.id).status == "cancelled"
+        assert store.runs.get(run.id).status == "cancelled"
+        sslviz("delete-run", str(run.id))
+        assert not store.workspace.run_dir(run.id).exists()
+    finally:
+        if train.poll() is None:
+            train.kill()
+            train.wait()
