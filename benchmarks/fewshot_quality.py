@@ -78,8 +78,8 @@ def score(features: Features, paths: list[str], truth: np.ndarray, per_class: in
         result = predict_vectors(vectors, paths, labels, "auto", features=features)
         accuracy["auto"].append(float((result.prediction.labels[rest] == truth[rest]).mean()))
         picks.append(result.method)
-        if result.estimate.accuracy is not None:
-            estimates.append(result.estimate.accuracy)
+        if result.estimate.cv_accuracy is not None:
+            estimates.append(result.estimate.cv_accuracy)
     mean = {m: float(np.mean(v)) for m, v in accuracy.items()}
     return mean, picks, (float(np.mean(estimates)) if estimates else None)
 
@@ -292,7 +292,7 @@ def rules(features: Features, truth: np.ndarray, per_class: int, draws: int) -> 
                 gain, noise = _paired_gain(other, estimates[RULE])
                 if (
                     switches(gain, noise, se=rule[0], least=rule[1])
-                    and other.accuracy > best.accuracy
+                    and other.cv_accuracy > best.cv_accuracy
                 ):
                     best = other
             out[name].append(right[best.method])

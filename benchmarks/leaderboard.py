@@ -86,7 +86,7 @@ def frozen_accuracy(
     features = Features(vectors, shared_scale=shared_scale)
     if by_cv:
         choice = choose(vectors, idx, y, features=features)
-        method, estimate = choice.method, choice.estimate.accuracy
+        method, estimate = choice.method, choice.estimate.cv_accuracy
     else:
         method, estimate = RULE, None
     prediction = fit_predict(vectors, idx, y, method, features=features)

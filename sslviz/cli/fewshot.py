@@ -115,9 +115,9 @@ def run_predict(args: argparse.Namespace) -> int:
         say(f"{estimate.reason}")
         quality = "no estimate"
     else:
-        low, high = estimate.interval
+        low, high = estimate.cv_interval
         quality = (
-            f"CV accuracy {estimate.accuracy:.3f} [{low:.3f}, {high:.3f}] "
+            f"CV accuracy {estimate.cv_accuracy:.3f} [{low:.3f}, {high:.3f}] "
             f"(always the most common label: {estimate.majority_rate:.3f})"
         )
     covered = result.coverage

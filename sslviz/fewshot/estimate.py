@@ -7,7 +7,7 @@ Scheme (decided here, documented in the README):
 - Only classes with at least ``MIN_PER_CLASS`` (2) labels are held out; a class with a single
   label stays in every training fold (it can be predicted, but not tested).
 - Below ``MIN_TESTED`` (10) held-out images, or fewer than 2 such classes, there is no estimate:
-  ``too_few`` is True and accuracy/interval are None ("too few labels to estimate"; the one
+  ``too_few`` is True and cv_accuracy/cv_interval are None ("too few labels to estimate"; the one
   definition is ``sslviz.fewshot.enough``).
 - Stratified k-fold (k = ``FOLDS``), repeated ``REPEATS`` times with different partitions (once
   with 200 or more labels, or more than ``LARGE`` images); the
@@ -79,14 +79,14 @@ NOT_CANDIDATES = ("self-training", "knn", "label-spreading", "umap-spreading")  
 class Estimate:
     """Cross-validated accuracy of one method on the labeled images.
 
-    accuracy / interval are None when ``too_few``. confusion (K, K) counts, row = given label,
+    cv_accuracy / cv_interval are None when ``too_few``. confusion (K, K) counts, row = given label,
     column = out-of-fold prediction, over ``held_out`` images; out_of_fold (n,) the out-of-fold
     predicted class name of every labeled image (None where not held out); classes (K,).
     """
 
     method: str
-    accuracy: float | None
-    interval: tuple[float, float] | None
+    cv_accuracy: float | None  # corrected for choosing the method (see the module docstring)
+    cv_interval: tuple[float, float] | None
     n_labeled: int
     too_few: bool
     confusion: np.ndarray | None
@@ -97,7 +97,9 @@ class Estimate:
     reason: str | None = None
     fold_correct: np.ndarray | None = None  # (R, n) per repeat: 1.0/0.0, NaN if not held out
     folds: np.ndarray | None = None  # (R, n) fold number of each labeled image per repeat
-    cv_accuracy: float | None = None  # before the selection correction (= accuracy if none)
+    uncorrected_cv_accuracy: float | None = (
+        None  # before the selection correction (= cv_accuracy if none)
+    )
     selection_correction: float = 0.0  # subtracted for choosing among methods (see docstring)
     majority_rate: float | None = None  # always the most common label, on the same labels
     suggested_share: float | None = None  # of the labels, from the suggestions (None: unknown)
@@ -110,15 +112,15 @@ class Estimate:
     def to_json(self) -> dict:
         return {
             "method": self.method,
-            "cv_accuracy": self.accuracy,
-            "cv_interval": list(self.interval) if self.interval else None,
+            "cv_accuracy": self.cv_accuracy,
+            "cv_interval": list(self.cv_interval) if self.cv_interval else None,
             "labeled": self.n_labeled,
             "majority_rate": self.majority_rate,
             "actively_chosen": self.actively_chosen,
             **({"reason": self.reason} if self.reason else {}),
             **(
                 {
-                    "uncorrected_cv_accuracy": self.cv_accuracy,
+                    "uncorrected_cv_accuracy": self.uncorrected_cv_accuracy,
                     "selection_correction": round(self.selection_correction, 4),
                 }
                 if self.selection_correction
@@ -201,8 +203,8 @@ def _estimate(
     np.add.at(confusion, (y[held], predicted[held]), 1)
     return Estimate(
         method=method,
-        accuracy=right / n_held,
-        interval=wilson_interval(right, n_held),
+        cv_accuracy=right / n_held,
+        cv_interval=wilson_interval(right, n_held),
         n_labeled=len(y),
         too_few=False,
         confusion=confusion,
@@ -210,7 +212,7 @@ def _estimate(
         classes=classes,
         held_out=n_held,
         correct=correct,
-        cv_accuracy=right / n_held,
+        uncorrected_cv_accuracy=right / n_held,
         majority_rate=float(np.bincount(y[held]).max() / n_held),
     )
 
@@ -353,11 +355,11 @@ def choose(
         if other.method == default:
             continue
         gain, noise = _paired_gain(other, base)
-        if switches(gain, noise) and other.accuracy > best.accuracy:
+        if switches(gain, noise) and other.cv_accuracy > best.cv_accuracy:
             best = other
             reason = (
-                f"{other.method}: CV accuracy {other.accuracy:.3f} vs {default} "
-                f"{base.accuracy:.3f} (gain {gain:+.3f} > its standard error {noise:.3f})"
+                f"{other.method}: CV accuracy {other.cv_accuracy:.3f} vs {default} "
+                f"{base.cv_accuracy:.3f} (gain {gain:+.3f} > its standard error {noise:.3f})"
             )
     corrected = corrected_for_choice(best, estimates)
     if corrected.selection_correction:
@@ -393,11 +395,11 @@ def corrected_for_choice(chosen: Estimate, estimates: list[Estimate]) -> Estimat
     bias = float(np.mean(gaps)) if gaps else 0.0
     if bias <= 0:
         return chosen
-    accuracy = max(0.0, chosen.accuracy - bias)
+    accuracy = max(0.0, chosen.cv_accuracy - bias)
     return replace(
         chosen,
-        accuracy=accuracy,
-        interval=wilson_interval(accuracy * chosen.held_out, chosen.held_out),
+        cv_accuracy=accuracy,
+        cv_interval=wilson_interval(accuracy * chosen.held_out, chosen.held_out),
         selection_correction=bias,
     )
 

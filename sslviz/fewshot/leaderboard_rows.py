@@ -163,8 +163,8 @@ def frozen_row(
         row = Row(
             **named,
             method=choice.method,
-            cv_accuracy=choice.estimate.accuracy,
-            cv_interval=choice.estimate.interval,
+            cv_accuracy=choice.estimate.cv_accuracy,
+            cv_interval=choice.estimate.cv_interval,
             correct=_record(choice.estimate.correct),
         )
     if not holdout:

@@ -150,7 +150,7 @@ class FeatureQuality(Callback):
         # auto among the methods that need no UMAP fit: a fit per checkpoint would cost more
         # than the checkpoint's training
         choice = choose(vectors, self.label_index, self.labels, seed=self.config.seed, umap=False)
-        accuracy = choice.estimate.accuracy
+        accuracy = choice.estimate.cv_accuracy
         return None if accuracy is None else float(accuracy)
 
 

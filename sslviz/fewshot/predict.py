@@ -1,7 +1,7 @@
 """A predicted label, with confidence, for every image of a dataset from a few labeled ones.
 
     result = predict(store, "digits", "pixels", {"0001.png": "one", ...})       # method "auto"
-    result.method, result.estimate.accuracy, result.estimate.interval
+    result.method, result.estimate.cv_accuracy, result.estimate.cv_interval
     result.prediction.labels            # (N,) in result.paths order
     result.to_json()                    # what `sslviz predict --json` prints
 
@@ -81,8 +81,8 @@ class PredictResult:
     def to_json(self) -> dict[str, Any]:
         return {
             "method": self.method,
-            "cv_accuracy": self.estimate.accuracy,
-            "cv_interval": list(self.estimate.interval) if self.estimate.interval else None,
+            "cv_accuracy": self.estimate.cv_accuracy,
+            "cv_interval": list(self.estimate.cv_interval) if self.estimate.cv_interval else None,
             "labeled": int(self.labeled.sum()),
             "predicted": int((~self.labeled).sum()),
             **({"reason": self.estimate.reason} if self.estimate.too_few else {}),

@@ -165,10 +165,10 @@ def estimate_panel(result: PredictResult, chosen: str | None = None) -> None:
         if e.too_few:
             st.metric("Estimated accuracy", "too few labels", border=True)
         else:
-            low, high = e.interval
+            low, high = e.cv_interval
             st.metric(
                 "Estimated accuracy",
-                f"{e.accuracy:.0%}",
+                f"{e.cv_accuracy:.0%}",
                 border=True,
                 help=f"95% Wilson interval {low:.0%}–{high:.0%} over {e.held_out} "
                 "cross-validated labels",
@@ -182,7 +182,7 @@ def estimate_panel(result: PredictResult, chosen: str | None = None) -> None:
                 f"{e.reason.split(': ', 1)[1]}."
             )
         else:
-            low, high = e.interval
+            low, high = e.cv_interval
             corrected = (
                 f", lowered by {e.selection_correction:.0%} for choosing among "
                 f"{len(result.estimates)} methods on the same labels"
@@ -190,7 +190,7 @@ def estimate_panel(result: PredictResult, chosen: str | None = None) -> None:
                 else ""
             )
             st.markdown(
-                f"**{e.accuracy:.0%}** of the labeled images were predicted right when held out "
+                f"**{e.cv_accuracy:.0%}** of the labeled images were predicted right when held out "
                 f"(95% interval **{low:.0%}–{high:.0%}**, {e.held_out} images, 5-fold "
                 f"cross-validation{corrected}; {beside}). It speaks for the "
                 f"{int(result.covered.sum()):,} images that look like a labeled group; with few "
@@ -214,8 +214,8 @@ def estimate_panel(result: PredictResult, chosen: str | None = None) -> None:
         rows = [
             {
                 "method": METHOD_NAMES.get(x.method, x.method),
-                "CV accuracy": x.accuracy,
-                "interval": f"{x.interval[0]:.2f}–{x.interval[1]:.2f}",
+                "CV accuracy": x.cv_accuracy,
+                "interval": f"{x.cv_interval[0]:.2f}–{x.cv_interval[1]:.2f}",
                 "used": "✓" if x.method == result.method else "",
             }
             for x in result.estimates

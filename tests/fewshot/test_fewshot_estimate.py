@@ -35,7 +35,7 @@ def test_too_few_labels_gives_no_number() -> None:
     one_each = first(y, 1)
     assert too_few(y[one_each])
     estimate = cross_validate(x, one_each, y[one_each], "logreg")
-    assert estimate.too_few and estimate.accuracy is None and estimate.interval is None
+    assert estimate.too_few and estimate.cv_accuracy is None and estimate.cv_interval is None
     assert "too few labels" in estimate.reason
     assert estimate.to_json()["cv_accuracy"] is None
     nine = first(y, 3)  # 9 images in 3 classes: under MIN_LABELED
@@ -47,10 +47,10 @@ def test_separable_data_estimates_high_and_interval_reflects_n() -> None:
     x, y = blobs()
     idx = first(y, 5)
     e = cross_validate(x, idx, y[idx], "logreg")
-    assert not e.too_few and e.accuracy == 1.0
-    assert e.interval[1] == 1.0 and 0.7 < e.interval[0] < 1.0  # 15 images can't prove 99 %
+    assert not e.too_few and e.cv_accuracy == 1.0
+    assert e.cv_interval[1] == 1.0 and 0.7 < e.cv_interval[0] < 1.0  # 15 images can't prove 99 %
     assert e.confusion.sum() == e.held_out == 15
-    assert np.trace(e.confusion) / e.held_out == e.accuracy
+    assert np.trace(e.confusion) / e.held_out == e.cv_accuracy
     assert e.out_of_fold == list(y[idx])
 
 
@@ -60,7 +60,7 @@ def test_random_labels_estimate_chance_and_flag_disagreements() -> None:
     idx = rng.choice(300, 60, replace=False)
     noise = rng.choice(["a", "b", "c"], 60)
     e = cross_validate(x, idx, noise, "logreg")
-    lo, hi = e.interval
+    lo, hi = e.cv_interval
     assert lo < 1 / 3 < hi  # nothing to learn: the interval covers chance
     wrong = [o != g for o, g in zip(e.out_of_fold, noise, strict=True)]
     assert sum(wrong) == e.held_out - np.trace(e.confusion)
@@ -91,7 +91,7 @@ def test_choose_keeps_its_rule_unless_another_is_clearly_better() -> None:
     # Poisson's whitened view weighs the 18 noise directions of these blobs like the 2 that
     # separate them: one slip in one fold of one repeat, and a correction of that size
     assert choice.estimate.selection_correction <= 0.1
-    assert choice.estimate.accuracy >= 0.9
+    assert choice.estimate.cv_accuracy >= 0.9
 
     cx, cy = chains()
     rng = np.random.default_rng(0)
@@ -99,7 +99,7 @@ def test_choose_keeps_its_rule_unless_another_is_clearly_better() -> None:
     chained = choose(cx, cidx, cy[cidx])
     logreg = next(e for e in chained.estimates if e.method == "logreg")
     assert chained.method != "logreg", chained.reason  # the XOR defeats any linear model
-    assert chained.estimate.accuracy > logreg.accuracy
+    assert chained.estimate.cv_accuracy > logreg.cv_accuracy
 
 
 @pytest.mark.slow  # a UMAP fit and four methods cross-validated
@@ -122,9 +122,14 @@ def test_the_chosen_estimate_is_corrected_for_the_choice() -> None:
             gaps.append(best - np.mean(chosen.fold_correct[r, test]))
     assert np.mean(gaps) > 0.01  # the test means something only where there is optimism
     assert e.selection_correction == pytest.approx(np.mean(gaps))
-    assert e.accuracy == pytest.approx(chosen.accuracy - np.mean(gaps))  # applied, not just said
-    assert e.cv_accuracy == chosen.accuracy and e.accuracy < e.cv_accuracy
-    assert e.interval[0] <= e.accuracy <= e.interval[1]
+    assert e.cv_accuracy == pytest.approx(
+        chosen.cv_accuracy - np.mean(gaps)
+    )  # applied, not just said
+    assert (
+        e.uncorrected_cv_accuracy == chosen.cv_accuracy
+        and e.cv_accuracy < e.uncorrected_cv_accuracy
+    )
+    assert e.cv_interval[0] <= e.cv_accuracy <= e.cv_interval[1]
     assert "lowered by" in choice.reason
 
 
@@ -150,15 +155,15 @@ def test_the_correction_is_the_mean_per_fold_gap_to_the_best() -> None:
             correct=correct,
             fold_correct=correct[None, :],
             folds=folds,
-            cv_accuracy=correct.mean(),
+            uncorrected_cv_accuracy=correct.mean(),
         )
 
     chosen = estimate("poisson", [1, 1, 1, 0])  # folds: 1.0, 0.5
     other = estimate("logreg", [1, 0, 1, 1])  # folds: 0.5, 1.0
     e = corrected_for_choice(chosen, [chosen, other])
     assert e.selection_correction == pytest.approx(0.25)
-    assert e.accuracy == pytest.approx(0.75 - 0.25) and e.cv_accuracy == 0.75
-    assert corrected_for_choice(chosen, [chosen]).accuracy == 0.75  # no choice, no correction
+    assert e.cv_accuracy == pytest.approx(0.75 - 0.25) and e.uncorrected_cv_accuracy == 0.75
+    assert corrected_for_choice(chosen, [chosen]).cv_accuracy == 0.75  # no choice, no correction
 
 
 def test_with_one_label_per_class_auto_follows_its_rule_and_says_so() -> None:
@@ -166,7 +171,7 @@ def test_with_one_label_per_class_auto_follows_its_rule_and_says_so() -> None:
     idx = first(y, 1)
     choice = choose(x, idx, y[idx])
     assert choice.method == RULE == "poisson" and choice.estimate.too_few
-    assert choice.estimate.accuracy is None and "rule fixed in advance" in choice.reason
+    assert choice.estimate.cv_accuracy is None and "rule fixed in advance" in choice.reason
     # with enough labels to cross-validate, the rule is only the default CV has to beat
     assert choose(x, first(y, 4), y[first(y, 4)]).method == RULE
 
@@ -177,8 +182,11 @@ def test_with_two_labels_per_class_auto_keeps_its_rule_but_still_estimates() -> 
     choice = choose(x, idx, y[idx])
     assert choice.method == RULE and len(choice.estimates) == 1
     e = choice.estimate
-    assert not e.too_few and e.accuracy is not None and e.selection_correction == 0.0
-    assert e.interval[0] <= e.accuracy <= e.interval[1] and "rule fixed in advance" in choice.reason
+    assert not e.too_few and e.cv_accuracy is not None and e.selection_correction == 0.0
+    assert (
+        e.cv_interval[0] <= e.cv_accuracy <= e.cv_interval[1]
+        and "rule fixed in advance" in choice.reason
+    )
 
 
 def test_the_estimate_is_reproducible() -> None:
@@ -186,6 +194,6 @@ def test_the_estimate_is_reproducible() -> None:
     idx = first(y, 4)
     a = cross_validate(x, idx, y[idx], "label-spreading", seed=3)
     b = cross_validate(x, idx, y[idx], "label-spreading", seed=3)
-    assert a.accuracy == b.accuracy and a.out_of_fold == b.out_of_fold
+    assert a.cv_accuracy == b.cv_accuracy and a.out_of_fold == b.out_of_fold
     with pytest.raises(Exception, match="unknown method"):
         cross_validate(x, idx, y[idx], "forest")
