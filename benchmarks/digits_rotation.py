@@ -36,7 +36,7 @@ from sslviz.pretext import create_task
 from sslviz.runner.execute import execute
 from sslviz.store import Store
 from sslviz.training.config import default_config, split_sizes
-from sslviz.training.evaluate import evaluate_run, load_encoder
+from sslviz.training.evaluate import evaluate_run, load_model
 from sslviz.training.train import create_run
 
 
@@ -127,7 +127,7 @@ def main() -> int:
             run_id = run.id
 
         view = create_task("rotation").encoder_view
-        trained = load_encoder(store, run_id)
+        trained = load_model(store, run_id)[1].encoder  # eval mode
         torch.manual_seed(0)
         random = create_encoder("small-cnn")
         print(f"few-shot probe (logreg, 5 labels/class), default layer {trained.default_layer}")

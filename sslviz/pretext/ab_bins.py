@@ -203,16 +203,6 @@ def soft_targets(
     )
 
 
-def soft_encode(
-    ab: Tensor, centres: Tensor, k: int = SOFT_NEIGHBOURS, sigma: float = SOFT_SIGMA
-) -> tuple[Tensor, Tensor]:
-    """ab (B, 2, h, w) -> dense soft targets (B, Q, h, w) and the nearest bin (B, h, w): the
-    sparse ``soft_targets`` scattered out (for inspection; training uses the sparse form)."""
-    idx, weight = soft_targets(ab, centres, k, sigma)
-    soft = torch.zeros(ab.shape[0], len(centres), *ab.shape[2:], dtype=weight.dtype)
-    return soft.to(ab.device).scatter_(1, idx, weight), idx[:, 0]
-
-
 def rebalancing_weights(ab: Tensor, centres: Tensor, lam: float = REBALANCE_LAMBDA) -> Tensor:
     """ab of training pixels (B, 2, h, w) -> per-bin loss weights (Q,): w ~ 1 / ((1 - lam) p~ +
     lam / Q) with p~ the empirical bin distribution smoothed by a Gaussian (sigma 5), normalized

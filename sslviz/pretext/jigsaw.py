@@ -180,10 +180,10 @@ class JigsawTask(PretextTask):
         return self.sample_layout(len(images), min(images.shape[-2:]), g, torch.device("cpu"))
 
     @torch.no_grad()
-    def _logits(
-        self, model: PretextModel, images: Tensor, layout: JigsawLayout, batch_size: int
+    def puzzle_logits(
+        self, model: PretextModel, images: Tensor, layout: JigsawLayout, batch_size: int = 64
     ) -> Tensor:
-        """Logits (N, n) for the puzzles ``layout`` makes of ``images``."""
+        """Logits (N, n_permutations) for the puzzles ``layout`` makes of uint8 ``images``."""
         was_training = model.training
         model.eval()
         device = model_device(model)
@@ -194,7 +194,7 @@ class JigsawTask(PretextTask):
             out, _ = model(self.assemble(images[part].to(device), chunk).inputs)
             logits.append(out.float().cpu())
         model.train(was_training)
-        return torch.cat(logits)
+        return torch.cat(logits) if logits else torch.empty(0, len(self.permutations))
 
     @torch.no_grad()
     def evaluate(
@@ -203,7 +203,7 @@ class JigsawTask(PretextTask):
         """One puzzle per held-out image (drawn with ``seed``): accuracy, top-5 accuracy, mean
         Hamming distance between predicted and true tile order, and the set size."""
         layout = self.eval_layout(images, seed)
-        logits, labels = self._logits(model, images, layout, batch_size), layout.labels
+        logits, labels = self.puzzle_logits(model, images, layout, batch_size), layout.labels
         top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices  # (N, 5)
         pred = top5[:, 0]
         dist = hamming(self.permutations[pred], self.permutations[labels]).float()
@@ -226,7 +226,7 @@ class JigsawTask(PretextTask):
         ]
         shown = shown.cpu()
         layout = self.eval_layout(shown, seed)
-        pred = self._logits(model, shown, layout, len(shown)).argmax(dim=1)
+        pred = self.puzzle_logits(model, shown, layout, len(shown)).argmax(dim=1)
         # Show the raw tiles of the same layout (the model saw them standardized).
         tiles = cut_tiles(shown, layout.offsets, tile_side(min(shown.shape[-2:])))  # (n,9,3,t,t)
         true_order = self.permutations[layout.labels]  # (n, 9)

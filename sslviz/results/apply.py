@@ -34,12 +34,7 @@ from sslviz.models.checkpoint import checkpoint_path
 from sslviz.pretext import PretextModel, PretextTask
 from sslviz.pretext.colorization import colourfulness, psnr
 from sslviz.results.colorization_answers import grey, is_classification, with_colours_of
-from sslviz.results.jigsaw_answers import (
-    board,
-    display_tiles,
-    puzzle_logits,
-    shuffled_and_reassembled,
-)
+from sslviz.results.jigsaw_answers import board, display_tiles, shuffled_and_reassembled
 from sslviz.results.rotation_answers import angle, rotation_probabilities, turned
 from sslviz.store import Run, Store
 from sslviz.training.config import TrainConfig
@@ -242,12 +237,6 @@ def apply_image(
     return Applied(loaded.run.id, loaded.task.name, loaded.step, seconds, headline, values, panels)
 
 
-def apply_file(store: Store, run_id: int, image: bytes | str | Path, **options: Any) -> Applied:
-    """Read the image (UserError if unusable), load the run's model (cached), apply it."""
-    rgb = read_image(image)
-    return apply_image(cached_run_model(store, run_id), rgb, **options)
-
-
 def _rotation(
     loaded: LoadedModel, x: Tensor, image: Image.Image, **_: Any
 ) -> tuple[str, dict[str, Any], list[Panel]]:
@@ -306,7 +295,7 @@ def _jigsaw(
 ) -> tuple[str, dict[str, Any], list[Panel]]:
     task = loaded.task
     layout = task.eval_layout(x, seed)  # (1 puzzle)
-    logits = puzzle_logits(task, loaded.model, x, layout)[0]  # (n,)
+    logits = task.puzzle_logits(loaded.model, x, layout)[0]  # (n,)
     perms = task.permutations.cpu()
     label, pred = int(layout.labels[0]), int(logits.argmax())
     distance = int((perms[label] != perms[pred]).sum())

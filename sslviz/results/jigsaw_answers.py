@@ -15,29 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from sslviz.pretext.base import PretextModel, PretextTask, model_device
 from sslviz.pretext.jigsaw import GREY_WEIGHTS, JigsawLayout, cut_tiles, tile_side
 from sslviz.pretext.permutations import hamming
-
-
-@torch.no_grad()
-def puzzle_logits(
-    task: PretextTask,
-    model: PretextModel,
-    images: Tensor,
-    layout: JigsawLayout,
-    batch_size: int = 64,
-) -> Tensor:
-    """Logits (N, n_permutations) for the puzzles ``layout`` makes of uint8 ``images``."""
-    model.eval()
-    device = model_device(model)
-    out = []
-    for start in range(0, len(images), batch_size):
-        part = slice(start, start + batch_size)
-        chunk = JigsawLayout(layout.offsets[part], layout.labels[part], layout.grey[part])
-        logits, _ = model(task.assemble(images[part].to(device), chunk).inputs)
-        out.append(logits.float().cpu())
-    return torch.cat(out) if out else torch.empty(0, len(task.permutations))
 
 
 def permutation_set_stats(permutations: Tensor) -> tuple[int, int]:
@@ -134,13 +113,3 @@ class JigsawResults:
         shuffled, reassembled = shuffled_and_reassembled(tiles, perm, pred)
         original = display_tiles(self.images[i : i + 1], one, greyed=False)[0]
         return board(shuffled), board(reassembled), board(original)
-
-
-def jigsaw_results(
-    task: PretextTask, model: PretextModel, paths: list[str], images: Tensor, *, seed: int
-) -> JigsawResults:
-    """The model's answers to one puzzle per held-out uint8 image (N, 3, S, S), drawn as
-    ``sslviz eval`` draws them (``eval_layout`` with the run's seed)."""
-    layout = task.eval_layout(images, seed)
-    logits = puzzle_logits(task, model, images, layout)
-    return JigsawResults(paths, images, layout, task.permutations.cpu(), logits)

@@ -141,8 +141,3 @@ def turned(images: Tensor, turn: int) -> Tensor:
 
 def angle(turn: int) -> str:
     return f"{ANGLES[turn]}°"
-
-
-def rotation_results(model: PretextModel, paths: list[str], images: Tensor) -> RotationResults:
-    """Per-image results of a rotation model on held-out uint8 images (N, 3, S, S)."""
-    return RotationResults(paths, images, rotation_probabilities(model, images))

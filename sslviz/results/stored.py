@@ -32,7 +32,6 @@ from sslviz.core import devices
 from sslviz.core.atomic import write_bytes
 from sslviz.results.apply import LoadedModel, checkpoint_version
 from sslviz.results.heldout import HeldOut
-from sslviz.results.jigsaw_answers import puzzle_logits
 from sslviz.results.rotation_answers import rotation_probabilities
 from sslviz.store import Run, Store
 
@@ -144,8 +143,8 @@ def jigsaw_of(
         model, device = _on_device(loaded)
         layout = loaded.task.eval_layout(held.images, loaded.config.seed)
         with devices.autocast(device):
-            logits = puzzle_logits(
-                loaded.task, model, held.images, layout, devices.inference_batch(device, 64)
+            logits = loaded.task.puzzle_logits(
+                model, held.images, layout, devices.inference_batch(device, 64)
             )
         return {"logits": logits.float().numpy()}
 

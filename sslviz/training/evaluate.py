@@ -29,7 +29,6 @@ from sslviz.training.figures import EVAL_FILE
 from sslviz.training.split import Grouping, dataset_groups
 
 if TYPE_CHECKING:
-    from sslviz.models.encoders import Encoder
     from sslviz.pretext import PretextModel, PretextTask
     from sslviz.store import Run, Store
 
@@ -106,12 +105,6 @@ def load_model(
     task, model = build_model(config, sample)
     model.load_state_dict(checkpoint["model"])
     return task, model.to(device).eval(), config, checkpoint
-
-
-def load_encoder(store: Store, run_id: int, *, device: str | torch.device = "cpu") -> Encoder:
-    """The trained encoder of a run (eval mode), from its last checkpoint."""
-    _, model, _, _ = load_model(store, run_id, device=device)
-    return model.encoder.eval()
 
 
 def evaluate_model(

@@ -15,9 +15,18 @@ from sslviz.pretext.ab_bins import (
     SOFT_SIGMA,
     ab_bins,
     nearest_bin,
-    soft_encode,
     soft_targets,
 )
+
+
+def soft_encode(
+    ab: torch.Tensor, centres: torch.Tensor, k: int = SOFT_NEIGHBOURS, sigma: float = SOFT_SIGMA
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """ab (B, 2, h, w) -> dense soft targets (B, Q, h, w) and the nearest bin (B, h, w): the
+    sparse ``soft_targets`` scattered out (training uses the sparse form)."""
+    idx, weight = soft_targets(ab, centres, k, sigma)
+    soft = torch.zeros(ab.shape[0], len(centres), *ab.shape[2:], dtype=weight.dtype)
+    return soft.to(ab.device).scatter_(1, idx, weight), idx[:, 0]
 
 
 def random_ab(seed: int, n: int = 20_000) -> torch.Tensor:
@@ -91,3 +100,13 @@ def test_rebalancing_memory_stays_small_at_256_px() -> None:
     ).stdout
     extra = json.loads(out)["extra_mb"]
     assert extra < 100, f"building the model took {extra:.0f} MB more peak memory"
+
+
+def test_soft_encoding_sums_to_one_over_five_nearest() -> None:
+    centres = ab_bins()
+    ab = torch.randn(2, 2, 3, 3) * 30
+    soft, nearest = soft_encode(ab, centres)  # (2, Q, 3, 3), (2, 3, 3)
+    torch.testing.assert_close(soft.sum(dim=1), torch.ones(2, 3, 3))
+    assert ((soft > 0).sum(dim=1) == 5).all()
+    assert torch.equal(soft.argmax(dim=1), nearest_bin(ab, centres))
+    assert torch.equal(nearest, nearest_bin(ab, centres))

@@ -20,7 +20,6 @@ from sslviz.pretext.ab_bins import (
     in_gamut,
     nearest_bin,
     rebalancing_weights,
-    soft_encode,
 )
 from sslviz.pretext.colorization import colourfulness, map_sizes, psnr
 from sslviz.pretext.lab import lab_to_linear, rgb_uint8_to_lab
@@ -39,16 +38,6 @@ def test_bins_cover_the_gamut_of_real_colours() -> None:
     # and a Lab colour far outside sRGB is not a bin
     assert not ((centres[:, 0] == 110) & (centres[:, 1] == -110)).any()
     assert (lab_to_linear(torch.tensor([150.0, 110, -110]).view(1, 3, 1, 1)) > 1).any()
-
-
-def test_soft_encoding_sums_to_one_over_five_nearest() -> None:
-    centres = ab_bins()
-    ab = torch.randn(2, 2, 3, 3) * 30
-    soft, nearest = soft_encode(ab, centres)  # (2, Q, 3, 3), (2, 3, 3)
-    torch.testing.assert_close(soft.sum(dim=1), torch.ones(2, 3, 3))
-    assert ((soft > 0).sum(dim=1) == 5).all()
-    assert torch.equal(soft.argmax(dim=1), nearest_bin(ab, centres))
-    assert torch.equal(nearest, nearest_bin(ab, centres))
 
 
 def test_annealed_mean_between_mode_and_mean() -> None:

@@ -18,10 +18,15 @@ from trained_runs import Trained, oriented_image, png
 from sslviz.cli import main
 from sslviz.core.errors import UserError
 from sslviz.models.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
-from sslviz.results.apply import apply_file, apply_image, cached_run_model, read_image
+from sslviz.results.apply import Applied, apply_image, cached_run_model, read_image
 from sslviz.store import Store
 from sslviz.training import train
 from sslviz.training.config import TrainConfig
+
+
+def apply_file(store: Store, run_id: int, image: bytes | str | Path, **options) -> Applied:
+    """What ``sslviz apply`` does: read the image (UserError if unusable), apply the run's model."""
+    return apply_image(cached_run_model(store, run_id), read_image(image), **options)
 
 
 @pytest.fixture

@@ -14,11 +14,11 @@ from sslviz.results import held_out
 from sslviz.results.apply import cached_run_model
 from sslviz.results.colorization_answers import at_temperature, colorization_results, decode_inputs
 from sslviz.results.jigsaw_answers import (
-    jigsaw_results,
+    JigsawResults,
     permutation_set_stats,
     shuffled_and_reassembled,
 )
-from sslviz.results.rotation_answers import RotationResults, rotation_results
+from sslviz.results.rotation_answers import RotationResults, rotation_probabilities
 from sslviz.store import Store
 from sslviz.training.evaluate import MAX_EVAL_IMAGES, evaluate_run
 
@@ -26,6 +26,18 @@ from sslviz.training.evaluate import MAX_EVAL_IMAGES, evaluate_run
 def _results(store: Store, run_id: int):
     loaded = cached_run_model(store, run_id)
     return loaded, held_out(store, loaded.run, loaded.config)
+
+
+def rotation_results(model, paths: list[str], images: torch.Tensor) -> RotationResults:
+    """Computed fresh here (the pages read the answers the run stored)."""
+    return RotationResults(paths, images, rotation_probabilities(model, images))
+
+
+def jigsaw_results(task, model, paths: list[str], images: torch.Tensor, *, seed: int):
+    """One puzzle per held-out image, cut as ``sslviz eval`` cuts them, solved fresh."""
+    layout = task.eval_layout(images, seed)
+    logits = task.puzzle_logits(model, images, layout)
+    return JigsawResults(paths, images, layout, task.permutations.cpu(), logits)
 
 
 def test_held_out_images_are_the_evaluated_split(trained: Trained, store: Store) -> None:

@@ -13,7 +13,6 @@ from sslviz.models.checkpoint import checkpoint_path
 from sslviz.results import held_out, stored, upright
 from sslviz.results.apply import cached_run_model, checkpoint_version
 from sslviz.results.features import index_file
-from sslviz.results.jigsaw_answers import puzzle_logits
 from sslviz.results.rotation_answers import rotation_probabilities
 from sslviz.store import Store
 from sslviz.training.evaluate import evaluate_run
@@ -62,7 +61,7 @@ def test_stored_results_equal_the_model_now_and_are_only_read(
     held = held_out(store, run, loaded.config)
     layout = loaded.task.eval_layout(held.images, loaded.config.seed)
     logits = stored.jigsaw_of(store, run, _never, held)
-    fresh = puzzle_logits(loaded.task, loaded.model, held.images, layout)
+    fresh = loaded.task.puzzle_logits(loaded.model, held.images, layout)
     assert torch.allclose(logits, fresh, atol=1e-5)
 
     run = store.runs.get(trained.colorization)

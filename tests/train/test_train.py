@@ -16,7 +16,7 @@ from sslviz.training.evaluate import (
     MAX_CALIBRATION_IMAGES,
     calibration_split,
     evaluate_run,
-    load_encoder,
+    load_model,
 )
 from sslviz.training.train import Callback, create_run
 
@@ -136,7 +136,7 @@ def test_other_tasks_train_and_load_their_encoder(store, tiny, task, size):
     run = create_run(store, rotation(task=task, image_size=size, epochs=1))
     ended = execute(store, run.id)
     assert ended.status == "finished", ended.error
-    encoder = load_encoder(store, run.id)
+    encoder = load_model(store, run.id)[1].encoder
     assert not encoder.training
     channels = 1 if task == "colorization" else 3
     with torch.no_grad():
