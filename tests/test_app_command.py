@@ -9,11 +9,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+from waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,15 +28,6 @@ def serving(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)
         return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def wait_until(condition, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
 
 
 def healthy(port: int) -> bool:
@@ -62,9 +53,9 @@ def test_stopping_sslviz_app_stops_the_server(tmp_path: Path, sig: signal.Signal
         start_new_session=True,
     )
     try:
-        assert wait_until(lambda: healthy(port), 90), "the app never answered"
+        wait_for(lambda: healthy(port), 90, message="the app never answered")
         app.send_signal(sig)
-        assert wait_until(lambda: not serving(port), 5), "still serving 5 s after the signal"
+        wait_for(lambda: not serving(port), 5, message="still serving 5 s after the signal")
         app.wait(timeout=5)
     finally:
         with contextlib.suppress(ProcessLookupError):

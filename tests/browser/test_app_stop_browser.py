@@ -16,7 +16,8 @@ from conftest import ARGS, _free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
-from test_app_command import healthy, serving, wait_until  # noqa: E402
+from test_app_command import healthy, serving  # noqa: E402
+from waiting import wait_for  # noqa: E402
 
 
 def alive_in_session(session: int) -> list[str]:
@@ -41,7 +42,7 @@ def test_sigterm_during_the_warm_up_stops_everything(tmp_path: Path, chromium: P
         start_new_session=True,
     )
     try:
-        assert wait_until(lambda: healthy(port), 90), "the app never answered"
+        wait_for(lambda: healthy(port), 90, message="the app never answered")
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(chromium), args=ARGS)
             page = browser.new_page()
@@ -50,10 +51,10 @@ def test_sigterm_during_the_warm_up_stops_everything(tmp_path: Path, chromium: P
             page.wait_for_selector("[data-test-script-state]", state="attached", timeout=60_000)
             started = time.monotonic()
             app.send_signal(signal.SIGTERM)
-            assert wait_until(lambda: not serving(port), 5), "still serving 5 s after SIGTERM"
+            wait_for(lambda: not serving(port), 5, message="still serving 5 s after SIGTERM")
             app.wait(timeout=max(0.1, 5 - (time.monotonic() - started)))
             browser.close()
-        assert wait_until(lambda: not alive_in_session(app.pid), 5), alive_in_session(app.pid)
+        wait_for(lambda: not alive_in_session(app.pid), 5, message="still alive in the session")
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(app.pid, signal.SIGKILL)

@@ -4,11 +4,11 @@ the browser."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 from conftest import png_bytes, wait_idle
+from waiting import wait_for
 
 from sslviz.store import Store
 
@@ -67,17 +67,15 @@ def _photos(root: Path, n: int) -> Path:
 
 
 def _wait_ready(home: Path, name: str, timeout: float = 240.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def settled():
         store = Store.open(home)
         try:
             found = [d for d in store.datasets.list() if d.name == name]
-            if found and found[0].status != "ingesting":
-                return found[0]
+            return found[0] if found and found[0].status != "ingesting" else None
         finally:
             store.close()
-        time.sleep(0.5)
-    raise AssertionError(f"{name} still ingesting after {timeout} s")
+
+    return wait_for(settled, timeout, 0.5, f"{name} still ingesting after {timeout} s")
 
 
 def _start_server_ingest(page, app_url: str, folder: Path) -> None:

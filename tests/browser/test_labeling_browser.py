@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from pathlib import Path
 
 import pytest
 from conftest import wait_idle
 from playwright.sync_api import expect
+from waiting import wait_for
 
 from sslviz.data import ensure_demo
 from sslviz.fewshot.labeling import create_session
@@ -36,13 +36,6 @@ def choose(page, box, option: str) -> None:
     page.get_by_role("option", name=option, exact=True).wait_for()
     page.keyboard.press("Enter")
     settle(page)
-
-
-def wait_for(condition, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.5)
 
 
 def labels_in_store(home: Path) -> dict[str, str]:

@@ -9,12 +9,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from waiting import wait_for
 
 from sslviz.store import Store
 from tests.data.test_interrupted import make_photos
@@ -32,16 +31,6 @@ def sslviz(*args: str) -> Any:
     )
     assert out.returncode == 0, out.stderr[-2000:]
     return json.loads(out.stdout)
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 180.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def dataset(name: str) -> dict[str, Any]:

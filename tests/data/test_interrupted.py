@@ -11,12 +11,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from waiting import wait_for
 
 from sslviz.cli import main
 from sslviz.core.errors import UserError
@@ -44,16 +44,6 @@ def make_photos(root: Path, n: int, side: int = 32) -> Path:
         pixels = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(root / f"{i:05d}.png", compress_level=0)
     return root
-
-
-def wait_for(condition: Callable[[], object], timeout: float, poll: float = 0.02) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def finished_pid() -> int:
@@ -84,7 +74,7 @@ def test_a_killed_ingest_is_interrupted_leaves_no_process_and_can_be_retried(
         return rows[0] if files and files.is_dir() and any(files.iterdir()) else None
 
     try:
-        dataset = wait_for(decoding, timeout=90)
+        dataset = wait_for(decoding, timeout=90, poll=0.02)
         workers = children(process.pid)
     finally:
         process.send_signal(signal.SIGKILL)

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -18,6 +17,7 @@ import pytest
 import torch
 from finetune_helpers import first_per_class, make_labeled_dataset, train_parent
 from threadpoolctl import threadpool_limits
+from waiting import wait_for
 
 from sslviz.fewshot.finetune import (
     FineTuneConfig,
@@ -217,16 +217,6 @@ def test_single_class_labels_are_refused(space):
         submit_finetune(space.store, space.parent, {"red/000.png": "red"})
 
 
-def _wait(condition, timeout: float, poll: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"condition not met within {timeout} s")
-
-
 @pytest.mark.slow
 def test_background_finetune_survives_cancel_and_kill_then_resumes_to_finished(space):
     store = space.store
@@ -244,7 +234,7 @@ def test_background_finetune_survives_cancel_and_kill_then_resumes_to_finished(s
     log = store.workspace.run_dir(run.id) / jobs.LOG_NAME
 
     # cancel: the worker checkpoints and ends `cancelled` within seconds
-    _wait(lambda: store.runs.get(run.id).step >= 20 and ckpt.exists(), START_TIMEOUT)
+    wait_for(lambda: store.runs.get(run.id).step >= 20 and ckpt.exists(), START_TIMEOUT)
     jobs.cancel(store, run.id)
     cancelled = jobs.wait(store, run.id, 20)
     assert cancelled.status == "cancelled", (cancelled.status, cancelled.error)
@@ -252,7 +242,7 @@ def test_background_finetune_survives_cancel_and_kill_then_resumes_to_finished(s
 
     # resume, then kill -9 mid-run: reaped as interrupted
     jobs.resume(store, run.id)
-    victim = _wait(
+    victim = wait_for(
         lambda: (
             (r := store.runs.get(run.id)).status == "running"
             and r.pid
@@ -262,7 +252,7 @@ def test_background_finetune_survives_cancel_and_kill_then_resumes_to_finished(s
         START_TIMEOUT,
     )
     os.kill(victim.pid, signal.SIGKILL)
-    _wait(lambda: not jobs.is_worker_process(victim.pid, run.id), 10)
+    wait_for(lambda: not jobs.is_worker_process(victim.pid, run.id), 10)
     jobs.reap(store)
     assert store.runs.get(run.id).status == "interrupted"
 
@@ -274,7 +264,7 @@ def test_background_finetune_survives_cancel_and_kill_then_resumes_to_finished(s
         timeout=120,
     )
     assert resumed.returncode == 0, resumed.stderr
-    done = _wait(
+    done = wait_for(
         lambda: (r := store.runs.get(run.id)).status not in ("queued", "running") and r,
         START_TIMEOUT,
     )
@@ -362,7 +352,7 @@ def test_the_cli_fine_tunes_in_the_foreground_and_in_the_background(space, tmp_p
     assert queued["status"] in ("queued", "running")
     # cancel once its worker owns it: it looks for a stop before training and at every step, and
     # no early stop can end it before step 200 (probe + patience), so the cancel always lands
-    _wait(lambda: space.store.runs.get(queued["run"]).claimed_at is not None, START_TIMEOUT)
+    wait_for(lambda: space.store.runs.get(queued["run"]).claimed_at is not None, START_TIMEOUT)
     jobs.cancel(space.store, queued["run"])
     ended = jobs.wait(space.store, queued["run"], 60)
     assert ended.status == "cancelled", (ended.status, ended.error)

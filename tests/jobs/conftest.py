@@ -10,13 +10,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image as PILImage
+from waiting import wait_for
 
 from sslviz.runner import jobs
 from sslviz.store import Dataset, Image, Store
@@ -90,17 +90,6 @@ def make_dataset(store: Store, name: str = "tiny", n: int = 40, size: int = 24) 
 @pytest.fixture(name="wait_for")
 def wait_for_fixture() -> Callable[..., object]:
     return wait_for
-
-
-def wait_for(condition: Callable[[], object], timeout: float, poll: float = 0.1) -> object:
-    """Poll ``condition`` until it returns something truthy; fail the test after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 # The installed console script, as a user runs it (next to this interpreter, else on PATH).
