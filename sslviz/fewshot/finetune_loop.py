@@ -20,6 +20,8 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,6 +42,7 @@ from sslviz.fewshot.finetune_data import (
 )
 from sslviz.fewshot.finetune_model import (
     FineTuneModel,
+    View,
     autocast,
     blank_encoder,
     fit_feature_scale,
@@ -72,7 +75,6 @@ def execute_run(
     from sslviz.core.devices import resolve_device
     from sslviz.data.cache import open_cache
     from sslviz.pretext import create_task
-    from sslviz.training.batches import step_generator
 
     config = FineTuneConfig.from_dict(run.config)
     ckpt_path = checkpoint_path(store.workspace.run_dir(run.id))
@@ -91,9 +93,6 @@ def execute_run(
         if checkpoint
         else split_labels(labels, config.holdout, config.seed, config.select)
     )
-    classes: list[str] = list(split["classes"])
-    train_paths, select_paths = list(split["train"]), list(split.get("select", []))
-    holdout_paths = list(split["holdout"])
 
     # ---- the parent's encoder, the head ----------------------------------------------------------
     if checkpoint:
@@ -106,108 +105,199 @@ def execute_run(
         source = source_description(store, parent)
         encoder, view, size, _ = encoder_for_source(store, str(parent.id))
     task = create_task(source["task"], **dict(source.get("task_options") or {}))
-    flip = task.augment_flip
     cache = open_cache(store, run.dataset_id, size)  # uint8 (N, 3, S, S)
-    model = FineTuneModel(encoder, config.layer, config.grid, len(classes)).to(device)
-    class_index = {name: i for i, name in enumerate(classes)}
-
-    def batch_of(paths: list[str]) -> tuple[Tensor, Tensor]:
-        """uint8 images (n, 3, S, S) and classes (n,) of ``paths``, in that order."""
-        x = torch.from_numpy(np.stack([cache[row_of[p]] for p in paths]))  # (n, 3, S, S)
-        return x, torch.tensor([class_index[labels[p]] for p in paths])  # (n,)
-
-    train_x, train_y = batch_of(train_paths)
-    sel_x, sel_y = batch_of(select_paths) if select_paths else (None, None)
+    model = FineTuneModel(encoder, config.layer, config.grid, len(split["classes"])).to(device)
+    ft = _FineTune(
+        store=store,
+        run=run,
+        config=config,
+        device=device,
+        labels=labels,
+        split=split,
+        source=source,
+        row_of=row_of,
+        cache=cache,
+        model=model,
+        view=view,
+        flip=task.augment_flip,
+        ckpt_path=ckpt_path,
+    )
     if checkpoint is None:
         fit_feature_scale(model, cache, view, device)
-        fit_head(model, train_x, train_y, view, device)
+        fit_head(model, ft.train_x, ft.train_y, view, device)
 
-    # ---- optimizer: the head at lr, the encoder at lr * encoder_lr_ratio -------------------------
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": list(model.head.parameters()), "lr": config.lr},
-            {"params": [p for p in model.encoder.parameters() if p.requires_grad], "lr": 0.0},
-        ],
-        weight_decay=config.weight_decay,
-    )
-    total = config.steps
-    steps_per_epoch = max(1, math.ceil(len(train_paths) / config.batch_size))
-    epochs = max(1, math.ceil(total / steps_per_epoch))
-    store.runs.update(run.id, total_steps=total, epochs=epochs)
-    state = TrainState(run.id, "accuracy", steps_per_epoch, total, epochs)
-    best: dict[str, Any] | None = None  # {"model", "step", "loss", "accuracy"}: the chosen state
+    # ---- resume from the checkpoint --------------------------------------------------------------
     if checkpoint:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        state.step = int(checkpoint["step"])
-        state.train_seconds = float(checkpoint["train_seconds"])
-        best = checkpoint.get("best")
-        set_rng_state(checkpoint["rng"])
-        print(f"fine-tune: resumed from step {state.step}", flush=True)  # the worker's log
+        ft.resume(checkpoint)
+        print(f"fine-tune: resumed from step {ft.state.step}", flush=True)  # the worker's log
     trained = bool(checkpoint and checkpoint.get("trained"))
-
-    def save(done: bool = False) -> None:
-        save_checkpoint(
-            ckpt_path,
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "step": state.step,
-                "train_seconds": state.train_seconds,
-                "rng": rng_state(),
-                "best": best,
-                "split": split,
-                "source": source,
-                "config": run.config,
-                "trained": done,
-            },
-        )
 
     def stop_requested() -> bool:
         if should_stop is not None and should_stop():
             return True
         return bool(store.runs.get(run.id).cancel_requested)
 
-    def consider(step: int, extra: dict[str, float]) -> None:
-        """Early stopping on the select labels (never the untouched ones): keep the state with
-        the lowest loss there."""
-        nonlocal best
-        assert sel_x is not None and sel_y is not None
-        logits = predict_logits(model, sel_x, view, device)
-        loss = F.cross_entropy(logits, sel_y).item()
-        accuracy = (logits.argmax(1) == sel_y).float().mean().item()
-        store.runs.log_metrics(
-            run.id, step, {"select/loss": loss, "select/accuracy": accuracy, **extra}
-        )
-        if best is None or loss < best["loss"] - 1e-4:
-            state_copy = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            best = {"model": state_copy, "step": step, "loss": loss, "accuracy": accuracy}
-
     # ---- train -------------------------------------------------------------------------------------
     loggers = [StoreLogger(store, run.id), *callbacks]
     for cb in loggers:
-        cb.on_train_start(state)
-    status = "finished"
-    clock = time.perf_counter() - state.train_seconds
-    last_save = time.perf_counter()
-    confident: list[float] = []  # share of unlabeled images above the threshold, per step
-    model.train()
-    while not trained and state.step < total:
-        probing = state.step < config.probe_steps
+        cb.on_train_start(ft.state)
+    status, fields = ("finished", {}) if trained else ft.train(loggers, stop_requested)
+    if status == "failed":
+        return status, fields
+    ft.state.total_steps = ft.total
+    for cb in loggers:
+        cb.on_train_end(ft.state, status)
+    if status != "finished":
+        ft.save()
+        return status, {}
+
+    # ---- the chosen state: measured on the untouched labels, then refitted on every label ------
+    ft.conclude()
+    return "finished", {}
+
+
+@dataclass(kw_only=True)
+class _FineTune:
+    """One fine-tune's parts and progress: the split's images, the model, the optimizer (the
+    head at lr, the encoder at lr * encoder_lr_ratio), the best state so far."""
+
+    store: Store
+    run: Run
+    config: FineTuneConfig
+    device: torch.device
+    labels: dict[str, str]  # path -> class
+    split: dict[str, Any]  # classes, train, select, holdout (``split_labels``)
+    source: dict[str, Any]  # what the parent's encoder is (``source_description``)
+    row_of: dict[str, int]  # path -> row of the cache
+    cache: np.ndarray  # uint8 (N, 3, S, S)
+    model: FineTuneModel
+    view: View
+    flip: bool  # the parent task allows flips
+    ckpt_path: Path
+    best: dict[str, Any] | None = None  # {"model", "step", "loss", "accuracy"}: the chosen state
+
+    def __post_init__(self) -> None:
+        config = self.config
+        self.classes: list[str] = list(self.split["classes"])
+        self.class_index = {name: i for i, name in enumerate(self.classes)}
+        self.train_paths = list(self.split["train"])
+        self.select_paths = list(self.split.get("select", []))
+        self.holdout_paths = list(self.split["holdout"])
+        self.train_x, self.train_y = self.batch_of(self.train_paths)
+        self.sel_x, self.sel_y = (
+            self.batch_of(self.select_paths) if self.select_paths else (None, None)
+        )
+        self.optimizer = torch.optim.AdamW(
+            [
+                {"params": list(self.model.head.parameters()), "lr": config.lr},
+                {
+                    "params": [p for p in self.model.encoder.parameters() if p.requires_grad],
+                    "lr": 0.0,
+                },
+            ],
+            weight_decay=config.weight_decay,
+        )
+        self.total = config.steps  # lowered by early stopping
+        steps_per_epoch = max(1, math.ceil(len(self.train_paths) / config.batch_size))
+        epochs = max(1, math.ceil(self.total / steps_per_epoch))
+        self.store.runs.update(self.run.id, total_steps=self.total, epochs=epochs)
+        self.state = TrainState(self.run.id, "accuracy", steps_per_epoch, self.total, epochs)
+
+    def batch_of(self, paths: list[str]) -> tuple[Tensor, Tensor]:
+        """uint8 images (n, 3, S, S) and classes (n,) of ``paths``, in that order."""
+        x = torch.from_numpy(np.stack([self.cache[self.row_of[p]] for p in paths]))  # (n, 3, S, S)
+        return x, torch.tensor([self.class_index[self.labels[p]] for p in paths])  # (n,)
+
+    def resume(self, checkpoint: dict[str, Any]) -> None:
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.state.step = int(checkpoint["step"])
+        self.state.train_seconds = float(checkpoint["train_seconds"])
+        self.best = checkpoint.get("best")
+        set_rng_state(checkpoint["rng"])
+
+    def save(self, done: bool = False) -> None:
+        save_checkpoint(
+            self.ckpt_path,
+            {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "step": self.state.step,
+                "train_seconds": self.state.train_seconds,
+                "rng": rng_state(),
+                "best": self.best,
+                "split": self.split,
+                "source": self.source,
+                "config": self.run.config,
+                "trained": done,
+            },
+        )
+
+    def train(
+        self, loggers: Sequence[Callback], stop_requested: Callable[[], bool]
+    ) -> tuple[str, dict[str, Any]]:
+        """Step to the end, an early stop or a stop. Returns (status, run fields)."""
+        config, state = self.config, self.state
+        clock = time.perf_counter() - state.train_seconds
+        last_save = time.perf_counter()
+        confident: list[float] = []  # share of unlabeled images above the threshold, per step
+        self.model.train()
+        while state.step < self.total:
+            logits, y, loss = self.step(confident)
+            state.step += 1
+            alive()
+            state.lr = self.optimizer.param_groups[0]["lr"]
+            state.train_seconds = time.perf_counter() - clock
+            state.loss, state.images = loss.item(), len(y)
+            state.metric = (logits.argmax(1) == y).float().mean().item()
+            if not math.isfinite(state.loss):
+                return "failed", {
+                    "error": f"loss became {state.loss} at step {state.step}: lower the lr"
+                }
+            for cb in loggers:
+                cb.on_step_end(state)
+            boundary = state.step == config.probe_steps or state.step % config.eval_every == 0
+            if self.sel_x is not None and (boundary or state.step == self.total):
+                extra = {"unlabeled/confident": float(np.mean(confident))} if confident else {}
+                confident.clear()
+                self.consider(state.step, extra)
+                self.stop_early()
+            if stop_requested():
+                return "cancelled", {}
+            if time.perf_counter() - last_save >= config.checkpoint_seconds:
+                pause = time.perf_counter()
+                self.save()
+                last_save = time.perf_counter()
+                clock += last_save - pause
+        return "finished", {}
+
+    def step(self, confident: list[float]) -> tuple[Tensor, Tensor, Tensor]:
+        """One optimizer step on a labeled batch: the probe (head only), then everything, with
+        FixMatch's unlabeled loss if asked. Returns (logits (B, K), classes (B,), the loss)."""
+        from sslviz.training.batches import step_generator
+
+        config, state, model, device = self.config, self.state, self.model, self.device
         generator = step_generator(config.seed, state.step)
-        pick = torch.randperm(len(train_x), generator=generator)[: config.batch_size]
-        x = view(augment_labeled(train_x[pick], generator, flip=flip)).to(device)  # (B, C, S, S)
-        y = train_y[pick].to(device)  # (B,)
-        set_learning_rates(optimizer, config, state.step)
+        pick = torch.randperm(len(self.train_x), generator=generator)[: config.batch_size]
+        x = self.view(augment_labeled(self.train_x[pick], generator, flip=self.flip)).to(device)
+        y = self.train_y[pick].to(device)  # (B,)
+        set_learning_rates(self.optimizer, config, state.step)
         with autocast(device):
-            if probing:  # linear probe: no gradient through the encoder
+            if state.step < config.probe_steps:  # linear probe: no gradient through the encoder
                 with torch.no_grad():
-                    features = model.features(x)
+                    features = model.features(x)  # x: (B, C, S, S)
                 logits = model.head(features).float()
                 loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
             elif config.semi_supervised:
                 logits, unlabeled_loss, share = _fixmatch(
-                    model, x, cache, view, flip, device, generator, config
+                    model,
+                    x,
+                    cache=self.cache,
+                    view=self.view,
+                    flip=self.flip,
+                    device=device,
+                    generator=generator,
+                    config=config,
                 )
                 loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
                 loss = loss + config.unlabeled_weight * unlabeled_loss
@@ -215,70 +305,75 @@ def execute_run(
             else:
                 logits = model(x).float()
                 loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
-        state.step += 1
-        alive()
-        state.lr = optimizer.param_groups[0]["lr"]
-        state.train_seconds = time.perf_counter() - clock
-        state.loss, state.images = loss.item(), len(x)
-        state.metric = (logits.argmax(1) == y).float().mean().item()
-        if not math.isfinite(state.loss):
-            return "failed", {
-                "error": f"loss became {state.loss} at step {state.step}: lower the lr"
-            }
-        for cb in loggers:
-            cb.on_step_end(state)
-        boundary = state.step == config.probe_steps or state.step % config.eval_every == 0
-        if sel_x is not None and (boundary or state.step == total):
-            extra = {"unlabeled/confident": float(np.mean(confident))} if confident else {}
-            confident.clear()
-            consider(state.step, extra)
-            assert best is not None
-            # early stop: no better select loss for `patience` steps of tuning the encoder (a
-            # best state inside the probe must not end the run before the encoder had its turn)
-            since = state.step - max(best["step"], config.probe_steps)
-            if state.step > config.probe_steps and since >= config.patience:
-                total = state.step
-        if stop_requested():
-            status = "cancelled"
-            break
-        if time.perf_counter() - last_save >= config.checkpoint_seconds:
-            pause = time.perf_counter()
-            save()
-            last_save = time.perf_counter()
-            clock += last_save - pause
-    state.total_steps = total
-    for cb in loggers:
-        cb.on_train_end(state, status)
-    if status != "finished":
-        save()
-        return status, {}
+        self.optimizer.step()
+        return logits, y, loss
 
-    # ---- the chosen state: measured on the untouched labels, then refitted on every label ------
-    if best is not None:
-        model.load_state_dict(best["model"])
-    save(done=True)
-    held_out: dict[str, str] = {}
-    if select_paths:
-        fit_head(model, torch.cat([train_x, sel_x]), torch.cat([train_y, sel_y]), view, device)
-    if holdout_paths:
-        hold_x, hold_y = batch_of(holdout_paths)
-        guesses = predict_logits(model, hold_x, view, device).argmax(1)
-        held_out = {p: classes[int(k)] for p, k in zip(holdout_paths, guesses, strict=True)}
-        every_x, every_y = torch.cat([train_x, hold_x]), torch.cat([train_y, hold_y])
-        if select_paths:
-            every_x, every_y = torch.cat([every_x, sel_x]), torch.cat([every_y, sel_y])
-        fit_head(model, every_x, every_y, view, device)
-    finish(store, run, model, cache, view, device, labels, split, best, held_out, step=state.step)
-    store.runs.update(run.id, step=state.step, total_steps=state.step)
-    return "finished", {}
+    def consider(self, step: int, extra: dict[str, float]) -> None:
+        """Early stopping on the select labels (never the untouched ones): keep the state with
+        the lowest loss there."""
+        assert self.sel_x is not None and self.sel_y is not None
+        logits = predict_logits(self.model, self.sel_x, self.view, self.device)
+        loss = F.cross_entropy(logits, self.sel_y).item()
+        accuracy = (logits.argmax(1) == self.sel_y).float().mean().item()
+        self.store.runs.log_metrics(
+            self.run.id, step, {"select/loss": loss, "select/accuracy": accuracy, **extra}
+        )
+        if self.best is None or loss < self.best["loss"] - 1e-4:
+            state_copy = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            self.best = {"model": state_copy, "step": step, "loss": loss, "accuracy": accuracy}
+
+    def stop_early(self) -> None:
+        """No better select loss for ``patience`` steps of tuning the encoder ends the run (a
+        best state inside the probe must not end it before the encoder had its turn)."""
+        assert self.best is not None
+        step, probe = self.state.step, self.config.probe_steps
+        if step > probe and step - max(self.best["step"], probe) >= self.config.patience:
+            self.total = step
+
+    def conclude(self) -> None:
+        """Load the chosen state, predict the untouched labels with the head refitted on train +
+        select, refit it on every label, then predict every image (``finish``)."""
+        model, view, device = self.model, self.view, self.device
+        if self.best is not None:
+            model.load_state_dict(self.best["model"])
+        self.save(done=True)
+        held_out: dict[str, str] = {}
+        train_x, train_y, sel_x, sel_y = self.train_x, self.train_y, self.sel_x, self.sel_y
+        if self.select_paths:
+            fit_head(model, torch.cat([train_x, sel_x]), torch.cat([train_y, sel_y]), view, device)
+        if self.holdout_paths:
+            hold_x, hold_y = self.batch_of(self.holdout_paths)
+            guesses = predict_logits(model, hold_x, view, device).argmax(1)
+            held_out = {
+                p: self.classes[int(k)] for p, k in zip(self.holdout_paths, guesses, strict=True)
+            }
+            every_x, every_y = torch.cat([train_x, hold_x]), torch.cat([train_y, hold_y])
+            if self.select_paths:
+                every_x, every_y = torch.cat([every_x, sel_x]), torch.cat([every_y, sel_y])
+            fit_head(model, every_x, every_y, view, device)
+        step = self.state.step
+        finish(
+            self.store,
+            self.run,
+            model=model,
+            cache=self.cache,
+            view=view,
+            device=device,
+            labels=self.labels,
+            split=self.split,
+            best=self.best,
+            held_out=held_out,
+            step=step,
+        )
+        self.store.runs.update(self.run.id, step=step, total_steps=step)
 
 
 def _fixmatch(
     model: FineTuneModel,
     x: Tensor,
+    *,
     cache: np.ndarray,
     view: Callable[[Tensor], Tensor],
     flip: bool,

@@ -28,6 +28,7 @@ CHUNK = 4096  # images read from the cache at once: a big dataset never sits in 
 def finish(
     store: Store,
     run: Run,
+    *,
     model: FineTuneModel,
     cache: np.ndarray,
     view: View,
@@ -36,7 +37,6 @@ def finish(
     split: Mapping[str, Any],
     best: Mapping[str, Any] | None,
     held_out: dict[str, str],
-    *,
     step: int,
 ) -> dict[str, Any]:
     """Predict every image, write the predictions and the result, log the final metrics.
