@@ -75,7 +75,7 @@ with user_errors():
             "brightest = its largest negative and positive weights. "
             + (
                 "Colorization sees lightness only: its filters are grey."
-                if run.task == "colorization"
+                if run.kind == "colorization"
                 else ""
             )
         )

@@ -56,7 +56,7 @@ if last is not None:
         with st.container(border=True):
             left, right = st.columns([3, 1])
             run_dataset = store.datasets.get(run.dataset_id).name
-            left.markdown(f"**Run #{run.id}** · {run.task} on {run_dataset} · {run.device}")
+            left.markdown(f"**Run #{run.id}** · {run.kind} on {run_dataset} · {run.device}")
             with right:
                 status_badge(run.status)
             st.progress(

@@ -118,9 +118,9 @@ def main() -> int:
             run = execute(store, create_run(store, config).id)
             wall = time.perf_counter() - start
             accuracy = evaluate_run(store, run.id)["accuracy"]
-            rate = run.step / max(run.train_seconds, 1e-9)
+            rate = run.step / max(run.work_seconds, 1e-9)
             print(
-                f"{budget:>8} {run.train_seconds:>8.1f} {wall:>7.1f} {run.step:>6} {rate:>7.2f} "
+                f"{budget:>8} {run.work_seconds:>8.1f} {wall:>7.1f} {run.step:>6} {rate:>7.2f} "
                 f"{accuracy:>12.3f}",
                 flush=True,
             )

@@ -76,7 +76,7 @@ class Ingest:
         try:  # under way: its worker has decoded a first batch of files
             deadline = time.monotonic() + 180
             while not any(
-                r.task == "ingest" and r.status == "running" and r.step > 0
+                r.kind == "ingest" and r.status == "running" and r.step > 0
                 for r in store.runs.list()
             ):
                 if time.monotonic() > deadline:

@@ -82,7 +82,7 @@ def child(home: str, budget: float) -> int:
         device="cpu",
     )
     run = execute(store, create_run(store, config).id)
-    print(f"{run.status} {run.step} {run.step * config.batch_size / run.train_seconds:.0f}")
+    print(f"{run.status} {run.step} {run.step * config.batch_size / run.work_seconds:.0f}")
     return 0 if run.status == "finished" else 1
 
 

@@ -199,7 +199,7 @@ def execute_checks_run(
             run.id,
             step=stage[0] * n + done,
             total=total,
-            train_seconds=time.perf_counter() - started,
+            work_seconds=time.perf_counter() - started,
         )
 
     def stop() -> bool:
@@ -223,4 +223,4 @@ def execute_checks_run(
         image_scores(
             store, settings.score_run, run.dataset_id, on_progress=progress, should_stop=stop
         )
-    return "finished", {"step": total, "epoch": 1, "train_seconds": time.perf_counter() - started}
+    return "finished", {"step": total, "epoch": 1, "work_seconds": time.perf_counter() - started}

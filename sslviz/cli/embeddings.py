@@ -123,7 +123,7 @@ def _submit(args: argparse.Namespace, **map_options: object) -> int:
     finally:
         store.close()
     if args.json:
-        emit_json({"run": run.id, "status": run.status, "task": run.task})
+        emit_json({"run": run.id, "status": run.status, "task": run.kind})
     else:
         print(run.id)
         say(f"run {run.id} {run.status}: follow it with `sslviz status {run.id}`")

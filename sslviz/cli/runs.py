@@ -171,7 +171,7 @@ def _open() -> Store:
 def describe(store: Store, run: Run) -> dict[str, Any]:
     """``jobs.describe`` (progress in the terms the run was planned in, ``runner.progress``) plus
     the run's ``kind`` (its label) and ``parent``."""
-    return {**jobs.describe(store, run), "kind": run_kind(run.task).label, "parent": run.parent_id}
+    return {**jobs.describe(store, run), "kind": run_kind(run.kind).label, "parent": run.parent_id}
 
 
 def _epoch_cell(f: dict[str, Any]) -> str:
@@ -188,13 +188,13 @@ def _epoch_cell(f: dict[str, Any]) -> str:
 
 def _print_facts(store: Store, run: Run) -> None:
     f: dict[str, Any] = describe(store, run)
-    kind = run_kind(run.task)
+    kind = run_kind(run.kind)
     parent = f" of run {run.parent_id}" if run.parent_id is not None else ""
     print(f"run: {run.id}")
     print(f"status: {run.status}")
     print(
         f"task: {kind.label}{parent} on dataset {f['dataset']!r} "
-        f"({run.encoder}, device {run.device})"
+        f"({run.model_name}, device {run.device})"
     )
     steps = f"step {run.step}/{run.total_steps}" if run.total_steps else f"step {run.step}"
     budget = f", {_duration(f['time_budget'])} budget" if f["time_budget"] else ""
@@ -204,7 +204,7 @@ def _print_facts(store: Store, run: Run) -> None:
         print(f"stage: {f['stage']}")
     if f["elapsed_seconds"] is not None:
         print(
-            f"elapsed: {_duration(f['elapsed_seconds'])} (training {_duration(run.train_seconds)})"
+            f"elapsed: {_duration(f['elapsed_seconds'])} (training {_duration(run.work_seconds)})"
         )
     if f["eta_seconds"] is not None and run.status in ("queued", "running"):
         print(f"eta: {_duration(f['eta_seconds'])}")

@@ -239,7 +239,7 @@ def _foreground(store: Any, run_id: int, args: argparse.Namespace) -> int:
         say(f"run {run.id} cancelled at step {run.step}: `sslviz resume {run.id}` continues it")
         return 130
     say(
-        f"run {run.id} finished in {run.train_seconds:.0f} s of training; "
+        f"run {run.id} finished in {run.work_seconds:.0f} s of training; "
         f"`sslviz eval {run.id}` shows its held-out metrics"
     )
     return 0
@@ -254,14 +254,14 @@ def _run_json(run: Any) -> dict[str, Any]:
     return {
         "run": run.id,
         "status": run.status,
-        "task": run.task,
-        "encoder": run.encoder,
+        "task": run.kind,
+        "encoder": run.model_name,
         "device": run.device,
         "epoch": run.epoch,
         **{k: facts[k] for k in ("epochs", "epochs_limit", "time_budget", "progress")},
         "step": run.step,
         "total_steps": run.total_steps,
-        "train_seconds": run.train_seconds,
+        "train_seconds": run.work_seconds,
         "error": run.error,
     }
 

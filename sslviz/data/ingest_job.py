@@ -146,14 +146,14 @@ def execute_run(
         if done >= total or now - last[0] >= PROGRESS_EVERY:
             last[0] = now
             store.runs.progress(
-                run.id, step=done, total=total, train_seconds=time.perf_counter() - started
+                run.id, step=done, total=total, work_seconds=time.perf_counter() - started
             )
 
     workers = IngestSettings.from_dict(run.config).workers
     report = fill(store, dataset, plan, progress=progress, workers=workers, should_stop=stop)
     total = max(1, len(plan.items))
     fields = {"step": total, "total_steps": total, "epoch": 1}
-    return "finished", {**fields, "train_seconds": report.seconds}
+    return "finished", {**fields, "work_seconds": report.seconds}
 
 
 class _StopPoll:

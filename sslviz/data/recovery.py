@@ -52,7 +52,7 @@ def reap_ingests(store: Store, *, now: float | None = None) -> list[int]:
 
 def ingest_run(store: Store, dataset_id: int) -> Run | None:
     """The newest ingest job of a dataset (any status), or None (ingested in the foreground)."""
-    jobs = [r for r in store.runs.list() if r.task == INGEST_KIND and r.dataset_id == dataset_id]
+    jobs = [r for r in store.runs.list() if r.kind == INGEST_KIND and r.dataset_id == dataset_id]
     return jobs[-1] if jobs else None
 
 

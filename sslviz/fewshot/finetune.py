@@ -69,7 +69,7 @@ def submit_finetune(
     request = JobRequest(
         kind="finetune",
         dataset_id=parent.dataset_id,
-        encoder=parent.encoder,
+        encoder=parent.model_name,
         config=settings,
         device=device,
         parent_id=parent.id,

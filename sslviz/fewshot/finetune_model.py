@@ -95,7 +95,7 @@ def blank_encoder(source: Mapping[str, Any]) -> tuple[Any, View, int]:
 
 def source_description(store: Store, parent: Run) -> dict[str, Any]:
     """What the parent's encoder is (a pretext run's config, or a parent fine-tune's own)."""
-    if parent.task == "finetune":
+    if parent.kind == "finetune":
         path = checkpoint_path(store.workspace.run_dir(parent.id))
         return dict(load_checkpoint(path)["source"])
     from sslviz.training.config import TrainConfig

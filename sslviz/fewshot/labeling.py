@@ -32,7 +32,7 @@ def source_name(store: Store, source: str) -> str:
         run = store.runs.get(int(source))
     except UserError:
         return f"run #{source} (deleted)"
-    return f"{run.task} #{run.id}"
+    return f"{run.kind} #{run.id}"
 
 
 def deleted_source(store: Store, session: Session) -> str | None:

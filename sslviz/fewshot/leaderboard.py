@@ -121,7 +121,7 @@ def candidates(store: Store, dataset: Dataset) -> list[Candidate]:
         Candidate("random", *default_layer(store, "random"), "random", "random init"),
     ]
     for run in _finished_runs(store, dataset):
-        kind = run_kind(run.task)
+        kind = run_kind(run.kind)
         if kind.name == "finetune":
             grid = int(run.config.get("grid") or 1)
             name = f"fine-tune #{run.id} of {_parent_name(store, run.parent_id)}"
@@ -133,7 +133,7 @@ def candidates(store: Store, dataset: Dataset) -> list[Candidate]:
             # average and the best on digits (block3 2x2 after a rotation run, README)
             layer, grid = default_layer(store, str(run.id))
             for each in (grid, OTHER_POOLING.get(grid, 1)):
-                out.append(Candidate(str(run.id), layer, each, run.task, f"{run.task} #{run.id}"))
+                out.append(Candidate(str(run.id), layer, each, run.kind, f"{run.kind} #{run.id}"))
     return out
 
 
@@ -142,7 +142,7 @@ def _parent_name(store: Store, parent_id: int | None) -> str:
     if parent_id is None:
         return "?"
     try:
-        return f"{store.runs.get(parent_id).task} #{parent_id}"
+        return f"{store.runs.get(parent_id).kind} #{parent_id}"
     except UserError:
         return f"#{parent_id}"
 

@@ -69,7 +69,7 @@ def submit_ranking(store: Store, session: Any, labels: Mapping[str, str]) -> Run
 def latest_ranking(store: Store, session: Any) -> Run | None:
     """The newest ranking job of ``session`` (any status), if any."""
     for run in sorted(store.runs.list(), key=lambda r: r.id, reverse=True):
-        if run.task == KIND and run.config.get("session") == session.id:
+        if run.kind == KIND and run.config.get("session") == session.id:
             return run
     return None
 
@@ -95,7 +95,7 @@ def execute_run(
             run.id,
             step=done,
             total=max(1, total),
-            train_seconds=time.perf_counter() - started,
+            work_seconds=time.perf_counter() - started,
             stage=stage,
             stage_progress=None,
         )
@@ -105,7 +105,7 @@ def execute_run(
         store, run.dataset_id, labels, background=False, on_progress=progress, should_stop=stop
     )
     write_json(board_file(store, run.id), board_to_json(board))
-    return "finished", {"stage": None, "train_seconds": time.perf_counter() - started}
+    return "finished", {"stage": None, "work_seconds": time.perf_counter() - started}
 
 
 def board_file(store: Store, run_id: int) -> Path:
@@ -122,7 +122,7 @@ def board_to_json(board: Leaderboard) -> dict[str, Any]:
 
 def stored_board(store: Store, run: Run) -> Leaderboard | None:
     """The board a finished ranking job stored, or None (not finished, or its file is gone)."""
-    if run.task != KIND or run.status != "finished":
+    if run.kind != KIND or run.status != "finished":
         return None
     try:
         values = json.loads((store.workspace.run_dir(run.id) / BOARD_FILE).read_text())

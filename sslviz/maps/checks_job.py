@@ -66,6 +66,6 @@ def job_for(store: Store, dataset: Dataset, settings: ChecksSettings) -> Run | N
     """The newest checks job of exactly these settings on ``dataset`` (any status), if any."""
     config = settings.to_dict()
     for run in sorted(store.runs.list(), key=lambda r: r.id, reverse=True):
-        if run.task == KIND and run.dataset_id == dataset.id and run.config == config:
+        if run.kind == KIND and run.dataset_id == dataset.id and run.config == config:
             return run
     return None

@@ -91,7 +91,7 @@ def source_run(store: Store, source: str) -> Run:
     from sslviz.store.kinds import run_kind
 
     run = store.runs.get(int(source))
-    kind = run_kind(run.task)
+    kind = run_kind(run.kind)
     if not kind.has_encoder:
         raise UserError(
             f"run {run.id} is a {kind.label} run, which has no encoder: choose a pretext or "
@@ -111,7 +111,7 @@ def encoder_for_source(store: Store, source: int | str) -> SourceEncoder:
     from sslviz.store.kinds import run_kind
 
     # the kind names its loader (a fine-tune's lives with the fine-tuning code, above maps)
-    return run_kind(run.task).load("encoder_loader")(store, run)
+    return run_kind(run.kind).load("encoder_loader")(store, run)
 
 
 def pretext_encoder(store: Store, run: Run) -> SourceEncoder:
@@ -175,7 +175,7 @@ def source_version(store: Store, source: str) -> str:
 def _architecture(store: Store, source: str) -> Encoder:
     """An untrained encoder of the source's architecture: names and defaults, no checkpoint."""
 
-    name = RANDOM_ENCODER if source == "random" else source_run(store, source).encoder
+    name = RANDOM_ENCODER if source == "random" else source_run(store, source).model_name
     return _untrained(name)
 
 

@@ -41,7 +41,7 @@ def job_request(store: Store, dataset: Any, source: int | str, **options: Any) -
     request = map_request(store, dataset, source, **options)
     source = request.settings.source
     is_run = source not in BASELINES
-    encoder = source_run(store, source).encoder if is_run else RANDOM_ENCODER
+    encoder = source_run(store, source).model_name if is_run else RANDOM_ENCODER
     return JobRequest(
         kind=KIND,
         dataset_id=request.dataset.id,
@@ -65,7 +65,7 @@ def job_for(store: Store, request: MapRequest) -> Run | None:
     job of another layer or of an older checkpoint is another map's."""
     config = request.job_config()
     for run in sorted(store.runs.list(), key=lambda r: r.id, reverse=True):
-        if run.task == KIND and run.dataset_id == request.dataset.id and run.config == config:
+        if run.kind == KIND and run.dataset_id == request.dataset.id and run.config == config:
             return run
     return None
 
@@ -96,7 +96,7 @@ def execute_run(
 
     def progress(done: int, images: int) -> None:
         store.runs.progress(
-            run.id, step=min(done, total - 1), train_seconds=time.perf_counter() - started
+            run.id, step=min(done, total - 1), work_seconds=time.perf_counter() - started
         )
 
     options = {k: v for k, v in settings.to_dict().items() if k != "source"}
@@ -108,7 +108,7 @@ def execute_run(
         should_stop=stop,
         **options,
     )
-    return "finished", {"step": total, "epoch": 1, "train_seconds": time.perf_counter() - started}
+    return "finished", {"step": total, "epoch": 1, "work_seconds": time.perf_counter() - started}
 
 
 def _throttled(progress: Callable[[int, int], None]) -> Callable[[int, int], None]:

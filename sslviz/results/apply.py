@@ -226,7 +226,7 @@ def apply_image(
         loaded.task.name
     )
     if apply is None:
-        raise UserError(f"run {loaded.run.id} is a {loaded.run.task} run: nothing to apply")
+        raise UserError(f"run {loaded.run.id} is a {loaded.run.kind} run: nothing to apply")
     options = {"temperature": temperature, "seed": seed}
     with one_thread():
         if warm_up:

@@ -109,7 +109,7 @@ def write_results(store: Store, run: Run, phase: ResultsPhase) -> None:
     """Compute and store what the run's result page shows, step by step through ``phase``. A
     failure here never fails the run (the page then computes it on its first visit); a stop
     (``Cancelled``) ends the run cancelled, to redo this phase on resume."""
-    heads = list(HELD_OUT) if run.task == "multi" else [run.task]  # multi: every head's
+    heads = list(HELD_OUT) if run.kind == "multi" else [run.kind]  # multi: every head's
     if not set(heads) <= set(HELD_OUT):
         return
     try:
@@ -117,7 +117,7 @@ def write_results(store: Store, run: Run, phase: ResultsPhase) -> None:
         held = held_out(store, run, loaded.config)
         for name in heads:
             head = loaded.head(name)
-            title = f"held-out {name}" if run.task == "multi" else "held-out images"
+            title = f"held-out {name}" if run.kind == "multi" else "held-out images"
             with phase.step(title, head.model, ROWS_PER_IMAGE[name] * len(held)):
                 HELD_OUT[name](store, run, lambda head=head: head, held)
         if "rotation" in heads:

@@ -117,9 +117,9 @@ class ImageScores:
 def pretext_run(store: Store, run_id: int) -> Run:
     """The run if it is a pretext run (its model answers a pretext task), else a UserError."""
     run = store.runs.get(int(run_id))
-    if run.task not in TASKS:
+    if run.kind not in TASKS:
         raise UserError(
-            f"run {run.id} is a {run.task} run: scores come from a pretext model, choose a "
+            f"run {run.id} is a {run.kind} run: scores come from a pretext model, choose a "
             f"{', '.join(TASKS)} run (see `sslviz runs`)"
         )
     return run
@@ -183,7 +183,7 @@ def image_scores(
     started = time.perf_counter()
     where = torch.device(device) if device is not None else run_device(run)
     task, model, config, checkpoint = load_model(store, run.id, device=where)
-    if run.task == "multi":
+    if run.kind == "multi":
         task, model = task.head(model, "rotation")
     cache = open_cache(store, dataset.id, config.image_size)  # uint8 (N, 3, S, S), mmapped
     columns = _score_all(
@@ -193,7 +193,7 @@ def image_scores(
         "step": int(checkpoint["step"]),
         "seconds": round(time.perf_counter() - started, 3),
         "device": str(where),
-        "task": run.task,
+        "task": run.kind,
     }
     file.parent.mkdir(parents=True, exist_ok=True)
     with replacing(file, suffix=".npz") as tmp:
@@ -210,7 +210,7 @@ def _load(store: Store, run: Run, dataset: Dataset, file: Path) -> ImageScores |
     try:
         with np.load(file) as saved:
             meta = json.loads(str(saved["meta"]))
-            columns = {name: saved[name] for name in COLUMNS[run.task][0]}
+            columns = {name: saved[name] for name in COLUMNS[run.kind][0]}
     except (FileNotFoundError, KeyError, ValueError, OSError):
         return None
     images = store.datasets.images(dataset.id)
@@ -218,7 +218,7 @@ def _load(store: Store, run: Run, dataset: Dataset, file: Path) -> ImageScores |
         return None
     return ImageScores(
         run=run.id,
-        task=run.task,
+        task=run.kind,
         dataset=dataset.name,
         step=int(meta["step"]),
         image_ids=np.fromiter((i.id for i in images), np.int64, len(images)),

@@ -172,9 +172,9 @@ def upright_check(
     """``sslviz upright``: rotation run ``run_id`` (its latest checkpoint) on every image of
     ``dataset``. UserError unless it is a rotation run with a checkpoint."""
     run = store.runs.get(run_id)
-    if run.task not in ("rotation", "multi"):
+    if run.kind not in ("rotation", "multi"):
         raise UserError(
-            f"run {run_id} is a {run.task} run: the upright check needs a rotation run "
+            f"run {run_id} is a {run.kind} run: the upright check needs a rotation run "
             "(see `sslviz runs`)"
         )
     if not 0 < min_confidence <= 1:

@@ -41,7 +41,7 @@ def execute(
     and fine-tuning take ``callbacks``)."""
     run = claim(store, run_id)
     alive()
-    kind = run_kind(run.task)
+    kind = run_kind(run.kind)
     heartbeat = None if is_beating(store, run.id) else Heartbeat(store, run.id)
     try:
         if (run.stage or "").startswith(RESULTS_STAGE):  # it ended there: redo only that stage

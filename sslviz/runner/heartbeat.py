@@ -102,7 +102,7 @@ class Heartbeat:
         """Progress an executor wrote to the run's row (``step``, ``epoch``, ...) with a plain
         ``store.runs.update`` is a sign of life too."""
         run = store.runs.get(self.run_id)
-        seen = (run.step, run.epoch, run.total_steps, run.train_seconds, run.stage_progress)
+        seen = (run.step, run.epoch, run.total_steps, run.work_seconds, run.stage_progress)
         if self._seen is not None and seen != self._seen:
             alive()
         self._seen = seen

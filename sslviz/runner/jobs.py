@@ -90,7 +90,7 @@ def submit(
     """
     if reuse_active:
         for run in store.runs.list(ACTIVE_STATUSES):
-            if (run.task, run.dataset_id, run.config) == (
+            if (run.kind, run.dataset_id, run.config) == (
                 request.kind,
                 request.dataset_id,
                 request.config,
@@ -352,15 +352,15 @@ def describe(store: Store, run: Run, *, now: float | None = None) -> dict[str, A
     return {
         "run": run.id,
         "status": run.status,
-        "task": run.task,
+        "task": run.kind,
         "dataset": dataset,
-        "encoder": run.encoder,
+        "encoder": run.model_name,
         "device": run.device,
         "pid": run.pid if run.status == "running" else None,
         "epoch": run.epoch,
         "step": run.step,
         "total_steps": run.total_steps,
-        "train_seconds": round(run.train_seconds, 2),
+        "train_seconds": round(run.work_seconds, 2),
         **progress_facts(run, now),
         "created_at": run.created_at,
         "started_at": run.started_at,

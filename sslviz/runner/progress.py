@@ -52,7 +52,7 @@ def fraction_done(run: Run) -> float:
     done = run.progress
     budget = time_budget(run)
     if budget and run.status != "finished":
-        done = max(done, min(1.0, run.train_seconds / budget))
+        done = max(done, min(1.0, run.work_seconds / budget))
     return done
 
 
@@ -75,8 +75,8 @@ def running_seconds(run: Run, now: float | None = None) -> float | None:
     has trained, which stops while it waits in the queue or stays cancelled until a resume;
     before that (decoding the cache), or for a job without training steps, the wall clock since
     its claim. None for a run that never started."""
-    if run.train_seconds > 0:
-        return run.train_seconds
+    if run.work_seconds > 0:
+        return run.work_seconds
     if run.status == "queued":
         return None
     return elapsed_seconds(run, now)
@@ -89,11 +89,11 @@ def eta_seconds(run: Run) -> float | None:
         return None if run.status != "finished" else 0.0
     estimates = []
     done = run.progress
-    if 0 < done < 1 and run.train_seconds > 0:
-        estimates.append(run.train_seconds * (1 - done) / done)
+    if 0 < done < 1 and run.work_seconds > 0:
+        estimates.append(run.work_seconds * (1 - done) / done)
     budget = time_budget(run)
     if budget:
-        estimates.append(max(0.0, budget - run.train_seconds))
+        estimates.append(max(0.0, budget - run.work_seconds))
     return round(min(estimates), 1) if estimates else None
 
 

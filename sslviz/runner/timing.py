@@ -31,7 +31,7 @@ class Estimate:
 
 def _same_setup(a: Run, b: Run) -> bool:
     keys = ("image_size", "batch_size")
-    return (a.dataset_id, a.task, a.encoder) == (b.dataset_id, b.task, b.encoder) and all(
+    return (a.dataset_id, a.kind, a.model_name) == (b.dataset_id, b.kind, b.model_name) and all(
         a.config.get(k) == b.config.get(k) for k in keys
     )
 
@@ -41,12 +41,12 @@ def own_length(run: Run, history: list[Run]) -> float | None:
     finished run of the same setup times its epochs (less what it already trained)."""
     budget = time_budget(run)
     if budget is not None:
-        return max(0.0, budget - run.train_seconds)
+        return max(0.0, budget - run.work_seconds)
     like = [r for r in history if r.status == "finished" and r.epoch > 0 and _same_setup(r, run)]
     if not like:
         return None
     latest = max(like, key=lambda r: r.id)
-    per_epoch = latest.train_seconds / latest.epoch
+    per_epoch = latest.work_seconds / latest.epoch
     return max(0.0, per_epoch * (run.epochs - run.epoch))
 
 

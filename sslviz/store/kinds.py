@@ -6,7 +6,7 @@ Pages, the CLI and the worker read this table instead of guessing from a run's l
 the job runner reaches a kind's ``executor`` only through it (imported when it runs one), so the
 runner never imports the training, fine-tuning or map code it carries out.
 
-    kind = run_kind(run.task)
+    kind = run_kind(run.kind)
     kind.live_metric        # the metric key its training logs, e.g. "bin_accuracy"
     kind.has_encoder        # can be a source of embeddings (``sslviz embed RUN``)
 """
@@ -178,7 +178,7 @@ assert tuple(KINDS) == RUN_KINDS, "every kind the schema allows needs an entry h
 
 
 def run_kind(name: str) -> RunKind:
-    """The kind called ``name`` (a run's ``task``); UserError listing the known ones."""
+    """The kind called ``name`` (a run's ``kind``); UserError listing the known ones."""
     if name not in KINDS:
         raise UserError(f"unknown kind of run {name!r}; known: {', '.join(KINDS)}")
     return KINDS[name]

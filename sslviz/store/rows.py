@@ -58,8 +58,8 @@ RESUMABLE_STATUSES = ("failed", "cancelled", "interrupted")
 class Run:
     id: int
     dataset_id: int
-    task: str
-    encoder: str
+    kind: str  # the job kind (store.kinds): a pretext task, "finetune", "embedding", "ingest", ...
+    model_name: str  # the encoder it trains or computes with; "pixels"/"random" baselines; "none"
     config_json: str
     device: str
     status: str
@@ -72,7 +72,7 @@ class Run:
     epochs: int
     step: int
     total_steps: int | None
-    train_seconds: float
+    work_seconds: float  # time spent in its work (training steps, embedding, ...), not waiting
     cancel_requested: int
     error: str | None
     traceback: str | None

@@ -32,8 +32,8 @@ class RunTable:
         self,
         *,
         dataset_id: int,
-        task: str,
-        encoder: str,
+        kind: str,
+        model_name: str,
         config: Mapping[str, Any],
         device: str,
         epochs: int,
@@ -41,19 +41,19 @@ class RunTable:
         parent_id: int | None = None,
         **fields: Any,
     ) -> Run:
-        """A new run; ``task`` is a pretext task or another job kind (schema.RUN_KINDS);
+        """A new run; ``kind`` is a pretext task or another job kind (schema.RUN_KINDS);
         ``fields``: other columns, written in the same statement (an owner's claim)."""
         values = {
             "dataset_id": dataset_id,
-            "task": task,
-            "encoder": encoder,
+            "task": kind,
+            "encoder": model_name,
             "config": json.dumps(dict(config), sort_keys=True),
             "device": device,
             "status": status,
             "created_at": time.time(),
             "epochs": epochs,
             "parent_id": parent_id,
-            **fields,
+            **_columns(fields),
         }
         names, marks = ", ".join(values), ", ".join("?" * len(values))
         try:
@@ -79,8 +79,8 @@ class RunTable:
         owned = {"pid": os.getpid(), "claimed_at": now, "started_at": now, "heartbeat_at": now}
         return self.create(
             dataset_id=request.dataset_id,
-            task=request.kind,
-            encoder=request.encoder,
+            kind=request.kind,
+            model_name=request.encoder,
             config=request.config,
             device=request.device,
             epochs=max(1, int(request.epochs)),
@@ -123,6 +123,7 @@ class RunTable:
         run end it for its new owner.
         """
         allowed = tuple(allowed_from)
+        fields = _columns(fields)
         assignments = ", ".join(["status = ?"] + [f"{k} = ?" for k in fields])
         marks = ", ".join("?" * len(allowed))
         mine = "" if owner is None else " AND pid = ?"
@@ -182,6 +183,7 @@ class RunTable:
         transaction, so two schedulers in different processes can't start the same run twice nor
         exceed a limit that ``pick`` enforces. ``pick`` must be pure (no store calls).
         """
+        fields = _columns(fields)
         assignments = ", ".join(["status = 'running'"] + [f"{k} = ?" for k in fields])
         with self._db.transaction() as conn:
             rows = conn.execute(
@@ -199,9 +201,10 @@ class RunTable:
         return [self.get(run_id) for run_id in chosen]
 
     def update(self, run_id: int, **fields: Any) -> None:
-        """Set progress fields (epoch, step, total_steps, train_seconds, pid, heartbeat_at, ...)."""
+        """Set progress fields (epoch, step, total_steps, work_seconds, pid, heartbeat_at, ...)."""
         if not fields:
             return
+        fields = _columns(fields)
         if "config" in fields and not isinstance(fields["config"], str):
             fields["config"] = json.dumps(dict(fields["config"]), sort_keys=True)
         assignments = ", ".join(f"{k} = ?" for k in fields)
@@ -299,7 +302,18 @@ class RunTable:
         return [Artifact(**r) for r in rows]
 
 
+# Run attributes whose columns keep their first names (renaming a column is a migration): the
+# attributes say what they hold, the columns are read and written through this table.
+_COLUMN_OF = {"kind": "task", "model_name": "encoder", "work_seconds": "train_seconds"}
+_ATTRIBUTE_OF = {column: name for name, column in _COLUMN_OF.items()}
+
+
+def _columns(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Run attribute names -> the ``runs`` columns they are stored in."""
+    return {_COLUMN_OF.get(name, name): value for name, value in fields.items()}
+
+
 def _run(row: Any) -> Run:
-    values = dict(row)
+    values = {_ATTRIBUTE_OF.get(column, column): value for column, value in dict(row).items()}
     values["config_json"] = values.pop("config")
     return Run(**values)

@@ -152,7 +152,7 @@ class StoreLogger(Callback):
                 self.run_id,
                 step=state.step,
                 epoch=state.epoch,
-                train_seconds=state.train_seconds,
+                work_seconds=state.train_seconds,
                 **planned,
             )
         except sqlite3.OperationalError as error:

@@ -143,7 +143,7 @@ def evaluate_model(
         store.runs.add_artifact(run.id, name, kind, Path(path).relative_to(run_dir).as_posix())
     store.runs.log_metrics(run.id, step, _scalars(metrics, "eval/"))
     holdout_by = "image" if groups is None else groups.kind
-    results = with_context(run.id, run.task, task, metrics, len(images), holdout_by)
+    results = with_context(run.id, run.kind, task, metrics, len(images), holdout_by)
     _write_json(run_dir / EVAL_FILE, {"step": step, "results": results})
     return results
 

@@ -37,12 +37,12 @@ def measured_speed(store: Store, config: TrainConfig) -> tuple[float, int] | Non
     speeds = []
     for run in reversed(store.runs.list(statuses=("finished",))):
         c = run.config
-        if run.task != config.task or run.encoder != config.encoder:
+        if run.kind != config.task or run.model_name != config.encoder:
             continue
-        if run.train_seconds < MIN_MEASURED_SECONDS or not run.step or "batch_size" not in c:
+        if run.work_seconds < MIN_MEASURED_SECONDS or not run.step or "batch_size" not in c:
             continue
         scale = (int(c.get("image_size", config.image_size)) / config.image_size) ** 2
-        speeds.append(run.step * int(c["batch_size"]) / run.train_seconds * scale)
+        speeds.append(run.step * int(c["batch_size"]) / run.work_seconds * scale)
         if len(speeds) == RECENT_RUNS:
             break
     return (statistics.median(speeds), len(speeds)) if speeds else None

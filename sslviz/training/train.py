@@ -86,7 +86,7 @@ def execute_run(
     ``Cancelled``. Under torchrun only rank 0 writes the store; the other ranks call this directly.
     """
     main = distributed.context().is_main
-    kind = run_kind(run.task)
+    kind = run_kind(run.kind)
     logger = [StoreLogger(store, run.id)] if main else []
     if main and kind.checkpoint_monitor:  # the feature-quality curve (sslviz.fewshot.monitor)
         logger.append(kind.load("checkpoint_monitor")(store, run))

@@ -62,10 +62,10 @@ def pretext_runs(store: Store, dataset: Dataset) -> dict[int, str]:
     runs = [
         r
         for r in store.runs.list()
-        if run_kind(r.task).pretext and (r.status == "finished" or r.step > 0)
+        if run_kind(r.kind).pretext and (r.status == "finished" or r.step > 0)
     ]
     runs.sort(key=lambda r: (r.dataset_id != dataset.id, -r.id))
-    return {r.id: f"#{r.id} {r.task}" for r in runs}
+    return {r.id: f"#{r.id} {r.kind}" for r in runs}
 
 
 def _settings(loaded: LoadedMap, **what: Any) -> checks_job.ChecksSettings:
@@ -168,7 +168,7 @@ def check_controls(store: Store, dataset: Dataset, source: str) -> CheckChoice:
         format_func=runs.get,
         key=f"ex_check_run_{source}",  # per map source: follows a change of the map's source
     )
-    columns, headline = scoring.COLUMNS[store.runs.get(run_id).task]
+    columns, headline = scoring.COLUMNS[store.runs.get(run_id).kind]
     column = right.selectbox(
         "Score",
         columns,

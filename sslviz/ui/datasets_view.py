@@ -82,7 +82,7 @@ def ingest_report(store: Store, dataset: Dataset) -> None:
     """The outcome of the ingest this session started, read from the store."""
     report = IngestReport.of(store, dataset).to_json()
     job = ingest_run(store, dataset.id)
-    report["seconds"] = job.train_seconds if job is not None else 0.0
+    report["seconds"] = job.work_seconds if job is not None else 0.0
     rejected = report["rejected"]
     st.success(
         f"Dataset **{report['dataset']}**: {report['accepted']:,} images accepted, "

@@ -46,7 +46,7 @@ def demo_panel(loaded: LoadedModel, run: Run) -> None:
     from sslviz.ui.resources import get_store
 
     options: dict[str, Any] = {}
-    if run.task == "colorization" and is_classification(loaded.task):
+    if run.kind == "colorization" and is_classification(loaded.task):
         options["temperature"] = st.slider(
             "Temperature (lower is more vivid)",
             0.05,
@@ -55,7 +55,7 @@ def demo_panel(loaded: LoadedModel, run: Run) -> None:
             0.01,
             key="demo_temperature",
         )
-    if run.task == "jigsaw":
+    if run.kind == "jigsaw":
         options["seed"] = st.number_input("Puzzle number", 0, 10_000, 0, key="demo_seed")
     store = get_store()
     given = image_source(store, run, key="demo")
@@ -63,7 +63,7 @@ def demo_panel(loaded: LoadedModel, run: Run) -> None:
         st.info("Give the model an image above.", icon=":material/image:")
         return
     upright = False
-    if run.task == "rotation":
+    if run.kind == "rotation":
         from_dataset = given.row is not None
         upright = st.checkbox(
             "This image is upright: grade the model's answers",
@@ -78,7 +78,7 @@ def demo_panel(loaded: LoadedModel, run: Run) -> None:
             provenance(store, run, given)
         image = read_image(given.data, given.name)
         show_applied(
-            apply_image(loaded, image, **options), graded=upright or run.task != "rotation"
+            apply_image(loaded, image, **options), graded=upright or run.kind != "rotation"
         )
         demo_saliency(loaded, image, seed=int(options.get("seed", 0)))
         with st.container(border=True):

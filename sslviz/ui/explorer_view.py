@@ -61,12 +61,12 @@ def source_choices(store: Store, dataset: Dataset) -> dict[str, str]:
     runs = [
         r
         for r in store.runs.list()
-        if run_kind(r.task).has_encoder and (r.status == "finished" or r.step > 0)
+        if run_kind(r.kind).has_encoder and (r.status == "finished" or r.step > 0)
     ]
     names = {d.id: d.name for d in store.datasets.list()}
     runs.sort(key=lambda r: (r.dataset_id != dataset.id, -r.id))
     choices = {
-        str(r.id): f"#{r.id} {run_kind(r.task).label} on {names.get(r.dataset_id, '?')}"
+        str(r.id): f"#{r.id} {run_kind(r.kind).label} on {names.get(r.dataset_id, '?')}"
         + ("" if r.status == "finished" else f" ({r.status})")
         for r in runs
     }

@@ -257,7 +257,7 @@ def best_parent(runs: list[Any], session: Any, ranked: Any) -> tuple[int, str]:
                 return ids[row.source], "the best-ranked run on the leaderboard of these labels"
     if str(session.source) in ids:
         return ids[str(session.source)], "the run the session's map shows"
-    longest = max(runs, key=lambda r: (r.train_seconds, r.id))
+    longest = max(runs, key=lambda r: (r.work_seconds, r.id))
     return longest.id, "the run that trained longest (rank the sources to pick the best)"
 
 
@@ -277,7 +277,7 @@ def finetune_button(store: Store, session: Any) -> None:
     runs = [
         r
         for r in store.runs.list(("finished",))
-        if r.dataset_id == session.dataset_id and run_kind(r.task).has_encoder
+        if r.dataset_id == session.dataset_id and run_kind(r.kind).has_encoder
     ]
     st.markdown("#### Fine-tune on these labels")
     if not runs:
@@ -286,7 +286,7 @@ def finetune_button(store: Store, session: Any) -> None:
     if len(set(labels.values())) < 2:
         st.info("Label images of at least two classes to fine-tune on them.")
         return
-    names = {r.id: f"#{r.id} {run_kind(r.task).label}" for r in runs}
+    names = {r.id: f"#{r.id} {run_kind(r.kind).label}" for r in runs}
     ids = list(names)
     default, why = best_parent(runs, session, _finished_board(store, session))
     chosen = st.selectbox(

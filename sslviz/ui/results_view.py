@@ -75,12 +75,12 @@ def held_out_images(store: Store, run: Run, image_size: int | None = None) -> He
 def pretext_runs(store: Store, task: str | None = None) -> list[Run]:
     """Pretext runs (of ``task``, or of any task), newest first; multi-task runs are runs of
     each task (their head of it)."""
-    runs = [r for r in store.runs.list() if r.task in TASKS and task in (None, r.task, *_heads(r))]
+    runs = [r for r in store.runs.list() if r.kind in TASKS and task in (None, r.kind, *_heads(r))]
     return sorted(runs, key=lambda r: r.id, reverse=True)
 
 
 def _heads(run: Run) -> tuple[str, ...]:
-    return tuple(TASK_PAGES) if run.task == "multi" else ()
+    return tuple(TASK_PAGES) if run.kind == "multi" else ()
 
 
 def run_picker(store: Store, task: str | None, *, key: str) -> Run | None:
@@ -137,18 +137,18 @@ def run_picker(store: Store, task: str | None, *, key: str) -> Run | None:
 
 
 def _explain_link(store: Store, run: Run, task: str | None) -> None:
-    if task is not None and task not in (run.task, *_heads(run)):
+    if task is not None and task not in (run.kind, *_heads(run)):
         st.warning(
-            f"Run #{run.id} is a {run.task} run, not a {task} run: its results are on its own page.",
+            f"Run #{run.id} is a {run.kind} run, not a {task} run: its results are on its own page.",
             icon=":material/swap_horiz:",
         )
-        if run.task in TASK_PAGES:
+        if run.kind in TASK_PAGES:
             st.page_link(
-                TASK_PAGES[run.task],
-                label=f"Open run #{run.id} on the {run.task.capitalize()} page →",
+                TASK_PAGES[run.kind],
+                label=f"Open run #{run.id} on the {run.kind.capitalize()} page →",
                 query_params={"run": str(run.id)},
             )
-    elif run.task in TASKS:
+    elif run.kind in TASKS:
         st.warning(
             f"Run #{run.id} has no checkpoint yet ({run.status}): it shows here after its first "
             "epoch.",
@@ -168,7 +168,7 @@ def result_page(
         st.stop()
     try:
         loaded, metrics = loaded_model(store, run, task), evaluation(store, run)
-        if run.task == "multi":
+        if run.kind == "multi":
             st.caption(f"Multi-task run: its {task} head (one encoder shared by three heads).")
             metrics = metrics["heads"][task]
     except UserError as error:

@@ -87,7 +87,7 @@ def queue_note(estimate: Estimate | None) -> str:
 
 def render_run(store: Store, run: Run, dataset_names: dict[int, str]) -> None:
     """Everything about one run, read from the store now."""
-    kind = run_kind(run.task)
+    kind = run_kind(run.kind)
     head, badge = st.columns([4, 1])
     head.subheader(run_label(run, dataset_names))
     with badge:
@@ -146,7 +146,7 @@ def render_run(store: Store, run: Run, dataset_names: dict[int, str]) -> None:
 def _results(store: Store, run: Run, eval_keys: list[str], title: str) -> None:
     """Held-out metrics of a finished run, as tiles: a pretext run's exactly as its result page
     shows them (chance, interval, verdict); other kinds' ``eval/<key>`` metrics."""
-    stored = stored_results(store.workspace.run_dir(run.id)) if run_kind(run.task).pretext else None
+    stored = stored_results(store.workspace.run_dir(run.id)) if run_kind(run.kind).pretext else None
     if stored is not None:
         st.markdown(f"**{title}**")
         heldout_summary(stored, step=run.step)
@@ -155,7 +155,7 @@ def _results(store: Store, run: Run, eval_keys: list[str], title: str) -> None:
     if not evals:
         return
     st.markdown(f"**{title}**")
-    if run.task == "finetune" and _finetune_tile(store, run):
+    if run.kind == "finetune" and _finetune_tile(store, run):
         evals = [m for m in evals if m.key != "eval/holdout_accuracy"]
     for column, metric in zip(st.columns(min(len(evals), 6)), evals[:6], strict=False):
         column.metric(metric.key.removeprefix("eval/").replace("_", " "), f"{metric.value:.4g}")
@@ -191,7 +191,7 @@ def _finetune_tile(store: Store, run: Run) -> bool:
 
 def _curves(store: Store, run: Run, keys: list[str]) -> None:
     """Loss and the kind's live metric, each only if the run logged it."""
-    kind = run_kind(run.task)
+    kind = run_kind(run.kind)
     if "loss" not in keys and kind.live_metric is None:
         return  # a job without training curves (embedding + map): its progress says it all
     # Everything written so far, as the progress line above reads it: the curves end at the step
@@ -271,7 +271,7 @@ def _actions(store: Store, run: Run) -> None:
 def compare_runs(store: Store, runs: list[Run], dataset_names: dict[int, str]) -> None:
     """Overlay the smoothed curves of several runs (loss, and each kind's live metric): runs of
     kinds that train (an embedding job logs no curves)."""
-    by_id = {r.id: r for r in runs if run_kind(r.task).live_metric is not None}
+    by_id = {r.id: r for r in runs if run_kind(r.kind).live_metric is not None}
     if len(by_id) < 2:
         return
     chosen = st.multiselect(
@@ -283,7 +283,7 @@ def compare_runs(store: Store, runs: list[Run], dataset_names: dict[int, str]) -
     )
     if not chosen:
         return
-    kinds = {i: run_kind(by_id[i].task) for i in chosen}
+    kinds = {i: run_kind(by_id[i].kind) for i in chosen}
     label = {i: f"#{i} {kinds[i].label}" for i in chosen}
     until = snapshot_time(any(by_id[i].status in ACTIVE_STATUSES for i in chosen))
     losses = [read_series(store, i, "loss", label[i], until=until) for i in chosen]

@@ -27,7 +27,7 @@ progress = fraction_done  # fraction done, 0-1 (budget-aware): the same number t
 
 def has_epochs(run: Run) -> bool:
     """Whether the run trains in epochs (pretext runs and fine-tunes; not an embedding job)."""
-    return run_kind(run.task).has_encoder
+    return run_kind(run.kind).has_encoder
 
 
 def epoch_text(run: Run) -> str:
@@ -91,7 +91,7 @@ def run_label(run: Run, dataset_names: dict[int, str]) -> str:
     (its status is shown beside it: a status in the label would go stale in an open selectbox)."""
     dataset = dataset_names.get(run.dataset_id, f"dataset {run.dataset_id}")
     parent = f" of #{run.parent_id}" if run.parent_id is not None else ""
-    return f"#{run.id} {run_kind(run.task).label}{parent} on {dataset}"
+    return f"#{run.id} {run_kind(run.kind).label}{parent} on {dataset}"
 
 
 def opening_run(runs: list[Run]) -> int:
@@ -112,9 +112,9 @@ def runs_frame(runs: list[Run], dataset_names: dict[int, str]) -> pd.DataFrame:
         {
             "run": r.id,
             "status": r.status,
-            "task": run_kind(r.task).label,
+            "task": run_kind(r.kind).label,
             "dataset": dataset_names.get(r.dataset_id, str(r.dataset_id)),
-            "encoder": r.encoder,
+            "encoder": r.model_name,
             "device": device_text(r.device),
             "progress": round(100 * progress(r)),  # whole percent, as the panel shows it
             "epoch": epoch_text(r),

@@ -166,7 +166,7 @@ def test_delete_removes_rows_files_and_run_folders(store: Store, tmp_path: Path)
     (root / "a.png").write_bytes(encoded(noise(16, 16, 1), "PNG"))
     dataset = ingest(store, [root], workers=1).dataset
     run = store.runs.create(
-        dataset_id=dataset.id, task="rotation", encoder="x", config={}, device="cpu", epochs=1
+        dataset_id=dataset.id, kind="rotation", model_name="x", config={}, device="cpu", epochs=1
     )
     store.runs.transition(run.id, "finished", allowed_from=("queued",))
     store.workspace.run_dir(run.id).mkdir(parents=True)

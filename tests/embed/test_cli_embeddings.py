@@ -77,8 +77,8 @@ def test_embed_errors_are_one_line(
     dataset = store.datasets.get_by_name("tiny")
     job = store.runs.create(
         dataset_id=dataset.id,
-        task="embedding",
-        encoder="small-cnn",
+        kind="embedding",
+        model_name="small-cnn",
         config={},
         device="cpu",
         epochs=1,

@@ -115,8 +115,8 @@ def test_bad_requests_are_one_line_user_errors(store: Store, run_id: int) -> Non
     dataset = store.datasets.get_by_name("tiny")
     job = store.runs.create(
         dataset_id=dataset.id,
-        task="embedding",
-        encoder="small-cnn",
+        kind="embedding",
+        model_name="small-cnn",
         config={},
         device="cpu",
         epochs=1,

@@ -115,7 +115,7 @@ def test_a_tiny_encoder_reaches_its_labels_and_predicts_the_rest(space):
     assert run.status == "running" and run.pid == os.getpid()  # claimed by this process
     done = execute(store, run.id)
     assert done.status == "finished", done.error
-    assert (done.task, done.parent_id, done.encoder) == ("finetune", space.parent, "small-cnn")
+    assert (done.kind, done.parent_id, done.model_name) == ("finetune", space.parent, "small-cnn")
     result = finetune_result(store, run.id)
     assert result["holdout_labels"] == 6 and result["labeled"] == 30 and result["predicted"] == 60
     assert result["holdout_accuracy"] >= 5 / 6

@@ -198,8 +198,8 @@ def test_the_heartbeat_beats_only_while_the_process_shows_signs_of_life(
     now = time.time()
     run = store.runs.create(
         dataset_id=1,
-        task="rotation",
-        encoder="small-cnn",
+        kind="rotation",
+        model_name="small-cnn",
         config={},
         device="cpu",
         epochs=1,
@@ -228,8 +228,8 @@ def test_progress_written_to_the_store_by_any_executor_keeps_the_heartbeat(
 ):
     run = store.runs.create(
         dataset_id=tiny_dataset.id,
-        task="embedding",
-        encoder="small-cnn",
+        kind="embedding",
+        model_name="small-cnn",
         config={},
         device="cpu",
         epochs=1,
@@ -251,8 +251,8 @@ def test_progress_written_to_the_store_by_any_executor_keeps_the_heartbeat(
 def test_a_failed_beat_never_ends_the_heartbeat(store, tiny_dataset, wait_for):
     run = store.runs.create(
         dataset_id=1,
-        task="rotation",
-        encoder="small-cnn",
+        kind="rotation",
+        model_name="small-cnn",
         config={},
         device="cpu",
         epochs=1,
@@ -313,8 +313,8 @@ def test_an_executor_that_raises_cancelled_ends_its_run_cancelled(store, tiny_da
 
     run = store.runs.create(
         dataset_id=tiny_dataset.id,
-        task="embedding",
-        encoder="small-cnn",
+        kind="embedding",
+        model_name="small-cnn",
         config={},
         device="cpu",
         epochs=1,

@@ -79,8 +79,8 @@ def test_a_run_submitted_after_its_dataset_was_deleted_is_one_clear_error(store,
     with pytest.raises(UserError, match="no longer exists"):
         store.runs.create(
             dataset_id=tiny_dataset.id,
-            task="rotation",
-            encoder="small-cnn",
+            kind="rotation",
+            model_name="small-cnn",
             config={},
             device="cpu",
             epochs=1,

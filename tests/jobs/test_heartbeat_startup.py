@@ -17,8 +17,8 @@ def test_a_starting_worker_beats_until_its_first_sign_then_only_with_signs(
     now = time.time()
     run = store.runs.create(
         dataset_id=tiny_dataset.id,
-        task="rotation",
-        encoder="small-cnn",
+        kind="rotation",
+        model_name="small-cnn",
         config={},
         device="cpu",
         epochs=1,

@@ -40,7 +40,7 @@ def test_a_worker_ranks_the_labels_with_the_clis_numbers(store, home, sslviz, tm
     session = store.sessions.create(dataset_id=dataset.id, name="s", source="pixels")
 
     run = submit_ranking(store, session, labels)
-    assert run.task == "leaderboard" and run.device == "cpu"
+    assert run.kind == "leaderboard" and run.device == "cpu"
     ended = jobs.wait(store, run.id, START_TIMEOUT)
     assert ended.status == "finished", (ended.status, ended.error, ended.traceback)
     assert latest_ranking(store, session).id == run.id

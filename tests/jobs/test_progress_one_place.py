@@ -15,8 +15,8 @@ def test_cli_and_app_read_the_same_progress(store: Store, tiny_dataset) -> None:
     now = time.time()
     common = {
         "dataset_id": tiny_dataset.id,
-        "task": "rotation",
-        "encoder": "small-cnn",
+        "kind": "rotation",
+        "model_name": "small-cnn",
         "device": "cpu",
         "epochs": 1000,
     }
@@ -27,7 +27,7 @@ def test_cli_and_app_read_the_same_progress(store: Store, tiny_dataset) -> None:
         started_at=now - 40,
         step=10,
         total_steps=100_000,
-        train_seconds=30.0,
+        work_seconds=30.0,
         heartbeat_at=now,
     )
     reaped = store.runs.create(**common, config={})

@@ -122,7 +122,7 @@ def test_cancel_in_the_results_phase_ends_cancelled_and_resume_redoes_only_it(
     done = wait_for(lambda: _ended(store, run.id), START_TIMEOUT + 200, poll=0.5)
     assert done.status == "finished", (done.status, done.error)
     # only the results were written again: no step trained, the evaluation not redone
-    assert (done.step, done.train_seconds) == (trained.step, trained.train_seconds)
+    assert (done.step, done.work_seconds) == (trained.step, trained.work_seconds)
     again = {m.key: m.time for m in store.runs.metrics(run.id) if m.key.startswith("eval/")}
     assert again == evaluated
     assert done.stage is None

@@ -13,7 +13,7 @@ from sslviz.runner.timing import end_estimates
 from sslviz.store import Store
 from sslviz.ui.run_panel import log_tail
 
-COMMON = {"task": "rotation", "encoder": "small-cnn", "device": "cpu"}
+COMMON = {"kind": "rotation", "model_name": "small-cnn", "device": "cpu"}
 SETUP = {"image_size": 32, "batch_size": 64}
 
 
@@ -21,7 +21,7 @@ def test_elapsed_counts_running_time_only(store: Store, tiny_dataset) -> None:
     now = time.time()
     # started 4 minutes ago, cancelled for most of it, resumed: 90 s of training in all
     run = store.runs.create(dataset_id=tiny_dataset.id, config=SETUP, epochs=10, **COMMON)
-    store.runs.update(run.id, status="running", started_at=now - 244, train_seconds=90.0)
+    store.runs.update(run.id, status="running", started_at=now - 244, work_seconds=90.0)
     assert running_seconds(store.runs.get(run.id), now) == 90.0
     assert jobs.describe(store, store.runs.get(run.id), now=now)["running_seconds"] == 90.0
     # a queued run has not run at all; one decoding its cache counts since its claim
@@ -36,12 +36,12 @@ def test_a_queued_run_ends_after_the_runs_ahead_of_it(store: Store, tiny_dataset
     kw = {"dataset_id": tiny_dataset.id, **COMMON}
     # a finished run of the same setup: 12 s per epoch
     done = store.runs.create(config=SETUP, epochs=5, **kw)
-    store.runs.update(done.id, status="finished", epoch=5, train_seconds=60.0)
+    store.runs.update(done.id, status="finished", epoch=5, work_seconds=60.0)
     # running: 30 of 100 steps in 30 s -> 70 s left
     running = store.runs.create(config=SETUP, epochs=10, **kw)
     store.runs.update(
         running.id, status="running", started_at=now - 30, step=30, total_steps=100,
-        train_seconds=30.0,
+        work_seconds=30.0,
     )  # fmt: skip
     budgeted = store.runs.create(config={**SETUP, "time_budget": 45}, epochs=1000, **kw)
     paced = store.runs.create(config=SETUP, epochs=10, **kw)  # 10 epochs at 12 s

@@ -25,8 +25,8 @@ def _run_row(store: Store, status: str = "queued", device: str = "cpu", **fields
     dataset = store.datasets.list()[0]
     run = store.runs.create(
         dataset_id=dataset.id,
-        task="rotation",
-        encoder="small-cnn",
+        kind="rotation",
+        model_name="small-cnn",
         config={"dataset": dataset.name, "task": "rotation", "device": device},
         device=device,
         epochs=3,

@@ -16,8 +16,8 @@ def _rows(store: Store) -> tuple[int, int]:
     dataset = store.datasets.finish(store.datasets.create("pets", "/data/pets").id)
     done = store.runs.create(
         dataset_id=dataset.id,
-        task="rotation",
-        encoder="small-cnn",
+        kind="rotation",
+        model_name="small-cnn",
         config={"dataset": "pets", "task": "rotation"},
         device="cpu",
         epochs=4,
@@ -30,12 +30,12 @@ def _rows(store: Store) -> tuple[int, int]:
         total_steps=40,
         started_at=time.time() - 9,
         ended_at=time.time(),
-        train_seconds=8.5,
+        work_seconds=8.5,
     )
     failed = store.runs.create(
         dataset_id=dataset.id,
-        task="jigsaw",
-        encoder="small-cnn",
+        kind="jigsaw",
+        model_name="small-cnn",
         config={"dataset": "pets", "task": "jigsaw"},
         device="cpu",
         epochs=4,
@@ -108,8 +108,8 @@ def test_a_time_budgeted_run_reports_its_planned_epochs_not_the_ceiling(store, c
     ]:
         run = store.runs.create(
             dataset_id=dataset.id,
-            task="rotation",
-            encoder="small-cnn",
+            kind="rotation",
+            model_name="small-cnn",
             config=config,
             device="cpu",
             epochs=1000,
@@ -152,8 +152,8 @@ def test_fine_tunes_and_embedding_jobs_are_listed_by_their_kind(store, capsys):
     dataset_id = store.runs.get(done).dataset_id
     tune = store.runs.create(
         dataset_id=dataset_id,
-        task="finetune",
-        encoder="small-cnn",
+        kind="finetune",
+        model_name="small-cnn",
         config={"labels": 20},
         device="cpu",
         epochs=5,
@@ -163,8 +163,8 @@ def test_fine_tunes_and_embedding_jobs_are_listed_by_their_kind(store, capsys):
     store.runs.update(tune.id, epoch=5, step=50, total_steps=50)
     mapping = store.runs.create(
         dataset_id=dataset_id,
-        task="embedding",
-        encoder="small-cnn",
+        kind="embedding",
+        model_name="small-cnn",
         config={"source": "1"},
         device="cpu",
         epochs=1,

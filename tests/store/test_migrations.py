@@ -42,7 +42,7 @@ def test_v1_workspace_migrates_with_rows_intact(tmp_path: Path) -> None:
         version = store.connection.query("PRAGMA user_version")[0][0]
         assert version == SCHEMA_VERSION
         run = store.runs.get(7)
-        assert (run.task, run.status, run.parent_id) == ("rotation", "finished", None)
+        assert (run.kind, run.status, run.parent_id) == ("rotation", "finished", None)
         assert [m.value for m in store.runs.metrics(7, "loss")] == [0.5]
         assert [a.name for a in store.runs.artifacts(7)] == ["examples"]
         assert store.datasets.get_by_name("old").n_images == 1
@@ -50,8 +50,8 @@ def test_v1_workspace_migrates_with_rows_intact(tmp_path: Path) -> None:
         # the rebuilt tables enforce their new checks and keep cascading deletes
         child = store.runs.create(
             dataset_id=1,
-            task="finetune",
-            encoder="small-cnn",
+            kind="finetune",
+            model_name="small-cnn",
             config={},
             device="cpu",
             epochs=1,
@@ -60,7 +60,7 @@ def test_v1_workspace_migrates_with_rows_intact(tmp_path: Path) -> None:
         assert store.runs.get(child.id).parent_id == 7
         with pytest.raises(sqlite3.IntegrityError):
             store.runs.create(
-                dataset_id=1, task="nonsense", encoder="x", config={}, device="cpu", epochs=1
+                dataset_id=1, kind="nonsense", model_name="x", config={}, device="cpu", epochs=1
             )
         store.datasets.delete(1)
         assert store.runs.list() == []
@@ -108,7 +108,7 @@ def test_v2_workspace_migrates_with_rows_intact_and_ids_are_never_reused(tmp_pat
     store = Store.open(home)
     try:
         assert store.connection.query("PRAGMA user_version")[0][0] == SCHEMA_VERSION
-        assert store.runs.get(8).parent_id == 7 and store.runs.get(7).task == "rotation"
+        assert store.runs.get(8).parent_id == 7 and store.runs.get(7).kind == "rotation"
         assert [m.value for m in store.runs.metrics(8, "loss")] == [0.5]
         assert [i.id for i in store.datasets.images(3)] == [5, 6]
         assert store.datasets.get(3).pid == 99
@@ -117,7 +117,7 @@ def test_v2_workspace_migrates_with_rows_intact_and_ids_are_never_reused(tmp_pat
         # delete the newest run: the next one gets a new id, never 8 again
         store.runs.delete(8)
         new = store.runs.create(
-            dataset_id=3, task="rotation", encoder="small-cnn", config={}, device="cpu", epochs=1
+            dataset_id=3, kind="rotation", model_name="small-cnn", config={}, device="cpu", epochs=1
         )
         assert new.id == 9
         # the same for the newest dataset (and its images and sessions, which cascade)
@@ -159,15 +159,15 @@ def test_v3_workspace_takes_multi_task_runs_and_keeps_its_id_sequence(tmp_path: 
     store = Store.open(home)
     try:
         assert store.connection.query("PRAGMA user_version")[0][0] == SCHEMA_VERSION
-        assert store.runs.get(1).task == "jigsaw"
+        assert store.runs.get(1).kind == "jigsaw"
         assert [m.value for m in store.runs.metrics(1, "loss")] == [0.5]
         new = store.runs.create(
-            dataset_id=1, task="multi", encoder="small-cnn", config={}, device="cpu", epochs=1
+            dataset_id=1, kind="multi", model_name="small-cnn", config={}, device="cpu", epochs=1
         )
-        assert new.id == 3 and store.runs.get(3).task == "multi"
+        assert new.id == 3 and store.runs.get(3).kind == "multi"
         with pytest.raises(sqlite3.IntegrityError):
             store.runs.create(
-                dataset_id=1, task="nonsense", encoder="x", config={}, device="cpu", epochs=1
+                dataset_id=1, kind="nonsense", model_name="x", config={}, device="cpu", epochs=1
             )
     finally:
         store.close()

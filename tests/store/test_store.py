@@ -23,8 +23,8 @@ def _dataset_with_run(store):
     ds = store.datasets.create("pets", "/data/pets")
     run = store.runs.create(
         dataset_id=ds.id,
-        task="rotation",
-        encoder="small-cnn",
+        kind="rotation",
+        model_name="small-cnn",
         config={"lr": 0.1},
         device="cpu",
         epochs=3,
@@ -72,7 +72,7 @@ def test_status_check_constraint_rejects_unknown_status(store):
         store.runs.update(run.id, status="exploded")
     with pytest.raises(sqlite3.IntegrityError):
         store.runs.create(
-            dataset_id=1, task="sudoku", encoder="x", config={}, device="cpu", epochs=1
+            dataset_id=1, kind="sudoku", model_name="x", config={}, device="cpu", epochs=1
         )
 
 

@@ -23,8 +23,8 @@ def test_the_plan_is_what_the_rest_of_the_budget_allows_at_the_recent_pace(store
     start would undershoot; the recent pace predicts where the run ends."""
     run = store.runs.create(
         dataset_id=tiny.id,
-        task="rotation",
-        encoder="small-cnn",
+        kind="rotation",
+        model_name="small-cnn",
         config={"dataset": "tiny", "task": "rotation", "time_budget": 60.0, "epochs": 1000},
         device="cpu",
         epochs=1000,
@@ -93,7 +93,7 @@ def test_a_budgeted_run_ends_at_its_estimate_and_says_so_everywhere(home, tiny) 
             assert time.monotonic() < deadline, "the run never ended"
             runs = store.runs.list()
             if runs and runs[0].status == "running" and runs[0].step > 0:
-                seen.append((runs[0].train_seconds, runs[0].epochs, runs[0].config["epochs"]))
+                seen.append((runs[0].work_seconds, runs[0].epochs, runs[0].config["epochs"]))
             time.sleep(0.2)  # a polling interval, not a wait for a state
         out, err = trainer.communicate(timeout=60)
         assert trainer.returncode == 0, err

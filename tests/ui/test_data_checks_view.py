@@ -49,7 +49,7 @@ def settle(app: AppTest, timeout: float = 300.0) -> None:
     store = Store.open()
     deadline = time.monotonic() + timeout
     try:
-        while any(r.task == "checks" for r in store.runs.list(("queued", "running"))):
+        while any(r.kind == "checks" for r in store.runs.list(("queued", "running"))):
             assert time.monotonic() < deadline, "the data-check jobs did not end"
             time.sleep(0.5)
             app.run()

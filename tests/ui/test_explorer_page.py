@@ -140,7 +140,7 @@ def test_large_dataset_map_is_a_background_job_shown_when_done(
     app.button(key="ex_a_submit").click().run()
     assert not app.exception
     store = Store.open()
-    (run,) = [r for r in store.runs.list() if r.task == "embedding"]
+    (run,) = [r for r in store.runs.list() if r.kind == "embedding"]
     assert (run.config["source"], run.config["neighbors"]) == ("random", 5)
     assert app.get("progress")  # polled from the store while it runs
     assert jobs.wait(store, run.id, timeout=180).status == "finished"

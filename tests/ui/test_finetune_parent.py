@@ -15,11 +15,11 @@ def _row(source: str, accuracy: float) -> Row:
 
 def test_start_from_the_best_run_not_the_newest(store: Store) -> None:
     dataset = store.datasets.finish(store.datasets.create("pets", "/data/pets").id)
-    common = {"dataset_id": dataset.id, "encoder": "small-cnn", "config": {}, "device": "cpu"}
-    long = store.runs.create(task="rotation", epochs=60, status="finished", **common)
-    store.runs.update(long.id, train_seconds=600.0, epoch=60)
-    short = store.runs.create(task="jigsaw", epochs=2, status="finished", **common)
-    store.runs.update(short.id, train_seconds=20.0, epoch=2)
+    common = {"dataset_id": dataset.id, "model_name": "small-cnn", "config": {}, "device": "cpu"}
+    long = store.runs.create(kind="rotation", epochs=60, status="finished", **common)
+    store.runs.update(long.id, work_seconds=600.0, epoch=60)
+    short = store.runs.create(kind="jigsaw", epochs=2, status="finished", **common)
+    store.runs.update(short.id, work_seconds=20.0, epoch=2)
     runs = [store.runs.get(long.id), store.runs.get(short.id)]
 
     def session(source: str):

@@ -151,7 +151,7 @@ def test_a_session_whose_run_was_deleted_says_so_instead_of_predicting(
 ) -> None:
     store = Store.open(home)
     run = store.runs.create(
-        dataset_id=1, task="rotation", encoder="small-cnn", config={}, device="cpu", epochs=1
+        dataset_id=1, kind="rotation", model_name="small-cnn", config={}, device="cpu", epochs=1
     )
     session = create_session(store, "demo", run.id)
     paths = [i.path for i in store.datasets.images(1)]
@@ -159,7 +159,7 @@ def test_a_session_whose_run_was_deleted_says_so_instead_of_predicting(
     label_images(store, session.id, paths[-3:], "b")
     store.runs.delete(run.id)
     newer = store.runs.create(
-        dataset_id=1, task="rotation", encoder="small-cnn", config={}, device="cpu", epochs=1
+        dataset_id=1, kind="rotation", model_name="small-cnn", config={}, device="cpu", epochs=1
     )
     assert newer.id != run.id  # ids are never reused: the session can't point at this one
     open_tab(open_page(app, session.id), session.id, "Predictions")

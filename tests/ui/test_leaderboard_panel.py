@@ -62,7 +62,7 @@ def rank(at: AppTest, store: Store) -> None:
     the worker finished it, the page shows the board it stored."""
     at.button(key="rank_1").click().run()
     assert not at.exception
-    (run,) = [r for r in store.runs.list() if r.task == "leaderboard"]
+    (run,) = [r for r in store.runs.list() if r.kind == "leaderboard"]
     if run.status in ("queued", "running"):  # a worker starting: the page follows it
         assert "Ranking the sources (job #" in str([p.proto for p in at.get("progress")])
         assert at.button(key=f"rank_cancel_{run.id}")
@@ -77,7 +77,7 @@ def test_a_ranking_can_be_cancelled_from_the_page(session_store):
     at = AppTest.from_function(panel, default_timeout=120)
     at.run()
     at.button(key="rank_1").click().run()
-    (run,) = [r for r in store.runs.list() if r.task == "leaderboard"]
+    (run,) = [r for r in store.runs.list() if r.kind == "leaderboard"]
     at.button(key=f"rank_cancel_{run.id}").click().run()  # within a second of the submit
     assert not at.exception
     ended = jobs.wait(store, run.id, 120)
@@ -136,7 +136,7 @@ def test_fine_tune_on_these_labels_starts_a_background_run(session_store):
     at.radio(key="finetune_mode_1").set_value(SEMI_SUPERVISED).run()
     at.button(key="finetune_1").click().run()
     assert not at.exception
-    runs = [r for r in store.runs.list() if r.task == "finetune"]
+    runs = [r for r in store.runs.list() if r.kind == "finetune"]
     assert len(runs) == 1 and runs[0].parent_id == parent
     assert runs[0].config["semi_supervised"] is True  # the choice reached the run
     assert f"Fine-tune run #{runs[0].id} is" in _texts(at)

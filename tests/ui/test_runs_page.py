@@ -116,16 +116,16 @@ def test_opens_on_the_running_run_and_the_numbers_add_up(
     # a run this process trains in the foreground (as `sslviz train` does), 47.37% done: 90 s of
     # training (its claim is newer than this process, so the reaper leaves it running)
     running = store.runs.create(
-        dataset_id=finished.dataset_id, task="rotation", encoder=finished.encoder,
+        dataset_id=finished.dataset_id, kind="rotation", model_name=finished.model_name,
         config=finished.config, device="cpu", epochs=2, status="running",
     )  # fmt: skip
     store.runs.update(
         running.id, pid=os.getpid(), started_at=now, heartbeat_at=now, step=4737,
-        total_steps=10_000, epoch=0, train_seconds=90.0,
+        total_steps=10_000, epoch=0, work_seconds=90.0,
     )  # fmt: skip
     # queued behind it (one run per device), and the newest run: it ends after the running one
     queued = store.runs.create(
-        dataset_id=finished.dataset_id, task="rotation", encoder=finished.encoder,
+        dataset_id=finished.dataset_id, kind="rotation", model_name=finished.model_name,
         config=finished.config, device="cpu", epochs=3,
     )  # fmt: skip
     open_runs(app)
@@ -137,7 +137,7 @@ def test_opens_on_the_running_run_and_the_numbers_add_up(
     assert "1m 30s elapsed" in bar.proto.text
     left = 90.0 * (1 - 0.4737) / 0.4737  # the running run's ETA from its pace
     done = store.runs.get(finished.id)
-    own = done.train_seconds / done.epoch * 3
+    own = done.work_seconds / done.epoch * 3
     assert table.loc[queued.id, "ETA"] == runs_view.human_duration(left + own)
     store.runs.update(running.id, status="cancelled", pid=None)
 
@@ -173,8 +173,8 @@ def _other_kinds(store: Store, parent: Run) -> tuple[Run, Run]:
     """A finished fine-tune of ``parent`` (with its curves) and a finished embedding job (none)."""
     tune = store.runs.create(
         dataset_id=parent.dataset_id,
-        task="finetune",
-        encoder=parent.encoder,
+        kind="finetune",
+        model_name=parent.model_name,
         config={"labels": 18},
         device="cpu",
         epochs=3,
@@ -187,8 +187,8 @@ def _other_kinds(store: Store, parent: Run) -> tuple[Run, Run]:
     )
     mapping = store.runs.create(
         dataset_id=parent.dataset_id,
-        task="embedding",
-        encoder=parent.encoder,
+        kind="embedding",
+        model_name=parent.model_name,
         config={"source": str(parent.id)},
         device="cpu",
         epochs=1,

@@ -91,7 +91,7 @@ def test_submit_starts_a_background_run_and_shows_it(app: AppTest) -> None:
     store = Store.open()
     (run,) = store.runs.list()
     assert run.status in ("queued", "running")
-    assert (run.task, run.config["image_size"], run.epochs) == ("rotation", 16, 1)
+    assert (run.kind, run.config["image_size"], run.epochs) == ("rotation", 16, 1)
     assert any(f"**Run #{run.id}**" in m.value for m in app.markdown)
     link = next(e for e in app.get("page_link") if "Runs page" in e.proto.label)
     assert (link.proto.page, link.proto.query_string) == ("runs", f"run={run.id}")
