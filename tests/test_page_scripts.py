@@ -49,9 +49,17 @@ FORBIDDEN: dict[str, str] = {
     "sslviz.fewshot.leaderboard.leaderboard": "submit a ranking job (leaderboard_job)",
     "sslviz.fewshot.leaderboard_job.execute_run": "submit a ranking job (submit_ranking)",
     "sslviz.fewshot.leaderboard_rows.frozen_row": "submit a ranking job (submit_ranking)",
+    # a UMAP fit (numba holds the GIL): in a child process (ui.background_maps) or a map job
+    "sslviz.maps.project.project": "request it of ui.background_maps (a child process)",
+    "sslviz.maps.project.fit_umap": "request a map of ui.background_maps (a child process)",
+    "sslviz.fewshot.geometry.coords_for": "background_maps.request_coords (a child process)",
+    "sslviz.fewshot.geometry.fit_coords": "background_maps.request_coords (a child process)",
 }
 # (file, qualified call) pairs allowed with a reason: work that doesn't run in the script thread.
 ALLOWED: dict[tuple[str, str], str] = {
+    # the background thread's work, with should_stop: the fit runs in a child process
+    ("sslviz/ui/background_maps.py", "sslviz.maps.project.project"): "a child process fits",
+    ("sslviz/ui/background_maps.py", "sslviz.fewshot.geometry.coords_for"): "a child process",
     # reads what the checks job stored (both embeddings and graphs are cached by then)
     (
         "sslviz/ui/data_checks_view.py",

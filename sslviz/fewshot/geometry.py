@@ -26,6 +26,7 @@ and says so; asking for one by name still fits it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,10 +47,16 @@ RECIPE = "u2"  # bump when the recipe changes: cached coordinates are then recom
 
 
 def fit_coords(
-    vectors: np.ndarray, root: Path | None = None, *, shared_scale: bool = False
+    vectors: np.ndarray,
+    root: Path | None = None,
+    *,
+    shared_scale: bool = False,
+    should_stop: Callable[[], bool] | None = None,
 ) -> np.ndarray:
     """(N, min(DIMS, D)) float32 standardised UMAP coordinates of ``vectors`` (N, D);
-    ``shared_scale``: the columns share one unit (pixels) and keep their scale."""
+    ``shared_scale``: the columns share one unit (pixels) and keep their scale. With
+    ``should_stop`` the fit runs in a child process (``project.fit_umap``): never in the
+    caller's interpreter, whose GIL numba would hold (the app's server)."""
     from sslviz.maps.project import fit_umap
 
     x = prepared(vectors, shared_scale=shared_scale)
@@ -60,6 +67,7 @@ def fit_coords(
         metric=METRIC,
         dims=min(DIMS, x.shape[1]),  # UMAP's PCA init can't make more axes than the data has
         root=root,
+        should_stop=should_stop,
     )
     return _standardized(coords)
 
@@ -101,13 +109,19 @@ def cached_coords(store: Store, emb: Embeddings) -> np.ndarray | None:
     return coords if len(coords) == len(emb.paths) else None
 
 
-def coords_for(store: Store, emb: Embeddings) -> np.ndarray:
-    """The coordinates of ``emb``: cached, or fitted now and cached."""
+def coords_for(
+    store: Store, emb: Embeddings, *, should_stop: Callable[[], bool] | None = None
+) -> np.ndarray:
+    """The coordinates of ``emb``: cached, or fitted now (``should_stop``: in a child process,
+    see ``fit_coords``) and cached."""
     found = cached_coords(store, emb)
     if found is not None:
         return found
     coords = fit_coords(
-        np.asarray(emb.vectors), root=store.workspace.root, shared_scale=shared_scale(emb)
+        np.asarray(emb.vectors),
+        root=store.workspace.root,
+        shared_scale=shared_scale(emb),
+        should_stop=should_stop,
     )
     file = cache_file(store, emb)
     if file is not None:

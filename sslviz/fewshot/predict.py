@@ -19,7 +19,13 @@ import numpy as np
 
 from sslviz.core.errors import UserError
 from sslviz.fewshot.coverage import Coverage, coverage
-from sslviz.fewshot.estimate import ACTIVE_NOTE, Estimate, choose, cross_validate
+from sslviz.fewshot.estimate import (
+    ACTIVE_NOTE,
+    Estimate,
+    choose,
+    cross_validate,
+    few_per_class,
+)
 from sslviz.fewshot.predictors import (
     METHODS,
     UMAP_METHODS,
@@ -223,3 +229,17 @@ def prepared_features(store: Store, emb: Embeddings, method: str = "auto") -> Fe
     from sslviz.fewshot.kept import kept_features
 
     return kept_features(store, emb)
+
+
+def umap_needed(method: str, labels: Mapping[str, str], n_images: int) -> bool:
+    """Whether predicting with ``method`` on these labels may fit the embedding's 10-D UMAP
+    (``geometry``): a UMAP method asked for by name, or ``auto`` once there are enough labels
+    per class to choose by CV among candidates that include the UMAP ones (up to
+    ``geometry.MAX_ROWS`` images). A page fits it in the background first (never in its script)."""
+    from sslviz.fewshot import geometry
+
+    if method in UMAP_METHODS:
+        return True
+    if method != "auto" or n_images > geometry.MAX_ROWS:
+        return False
+    return not few_per_class(list(labels.values()))

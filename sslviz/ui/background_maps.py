@@ -3,6 +3,8 @@
     state = background_maps.request(store, dataset.id, source, **project_args)
     state.done, state.stage, state.error      # a page polls this (a fragment) and redraws once done
     background_maps.peek(store, dataset.id, source, **project_args)   # the state, never a new fit
+    background_maps.request_coords(store, emb)   # the few-shot 10-D UMAP of an embedding, alike
+    if background_maps.coords_ready(store, emb, method, labels):   # else it waits, polled
 
 A page shows the PCA map of the embedding at once (``sslviz.maps.project.preview_projection``)
 and asks for the UMAP map here; the fit waits for the start-up warm-up to finish compiling UMAP's
@@ -26,11 +28,14 @@ from typing import Any
 
 import streamlit as st
 
+from sslviz.fewshot import geometry
+from sslviz.fewshot.predict import umap_needed
 from sslviz.maps import project
 from sslviz.store import Store
 from sslviz.ui.resources import wait_for_compile, warm_up_stage
 
 _log = logging.getLogger(__name__)
+POLL_SECONDS = 1.0  # how often a page looks whether the fit it waits for is there
 
 
 @dataclass
@@ -116,3 +121,47 @@ def peek(store: Store, dataset_id: int, source: str, **options: Any) -> MapState
     builder = _builder()
     with builder.lock:
         return builder.states.get(str(file))
+
+
+def request_coords(store: Store, emb: Any, *, retry: bool = False) -> MapState:
+    """Ask for the 10-D UMAP the few-shot predictors use (``fewshot.geometry``) of ``emb`` to be
+    fitted the same way (a child process, one fit at a time) and cached beside the embedding;
+    its state at once. The labeling page's first prediction waits for it instead of fitting it
+    in its script. A fit that ended is fitted again only with ``retry``."""
+    file = geometry.cache_file(store, emb)
+
+    def work() -> None:
+        geometry.coords_for(store, emb, should_stop=_never)
+
+    return _builder().submit(str(file), work, retry=retry)
+
+
+def coords_ready(store: Store, emb: Any, method: str, labels: dict[str, str]) -> bool:
+    """Whether the prediction can run in the script: it fits no UMAP (``predict.umap_needed``),
+    or the embedding's UMAP is cached. Else that fit is asked of the background (a child
+    process: numba would hold the server's GIL) and its progress shown until it is there."""
+    if not umap_needed(method, labels, len(emb.paths)) or geometry.cache_file(store, emb) is None:
+        return True
+    if geometry.cached_coords(store, emb) is not None:
+        return True
+    state = request_coords(store, emb)
+    if state.done and state.error:
+        st.error(f"Fitting the UMAP the predictions need failed: {state.error}")
+        if st.button("Try again", key="lb_umap_retry", icon=":material/replay:"):
+            request_coords(store, emb, retry=True)
+            st.rerun()
+        return False
+    st.fragment(_wait_for_umap, run_every=POLL_SECONDS)(store, emb)
+    return False
+
+
+def _wait_for_umap(store: Store, emb: Any) -> None:
+    state = request_coords(store, emb)  # the one fit, shared
+    if state.done:
+        st.rerun()  # the page predicts with it now (or says why it failed)
+    seconds = time.monotonic() - state.started
+    st.info(
+        f"Fitting a UMAP of this embedding for the predictions ({state.stage}, {seconds:.0f} s): "
+        "once per embedding, in the background; the predictions follow when it is there.",
+        icon=":material/hourglass_top:",
+    )

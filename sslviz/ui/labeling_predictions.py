@@ -21,6 +21,7 @@ from sslviz.maps import embed
 from sslviz.maps.embedding_job import runs_inline
 from sslviz.store import Dataset, Store
 from sslviz.store.rows import Session
+from sslviz.ui import background_maps
 from sslviz.ui.explorer_view import LoadedMap, MapSpec, get_map
 from sslviz.ui.labeling_view import thumbnails_with_buttons
 from sslviz.ui.map import categorical_colours, colour_legend, map_figure
@@ -104,6 +105,8 @@ def predictions(store: Store, session: Session, emb: Any, method: str) -> Predic
             "Label images with at least two different labels to see predictions for the rest.",
             icon=":material/info:",
         )
+        return None
+    if not background_maps.coords_ready(store, emb, method, labels):
         return None
     with st.spinner("Cross-validating and predicting…"), user_errors():
         return _predict(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -15,9 +16,10 @@ from streamlit.testing.v1 import AppTest
 
 from sslviz.data import ensure_demo
 from sslviz.data.cache import build_cache
+from sslviz.fewshot import geometry
 from sslviz.fewshot.labeling import create_session, label_images, labels_by_path
 from sslviz.maps import project
-from sslviz.maps.embed import BASELINE_SIZE
+from sslviz.maps.embed import BASELINE_SIZE, cached_embeddings
 from sslviz.store import Store
 from sslviz.ui.label_colours import PALETTE, session_colours
 
@@ -61,6 +63,33 @@ def label_buttons(app: AppTest, prefix: str) -> list:
 
 def open_tab(app: AppTest, session: int, tab: str) -> AppTest:
     app.session_state[f"lb_tab_{session}"] = tab
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def open_predictions(app: AppTest, home: Path, session: int) -> AppTest:
+    """The Predictions tab: with 3 labels per class ``auto`` chooses by CV among methods that
+    include the UMAP ones, so the page first asks the background for the embedding's 10-D UMAP
+    (never fitted in its script) and says so; once it is cached, the page predicts."""
+    return wait_for_umap(open_tab(open_page(app, session), session, "Predictions"), home)
+
+
+def wait_for_umap(app: AppTest, home: Path) -> AppTest:
+    """Until the background fit of the embedding's 10-D UMAP is cached (the page said it waits
+    for it), then the page again: now with its predictions."""
+    store = Store.open(home)
+    try:
+        emb = cached_embeddings(store, 1, "pixels")
+        if geometry.cached_coords(store, emb) is None:
+            assert any("Fitting a UMAP of this embedding" in i.value for i in app.info)
+            assert not any(m.label == "Estimated accuracy" for m in app.metric)
+        deadline = time.monotonic() + 240
+        while geometry.cached_coords(store, emb) is None:
+            assert time.monotonic() < deadline, "the background UMAP fit did not end"
+            time.sleep(0.5)
+    finally:
+        store.close()
     app.run()
     assert not app.exception, app.exception
     return app
@@ -118,7 +147,7 @@ def test_predictions_with_estimate_confusion_and_downloads(app: AppTest, home: P
         folders.setdefault(image.path.split("/")[0], []).append(image.path)
     for folder, paths in folders.items():
         label_images(store, session.id, paths[:3], folder)
-    open_tab(open_page(app, session.id), session.id, "Predictions")
+    open_predictions(app, home, session.id)
     assert any(m.label == "Estimated accuracy" for m in app.metric)
     estimate = next(m for m in app.metric if m.label == "Estimated accuracy")
     assert estimate.value.endswith("%")
@@ -191,7 +220,7 @@ def test_a_label_has_one_colour_on_every_map(app: AppTest, home: Path) -> None:
     label_images(store, session.id, folders["coffee"][:6], "coffee")
     open_page(app, session.id)
     given = legend_colours(app, "label")
-    open_tab(app, session.id, "Predictions")
+    wait_for_umap(open_tab(app, session.id, "Predictions"), home)
     predicted = legend_colours(app, "predicted label (faint = unsure)")
     fixed = session_colours(store, session.id)
     assert given["astronaut"] == fixed["astronaut"] == PALETTE[0]
@@ -234,7 +263,7 @@ def test_a_label_shows_everywhere_in_the_same_run(app: AppTest, home: Path) -> N
     assert any("6 labeled" in m.value and "astronaut** 3" in m.value for m in app.markdown)
     legend = legend_text(app, "label")
     assert "unlabeled (300)" in legend and "astronaut (3)" in legend
-    open_tab(app, session.id, "Predictions")
+    open_tab(app, session.id, "Predictions")  # too few to choose by CV: no UMAP to wait for
     assert not any("at least two different labels" in i.value for i in app.info)
     assert any(m.label == "Estimated accuracy" for m in app.metric)
     store.close()
@@ -250,7 +279,7 @@ def test_labels_from_the_queue_flag_the_estimate(app: AppTest, home: Path) -> No
         folders.setdefault(image.path.split("/")[0], []).append(image.path)
     for folder, paths in folders.items():
         label_images(store, session.id, paths[:3], folder, suggested=True)
-    open_tab(open_page(app, session.id), session.id, "Predictions")
+    open_predictions(app, home, session.id)
     assert any(m.label == "Estimated accuracy" for m in app.metric)
     assert any("chosen by the suggestions" in c.value for c in app.caption)
     store.close()
