@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import re
 import shutil
-import time
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from waiting import wait_for
 
 from sslviz.data import ensure_demo
 from sslviz.data.cache import build_cache
@@ -84,10 +84,7 @@ def wait_for_umap(app: AppTest, home: Path) -> AppTest:
         if geometry.cached_coords(store, emb) is None:
             assert any("Fitting a UMAP of this embedding" in i.value for i in app.info)
             assert not any(m.label == "Estimated accuracy" for m in app.metric)
-        deadline = time.monotonic() + 240
-        while geometry.cached_coords(store, emb) is None:
-            assert time.monotonic() < deadline, "the background UMAP fit did not end"
-            time.sleep(0.5)
+        wait_for(lambda: geometry.cached_coords(store, emb) is not None, 240, 0.5)
     finally:
         store.close()
     app.run()
