@@ -477,8 +477,7 @@ def diagnose(home: Path, run_id: int, unseen: str | None) -> dict[str, float]:
     import torch
 
     from sslviz.data.cache import open_cache
-    from sslviz.pretext.colorization import psnr
-    from sslviz.results.colorization_answers import grey
+    from sslviz.pretext.colorization import psnr, without_colour
     from sslviz.store import Store
     from sslviz.training.batches import load_rows, split_indices
     from sslviz.training.evaluate import calibration_split, load_model
@@ -494,7 +493,7 @@ def diagnose(home: Path, run_id: int, unseen: str | None) -> dict[str, float]:
         sets["unseen"] = torch.from_numpy(np.array(open_cache(store, other, config.image_size)))
     out = {}
     for name, images in sets.items():
-        base = psnr(grey(images), images).mean().item()
+        base = psnr(without_colour(images), images).mean().item()
         for decode, faithful in (("vivid", False), ("faithful", True)):
             colour = task.colorize(model, images, faithful=faithful)
             out[f"{name} {decode}"] = psnr(colour, images).mean().item() - base

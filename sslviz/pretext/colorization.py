@@ -79,6 +79,26 @@ def colourfulness(images: Tensor) -> Tensor:
     return std + 0.3 * mean
 
 
+def without_colour(images: Tensor) -> Tensor:
+    """uint8 (N, 3, H, W) -> their lightness alone (ab = 0): the "no colour" baseline."""
+    lab = rgb_uint8_to_lab(images)
+    return lab_to_rgb_uint8(torch.cat([lab[:, :1], torch.zeros_like(lab[:, 1:])], dim=1))
+
+
+def colour_figures(truth: Tensor, colour: Tensor, faithful: Tensor) -> dict[str, float]:
+    """Means over uint8 images (N, 3, H, W): PSNR against ``truth`` of the vivid ``colour``, the
+    ``faithful`` decode and the grey baseline, and the colourfulness of each (``sslviz eval``'s
+    keys; the result page's summary)."""
+    return {
+        "psnr": psnr(colour, truth).mean().item(),
+        "psnr_faithful": psnr(faithful, truth).mean().item(),
+        "psnr_grey": psnr(without_colour(truth), truth).mean().item(),
+        "colourfulness": colourfulness(colour).mean().item(),
+        "colourfulness_faithful": colourfulness(faithful).mean().item(),
+        "colourfulness_truth": colourfulness(truth).mean().item(),
+    }
+
+
 class ColorizationTask(PretextTask):
     name = "colorization"
     input_channels = 1
@@ -364,16 +384,9 @@ class ColorizationTask(PretextTask):
         colour = self.colorize(model, images, batch_size)
         faithful, chosen = self.faithful_held_out(model, images, batch_size=batch_size)
         model.calibration = chosen  # chosen on all the held-out images: for any other image
-        lab = rgb_uint8_to_lab(images)
-        grey = lab_to_rgb_uint8(torch.cat([lab[:, :1], torch.zeros_like(lab[:, 1:])], dim=1))
         calibration = model.calibration
         result = {
-            "psnr": psnr(colour, images).mean().item(),
-            "psnr_faithful": psnr(faithful, images).mean().item(),
-            "psnr_grey": psnr(grey, images).mean().item(),
-            "colourfulness": colourfulness(colour).mean().item(),
-            "colourfulness_faithful": colourfulness(faithful).mean().item(),
-            "colourfulness_truth": colourfulness(images).mean().item(),
+            **colour_figures(images, colour, faithful),
             "faithful_calibrated": calibration.temperature > 0,
             "faithful_temperature": round(calibration.temperature or 1.0, 4),
             "faithful_shrink": [round(float(k), 4) for k in calibration.shrink],
@@ -394,9 +407,9 @@ class ColorizationTask(PretextTask):
         pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:8]
         shown = images[pick].cpu()
         colour = self.colorize(model, shown)
-        lab = rgb_uint8_to_lab(shown)
-        grey = lab_to_rgb_uint8(torch.cat([lab[:, :1], torch.zeros_like(lab[:, 1:])], dim=1))
-        panels = torch.stack([grey, colour, shown], dim=1).flatten(0, 1)  # (3n, 3, H, W)
+        panels = torch.stack([without_colour(shown), colour, shown], dim=1).flatten(
+            0, 1
+        )  # (3n, 3, H, W)
         captions = ["grey input", "colorized", "truth"] * len(shown)
         path = out_dir / "colorization_examples.png"
         save_grid(label_tiles(panels, captions), columns=3, path=path)

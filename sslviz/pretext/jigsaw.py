@@ -230,15 +230,12 @@ class JigsawTask(PretextTask):
         # Show the raw tiles of the same layout (the model saw them standardized).
         tiles = cut_tiles(shown, layout.offsets, tile_side(min(shown.shape[-2:])))  # (n,9,3,t,t)
         true_order = self.permutations[layout.labels]  # (n, 9)
-        shuffled = tiles[torch.arange(len(shown))[:, None], true_order]
-        # Model's reassembly: it claims position j holds tile p[j], so put shuffled[j] at p[j].
         guess = self.permutations[pred]
-        reassembled = torch.empty_like(shuffled)
-        reassembled[torch.arange(len(shown))[:, None], guess] = shuffled
         panels, captions, ok = [], [], []
         for i in range(len(shown)):
+            shuffled, reassembled = shuffled_and_reassembled(tiles[i], true_order[i], guess[i])
             d = int(hamming(guess[i], true_order[i]))
-            panels += [_assemble(shuffled[i]), _assemble(reassembled[i]), _assemble(tiles[i])]
+            panels += [board(shuffled, gap=1), board(reassembled, gap=1), board(tiles[i], gap=1)]
             captions += ["shuffled", f"model: {9 - d}/9 right", "original"]
             ok += [True, d == 0, True]
         path = out_dir / "jigsaw_examples.png"
@@ -246,12 +243,23 @@ class JigsawTask(PretextTask):
         return {"examples": ("image", path)}
 
 
-def _assemble(tiles: Tensor, gap: int = 1) -> Tensor:
-    """(9, C, t, t) uint8 -> (C, 3t + 2 gap, 3t + 2 gap) puzzle board with white gaps."""
+def shuffled_and_reassembled(
+    tiles: Tensor, permutation: Tensor, predicted: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Tiles (9, C, t, t) in original order, the true and the predicted permutation (9,) ->
+    (shuffled tiles as the model saw them, the shuffled tiles put back where the model says)."""
+    shuffled = tiles[permutation]  # position j holds tile permutation[j]
+    reassembled = torch.empty_like(shuffled)
+    reassembled[predicted] = shuffled  # the model claims position j holds tile predicted[j]
+    return shuffled, reassembled
+
+
+def board(tiles: Tensor, gap: int = 2) -> Tensor:
+    """(9, C, t, t) tiles in reading order -> (C, 3t + 2 gap, 3t + 2 gap) on white (255)."""
     c, t = tiles.shape[1], tiles.shape[-1]
     side = 3 * t + 2 * gap
-    board = torch.full((c, side, side), 255, dtype=tiles.dtype)
+    out = torch.full((c, side, side), 255, dtype=tiles.dtype)
     for k in range(9):
-        r, q = divmod(k, 3)
-        board[:, r * (t + gap) : r * (t + gap) + t, q * (t + gap) : q * (t + gap) + t] = tiles[k]
-    return board
+        top, left = (k // 3) * (t + gap), (k % 3) * (t + gap)
+        out[:, top : top + t, left : left + t] = tiles[k]
+    return out

@@ -32,9 +32,10 @@ from sslviz.data.decode import Rejected, decode, fit_square
 from sslviz.data.sources import MAX_FILE_BYTES
 from sslviz.models.checkpoint import checkpoint_path
 from sslviz.pretext import PretextModel, PretextTask
-from sslviz.pretext.colorization import colourfulness, psnr
-from sslviz.results.colorization_answers import grey, is_classification, with_colours_of
-from sslviz.results.jigsaw_answers import board, display_tiles, shuffled_and_reassembled
+from sslviz.pretext.colorization import colourfulness, psnr, without_colour
+from sslviz.pretext.jigsaw import board, shuffled_and_reassembled
+from sslviz.results.colorization_answers import is_classification, with_colours_of
+from sslviz.results.jigsaw_answers import display_tiles
 from sslviz.results.rotation_answers import angle, rotation_probabilities, turned
 from sslviz.store import Run, Store
 from sslviz.training.config import TrainConfig
@@ -269,7 +270,7 @@ def _colorization(
     faithful = loaded.task.colorize(loaded.model, x, faithful=True)  # (1, 3, S, S)
     shown = square(image, DISPLAY_SIDE)
     has_colour = float(colourfulness(x)[0]) >= COLOUR_MIN
-    ours, baseline = float(psnr(colour, x)[0]), float(psnr(grey(x), x)[0])
+    ours, baseline = float(psnr(colour, x)[0]), float(psnr(without_colour(x), x)[0])
     values: dict[str, Any] = {
         "psnr": ours if has_colour else None,
         "psnr_faithful": float(psnr(faithful, x)[0]) if has_colour else None,
@@ -279,7 +280,7 @@ def _colorization(
         "temperature": t if t is not None else loaded.task.options.get("temperature"),
     }
     panels = [
-        Panel("grey input", grey(shown)[0], "lightness only"),
+        Panel("grey input", without_colour(shown)[0], "lightness only"),
         Panel("model", with_colours_of(shown, colour)[0], f"colour predicted at {x.shape[-1]} px"),
     ]
     if has_colour:

@@ -15,14 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from sslviz.pretext.base import PretextModel, PretextTask
-from sslviz.pretext.colorization import colourfulness, psnr
+from sslviz.pretext.colorization import colour_figures, psnr, without_colour
 from sslviz.pretext.lab import lab_to_rgb_uint8, rgb_uint8_to_lab
-
-
-def grey(images: Tensor) -> Tensor:
-    """uint8 (N, 3, H, W) -> their lightness alone (ab = 0), the "no colour" baseline."""
-    lab = rgb_uint8_to_lab(images)
-    return lab_to_rgb_uint8(torch.cat([lab[:, :1], torch.zeros_like(lab[:, 1:])], dim=1))
 
 
 def with_colours_of(target: Tensor, coloured: Tensor) -> Tensor:
@@ -67,14 +61,7 @@ class ColorizationResults:
 
     def summary(self) -> dict[str, float]:
         """Means over the images, with the keys of ``sslviz eval``'s colorization row."""
-        return {
-            "psnr": self.psnr.mean().item(),
-            "psnr_faithful": self.psnr_faithful.mean().item(),
-            "psnr_grey": self.psnr_grey.mean().item(),
-            "colourfulness": colourfulness(self.colour).mean().item(),
-            "colourfulness_faithful": colourfulness(self.faithful).mean().item(),
-            "colourfulness_truth": colourfulness(self.truth).mean().item(),
-        }
+        return colour_figures(self.truth, self.colour, self.faithful)
 
 
 @torch.no_grad()
@@ -94,7 +81,7 @@ def colorization_results(
     t = temperature if is_classification(task) else None
     colour = task.colorize(model, images, temperature=t)
     faithful, _ = task.faithful_held_out(model, images)
-    return ColorizationResults(paths, images, grey(images), colour, faithful, t)
+    return ColorizationResults(paths, images, without_colour(images), colour, faithful, t)
 
 
 # --- a new temperature without a new model pass --------------------------------------------------

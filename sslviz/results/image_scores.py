@@ -277,11 +277,11 @@ def _score_batch(
             "seen_turn": images.new_tensor(ANGLES, dtype=torch.float32)[top.indices],
         }
     if task.name == "colorization":
-        from sslviz.results.colorization_answers import grey
+        from sslviz.pretext.colorization import without_colour
 
         colour = task.colorize(model, images, batch_size=len(images))  # (B, 3, S, S) uint8
         truth = images.cpu()
-        ours, none = psnr(colour, truth), psnr(grey(truth), truth)
+        ours, none = psnr(colour, truth), psnr(without_colour(truth), truth)
         return {"gain": ours - none, "psnr": ours, "psnr_grey": none}
     if task.name == "jigsaw":
         from sslviz.pretext.jigsaw import JigsawLayout

@@ -15,7 +15,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from sslviz.pretext.jigsaw import GREY_WEIGHTS, JigsawLayout, cut_tiles, tile_side
+from sslviz.pretext.jigsaw import (
+    GREY_WEIGHTS,
+    JigsawLayout,
+    board,
+    cut_tiles,
+    shuffled_and_reassembled,
+    tile_side,
+)
 from sslviz.pretext.permutations import hamming
 
 
@@ -44,28 +51,6 @@ def display_tiles(
     )
     greyed = luma.round().clamp(0, 255).to(torch.uint8).expand_as(tiles)
     return torch.where(layout.grey[..., None, None, None], greyed, tiles)
-
-
-def board(tiles: Tensor, gap: int = 2) -> Tensor:
-    """(9, 3, t, t) uint8 tiles in reading order -> (3, 3t + 2 gap, 3t + 2 gap) on white."""
-    t = tiles.shape[-1]
-    side = 3 * t + 2 * gap
-    out = torch.full((3, side, side), 255, dtype=torch.uint8)
-    for k in range(9):
-        top, left = (k // 3) * (t + gap), (k % 3) * (t + gap)
-        out[:, top : top + t, left : left + t] = tiles[k]
-    return out
-
-
-def shuffled_and_reassembled(
-    tiles: Tensor, permutation: Tensor, predicted: Tensor
-) -> tuple[Tensor, Tensor]:
-    """Tiles (9, 3, t, t) in original order, the true and the predicted permutation (9,) ->
-    (shuffled tiles as the model saw them, the shuffled tiles put back where the model says)."""
-    shuffled = tiles[permutation]  # position j holds tile permutation[j]
-    reassembled = torch.empty_like(shuffled)
-    reassembled[predicted] = shuffled  # the model claims position j holds tile predicted[j]
-    return shuffled, reassembled
 
 
 @dataclass(frozen=True)

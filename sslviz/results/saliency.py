@@ -25,10 +25,10 @@ from torch import Tensor, nn
 
 from sslviz.core.errors import UserError
 from sslviz.pretext.base import PretextModel, normalize
-from sslviz.pretext.jigsaw import JigsawLayout
+from sslviz.pretext.jigsaw import JigsawLayout, board
 from sslviz.results.apply import DISPLAY_SIDE, LoadedModel, Panel, square
 from sslviz.results.heatmap import overlay
-from sslviz.results.jigsaw_answers import board, display_tiles
+from sslviz.results.jigsaw_answers import display_tiles
 from sslviz.results.rotation_answers import angle, turned
 
 SALIENCY_TASKS = ("rotation", "jigsaw")  # tasks whose model picks one class to explain

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from sslviz.pretext.colorization import without_colour
 from sslviz.results import stored
 from sslviz.results.apply import LoadedModel, checkpoint_version
 from sslviz.results.colorization_answers import (
@@ -14,7 +15,6 @@ from sslviz.results.colorization_answers import (
     at_temperature,
     colorization_results,
     decode_inputs,
-    grey,
 )
 from sslviz.store import Run, Store
 from sslviz.ui.results_view import held_out_images, loaded_model, pager, picture
@@ -35,7 +35,7 @@ def _results(
     if base_run == run_id and temperature is None:  # the run's own decodes: stored when it ended
         colour, faithful = stored.colorization_of(store, run, lambda: loaded, held)
         return ColorizationResults(
-            held.paths, held.images, grey(held.images), colour, faithful, None
+            held.paths, held.images, without_colour(held.images), colour, faithful, None
         )
     inputs = _decode_inputs(home, run_id, version, base_run)
     if temperature is not None and inputs is not None:  # a slider move: the decode alone

@@ -9,15 +9,12 @@ import pytest
 import torch
 from trained_runs import Trained
 
+from sslviz.pretext.jigsaw import shuffled_and_reassembled
 from sslviz.pretext.permutations import maximal_hamming_permutations
 from sslviz.results import held_out
 from sslviz.results.apply import cached_run_model
 from sslviz.results.colorization_answers import at_temperature, colorization_results, decode_inputs
-from sslviz.results.jigsaw_answers import (
-    JigsawResults,
-    permutation_set_stats,
-    shuffled_and_reassembled,
-)
+from sslviz.results.jigsaw_answers import JigsawResults, permutation_set_stats
 from sslviz.results.rotation_answers import RotationResults, rotation_probabilities
 from sslviz.store import Store
 from sslviz.training.evaluate import MAX_EVAL_IMAGES, evaluate_run
