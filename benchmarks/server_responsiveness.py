@@ -2,10 +2,11 @@
 while one session runs a long piece of work, against the same load with nothing running: the
 ratio, measured side by side in one run.
 
-    python benchmarks/server_responsiveness.py [--work ingest] [--rounds 5] [--images 6000]
+    python benchmarks/server_responsiveness.py [--work ingest|leaderboard] [--rounds 5] [--images 6000]
 
-Session 1 starts the work in its own browser context the way a person does (an ingest: a server
-folder of ``--images`` generated photos, from the Datasets page); once it is under way, session 2
+Session 1 starts the work in its own browser context the way a person does (``--work``: an
+ingest of a server folder of ``--images`` generated photos from the Datasets page, or ranking the
+sources for a labeling session's labels on ``--images`` photos); once it is under way, session 2
 (another context) loads ``/runs`` and the seconds until its table is shown and its script is done
 are timed; then once more with the work's processes SIGSTOPped (the same pages, a job active,
 nothing working: what the pages themselves cost). The work is then stopped (cancelled), and session 2 loads the page
@@ -13,8 +14,9 @@ again with nothing running. Idle and busy loads alternate over the rounds, so th
 load hits both alike; medians after one warm-up round.
 
 The work is pluggable: a class in WORKS with ``start(page, url)`` (session 1 starts it and returns
-once it is under way) and ``stop()``. Add the leaderboard and the first prediction's UMAP when they
-are jobs too. Goal (issue 25): busy/idle <= 1.5. Needs Debian's ``chromium`` and ``playwright``.
+once it is under way), ``pids()`` and ``stop()``: ``ingest`` (a server folder from the Datasets
+page) and ``leaderboard`` (*Rank sources for these labels* on the labeling page). Goal (issue 25):
+busy/idle <= 1.5. Needs Debian's ``chromium`` and ``playwright``.
 """
 
 from __future__ import annotations
@@ -46,13 +48,7 @@ class Ingest:
     def __init__(self, home: Path, images: int) -> None:
         self.home, self.round = home, 0
         self.folder = home.parent / "served" / "photos"
-        self.folder.mkdir(parents=True, exist_ok=True)
-        rng = np.random.default_rng(0)
-        for i in range(images):
-            out = io.BytesIO()
-            pixels = rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)
-            Image.fromarray(pixels).save(out, "PNG", compress_level=1)
-            (self.folder / f"{i:05d}.png").write_bytes(out.getvalue())
+        write_photos(self.folder, images)
         self.env = {"SSLVIZ_SERVER_ROOTS": str(self.folder.parent)}
 
     def start(self, page, url: str) -> None:
@@ -86,31 +82,112 @@ class Ingest:
             store.close()
 
     def pids(self) -> list[int]:
-        """The process groups doing the work (its job's worker and decoding processes)."""
-        from sslviz.store import Store
-
-        store = Store.open(self.home)
-        try:
-            return [r.pid for r in store.runs.list(("running",)) if r.pid is not None]
-        finally:
-            store.close()
+        return running_groups(self.home)
 
     def stop(self) -> None:
         """Cancel it (its dataset stays, interrupted: the Runs page keeps its table of runs)."""
-        from sslviz.runner import jobs
+        cancel_active(self.home)
+
+
+class Leaderboard:
+    """Session 1 ranks the sources for a labeling session's labels (a job of kind
+    ``leaderboard``): from the Predictions tab of the labeling page, *Rank sources for these
+    labels*. Set up before the app starts: ``--images`` photos ingested, a session on ``pixels``
+    with 10 labels of each of 3 classes, its embedding and UMAP computed (the page itself has
+    nothing to compute). Each round removes what the ranking computes (``random``'s embedding
+    and its UMAP, the cached rows), so every round ranks afresh: embeds ``random``, and
+    cross-validates both sources (UMAP fits included) in the worker."""
+
+    def __init__(self, home: Path, images: int) -> None:
+        import sslviz
+        from sslviz.fewshot import geometry
+        from sslviz.maps.embed import embed
         from sslviz.store import Store
 
-        store = Store.open(self.home)
+        self.home, self.env = home, {}
+        folder = home.parent / "served" / "photos"
+        write_photos(folder, images)
+        store = Store.open(home)
         try:
-            for run in store.runs.list(("queued", "running")):
-                jobs.cancel(store, run.id)
-                if jobs.wait(store, run.id, 120).status in ("queued", "running"):
-                    raise SystemExit(f"job {run.id} did not stop within 120 s")
+            sslviz.ingest(store, folder, name="photos")
+            dataset = store.datasets.get_by_name("photos")
+            session = store.sessions.create(dataset_id=dataset.id, name="rank", source="pixels")
+            first = store.datasets.images(dataset.id)[:30]
+            store.sessions.set_labels(session.id, {i.id: f"c{n % 3}" for n, i in enumerate(first)})
+            geometry.coords_for(store, embed(store, dataset, "pixels"))
+            self.session, self.folder = session.id, store.workspace.dataset_dir(dataset.id)
         finally:
             store.close()
 
+    def start(self, page, url: str) -> None:
+        import shutil
 
-WORKS = {"ingest": Ingest}
+        from sslviz.store import Store
+
+        for derived in ("leaderboard", "embeddings/random"):  # rank afresh
+            shutil.rmtree(self.folder / derived, ignore_errors=True)
+        page.goto(url + f"/labeling?session={self.session}")
+        page.wait_for_selector(DONE, state="attached")
+        page.get_by_role("tab", name="Predictions").click()
+        page.get_by_role("button", name="Rank sources for these labels").click()
+        store = Store.open(self.home)
+        try:  # under way: its worker reported its first stage
+            deadline = time.monotonic() + 180
+            while not any(
+                r.kind == "leaderboard" and r.status == "running" and r.stage
+                for r in store.runs.list()
+            ):
+                if time.monotonic() > deadline:
+                    raise SystemExit("the ranking did not get under way within 180 s")
+                time.sleep(0.2)
+        finally:
+            store.close()
+
+    def pids(self) -> list[int]:
+        return running_groups(self.home)
+
+    def stop(self) -> None:
+        cancel_active(self.home)
+
+
+def write_photos(folder: Path, images: int) -> None:
+    """``images`` generated 96 px PNG photos in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(images):
+        out = io.BytesIO()
+        pixels = rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(out, "PNG", compress_level=1)
+        (folder / f"{i:05d}.png").write_bytes(out.getvalue())
+
+
+def running_groups(home: Path) -> list[int]:
+    """The process groups doing the work (running jobs' workers and what they started)."""
+    from sslviz.store import Store
+
+    store = Store.open(home)
+    try:
+        return [r.pid for r in store.runs.list(("running",)) if r.pid is not None]
+    finally:
+        store.close()
+
+
+def cancel_active(home: Path) -> None:
+    """Cancel every queued or running job and wait until each has ended."""
+    from sslviz.runner import jobs
+    from sslviz.store import Store
+
+    store = Store.open(home)
+    try:
+        for run in store.runs.list(("queued", "running")):
+            jobs.cancel(store, run.id)
+            if jobs.wait(store, run.id, 120).status in ("queued", "running"):
+                raise SystemExit(f"job {run.id} did not stop within 120 s")
+    finally:
+        store.close()
+
+
+WORKS = {"ingest": Ingest, "leaderboard": Leaderboard}
 
 
 def load(page, url: str) -> float:

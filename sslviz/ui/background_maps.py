@@ -145,6 +145,8 @@ def coords_ready(store: Store, emb: Any, method: str, labels: dict[str, str]) ->
     if geometry.cached_coords(store, emb) is not None:
         return True
     state = request_coords(store, emb)
+    if state.done and not state.error:  # fitted here once, its file gone since: fit it again
+        state = request_coords(store, emb, retry=True)
     if state.done and state.error:
         st.error(f"Fitting the UMAP the predictions need failed: {state.error}")
         if st.button("Try again", key="lb_umap_retry", icon=":material/replay:"):
