@@ -20,4 +20,5 @@ finetune_data, finetune_model, finetune_loop, finetune_result, finetune_answer
               which of its two answers ``--out`` writes
 leaderboard, leaderboard_rows   which source predicts the labels best; how one row is scored
 leaderboard_job   ranking the sources as a job (kind ``leaderboard``): submit, execute, its board
+leaderboard_choice   a source chosen on a session's labels, said beside its estimate
 """

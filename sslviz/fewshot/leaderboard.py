@@ -40,6 +40,7 @@ images) a missing one is computed by a background embedding job (``pending_run``
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -53,6 +54,7 @@ from sslviz.fewshot.leaderboard_rows import (
     FINETUNE_HEAD,
     Candidate,
     Row,
+    Scoring,
     clearly_better,
     fine_tuned_row,
     frozen_row,
@@ -65,10 +67,8 @@ __all__ = [
     "Leaderboard",
     "Row",
     "candidates",
-    "choice_note",
     "clearly_better",
     "leaderboard",
-    "record_choice",
 ]
 
 Progress = Callable[[str, int, int], None]  # (stage name, stages done, stages in all)
@@ -167,115 +167,128 @@ def leaderboard(
     embeddings instead of computing them here; those rows wait with ``pending_run`` set.
     ``on_progress(stage, done, total)`` is told each stage before it starts; ``should_stop()``
     true between an embedding's batches raises Cancelled (the ranking job's cancel)."""
-    import time
-
-    from sslviz.fewshot.enough import TOO_FEW_REASON, too_few
-
     started = time.perf_counter()
     report = on_progress or (lambda stage, done, total: None)
     report("finding sources", 0, 1)
+    scoring, found = _scoring(store, dataset, labels, background, should_stop)
+    rows, computed = _rows(scoring, found, report)
+    rows, ranked_by, message = _ranked(rows, scoring)
+    return Leaderboard(
+        dataset=scoring.dataset.name,
+        labeled=len(scoring.labels),
+        rows=rows,
+        ranked_by=ranked_by,
+        too_few=ranked_by is None,
+        message=message,
+        holdout=scoring.holdout,
+        fine_tunes=scoring.fine_tunes if ranked_by else [],
+        seconds=time.perf_counter() - started,
+        computed=computed,
+    )
+
+
+def _scoring(
+    store: Store,
+    dataset: Dataset | int | str,
+    labels: Mapping[str, str],
+    background: bool | None,
+    should_stop: Callable[[], bool] | None,
+) -> tuple[Scoring, list[Candidate]]:
+    """The labels checked against the dataset, the candidates, and the fine-tunes compared."""
     dataset = store.datasets.ready(dataset)
-    labels = {str(p): str(v) for p, v in labels.items()}
+    given = {str(p): str(v) for p, v in labels.items()}
     images = store.datasets.images(dataset.id)
     row_of = {image.path: i for i, image in enumerate(images)}
-    unknown = sorted(set(labels) - set(row_of))
+    unknown = sorted(set(given) - set(row_of))
     if unknown:
         raise UserError(f"{len(unknown)} labeled paths are not in {dataset.name!r}: {unknown[0]}")
-    if len(set(labels.values())) < 2:
+    if len(set(given.values())) < 2:
         raise UserError("the leaderboard needs labels of at least 2 classes: label more images")
     if background is None:
         from sslviz.maps.embedding_job import runs_inline
 
         background = not runs_inline(dataset.n_images)
-
     found = candidates(store, dataset)
-    fine_tunes, holdout, notes = _comparable_fine_tunes(store, found, labels)
-    sha = labels_sha(labels)
+    fine_tunes, holdout, notes = _comparable_fine_tunes(store, found, given)
+    scoring = Scoring(
+        store=store,
+        dataset=dataset,
+        labels=given,
+        holdout=holdout,
+        row_of=row_of,
+        image_ids={image.path: image.id for image in images},
+        fine_tunes=fine_tunes,
+        notes=notes,
+        background=background,
+        should_stop=should_stop,
+    )
+    return scoring, found
+
+
+def _rows(scoring: Scoring, found: list[Candidate], report: Progress) -> tuple[list[Row], int]:
+    """One row per candidate, in candidate order, from the cache where it holds one; and how many
+    were computed now (they join the cache unless their embedding is still pending)."""
+    store, dataset = scoring.store, scoring.dataset
+    sha = labels_sha(scoring.labels)
     cache = _read_cache(store, dataset, sha)
-    test_key = labels_sha({p: labels[p] for p in holdout}) if holdout else "-"
-
-    def cached(c: Candidate) -> bool:  # frozen rows, and fine-tunes' encoders where compared
-        return c.kind != FINETUNE_HEAD and (
-            c.kind != FINETUNE_EMBEDDING or int(c.source) in fine_tunes
-        )
-
-    keys = {c: f"{_version(store, c)}|{test_key}" for c in found if cached(c)}
-    # a frozen row's CV on all labels, kept apart: a fine-tune never changes it
-    cv_keys = {c: f"{_version(store, c)}|-" for c in keys if c.kind != FINETUNE_EMBEDDING}
-    todo = [c for c in found if cached(c) and keys[c] not in cache]
+    keys, cv_keys = _cache_keys(scoring, found)
+    todo = sum(1 for c in found if c in keys and keys[c] not in cache)
     rows, computed = [], 0
     for candidate in found:
-        progress = _stage_reporter(report, candidate, computed, len(todo))
-        if candidate.kind == FINETUNE_HEAD:
-            ids = {image.path: image.id for image in images}
-            row = fine_tuned_row(store, candidate, labels, holdout, ids, fine_tunes, notes)
-        elif candidate in keys and keys[candidate] in cache:
-            row = row_from_json(cache[keys[candidate]])
-        elif candidate.kind == FINETUNE_EMBEDDING and int(candidate.source) not in fine_tunes:
-            row = not_compared_row(candidate, notes.get(int(candidate.source)))
-        else:
-            known = cache.get(cv_keys.get(candidate, ""))
-            cv = row_from_json(dict(known)) if known is not None else None
-            row = frozen_row(
-                store,
-                dataset,
-                candidate,
-                labels,
-                holdout,
-                row_of,
-                background,
-                progress,
-                cv=cv,
-                should_stop=should_stop,
-            )
-        if candidate in keys and keys[candidate] not in cache:
+        key = keys.get(candidate)
+        if key is not None and key in cache:
+            rows.append(row_from_json(cache[key]))
+            continue
+        stage = _stage_reporter(report, candidate, computed, todo)
+        row = _row(scoring, candidate, cache.get(cv_keys.get(candidate, "")), stage)
+        if key is not None:
             computed += 1
             if row.pending_run is None:
-                cache[keys[candidate]] = row.to_json()
+                cache[key] = row.to_json()
                 if candidate in cv_keys:
                     cache.setdefault(cv_keys[candidate], _cv_part(row).to_json())
         rows.append(row)
     if computed:
         _write_cache(store, dataset, sha, cache)
-    report("done", max(1, len(todo)), max(1, len(todo)))
+    report("done", max(1, todo), max(1, todo))
+    return rows, computed
 
-    def board(
-        rows: list[Row], ranked_by: str | None, too: bool, message: str | None
-    ) -> Leaderboard:
-        return Leaderboard(
-            dataset.name,
-            len(labels),
-            rows,
-            ranked_by,
-            too,
-            message,
-            holdout,
-            fine_tunes if ranked_by else [],
-            time.perf_counter() - started,
-            computed,
-        )
 
-    if too_few(list(labels.values())):
-        message = (
-            f"{TOO_FEW_TO_RANK}: {TOO_FEW_REASON.removeprefix('too few labels to estimate: ')}"
-        )
-        return board(rows, None, True, message)
-    ranked_by = "holdout_accuracy" if fine_tunes else "cv_accuracy"
+def _row(
+    scoring: Scoring, candidate: Candidate, cv: dict[str, Any] | None, stage: Callable[[str], None]
+) -> Row:
+    """One candidate's row computed now (``cv``: a frozen row's cached CV on all labels)."""
+    if candidate.kind == FINETUNE_HEAD:
+        return fine_tuned_row(scoring, candidate)
+    if candidate.kind == FINETUNE_EMBEDDING and int(candidate.source) not in scoring.fine_tunes:
+        return not_compared_row(candidate, scoring.notes.get(int(candidate.source)))
+    known = row_from_json(dict(cv)) if cv is not None else None
+    return frozen_row(scoring, candidate, stage, cv=known)
+
+
+def _ranked(rows: list[Row], scoring: Scoring) -> tuple[list[Row], str | None, str | None]:
+    """(the rows best first, the column that ranks them, what the table says about it); with too
+    few labels the rows stay in candidate order, ranked by nothing."""
+    from sslviz.fewshot.enough import TOO_FEW_REASON, too_few
+
+    if too_few(list(scoring.labels.values())):
+        reason = TOO_FEW_REASON.removeprefix("too few labels to estimate: ")
+        return rows, None, f"{TOO_FEW_TO_RANK}: {reason}"
+    ranked_by = "holdout_accuracy" if scoring.fine_tunes else "cv_accuracy"
 
     def rank(row: Row) -> tuple[float, float]:
         first, second = getattr(row, ranked_by), row.cv_accuracy
         return (-(first if first is not None else -1.0), -(second or 0.0))
 
-    rows.sort(key=rank)
     message = None
-    if fine_tunes:
+    if scoring.fine_tunes:
         message = (
-            f"ranked by accuracy on the {len(holdout)} labels no fine-tune used for anything: "
-            "every row predicts them without having seen them (frozen rows choose and fit their "
-            "predictor on the other labels). The CV accuracy of frozen rows is on all labels, as "
-            "without fine-tunes; fine-tunes have none: they trained on those labels"
+            f"ranked by accuracy on the {len(scoring.holdout)} labels no fine-tune used for "
+            "anything: every row predicts them without having seen them (frozen rows choose and "
+            "fit their predictor on the other labels). The CV accuracy of frozen rows is on all "
+            "labels, as without fine-tunes; fine-tunes have none: they trained on those labels"
         )
-    return board(rows, ranked_by, False, message)
+    return sorted(rows, key=rank), ranked_by, message
 
 
 def _cv_part(row: Row) -> Row:
@@ -339,6 +352,26 @@ def _comparable_fine_tunes(
 
 
 # --- cache ----------------------------------------------------------------------------------------
+def _cache_keys(
+    scoring: Scoring, found: list[Candidate]
+) -> tuple[dict[Candidate, str], dict[Candidate, str]]:
+    """Each cached candidate's key (its source version and the untouched labels it is scored on),
+    and each frozen row's key for its CV on all labels, kept apart: a fine-tune never changes it.
+    Cached: frozen rows, and fine-tunes' encoders where compared (fine-tunes' heads never)."""
+    holdout, labels = scoring.holdout, scoring.labels
+    test_key = labels_sha({p: labels[p] for p in holdout}) if holdout else "-"
+
+    def cached(c: Candidate) -> bool:
+        return c.kind != FINETUNE_HEAD and (
+            c.kind != FINETUNE_EMBEDDING or int(c.source) in scoring.fine_tunes
+        )
+
+    store = scoring.store
+    keys = {c: f"{_version(store, c)}|{test_key}" for c in found if cached(c)}
+    cv_keys = {c: f"{_version(store, c)}|-" for c in keys if c.kind != FINETUNE_EMBEDDING}
+    return keys, cv_keys
+
+
 def _version(store: Store, candidate: Candidate) -> str:
     from sslviz.maps.embed import source_version
 
@@ -368,38 +401,3 @@ def _write_cache(store: Store, dataset: Dataset, sha: str, cache: dict[str, Any]
     path = _cache_file(store, dataset, sha)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, cache)
-
-
-# --- a source chosen on the labels ----------------------------------------------------------------
-def _choice_file(store: Store, dataset_id: int, session_id: int) -> Any:
-    return store.workspace.dataset_dir(dataset_id) / "leaderboard" / f"chosen-{session_id}.json"
-
-
-def record_choice(
-    store: Store, session: Any, row: Row, labels: Mapping[str, str], compared: int
-) -> None:
-    """Note that ``session`` switched to ``row``'s source because it ranked best of ``compared``
-    rows on ``labels``: its estimate, cross-validated on those same labels, is then optimistic
-    (``choice_note``)."""
-    path = _choice_file(store, session.dataset_id, session.id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    chosen = {"source": row.source, "layer": row.layer, "grid": row.grid, "compared": compared}
-    write_json(path, {**chosen, "labels": dict(labels)})
-
-
-def choice_note(store: Store, session: Any, labels: Mapping[str, str]) -> str | None:
-    """ "chosen on these labels ..." while the session still predicts from the source the
-    leaderboard chose and every label that chose it is still given as it was; else None."""
-    try:
-        chosen = json.loads(_choice_file(store, session.dataset_id, session.id).read_text())
-    except (FileNotFoundError, ValueError):
-        return None
-    same = chosen["source"] == str(session.source) and chosen["layer"] == session.layer
-    used = chosen["labels"]
-    if not same or any(labels.get(p) != v for p, v in used.items()):
-        return None
-    return (
-        f"chosen on these labels: the leaderboard picked this source as the best of "
-        f"{chosen['compared']} on {len(used)} of them, so this estimate, measured on the same "
-        "labels, is optimistic — label more images to measure it afresh"
-    )

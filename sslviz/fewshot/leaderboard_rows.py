@@ -41,6 +41,22 @@ class Candidate:
 
 
 @dataclass(frozen=True)
+class Scoring:
+    """What every row of one board is scored on, and where each labeled image is."""
+
+    store: Store
+    dataset: Dataset
+    labels: dict[str, str]  # path -> label, checked against the dataset
+    holdout: list[str]  # the labels no compared fine-tune used (empty without fine-tunes)
+    row_of: dict[str, int]  # path -> the image's row in an embedding
+    image_ids: dict[str, int]  # path -> image id
+    fine_tunes: list[int]  # the fine-tunes compared, newest first
+    notes: dict[int, str]  # why each other fine-tune is not compared
+    background: bool  # missing embeddings: a background job instead of computing them here
+    should_stop: Callable[[], bool] | None = None  # an embedding's cancel (``maps.embed.embed``)
+
+
+@dataclass(frozen=True)
 class Row:
     """One candidate's scores. ``cv_*``: cross-validated on all labels (frozen rows only);
     ``holdout_*``: on the shared held-out labels (when a fine-tune is compared)."""
@@ -108,33 +124,23 @@ def clearly_better(candidate: Row, current: Row) -> tuple[bool, int, int, float]
 
 
 def frozen_row(
-    store: Store,
-    dataset: Dataset,
-    candidate: Candidate,
-    labels: dict[str, str],
-    holdout: list[str],
-    row_of: dict[str, int],
-    background: bool,
-    stage: Callable[[str], None],
-    *,
-    cv: Row | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    scoring: Scoring, candidate: Candidate, stage: Callable[[str], None], *, cv: Row | None = None
 ) -> Row:
     """CV with ``choose`` on all the labels (``cv``: that row already computed, e.g. cached from
     a ranking without fine-tunes: a fine-tune never changes it). With a shared untouched set,
     also: the predictor chosen by CV on the other labels, fitted there and scored on the
     untouched ones. A fine-tune's encoder (``FINETUNE_EMBEDDING``) gets ``auto``'s rule instead,
-    scored on the untouched labels only (a CV on labels it trained on would flatter it).
-    ``should_stop``: the embedding's cancel (``maps.embed.embed``)."""
+    scored on the untouched labels only (a CV on labels it trained on would flatter it)."""
     from sslviz.fewshot.estimate import RULE, choose
     from sslviz.fewshot.predict import prepared_features
     from sslviz.maps.embed import cached_embeddings, embed
 
+    store, dataset, labels, row_of = scoring.store, scoring.dataset, scoring.labels, scoring.row_of
     named = {**_identity(candidate), "fine_tuned": candidate.kind == FINETUNE_EMBEDDING}
     emb = cached_embeddings(
         store, dataset, candidate.source, layer=candidate.layer, grid=candidate.grid
     )
-    if emb is None and background:
+    if emb is None and scoring.background:
         job = _embedding_job(store, dataset, candidate)
         note = f"embedding in the background (run {job})"
         return Row(
@@ -148,7 +154,7 @@ def frozen_row(
             candidate.source,
             layer=candidate.layer,
             grid=candidate.grid,
-            should_stop=should_stop,
+            should_stop=scoring.should_stop,
         )
     features = prepared_features(store, emb)  # the UMAP read from its cache after the first time
     if named["fine_tuned"]:
@@ -167,20 +173,19 @@ def frozen_row(
             cv_interval=choice.estimate.cv_interval,
             correct=_record(choice.estimate.correct),
         )
-    if not holdout:
+    if not scoring.holdout:
         return row
     stage("scoring")
-    return _scored_on_untouched(row, features, labels, holdout, row_of)
+    return _scored_on_untouched(row, features, scoring)
 
 
-def _scored_on_untouched(
-    row: Row, features: Any, labels: dict[str, str], holdout: list[str], row_of: dict[str, int]
-) -> Row:
+def _scored_on_untouched(row: Row, features: Any, scoring: Scoring) -> Row:
     """``row`` with its accuracy on the untouched labels: a predictor chosen by CV on the other
     labels (a fine-tune's encoder: ``auto``'s rule), fitted on them, scored on the untouched."""
     from sslviz.fewshot.estimate import choose, wilson_interval
     from sslviz.fewshot.predictors import fit_predict
 
+    labels, holdout, row_of = scoring.labels, scoring.holdout, scoring.row_of
     test = set(holdout)
     paths = sorted(p for p in labels if p not in test)  # the labels allowed to choose and fit
     idx = np.array([row_of[p] for p in paths])
@@ -229,19 +234,12 @@ def not_compared_row(candidate: Candidate, note: str | None) -> Row:
     )
 
 
-def fine_tuned_row(
-    store: Store,
-    candidate: Candidate,
-    labels: dict[str, str],
-    holdout: list[str],
-    image_ids: dict[str, int],
-    compared: list[int],
-    notes: dict[int, str],
-) -> Row:
+def fine_tuned_row(scoring: Scoring, candidate: Candidate) -> Row:
     """A fine-tune's own predictions on the shared untouched labels (never on labels it used)."""
     from sslviz.fewshot.estimate import wilson_interval
     from sslviz.fewshot.finetune_result import finetune_result
 
+    store, labels, holdout = scoring.store, scoring.labels, scoring.holdout
     run_id = int(candidate.source)
     row = Row(
         **_identity(candidate),
@@ -249,9 +247,9 @@ def fine_tuned_row(
         cv_accuracy=None,
         cv_interval=None,
         fine_tuned=True,
-        note=notes.get(run_id),
+        note=scoring.notes.get(run_id),
     )
-    if run_id not in compared:
+    if run_id not in scoring.fine_tunes:
         return row
     saved = read_predictions(store.workspace.run_dir(run_id))
     result = finetune_result(store, run_id)
@@ -265,7 +263,9 @@ def fine_tuned_row(
     # final predictions
     before = result.get("holdout_predictions") or {}
     guesses = {
-        p: before[p] if p in before else classes[int(probabilities[at[image_ids[p]]].argmax())]
+        p: before[p]
+        if p in before
+        else classes[int(probabilities[at[scoring.image_ids[p]]].argmax())]
         for p in holdout
     }
     right = [float(guesses[p] == labels[p]) for p in holdout]

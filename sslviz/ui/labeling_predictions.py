@@ -152,14 +152,14 @@ def plain_warning(text: str) -> str:
 
 def chosen_note(store: Store, session: Session, result: PredictResult) -> str | None:
     """ "chosen on these labels ..." where the leaderboard switched the session to its source."""
-    from sslviz.fewshot.leaderboard import choice_note
+    from sslviz.fewshot.leaderboard_choice import choice_note
 
     return choice_note(store, session, result.labels)
 
 
 def estimate_panel(result: PredictResult, chosen: str | None = None) -> None:
     """The estimate, its interval and the majority-class rate; ``chosen``: the session's source
-    was picked on these labels (``leaderboard.choice_note``), said beside the number."""
+    was picked on these labels (``leaderboard_choice.choice_note``), said beside the number."""
     e = result.estimate
     majority = majority_rate(e, result.labels)
     beside = f"majority class {majority:.0%}" if majority is not None else None

@@ -29,7 +29,8 @@ from streamlit.errors import StreamlitAPIException
 
 from sslviz.core.errors import UserError
 from sslviz.fewshot.finetune_data import labels_sha
-from sslviz.fewshot.leaderboard import Leaderboard, Row, clearly_better, record_choice
+from sslviz.fewshot.leaderboard import Leaderboard, Row, clearly_better
+from sslviz.fewshot.leaderboard_choice import record_choice
 from sslviz.fewshot.leaderboard_job import latest_ranking, stored_board, submit_ranking
 from sslviz.fewshot.leaderboard_rows import FINETUNE_HEAD
 from sslviz.runner import jobs
