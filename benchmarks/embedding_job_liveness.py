@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image as PILImage
 
 
-def make_photos(store, n: int):  # noqa: ANN001, ANN201 - a benchmark script
+def make_photos(store, n: int):
     """``n`` distinct 64 px PNG photos (smooth colour fields plus noise) as a ready dataset."""
     from sslviz.store import Image
 

@@ -10,11 +10,16 @@ from __future__ import annotations
 import argparse
 import csv
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sslviz.cli.embeddings import SOURCE_HELP, _progress
 from sslviz.cli.output import emit_json, output_file, say
 from sslviz.core.atomic import replacing
 from sslviz.core.errors import UserError
+
+if TYPE_CHECKING:
+    from sslviz.results.image_scores import ImageScores
+    from sslviz.store import Store
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -93,7 +98,7 @@ def _embedding_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grid", type=int, metavar="N", help="pooling grid (as for embed)")
 
 
-def _dataset_of_run(store, run: int | str, dataset: str | None) -> str:  # noqa: ANN001
+def _dataset_of_run(store: Store, run: int | str, dataset: str | None) -> str:
     if dataset:
         return dataset
     if not str(run).isdigit():
@@ -138,7 +143,7 @@ def run_scores(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_scores_csv(out: Path, scores) -> None:  # noqa: ANN001
+def _write_scores_csv(out: Path, scores: ImageScores) -> None:
     if out.suffix.lower() != ".csv":
         raise UserError(f"--out {out}: the table is a CSV, name it FILE.csv")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -75,7 +75,7 @@ class FeatureQuality(Callback):
             # small matrices: one BLAS thread is faster than several waiting for each other
             with threadpool_limits(1):
                 self.measure(state.step, task, model)
-        except Exception:  # noqa: BLE001 (a monitor never fails the run it watches)
+        except Exception:  # a monitor never fails the run it watches
             _log.warning("run %s: feature quality not measured", self.run.id, exc_info=True)
             return
         self.last_progress = progress

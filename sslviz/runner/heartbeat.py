@@ -85,7 +85,7 @@ class Heartbeat:
                     if seconds_since_alive() > self.deadline and not self._starting():
                         continue  # stuck: let the reaper see the silence
                     store.runs.heartbeat(self.run_id)
-                except Exception as error:  # noqa: BLE001 - the next tick tries again
+                except Exception as error:  # the next tick tries again
                     self.failures += 1
                     print(f"heartbeat of run {self.run_id} failed: {error}", file=sys.stderr)
         finally:

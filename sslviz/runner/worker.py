@@ -140,7 +140,7 @@ def _carry_out(store: Store, run_id: int) -> int:
             ended_at=time.time(),
             error="the training loop returned without ending the run (a bug in sslviz)",
         )
-    except BaseException as error:  # noqa: BLE001 - every crash is recorded, then reported
+    except BaseException as error:  # every crash is recorded, then reported
         if _status(store, run_id) is not None:  # a deleted run has nothing left to record
             if not isinstance(error, Cancelled):
                 traceback.print_exc()

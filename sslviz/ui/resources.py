@@ -87,7 +87,7 @@ class _WarmUp:
             import pandas  # noqa: F401  (every table)
             import plotly.graph_objects  # noqa: F401  (every chart)
 
-            import sslviz.pretext  # noqa: F401  (torch, the task table)
+            import sslviz.pretext  # torch, the task table
             import sslviz.ui.train_form  # noqa: F401  (encoders, devices)
             from sslviz.core import devices
 
@@ -95,8 +95,8 @@ class _WarmUp:
             self.torch_ready.set()
             _log.info("warm-up: torch and tasks in %.1f s", time.perf_counter() - started)
             self.stage = "importing scikit-learn"
-            import sklearn.cluster  # noqa: F401  (clusters, predictors, PCA)
-            import sklearn.linear_model  # noqa: F401
+            import sklearn.cluster  # clusters, predictors, PCA
+            import sklearn.linear_model
             import sklearn.neighbors  # noqa: F401
 
             self.libraries_ready.set()
