@@ -2,12 +2,19 @@
 imports inside functions too (they keep imports lazy but still tie the code together). So the job
 runner never imports the code it carries out (it reaches executors through ``store.kinds``), the
 maps and the data layer never submit jobs, and nothing but the entry points imports the CLI.
+
+The kinds table's ``"module:function"`` strings (executors, results writers, encoder loaders,
+monitors, config types) are imports too, made where a kind's code is run: they count as imports
+of the floor ``KINDS_REACH`` allows, the library below its faces. A worker never runs the code of
+a face (``api``, ``cli``, ``ui``): work a run does lives in the library, where the floors see it.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 import sys
+from dataclasses import astuple
 from pathlib import Path
 
 import pytest
@@ -25,8 +32,8 @@ ALLOWED: dict[str, set[str]] = {
     "models": {"core"},
     "pretext": {"core", "models"},
     "training": {"core", "store", "data", "models", "pretext"},
-    "results": ENGINE,
     "maps": ENGINE,
+    "results": ENGINE | {"maps"},  # above maps, as in DESIGN's layout
     "runner": {"core", "store"},
     "fewshot": ENGINE | {"maps", "runner", "results"},
     "api": ENGINE | {"maps", "runner", "results", "fewshot"},
@@ -36,6 +43,9 @@ ALLOWED: dict[str, set[str]] = {
     "__init__": set(),
 }
 MAX_FLAT_MODULES = 6
+# what the kinds table may name: the floors the Python API may import (the library below the faces)
+KINDS_REACH = ALLOWED["api"]
+DOTTED = re.compile(r"^sslviz\.([\w.]+):(\w+)$")
 
 
 def floor_of(path: Path) -> str:
@@ -74,6 +84,40 @@ def test_every_package_imports_only_the_floors_below_it() -> None:
         for target, line in sorted(imported_floors(path)):
             if target != floor and target not in ALLOWED[floor]:
                 violations.append(f"{path.relative_to(ROOT)}:{line} imports sslviz.{target}")
+    assert violations == []
+
+
+def kinds_strings() -> list[tuple[str, str, str]]:
+    """(kind, module, name) of every ``"sslviz.module:name"`` the kinds table holds."""
+    from sslviz.store.kinds import KINDS
+
+    found = []
+    for kind in KINDS.values():
+        for value in astuple(kind):
+            match = DOTTED.match(value) if isinstance(value, str) else None
+            if match:
+                found.append((kind.name, f"sslviz.{match[1]}", match[2]))
+    return found
+
+
+def test_the_kinds_table_names_only_code_its_floor_may_reach() -> None:
+    """Each string names a function or class that exists (read, not imported: no torch), on a
+    floor ``KINDS_REACH`` allows."""
+    strings = kinds_strings()
+    assert {kind for kind, _, _ in strings} >= {"rotation", "finetune", "embedding", "checks"}
+    violations = []
+    for kind, module, name in strings:
+        path = ROOT.joinpath(*module.split(".")[1:]).with_suffix(".py")
+        assert path.is_file(), f"kind {kind!r} names {module}, which doesn't exist"
+        defined = set()  # defined there, or imported there (a package's public name)
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.FunctionDef | ast.ClassDef):
+                defined.add(node.name)
+            elif isinstance(node, ast.ImportFrom):
+                defined |= {alias.asname or alias.name for alias in node.names}
+        assert name in defined, f"kind {kind!r} names {module}:{name}, which {module} lacks"
+        if floor_of(path) not in KINDS_REACH:
+            violations.append(f"kind {kind!r} names {module}:{name}")
     assert violations == []
 
 

@@ -39,7 +39,7 @@ FORBIDDEN: dict[str, str] = {
     "sslviz.runner.execute.execute": "submit the run: the worker executes it",
     "sslviz.fewshot.finetune.execute_run": "submit the fine-tune (jobs.submit)",
     # the data checks: a job of kind "checks" (sslviz.ui.check_jobs)
-    "sslviz.api.execute_checks_run": "submit a checks job (sslviz.ui.check_jobs)",
+    "sslviz.results.checks_job.execute_run": "submit a checks job (sslviz.ui.check_jobs)",
     "sslviz.maps.neighbour_checks.neighbour_graph": "read neighbour_checks.cached_graph after a checks job",
     "sslviz.maps.neighbour_checks.embedding_graph": "submit a checks job",
     "sslviz.maps.neighbour_checks.graph_of": "submit a checks job",

@@ -7,7 +7,6 @@ cached_arrays     the .npy + .json cache both keep per dataset: load, publish, d
 quality           label-free (effective rank) and kNN-agreement figures of an embedding
 neighbour_checks  data checks off one kNN graph: near-duplicates, outliers, what training changed
 embedding_job     the executor of kind ``embedding`` (the page or the CLI submits it)
-checks_job        the executor of kind ``checks`` (the Explorer's data checks of one map)
 
 Maps never submit jobs themselves (they don't import the runner).
 """

@@ -1,7 +1,7 @@
 """What a pretext run computes when it ends, so its result page only reads files: the per-image
 held-out results (``sslviz.results.stored``) and, for rotation, the upright check of its own
-dataset (``sslviz.results.upright``). Called by ``sslviz.api.write_run_results``, the kinds table's
-results writer of each pretext task, after the final evaluation.
+dataset (``sslviz.results.upright``), then the Features page's first view: :func:`write_results`,
+the kinds table's results writer of each pretext task, after the final evaluation.
 
 That phase is part of the run (the job runner calls the writer, ``sslviz.runner.execute``): a
 named stage with progress in the store ("writing results: upright check 40%"), a sign of life per
@@ -105,7 +105,7 @@ def _first_conv(model: torch.nn.Module) -> torch.nn.Module:
     return next((m for m in model.modules() if isinstance(m, torch.nn.Conv2d)), model)
 
 
-def write_results(store: Store, run: Run, phase: ResultsPhase) -> None:
+def _per_image_results(store: Store, run: Run, phase: ResultsPhase) -> None:
     """Compute and store what the run's result page shows, step by step through ``phase``. A
     failure here never fails the run (the page then computes it on its first visit); a stop
     (``Cancelled``) ends the run cancelled, to redo this phase on resume."""
@@ -127,5 +127,28 @@ def write_results(store: Store, run: Run, phase: ResultsPhase) -> None:
                 upright.turn_probabilities(store, run.id, dataset, lambda: rotation)
     except Cancelled:
         raise
-    except Exception:  # noqa: BLE001 (the run's own results are already saved)
+    except Exception:  # broad on purpose: the run's own results are already saved
         _log.warning("could not store run %s's per-image results", run.id, exc_info=True)
+
+
+def write_results(store: Store, run: Run, *, should_stop: Callable[[], bool] | None = None) -> None:
+    """What a pretext run computes when it ends (the kinds table's results writer, called by
+    the job runner as the run's last stage), so its pages only read files: the per-image
+    held-out results and the upright check, then the Features page's first view — every
+    channel's dataset examples at the deepest layer, for the run and for ``random`` beside it.
+    Each step shows its progress; ``should_stop()`` ends it with ``Cancelled``. A failure here
+    never fails the run: a page then computes what is missing on its first visit."""
+    from sslviz.results.features import channel_index, feature_source
+
+    phase = ResultsPhase(store, run.id, should_stop)
+    _per_image_results(store, run, phase)
+    try:
+        dataset = store.datasets.get(run.dataset_id)
+        for source, title in ((run.id, "channels of the run"), ("random", "channels of random")):
+            looked_into = feature_source(store, source)
+            with phase.step(title, looked_into.encoder, dataset.n_images):
+                channel_index(store, dataset, looked_into)
+    except Cancelled:
+        raise
+    except Exception:  # broad on purpose: the run's own results are already saved
+        _log.warning("could not store run %s's channel index", run.id, exc_info=True)

@@ -224,3 +224,19 @@ def first_layer_filters(encoder: Encoder) -> Tensor:
     if pictures.shape[1] == 1:
         pictures = pictures.expand(-1, 3, -1, -1)
     return pictures[:, :3].contiguous()
+
+
+def feature_source(store: Store, source: int | str) -> FeatureSource:
+    """The encoder of a run (its latest checkpoint) or of ``"random"`` (the untrained baseline
+    architecture) to look into, with the device its passes run on (the run's, if present)."""
+    from sslviz.core.devices import device_or_cpu
+    from sslviz.maps.embed import encoder_for_source, parse_source, source_version
+
+    name = parse_source(source)
+    if name == "pixels":
+        from sslviz.core.errors import UserError
+
+        raise UserError("the pixels baseline has no channels: use a run id or random")
+    encoder, view, image_size, _ = encoder_for_source(store, name)
+    device = "cpu" if name == "random" else str(device_or_cpu(store.runs.get(int(name)).device))
+    return FeatureSource(name, source_version(store, name), encoder, view, image_size, device)

@@ -80,7 +80,7 @@ KINDS: dict[str, RunKind] = {
         executor="sslviz.training.train:execute_run",
         config_type="sslviz.training.config:TrainConfig",
         encoder_loader="sslviz.maps.embed:pretext_encoder",
-        results_writer="sslviz.api:write_run_results",
+        results_writer="sslviz.results.at_run_end:write_results",
         checkpoint_monitor="sslviz.fewshot.monitor:monitor",
     ),
     "colorization": RunKind(
@@ -93,7 +93,7 @@ KINDS: dict[str, RunKind] = {
         executor="sslviz.training.train:execute_run",
         config_type="sslviz.training.config:TrainConfig",
         encoder_loader="sslviz.maps.embed:pretext_encoder",
-        results_writer="sslviz.api:write_run_results",
+        results_writer="sslviz.results.at_run_end:write_results",
         checkpoint_monitor="sslviz.fewshot.monitor:monitor",
     ),
     "jigsaw": RunKind(
@@ -106,7 +106,7 @@ KINDS: dict[str, RunKind] = {
         executor="sslviz.training.train:execute_run",
         config_type="sslviz.training.config:TrainConfig",
         encoder_loader="sslviz.maps.embed:pretext_encoder",
-        results_writer="sslviz.api:write_run_results",
+        results_writer="sslviz.results.at_run_end:write_results",
         checkpoint_monitor="sslviz.fewshot.monitor:monitor",
     ),
     "multi": RunKind(
@@ -119,7 +119,7 @@ KINDS: dict[str, RunKind] = {
         executor="sslviz.training.train:execute_run",
         config_type="sslviz.training.config:TrainConfig",
         encoder_loader="sslviz.maps.embed:pretext_encoder",
-        results_writer="sslviz.api:write_run_results",
+        results_writer="sslviz.results.at_run_end:write_results",
         checkpoint_monitor="sslviz.fewshot.monitor:monitor",
     ),
     "finetune": RunKind(
@@ -160,8 +160,8 @@ KINDS: dict[str, RunKind] = {
         has_encoder=False,
         live_metric=None,
         metric_label="",
-        executor="sslviz.api:execute_checks_run",
-        config_type="sslviz.maps.checks_job:ChecksSettings",
+        executor="sslviz.results.checks_job:execute_run",
+        config_type="sslviz.results.checks_job:ChecksSettings",
     ),
     "leaderboard": RunKind(
         name="leaderboard",

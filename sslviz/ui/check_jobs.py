@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from sslviz.maps.checks_job import ChecksSettings, job_for, job_request
+from sslviz.results.checks_job import ChecksSettings, job_for, job_request
 from sslviz.runner import jobs
 from sslviz.runner.progress import fraction_done
 from sslviz.store import Dataset, Store

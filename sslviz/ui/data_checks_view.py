@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from sslviz.maps import checks_job, neighbour_checks
+from sslviz.maps import neighbour_checks
+from sslviz.results import checks_job
 from sslviz.results import image_scores as scoring
 from sslviz.store import Dataset, Store
 from sslviz.store.kinds import run_kind

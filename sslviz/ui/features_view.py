@@ -14,7 +14,6 @@ import streamlit as st
 import torch
 from PIL import Image as PILImage
 
-from sslviz.api import feature_source
 from sslviz.data import image_path, load_rgb
 from sslviz.maps.embed import source_version
 from sslviz.results.apply import square
@@ -23,6 +22,7 @@ from sslviz.results.features import (
     FeatureSource,
     activation_maps,
     channel_index,
+    feature_source,
     first_layer_filters,
 )
 from sslviz.results.heatmap import outline, overlay

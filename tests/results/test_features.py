@@ -63,7 +63,7 @@ def test_one_pass_gives_every_channel_and_is_cached(trained) -> None:
 
 
 def _source(store, run):
-    from sslviz.api import feature_source
+    from sslviz.results.features import feature_source
 
     return feature_source(store, run)
 

@@ -8,11 +8,10 @@ import os
 import torch
 from trained_runs import Trained
 
-from sslviz.api import feature_source
 from sslviz.models.checkpoint import checkpoint_path
 from sslviz.results import held_out, stored, upright
 from sslviz.results.apply import cached_run_model, checkpoint_version
-from sslviz.results.features import index_file
+from sslviz.results.features import feature_source, index_file
 from sslviz.results.rotation_answers import rotation_probabilities
 from sslviz.store import Store
 from sslviz.training.evaluate import evaluate_run
