@@ -12,10 +12,11 @@ def wait_for(
     condition: Callable[[], Any],
     timeout: float = 180.0,
     poll: float = 0.1,
-    message: str | None = None,
+    message: str | Callable[[], str] | None = None,
 ) -> Any:
     """Poll ``condition`` until it returns something truthy and return that; fail the test
-    (AssertionError with ``message``) after ``timeout`` s."""
+    (AssertionError with ``message``, called then if callable: what was seen) after ``timeout`` s.
+    ``poll`` 0 suits a condition that itself waits (a select, a page rerun)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
@@ -25,4 +26,6 @@ def wait_for(
     value = condition()  # once more: the state may have come during the last sleep
     if value:
         return value
+    if callable(message):
+        message = message()
     raise AssertionError(message or f"condition not met within {timeout} s")

@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from waiting import wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -117,17 +117,18 @@ def app_url(tmp_path: Path, chromium: Path, app_env: dict[str, str]) -> Iterator
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
+
+    def serving() -> bool:
         try:
             with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
-                if answer.status == 200:
-                    break
+                return answer.status == 200
         except OSError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the app did not start: {(tmp_path / 'app.log').read_text()}")
-        time.sleep(0.3)  # polling the health endpoint for the state "serving"
+            assert server.poll() is None, f"the app ended: {(tmp_path / 'app.log').read_text()}"
+            return False
+
+    wait_for(
+        serving, 60, 0.3, lambda: f"the app did not start: {(tmp_path / 'app.log').read_text()}"
+    )
     try:
         yield url
     finally:

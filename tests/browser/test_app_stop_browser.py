@@ -54,7 +54,9 @@ def test_sigterm_during_the_warm_up_stops_everything(tmp_path: Path, chromium: P
             wait_for(lambda: not serving(port), 5, message="still serving 5 s after SIGTERM")
             app.wait(timeout=max(0.1, 5 - (time.monotonic() - started)))
             browser.close()
-        wait_for(lambda: not alive_in_session(app.pid), 5, message="still alive in the session")
+        wait_for(
+            lambda: not alive_in_session(app.pid), 5, message=lambda: str(alive_in_session(app.pid))
+        )
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(app.pid, signal.SIGKILL)

@@ -12,9 +12,9 @@ import struct
 import sys
 import termios
 import threading
-import time
 
 import pytest
+from waiting import wait_for
 
 from sslviz.cli.output import ProgressBar
 
@@ -32,13 +32,15 @@ def _drain(fd: int) -> str:
 def _show(bar: ProgressBar, fd: int, done: int, suffix: str, timeout: float = 30.0) -> str:
     """Update the bar to ``done`` and wait until the terminal shows it (tqdm redraws at most
     every 0.1 s: repeating the update redraws once that interval has passed); what it printed."""
-    shown = b""
-    deadline = time.monotonic() + timeout
-    while f"{done}/200".encode() not in shown:
-        assert time.monotonic() < deadline, f"the bar never showed {done}/200: {shown!r}"
+    shown = bytearray()
+
+    def showing() -> bool:
         bar.update(done, suffix)
-        if select.select([fd], [], [], 0.02)[0]:
-            shown += os.read(fd, 65536)
+        if select.select([fd], [], [], 0.02)[0]:  # the wait between polls
+            shown.extend(os.read(fd, 65536))
+        return f"{done}/200".encode() in shown
+
+    wait_for(showing, timeout, 0, lambda: f"the bar never showed {done}/200: {bytes(shown)!r}")
     return shown.decode("utf-8", "replace")
 
 

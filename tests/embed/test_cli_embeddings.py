@@ -7,12 +7,12 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from waiting import wait_for
 
 from sslviz.cli import main
 from sslviz.maps.project import cached_projection
@@ -120,17 +120,19 @@ def test_background_map_job_is_followed_cancelled_and_resumed_through_the_cli(
     def wait_status(run: int, wanted: str, timeout: float = 600) -> dict:
         """Poll `sslviz status` until the run ends; track its heartbeat's age while it works
         (from its first progress on: before that the worker imports torch)."""
-        nonlocal silence
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def ended() -> dict | None:
+            nonlocal silence
             facts = status(run)
             if facts["status"] not in ("queued", "running"):
-                assert facts["status"] == wanted, facts
                 return facts
             if facts["status"] == "running" and facts["step"] > 0 and facts["heartbeat_age"]:
                 silence = max(silence, facts["heartbeat_age"])
-            time.sleep(0.2)
-        raise AssertionError(f"run {run} did not end within {timeout} s")
+            return None
+
+        facts = wait_for(ended, timeout, 0.2, f"run {run} did not end within {timeout} s")
+        assert facts["status"] == wanted, facts
+        return facts
 
     silence = 0.0
     code, stdout, stderr = cli(

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image as PILImage
-from waiting import wait_for
 
 from sslviz.runner import jobs
 from sslviz.store import Dataset, Image, Store
@@ -85,11 +84,6 @@ def make_dataset(store: Store, name: str = "tiny", n: int = 40, size: int = 24) 
         )
     store.datasets.add_images(rows)
     return store.datasets.finish(dataset.id)
-
-
-@pytest.fixture(name="wait_for")
-def wait_for_fixture() -> Callable[..., object]:
-    return wait_for
 
 
 # The installed console script, as a user runs it (next to this interpreter, else on PATH).

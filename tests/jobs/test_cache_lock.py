@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import pytest
 from test_cancel_and_liveness import jpeg_files, make_jpeg_dataset  # noqa: F401 (a fixture)
+from waiting import wait_for
 
 from sslviz.data.cache import cache_path
 
@@ -34,11 +34,15 @@ def test_two_processes_build_one_cache_once(store, home, jpeg_files):  # noqa: F
     ]
     builds_at_once = 0  # temporary cache files seen at the same moment
     builders: set[str] = set()  # the processes seen building (their pid names the file)
-    while any(p.poll() is None for p in both):
+
+    def both_ended() -> bool:  # watching the folder while both run
+        nonlocal builds_at_once
         building = list(path.parent.glob(f".{path.stem}.*.npy")) if path.parent.is_dir() else []
         builds_at_once = max(builds_at_once, len(building))
-        builders |= {tmp.name.split(".")[2] for tmp in building}
-        time.sleep(0.02)  # polling the folder while both run
+        builders.update(tmp.name.split(".")[2] for tmp in building)
+        return all(p.poll() is not None for p in both)
+
+    wait_for(both_ended, 600, 0.02, "the two processes never ended")
     outputs = [p.communicate() for p in both]
     assert [p.returncode for p in both] == [0, 0], outputs
     shape = f"({len(jpeg_files)}, 3, {SIZE}, {SIZE})"

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image as PILImage
+from waiting import wait_for
 
 from sslviz.core import liveness, settings
 from sslviz.data.cache import cache_path
@@ -139,7 +140,7 @@ def test_importing_the_worker_installs_no_signal_handlers():
 
 @pytest.mark.slow
 def test_cancel_during_the_cache_build_ends_cancelled_and_leaves_no_process(
-    store, home, jpeg_files, wait_for
+    store, home, jpeg_files
 ):
     dataset = make_jpeg_dataset(store, jpeg_files)
     run = jobs.submit(store, job_request(store, _config(dataset.name)))
@@ -157,7 +158,7 @@ def test_cancel_during_the_cache_build_ends_cancelled_and_leaves_no_process(
 
 
 @pytest.mark.slow
-def test_ctrl_c_in_the_foreground_during_the_cache_build(store, home, jpeg_files, wait_for):
+def test_ctrl_c_in_the_foreground_during_the_cache_build(store, home, jpeg_files):
     dataset = make_jpeg_dataset(store, jpeg_files)
     args = [
         SSLVIZ,
@@ -192,9 +193,7 @@ def test_ctrl_c_in_the_foreground_during_the_cache_build(store, home, jpeg_files
     wait_for(lambda: not workspace_processes(home), 15)
 
 
-def test_the_heartbeat_beats_only_while_the_process_shows_signs_of_life(
-    store, tiny_dataset, wait_for
-):
+def test_the_heartbeat_beats_only_while_the_process_shows_signs_of_life(store, tiny_dataset):
     now = time.time()
     run = store.runs.create(
         dataset_id=1,
@@ -223,9 +222,7 @@ def test_the_heartbeat_beats_only_while_the_process_shows_signs_of_life(
         liveness.alive()
 
 
-def test_progress_written_to_the_store_by_any_executor_keeps_the_heartbeat(
-    store, tiny_dataset, wait_for
-):
+def test_progress_written_to_the_store_by_any_executor_keeps_the_heartbeat(store, tiny_dataset):
     run = store.runs.create(
         dataset_id=tiny_dataset.id,
         kind="embedding",
@@ -248,7 +245,7 @@ def test_progress_written_to_the_store_by_any_executor_keeps_the_heartbeat(
         beats.stop()
 
 
-def test_a_failed_beat_never_ends_the_heartbeat(store, tiny_dataset, wait_for):
+def test_a_failed_beat_never_ends_the_heartbeat(store, tiny_dataset):
     run = store.runs.create(
         dataset_id=1,
         kind="rotation",
@@ -277,7 +274,7 @@ def test_a_failed_beat_never_ends_the_heartbeat(store, tiny_dataset, wait_for):
 
 @pytest.mark.slow
 def test_a_worker_stuck_without_progress_is_reaped_and_killed(
-    store, home, tiny_dataset, wait_for, monkeypatch
+    store, home, tiny_dataset, monkeypatch
 ):
     dataset = tiny_dataset
     # one image is a named pipe nobody writes to: reading it blocks forever (a hung mount)

@@ -12,6 +12,7 @@ import os
 import time
 
 import pytest
+from waiting import wait_for
 
 from sslviz.maps.embed import source_device
 from sslviz.maps.embedding_job import job_device, job_request
@@ -32,7 +33,7 @@ def _training(store: Store) -> JobRequest:
     return train_request(store, config)
 
 
-def test_an_embedding_job_is_recorded_on_the_device_it_computes_on(store, tiny_dataset, wait_for):
+def test_an_embedding_job_is_recorded_on_the_device_it_computes_on(store, tiny_dataset):
     for source in ("random", "pixels"):
         used = source_device(store, source)
         assert job_request(store, "tiny", source).device == job_device(store, source)

@@ -12,6 +12,7 @@ import pytest
 from conftest import make_dataset
 from PIL import Image as PILImage
 from test_cancel_and_liveness import START_TIMEOUT, workspace_processes
+from waiting import wait_for
 
 from sslviz.core.liveness import Cancelled
 from sslviz.data.cache import cache_path
@@ -74,7 +75,7 @@ def test_embed_stops_while_decoding(store: Store) -> None:
 
 
 @pytest.mark.slow
-def test_map_job_cancelled_while_decoding_6000_photos(store, home, wait_for) -> None:
+def test_map_job_cancelled_while_decoding_6000_photos(store, home) -> None:
     dataset = make_photos(store)
     run = jobs.submit(store, job_request(store, dataset.name, "random"), reuse_active=True)
     wait_for(lambda: decoding(store, dataset.id), START_TIMEOUT, poll=0.02)

@@ -6,13 +6,15 @@ from __future__ import annotations
 import os
 import time
 
+from waiting import wait_for
+
 from sslviz.core import liveness
 from sslviz.runner import jobs
 from sslviz.runner.heartbeat import Heartbeat
 
 
 def test_a_starting_worker_beats_until_its_first_sign_then_only_with_signs(
-    store, tiny_dataset, wait_for
+    store, tiny_dataset
 ) -> None:
     now = time.time()
     run = store.runs.create(

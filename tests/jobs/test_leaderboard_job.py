@@ -13,6 +13,7 @@ import pytest
 from conftest import make_dataset
 from test_cancel_and_liveness import START_TIMEOUT, workspace_processes
 from test_embedding_job_cancel import make_photos
+from waiting import wait_for
 
 from sslviz.fewshot.labels_csv import labels_csv_text
 from sslviz.fewshot.leaderboard_job import latest_ranking, stored_board, submit_ranking
@@ -58,9 +59,7 @@ def test_a_worker_ranks_the_labels_with_the_clis_numbers(store, home, sslviz, tm
     assert "rank sources" in sslviz("runs").stdout
 
 
-def test_a_cancel_while_it_embeds_ends_it_cancelled_with_no_process_left(
-    store, home, wait_for
-) -> None:
+def test_a_cancel_while_it_embeds_ends_it_cancelled_with_no_process_left(store, home) -> None:
     dataset = make_photos(store, n=3000)
     session = store.sessions.create(dataset_id=dataset.id, name="s", source="pixels")
     run = submit_ranking(store, session, two_classes(store, dataset.id))

@@ -13,6 +13,7 @@ import signal
 import time
 
 import pytest
+from waiting import wait_for
 
 from sslviz.core import settings
 from sslviz.core.errors import UserError
@@ -52,7 +53,7 @@ def test_an_invalid_config_is_refused_before_anything_is_recorded(store, tiny_da
     assert store.runs.list() == []
 
 
-def test_submit_trains_in_a_separate_process_to_finished(store, tiny_dataset, wait_for):
+def test_submit_trains_in_a_separate_process_to_finished(store, tiny_dataset):
     run = jobs.submit(store, job_request(store, _config(epochs=2)))
     assert run.status in ("queued", "running")
     done = wait_for(lambda: _ended(store, run.id), START_TIMEOUT)
@@ -75,9 +76,7 @@ def test_submit_trains_in_a_separate_process_to_finished(store, tiny_dataset, wa
     assert f"nice {min(19, os.nice(0) + 10)}" in log  # below the app's priority
 
 
-def test_cancel_mid_run_checkpoints_and_ends_cancelled_within_seconds(
-    store, tiny_dataset, wait_for
-):
+def test_cancel_mid_run_checkpoints_and_ends_cancelled_within_seconds(store, tiny_dataset):
     run = jobs.submit(store, job_request(store, _config(epochs=2000)))
     running = wait_for(lambda: (r := store.runs.get(run.id)).epoch >= 1 and r, START_TIMEOUT)
     # A worker in its own session, beating its heart.
@@ -94,9 +93,7 @@ def test_cancel_mid_run_checkpoints_and_ends_cancelled_within_seconds(
 
 
 @pytest.mark.slow
-def test_sigkill_is_reaped_as_interrupted_and_resume_finishes_the_plan(
-    store, tiny_dataset, wait_for, sslviz
-):
+def test_sigkill_is_reaped_as_interrupted_and_resume_finishes_the_plan(store, tiny_dataset, sslviz):
     epochs = 40
     run = jobs.submit(store, job_request(store, _config(epochs=epochs)))
     checkpoint = store.workspace.run_dir(run.id) / "checkpoints" / "last.pt"
@@ -121,7 +118,7 @@ def test_sigkill_is_reaped_as_interrupted_and_resume_finishes_the_plan(
     assert log.count(f"worker: run {run.id}, pid") == 2  # killed once, resumed once
 
 
-def test_a_crashing_run_stores_its_traceback(store, tiny_dataset, wait_for):
+def test_a_crashing_run_stores_its_traceback(store, tiny_dataset):
     from sslviz.data.cache import cache_path
 
     corrupt = cache_path(store, tiny_dataset.id, SIZE)
@@ -139,13 +136,15 @@ def test_a_crashing_run_stores_its_traceback(store, tiny_dataset, wait_for):
 def test_the_queue_never_runs_more_than_its_limit(store, tiny_dataset, monkeypatch):
     monkeypatch.setenv(settings.MAX_RUNS_ENV, "1")  # workers hand over with the same limit
     ids = [jobs.submit(store, job_request(store, _config(epochs=2, seed=i))).id for i in range(3)]
-    most_running, deadline = 0, time.monotonic() + 3 * START_TIMEOUT
-    while time.monotonic() < deadline:
+    most_running = 0
+
+    def all_ended() -> list[Run] | None:
+        nonlocal most_running
         runs = [store.runs.get(i) for i in ids]
         most_running = max(most_running, sum(r.status == "running" for r in runs))
-        if all(r.status not in ("queued", "running") for r in runs):
-            break
-        time.sleep(0.05)
+        return runs if all(r.status not in ("queued", "running") for r in runs) else None
+
+    runs = wait_for(all_ended, 3 * START_TIMEOUT, 0.05)
     assert most_running == 1
     assert [r.status for r in runs] == ["finished"] * 3, [r.error for r in runs]
     # Started one after another, oldest first, each after the previous one ended.
@@ -154,7 +153,7 @@ def test_the_queue_never_runs_more_than_its_limit(store, tiny_dataset, monkeypat
 
 
 @pytest.mark.slow
-def test_deleting_a_running_run_stops_it_and_the_next_one_starts(store, tiny_dataset, wait_for):
+def test_deleting_a_running_run_stops_it_and_the_next_one_starts(store, tiny_dataset):
     first = jobs.submit(store, job_request(store, _config(epochs=2000)))
     second = jobs.submit(store, job_request(store, _config(epochs=1)))
     running = wait_for(lambda: (r := store.runs.get(first.id)).step >= 1 and r, START_TIMEOUT)

@@ -13,6 +13,7 @@ import sys
 import time
 
 import pytest
+from waiting import wait_for
 
 from sslviz.runner import jobs
 from sslviz.store import Run, Store
@@ -44,9 +45,7 @@ def _ended(store: Store, run_id: int) -> Run | None:
     return run if run.status not in ("queued", "running") else None
 
 
-def test_a_second_worker_for_a_running_run_exits_at_once_and_leaves_it_alone(
-    store, tiny_dataset, wait_for
-):
+def test_a_second_worker_for_a_running_run_exits_at_once_and_leaves_it_alone(store, tiny_dataset):
     # long enough to still be training when the second worker has started and gone
     run = jobs.submit(store, job_request(store, _config(epochs=1000, time_budget=10)))
     owner = wait_for(
@@ -68,9 +67,7 @@ def test_a_second_worker_for_a_running_run_exits_at_once_and_leaves_it_alone(
     assert done.status == "finished", done.error
 
 
-def test_of_two_workers_started_together_exactly_one_carries_the_run_out(
-    store, tiny_dataset, wait_for
-):
+def test_of_two_workers_started_together_exactly_one_carries_the_run_out(store, tiny_dataset):
     # recorded as a scheduler claims a run (running, no owner yet), then two workers race
     run = store.runs.record(job_request(store, _config()))
     assert store.runs.transition(run.id, "running", allowed_from=("queued",))
@@ -84,7 +81,7 @@ def test_of_two_workers_started_together_exactly_one_carries_the_run_out(
     assert done.claimed_at is not None and f"pid {winner.pid}" in outputs[workers.index(winner)]
 
 
-def test_a_re_claimed_interrupted_run_is_judged_by_its_new_claim(store, tiny_dataset, wait_for):
+def test_a_re_claimed_interrupted_run_is_judged_by_its_new_claim(store, tiny_dataset):
     # interrupted an hour ago; now a foreground process (the Python API) carries it out again
     run = store.runs.record(job_request(store, _config(epochs=6)))
     hour_ago = time.time() - 3600
@@ -102,9 +99,12 @@ def test_a_re_claimed_interrupted_run_is_judged_by_its_new_claim(store, tiny_dat
         wait_for(lambda: store.runs.get(run.id).pid == process.pid, START_TIMEOUT, poll=0.02)
         claimed = store.runs.get(run.id)
         assert claimed.status == "running" and claimed.claimed_at > hour_ago + 3000
-        while process.poll() is None:  # the reaper, as every page load runs it
+
+        def ended_unreaped() -> bool:  # the reaper, as every page load runs it, meanwhile
             assert jobs.reap(store) == [], store.runs.get(run.id).error
-            time.sleep(0.2)
+            return process.poll() is not None
+
+        wait_for(ended_unreaped, 600, 0.2, "the foreground run never ended")
         output, _ = process.communicate()
     finally:
         if process.poll() is None:

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 from test_cancel_and_liveness import START_TIMEOUT, make_jpeg_dataset, workspace_processes
+from waiting import wait_for
 
 from sslviz.core import settings
 from sslviz.runner import jobs
@@ -75,20 +76,23 @@ def test_a_results_phase_longer_than_the_deadline_ends_finished(store, run_to_it
     run = run_to_its_end
     seen: set[str] = set()
     began = ended = None
-    deadline = time.monotonic() + 400
-    while time.monotonic() < deadline:
+
+    def ended_watching_its_stages() -> bool:
+        nonlocal began, ended
         if began is not None:  # the reaper, as every page load runs it, with a short fuse
             jobs.reap(store, stale_after=STALE_AFTER)
         now = store.runs.get(run.id)
         if now.status not in ("queued", "running"):
-            break
+            return True
         stage = jobs.describe(store, now)["stage"]
         if stage and began is None:
             began = time.monotonic()
         if stage:
             seen.add(stage)
             ended = time.monotonic()
-        time.sleep(0.2)
+        return False
+
+    wait_for(ended_watching_its_stages, 400, 0.2, lambda: f"still running; saw {sorted(seen)}")
     done = store.runs.get(run.id)
     log = (store.workspace.run_dir(run.id) / jobs.LOG_NAME).read_text()
     assert done.status == "finished", (done.status, done.error, sorted(seen), log[-3000:])
@@ -101,7 +105,7 @@ def test_a_results_phase_longer_than_the_deadline_ends_finished(store, run_to_it
 
 
 def test_cancel_in_the_results_phase_ends_cancelled_and_resume_redoes_only_it(
-    store, home, run_to_its_end, wait_for
+    store, home, run_to_its_end
 ):
     run = run_to_its_end
     wait_for(lambda: _in_results(store, run.id), START_TIMEOUT + 120, poll=0.05)

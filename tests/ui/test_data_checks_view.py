@@ -6,13 +6,13 @@ their (real) worker has stored them."""
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
+from waiting import wait_for
 
 from sslviz.data import ensure_demo
 from sslviz.maps import neighbour_checks, project
@@ -47,12 +47,15 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def settle(app: AppTest, timeout: float = 300.0) -> None:
     """Rerun the page until no data-check job is queued or running (and once more after)."""
     store = Store.open()
-    deadline = time.monotonic() + timeout
-    try:
-        while any(r.kind == "checks" for r in store.runs.list(("queued", "running"))):
-            assert time.monotonic() < deadline, "the data-check jobs did not end"
-            time.sleep(0.5)
+
+    def checks_ended() -> bool:
+        if any(r.kind == "checks" for r in store.runs.list(("queued", "running"))):
             app.run()
+            return False
+        return True
+
+    try:
+        wait_for(checks_ended, timeout, 0.5, "the data-check jobs did not end")
     finally:
         store.close()
     app.run()

@@ -5,13 +5,13 @@ and the page (rerun until then) shows its result from the store."""
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from conftest import png_bytes
 from streamlit.testing.v1 import AppTest
+from waiting import wait_for
 
 from sslviz.store import Store
 
@@ -40,16 +40,14 @@ def frame(at: AppTest, column: str, value: str | None = None) -> pd.DataFrame:
 def until_ingested(app: AppTest, name: str, timeout: float = 180.0) -> None:
     """Rerun the page until dataset ``name``'s ingest job has ended (its worker is a real
     process: it imports torch first)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def ingested() -> bool:
         app.run()
         assert not app.exception, app.exception
-        dataset = Store.open().datasets.get_by_name(name)
-        if dataset.status != "ingesting":
-            app.run()  # the page as it is drawn after the end
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"{name} still ingesting after {timeout} s")
+        return Store.open().datasets.get_by_name(name).status != "ingesting"
+
+    wait_for(ingested, timeout, 0.5, f"{name} still ingesting after {timeout} s")
+    app.run()  # the page as it is drawn after the end
 
 
 def test_empty_workspace_is_greeted_with_the_demo_and_a_next_step(app: AppTest) -> None:
