@@ -293,13 +293,8 @@ def _ranked(rows: list[Row], scoring: Scoring) -> tuple[list[Row], str | None, s
 
 def _cv_part(row: Row) -> Row:
     """A frozen row as scored by CV on all labels, without its untouched-label scores."""
-    return replace(
-        row,
-        holdout_method=None,
-        holdout_accuracy=None,
-        holdout_interval=None,
-        holdout_correct=None,
-    )
+    untouched = ("holdout_method", "holdout_accuracy", "holdout_interval", "holdout_correct")
+    return replace(row, **dict.fromkeys(untouched))
 
 
 def _stage_reporter(
