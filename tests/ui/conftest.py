@@ -1,9 +1,12 @@
-"""Fixtures for the AppTests: a fresh workspace per test, real image bytes to upload."""
+"""Fixtures for the AppTests: a fresh workspace per test, the one way a test opens the app
+(``open_app``), real image bytes to upload."""
 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,6 +14,34 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
+# How long one script run may take before AppTest fails it: generous, for a busy 2-core machine
+# (a bound for a hang, never a wait).
+SCRIPT_TIMEOUT = 120.0
+
+
+def open_app(
+    page: str | None = None,
+    *,
+    params: Mapping[str, str] | None = None,
+    script: Callable[[], None] | None = None,
+    state: Mapping[str, Any] | None = None,
+) -> AppTest:
+    """The app as a user opens it, run once with no exception: its start (which makes the demo
+    dataset), then ``page`` (``app_pages/<page>.py``) with ``params`` in its URL. With ``script``:
+    that part of a page run as a script of its own, with ``state`` in its session state."""
+    if script is not None:
+        at = AppTest.from_function(script, default_timeout=SCRIPT_TIMEOUT)
+        for key, value in (state or {}).items():
+            at.session_state[key] = value
+    else:
+        at = AppTest.from_file(str(APP), default_timeout=SCRIPT_TIMEOUT)
+    at.run()
+    if page is not None:
+        for name, value in (params or {}).items():
+            at.query_params[name] = value
+        at.switch_page(f"app_pages/{page}.py").run()
+    assert not at.exception, at.exception
+    return at
 
 
 def png_bytes(seed: int, size: int = 40) -> bytes:
@@ -39,7 +70,4 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def app(home: Path) -> AppTest:
     """The app, run once (start-up done: the demo dataset is in the workspace)."""
-    at = AppTest.from_file(str(APP), default_timeout=30)
-    at.run()
-    assert not at.exception
-    return at
+    return open_app()

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import open_app
 from streamlit.testing.v1 import AppTest
 from waiting import wait_for
 
@@ -22,9 +23,6 @@ from sslviz.runner.execute import execute
 from sslviz.store import Store
 from sslviz.training import train
 from sslviz.training.config import TrainConfig
-
-APP = Path(__file__).resolve().parents[2] / "app.py"
-PAGE = "app_pages/explorer.py"
 
 
 @pytest.fixture(scope="module")
@@ -67,12 +65,7 @@ def settle(app: AppTest, timeout: float = 300.0) -> None:
 @pytest.fixture
 def app(home: Path, prepared: Path) -> AppTest:
     shutil.copytree(prepared, home)
-    at = AppTest.from_file(str(APP), default_timeout=90)
-    at.query_params["source"] = "1"
-    at.run()
-    at.switch_page(PAGE).run()
-    assert not at.exception, at.exception
-    return at
+    return open_app("explorer", params={"source": "1"})
 
 
 @pytest.mark.slow  # a run and its map are made first
@@ -144,9 +137,7 @@ def test_selectors_follow_the_map_and_the_default_reuses_a_stored_map(
         dataset="demo", task="rotation", image_size=32, epochs=1, batch_size=32, device="cpu"
     )
     newer = execute(store, train.create_run(store, config).id)  # no map of it yet
-    app = AppTest.from_file(str(APP), default_timeout=90).run()
-    app.switch_page(PAGE).run()
-    assert not app.exception, app.exception
+    app = open_app("explorer")
     # the page opens on the run whose map is stored, not on the newest run (a new UMAP fit)
     assert app.selectbox(key="ex_a_source").value == "1"
     # random beside it is read out at the same layer and pooling, and says so

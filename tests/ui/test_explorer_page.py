@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import open_app
 from streamlit.testing.v1 import AppTest
 
 from sslviz.data import delete_dataset, ensure_demo
@@ -16,7 +17,6 @@ from sslviz.runner import jobs
 from sslviz.store import Store
 from sslviz.ui.explorer_panels import QUERY_CAPTION
 
-APP = Path(__file__).resolve().parents[2] / "app.py"
 PAGE = "app_pages/explorer.py"
 
 
@@ -37,10 +37,7 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def app(home: Path, prepared: Path) -> AppTest:
     """The app on a copy of the prepared workspace (this module's own, replacing conftest's)."""
     shutil.copytree(prepared, home)
-    at = AppTest.from_file(str(APP), default_timeout=60)
-    at.run()
-    assert not at.exception
-    return at
+    return open_app()
 
 
 def open_explorer(app: AppTest) -> AppTest:
@@ -156,8 +153,5 @@ def test_links_to_a_missing_dataset_or_source_say_so(app: AppTest) -> None:
     assert any("showing demo instead" in w.value for w in app.warning)
     assert "dataset" not in app.query_params  # the bad link is dropped from the URL
 
-    fresh = AppTest.from_file(str(APP), default_timeout=60).run()
-    fresh.query_params["dataset"] = "demo"
-    fresh.query_params["source"] = "99"
-    open_explorer(fresh)
+    fresh = open_app("explorer", params={"dataset": "demo", "source": "99"})
     assert any("map source '99' for demo, which doesn't exist" in w.value for w in fresh.warning)

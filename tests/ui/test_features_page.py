@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import APP
+from conftest import open_app
 from streamlit.testing.v1 import AppTest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "results"))
@@ -26,12 +26,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, home: Path) -> trained_run
 
 
 def open_features(**params: str) -> AppTest:
-    app = AppTest.from_file(str(APP), default_timeout=120).run()
-    for name, value in params.items():
-        app.query_params[name] = value
-    app.switch_page("app_pages/features.py").run()
-    assert not app.exception, app.exception
-    return app
+    return open_app("features", params=params)
 
 
 def test_channels_of_the_run_beside_the_untrained_network(trained) -> None:
@@ -71,10 +66,7 @@ def test_one_image_through_the_network(trained) -> None:
 
 
 def test_upright_section_on_the_rotation_page(trained) -> None:
-    app = AppTest.from_file(str(APP), default_timeout=120).run()
-    app.query_params["run"] = str(trained.rotation)
-    app.switch_page("app_pages/rotation.py").run()
-    assert not app.exception, app.exception
+    app = open_app("rotation", params={"run": str(trained.rotation)})
     assert "Stored the wrong way up" in [h.value for h in app.subheader]
     # the run's own dataset was looked at when the run ended: read, no button to start it
     assert any("look stored turned" in m.value for m in app.markdown)

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import open_app
 from streamlit.testing.v1 import AppTest
 from waiting import wait_for
 
@@ -23,7 +24,6 @@ from sslviz.maps.embed import BASELINE_SIZE, cached_embeddings
 from sslviz.store import Store
 from sslviz.ui.label_colours import PALETTE, session_colours
 
-APP = Path(__file__).resolve().parents[2] / "app.py"
 PAGE = "app_pages/labeling.py"
 
 
@@ -42,10 +42,7 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def app(home: Path, prepared: Path) -> AppTest:
     shutil.copytree(prepared, home)
-    at = AppTest.from_file(str(APP), default_timeout=60)
-    at.run()
-    assert not at.exception
-    return at
+    return open_app()
 
 
 def open_page(app: AppTest, session: int | None = None) -> AppTest:

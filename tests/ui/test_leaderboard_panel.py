@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import open_app
 from streamlit.testing.v1 import AppTest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fewshot"))
@@ -74,8 +75,7 @@ def rank(at: AppTest, store: Store) -> None:
 
 def test_a_ranking_can_be_cancelled_from_the_page(session_store):
     store, _ = session_store
-    at = AppTest.from_function(panel, default_timeout=120)
-    at.run()
+    at = open_app(script=panel)
     at.button(key="rank_1").click().run()
     (run,) = [r for r in store.runs.list() if r.kind == "leaderboard"]
     at.button(key=f"rank_cancel_{run.id}").click().run()  # within a second of the submit
@@ -93,8 +93,7 @@ def _texts(at: AppTest) -> str:
 
 
 def test_rank_on_a_click_best_first_mark_the_session_and_no_switch_on_a_near_tie(session_store):
-    at = AppTest.from_function(panel, default_timeout=120)
-    at.run()
+    at = open_app(script=panel)
     assert not at.exception
     assert "Which source predicts these labels best?" in _texts(at)
     assert not at.dataframe  # ranking is a click, not every rerun
@@ -117,8 +116,7 @@ def test_rank_on_a_click_best_first_mark_the_session_and_no_switch_on_a_near_tie
 
 def test_labels_that_change_after_ranking_are_flagged(session_store):
     store, truth = session_store
-    at = AppTest.from_function(panel, default_timeout=120)
-    at.run()
+    at = open_app(script=panel)
     rank(at, store)
     image = store.datasets.images(store.datasets.get_by_name("stripes").id)[-1]
     store.sessions.set_labels(1, {image.id: truth[image.path]})
@@ -130,8 +128,7 @@ def test_labels_that_change_after_ranking_are_flagged(session_store):
 def test_fine_tune_on_these_labels_starts_a_background_run(session_store):
     store, _ = session_store
     parent = train_parent(store, "stripes")
-    at = AppTest.from_function(panel, default_timeout=120)
-    at.run()
+    at = open_app(script=panel)
     assert at.selectbox(key="finetune_parent_1").value == parent
     at.radio(key="finetune_mode_1").set_value(SEMI_SUPERVISED).run()
     at.button(key="finetune_1").click().run()

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import png_bytes
+from conftest import open_app, png_bytes
 from streamlit.testing.v1 import AppTest
 
 from sslviz.maps.embedding_job import job_request
@@ -79,9 +79,7 @@ def job(home: Path) -> Run:
 
 
 def _panel(run_id: int) -> AppTest:
-    at = AppTest.from_function(_poll_script, default_timeout=60)
-    at.session_state["run_id"] = run_id
-    return at.run()
+    return open_app(script=_poll_script, state={"run_id": run_id})
 
 
 @pytest.mark.parametrize("ended", ["cancelled", "failed", "finished"])

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import APP
-from streamlit.testing.v1 import AppTest
+from conftest import open_app
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "results"))
 import trained_runs  # noqa: E402
@@ -63,10 +62,7 @@ def multi(template: tuple[Path, int], home: Path) -> int:
     ],
 )
 def test_each_result_page_shows_its_head(multi: int, page, key, label, value) -> None:
-    app = AppTest.from_file(str(APP), default_timeout=60).run()
-    app.query_params["run"] = str(multi)
-    app.switch_page(f"app_pages/{page}.py").run()
-    assert not app.exception, app.exception
+    app = open_app(page, params={"run": str(multi)})
     assert app.selectbox(key=key).value == multi
     assert any(f"its {page} head" in c.value for c in app.caption)
     head = evaluate_run(Store.open(), multi)["heads"][page]

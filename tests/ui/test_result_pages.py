@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import APP, png_bytes
+from conftest import open_app, png_bytes
 from streamlit.testing.v1 import AppTest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "results"))
@@ -29,12 +29,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, home: Path) -> trained_run
 
 
 def open_page(name: str, run_id: int | None = None) -> AppTest:
-    app = AppTest.from_file(str(APP), default_timeout=30).run()
-    if run_id is not None:
-        app.query_params["run"] = str(run_id)
-    app.switch_page(f"app_pages/{name}.py").run()
-    assert not app.exception, app.exception
-    return app
+    return open_app(name, params={} if run_id is None else {"run": str(run_id)})
 
 
 def metric(app: AppTest, label: str) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import APP, png_bytes
+from conftest import open_app, png_bytes
 from streamlit.testing.v1 import AppTest
 
 from sslviz.data import ensure_demo, ingest_uploads
@@ -63,10 +63,7 @@ def runs(template: tuple[Path, int, int], home: Path) -> tuple[Run, Run]:
 @pytest.fixture
 def app(runs: tuple[Run, Run]) -> AppTest:
     """The app on the workspace with the runs (overrides conftest's ``app``)."""
-    at = AppTest.from_file(str(APP), default_timeout=30)
-    at.run()
-    assert not at.exception
-    return at
+    return open_app()
 
 
 def open_runs(app: AppTest, run_id: int | None = None) -> AppTest:
@@ -78,8 +75,7 @@ def open_runs(app: AppTest, run_id: int | None = None) -> AppTest:
 
 
 def test_no_runs_points_to_the_train_page(home: Path) -> None:
-    app = AppTest.from_file(str(APP), default_timeout=30).run()
-    open_runs(app)
+    app = open_runs(open_app())
     assert any("No runs yet" in e.value for e in app.info)
 
 
