@@ -139,9 +139,11 @@ def predict_vectors(
     seed: int = 0,
     features: Features | None = None,
     suggested: Collection[str] | None = None,
+    umap: bool = True,
 ) -> PredictResult:
     """``predict`` on an embedding in memory: vectors (N, D), paths (N,), labels path -> label;
-    ``suggested``: the labeled paths the suggestions chose (None: not known)."""
+    ``suggested``: the labeled paths the suggestions chose (None: not known); ``umap=False``:
+    ``auto`` chooses among the methods that need no UMAP fit unless it is at hand."""
     if method not in METHOD_CHOICES:
         raise UserError(f"unknown method {method!r}: use one of {', '.join(METHOD_CHOICES)}")
     paths = list(paths)
@@ -151,7 +153,7 @@ def predict_vectors(
     given = [labels[paths[i]] for i in labeled_idx]
     features = features or Features(vectors)
     if method == "auto":
-        choice = choose(vectors, labeled_idx, given, seed, features=features)
+        choice = choose(vectors, labeled_idx, given, seed, features=features, umap=umap)
         used, estimate, estimates, reason = (
             choice.method,
             choice.estimate,
@@ -196,10 +198,12 @@ def predict(
     embeddings: Embeddings | None = None,
     seed: int = 0,
     suggested: Collection[str] | None = None,
+    umap: bool = True,
 ) -> PredictResult:
     """Predict every image of ``dataset`` from ``labels`` (path -> label) on ``source``'s
     embedding (computed and cached on first use; pass ``embeddings`` to reuse loaded ones);
-    ``suggested``: the labeled paths the suggestions chose (``sessions.suggested_paths``)."""
+    ``suggested``: the labeled paths the suggestions chose (``sessions.suggested_paths``);
+    ``umap=False``: no UMAP fit here (a page while its fit runs in the background)."""
     from sslviz.maps.embed import embed
 
     if method not in METHOD_CHOICES:  # before the (possibly slow) embedding
@@ -207,7 +211,14 @@ def predict(
     emb = embeddings or embed(store, dataset, source, layer=layer, grid=grid)
     features = prepared_features(store, emb, method)
     result = predict_vectors(
-        emb.vectors, emb.paths, labels, method, seed=seed, features=features, suggested=suggested
+        emb.vectors,
+        emb.paths,
+        labels,
+        method,
+        seed=seed,
+        features=features,
+        suggested=suggested,
+        umap=umap,
     )
     return replace(
         result,

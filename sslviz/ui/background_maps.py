@@ -4,7 +4,7 @@
     state.done, state.stage, state.error      # a page polls this (a fragment) and redraws once done
     background_maps.peek(store, dataset.id, source, **project_args)   # the state, never a new fit
     background_maps.request_coords(store, emb)   # the few-shot 10-D UMAP of an embedding, alike
-    if background_maps.coords_ready(store, emb, method, labels):   # else it waits, polled
+    umap = background_maps.coords_ready(store, emb, method, labels)   # False: being fitted
 
 A page shows the PCA map of the embedding at once (``sslviz.maps.project.preview_projection``)
 and asks for the UMAP map here; the fit waits for the start-up warm-up to finish compiling UMAP's
@@ -137,9 +137,10 @@ def request_coords(store: Store, emb: Any, *, retry: bool = False) -> MapState:
 
 
 def coords_ready(store: Store, emb: Any, method: str, labels: dict[str, str]) -> bool:
-    """Whether the prediction can run in the script: it fits no UMAP (``predict.umap_needed``),
-    or the embedding's UMAP is cached. Else that fit is asked of the background (a child
-    process: numba would hold the server's GIL) and its progress shown until it is there."""
+    """Whether the prediction may use the UMAP methods in the script: it fits no UMAP
+    (``predict.umap_needed``), or the embedding's UMAP is cached. Else that fit is asked of the
+    background (a child process: numba would hold the server's GIL), its progress shown until it
+    is there (then the page reruns), and False: predict without the UMAP methods meanwhile."""
     if not umap_needed(method, labels, len(emb.paths)) or geometry.cache_file(store, emb) is None:
         return True
     if geometry.cached_coords(store, emb) is not None:
@@ -164,6 +165,7 @@ def _wait_for_umap(store: Store, emb: Any) -> None:
     seconds = time.monotonic() - state.started
     st.info(
         f"Fitting a UMAP of this embedding for the predictions ({state.stage}, {seconds:.0f} s): "
-        "once per embedding, in the background; the predictions follow when it is there.",
+        "once per embedding, in the background. Until it is there, auto chooses among the "
+        "methods that need none; the predictions are updated when it is.",
         icon=":material/hourglass_top:",
     )

@@ -82,9 +82,11 @@ def _predict(
     method: str,
     labels: tuple[tuple[str, str], ...],
     suggested: tuple[str, ...] = (),
+    umap: bool = True,
 ) -> PredictResult:
     # Keyed by the embedding file and the labels: a new label or source computes again.
-    # ``suggested``: the labels given in the queue (the estimate says when most are).
+    # ``suggested``: the labels given in the queue (the estimate says when most are);
+    # ``umap``: False while the embedding's UMAP is fitted in the background (none fitted here)
     return predict(
         _store,
         dataset_id,
@@ -93,6 +95,7 @@ def _predict(
         method,
         embeddings=_emb,
         suggested=set(suggested),
+        umap=umap,
     )
 
 
@@ -106,8 +109,8 @@ def predictions(store: Store, session: Session, emb: Any, method: str) -> Predic
             icon=":material/info:",
         )
         return None
-    if not background_maps.coords_ready(store, emb, method, labels):
-        return None
+    # meanwhile without the UMAP methods: the page never fits a UMAP in its script
+    umap = background_maps.coords_ready(store, emb, method, labels)
     with st.spinner("Cross-validating and predicting…"), user_errors():
         return _predict(
             store,
@@ -118,6 +121,7 @@ def predictions(store: Store, session: Session, emb: Any, method: str) -> Predic
             method,
             tuple(sorted(labels.items())),
             suggested,
+            umap,
         )
     return None
 

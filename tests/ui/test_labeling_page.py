@@ -74,13 +74,14 @@ def open_predictions(app: AppTest, home: Path, session: int) -> AppTest:
 
 def wait_for_umap(app: AppTest, home: Path) -> AppTest:
     """Until the background fit of the embedding's 10-D UMAP is cached (the page said it waits
-    for it), then the page again: now with its predictions."""
+    for it, and predicted meanwhile without the UMAP methods), then the page again."""
     store = Store.open(home)
     try:
         emb = cached_embeddings(store, 1, "pixels")
         if geometry.cached_coords(store, emb) is None:
             assert any("Fitting a UMAP of this embedding" in i.value for i in app.info)
-            assert not any(m.label == "Estimated accuracy" for m in app.metric)
+            assert any(m.label == "Estimated accuracy" for m in app.metric)  # at once
+            assert any("UMAP methods skipped (no fit)" in c.value for c in app.caption)
         wait_for(lambda: geometry.cached_coords(store, emb) is not None, 240, 0.5)
     finally:
         store.close()
