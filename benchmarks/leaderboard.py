@@ -52,10 +52,10 @@ from sslviz.fewshot.predictors import Features, fit_predict  # noqa: E402
 from sslviz.maps.embed import default_layer, embed  # noqa: E402
 from sslviz.runner.execute import execute  # noqa: E402
 from sslviz.store import Store  # noqa: E402
-from sslviz.training.config import default_config  # noqa: E402
+from sslviz.training.config import default_config, split_sizes  # noqa: E402
 from sslviz.training.train import create_run  # noqa: E402
 
-TASKS = ("rotation", "colorization", "jigsaw")
+TASKS = ("rotation", "colorization", "jigsaw", "multi")
 
 
 def draw(truth: dict[str, str], per_class: int, seed: int) -> dict[str, str]:
@@ -150,8 +150,18 @@ def bench(store: Store, name: str, truth: dict[str, str], args: argparse.Namespa
     dataset = store.datasets.get_by_name(name)
     print(f"\n## {name}: {dataset.n_images} images, {len(set(truth.values()))} classes", flush=True)
     sources: dict[str, str] = {"pixels": "pixels", "random": "random"}
+    seconds: dict[str, float] = {}  # wall seconds per step of each task's run
     for task in args.tasks:
-        if args.epochs:  # a fixed amount of training: the same model however busy the machine
+        if args.steps:  # equal optimizer steps for every task, however busy the machine
+            config = default_config(dataset, task)
+            per_epoch = max(
+                1, split_sizes(dataset.n_images, config.holdout)[0] // config.batch_size
+            )
+            epochs = max(1, round(args.steps / per_epoch))
+            config = config.replace(
+                epochs=epochs, warmup_epochs=min(1.0, epochs / 10), device="cpu"
+            )
+        elif args.epochs:  # a fixed amount of training: the same model however busy the machine
             config = default_config(dataset, task).replace(epochs=args.epochs, device="cpu")
         else:
             config = default_config(dataset, task).replace(
@@ -165,9 +175,11 @@ def bench(store: Store, name: str, truth: dict[str, str], args: argparse.Namespa
             flush=True,
         )
         sources[task] = str(run.id)
+        seconds[task] = (time.perf_counter() - start) / max(1, run.step)
     paths = [image.path for image in store.datasets.images(dataset.id)]
     draws = [draw(truth, args.per_class, seed) for seed in range(args.draws)]
-    cold, warm, n_rows = leaderboard_times(store, name, draws[0], truth)
+    if not args.no_finetune:
+        cold, warm, n_rows = leaderboard_times(store, name, draws[0], truth)
     if args.only_timing:
         print(
             f"leaderboard ({n_rows} rows, {len(draws[0])} labels): cold {cold:.2f} s, one more "
@@ -199,6 +211,10 @@ def bench(store: Store, name: str, truth: dict[str, str], args: argparse.Namespa
         top_right += max(cv, key=cv.get) == max(vectors, key=lambda k: scores[k][-1])
 
     best_task = max(args.tasks, key=lambda k: np.mean(scores[k]))
+    SUMMARY[name] = _summary(scores, args.tasks, seconds)
+    if args.no_finetune:
+        _print_sources(scores, methods, args.draws)
+        return
     tuned: dict[str, list[tuple[float, float | None, float, float]]] = {
         "supervised": [],
         "FixMatch": [],
@@ -259,10 +275,78 @@ def bench(store: Store, name: str, truth: dict[str, str], args: argparse.Namespa
     )
 
 
+SUMMARY: dict[str, dict[str, float]] = {}  # family -> column -> mean accuracy over the draws
+
+
+def _summary(
+    scores: dict[str, list[float]], tasks: list[str], seconds: dict[str, float]
+) -> dict[str, float]:
+    """A family's row: each baseline, each task at the better of its two rows (the leaderboard
+    offers both), the best of each, and each task's seconds per step."""
+    row = {k: float(np.mean(scores[k])) for k in ("pixels", "random")}
+    for task in tasks:
+        row[task] = max(float(np.mean(v)) for k, v in scores.items() if k.split(" ")[0] == task)
+        row[f"{task} s/step"] = seconds[task]
+    row["baseline"] = max(row["pixels"], row["random"])
+    row["trained"] = max(row[t] for t in tasks)
+    return row
+
+
+def _print_sources(
+    scores: dict[str, list[float]], methods: dict[str, list[str]], draws: int
+) -> None:
+    print(f"\n| source | accuracy on the rest (mean ± sd over {draws} draws) | predictor |")
+    print("|---|---|---|")
+    for key in scores:
+        used = max(set(methods[key]), key=methods[key].count)
+        print(f"| {key} | {np.mean(scores[key]):.3f} ± {np.std(scores[key]):.3f} | {used} |")
+
+
+def print_summary(tasks: list[str]) -> None:
+    """One row per family: the best free baseline, each task, and best trained − baseline."""
+    print(
+        "\n| family | pixels | random | " + " | ".join(tasks) + " | best trained − best baseline |"
+    )
+    print("|---" * (len(tasks) + 4) + "|")
+    for name, row in SUMMARY.items():
+        cells = " | ".join(f"{row[t]:.3f}" for t in tasks)
+        print(
+            f"| {name} | {row['pixels']:.3f} | {row['random']:.3f} | {cells} | "
+            f"{row['trained'] - row['baseline']:+.3f} |"
+        )
+    means = " | ".join(f"{np.mean([r[t] for r in SUMMARY.values()]):.3f}" for t in tasks)
+    print(f"| mean | | | {means} | |")
+    costs = ", ".join(
+        f"{t} {np.mean([r[f'{t} s/step'] for r in SUMMARY.values()]):.2f}" for t in tasks
+    )
+    print(f"wall seconds per step (mean over families, this machine's load): {costs}")
+
+
+def thin(folder: Path, truth: dict[str, str], per_class: int) -> dict[str, str]:
+    """Delete all but the first ``per_class`` images of each label under ``folder``."""
+    kept: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    for path in sorted(truth):
+        label = truth[path]
+        counts[label] = counts.get(label, 0) + 1
+        if counts[label] <= per_class:
+            kept[path] = label
+        else:
+            (folder / path).unlink()
+    return kept
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=60.0, help="seconds of training per task")
     parser.add_argument("--epochs", type=int, help="train this many epochs instead of --budget")
+    parser.add_argument("--steps", type=int, help="train this many steps (every task alike)")
+    parser.add_argument(
+        "--images-per-class", type=int, help="keep this many images of each class (not the demo)"
+    )
+    parser.add_argument(
+        "--no-finetune", action="store_true", help="frozen sources only, and a table per family"
+    )
     parser.add_argument("--draws", type=int, default=5)
     parser.add_argument("--per-class", type=int, default=5)
     parser.add_argument(
@@ -285,20 +369,30 @@ def main() -> int:
         for name in args.datasets:
             if name == "digits":
                 target = write_digits(Path(tmp) / "digits")
-                ingest(store, [Path(tmp) / "digits"], name="digits")
                 truth = {f"{i:04d}.png": str(t) for i, t in enumerate(target)}
+                if args.images_per_class:
+                    truth = thin(Path(tmp) / "digits", truth, args.images_per_class)
+                ingest(store, [Path(tmp) / "digits"], name="digits")
             else:  # the demo, a generated family (fewshot_sets.py) or icons: label = folder
                 if name == "demo":
                     folder = DEMO_DIR
                 elif name == "icons":
-                    folder = write_icons(Path(tmp) / "icons", 100)
+                    folder = write_icons(Path(tmp) / "icons", args.images_per_class or 100)
                 else:
                     folder = write_family(name, Path(tmp))
+                if args.images_per_class and name != "demo":
+                    thin(
+                        folder,
+                        {str(p.relative_to(folder)): p.parent.name for p in folder.rglob("*.png")},
+                        args.images_per_class,
+                    )
                 ingest(store, [folder], name=name)
                 images = store.datasets.images(store.datasets.get_by_name(name).id)
                 truth = {image.path: image.path.split("/")[0] for image in images}
             bench(store, name, truth, args)
         store.close()
+    if SUMMARY:
+        print_summary(args.tasks)
     print(f"load average at end: {os.getloadavg()[0]:.1f}")
     return 0
 

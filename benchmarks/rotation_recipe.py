@@ -6,15 +6,19 @@ icons in 9 semantic groups) and the demo photos.
 
 Variants (rotation task options, ``sslviz.pretext.augment``): ``base`` (none), ``crop`` (random
 resized crops of >= 35% of the area), ``jitter`` (colour jitter 0.4), ``grey`` (20% turned grey),
-``all`` (the three). The variants of one family are trained round-robin in one process, the
-same seed and steps, so a busier machine slows all of them alike.
+``all`` (the three); ``wide`` (no augmentation, the small CNN at twice its widths, 32/128/256
+channels, registered in this process only as ``small-cnn-wide``) trains fewer steps: ``--steps``
+divided by its cost per step relative to the default width, measured here side by side (a
+forward and backward pass of each on the same batch, interleaved), so it gets the same compute.
+The variants of one family are trained one after the other in one process, the same seed.
 
 Score: few-shot accuracy on the unlabeled rest, 5 labels per class, mean of ``--draws`` draws,
 with ``auto`` (the predictor `sslviz predict` uses) on the run's default embedding layer; the
 free baselines (pixels, random) beside them.
 
     python benchmarks/rotation_recipe.py [--sets digits shapes letters textures icons demo]
-        [--steps 300] [--draws 3] [--variants base crop jitter grey all]
+        [--steps 300] [--draws 3] [--variants base crop jitter grey all wide]
+        [--images-per-class 40] [--threads 1]
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fewshot_sets import truth_of, write_family  # noqa: E402
@@ -36,6 +41,7 @@ from sslviz.fewshot.geometry import shared_scale  # noqa: E402
 from sslviz.fewshot.predict import predict_vectors  # noqa: E402
 from sslviz.fewshot.predictors import Features  # noqa: E402
 from sslviz.maps.embed import embed  # noqa: E402
+from sslviz.models.encoders import ENCODERS, SmallCNN  # noqa: E402
 from sslviz.runner.execute import execute  # noqa: E402
 from sslviz.store import Store  # noqa: E402
 from sslviz.training.config import default_config  # noqa: E402
@@ -47,7 +53,25 @@ VARIANTS = {
     "jitter": {"jitter": 0.4},
     "grey": {"grey": 0.2},
     "all": {"crop": 0.35, "jitter": 0.4, "grey": 0.2},
+    "wide": {},
 }
+WIDE = (32, 128, 256)  # twice the small CNN's (16, 64, 128)
+ENCODERS["small-cnn-wide"] = lambda in_channels=3, image_size=32: SmallCNN(in_channels, WIDE)
+
+
+def width_cost(repeats: int = 10) -> float:
+    """Seconds per training step of the wide small CNN / the default one: forward and backward
+    of a rotation batch (256 images at 32 px), the two interleaved so load hits both alike."""
+    models = [SmallCNN(3), SmallCNN(3, WIDE)]
+    x = torch.randn(256, 3, 32, 32)
+    spent = [0.0, 0.0]
+    for r in range(repeats + 1):
+        for i, model in enumerate(models):
+            start = time.perf_counter()
+            model(x).mean().backward()
+            if r:  # the first round warms up
+                spent[i] += time.perf_counter() - start
+    return spent[1] / spent[0]
 
 
 def fewshot(store: Store, dataset, source: str, name: str, draws: int) -> float:
@@ -70,13 +94,23 @@ def fewshot(store: Store, dataset, source: str, name: str, draws: int) -> float:
 
 
 def family(store: Store, tmp: Path, name: str, args: argparse.Namespace) -> dict[str, float]:
-    folder = write_icons(tmp / "icons", 100) if name == "icons" else write_family(name, tmp)
+    per_class = args.images_per_class
+    if name == "icons":
+        folder = write_icons(tmp / "icons", per_class)
+    else:
+        folder = write_family(name, tmp)
+        if name != "demo":
+            thin(folder, per_class)
     dataset = ingest(store, [folder], name=name).dataset
     scores = {s: fewshot(store, dataset, s, name, args.draws) for s in ("pixels", "random")}
     base = default_config(dataset, "rotation")
     epochs = max(1, round(args.steps / max(1, int(0.9 * dataset.n_images) // base.batch_size)))
     for variant in args.variants:
         config = base.replace(epochs=epochs, device="cpu", task_options=dict(VARIANTS[variant]))
+        if variant == "wide":
+            config = config.replace(
+                encoder="small-cnn-wide", epochs=max(1, round(epochs / args.width_cost))
+            )
         started = time.perf_counter()
         run = execute(store, create_run(store, config).id)
         seconds = time.perf_counter() - started
@@ -89,6 +123,15 @@ def family(store: Store, tmp: Path, name: str, args: argparse.Namespace) -> dict
     return scores
 
 
+def thin(folder: Path, per_class: int) -> None:
+    """Keep the first ``per_class`` images of each class of a family written under ``folder``."""
+    paths = sorted(str(p.relative_to(folder)) for p in folder.rglob("*.png"))
+    truth = truth_of(folder.name, paths)
+    for label in np.unique(truth):
+        for path in np.array(paths)[truth == label][per_class:]:
+            (folder / path).unlink()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -97,7 +140,13 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--draws", type=int, default=3)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--images-per-class", type=int, default=40)
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's own)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.width_cost = width_cost() if "wide" in args.variants else 1.0
+    print(f"wide / default seconds per step: {args.width_cost:.2f}", file=sys.stderr, flush=True)
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         store = Store.open(Path(tmp) / "home")
