@@ -154,6 +154,7 @@ def bench(store: Store, name: str, truth: dict[str, str], args: argparse.Namespa
     for task in args.tasks:
         if args.steps:  # equal optimizer steps for every task, however busy the machine
             config = default_config(dataset, task)
+            config = config.replace(batch_size=args.batch_size or config.batch_size)
             per_epoch = max(
                 1, split_sizes(dataset.n_images, config.holdout)[0] // config.batch_size
             )
@@ -341,6 +342,7 @@ def main() -> int:
     parser.add_argument("--budget", type=float, default=60.0, help="seconds of training per task")
     parser.add_argument("--epochs", type=int, help="train this many epochs instead of --budget")
     parser.add_argument("--steps", type=int, help="train this many steps (every task alike)")
+    parser.add_argument("--batch-size", type=int, help="with --steps: images per step")
     parser.add_argument(
         "--images-per-class", type=int, help="keep this many images of each class (not the demo)"
     )

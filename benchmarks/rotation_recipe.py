@@ -61,9 +61,9 @@ ENCODERS["small-cnn-wide"] = lambda in_channels=3, image_size=32: SmallCNN(in_ch
 
 def width_cost(repeats: int = 10) -> float:
     """Seconds per training step of the wide small CNN / the default one: forward and backward
-    of a rotation batch (256 images at 32 px), the two interleaved so load hits both alike."""
+    of a rotation batch (128 images at 32 px), the two interleaved so load hits both alike."""
     models = [SmallCNN(3), SmallCNN(3, WIDE)]
-    x = torch.randn(256, 3, 32, 32)
+    x = torch.randn(128, 3, 32, 32)
     spent = [0.0, 0.0]
     for r in range(repeats + 1):
         for i, model in enumerate(models):
@@ -93,7 +93,8 @@ def fewshot(store: Store, dataset, source: str, name: str, draws: int) -> float:
     return float(np.mean(scores))
 
 
-def family(store: Store, tmp: Path, name: str, args: argparse.Namespace) -> dict[str, float]:
+def family(store: Store, tmp: Path, name: str, args: argparse.Namespace):
+    """Write and ingest family ``name``; (its dataset, the free baselines' scores)."""
     per_class = args.images_per_class
     if name == "icons":
         folder = write_icons(tmp / "icons", per_class)
@@ -102,25 +103,39 @@ def family(store: Store, tmp: Path, name: str, args: argparse.Namespace) -> dict
         if name != "demo":
             thin(folder, per_class)
     dataset = ingest(store, [folder], name=name).dataset
-    scores = {s: fewshot(store, dataset, s, name, args.draws) for s in ("pixels", "random")}
+    return dataset, {s: fewshot(store, dataset, s, name, args.draws) for s in ("pixels", "random")}
+
+
+def variant_score(store: Store, dataset, name: str, variant: str, args) -> float:
+    """Train rotation ``variant`` on ``dataset`` for ``--steps`` (wide: the same compute)."""
     base = default_config(dataset, "rotation")
+    base = base.replace(batch_size=args.batch_size or base.batch_size)
     epochs = max(1, round(args.steps / max(1, int(0.9 * dataset.n_images) // base.batch_size)))
-    for variant in args.variants:
-        config = base.replace(epochs=epochs, device="cpu", task_options=dict(VARIANTS[variant]))
-        if variant == "wide":
-            config = config.replace(
-                encoder="small-cnn-wide", epochs=max(1, round(epochs / args.width_cost))
-            )
-        started = time.perf_counter()
-        run = execute(store, create_run(store, config).id)
-        seconds = time.perf_counter() - started
-        scores[variant] = fewshot(store, dataset, str(run.id), name, args.draws)
-        print(
-            f"  {name} {variant}: {scores[variant]:.3f} ({run.step} steps, {seconds:.0f} s)",
-            file=sys.stderr,
-            flush=True,
+    config = base.replace(epochs=epochs, device="cpu", task_options=dict(VARIANTS[variant]))
+    if variant == "wide":
+        config = config.replace(
+            encoder="small-cnn-wide", epochs=max(1, round(epochs / args.width_cost))
         )
-    return scores
+    started = time.perf_counter()
+    run = execute(store, create_run(store, config).id)
+    seconds = time.perf_counter() - started
+    score = fewshot(store, dataset, str(run.id), name, args.draws)
+    print(
+        f"  {name} {variant}: {score:.3f} ({run.step} steps, {seconds:.0f} s)",
+        file=sys.stderr,
+        flush=True,
+    )
+    return score
+
+
+def print_table(rows: dict[str, dict[str, float]], columns: list[str]) -> None:
+    """The families measured so far; the mean over the families that have every column."""
+    print("| family | " + " | ".join(columns) + " |")
+    print("|---" * (len(columns) + 1) + "|")
+    for name, scores in rows.items():
+        print(f"| {name} | " + " | ".join(f"{scores.get(c, np.nan):.3f}" for c in columns) + " |")
+    means = {c: np.mean([rows[n].get(c, np.nan) for n in rows]) for c in columns}
+    print("| mean | " + " | ".join(f"{means[c]:.3f}" for c in columns) + " |", flush=True)
 
 
 def thin(folder: Path, per_class: int) -> None:
@@ -141,6 +156,7 @@ def main() -> int:
     parser.add_argument("--draws", type=int, default=3)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--images-per-class", type=int, default=40)
+    parser.add_argument("--batch-size", type=int, help="images per step (default: the default's)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's own)")
     args = parser.parse_args()
     if args.threads:
@@ -150,16 +166,15 @@ def main() -> int:
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         store = Store.open(Path(tmp) / "home")
+        datasets = {}
         for name in args.sets:
-            rows[name] = family(store, Path(tmp), name, args)
+            datasets[name], rows[name] = family(store, Path(tmp), name, args)
+        # variant by variant over the families, so a cut-short run still compares on every family
+        for variant in args.variants:
+            for name in args.sets:
+                rows[name][variant] = variant_score(store, datasets[name], name, variant, args)
+            print_table(rows, ["pixels", "random", *args.variants])
         store.close()
-    columns = ["pixels", "random", *args.variants]
-    print("| family | " + " | ".join(columns) + " |")
-    print("|---" * (len(columns) + 1) + "|")
-    for name, scores in rows.items():
-        print(f"| {name} | " + " | ".join(f"{scores[c]:.3f}" for c in columns) + " |")
-    means = {c: np.mean([rows[n][c] for n in rows]) for c in columns}
-    print("| mean | " + " | ".join(f"{means[c]:.3f}" for c in columns) + " |")
     return 0
 
 
