@@ -21,8 +21,13 @@ Digits: scikit-learn's 1,797 8 px digits upscaled to 32 px; demo: ``assets/demo`
 photo each crop came from); shapes, letters, textures (``fewshot_sets.py``) and icons
 (``icon_sets.py``, 9 semantic groups of colour icons): generated, labels = the folder.
 
-    python benchmarks/leaderboard.py [--budget 60 | --epochs N] [--draws 5] [--datasets digits demo]
-        [--tasks rotation] [--threads 1] [--only-timing]
+    python benchmarks/leaderboard.py [--budget 60 | --epochs N | --steps N [--batch-size B]]
+        [--draws 5] [--datasets digits demo] [--tasks rotation multi] [--threads 1] [--only-timing]
+        [--images-per-class N] [--no-finetune]
+
+``--steps``: every task trains the same number of optimizer steps (multi costs ~1.6x rotation's
+per step; the seconds per step are printed); ``--no-finetune``: frozen sources only, and a table
+of the families (pixels, random, each task, best trained - best baseline) at the end.
 """
 
 from __future__ import annotations

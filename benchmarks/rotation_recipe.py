@@ -103,7 +103,8 @@ def family(store: Store, tmp: Path, name: str, args: argparse.Namespace):
         if name != "demo":
             thin(folder, per_class)
     dataset = ingest(store, [folder], name=name).dataset
-    return dataset, {s: fewshot(store, dataset, s, name, args.draws) for s in ("pixels", "random")}
+    free = () if args.no_baselines else ("pixels", "random")
+    return dataset, {s: fewshot(store, dataset, s, name, args.draws) for s in free}
 
 
 def variant_score(store: Store, dataset, name: str, variant: str, args) -> float:
@@ -158,6 +159,7 @@ def main() -> int:
     parser.add_argument("--images-per-class", type=int, default=40)
     parser.add_argument("--batch-size", type=int, help="images per step (default: the default's)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's own)")
+    parser.add_argument("--no-baselines", action="store_true", help="skip pixels and random")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -173,7 +175,8 @@ def main() -> int:
         for variant in args.variants:
             for name in args.sets:
                 rows[name][variant] = variant_score(store, datasets[name], name, variant, args)
-            print_table(rows, ["pixels", "random", *args.variants])
+            free = [] if args.no_baselines else ["pixels", "random"]
+            print_table(rows, [*free, *args.variants])
         store.close()
     return 0
 
