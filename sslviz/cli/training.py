@@ -21,6 +21,11 @@ TIME_BOUND_EPOCHS = 1000  # with only --time-budget, the budget (not the epochs)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    _register_train(subparsers)
+    _register_eval(subparsers)
+
+
+def _register_train(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser(
         "train",
         help="train an encoder on a pretext task",
@@ -34,6 +39,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=TASK_CHOICES,
         help="pretext task; multi trains the three heads on one encoder",
     )
+    _model_flags(train)
+    _schedule_flags(train)
+    _task_flags(train)
+    train.add_argument(
+        "--background",
+        action="store_true",
+        help="hand the run to the job "
+        "runner and return at once; follow it with `sslviz status RUN`",
+    )
+    train.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    train.set_defaults(handler=run_train)
+
+
+def _model_flags(train: argparse.ArgumentParser) -> None:
+    """What is trained: the encoder and the resolution."""
     train.add_argument(
         "--encoder",
         help="encoder: small-cnn (fast on CPU, default) or resnet18 (better features, use a GPU)",
@@ -44,6 +64,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="training resolution in px (default 32; "
         "64 for jigsaw, which cuts 3x3 tiles); larger is slower",
     )
+
+
+def _schedule_flags(train: argparse.ArgumentParser) -> None:
+    """How it is trained: epochs, batch, optimizer, device, seed, split and time budget."""
     train.add_argument(
         "--epochs",
         type=int,
@@ -87,6 +111,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="SECONDS",
         help="stop training after this many seconds and finish normally (evaluation included)",
     )
+
+
+def _task_flags(train: argparse.ArgumentParser) -> None:
+    """The tasks' own options (each flag says which task it is for)."""
     train.add_argument(
         "--permutations",
         type=int,
@@ -106,15 +134,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="colorization: annealed-mean "
         "temperature (default 0.38); lower is more vivid, higher is smoother",
     )
-    train.add_argument(
-        "--background",
-        action="store_true",
-        help="hand the run to the job "
-        "runner and return at once; follow it with `sslviz status RUN`",
-    )
-    train.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    train.set_defaults(handler=run_train)
 
+
+def _register_eval(subparsers: argparse._SubParsersAction) -> None:
     evaluate = subparsers.add_parser(
         "eval",
         help="held-out pretext metrics of a run",

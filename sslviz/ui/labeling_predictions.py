@@ -7,7 +7,6 @@ labels"), and the downloads (the "label these next" queue: ``labeling_queue``).
 
 from __future__ import annotations
 
-import hashlib
 import re
 from typing import Any
 
@@ -38,10 +37,6 @@ METHOD_NAMES = {
     "ensemble": "ensemble (logistic regression + UMAP)",
     "poisson": "Poisson learning on neighbour graphs",
 }
-
-
-def _labels_key(labels: dict[str, str]) -> str:
-    return hashlib.blake2b(repr(sorted(labels.items())).encode(), digest_size=10).hexdigest()
 
 
 def session_map(store: Store, dataset: Dataset, session: Session) -> LoadedMap | None:
@@ -76,9 +71,9 @@ def session_embeddings(store: Store, dataset: Dataset, session: Session) -> Any 
 def _predict(
     _store: Store,
     _emb: Any,
+    *,
     dataset_id: int,
     file: str,
-    labels_key: str,
     method: str,
     labels: tuple[tuple[str, str], ...],
     suggested: tuple[str, ...] = (),
@@ -115,13 +110,12 @@ def predictions(store: Store, session: Session, emb: Any, method: str) -> Predic
         return _predict(
             store,
             emb,
-            session.dataset_id,
-            str(emb.file),
-            _labels_key(labels),
-            method,
-            tuple(sorted(labels.items())),
-            suggested,
-            umap,
+            dataset_id=session.dataset_id,
+            file=str(emb.file),
+            method=method,
+            labels=tuple(sorted(labels.items())),
+            suggested=suggested,
+            umap=umap,
         )
     return None
 

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import numpy as np
@@ -13,8 +14,11 @@ from sslviz.fewshot.predictors import Features
 from sslviz.fewshot.suggest import suggest
 from sslviz.store import Store
 from sslviz.store.rows import Session
-from sslviz.ui.labeling_predictions import _labels_key
 from sslviz.ui.labeling_view import QUEUE, QUEUE_KEY, thumbnails_with_buttons
+
+
+def _labels_key(labels: dict[str, str]) -> str:
+    return hashlib.blake2b(repr(sorted(labels.items())).encode(), digest_size=10).hexdigest()
 
 
 # --- "label these next" -------------------------------------------------------------------------------

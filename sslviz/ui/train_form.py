@@ -139,139 +139,164 @@ def _option_widget(task: str, name: str, default: Any) -> Any:
 def train_form(dataset: Dataset, task: str, store: Store) -> TrainConfig:
     """Render the form for ``task`` on ``dataset``; the config it describes."""
     _seed_state(dataset, task)
-
     left, middle, right = st.columns(3)
     with left:
-        st.markdown("**Model**")
-        encoder = st.selectbox(
-            "Encoder",
-            list(ENCODERS),
-            key="train_encoder",
-            help="small-cnn suits 32–64 px images; resnet18 is larger.",
-        )
-        image_size = st.number_input(
-            "Image size (px)",
-            min_value=8,
-            max_value=512,
-            step=8,
-            key="train_image_size",
-            help="Images are decoded once to this square size; smaller trains faster.",
-        )
-        available = devices.available_devices()
-        device = st.selectbox(
-            "Device",
-            ["auto", *available],
-            key="train_device",
-            format_func=lambda d: (
-                f"auto ({devices.resolve_device('auto')})"
-                if d == "auto"
-                else devices.device_label(d)
-            ),
-        )
-        note = devices.device_note()
-        if note:
-            st.caption(f"Only the CPU is offered: {note}.")
+        model = _model_widgets()
     with middle:
-        st.markdown("**Schedule**")
-        epochs = st.number_input(
-            "Epochs", min_value=1, max_value=10_000, step=1, key="train_epochs"
-        )
-        use_budget = st.checkbox(
-            "Stop after a time budget",
-            key="train_use_budget",
-            help="Training ends cleanly (checkpoint, evaluation, finished) after this many "
-            "seconds of training, even if epochs remain — handy to compare tasks at equal cost.",
-        )
-        budget = st.number_input(
-            "Time budget (s)",
-            min_value=1.0,
-            step=30.0,
-            format="%.0f",
-            key="train_budget",
-            disabled=not use_budget,
-        )
-        batch_size = st.number_input(
-            "Batch size", min_value=1, max_value=4096, step=8, key="train_batch_size"
-        )
-        lr = st.number_input(
-            "Learning rate",
-            min_value=1e-6,
-            max_value=10.0,
-            step=1e-4,
-            format="%.1e",
-            key="train_lr",
-        )
+        schedule = _schedule_widgets()
     with right:
-        st.markdown(f"**{task.capitalize()} options**")
-        options = {
-            name: _option_widget(task, name, default)
-            for name, default in TASKS[task].defaults.items()
-        }
-        if not options:
-            st.caption("This task has no options.")
-
+        options = _task_option_widgets(task)
     with st.expander("Advanced"):
-        a, b, c = st.columns(3)
-        optimizer = a.selectbox("Optimizer", ["adamw", "sgd"], key="train_optimizer")
-        weight_decay = b.number_input(
-            "Weight decay", min_value=0.0, step=1e-4, format="%g", key="train_weight_decay"
-        )
-        warmup = c.number_input(
-            "Warm-up epochs", min_value=0.0, step=0.5, format="%g", key="train_warmup_epochs"
-        )
-        seed = a.number_input("Seed", min_value=0, step=1, key="train_seed")
-        holdout = b.number_input(
-            "Held-out fraction",
-            min_value=0.1,
-            max_value=0.9,
-            step=0.05,
-            format="%.2f",
-            key="train_holdout",
-            help="Never trained on; the run is evaluated on it at the end.",
-        )
-        holdout_by = c.radio(
-            "Held out",
-            list(HOLDOUT_CHOICES),
-            key="train_holdout_by",
-            format_func=HOLDOUT_CHOICES.get,
-            help="Whole folders: a folder of crops or frames of one scene is never on both "
-            "sides. Single images: drawn at random from every folder. Auto: whole folders when "
-            "there are enough of them that no one folder decides the verdict, else the last "
-            "images (by name) of every folder.",
-        )
-
+        advanced = _advanced_widgets()
     config = TrainConfig(
         dataset=dataset.name,
         task=task,
-        encoder=encoder,
-        image_size=int(image_size),
-        epochs=int(epochs),
-        batch_size=int(batch_size),
-        lr=float(lr),
-        optimizer=optimizer,
-        weight_decay=float(weight_decay),
-        warmup_epochs=float(warmup),
-        device=device,
-        seed=int(seed),
-        time_budget=float(budget) if use_budget else None,
-        holdout=float(holdout),
-        holdout_by=str(holdout_by),
+        **model,
+        **schedule,
+        **advanced,
         task_options=options,
     )
+    _describe_the_run(store, dataset, config)
+    return config
+
+
+def _model_widgets() -> dict[str, Any]:
+    """The encoder, the image size and the device (TrainConfig fields)."""
+    st.markdown("**Model**")
+    encoder = st.selectbox(
+        "Encoder",
+        list(ENCODERS),
+        key="train_encoder",
+        help="small-cnn suits 32–64 px images; resnet18 is larger.",
+    )
+    image_size = st.number_input(
+        "Image size (px)",
+        min_value=8,
+        max_value=512,
+        step=8,
+        key="train_image_size",
+        help="Images are decoded once to this square size; smaller trains faster.",
+    )
+    available = devices.available_devices()
+    device = st.selectbox(
+        "Device",
+        ["auto", *available],
+        key="train_device",
+        format_func=lambda d: (
+            f"auto ({devices.resolve_device('auto')})" if d == "auto" else devices.device_label(d)
+        ),
+    )
+    note = devices.device_note()
+    if note:
+        st.caption(f"Only the CPU is offered: {note}.")
+    return {"encoder": encoder, "image_size": int(image_size), "device": device}
+
+
+def _schedule_widgets() -> dict[str, Any]:
+    """Epochs, the time budget, the batch size and the learning rate (TrainConfig fields)."""
+    st.markdown("**Schedule**")
+    epochs = st.number_input("Epochs", min_value=1, max_value=10_000, step=1, key="train_epochs")
+    use_budget = st.checkbox(
+        "Stop after a time budget",
+        key="train_use_budget",
+        help="Training ends cleanly (checkpoint, evaluation, finished) after this many "
+        "seconds of training, even if epochs remain — handy to compare tasks at equal cost.",
+    )
+    budget = st.number_input(
+        "Time budget (s)",
+        min_value=1.0,
+        step=30.0,
+        format="%.0f",
+        key="train_budget",
+        disabled=not use_budget,
+    )
+    batch_size = st.number_input(
+        "Batch size", min_value=1, max_value=4096, step=8, key="train_batch_size"
+    )
+    lr = st.number_input(
+        "Learning rate",
+        min_value=1e-6,
+        max_value=10.0,
+        step=1e-4,
+        format="%.1e",
+        key="train_lr",
+    )
+    return {
+        "epochs": int(epochs),
+        "time_budget": float(budget) if use_budget else None,
+        "batch_size": int(batch_size),
+        "lr": float(lr),
+    }
+
+
+def _task_option_widgets(task: str) -> dict[str, Any]:
+    """The task's own options, by name."""
+    st.markdown(f"**{task.capitalize()} options**")
+    options = {
+        name: _option_widget(task, name, default) for name, default in TASKS[task].defaults.items()
+    }
+    if not options:
+        st.caption("This task has no options.")
+    return options
+
+
+def _advanced_widgets() -> dict[str, Any]:
+    """The optimizer and its settings, the seed and what is held out (TrainConfig fields)."""
+    a, b, c = st.columns(3)
+    optimizer = a.selectbox("Optimizer", ["adamw", "sgd"], key="train_optimizer")
+    weight_decay = b.number_input(
+        "Weight decay", min_value=0.0, step=1e-4, format="%g", key="train_weight_decay"
+    )
+    warmup = c.number_input(
+        "Warm-up epochs", min_value=0.0, step=0.5, format="%g", key="train_warmup_epochs"
+    )
+    seed = a.number_input("Seed", min_value=0, step=1, key="train_seed")
+    holdout = b.number_input(
+        "Held-out fraction",
+        min_value=0.1,
+        max_value=0.9,
+        step=0.05,
+        format="%.2f",
+        key="train_holdout",
+        help="Never trained on; the run is evaluated on it at the end.",
+    )
+    holdout_by = c.radio(
+        "Held out",
+        list(HOLDOUT_CHOICES),
+        key="train_holdout_by",
+        format_func=HOLDOUT_CHOICES.get,
+        help="Whole folders: a folder of crops or frames of one scene is never on both "
+        "sides. Single images: drawn at random from every folder. Auto: whole folders when "
+        "there are enough of them that no one folder decides the verdict, else the last "
+        "images (by name) of every folder.",
+    )
+    return {
+        "optimizer": optimizer,
+        "weight_decay": float(weight_decay),
+        "warmup_epochs": float(warmup),
+        "seed": int(seed),
+        "holdout": float(holdout),
+        "holdout_by": str(holdout_by),
+    }
+
+
+def _describe_the_run(store: Store, dataset: Dataset, config: TrainConfig) -> None:
+    """What the config trains on, what it holds out, how many steps and the expected time (or
+    why the split can't be made)."""
     try:
         split = split_preview(store, dataset.id, config)
     except UserError as error:
         st.error(str(error))
-        return config
+        return
     steps = max(1, split.n_train // max(config.batch_size, 1)) * config.epochs
+    budget = config.time_budget
     st.caption(
         f"{split.n_train:,} training images · held out: {split.words} · about {steps:,} steps "
         f"of {config.batch_size} images"
-        + (f", or {budget:.0f} s of training if that comes first" if use_budget else "")
+        + (f", or {budget:.0f} s of training if that comes first" if budget is not None else "")
     )
     expected = expected_time(store, config, split.n_train)
     if expected is not None:
         st.markdown(
             f"**Expected time: about {human_duration(expected.seconds)}** ({expected.source})"
         )
-    return config
