@@ -37,6 +37,7 @@ MAX_EVAL_IMAGES = 2_000  # tight enough metrics (8k rotations); keeps the end of
 MAX_ARTIFACT_IMAGES = 512
 MAX_CALIBRATION_IMAGES = 256  # enough for a task's few calibration parameters
 MIN_TRAIN_FOR_CALIBRATION = 20  # smaller training sets keep every image for training
+TRAIN_ACCURACY_STEPS = 10  # the end of training, over a few batches (one is noisy)
 _SUBSET_SALT, _ARTIFACT_SALT, _CALIBRATION_SALT = 0xE7A1, 0xA27F, 0xCA11
 
 
@@ -143,7 +144,15 @@ def evaluate_model(
         store.runs.add_artifact(run.id, name, kind, Path(path).relative_to(run_dir).as_posix())
     store.runs.log_metrics(run.id, step, _scalars(metrics, "eval/"))
     holdout_by = "image" if groups is None else groups.kind
-    results = with_context(run.id, run.kind, task, metrics, len(images), holdout_by)
+    results = with_context(
+        run.id,
+        run.kind,
+        task,
+        metrics,
+        len(images),
+        holdout_by,
+        train_accuracy=final_train_accuracy(store, run.id),
+    )
     _write_json(run_dir / EVAL_FILE, {"step": step, "results": results})
     return results
 
@@ -160,6 +169,14 @@ def _scalars(metrics: dict[str, Any], prefix: str) -> dict[str, float]:
     return scalars
 
 
+def final_train_accuracy(
+    store: Store, run_id: int, last: int = TRAIN_ACCURACY_STEPS
+) -> float | None:
+    """The mean accuracy of a run's last ``last`` logged training steps (None: it logs none)."""
+    values = [m.value for m in store.runs.metrics(run_id, "accuracy")[-last:]]
+    return sum(values) / len(values) if values else None
+
+
 def with_context(
     run_id: int,
     task_name: str,
@@ -167,6 +184,8 @@ def with_context(
     metrics: dict[str, Any],
     n_images: int,
     holdout_by: str,
+    *,
+    train_accuracy: float | None = None,
 ) -> dict[str, Any]:
     """``{"run", "task", ...metrics, ...held-out context}``. A multi-task run's ``heads`` each
     get the keys a single-task run of that task has; at the top, it learned something if any
@@ -187,7 +206,13 @@ def with_context(
             "advice": unlearned[0]["advice"] if len(unlearned) == len(heads) else None,
             "holdout_by": holdout_by,
         }
-    context = held_out_context(task_name, metrics, n_images, getattr(task, "permutations", None))
+    context = held_out_context(
+        task_name,
+        metrics,
+        n_images,
+        getattr(task, "permutations", None),
+        train_accuracy=train_accuracy,
+    )
     return {"run": run_id, "task": task_name, **metrics, **context, "holdout_by": holdout_by}
 
 
