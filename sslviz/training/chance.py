@@ -51,7 +51,7 @@ MEMORISED_ADVICE = {
     "rotation": (
         "it learned its training images (training accuracy {train:.0%}) but not what carries "
         "over to new ones, and training longer won't change that: more images help most; random "
-        "crops and colour jitter (the Train page's advanced settings) may"
+        "crops and colour jitter (the Train page's rotation options) may"
     ),
 }
 # Keys this module adds to a task's metrics (a cached result without them is recomputed).
