@@ -10,6 +10,7 @@ import sys
 import threading
 
 import pytest
+from job_data import SSLVIZ, make_dataset
 from waiting import wait_for
 
 from sslviz.core.errors import UserError
@@ -90,7 +91,6 @@ def test_a_foreground_run_is_not_deleted_under_its_process(store, home, sslviz) 
     """issue 25: deleting a run a live `sslviz train` carries out in the foreground is refused
     in one line (cancel it first): it was deleted while that process went on writing into the
     deleted folder. Once it is cancelled, the delete goes through."""
-    from conftest import SSLVIZ, make_dataset
 
     from sslviz.runner import jobs
 

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import make_dataset
+from job_data import make_dataset
 from PIL import Image as PILImage
 from test_cancel_and_liveness import START_TIMEOUT, workspace_processes
 from waiting import wait_for

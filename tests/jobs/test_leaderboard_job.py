@@ -10,7 +10,7 @@ import shutil
 import time
 
 import pytest
-from conftest import make_dataset
+from job_data import make_dataset
 from test_cancel_and_liveness import START_TIMEOUT, workspace_processes
 from test_embedding_job_cancel import make_photos
 from waiting import wait_for
