@@ -41,13 +41,7 @@ lv.manage_names(store, session)
 gone = deleted_source(store, session)  # its run was deleted: nothing to predict from
 if gone:
     st.warning(gone, icon=":material/link_off:")
-emb = None if gone else lp.session_embeddings(store, dataset, session)
-if emb is None and not gone:
-    st.info(
-        "This source's embedding is not computed yet: compute the map below (it embeds every "
-        "image); suggestions and predictions appear when it is done.",
-        icon=":material/schedule:",
-    )
+emb = None if gone else lp.session_embeddings(store, dataset, session)  # None: on its way
 
 # A label reruns the whole page (no fragment): the counts above, the map's colours, the queue
 # and the predictions all follow it. Only the open tab runs, so a label costs what that tab costs.
@@ -60,7 +54,7 @@ if label_tab.open:
         left, right = st.columns([3, 2])
         with left:
             st.markdown("**Map** — select points to label them together")
-            loaded = None if gone else lp.session_map(store, dataset, session)
+            loaded = None if gone else lp.session_map(store, dataset, session, emb)
             if loaded is not None:
                 keys = (f"lb_map_{session.id}", f"lb_sel_{session.id}")
                 sync_selection(*keys)
@@ -93,7 +87,7 @@ if predict_tab.open:
             or "auto"
         )
         result = lp.predictions(store, session, emb, method) if emb is not None else None
-        loaded = None if gone or result is None else lp.session_map(store, dataset, session)
+        loaded = None if gone or result is None else lp.session_map(store, dataset, session, emb)
         if result is not None:
             lp.estimate_panel(result, lp.chosen_note(store, session, result))
             a, b = st.columns([1, 2])

@@ -54,12 +54,19 @@ FORBIDDEN: dict[str, str] = {
     "sslviz.maps.project.fit_umap": "request a map of ui.background_maps (a child process)",
     "sslviz.fewshot.geometry.coords_for": "background_maps.request_coords (a child process)",
     "sslviz.fewshot.geometry.fit_coords": "background_maps.request_coords (a child process)",
+    # predictions (cross-validation and the fit) and embeddings: the app's work process
+    "sslviz.fewshot.predict.predict": "ask background_labeling.request_prediction (a child)",
+    "sslviz.fewshot.predict.predict_vectors": "ask background_labeling (a child process)",
+    "sslviz.maps.embed.embed": "background_labeling.request_embedding, or a map job if large",
 }
 # (file, qualified call) pairs allowed with a reason: work that doesn't run in the script thread.
 ALLOWED: dict[tuple[str, str], str] = {
     # the background thread's work, with should_stop: the fit runs in a child process
     ("sslviz/ui/background_maps.py", "sslviz.maps.project.project"): "a child process fits",
     ("sslviz/ui/background_maps.py", "sslviz.fewshot.geometry.coords_for"): "a child process",
+    # the tasks of the app's work process, a child (the page only sends it requests)
+    ("sslviz/ui/work_process.py", "sslviz.fewshot.predict.predict"): "runs in the child",
+    ("sslviz/ui/work_process.py", "sslviz.maps.embed.embed"): "runs in the child",
     # reads what the checks job stored (both embeddings and graphs are cached by then)
     (
         "sslviz/ui/data_checks_view.py",
@@ -133,6 +140,9 @@ def test_no_page_script_calls_long_work_directly() -> None:
             "from sslviz.fewshot.leaderboard import leaderboard as rank\nrank(store, 1, labels)\n",
             "leaderboard",
         ),
+        ("from sslviz.fewshot.predict import predict\npredict(store, 1, 'pixels', {})\n", "predict"),
+        ("from sslviz.maps import embed\nembed.embed(store, dataset, 'random')\n", "embed"),
+        ("import sslviz.maps.embed as e\ne.embed(store, dataset, 'random')\n", "embed"),
     ],
 )
 def test_the_probe_catches_direct_calls_and_aliases(tmp_path: Path, source: str, call: str) -> None:

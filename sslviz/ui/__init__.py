@@ -3,7 +3,9 @@ Pages import from here and stay thin.
 
 Shared: ``resources`` (the cached store, start-up once), ``widgets`` (dataset picker, status
 badge, error boundary), ``deep_links`` (a link to something gone says so), ``curves`` (plotly
-figures of metrics), ``thumbnails``, ``label_colours``, ``colour_scale``.
+figures of metrics), ``thumbnails``, ``label_colours``, ``colour_scale``; ``background_work``
+(the background lanes pages poll) and ``work_process`` (the app's child process that does the
+labeling page's long work).
 
 Datasets      datasets_view
 Train         train_form
@@ -13,5 +15,6 @@ Results       results_view (shared), rotation_view, upright_view, jigsaw_view, c
 Live demo     demo_view
 Explorer      explorer_view, explorer_panels, data_checks_view, check_jobs, background_maps,
               map (the map widget, also on the labeling page), hover_thumbnails
-Labeling      labeling_view, labeling_queue, labeling_predictions, leaderboard_view
+Labeling      labeling_view, labeling_queue, labeling_predictions, background_labeling,
+              leaderboard_view
 """

@@ -13,17 +13,14 @@ then runs in a child process (``project.project`` with ``should_stop``), which l
 code from the workspace's numba cache: the server's GIL is never held by a fit. Large datasets go through the
 job runner instead (``explorer_view``): their fit takes minutes and must survive a restart.
 
-One worker thread per server process: maps are fitted one at a time (2 cores: two fits at once
-only make both later), each once (requests for a map already queued share it).
+One worker thread per server process (a ``background_work.Lane``): maps are fitted one at a time
+(2 cores: two fits at once only make both later), each once (requests for a map already queued
+share it).
 """
 
 from __future__ import annotations
 
-import logging
-import queue
-import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
@@ -32,71 +29,34 @@ from sslviz.fewshot import geometry
 from sslviz.fewshot.predict import umap_needed
 from sslviz.maps import project
 from sslviz.store import Store
+from sslviz.ui.background_work import Lane, WorkState
 from sslviz.ui.resources import wait_for_compile, warm_up_stage
 
-_log = logging.getLogger(__name__)
 POLL_SECONDS = 1.0  # how often a page looks whether the fit it waits for is there
-
-
-@dataclass
-class MapState:
-    """Where a requested map is: ``stage`` in words for the page, ``done`` once it is stored."""
-
-    stage: str = "queued"
-    done: bool = False
-    error: str | None = None
-    started: float = 0.0
-
-
-class _Builder:
-    """One daemon worker thread and a queue (not a ThreadPoolExecutor, whose worker the
-    interpreter joins at exit: a server told to stop would wait for a fit to end)."""
-
-    def __init__(self) -> None:
-        self.queue: queue.Queue[tuple[MapState, Any]] = queue.Queue()
-        self.states: dict[str, MapState] = {}
-        self.lock = threading.Lock()
-        threading.Thread(target=self._serve, name="sslviz-maps", daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            state, work = self.queue.get()
-            self._run(state, work)
-
-    def submit(self, key: str, work: Any, *, retry: bool = False) -> MapState:
-        with self.lock:
-            state = self.states.get(key)
-            if state is not None and not (retry and state.done):
-                return state  # queued, running or ended: shared (a retry is asked for)
-            state = MapState(started=time.monotonic())
-            self.states[key] = state
-            self.queue.put((state, work))
-            return state
-
-    @staticmethod
-    def _run(state: MapState, work: Any) -> None:
-        try:
-            if warm_up_stage() != "ready":
-                state.stage = f"waiting for the start-up warm-up: {warm_up_stage()}"
-                wait_for_compile()
-            state.stage = "fitting UMAP"
-            work()
-            state.stage = "done"
-        except Exception as error:  # shown on the page; the PCA map stays
-            _log.warning("background map failed", exc_info=True)
-            state.error = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-            state.stage = "failed"
-        finally:
-            state.done = True
+MapState = WorkState  # where a requested map is (``background_work.WorkState``)
 
 
 def _never() -> bool:
     return False
 
 
+def _after_warm_up(fit: Any) -> Any:
+    """``fit`` as a lane's work: it waits for the start-up warm-up to finish compiling UMAP
+    (else a second process would compile it too), then runs with its stage said."""
+
+    def work(state: WorkState) -> None:
+        if warm_up_stage() != "ready":
+            state.stage = f"waiting for the start-up warm-up: {warm_up_stage()}"
+            wait_for_compile()
+        state.stage = "fitting UMAP"
+        fit()
+
+    return work
+
+
 @st.cache_resource(show_spinner=False)
-def _builder() -> _Builder:
-    return _Builder()
+def _builder() -> Lane:
+    return Lane("sslviz-maps")
 
 
 def request(
@@ -111,16 +71,14 @@ def request(
         # should_stop makes the UMAP fit run in a child process (never holding the server's GIL)
         project.project(store, dataset_id, source, should_stop=_never, **options)
 
-    return _builder().submit(str(file), work, retry=retry)
+    return _builder().submit(str(file), _after_warm_up(work), retry=retry)
 
 
 def peek(store: Store, dataset_id: int, source: str, **options: Any) -> MapState | None:
     """The state of that map's fit if one was asked for in this server, else None (never
     starts one: what a poll reads)."""
     file = project.map_request(store, dataset_id, source, **options).file
-    builder = _builder()
-    with builder.lock:
-        return builder.states.get(str(file))
+    return _builder().peek(str(file))
 
 
 def request_coords(store: Store, emb: Any, *, retry: bool = False) -> MapState:
@@ -133,7 +91,7 @@ def request_coords(store: Store, emb: Any, *, retry: bool = False) -> MapState:
     def work() -> None:
         geometry.coords_for(store, emb, should_stop=_never)
 
-    return _builder().submit(str(file), work, retry=retry)
+    return _builder().submit(str(file), _after_warm_up(work), retry=retry)
 
 
 def coords_ready(store: Store, emb: Any, method: str, labels: dict[str, str]) -> bool:

@@ -15,12 +15,12 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from sslviz.fewshot.export import labels_csv, parquet_bytes, predictions_csv
-from sslviz.fewshot.predict import PredictResult, predict
+from sslviz.fewshot.predict import PredictResult
 from sslviz.maps import embed
 from sslviz.maps.embedding_job import runs_inline
 from sslviz.store import Dataset, Store
 from sslviz.store.rows import Session
-from sslviz.ui import background_maps
+from sslviz.ui import background_labeling, background_maps
 from sslviz.ui.explorer_view import LoadedMap, MapSpec, get_map
 from sslviz.ui.labeling_view import thumbnails_with_buttons
 from sslviz.ui.map import categorical_colours, colour_legend, map_figure
@@ -39,9 +39,14 @@ METHOD_NAMES = {
 }
 
 
-def session_map(store: Store, dataset: Dataset, session: Session) -> LoadedMap | None:
-    """The session source's map and embedding (inline on small datasets, else a background job
-    offered with its progress, as on the Explorer page)."""
+def session_map(
+    store: Store, dataset: Dataset, session: Session, emb: Any | None
+) -> LoadedMap | None:
+    """The session source's map and embedding (a small dataset's once its embedding is there,
+    ``session_embeddings``; a large one's from a background job offered with its progress, as
+    on the Explorer page)."""
+    if emb is None and runs_inline(dataset.n_images):
+        return None  # being embedded in the background (never in this script)
     return get_map(
         store,
         dataset,
@@ -57,44 +62,27 @@ def session_label_array(store: Store, session: Session, loaded: LoadedMap) -> np
 
 
 def session_embeddings(store: Store, dataset: Dataset, session: Session) -> Any | None:
+    """The session source's embedding once it is cached, else None after saying how it comes:
+    a small dataset is embedded in the background (its progress shown), a large one by the map
+    job the Label tab offers."""
     with user_errors():
+        if runs_inline(dataset.n_images):
+            return background_labeling.session_embedding(store, dataset, session)
         args = {"layer": session.layer, "grid": session.grid}
         found = embed.cached_embeddings(store, dataset, session.source, **args)
-        if found is None and runs_inline(dataset.n_images):
-            with st.spinner(f"Embedding {dataset.n_images:,} images…"):
-                found = embed.embed(store, dataset, session.source, **args)
+        if found is None:
+            st.info(
+                "This source's embedding is not computed yet: compute the map below (it embeds "
+                "every image); suggestions and predictions appear when it is done.",
+                icon=":material/schedule:",
+            )
         return found
     return None
 
 
-@st.cache_resource(show_spinner=False, max_entries=6)
-def _predict(
-    _store: Store,
-    _emb: Any,
-    *,
-    dataset_id: int,
-    file: str,
-    method: str,
-    labels: tuple[tuple[str, str], ...],
-    suggested: tuple[str, ...] = (),
-    umap: bool = True,
-) -> PredictResult:
-    # Keyed by the embedding file and the labels: a new label or source computes again.
-    # ``suggested``: the labels given in the queue (the estimate says when most are);
-    # ``umap``: False while the embedding's UMAP is fitted in the background (none fitted here)
-    return predict(
-        _store,
-        dataset_id,
-        _emb.source,
-        dict(labels),
-        method,
-        embeddings=_emb,
-        suggested=set(suggested),
-        umap=umap,
-    )
-
-
 def predictions(store: Store, session: Session, emb: Any, method: str) -> PredictResult | None:
+    """The session's predictions from its labels, computed in the background (never in this
+    script): the newest there is, with "updating…" while newer ones are computed."""
     given = store.sessions.labels(session.id)
     labels = {label.path: label.label for label in given}
     suggested = tuple(sorted(label.path for label in given if label.suggested))
@@ -106,16 +94,9 @@ def predictions(store: Store, session: Session, emb: Any, method: str) -> Predic
         return None
     # meanwhile without the UMAP methods: the page never fits a UMAP in its script
     umap = background_maps.coords_ready(store, emb, method, labels)
-    with st.spinner("Cross-validating and predicting…"), user_errors():
-        return _predict(
-            store,
-            emb,
-            dataset_id=session.dataset_id,
-            file=str(emb.file),
-            method=method,
-            labels=tuple(sorted(labels.items())),
-            suggested=suggested,
-            umap=umap,
+    with user_errors():
+        return background_labeling.session_predictions(
+            store, session, emb, method, labels, suggested, umap=umap
         )
     return None
 

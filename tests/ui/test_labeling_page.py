@@ -72,22 +72,40 @@ def open_predictions(app: AppTest, home: Path, session: int) -> AppTest:
     return wait_for_umap(open_tab(open_page(app, session), session, "Predictions"), home)
 
 
+def updating(app: AppTest) -> bool:
+    """The page says new predictions are being computed in the background."""
+    return any("Updating the predictions" in s.label for s in app.status)
+
+
+def wait_for_predictions(app: AppTest) -> AppTest:
+    """Run the page again until its predictions are drawn and none are being computed (the
+    fragment that polls in a browser does not run by itself in an AppTest)."""
+
+    def drawn() -> bool:
+        app.run()
+        assert not app.exception, app.exception
+        return not updating(app) and any(m.label == "Estimated accuracy" for m in app.metric)
+
+    wait_for(drawn, 240, 0.2, lambda: f"never drawn: {[s.label for s in app.status]}")
+    return app
+
+
 def wait_for_umap(app: AppTest, home: Path) -> AppTest:
     """Until the background fit of the embedding's 10-D UMAP is cached (the page said it waits
-    for it, and predicted meanwhile without the UMAP methods), then the page again."""
+    for it, and predicted meanwhile without the UMAP methods), then the predictions with it."""
     store = Store.open(home)
     try:
         emb = cached_embeddings(store, 1, "pixels")
         if geometry.cached_coords(store, emb) is None:
             assert any("Fitting a UMAP of this embedding" in i.value for i in app.info)
-            assert any(m.label == "Estimated accuracy" for m in app.metric)  # at once
-            assert any("UMAP methods skipped (no fit)" in c.value for c in app.caption)
+            assert updating(app)  # predicted meanwhile, in the background too
+            wait_for_predictions(app)
+            if geometry.cached_coords(store, emb) is None:
+                assert any("UMAP methods skipped (no fit)" in c.value for c in app.caption)
         wait_for(lambda: geometry.cached_coords(store, emb) is not None, 240, 0.5)
     finally:
         store.close()
-    app.run()
-    assert not app.exception, app.exception
-    return app
+    return wait_for_predictions(app)
 
 
 def test_start_a_session_label_and_undo(app: AppTest, home: Path) -> None:
@@ -165,7 +183,7 @@ def test_too_few_labels_says_so(app: AppTest, home: Path) -> None:
     paths = [i.path for i in store.datasets.images(1)]
     label_images(store, session.id, paths[:2], "a")
     label_images(store, session.id, paths[-2:], "b")
-    open_tab(open_page(app, session.id), session.id, "Predictions")
+    wait_for_predictions(open_tab(open_page(app, session.id), session.id, "Predictions"))
     assert any(m.value == "too few labels" for m in app.metric)
     store.close()
 
@@ -260,6 +278,7 @@ def test_a_label_shows_everywhere_in_the_same_run(app: AppTest, home: Path) -> N
     assert "unlabeled (300)" in legend and "astronaut (3)" in legend
     open_tab(app, session.id, "Predictions")  # too few to choose by CV: no UMAP to wait for
     assert not any("at least two different labels" in i.value for i in app.info)
+    wait_for_predictions(app)
     assert any(m.label == "Estimated accuracy" for m in app.metric)
     store.close()
 
@@ -277,4 +296,52 @@ def test_labels_from_the_queue_flag_the_estimate(app: AppTest, home: Path) -> No
     open_predictions(app, home, session.id)
     assert any(m.label == "Estimated accuracy" for m in app.metric)
     assert any("chosen by the suggestions" in c.value for c in app.caption)
+    store.close()
+
+
+def test_the_script_returns_while_predictions_are_computed(app: AppTest, home: Path) -> None:
+    """Issue 25: predicting (cross-validation and the fit) ran in the page's script, so a label
+    held the script (and the server's GIL) for seconds. Now the run that asks for predictions
+    returns at once saying they are being computed; the page draws them when they are there,
+    and after one more label shows the last ones with "updating…" until the new ones are."""
+    store = Store.open(home)
+    session = create_session(store, "demo", "pixels")
+    paths = [i.path for i in store.datasets.images(1)]
+    label_images(store, session.id, paths[:2], "a")
+    label_images(store, session.id, paths[-2:], "b")  # too few per class: no UMAP to wait for
+    open_tab(open_page(app, session.id), session.id, "Predictions")
+    assert updating(app) and not any(m.label == "Estimated accuracy" for m in app.metric)
+    wait_for_predictions(app)
+    assert "Predictions by label" in " ".join(m.value for m in app.markdown)
+
+    label_images(store, session.id, paths[2:3], "a")  # one more label: new predictions
+    app.run()
+    assert not app.exception, app.exception
+    assert updating(app)  # being computed, and the last ones shown meanwhile
+    assert any(m.label == "Estimated accuracy" for m in app.metric)
+    assert any("from before your last label" in c.value for c in app.caption)
+    wait_for_predictions(app)
+    assert not any("from before your last label" in c.value for c in app.caption)
+    store.close()
+
+
+def test_a_source_not_embedded_yet_is_embedded_in_the_background(app: AppTest, home: Path) -> None:
+    """Issue 25: the page embedded a small dataset inline, in its script. Now the run returns
+    saying the images are being embedded; the queue and the map come once they are."""
+    store = Store.open(home)
+    session = create_session(store, "demo", "random")  # only pixels was embedded beforehand
+    store.sessions.add_label_name(session.id, "cat")
+    open_page(app, session.id)
+    assert any("Embedding 306 images" in s.label for s in app.status)
+    assert cached_embeddings(store, 1, "random") is None  # not in the script: it returned first
+    assert not label_buttons(app, "lb_next_")
+
+    def queued() -> bool:
+        app.run()
+        assert not app.exception, app.exception
+        return bool(label_buttons(app, "lb_next_"))
+
+    wait_for(queued, 240, 0.2)
+    assert cached_embeddings(store, 1, "random") is not None
+    assert not any("Embedding 306 images" in s.label for s in app.status)
     store.close()
