@@ -140,7 +140,10 @@ def test_no_page_script_calls_long_work_directly() -> None:
             "from sslviz.fewshot.leaderboard import leaderboard as rank\nrank(store, 1, labels)\n",
             "leaderboard",
         ),
-        ("from sslviz.fewshot.predict import predict\npredict(store, 1, 'pixels', {})\n", "predict"),
+        (
+            "from sslviz.fewshot.predict import predict\npredict(store, 1, 'pixels', {})\n",
+            "predict",
+        ),
         ("from sslviz.maps import embed\nembed.embed(store, dataset, 'random')\n", "embed"),
         ("import sslviz.maps.embed as e\ne.embed(store, dataset, 'random')\n", "embed"),
     ],
