@@ -5,6 +5,7 @@ labels_csv    reading (checked, one-line errors naming rows) and writing label/p
 predictors    logreg, kNN, label spreading, the UMAP ones, self-training, ensemble, Poisson
 graph         kNN graphs of an embedding and label spreading on them
 poisson       Poisson learning on a graph of all images, for very few labels
+poisson_kept  its label-independent work (views, each label's unit potential), kept
 geometry      the 10-D UMAP of an embedding the UMAP predictors use, cached beside it
 kept, saved_views   what prediction derives from an embedding alone, computed once and kept
 estimate      THE cross-validated accuracy with a Wilson interval; "auto"'s choice

@@ -261,6 +261,8 @@ def _out_of_fold(
             test = fold_of == f
             out[test] = probabilities[row, labeled_idx[test]]
         return out
+    if method == "poisson":  # every label's unit potential in one batch, shared by the folds
+        features.poisson.prepare(labeled_idx)
     for f in folds:
         test = fold_of == f
         out[test] = _predict_proba(

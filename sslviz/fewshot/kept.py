@@ -8,9 +8,10 @@ a large dataset, and part of every label click. None of it depends on the labels
   (``KEEP`` of them, least recently used dropped) and every later prediction, cross-validation
   and suggestion on that embedding reuses what it derived;
 - across processes (``sslviz predict`` again after one more label): Poisson's views are saved
-  beside the embedding (``<embedding dir>/fewshot/<stem>-poisson-<RECIPE>.npz``, like its UMAP)
-  and read back while the embedding file is the same (its size and modification time are kept
-  with them).
+  beside the embedding (``<embedding dir>/fewshot/<stem>-poisson-<RECIPE>.npz``, like its UMAP),
+  with the unit potential of every image labeled so far (``...-units.npz``,
+  ``sslviz.fewshot.poisson_kept``), and read back while the embedding file is the same (its size
+  and modification time are kept with them): one more label costs one new column per view.
 
     features = kept_features(store, emb)     # the same object for the same embedding file
 """

@@ -38,6 +38,7 @@ from threadpoolctl import threadpool_limits
 from sslviz.core.errors import UserError
 from sslviz.fewshot import poisson
 from sslviz.fewshot.graph import knn_graph, spread, unit_rows
+from sslviz.fewshot.poisson_kept import KeptPoisson
 
 METHODS = (
     "logreg",
@@ -151,7 +152,8 @@ def predict_proba(
     elif method == "self-training":
         out = _self_training(features.umap, labeled_idx, y, n_classes)
     elif method == "poisson":
-        out = poisson.predict(features.poisson_graphs, labeled_idx, y, n_classes)
+        kept = features.poisson
+        return poisson.predict(kept.views, labeled_idx, y, n_classes, units=kept.units, rows=rows)
     else:  # ensemble
         parts = ("logreg", "umap-logreg")
         return sum(predict_proba(features, labeled_idx, y, n_classes, m, rows) for m in parts) / 2
@@ -199,16 +201,16 @@ class Features:
         self._logreg: np.ndarray | None = None
         self._cosine: np.ndarray | None = None
         self._graph: sp.csr_matrix | None = None
-        self._poisson_graphs: tuple[sp.csr_matrix, ...] | None = None
         self._umap = umap
         # how to get the UMAP when a predictor first needs it (fit and cache it beside the
         # embedding); until then umap and numba are never imported (a minute's compile on a
         # fresh machine for a prediction whose method needs no UMAP)
         self._umap_fit = umap_fit
-        # where Poisson's views of this embedding are saved, and the embedding file's stamp
-        # (``sslviz.fewshot.saved_views``): built once per embedding, not once per prediction
-        self._views_file = views_file
-        self._views_stamp = views_stamp
+        # Poisson's views and labels' unit potentials, saved beside the embedding when
+        # ``views_file`` is given (with the embedding file's stamp): built once per embedding
+        self.poisson = KeptPoisson(
+            self.vectors, shared_scale=shared_scale, views_file=views_file, stamp=views_stamp
+        )
         self._root = root  # the workspace whose numba cache a UMAP fit uses
         self._shared_scale = shared_scale  # columns of one unit (pixels): the UMAP keeps it
         # what other modules derive from the embedding alone (not the labels), kept with it so a
@@ -246,20 +248,7 @@ class Features:
     @property
     def poisson_graphs(self) -> tuple[sp.csr_matrix, ...]:
         """The weighted kNN graphs (N, N) Poisson learning runs on (``sslviz.fewshot.poisson``)."""
-        if self._poisson_graphs is None and self._views_file is not None:
-            from sslviz.fewshot.saved_views import load_views
-
-            self._poisson_graphs = load_views(self._views_file, self._views_stamp)
-        if self._poisson_graphs is None:
-            from sslviz.fewshot.geometry import prepared
-
-            x = prepared(self.vectors, shared_scale=self._shared_scale)
-            self._poisson_graphs = poisson.views(x)
-            if self._views_file is not None:
-                from sslviz.fewshot.saved_views import save_views
-
-                save_views(self._views_file, self._views_stamp, self._poisson_graphs)
-        return self._poisson_graphs
+        return self.poisson.graphs
 
     @property
     def umap(self) -> np.ndarray:

@@ -1,0 +1,140 @@
+"""Poisson learning's label-independent work for one embedding, computed once and kept: its views
+(the graphs, their step matrices, components and iteration counts) and the unit potential of
+every image labeled so far (``sslviz.fewshot.poisson``).
+
+A label's unit potential depends on the graph and on where the label sits, never on the label's
+name or on the other labels, and any labels' potentials are these columns weighted by their
+sources. So the five CV folds and the final fit of a prediction cost one product each, and a
+prediction after one more label computes one new column per view. Kept in memory (the
+``Features`` that holds this lives as long as its embedding in ``sslviz.fewshot.kept``) and, for
+an embedding with a file, saved beside it (``sslviz.fewshot.saved_views``) for the next process.
+
+    kept = KeptPoisson(vectors, shared_scale=False, views_file=..., stamp=...)
+    kept.prepare(labeled_idx)            # every label's column in one batch
+    poisson.predict(kept.views, labeled_idx, y, k, units=kept.units)   # (N, k)
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from sslviz.fewshot import poisson, saved_views
+
+# Unit potentials kept per view, in numbers (float32): 128 MB, e.g. 335 labels of 100,000 images.
+# Labels beyond it are solved as before, one propagation per prediction, and not kept.
+UNITS_BUDGET = 2**25
+
+
+class KeptPoisson:
+    """Poisson's views of ``vectors`` (N, D) and the unit potentials of labeled rows."""
+
+    def __init__(
+        self,
+        vectors: np.ndarray,
+        *,
+        shared_scale: bool = False,
+        views_file: Path | None = None,
+        stamp: tuple[int, int] = (0, 0),
+    ) -> None:
+        self._vectors = vectors
+        self._shared_scale = shared_scale  # columns of one unit (pixels): not standardised
+        self._views_file = views_file  # None: an embedding only in memory, nothing saved
+        self._stamp = stamp
+        self._graphs: tuple[sp.csr_matrix, ...] | None = None
+        self._views: tuple[poisson.View, ...] | None = None
+        self._rows = np.zeros(0, dtype=np.int64)  # (m,) rows whose unit potentials are kept
+        self._columns: list[np.ndarray] | None = None  # per view (N, m), None until first asked
+        self._lock = threading.RLock()  # one Features serves every session of a server
+        self.computed = 0  # unit potentials computed (not read) by this object, per view
+
+    @property
+    def graphs(self) -> tuple[sp.csr_matrix, ...]:
+        """The weighted kNN graphs W (N, N), one per view (``poisson.views``)."""
+        self._ensure_views()
+        return self._graphs
+
+    @property
+    def views(self) -> tuple[poisson.View, ...]:
+        self._ensure_views()
+        return self._views
+
+    def _ensure_views(self) -> None:
+        with self._lock:
+            if self._views is not None:
+                return
+            saved = None
+            if self._views_file is not None:
+                saved = saved_views.load_views(self._views_file, self._stamp)
+            if saved is not None:
+                graphs, iterations = saved
+                views = tuple(
+                    poisson.View.of(w, t) for w, t in zip(graphs, iterations, strict=True)
+                )
+            else:
+                from sslviz.fewshot.geometry import prepared
+
+                graphs = poisson.views(prepared(self._vectors, shared_scale=self._shared_scale))
+                views = tuple(poisson.View.of(w) for w in graphs)
+                if self._views_file is not None:
+                    iterations = tuple(v.iterations for v in views)
+                    saved_views.save_views(self._views_file, self._stamp, graphs, iterations)
+            self._graphs, self._views = graphs, views
+
+    def units_file(self) -> Path | None:
+        """Where the unit potentials are saved (beside the views), or None."""
+        if self._views_file is None:
+            return None
+        return self._views_file.with_name(self._views_file.stem + "-units.npz")
+
+    def prepare(self, rows: np.ndarray) -> None:
+        """Compute the unit potentials of ``rows`` not kept yet, every view in one batch, and
+        save them (nothing when they would pass ``UNITS_BUDGET``: then solved per prediction)."""
+        rows = np.unique(np.asarray(rows, dtype=np.int64))
+        n = len(self._vectors)
+        if len(rows) * n > UNITS_BUDGET:
+            return
+        with self._lock:
+            views = self.views
+            self._load()
+            missing = np.setdiff1d(rows, self._rows)
+            if not len(missing):
+                return
+            if (len(self._rows) + len(missing)) * n > UNITS_BUDGET:  # keep what is asked for
+                keep = np.flatnonzero(np.isin(self._rows, rows))
+                self._rows = self._rows[keep]
+                self._columns = [c[:, keep] for c in self._columns]
+            new = [poisson.unit_potentials(view, missing) for view in views]
+            self.computed += len(missing)
+            self._rows = np.concatenate([self._rows, missing])
+            self._columns = [np.hstack([c, m]) for c, m in zip(self._columns, new, strict=True)]
+            file = self.units_file()
+            if file is not None:
+                saved_views.save_units(file, self._stamp, self._rows, self._columns)
+
+    def units(self, view: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """The kept unit potentials on view ``view`` (N, m) and the positions of ``rows`` among
+        them (computed now if missing), or None when they are not kept (past ``UNITS_BUDGET``)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        self.prepare(rows)
+        with self._lock:
+            if self._columns is None:
+                return None
+            position = {int(r): i for i, r in enumerate(self._rows)}
+            if not all(int(r) in position for r in rows):
+                return None
+            return self._columns[view], np.array([position[int(r)] for r in rows], np.int64)
+
+    def _load(self) -> None:
+        """The saved unit potentials, the first time (none saved: start empty)."""
+        if self._columns is not None:
+            return
+        n, count = len(self._vectors), len(self._views)
+        self._columns = [np.zeros((n, 0), dtype=np.float32) for _ in range(count)]
+        file = self.units_file()
+        found = None if file is None else saved_views.load_units(file, self._stamp, count)
+        if found is not None and all(c.shape[0] == n for c in found[1]):
+            self._rows, self._columns = found
