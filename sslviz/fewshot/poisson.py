@@ -112,11 +112,12 @@ def weighted_graph(x: np.ndarray, k: int = GRAPH_K) -> sp.csr_matrix:
 class View:
     """One graph made ready for Poisson learning, from the graph alone (never the labels): the
     step matrix P = D^-1 W (N, N) float32, 1 / degree (N,), the connected component of each row
-    (N,) and the number of iterations (``settled_after``)."""
+    (N,), each component's size and the number of iterations (``settled_after``)."""
 
     step: sp.csr_matrix
     inverse: np.ndarray
     component: np.ndarray
+    sizes: np.ndarray
     iterations: int
 
     @classmethod
@@ -129,7 +130,7 @@ class View:
         _, component = connected_components(w, directed=False)
         if iterations is None:
             iterations = settled_after(step)
-        return cls(step, inverse, component, int(iterations))
+        return cls(step, inverse, component, np.bincount(component), int(iterations))
 
 
 def settled_after(step: sp.csr_matrix, seed: int = 0) -> int:
@@ -183,7 +184,16 @@ def unit_potentials(view: View, rows: np.ndarray) -> np.ndarray:
     return out
 
 
-Units = Callable[[int, np.ndarray], tuple[np.ndarray, np.ndarray] | None]
+@dataclass(frozen=True)
+class Units:
+    """The kept ``unit_potentials`` of one view (``sslviz.fewshot.poisson_kept``): columns (N, m)
+    float32, their sums (m,) and cross-products (m, m) over all N rows (float64), and the
+    positions (n,) of the labeled rows among the columns."""
+
+    columns: np.ndarray
+    position: np.ndarray
+    sums: np.ndarray
+    gram: np.ndarray
 
 
 def predict(
@@ -191,20 +201,16 @@ def predict(
     labeled_idx: np.ndarray,
     y: np.ndarray,
     n_classes: int,
-    units: Units | None = None,
+    units: Callable[[int, np.ndarray], Units | None] | None = None,
     rows: np.ndarray | None = None,
 ) -> np.ndarray:
     """(len(rows), n_classes) class probabilities (default rows: all N) from labels ``y`` (n,) at
     ``labeled_idx`` (n,): the mean over ``views`` of each one's ``probabilities``;
-    ``units(i, labeled_idx)``: kept unit potentials on view i, as (columns (N, m), the labeled
-    rows' positions among them (n,)), or None: solved here."""
+    ``units(i, labeled_idx)``: the kept ``Units`` of view i, or None: solved here."""
     answers = []
     for i, view in enumerate(views):
         kept = units(i, labeled_idx) if units is not None else None
-        u, reached = potentials(view, labeled_idx, y, n_classes, kept)
-        if rows is not None:
-            u, reached = u[rows], reached[rows]
-        answers.append(probabilities(u, reached))
+        answers.append(probabilities(*potentials(view, labeled_idx, y, n_classes, kept, rows)))
     return sum(answers) / len(answers)
 
 
@@ -213,13 +219,15 @@ def potentials(
     labeled_idx: np.ndarray,
     y: np.ndarray,
     n_classes: int,
-    units: tuple[np.ndarray, np.ndarray] | None = None,
+    units: Units | None = None,
+    rows: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(U (N, n_classes), reached (N,) bool): the solution of L U = B on ``view`` (or a graph W)
-    for labels ``y`` (n,) at ``labeled_idx`` (n,), in units of its mean per-class spread;
-    ``units``: kept ``unit_potentials`` (N, m) and the labeled rows' positions among them (n,).
-    A component whose labels are all of one class has no sources left after balancing: it gets
-    one unit for that class. Rows of components without a label are 0 and not reached."""
+    """(U (len(rows), n_classes), reached (len(rows),) bool), default rows: all N: the solution of
+    L U = B on ``view`` (or a graph W) for labels ``y`` (n,) at ``labeled_idx`` (n,), in units of
+    its mean per-class spread over all rows; ``units``: kept unit potentials (then U is their sum
+    weighted by the sources). A component whose labels are all of one class has no sources left
+    after balancing: it gets one unit for that class. Rows of components without a label are 0
+    and not reached."""
     if not isinstance(view, View):
         view = View.of(view)
     n, component = view.step.shape[0], view.component
@@ -231,21 +239,32 @@ def potentials(
         if len(np.unique(y[mine])) == 1:
             single[int(c)] = int(y[mine][0])
         sources[mine] = onehot[mine] - onehot[mine].mean(axis=0)
-    if units is not None:  # each label's unit potential weighted by its source, one product
-        columns, position = units
-        weights = np.zeros((columns.shape[1], n_classes), dtype=np.float32)  # (m, K)
-        np.add.at(weights, position, sources.astype(np.float32))
-        u = columns @ weights
+    lit = np.unique(component[labeled_idx])  # the components with a label
+    spread_over = np.setdiff1d(lit, list(single))  # the components whose potentials vary
+    count = int(view.sizes[spread_over].sum())  # rows the spread is measured over
+    if units is not None:
+        # A unit potential is 0 outside its image's component and the sources of a one-class
+        # component are 0, so the kept sums and cross-products over all rows give the spread
+        # without an (N, K) product (cross-validation asks for a few rows).
+        weights = np.zeros((units.columns.shape[1], n_classes))  # (m, K) the sources, by column
+        np.add.at(weights, units.position, sources)
+        mean = units.sums @ weights / max(count, 1)  # (K,)
+        second = np.einsum("ik,ij,jk->k", weights, units.gram, weights) / max(count, 1)
+        spread = float(np.sqrt(np.maximum(second - mean**2, 0.0)).mean()) if count else 0.0
+        picked = units.columns if rows is None else units.columns[rows]
+        u = picked @ weights.astype(np.float32)
     else:
         pushed = np.zeros((n, n_classes))
         np.add.at(pushed, labeled_idx, view.inverse[labeled_idx, None] * sources)
         u = propagate(view, pushed)
-    reached = np.isin(component, component[labeled_idx])
-    mixed = reached & ~np.isin(component, list(single))
-    spread = float((u if mixed.all() else u[mixed]).std(axis=0).mean()) if mixed.any() else 0.0
+        mixed = np.isin(component, spread_over)
+        spread = float(u[mixed].std(axis=0).mean()) if count else 0.0
+        u = u if rows is None else u[rows]
+    where = component if rows is None else component[rows]
+    reached = np.isin(where, lit)
     u = u / spread if spread > 1e-12 else np.zeros_like(u)
     for c, label in single.items():
-        u[component == c, label] = 1.0
+        u[where == c, label] = 1.0
     u[~reached] = 0.0
     return u, reached
 

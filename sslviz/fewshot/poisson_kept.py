@@ -47,7 +47,7 @@ class KeptPoisson:
         self._graphs: tuple[sp.csr_matrix, ...] | None = None
         self._views: tuple[poisson.View, ...] | None = None
         self._rows = np.zeros(0, dtype=np.int64)  # (m,) rows whose unit potentials are kept
-        self._columns: list[np.ndarray] | None = None  # per view (N, m), None until first asked
+        self._kept: list[_Columns] | None = None  # per view, None until first asked for
         self._lock = threading.RLock()  # one Features serves every session of a server
         self.computed = 0  # unit potentials computed (not read) by this object, per view
 
@@ -94,8 +94,7 @@ class KeptPoisson:
         """Compute the unit potentials of ``rows`` not kept yet, every view in one batch, and
         save them (nothing when they would pass ``UNITS_BUDGET``: then solved per prediction)."""
         rows = np.unique(np.asarray(rows, dtype=np.int64))
-        n = len(self._vectors)
-        if len(rows) * n > UNITS_BUDGET:
+        if len(rows) * len(self._vectors) > UNITS_BUDGET:
             return
         with self._lock:
             views = self.views
@@ -103,38 +102,75 @@ class KeptPoisson:
             missing = np.setdiff1d(rows, self._rows)
             if not len(missing):
                 return
-            if (len(self._rows) + len(missing)) * n > UNITS_BUDGET:  # keep what is asked for
-                keep = np.flatnonzero(np.isin(self._rows, rows))
-                self._rows = self._rows[keep]
-                self._columns = [c[:, keep] for c in self._columns]
-            new = [poisson.unit_potentials(view, missing) for view in views]
+            if (len(self._rows) + len(missing)) * len(self._vectors) > UNITS_BUDGET:
+                self._keep(np.flatnonzero(np.isin(self._rows, rows)))  # what is asked for
+            for kept, view in zip(self._kept, views, strict=True):
+                kept.add(poisson.unit_potentials(view, missing))
             self.computed += len(missing)
             self._rows = np.concatenate([self._rows, missing])
-            self._columns = [np.hstack([c, m]) for c, m in zip(self._columns, new, strict=True)]
             file = self.units_file()
             if file is not None:
-                saved_views.save_units(file, self._stamp, self._rows, self._columns)
+                arrays = {"views": np.asarray(len(views)), "rows": self._rows}
+                for i, kept in enumerate(self._kept):
+                    arrays.update({f"units{i}": kept.columns, f"sums{i}": kept.sums})
+                    arrays[f"gram{i}"] = kept.gram
+                saved_views.save_units(file, self._stamp, arrays)
 
-    def units(self, view: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """The kept unit potentials on view ``view`` (N, m) and the positions of ``rows`` among
-        them (computed now if missing), or None when they are not kept (past ``UNITS_BUDGET``)."""
+    def units(self, view: int, rows: np.ndarray) -> poisson.Units | None:
+        """The kept unit potentials on view ``view``, with the positions of ``rows`` among them
+        (computed now if missing), or None when they are not kept (past ``UNITS_BUDGET``)."""
         rows = np.asarray(rows, dtype=np.int64)
         self.prepare(rows)
         with self._lock:
-            if self._columns is None:
+            if self._kept is None:
                 return None
             position = {int(r): i for i, r in enumerate(self._rows)}
             if not all(int(r) in position for r in rows):
                 return None
-            return self._columns[view], np.array([position[int(r)] for r in rows], np.int64)
+            kept = self._kept[view]
+            at = np.array([position[int(r)] for r in rows], dtype=np.int64)
+            return poisson.Units(kept.columns, at, kept.sums, kept.gram)
+
+    def _keep(self, keep: np.ndarray) -> None:
+        self._rows = self._rows[keep]
+        for kept in self._kept:
+            kept.columns = kept.columns[:, keep]
+            kept.sums, kept.gram = kept.sums[keep], kept.gram[np.ix_(keep, keep)]
 
     def _load(self) -> None:
         """The saved unit potentials, the first time (none saved: start empty)."""
-        if self._columns is not None:
+        if self._kept is not None:
             return
         n, count = len(self._vectors), len(self._views)
-        self._columns = [np.zeros((n, 0), dtype=np.float32) for _ in range(count)]
+        self._kept = [_Columns(n) for _ in range(count)]
         file = self.units_file()
         found = None if file is None else saved_views.load_units(file, self._stamp, count)
-        if found is not None and all(c.shape[0] == n for c in found[1]):
-            self._rows, self._columns = found
+        if found is None or any(found[f"units{i}"].shape[0] != n for i in range(count)):
+            return
+        self._rows = found["rows"]
+        for i, kept in enumerate(self._kept):
+            kept.columns, kept.sums = found[f"units{i}"], found[f"sums{i}"]
+            kept.gram = found[f"gram{i}"]
+
+
+class _Columns:
+    """One view's kept unit potentials (N, m) float32 with their sums (m,) and cross-products
+    (m, m) over all rows in float64, updated as columns are added (``poisson.Units``)."""
+
+    def __init__(self, n: int) -> None:
+        self.columns = np.zeros((n, 0), dtype=np.float32)
+        self.sums = np.zeros(0)
+        self.gram = np.zeros((0, 0))
+
+    def add(self, new: np.ndarray) -> None:
+        """Append ``new`` (N, k) columns, their moments computed a block of rows at a time."""
+        m, k = self.columns.shape[1], new.shape[1]
+        cross, inner, sums = np.zeros((m, k)), np.zeros((k, k)), np.zeros(k)
+        for start in range(0, len(new), 4096):  # summed in float64 a block of rows at a time
+            old, part = self.columns[start : start + 4096], new[start : start + 4096]
+            cross += old.T @ part
+            inner += part.T @ part
+            sums += part.sum(axis=0, dtype=np.float64)
+        self.columns = np.hstack([self.columns, new])
+        self.sums = np.concatenate([self.sums, sums])
+        self.gram = np.block([[self.gram, cross], [cross.T, inner]])

@@ -226,12 +226,17 @@ class Features:
     @property
     def cosine(self) -> np.ndarray:
         if self._cosine is None:
-            x = np.asarray(self.vectors, dtype=np.float32)
-            x = x - x.mean(axis=0, keepdims=True)  # ReLU features all share a direction
-            if self.cosine_features == "standardize":
-                std = x.std(axis=0)
-                x = x / np.where(std > 1e-8, std, 1.0)
-            self._cosine = unit_rows(x)
+            if self.cosine_features == "standardize" == self.logreg_features:
+                x = self.logreg.copy()  # the same standardised columns: computed once for both
+            else:
+                x = np.array(self.vectors, dtype=np.float32)  # a copy, worked on in place
+                x -= x.mean(axis=0, keepdims=True)  # ReLU features all share a direction
+                if self.cosine_features == "standardize":
+                    std = x.std(axis=0)
+                    x /= np.where(std > 1e-8, std, 1.0)
+            norms = np.linalg.norm(x, axis=1, keepdims=True)  # unit rows, as ``unit_rows``
+            x /= np.where(norms > 1e-12, norms, 1.0)
+            self._cosine = x
         return self._cosine
 
     @property
@@ -270,13 +275,14 @@ def logreg_features(vectors: np.ndarray, how: str) -> np.ndarray:
     """
     if how not in ("standardize", "l2", "l2+standardize"):
         raise ValueError(f"unknown logistic regression features {how!r}")
-    x = np.asarray(vectors, dtype=np.float32)
+    x = np.array(vectors, dtype=np.float32)  # a copy, worked on in place (N x D: no more)
     if how.startswith("l2"):
         x = unit_rows(x) * np.float32(np.sqrt(x.shape[1]))
     if how.endswith("standardize"):
         std = x.std(axis=0)
-        x = (x - x.mean(axis=0)) / np.where(std > 1e-8, std, 1.0)
-    return x.astype(np.float32, copy=False)
+        x -= x.mean(axis=0)
+        x /= np.where(std > 1e-8, std, 1.0)
+    return x
 
 
 # --- logistic regression ---------------------------------------------------------------------------

@@ -56,23 +56,19 @@ def save_views(
     _save(path, stamp, arrays)
 
 
-def load_units(
-    path: Path, stamp: tuple[int, int], views: int
-) -> tuple[np.ndarray, list[np.ndarray]] | None:
-    """(rows (m,), one (N, m) float32 array per view) saved at ``path`` for the embedding file as
-    it is now, else None."""
+def load_units(path: Path, stamp: tuple[int, int], views: int) -> dict[str, np.ndarray] | None:
+    """The saved unit potentials at ``path`` for the embedding file as it is now, else None:
+    ``rows`` (m,), and per view i ``units{i}`` (N, m) float32, ``sums{i}`` (m,) and ``gram{i}``
+    (m, m) (``sslviz.fewshot.poisson_kept``)."""
     saved = _load(path, stamp)
-    if saved is None or int(saved["views"]) != views:
-        return None
-    return saved["rows"], [saved[f"units{i}"] for i in range(views)]
+    names = {"rows", *(f"{kind}{i}" for kind in ("units", "sums", "gram") for i in range(views))}
+    if saved is None or int(saved["views"]) != views or not names <= set(saved):
+        return None  # another view count, or a file of an earlier layout: computed again
+    return saved
 
 
-def save_units(
-    path: Path, stamp: tuple[int, int], rows: np.ndarray, columns: list[np.ndarray]
-) -> None:
-    """Save the unit potentials ``columns`` (one (N, m) array per view) of ``rows`` (m,)."""
-    arrays = {"views": np.asarray(len(columns)), "rows": np.asarray(rows, dtype=np.int64)}
-    arrays.update({f"units{i}": c for i, c in enumerate(columns)})
+def save_units(path: Path, stamp: tuple[int, int], arrays: dict[str, np.ndarray]) -> None:
+    """Save the unit potentials ``arrays`` (the names ``load_units`` reads) with ``stamp``."""
     _save(path, stamp, arrays)
 
 

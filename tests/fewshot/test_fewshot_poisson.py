@@ -7,8 +7,10 @@ from __future__ import annotations
 import numpy as np
 from test_fewshot_predictors import blobs, chains
 
+from sslviz.fewshot import poisson
 from sslviz.fewshot.graph import _approximate_knn, _exact_knn
 from sslviz.fewshot.poisson import potentials, probabilities, views, weighted_graph
+from sslviz.fewshot.poisson_kept import KeptPoisson
 from sslviz.fewshot.predictors import fit_predict
 
 
@@ -73,3 +75,23 @@ def test_approximate_euclidean_neighbours_agree_with_exact_ones() -> None:
     approximate = _approximate_knn(x, 5, metric="euclidean")
     overlap = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(exact, approximate, strict=True)])
     assert overlap >= 0.9
+
+
+def test_kept_unit_potentials_give_the_answer_of_solving_afresh() -> None:
+    """Each label's unit potential, kept and weighted by its source, is the same solution as the
+    sources propagated at once: with labels in one component, in two (one of them all one class)
+    and a component nobody labeled; for every row and for a few (cross-validation's case)."""
+    x, y = two_touching_groups()
+    data = np.vstack([x, x[:150] + 1000.0, x[150:] - 1000.0])  # three components
+    truth = np.concatenate([y, y[:150], y[150:]])
+    kept = KeptPoisson(data, shared_scale=True)
+    rows = np.arange(0, 600, 7)
+    for idx in ([0, 1, 2, 3, 4, 150], [0, 1, 2, 150, 300, 301], [0, 150, 300, 460]):
+        idx = np.array(idx)
+        direct = poisson.predict(kept.views, idx, truth[idx], 2)
+        np.testing.assert_allclose(
+            poisson.predict(kept.views, idx, truth[idx], 2, units=kept.units), direct, atol=1e-5
+        )
+        found = poisson.predict(kept.views, idx, truth[idx], 2, units=kept.units, rows=rows)
+        np.testing.assert_allclose(found, direct[rows], atol=1e-5)
+    assert kept.computed == len({0, 1, 2, 3, 4, 150, 300, 301, 460})  # each label's once

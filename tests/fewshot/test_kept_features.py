@@ -115,12 +115,12 @@ def test_sslviz_predict_again_reads_what_the_first_one_kept(
     views = kept.views_file(emb)
     units = prepared_features(store, emb).poisson.units_file()
     written = views.stat().st_mtime_ns
-    assert saved_views.load_units(units, kept._stamp(emb.file), 2)[0].tolist() == sorted(
+    assert saved_views.load_units(units, kept._stamp(emb.file), 2)["rows"].tolist() == sorted(
         list(emb.paths).index(p) for p in labels
     )
     rows = run(more, tmp_path / "again.csv")
     assert views.stat().st_mtime_ns == written  # the views read, not built again
-    assert len(saved_views.load_units(units, kept._stamp(emb.file), 2)[0]) == len(more)
+    assert len(saved_views.load_units(units, kept._stamp(emb.file), 2)["rows"]) == len(more)
     # the same file as a prediction in this process with nothing kept at all
     for file in views.parent.iterdir():
         file.unlink()
