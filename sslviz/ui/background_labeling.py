@@ -110,9 +110,10 @@ def session_predictions(
     the new ones are there; None before the first. A failure is said with a retry button."""
     asked = {"method": method, "labels": labels, "suggested": suggested, "umap": umap}
     key, state = request_prediction(store, session, emb, **asked)
-    if state.done and state.error is None:
+    ended = state.done and not state.superseded  # superseded meanwhile: the poll asks anew
+    if ended and state.error is None:
         return state.result
-    if state.done:
+    if ended:
         st.error(f"The predictions could not be computed: {state.error}", icon=":material/error:")
         if st.button("Try again", key=f"lb_predict_retry_{session.id}", icon=":material/replay:"):
             request_prediction(store, session, emb, **asked, retry=True)
