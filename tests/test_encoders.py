@@ -17,7 +17,7 @@ def test_interface_shapes(name: str, in_channels: int) -> None:
     enc = create_encoder(name, in_channels=in_channels, image_size=24)
     assert isinstance(enc, Encoder) and enc.in_channels == in_channels
     assert enc.default_layer in enc.layer_names
-    assert enc.embed_dim == enc.layer_dims[enc.default_layer]
+    assert enc.embed_dim == enc.pooled_dim(enc.default_layer, enc.default_grid)
     assert enc.out_channels == enc.layer_dims[enc.layer_names[-1]]
     enc.eval()
     x = torch.randn(2, in_channels, 24, 24)
@@ -28,7 +28,12 @@ def test_interface_shapes(name: str, in_channels: int) -> None:
     assert torch.equal(enc(x), maps[enc.layer_names[-1]])
     assert enc.embed(x).shape == (2, enc.embed_dim)
     first = enc.layer_names[0]
-    assert torch.allclose(enc.embed(x, first), maps[first].mean(dim=(2, 3)))
+    # global pooling: each channel's average, then its maximum
+    average, maximum = enc.embed(x, first).split(enc.layer_dims[first], dim=1)
+    assert torch.allclose(average, maps[first].mean(dim=(2, 3)))
+    assert torch.allclose(maximum, maps[first].amax(dim=(2, 3)))
+    assert enc.embed(x, first, 2).shape == (2, enc.pooled_dim(first, 2))
+    assert enc.pooled_dim(first, 2) == 4 * enc.layer_dims[first]
 
 
 @pytest.mark.parametrize("name", sorted(ENCODERS))

@@ -38,8 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--grid",
         type=int,
         metavar="N",
-        help="average the layer's map over N x N cells (1 = global pooling; default: the "
-        "layer and pooling that measured best)",
+        help="average the layer's map over N x N cells (1 = global pooling: each channel's "
+        "average and maximum; default: the layer and pooling that measured best)",
     )
     embed.add_argument(
         "--out",

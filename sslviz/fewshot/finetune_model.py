@@ -36,7 +36,7 @@ class FineTuneModel(nn.Module):
     def __init__(self, encoder: nn.Module, layer: str, grid: int, n_classes: int) -> None:
         super().__init__()
         self.encoder, self.layer, self.grid = encoder, layer, grid
-        dim = encoder.layer_dims[layer] * grid * grid
+        dim = encoder.pooled_dim(layer, grid)
         self.register_buffer("mean", torch.zeros(dim))  # (D,)
         self.register_buffer("std", torch.ones(dim))  # (D,)
         self.head = nn.Linear(dim, n_classes)

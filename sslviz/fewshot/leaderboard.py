@@ -77,7 +77,7 @@ if TYPE_CHECKING:
     from sslviz.store import Dataset, Run, Store
 
 TOO_FEW_TO_RANK = "too few labels to rank"
-OTHER_POOLING = {1: 2, 2: 1}  # a run's second row: global average <-> a 2x2 grid
+OTHER_POOLING = {1: 2, 2: 1}  # a run's second row: global (average and max) <-> a 2x2 grid
 _CACHE_VERSION = 4  # 2: frozen rows choose without the untouched labels; per-label records
 # 3: fine-tunes' encoders as frozen sources; 4: CV on all labels kept apart from the untouched
 

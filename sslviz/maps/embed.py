@@ -47,6 +47,9 @@ BASELINES = ("random", "pixels")
 BASELINE_SIZE = 32  # px of the images the random encoder and the pixel baseline see
 RANDOM_ENCODER = "small-cnn"  # the default architecture, so `random` is a fair comparison
 RANDOM_SEED = 0
+# in a network source's version: "pool2" since global pooling gives each channel's average and
+# maximum (before: the average only), so embeddings and maps cached before are not read
+POOLING_VERSION = "pool2"
 PIXEL_LAYERS = {"8px": 8, "16px": 16, "32px": 32}  # downscaled side of the pixel baseline
 DEFAULT_PIXEL_LAYER = "16px"
 BATCH = 256  # images per forward pass: big enough for BLAS, small enough for progress
@@ -156,14 +159,14 @@ def source_version(store: Store, source: str) -> str:
     """Changes whenever what ``source`` embeds changes: a run's checkpoint version (its file's
     modification time, a cheap stat: a new checkpoint, a new embedding), a baseline's seed."""
     if source == "random":
-        return f"seed{RANDOM_SEED}"
+        return f"seed{RANDOM_SEED}_{POOLING_VERSION}"
     if source == "pixels":
         return "v2"  # v1 was standardised per pixel
     from sslviz.models.checkpoint import checkpoint_path
 
     path = checkpoint_path(store.workspace.run_dir(int(source)))
     try:
-        return f"c{path.stat().st_mtime_ns}"
+        return f"c{path.stat().st_mtime_ns}_{POOLING_VERSION}"
     except FileNotFoundError:
         run = store.runs.get(int(source))
         raise UserError(
@@ -346,12 +349,12 @@ def _compute(
     else:
         encoder, view, size, step = encoder_for_source(store, source)
         alive()  # the encoder is loaded (a checkpoint read, on a busy machine seconds)
-        dim = encoder.layer_dims[layer] * grid * grid
+        dim = encoder.pooled_dim(layer, grid)
         encoder = encoder.to(device)
 
         def features(x: torch.Tensor) -> torch.Tensor:
             with devices.autocast(device):
-                return encoder.embed(view(x.to(device)), layer, grid).float()  # (B, D * grid**2)
+                return encoder.embed(view(x.to(device)), layer, grid).float()  # (B, dim)
 
     # uint8 (N, 3, S, S), memory-mapped; decoding signs life and stops when asked (Cancelled)
     cache = open_cache(store, dataset.id, size, should_stop=should_stop)

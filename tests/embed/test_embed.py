@@ -55,7 +55,9 @@ def test_every_layer_and_grid_of_a_run(store: Store, run_id: int) -> None:
         layer: embed(store, "tiny", run_id, layer=layer, grid=1).dim
         for layer in ("block1", "block3")
     }
-    assert embed(store, "tiny", run_id, layer="block3", grid=2).dim == 4 * dims["block3"]
+    # global: average and max per channel (2 x 128); a 2x2 grid: 4 averages per channel
+    assert dims["block3"] == 256
+    assert embed(store, "tiny", run_id, layer="block3", grid=2).dim == 2 * dims["block3"]
 
 
 def test_pixels_are_the_images_area_averaged_unscaled(store: Store) -> None:
