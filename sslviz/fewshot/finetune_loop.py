@@ -209,6 +209,12 @@ class _FineTune:
         return x, torch.tensor([self.class_index[self.labels[p]] for p in paths])  # (n,)
 
     def resume(self, checkpoint: dict[str, Any]) -> None:
+        saved = tuple(checkpoint["model"]["head.weight"].shape)
+        if saved != tuple(self.model.head.weight.shape):  # saved before global max pooling
+            raise UserError(
+                f"fine-tune {self.run.id} was interrupted under an older sslviz whose embedding "
+                "had another width: delete it and fine-tune again"
+            )
         self.model.load_state_dict(checkpoint["model"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.state.step = int(checkpoint["step"])
