@@ -408,12 +408,14 @@ def again(n: int = 100_000, dim: int = 128, classes: int = 10, profile: bool = F
 
 
 # The fresh process of ``again``: the embedding and its saved work read as ``sslviz predict`` reads
-# them, the prediction alone timed (the interpreter's start and imports are not part of it).
+# them, the prediction alone timed (the interpreter's start and imports are not part of it, the
+# modules predict imports on first use included: the CLI's process has those costs either way).
 AGAIN_CHILD = """
 import json, sys, time
 from pathlib import Path
 sys.path.insert(0, "{root}")
 import numpy as np
+import scipy.optimize, sklearn.linear_model, sklearn.neighbors, sklearn.decomposition
 from sslviz.fewshot import kept
 from sslviz.fewshot.predict import predict_vectors
 from sslviz.maps.embed import Embeddings

@@ -234,7 +234,7 @@ class Features:
                 if self.cosine_features == "standardize":
                     std = x.std(axis=0)
                     x /= np.where(std > 1e-8, std, 1.0)
-            norms = np.linalg.norm(x, axis=1, keepdims=True)  # unit rows, as ``unit_rows``
+            norms = np.sqrt(np.einsum("ij,ij->i", x, x))[:, None]  # unit rows (no (N, D) temp)
             x /= np.where(norms > 1e-12, norms, 1.0)
             self._cosine = x
         return self._cosine
