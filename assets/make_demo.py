@@ -1,19 +1,24 @@
-"""Build assets/demo: square crops of freely licensed photos that scikit-image and scikit-learn ship.
+"""Build assets/demo: square crops of freely licensed photos that scikit-image, scikit-learn and
+matplotlib ship.
 
 Run once by a maintainer (needs `pip install scikit-image`; the app itself does not):
 
     python assets/make_demo.py
 
-Each source photo gives CROPS_PER_PHOTO crops of random size and position (upright, so rotation
-has something to learn; in colour, for colorization; with structure, for jigsaw), resized to SIZE
-px, in a subfolder named after the photo (handy as labels for a few-shot demo). Deterministic.
+Every photo has an "up" a person can see (sky, people, a cat, a cup on its saucer): rotation has
+something to learn, and its held-out answers can be judged by eye. (Photos without one — a star
+field, a micrograph, a dahlia seen face-on — scored chance on their held-out crops and are left
+out, and so are grey photos, which colorization can't judge.) Each gives CROPS_PER_PHOTO
+crops of random size and position (never rotated; in colour, for colorization; with structure,
+for jigsaw), resized to SIZE px, in a subfolder named after the photo (handy as labels for a
+few-shot demo). Deterministic.
 
-The last HELD_OUT crops of each photo (by name) come from a strip along one side of it
-(HELD_OUT_SHARE of its width or height; the side chosen so the strip shows something with an up
-where the photo has one: HELD_OUT_SIDE) and the others from the rest, so no crop from the strip
-shares a pixel with a crop from the rest. With 9
-folders, a run's default split holds out the last 4 images of every folder (sslviz.training.split,
-10% of 34 rounded up): every photo is then judged, on a part of it the model never saw.
+The rule for what is held out: the last HELD_OUT crops of each photo (by name) come from its
+right half and the others from its left half, so no held-out crop shares a pixel with a training
+crop. The held-out crops are large (most of that half's width), so each shows enough of the scene
+to tell which way is up; small crops of a strip (grass, fur, sky) could not be judged even by a
+person. A run's default split holds out the last 10% of every folder (sslviz.training.split, 10%
+of 51 rounded up = 6): every photo is then judged, on a half of it the model never saw.
 """
 
 from __future__ import annotations
@@ -25,27 +30,26 @@ import numpy as np
 from PIL import Image
 
 SIZE = 112
-CROPS_PER_PHOTO = 34
+CROPS_PER_PHOTO = 51
 QUALITY = 88
-HELD_OUT = 4  # the last crops of each photo, from a strip along one side
-HELD_OUT_SHARE = 0.3  # of the photo's width (left/right strip) or height (top/bottom)
-HELD_OUT_SIDE = {"cat": "left", "coffee": "left", "flower": "bottom"}  # the others: right
+HELD_OUT = 6  # the last crops of each photo, from its right half
+HELD_OUT_SHARE = 0.5  # of the photo's width: the right half is held out
+TRAIN_CROP = (0.4, 0.9)  # side of a training crop, as a share of its region's shorter side
+HELD_OUT_CROP = (0.8, 1.0)  # held-out crops are large: each shows enough to judge the up
 # the source photos' sizes (width, height), so the crop boxes can be checked without them
 PHOTO_SIZES = {
     "astronaut": (512, 512),
     "cat": (451, 300),
     "coffee": (600, 400),
     "rocket": (640, 427),
-    "hubble": (1000, 872),
-    "tissue": (512, 512),
-    "retina": (1411, 1411),
     "temple": (640, 427),
-    "flower": (640, 427),
+    "hopper": (512, 600),
 }
 OUT = Path(__file__).resolve().parent / "demo"
 
 
 def sources() -> dict[str, Path]:
+    import matplotlib
     import skimage
     import sklearn.datasets
 
@@ -56,39 +60,27 @@ def sources() -> dict[str, Path]:
         "cat": skdata / "chelsea.png",
         "coffee": skdata / "coffee.png",
         "rocket": skdata / "rocket.jpg",
-        "hubble": skdata / "hubble_deep_field.jpg",
-        "tissue": skdata / "ihc.png",
-        "retina": skdata / "retina.jpg",
         "temple": sklearn_images / "china.jpg",
-        "flower": sklearn_images / "flower.jpg",
+        "hopper": Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg",
     }
 
 
-def regions(name: str, width: int, height: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """((x, y, w, h) of the part the training crops come from, (x, y, w, h) of the strip the
-    held-out crops come from): disjoint, together the whole photo."""
-    side = HELD_OUT_SIDE.get(name, "right")
-    if side in ("left", "right"):
-        strip = int(HELD_OUT_SHARE * width)
-        if side == "right":
-            return (0, 0, width - strip, height), (width - strip, 0, strip, height)
-        return (strip, 0, width - strip, height), (0, 0, strip, height)
-    strip = int(HELD_OUT_SHARE * height)
-    if side == "bottom":
-        return (0, 0, width, height - strip), (0, height - strip, width, strip)
-    return (0, strip, width, height - strip), (0, 0, width, strip)
+def regions(width: int, height: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """((x, y, w, h) of the part the training crops come from, (x, y, w, h) of the part the
+    held-out crops come from): the left and right parts, disjoint, together the whole photo."""
+    held = int(HELD_OUT_SHARE * width)
+    return (0, 0, width - held, height), (width - held, 0, held, height)
 
 
 def crop_boxes(name: str, rng: np.random.Generator) -> list[tuple[int, int, int]]:
     """(left, top, side) of each crop of photo ``name``: the first CROPS_PER_PHOTO - HELD_OUT
-    inside its training part, the last HELD_OUT inside its held-out strip (``regions``)."""
-    rest, strip = regions(name, *PHOTO_SIZES[name])
+    inside its training part, the last HELD_OUT inside its held-out part (``regions``)."""
+    rest, held_part = regions(*PHOTO_SIZES[name])
     boxes = []
     for index in range(CROPS_PER_PHOTO):
         held = index >= CROPS_PER_PHOTO - HELD_OUT
-        x0, y0, w, h = strip if held else rest
-        share = rng.uniform(0.7, 1.0) if held else rng.uniform(0.22, 0.65)
-        side = int(share * min(w, h))
+        x0, y0, w, h = held_part if held else rest
+        side = int(rng.uniform(*(HELD_OUT_CROP if held else TRAIN_CROP)) * min(w, h))
         left = x0 + int(rng.integers(0, w - side + 1))
         top = y0 + int(rng.integers(0, h - side + 1))
         boxes.append((left, top, side))

@@ -1,5 +1,5 @@
 """The near-duplicate check's default threshold, measured where it matters: the bundled demo
-(different crops of nine photos, which are NOT copies of each other) with planted near-copies
+(different crops of six photos, which are NOT copies of each other) with planted near-copies
 (which are).
 
     python benchmarks/duplicate_threshold.py            # ≈ 3 min on 2 busy cores

@@ -3,7 +3,7 @@
 side by side with both baselines, and the training CPU time each run took.
 
     digits   scikit-learn's digits at 32 px (1,797 images, 10 classes)
-    demo     the bundled assets/demo (306 crops of 9 photos; label = folder)
+    demo     the bundled assets/demo (306 crops of 6 photos; label = folder)
     icons    generated colourful clip art, one object per image, label = its kind (19 kinds;
              colorization_quality.py's drawing code, a seed nobody tuned on)
     colours  generated: 3 hues x 2 patterns (stripes / blobs) on noisy backgrounds (600 images)

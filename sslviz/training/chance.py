@@ -44,8 +44,8 @@ BELOW_CHANCE_ADVICE = {
     ),
 }
 # A rotation model far surer of its training images than of held-out ones has learned those
-# images, not what carries over: more steps make that worse (the demo's 270 crops of 9 photos:
-# 95% on them, 28% held out, after 240 steps).
+# images, not what carries over: more steps make that worse (the first demo's 270 crops of 9
+# photos: 95% on them, 28% held out, after 240 steps).
 MEMORISED_GAP = 0.25  # training accuracy above the held-out interval's top by at least this
 MEMORISED_ADVICE = {
     "rotation": (

@@ -10,9 +10,9 @@ Three ways, ``holdout_by`` of a TrainConfig:
     single scene decides the verdict) without overshooting the asked fraction by much;
   - else, with 2 or more folders, the *last images of every folder* in name order (``tail``):
     every folder is judged, and numbered crops or frames are held out as a block, away from the
-    ones trained on, rather than interleaved with them. The bundled demo (9 folders of 34 crops
-    of one photo each) is built for this: each photo's last 4 crops come from a part of it no
-    other crop touches (assets/make_demo.py);
+    ones trained on, rather than interleaved with them. The bundled demo (6 folders of 51 crops
+    of one photo each) is built for this: each photo's last 6 crops come from its right half,
+    which no other crop touches (assets/make_demo.py);
   - else single images.
 
 Runs stored before the option existed split by image, and keep doing so (``config.from_dict``).

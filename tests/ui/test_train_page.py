@@ -27,13 +27,14 @@ def test_defaults_follow_dataset_and_task(app: AppTest) -> None:
     assert app.number_input(key="train_image_size").value == rotation.image_size
     assert app.selectbox(key="train_device").value == "auto"
     assert "cpu" in app.selectbox(key="train_device").options
-    # the demo's 9 folders are crops of 9 photos, too few to hold out whole ones: the last 4
-    # crops of every photo are (a strip of it no training crop touches), and the page says so
-    said = "270 training images · held out: 36 images: the last ~4 (by name) of each of 9 folders"
+    # the demo's 6 folders are crops of 6 photos, too few to hold out whole ones: the last 6
+    # crops of every photo are (its right half, which no training crop touches), and the page
+    # says so
+    said = "270 training images · held out: 36 images: the last ~6 (by name) of each of 6 folders"
     assert any(said in c.value for c in app.caption)
     assert any("Expected time: about" in m.value for m in app.markdown)  # before Start
     app.radio(key="train_holdout_by").set_value("folder").run()
-    assert any("held out: 34 images: all of folder " in c.value for c in app.caption)
+    assert any("held out: 51 images: all of folder " in c.value for c in app.caption)
     app.radio(key="train_holdout_by").set_value("auto").run()
 
     app.radio(key="train_task").set_value("jigsaw").run()
