@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,16 @@ APP = Path(__file__).resolve().parents[2] / "app.py"
 # How long one script run may take before AppTest fails it: generous, for a busy 2-core machine
 # (a bound for a hang, never a wait).
 SCRIPT_TIMEOUT = 120.0
+
+
+@pytest.fixture(autouse=True)
+def _main_module_restored() -> Iterator[None]:
+    """An AppTest leaves ``sys.modules["__main__"]`` pointing at its script; a forkserver child
+    started later (the app's work process, an image decoder pool) re-imports that module and
+    dies. Every test here gets the interpreter's own back."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
 
 
 def open_app(
