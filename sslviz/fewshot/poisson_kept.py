@@ -27,6 +27,10 @@ from sslviz.fewshot import poisson, saved_views
 # Unit potentials kept per view, in numbers (float32): 128 MB, e.g. 335 labels of 100,000 images.
 # Labels beyond it are solved as before, one propagation per prediction, and not kept.
 UNITS_BUDGET = 2**25
+# Without a file to keep them in (an embedding only in memory: a run's checkpoint monitor, a
+# benchmark), at most this many are computed at once: one column per label costs more than
+# solving each CV fold's few classes when labels are many, and nothing later reuses them.
+UNSAVED_MAX = poisson.UNIT_BATCH
 
 
 class KeptPoisson:
@@ -100,7 +104,7 @@ class KeptPoisson:
             views = self.views
             self._load()
             missing = np.setdiff1d(rows, self._rows)
-            if not len(missing):
+            if not len(missing) or (self._views_file is None and len(missing) > UNSAVED_MAX):
                 return
             if (len(self._rows) + len(missing)) * len(self._vectors) > UNITS_BUDGET:
                 self._keep(np.flatnonzero(np.isin(self._rows, rows)))  # what is asked for

@@ -95,3 +95,14 @@ def test_kept_unit_potentials_give_the_answer_of_solving_afresh() -> None:
         found = poisson.predict(kept.views, idx, truth[idx], 2, units=kept.units, rows=rows)
         np.testing.assert_allclose(found, direct[rows], atol=1e-5)
     assert kept.computed == len({0, 1, 2, 3, 4, 150, 300, 301, 460})  # each label's once
+
+
+def test_many_labels_of_an_embedding_only_in_memory_are_solved_directly() -> None:
+    """Nothing would reuse their unit potentials: past ``UNSAVED_MAX`` labels each fold is solved
+    as it is, with the same answer."""
+    x, y = two_touching_groups()
+    kept = KeptPoisson(x, shared_scale=True)
+    idx = np.arange(0, 300, 3)  # 100 labels
+    found = poisson.predict(kept.views, idx, y[idx], 2, units=kept.units)
+    assert kept.computed == 0
+    np.testing.assert_allclose(found, poisson.predict(kept.views, idx, y[idx], 2), atol=1e-6)
