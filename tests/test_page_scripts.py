@@ -55,9 +55,9 @@ FORBIDDEN: dict[str, str] = {
     "sslviz.fewshot.geometry.coords_for": "background_maps.request_coords (a child process)",
     "sslviz.fewshot.geometry.fit_coords": "background_maps.request_coords (a child process)",
     # predictions (cross-validation and the fit) and embeddings: the app's work process
-    "sslviz.fewshot.predict.predict": "ask background_labeling.request_prediction (a child)",
-    "sslviz.fewshot.predict.predict_vectors": "ask background_labeling (a child process)",
-    "sslviz.maps.embed.embed": "background_labeling.request_embedding, or a map job if large",
+    "sslviz.fewshot.predict.predict": "ask background_requests.request_prediction (a child)",
+    "sslviz.fewshot.predict.predict_vectors": "ask background_requests (a child process)",
+    "sslviz.maps.embed.embed": "background_requests.embedding_or_progress, or a map job if large",
 }
 # (file, qualified call) pairs allowed with a reason: work that doesn't run in the script thread.
 ALLOWED: dict[tuple[str, str], str] = {

@@ -15,6 +15,6 @@ Results       results_view (shared), rotation_view, upright_view, jigsaw_view, c
 Live demo     demo_view
 Explorer      explorer_view, explorer_panels, data_checks_view, check_jobs, background_maps,
               map (the map widget, also on the labeling page), hover_thumbnails
-Labeling      labeling_view, labeling_queue, labeling_predictions, background_labeling,
+Labeling      labeling_view, labeling_queue, labeling_predictions, background_requests,
               leaderboard_view
 """

@@ -1,7 +1,7 @@
 """Work a page asks for and never does in its script: one background thread per kind of work
 ("lane") in the server process, which runs requests one at a time and keeps their state for the
 pages to poll. The work itself runs in child processes (``background_maps``: a UMAP fit per child;
-``background_labeling``: the labeling page's embedding and predictions in ``work_process``), so
+``background_requests``: the labeling page's embedding and predictions in ``work_process``), so
 neither a page script nor the server's GIL is held by it.
 
     lane = Lane("sslviz-maps")

@@ -20,7 +20,7 @@ from sslviz.runner.progress import eta_seconds, fraction_done
 from sslviz.store import Dataset, Run, Store
 from sslviz.store.kinds import run_kind
 from sslviz.store.rows import ACTIVE_STATUSES
-from sslviz.ui import background_maps
+from sslviz.ui import background_maps, background_requests
 from sslviz.ui.map import MapPoints
 from sslviz.ui.runs_view import human_duration
 from sslviz.ui.widgets import user_errors
@@ -216,7 +216,7 @@ def _loaded(
 def _preview(
     _store: Store, home: str, dataset_id: int, n_images: int, spec: MapSpec, version: str
 ) -> LoadedMap:
-    """The PCA map of the embedding (computed first if needed: small datasets only)."""
+    """The PCA map of the embedding (cached: the callers wait for it in the background)."""
     projection = project.preview_projection(_store, dataset_id, spec.source, **spec.project_args())
     embeddings = embed.cached_embeddings(_store, dataset_id, spec.source, **spec.embed_args())
     return LoadedMap(spec, MapPoints.from_projection(projection), embeddings, preview=True)
@@ -237,13 +237,10 @@ def cached_map(store: Store, dataset: Dataset, spec: MapSpec) -> LoadedMap | Non
 
 
 def preview_map(store: Store, dataset: Dataset, spec: MapSpec) -> LoadedMap:
-    """The PCA map of the map's embedding: embeds first if needed (a spinner), then costs
-    milliseconds. What the page draws until the UMAP map is ready."""
+    """The PCA map of the map's embedding, which is cached (milliseconds): what the page draws
+    until the UMAP map is ready."""
     version = embed.source_version(store, spec.source)
-    with st.spinner(f"Embedding {dataset.n_images:,} images…"):
-        return _preview(
-            store, str(store.workspace.root), dataset.id, dataset.n_images, spec, version
-        )
+    return _preview(store, str(store.workspace.root), dataset.id, dataset.n_images, spec, version)
 
 
 def _map_job(store: Store, dataset: Dataset, spec: MapSpec) -> Run | None:
@@ -272,9 +269,16 @@ def get_map(store: Store, dataset: Dataset, spec: MapSpec, *, key: str) -> Loade
     return None
 
 
-def _small_map(store: Store, dataset: Dataset, spec: MapSpec, *, key: str) -> LoadedMap:
-    """The PCA map now, and the UMAP map fitted in the background: polled until the fit ends.
-    A fit that failed is said once, with a button to try again (no poll, no automatic retry)."""
+def _small_map(store: Store, dataset: Dataset, spec: MapSpec, *, key: str) -> LoadedMap | None:
+    """The PCA map once the embedding is there (computed in the app's work process, never in
+    the script: None meanwhile, its progress shown), and the UMAP map fitted in the background:
+    polled until the fit ends. A fit that failed is said once, with a button to try again (no
+    poll, no automatic retry)."""
+    embedded = background_requests.embedding_or_progress(
+        store, dataset, spec.source, spec.layer, spec.grid, key=key
+    )
+    if embedded is None:
+        return None
     args = spec.project_args()
     state = background_maps.peek(store, dataset.id, spec.source, **args)
     if state is not None and state.done:  # ended without a map we can read

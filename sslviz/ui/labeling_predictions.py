@@ -20,7 +20,7 @@ from sslviz.maps import embed
 from sslviz.maps.embedding_job import runs_inline
 from sslviz.store import Dataset, Store
 from sslviz.store.rows import Session
-from sslviz.ui import background_labeling, background_maps
+from sslviz.ui import background_maps, background_requests
 from sslviz.ui.explorer_view import LoadedMap, MapSpec, get_map
 from sslviz.ui.labeling_view import thumbnails_with_buttons
 from sslviz.ui.map import categorical_colours, colour_legend, map_figure
@@ -67,7 +67,9 @@ def session_embeddings(store: Store, dataset: Dataset, session: Session) -> Any 
     job the Label tab offers."""
     with user_errors():
         if runs_inline(dataset.n_images):
-            return background_labeling.session_embedding(store, dataset, session)
+            return background_requests.embedding_or_progress(
+                store, dataset, session.source, session.layer, session.grid, key=f"lb_{session.id}"
+            )
         args = {"layer": session.layer, "grid": session.grid}
         found = embed.cached_embeddings(store, dataset, session.source, **args)
         if found is None:
@@ -95,7 +97,7 @@ def predictions(store: Store, session: Session, emb: Any, method: str) -> Predic
     # meanwhile without the UMAP methods: the page never fits a UMAP in its script
     umap = background_maps.coords_ready(store, emb, method, labels)
     with user_errors():
-        return background_labeling.session_predictions(
+        return background_requests.session_predictions(
             store, session, emb, method, labels, suggested, umap=umap
         )
     return None

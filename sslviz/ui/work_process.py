@@ -5,7 +5,7 @@ script nor the server's GIL holds it. No streamlit here: the child imports this 
     process = WorkProcess()
     result = process.call("predict", {...}, on_stage=print)   # blocks the calling thread only
 
-The caller (``background_labeling``'s lane thread) sends one task and waits for its result; the
+The caller (``background_requests``'s lane thread) sends one task and waits for its result; the
 child says its stage meanwhile. The child is started with forkserver (the server has threads),
 dies with the server (prctl), reads numba's compiled code from the workspace's cache (like the
 UMAP fits of ``maps.project``), and lives on between tasks: modules stay imported and what a

@@ -1,8 +1,9 @@
-"""The labeling page's long work, asked of the background and never done in its script: the
+"""The pages' long work, asked of the background and never done in a script: the labeling page's
 predictions after each label (cross-validation and the fit: seconds, tens of seconds on a large
-dataset) and the embedding of a small dataset (a large one is a map job: ``explorer_view``).
+dataset) and the embedding of a small dataset, for the labeling page and the Explorer (a large
+one is a map job: ``explorer_view``).
 
-    emb = session_embedding(store, dataset, session)      # None meanwhile, with its progress
+    emb = embedding_or_progress(store, dataset, source, layer, grid, key=...)  # None meanwhile
     result = session_predictions(store, session, emb, method, labels, suggested, umap=umap)
 
 Both run in the app's work process (``work_process``: one child per server, which keeps what a
@@ -147,52 +148,60 @@ def _wait_for_prediction(key: str, showing_older: bool) -> None:
 
 # --- the embedding ----------------------------------------------------------------------------------
 def request_embedding(
-    store: Store, dataset: Dataset, session: Session, *, retry: bool = False
+    store: Store,
+    dataset: Dataset,
+    source: str,
+    layer: str | None,
+    grid: int | None,
+    *,
+    retry: bool = False,
 ) -> WorkState:
-    """Ask for the session source's embedding of a small dataset to be computed in the work
-    process and cached in the workspace; its state at once."""
+    """Ask for ``source``'s embedding of a small dataset to be computed in the work process and
+    cached in the workspace; its state at once."""
     args = {
         "root": str(store.workspace.root),
         "dataset_id": dataset.id,
-        "source": session.source,
-        "layer": session.layer,
-        "grid": session.grid,
+        "source": source,
+        "layer": layer,
+        "grid": grid,
     }
-    key = _key("embed", args, source_version(store, session.source))  # a new checkpoint: again
+    key = _key("embed", args, source_version(store, source))  # a new checkpoint: again
     return _lane().submit(key, _in_child("embed", args), retry=retry)
 
 
-def session_embedding(store: Store, dataset: Dataset, session: Session) -> Any | None:
-    """The session source's embedding if it is cached; else (a small dataset) asked of the work
-    process, its progress shown, and None until it is there (then the page draws again)."""
-    args = {"layer": session.layer, "grid": session.grid}
-    found = cached_embeddings(store, dataset, session.source, **args)
+def embedding_or_progress(
+    store: Store, dataset: Dataset, source: str, layer: str | None, grid: int | None, *, key: str
+) -> Any | None:
+    """``source``'s embedding if it is cached; else (a small dataset) asked of the work process,
+    its progress shown, and None until it is there (then the page draws again). ``key``: the
+    widgets' key prefix."""
+    found = cached_embeddings(store, dataset, source, layer=layer, grid=grid)
     if found is not None:
         return found
-    state = request_embedding(store, dataset, session)
+    ask = (store, dataset, source, layer, grid)
+    state = request_embedding(*ask)
     if state.done and state.error is None:  # embedded here once, its file gone since
-        state = request_embedding(store, dataset, session, retry=True)
+        state = request_embedding(*ask, retry=True)
     if state.done:
         st.error(f"Embedding the images failed: {state.error}", icon=":material/error:")
-        if st.button("Try again", key=f"lb_embed_retry_{session.id}", icon=":material/replay:"):
-            request_embedding(store, dataset, session, retry=True)
+        if st.button("Try again", key=f"{key}_embed_retry", icon=":material/replay:"):
+            request_embedding(*ask, retry=True)
             st.rerun()
         return None
-    st.fragment(_wait_for_embedding, run_every=POLL_SECONDS)(store, dataset, session)
+    st.fragment(_wait_for_embedding, run_every=POLL_SECONDS)(ask)
     return None
 
 
-def _wait_for_embedding(store: Store, dataset: Dataset, session: Session) -> None:
-    state = request_embedding(store, dataset, session)  # the one request, shared
+def _wait_for_embedding(ask: tuple[Any, ...]) -> None:
+    state = request_embedding(*ask)  # the one request, shared
     if state.done:
         st.rerun()
         return
     seconds = time.monotonic() - state.started
     with st.status(
-        f"Embedding {dataset.n_images:,} images… ({state.stage}, {seconds:.0f} s)",
+        f"Embedding {ask[1].n_images:,} images… ({state.stage}, {seconds:.0f} s)",
         state="running",
     ):
         st.caption(
-            "In the background, once per source: suggestions and predictions appear when it is "
-            "done."
+            "In the background, once per source and layer: the page goes on when it is done."
         )
