@@ -136,8 +136,9 @@ def map_picker(
                 index=grids.index(default_grid),
                 key=f"{key}_grid_{source}{matched}",
                 format_func=lambda g: "global" if g == 1 else f"{g}×{g} grid",
-                help="Average the layer's feature map over a grid of cells and concatenate "
-                "them: finer grids keep where things are in the image.",
+                help="Global: each channel's average and maximum over the whole feature map "
+                "(where a pattern is doesn't matter). A grid averages each of its cells and "
+                "concatenates them: finer grids keep where things are in the image.",
             )
         return MapSpec(source, layer, grid, **umap)
     return MapSpec(source, **umap)
