@@ -153,4 +153,14 @@ def test_selectors_follow_the_map_and_the_default_reuses_a_stored_map(
     assert app.selectbox(key="ex_table_run_1").value == 1
     app.selectbox(key="ex_a_source").set_value(str(newer.id)).run()
     assert not app.exception, app.exception
-    assert app.selectbox(key=f"ex_table_run_{newer.id}").value == newer.id
+    # the new run's embedding is computed in the app's work process: the page shows its
+    # progress, then the map and the table
+    key = f"ex_table_run_{newer.id}"
+
+    def table_shown() -> bool:
+        app.run()
+        assert not app.exception, app.exception
+        return any(s.key == key for s in app.selectbox)
+
+    wait_for(table_shown, 240, 0.5, lambda: f"never shown: {[s.label for s in app.status]}")
+    assert app.selectbox(key=key).value == newer.id
