@@ -1,4 +1,4 @@
-"""The app's work process: one child process per server that does the labeling page's long work
+"""The app's work process: one child process per server that does the pages' long work
 (embedding a small dataset, predicting every image from the labels), so that neither a page
 script nor the server's GIL holds it. No streamlit here: the child imports this module alone.
 
