@@ -2,11 +2,13 @@
 at equal training steps (so at equal cost: the augmentations are batched tensor work, and each
 variant's training seconds are printed beside it to show it), on generated families that look
 nothing alike (``fewshot_sets.py``: digits, shapes, letters, textures; ``icon_sets.py``: colour
-icons in 9 semantic groups) and the demo photos.
+icons in 9 semantic groups; ``clipart_sets.py``: ~565 emoji of mixed sizes in 10 semantic groups,
+a stand-in for a folder of clip art) and the demo photos.
 
 Variants (rotation task options, ``sslviz.pretext.augment``): ``base`` (none), ``crop`` (random
 resized crops of >= 35% of the area), ``jitter`` (colour jitter 0.4), ``grey`` (20% turned grey),
-``all`` (the three); ``wide`` (no augmentation, the small CNN at twice its widths, 32/128/256
+``crop-grey`` and ``crop-jitter`` (crop with one colour augmentation), ``all`` (the three);
+``wide`` (no augmentation, the small CNN at twice its widths, 32/128/256
 channels, registered in this process only as ``small-cnn-wide``) trains fewer steps: ``--steps``
 divided by its cost per step relative to the default width, measured here side by side (a
 forward and backward pass of each on the same batch, interleaved), so it gets the same compute.
@@ -16,8 +18,8 @@ Score: few-shot accuracy on the unlabeled rest, 5 labels per class, mean of ``--
 with ``auto`` (the predictor `sslviz predict` uses) on the run's default embedding layer; the
 free baselines (pixels, random) beside them.
 
-    python benchmarks/rotation_recipe.py [--sets digits shapes letters textures icons demo]
-        [--steps 300] [--draws 3] [--variants base crop jitter grey all wide]
+    python benchmarks/rotation_recipe.py [--sets digits shapes letters textures icons demo clipart]
+        [--steps 300] [--draws 3] [--variants base crop jitter grey crop-grey crop-jitter all wide]
         [--images-per-class 40] [--threads 1]
 """
 
@@ -33,6 +35,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from clipart_sets import write_clipart  # noqa: E402
 from fewshot_sets import truth_of, write_family  # noqa: E402
 from icon_sets import write_icons  # noqa: E402
 
@@ -52,6 +55,8 @@ VARIANTS = {
     "crop": {"crop": 0.35},
     "jitter": {"jitter": 0.4},
     "grey": {"grey": 0.2},
+    "crop-grey": {"crop": 0.35, "grey": 0.2},
+    "crop-jitter": {"crop": 0.35, "jitter": 0.4},
     "all": {"crop": 0.35, "jitter": 0.4, "grey": 0.2},
     "wide": {},
 }
@@ -78,7 +83,7 @@ def fewshot(store: Store, dataset, source: str, name: str, draws: int) -> float:
     """Mean accuracy of ``auto`` on the unlabeled rest, 5 labels per class, ``draws`` draws."""
     emb = embed(store, dataset, source)
     paths = list(emb.paths)
-    truth = truth_of(name, paths)  # icons: the folder, as the generated families
+    truth = truth_of(name, paths)  # icons, clip art: the folder, as the generated families
     features = Features(np.asarray(emb.vectors), shared_scale=shared_scale(emb))
     scores = []
     for d in range(draws):
@@ -98,6 +103,8 @@ def family(store: Store, tmp: Path, name: str, args: argparse.Namespace):
     per_class = args.images_per_class
     if name == "icons":
         folder = write_icons(tmp / "icons", per_class)
+    elif name == "clipart":  # every emoji once: the groups are as large as Unicode made them
+        folder = write_clipart(tmp / "clipart")
     else:
         folder = write_family(name, tmp)
         if name != "demo":
@@ -151,7 +158,9 @@ def thin(folder: Path, per_class: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--sets", nargs="+", default=["digits", "shapes", "letters", "textures", "icons", "demo"]
+        "--sets",
+        nargs="+",
+        default=["digits", "shapes", "letters", "textures", "icons", "demo", "clipart"],
     )
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--draws", type=int, default=3)
