@@ -49,6 +49,7 @@ imbalanced classes; not tuned to one data set):
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,6 +59,9 @@ from scipy.sparse.csgraph import connected_components
 from sslviz.fewshot.graph import nearest
 
 GRAPH_K = 5
+# Graphs from this many images up split a step's product over threads when asked: below it one
+# product takes well under a millisecond and the threads' hand-over would cost more than it saves.
+SPLIT_ROWS = 20_000
 PCA_DIMS = 50
 WHITENED_DIMS = 30
 MIN_ITERATIONS = 50
@@ -158,17 +162,37 @@ def settled_after(step: sp.csr_matrix, seed: int = 0) -> int:
     return int(np.median(settled))
 
 
-def propagate(view: View, pushed: np.ndarray) -> np.ndarray:
+def propagate(view: View, pushed: np.ndarray, *, threads: int = 1) -> np.ndarray:
     """(N, m) float32 sum over t < ``view.iterations`` of P^t ``pushed`` (N, m): the iteration
-    U <- D^-1 B + P U from U = 0, with ``pushed`` = D^-1 B."""
+    U <- D^-1 B + P U from U = 0, with ``pushed`` = D^-1 B. With ``threads`` > 1 each step's
+    product is split by rows over that many threads (scipy's sparse products release the GIL):
+    the same numbers, each row summed in the same order."""
     pushed = np.ascontiguousarray(pushed, dtype=np.float32)
+    if threads > 1 and view.step.shape[0] >= SPLIT_ROWS:
+        return _propagate_split(view, pushed, threads)
     u = np.zeros_like(pushed)
     for _ in range(view.iterations):
         u = pushed + view.step @ u
     return u
 
 
-def unit_potentials(view: View, rows: np.ndarray) -> np.ndarray:
+def _propagate_split(view: View, pushed: np.ndarray, threads: int) -> np.ndarray:
+    bounds = np.linspace(0, len(pushed), threads + 1).astype(int)
+    parts = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    blocks = [view.step[part] for part in parts]  # row blocks (CSR slices are copies: made once)
+    u, after = np.zeros_like(pushed), np.empty_like(pushed)
+
+    def step(i: int) -> None:
+        np.add(pushed[parts[i]], blocks[i] @ u, out=after[parts[i]])
+
+    with ThreadPoolExecutor(threads) as pool:
+        for _ in range(view.iterations):
+            list(pool.map(step, range(threads)))  # every block of this step before the next
+            u, after = after, u
+    return u
+
+
+def unit_potentials(view: View, rows: np.ndarray, *, threads: int = 1) -> np.ndarray:
     """(N, len(rows)) float32: each row's potential for a unit source at that image alone. The
     iteration is linear, so any labels' potentials are these columns times their sources, and a
     label's column is the same whatever the other labels are (``sslviz.fewshot.poisson_kept``
@@ -180,7 +204,7 @@ def unit_potentials(view: View, rows: np.ndarray) -> np.ndarray:
         part = rows[start : start + UNIT_BATCH]
         pushed = np.zeros((n, len(part)), dtype=np.float32)
         pushed[part, np.arange(len(part))] = view.inverse[part]
-        out[:, start : start + len(part)] = propagate(view, pushed)
+        out[:, start : start + len(part)] = propagate(view, pushed, threads=threads)
     return out
 
 

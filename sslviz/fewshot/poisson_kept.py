@@ -16,6 +16,7 @@ an embedding with a file, saved beside it (``sslviz.fewshot.saved_views``) for t
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -31,6 +32,8 @@ UNITS_BUDGET = 2**25
 # benchmark), at most this many are computed at once: one column per label costs more than
 # solving each CV fold's few classes when labels are many, and nothing later reuses them.
 UNSAVED_MAX = poisson.UNIT_BATCH
+# A new label's column is what a prediction after it waits for: its steps split over the cores.
+THREADS = min(4, os.cpu_count() or 1)
 
 
 class KeptPoisson:
@@ -109,7 +112,7 @@ class KeptPoisson:
             if (len(self._rows) + len(missing)) * len(self._vectors) > UNITS_BUDGET:
                 self._keep(np.flatnonzero(np.isin(self._rows, rows)))  # what is asked for
             for kept, view in zip(self._kept, views, strict=True):
-                kept.add(poisson.unit_potentials(view, missing))
+                kept.add(poisson.unit_potentials(view, missing, threads=THREADS))
             self.computed += len(missing)
             self._rows = np.concatenate([self._rows, missing])
             file = self.units_file()

@@ -106,3 +106,15 @@ def test_many_labels_of_an_embedding_only_in_memory_are_solved_directly() -> Non
     found = poisson.predict(kept.views, idx, y[idx], 2, units=kept.units)
     assert kept.computed == 0
     np.testing.assert_allclose(found, poisson.predict(kept.views, idx, y[idx], 2), atol=1e-6)
+
+
+def test_a_step_split_over_threads_gives_the_same_numbers(monkeypatch) -> None:
+    """A new label's column is computed with each step's product split by rows over threads
+    (``poisson_kept.THREADS``): every row is summed in the same order, so exactly the same."""
+    x, _ = two_touching_groups()
+    view = poisson.View.of(views(x)[0])
+    rows = np.array([0, 5, 299])
+    alone = poisson.unit_potentials(view, rows)
+    monkeypatch.setattr(poisson, "SPLIT_ROWS", 0)  # the test's graph is small
+    for threads in (2, 3):
+        np.testing.assert_array_equal(poisson.unit_potentials(view, rows, threads=threads), alone)
