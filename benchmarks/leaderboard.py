@@ -19,7 +19,8 @@ scores best on the rest, and the leaderboard's time on the first draw's labels c
 with one more label (both in this process: imports are paid before either).
 Digits: scikit-learn's 1,797 8 px digits upscaled to 32 px; demo: ``assets/demo`` (labels = the
 photo each crop came from); shapes, letters, textures (``fewshot_sets.py``) and icons
-(``icon_sets.py``, 9 semantic groups of colour icons): generated, labels = the folder.
+(``icon_sets.py``, 9 semantic groups of colour icons), clipart (``clipart_sets.py``, colour emoji
+in 10 semantic groups): generated, labels = the folder.
 
     python benchmarks/leaderboard.py [--budget 60 | --epochs N | --steps N [--batch-size B]]
         [--draws 5] [--datasets digits demo] [--tasks rotation multi] [--threads 1] [--only-timing]
@@ -43,6 +44,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from clipart_sets import write_clipart  # noqa: E402
 from digits_rotation import write_digits  # noqa: E402
 from fewshot_sets import write_family  # noqa: E402
 from icon_sets import write_icons  # noqa: E402
@@ -360,7 +362,7 @@ def main() -> int:
         "--datasets",
         nargs="+",
         default=["digits", "demo"],
-        choices=["digits", "demo", "shapes", "letters", "textures", "icons"],
+        choices=["digits", "demo", "shapes", "letters", "textures", "icons", "clipart"],
     )
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's own)")
@@ -385,6 +387,8 @@ def main() -> int:
                     folder = DEMO_DIR
                 elif name == "icons":
                     folder = write_icons(Path(tmp) / "icons", args.images_per_class or 100)
+                elif name == "clipart":
+                    folder = write_clipart(Path(tmp) / "clipart")
                 else:
                     folder = write_family(name, Path(tmp))
                 if args.images_per_class and name != "demo":
