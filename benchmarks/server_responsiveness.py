@@ -14,9 +14,11 @@ again with nothing running. Idle and busy loads alternate over the rounds, so th
 load hits both alike; medians after one warm-up round.
 
 The work is pluggable: a class in WORKS with ``start(page, url)`` (session 1 starts it and returns
-once it is under way), ``pids()`` and ``stop()``: ``ingest`` (a server folder from the Datasets
-page) and ``leaderboard`` (*Rank sources for these labels* on the labeling page). Goal (issue 25):
-busy/idle <= 1.5. Needs Debian's ``chromium`` and ``playwright``.
+once it is under way), ``pause()``/``resume()`` (SIGSTOP/SIGCONT its processes) and ``stop()``:
+``ingest`` (a server folder from the Datasets page), ``leaderboard`` (*Rank sources for these
+labels* on the labeling page) and ``prediction`` (the labeling page's first prediction, whose
+10-D UMAP is fitted in a child of the server). Goal (issue 25): busy/idle <= 1.5. Needs Debian's
+``chromium`` and ``playwright``.
 """
 
 from __future__ import annotations
@@ -81,8 +83,12 @@ class Ingest:
         finally:
             store.close()
 
-    def pids(self) -> list[int]:
-        return running_groups(self.home)
+    def pause(self) -> None:
+        self.groups = running_groups(self.home)
+        signal_groups(self.groups, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        signal_groups(self.groups, signal.SIGCONT)
 
     def stop(self) -> None:
         """Cancel it (its dataset stays, interrupted: the Runs page keeps its table of runs)."""
@@ -143,11 +149,79 @@ class Leaderboard:
         finally:
             store.close()
 
-    def pids(self) -> list[int]:
-        return running_groups(self.home)
+    def pause(self) -> None:
+        self.groups = running_groups(self.home)
+        signal_groups(self.groups, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        signal_groups(self.groups, signal.SIGCONT)
 
     def stop(self) -> None:
         cancel_active(self.home)
+
+
+class FirstPrediction:
+    """Session 1 opens the Predictions tab of a labeling session whose embedding has no 10-D UMAP
+    yet: the page submits that fit to a child process of the server (numba would hold the
+    server's GIL) and predicts without it meanwhile. Set up before the app starts: ``--images``
+    photos ingested, a session on ``pixels`` with 10 labels of each of 3 classes (enough for
+    ``auto`` to want the UMAP methods), its embedding computed. Each round deletes the fitted
+    UMAP so the page fits it afresh; stopping waits for the fit to end (it can't be cancelled)."""
+
+    def __init__(self, home: Path, images: int) -> None:
+        from sslviz.api import submit_ingest
+        from sslviz.fewshot import geometry
+        from sslviz.maps.embed import embed
+        from sslviz.runner import jobs
+        from sslviz.store import Store
+
+        self.home, self.env, self.server = home, {}, 0
+        folder = home.parent / "served" / "photos"
+        write_photos(folder, images)
+        store = Store.open(home)
+        try:  # as a job: the Runs page shows its table (as it does for the other works)
+            run = submit_ingest(store, [folder], name="photos")
+            if jobs.wait(store, run.id, 600).status != "finished":
+                raise SystemExit("the ingest did not finish")
+            dataset = store.datasets.get_by_name("photos")
+            session = store.sessions.create(dataset_id=dataset.id, name="first", source="pixels")
+            first = store.datasets.images(dataset.id)[:30]
+            store.sessions.set_labels(session.id, {i.id: f"c{n % 3}" for n, i in enumerate(first)})
+            self.session, self.umap = (
+                session.id,
+                geometry.cache_file(store, embed(store, dataset, "pixels")),
+            )
+        finally:
+            store.close()
+
+    def start(self, page, url: str) -> None:
+        self.umap.unlink(missing_ok=True)  # fit afresh
+        self.page = page
+        page.goto(url + f"/labeling?session={self.session}")
+        page.wait_for_selector(DONE, state="attached")
+        page.get_by_role("tab", name="Predictions").click()
+        page.get_by_text("Fitting a UMAP of this embedding").wait_for()
+
+    def pause(self) -> None:
+        self.children = descendants(self.server)
+        for pid in self.children:
+            os.kill(pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        for pid in self.children:
+            os.kill(pid, signal.SIGCONT)
+
+    def stop(self) -> None:
+        """Wait for the fit, then for the predictions that use it (the page reruns by itself), so
+        nothing of session 1's is working when session 2 loads idle."""
+        deadline = time.monotonic() + 600
+        while not self.umap.exists():  # the fit's state "done": its file is written
+            if time.monotonic() > deadline:
+                raise SystemExit("the UMAP fit did not end within 600 s")
+            time.sleep(0.2)
+        self.page.get_by_text("Fitting a UMAP of this embedding").wait_for(state="detached")
+        self.page.get_by_text("Updating the predictions").wait_for(state="detached")
+        self.page.wait_for_selector(DONE, state="attached")
 
 
 def write_photos(folder: Path, images: int) -> None:
@@ -172,6 +246,28 @@ def running_groups(home: Path) -> list[int]:
         store.close()
 
 
+def signal_groups(groups: list[int], sig: int) -> None:
+    for group in groups:
+        os.killpg(group, sig)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (the server's children: its forkserver and what that started)."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
+
+
 def cancel_active(home: Path) -> None:
     """Cancel every queued or running job and wait until each has ended."""
     from sslviz.runner import jobs
@@ -187,7 +283,7 @@ def cancel_active(home: Path) -> None:
         store.close()
 
 
-WORKS = {"ingest": Ingest, "leaderboard": Leaderboard}
+WORKS = {"ingest": Ingest, "leaderboard": Leaderboard, "prediction": FirstPrediction}
 
 
 def load(page, url: str) -> float:
@@ -213,6 +309,7 @@ def main() -> int:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     app = start_app(port, home, {**work.env, "SSLVIZ_WORKER_THREADS": "1"})
+    work.server = app.pid
     from playwright.sync_api import sync_playwright
 
     playwright = sync_playwright().start()
@@ -228,14 +325,11 @@ def main() -> int:
             idle = load(second, url)
             work.start(first, url)
             busy = load(second, url)
-            groups = work.pids()
-            for pid in groups:  # the same state (a job active), its work stopped a moment
-                os.killpg(pid, signal.SIGSTOP)
+            work.pause()  # the same state (work active), its processes stopped a moment
             try:
                 paused = load(second, url)
             finally:
-                for pid in groups:
-                    os.killpg(pid, signal.SIGCONT)
+                work.resume()
             work.stop()
             if i:
                 for case, t in (("idle", idle), ("busy", busy), ("paused", paused)):
