@@ -104,6 +104,16 @@ def die_with_parent(parent: int) -> None:
 _PR_SET_PDEATHSIG = 1
 
 
+def background_priority() -> None:
+    """Lower this process to the background workers' priority (``worker_nice``, unless it is
+    lower already): a process doing long work for the app must leave the CPU to the server that
+    draws its pages. Not allowed: run at the priority it has rather than not at all."""
+    from sslviz.core.settings import worker_nice
+
+    with contextlib.suppress(OSError):
+        os.nice(max(0, worker_nice() - os.nice(0)))
+
+
 @lru_cache(maxsize=1)
 def _boot_time() -> float | None:
     with contextlib.suppress(OSError):

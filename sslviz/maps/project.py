@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sslviz.core.liveness import Cancelled, ChildWatch, alive
+from sslviz.core.processes import background_priority
 from sslviz.maps.cached_arrays import load_cached, publish
 from sslviz.maps.embed import (
     ProgressCallback,
@@ -192,7 +193,9 @@ def _child_fit(
     source: str, target: str, log: str, options: dict[str, Any], root: str | None
 ) -> None:
     """In the child: output (UMAP's verbose lines, one per stage and per tenth of the epochs)
-    to ``log``, which the parent watches; the map to ``target``."""
+    to ``log``, which the parent watches; the map to ``target``. At background priority: a
+    server's first prediction fits here, and the server's pages come first."""
+    background_priority()
     with open(log, "ab", buffering=0) as handle:
         os.dup2(handle.fileno(), 1)
         os.dup2(handle.fileno(), 2)

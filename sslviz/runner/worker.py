@@ -35,7 +35,6 @@ if __name__ == "__main__":  # not in a pool process that imports us as __mp_main
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
 
-import contextlib  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -44,14 +43,6 @@ from typing import TYPE_CHECKING  # noqa: E402
 
 if TYPE_CHECKING:
     from sslviz.store import Store
-
-
-def _lower_priority() -> None:
-    from sslviz.core.settings import worker_nice
-
-    # Not allowed: run at normal priority rather than not at all.
-    with contextlib.suppress(OSError):
-        os.nice(worker_nice())
 
 
 def _record_failure(store: Store, run_id: int, error: BaseException) -> None:
@@ -176,7 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1 or not args[0].isdigit():
         print("usage: python -m sslviz.runner.worker RUN_ID", file=sys.stderr)
         return 2
-    _lower_priority()
+    from sslviz.core.processes import background_priority
+
+    background_priority()
     return run(int(args[0]))
 
 

@@ -102,10 +102,11 @@ TASKS: dict[str, Callable[[dict[str, Any], Stage], Any]] = {
 
 
 def _serve(conn: Connection, parent: int, root: str | None) -> None:
-    from sslviz.core.processes import die_with_parent
+    from sslviz.core.processes import background_priority, die_with_parent
     from sslviz.maps.project import configure_numba
 
     die_with_parent(parent)
+    background_priority()  # its predictions and embeddings never slow another session's pages
     configure_numba(Path(root) if root else None)  # before numba code is first imported
 
     def stage(text: str) -> None:

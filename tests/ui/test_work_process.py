@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import numpy as np
 import pytest
 from waiting import wait_for
 
+from sslviz.core.settings import worker_nice
 from sslviz.data import ensure_demo
 from sslviz.fewshot.predict import predict
 from sslviz.maps.embed import cached_embeddings, embed
@@ -86,6 +89,30 @@ def test_the_child_embeds_into_the_workspace(store: Store, process: WorkProcess)
     process.call("embed", {**args, "layer": None, "grid": None}, on_stage=stages.append)
     assert cached_embeddings(store, 1, "random") is not None
     assert stages[0] == "loading the encoder" and stages[-1] == "embedding: 306 of 306 images"
+
+
+def test_the_child_works_below_the_servers_priority(store: Store, process: WorkProcess) -> None:
+    """Its predictions and embeddings must not take the CPU from the pages other sessions load
+    (issue 25): it runs at the background workers' priority, as a training run does."""
+    emb = embed(store, "demo", "pixels")
+    process.call("predict", request(store, emb, labels_of(emb.paths)))
+    child = os.getpriority(os.PRIO_PROCESS, process._process.pid)
+    assert child == min(19, os.nice(0) + worker_nice())
+
+
+def test_background_priority_never_raises_a_lower_one() -> None:
+    """A child of a worker (a map job's UMAP fit) is already at the background priority: it
+    stays there, it is not lowered once more."""
+    script = (
+        "import os; from sslviz.core.processes import background_priority; "
+        "background_priority(); first = os.nice(0); background_priority(); "
+        "print(first, os.nice(0))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    first, again = map(int, done.stdout.split())
+    assert first == again == min(19, os.nice(0) + worker_nice())
 
 
 def test_the_server_side_imports_no_streamlit_in_the_child() -> None:
