@@ -11,7 +11,7 @@ from sslviz.ui.explorer_view import source_choices
 from sslviz.ui.hover_thumbnails import hover_limit_caption, hover_thumbnails
 from sslviz.ui.label_colours import session_colours
 from sslviz.ui.leaderboard_view import leaderboard_section
-from sslviz.ui.map import get_selection, render_map, sync_selection
+from sslviz.ui.map import SVG_MAX, get_selection, render_map, sync_selection
 from sslviz.ui.resources import get_store
 from sslviz.ui.widgets import dataset_picker
 
@@ -63,8 +63,13 @@ if label_tab.open:
                     title="label",
                     colour_of=session_colours(store, session.id),
                 )
-                render_map(
-                    loaded.points, key=keys[0], selection_key=keys[1], colour=colour, height=460
+                render_map(  # SVG while small: every label recolours it, a new figure each time
+                    loaded.points,
+                    key=keys[0],
+                    selection_key=keys[1],
+                    colour=colour,
+                    height=460,
+                    svg_max=SVG_MAX,
                 )
                 hover_limit_caption(len(loaded.points))
                 lv.selection_actions(store, session, get_selection(keys[1]), active)

@@ -11,12 +11,16 @@ itself. It carries the thumbnails of the map's images, each a small JPEG as a da
 image id: the chart's ``customdata`` (the ids) names the image under the cursor. Above
 ``MAX_IMAGES`` points the script would cost more than it helps (megabytes on every rerun), so
 the map says so and a selection shows the images instead. The images are built once per map and
-cached; the script is idempotent (reruns and several maps on a page share one listener set).
+cached; the script is idempotent (several maps on a page share one listener set). It is sent once
+per browser session and map: what it leaves in the page (the images, the listener that finds new
+charts) outlives the element, so a rerun (e.g. every label on the labeling page) sends nothing;
+re-sending it cost the server ~30 ms a run (Streamlit dedents the ~1 MB of HTML each time).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 from typing import Any
@@ -72,11 +76,17 @@ def hover_thumbnails(store: Store, dataset_id: int, image_ids: np.ndarray) -> No
     ids = np.unique(np.asarray(image_ids, dtype=np.int64))
     if len(ids) > MAX_IMAGES:
         return
-    script = _script(store, str(store.workspace.root), dataset_id, ids.tobytes())
+    home = str(store.workspace.root)
+    digest = hashlib.blake2b(f"{home}|{dataset_id}|".encode() + ids.tobytes(), digest_size=12)
+    sent = f"_hover_sent_{digest.hexdigest()}"
+    if st.session_state.get(sent):
+        return  # this page already has these images (a reload is a new session)
+    script = _script(store, home, dataset_id, ids.tobytes())
     try:
         st.html(script, unsafe_allow_javascript=True)
     except TypeError:  # a Streamlit without scripts in st.html: the maps work without images
         return
+    st.session_state[sent] = True
 
 
 def hover_limit_caption(n_points: int) -> None:

@@ -183,9 +183,18 @@ def counts(names: Sequence[Any]) -> None:
 
 
 def manage_names(store: Store, session: Session) -> None:
-    """Rename, merge or delete label names; import a labels CSV. Each is one undoable action."""
+    """Rename, merge or delete label names; import a labels CSV. Each is one undoable action.
+    Drawn only while open: closed, a label's rerun sends none of its ~20 elements."""
+    box = st.expander(
+        "Label names and import",
+        icon=":material/edit:",
+        key=f"lb_names_{session.id}",
+        on_change="rerun",
+    )
+    if not box.open:
+        return
     names = [n.name for n in store.sessions.label_names(session.id)]
-    with st.expander("Label names and import", icon=":material/edit:"):
+    with box:
         rename, merge, delete = st.columns(3)
         with rename, st.form(f"lb_rename_{session.id}", border=False):
             old = st.selectbox("Rename", names, key=f"lb_rn_old_{session.id}")

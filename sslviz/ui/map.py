@@ -17,10 +17,14 @@ Pure helpers (no streamlit, unit-tested): ``map_figure`` (the plotly figure), ``
 re-exported here.
 
 Why it is built this way (DESIGN 3.7):
-- ONE ``Scattergl`` trace with colours, sizes and opacities as numpy arrays. With one trace per
-  colour, plotly's point indices count within each trace and a selection maps to the wrong rows;
-  here every selection is read back through ``customdata`` (the store's image ids), so the trace
-  may even be reordered (highlighted points are drawn last, on top).
+- ONE trace with colours, sizes and opacities as numpy arrays: ``Scattergl`` (WebGL), or SVG
+  ``Scatter`` for a small map whose colours change often (``svg_max``: the labeling page's, which
+  every label recolours). A recoloured figure is a new widget the browser draws from scratch: a new
+  WebGL context with its shaders costs ~0.5 s of the browser's time where it renders in software,
+  a few hundred SVG points a fifth of that. With one trace per colour, plotly's point indices count within
+  each trace and a selection maps to the wrong rows; here every selection is read back through
+  ``customdata`` (the store's image ids), so the trace may even be reordered (highlighted points
+  are drawn last, on top).
 - Categories are integer codes on a stepped colour scale, not colour strings: plotly validates a
   string colour per point (~2 s for 100k points) while a numeric array is encoded as base64 at once.
   A single trace has no per-category legend, so ``colour_legend`` draws chips under the map.
@@ -59,6 +63,9 @@ SELECTION_MODES = ("points", "box", "lasso")
 # Above this many points the map carries no paths for hover: at 100k they were ~2.3 of the
 # figure's 4.6 MB, re-sent and parsed on every new figure.
 HOVER_TEXT_MAX = 20_000
+# A map recoloured often is SVG up to this many points: drawn from scratch faster than WebGL's
+# setup (in Chromium's software rendering: ~0.1 s against ~0.5 s of the browser's time at 306).
+SVG_MAX = 1_000
 
 
 # --- data ------------------------------------------------------------------------------------------
@@ -193,9 +200,10 @@ def map_figure(
     highlight: np.ndarray | None = None,
     selected: np.ndarray | None = None,
     height: int = 560,
+    svg_max: int = 0,
 ) -> go.Figure:
-    """The map: one ``Scattergl`` trace, image ids in ``customdata``, paths on hover (up to
-    ``HOVER_TEXT_MAX`` points).
+    """The map: one ``Scattergl`` trace (SVG ``Scatter`` up to ``svg_max`` points), image ids in
+    ``customdata``, paths on hover (up to ``HOVER_TEXT_MAX`` points).
 
     highlight: image ids drawn bigger, outlined and on top (others faded), e.g. search hits.
     selected: image ids shown as plotly's selection (others dimmed) in a freshly built figure.
@@ -238,7 +246,8 @@ def map_figure(
     ids = points.image_ids[order]
     if not len(ids) or int(ids.max()) < 2**31:
         ids = ids.astype(np.int32)  # half the bytes of int64 on every map sent
-    trace = go.Scattergl(
+    kind = go.Scatter if n <= svg_max else go.Scattergl
+    trace = kind(
         x=points.x[order], y=points.y[order], mode="markers", customdata=ids, marker=marker
     )
     if n <= HOVER_TEXT_MAX:
@@ -347,6 +356,7 @@ def render_map(
     colour: Colouring | None = None,
     highlight: np.ndarray | None = None,
     height: int = 560,
+    svg_max: int = 0,
 ) -> np.ndarray:
     """Draw the map (and the colour legend under it); returns the selected image ids (int64).
 
@@ -364,6 +374,7 @@ def render_map(
             if highlight is not None
             else "-",
             str(height),
+            str(svg_max),
             _widget_key(key, selection_key),
         )
     )
@@ -379,6 +390,7 @@ def render_map(
                 highlight=highlight,
                 selected=get_selection(selection_key),
                 height=height,
+                svg_max=svg_max,
             ),
             last_event=None,
         )

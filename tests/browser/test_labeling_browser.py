@@ -10,6 +10,7 @@ import csv
 import io
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import wait_idle
 from playwright.sync_api import expect
@@ -207,3 +208,49 @@ def test_labels_from_the_queue_and_gallery_show_at_once(session_home: Path, app_
     settle(page)
     assert page.get_by_text("at least two different labels").count() == 0
     assert page.get_by_text("too few labels").count() >= 1  # 6 labels: honest, not a number
+
+
+# Every drawn point of the page's first map in page pixels, with its image id and colour code.
+DRAWN = """() => { const gd = document.querySelector('.js-plotly-plot'), t = gd._fullData[0];
+  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+  const r = gd.querySelector('.nsewdrag').getBoundingClientRect();
+  return {type: t.type, points: Array.from(t.x, (x, i) => [r.left + xa.l2p(x),
+    r.top + ya.l2p(t.y[i]), Number(t.customdata[i]), Number(t.marker.color[i])])}; }"""
+
+
+def test_a_label_recolours_the_map_and_images_still_show_on_hover(
+    session_home: Path, app_url: str, page
+):
+    """Issue 25 (one label within 0.3 s): the Label tab's small map is drawn as SVG (a new WebGL
+    context per label cost the browser ~0.5 s) and has the label's colour after the click's one
+    run; the images on hover, sent once per browser session, still show on the redrawn map."""
+    page.goto(app_url + "/labeling?session=1")
+    page.get_by_text("worth labeling now").first.wait_for(timeout=600_000)
+    settle(page)
+    page.wait_for_function("window.sslvizThumbs && Object.keys(window.sslvizThumbs).length === 306")
+    page.locator('[class*="st-key-lb_active_"]').get_by_text("cat", exact=True).click()
+    settle(page)
+    click_unlabeled(page, "lb_next_", "cat")
+    (path,) = labels_in_store(session_home)
+    store = Store.open(session_home)
+    (image_id,) = [i.id for i in store.datasets.images(1) if i.path == path]
+    store.close()
+    expect(page.get_by_text("cat (1)").first).to_be_visible()  # the legend under the map
+
+    drawn = page.evaluate(DRAWN)
+    assert drawn["type"] == "scatter"  # SVG, not scattergl
+    codes = {int(p[2]): int(p[3]) for p in drawn["points"]}
+    assert len(codes) == 306
+    assert [i for i, c in codes.items() if c == codes[image_id]] == [image_id]  # its own colour
+
+    # the loneliest point under the cursor shows its image, from the thumbnails sent at the start
+    xy = np.array([p[:2] for p in drawn["points"]])
+    gaps = np.linalg.norm(xy[:, None] - xy[None], axis=2) + np.eye(len(xy)) * 1e9
+    px, py, shown_id, _ = drawn["points"][int(gaps.min(axis=1).argmax())]
+    page.mouse.move(px + 2, py + 2)
+    page.mouse.move(px, py)
+    box = page.locator("#sslviz-hover-thumb")
+    box.wait_for(state="visible", timeout=30_000)
+    assert box.locator("img").get_attribute("src") == page.evaluate(
+        f"window.sslvizThumbs['{int(shown_id)}']"
+    )

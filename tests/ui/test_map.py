@@ -41,6 +41,21 @@ def test_one_scattergl_trace_with_ids_in_customdata() -> None:
     assert "bdata" in spec["data"][0]["customdata"]
 
 
+def test_a_small_map_can_be_svg_with_the_same_ids_and_colours() -> None:
+    """``svg_max``: up to that many points the one trace is SVG ``scatter`` (cheaper to draw from
+    scratch than WebGL: the labeling page's map is redrawn after every label), with the same
+    ids, colour codes and arrays; above it, WebGL."""
+    p = points()
+    colour = categorical_colours([path.split("/")[0] for path in p.paths], title="folder")
+    webgl, svg = map_figure(p, colour=colour), map_figure(p, colour=colour, svg_max=len(p))
+    assert len(svg.data) == 1 and svg.data[0].type == "scatter"
+    assert map_figure(p, colour=colour, svg_max=len(p) - 1).data[0].type == "scattergl"
+    for name in ("x", "y", "customdata", "hovertext"):
+        assert list(svg.data[0][name]) == list(webgl.data[0][name])
+    assert list(svg.data[0].marker.color) == list(webgl.data[0].marker.color)
+    assert "bdata" in json.loads(pio.to_json(svg, validate=False))["data"][0]["customdata"]
+
+
 def test_highlight_draws_hits_on_top_and_keeps_ids_with_their_points() -> None:
     p = points()
     hits = p.image_ids[[3, 10]]
