@@ -49,7 +49,6 @@ BUTTONS = {  # the buttons under the images the benchmark labels, per tab
 }
 UPDATING = "Updating the predictions"
 BRUSH = '[class*="st-key-lb_active_"]'
-ACTIVE_OPTION = "stBaseButton-segmented_controlActive"  # the picked option of a segmented control
 # Counts finished script runs and stamps the first one (page clock: the run the click caused),
 # so a run that starts and ends between two polls is still seen.
 WATCH_RUNS = """() => {
@@ -107,8 +106,8 @@ def pick_brush(page, name: str) -> None:
     """Make ``name`` the brush and wait for the run that causes to end: the page is idle before
     that run starts, so an idle check alone let the brush's run overlap the timed click (and its
     end was taken for the label's, e.g. "idle after 0.07 s")."""
-    option = page.locator(BRUSH).get_by_role("button", name=name, exact=True)
-    if option.get_attribute("data-testid") == ACTIVE_OPTION:
+    option = page.locator(BRUSH).get_by_role("radio", name=name, exact=True)
+    if option.get_attribute("aria-checked") == "true":
         return  # already the brush: a click would start no run
     page.evaluate(WATCH_RUNS)
     option.click()
