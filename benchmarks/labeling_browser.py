@@ -6,8 +6,8 @@ the workspace's database and the page's script finished.
 A workspace with the demo set, a labeling session on ``pixels`` with the 9 photo names as labels,
 its embedding and map computed before the app starts (the page only reads them); a real
 ``streamlit run app.py``; headless Chromium opens the session and labels an image with its true
-photo, ``--labels`` times: it picks the photo's name as the brush (not timed), then clicks the
-image's button. ``--tab label`` (default): the first image of the "Label these next" queue (the
+photo, ``--labels`` times: it picks the photo's name as the brush (not timed; it waits for the
+run that causes to end, which an idle check alone did not), then clicks the image's button. ``--tab label`` (default): the first image of the "Label these next" queue (the
 whole Label tab reruns: the counts, the map's colours, the queue and the gallery show the label).
 ``--tab predictions``: the session starts with 2 labels a photo, and the image is the first of the
 "Predictions by label" gallery (a fix): the Predictions tab reruns, and the predictions are
