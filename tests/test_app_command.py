@@ -61,3 +61,17 @@ def test_stopping_sslviz_app_stops_the_server(tmp_path: Path, sig: signal.Signal
         with contextlib.suppress(ProcessLookupError):
             os.killpg(app.pid, signal.SIGKILL)  # an orphaned server, if the test failed
         app.wait()
+
+
+def test_the_app_runs_no_full_garbage_collection_after_every_script_run() -> None:
+    """Issue 25: Streamlit's default ``gc.collect()`` after each run held the GIL 0.1-0.5 s with
+    torch and umap loaded, so every click's last messages waited for it. The setting as Streamlit
+    reads it in the folder ``sslviz app`` serves from."""
+    code = (
+        "from streamlit import config; config.get_config_options(force_reparse=True); "
+        "print(config.get_option('runner.postScriptGC'))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "False"
