@@ -62,6 +62,10 @@ def write_dataset(folder: Path, per_photo: int = 4) -> set[frozenset[str]]:
     return planted
 
 
+def edited(pair: frozenset[str], edit: str) -> bool:
+    return any(f"/copy_{edit}_" in path for path in pair)
+
+
 def sslviz(home: Path, *args: str) -> dict:
     env = {**os.environ, "SSLVIZ_HOME": str(home)}
     done = subprocess.run(
@@ -91,8 +95,10 @@ def main() -> None:
                  "--time-budget", str(args.time_budget))["run"]  # fmt: skip
     print(f"# demo crops + {len(planted)} planted near-copies; rotation run {run} "
           f"({args.time_budget:.0f} s); load {os.getloadavg()[0]:.1f}")  # fmt: skip
-    print("\n| source | threshold | planted pairs found | demo crops flagged (of 306) |")
-    print("|---|---|---|---|")
+    print(
+        f"\n| source | threshold | planted pairs found | {' | '.join(EDITS)} | demo crops flagged |"
+    )
+    print("|---|---|---|" + "---|" * len(EDITS) + "---|")
     for source in ("pixels", "random", str(run)):
         for t in args.thresholds:
             report = sslviz(home, "duplicates", source, "--dataset", "dc", "--threshold", str(t))
@@ -100,7 +106,14 @@ def main() -> None:
             crops = {x for p in report["pairs"] for x in (p["a"], p["b"])
                      if p["a"] not in copies and p["b"] not in copies}  # fmt: skip
             name = source if not source.isdigit() else f"rotation #{source}"
-            print(f"| {name} | {t} | {len(found & planted)}/{len(planted)} | {len(crops)} |")
+            kinds = " | ".join(  # found / planted of each edit
+                f"{sum(1 for q in found & planted if edited(q, e))}/"
+                f"{sum(1 for q in planted if edited(q, e))}"
+                for e in EDITS
+            )
+            print(
+                f"| {name} | {t} | {len(found & planted)}/{len(planted)} | {kinds} | {len(crops)} |"
+            )
 
 
 if __name__ == "__main__":
