@@ -151,7 +151,7 @@ def main() -> int:
                 caption = path.locator("[data-testid='stImageCaption']").first.inner_text()
                 name = truth[caption.split(" · ")[0].strip()]
                 pick_brush(page, name)
-                box = page.locator(buttons).filter(has_text=f"＋ {name}").first
+                box = page.locator(buttons).filter(has_text=f"+ {name}").first
                 page.evaluate(WATCH_RUNS)
                 before = labels_now(home)
                 started = page.evaluate("performance.now()")

@@ -147,7 +147,7 @@ def label_bar(store: Store, session: Session) -> str | None:
             chosen = None
             st.caption("Add a label name to start: then pick it here and click images.")
     with middle, st.form(f"lb_add_{session.id}", clear_on_submit=True, border=False):
-        a, b = st.columns([3, 1], vertical_alignment="bottom")
+        a, b = st.columns([2, 1], vertical_alignment="bottom")  # room for "+ Add"
         new = a.text_input(
             "New label name", key=f"lb_new_label_{session.id}", placeholder="e.g. cat"
         )
@@ -259,7 +259,7 @@ def button_text(current: str | None, given: str | None) -> tuple[str, bool]:
         return (f"✕ {current}", False) if current else ("unlabeled", True)
     if current == given:
         return f"✓ {current}", False
-    return (f"{current} → {given}" if current else f"＋ {given}"), False
+    return (f"{current} → {given}" if current else f"+ {given}"), False
 
 
 def label_button(

@@ -133,9 +133,9 @@ def test_label_predict_download_reload(app_url: str, page, tmp_path: Path) -> No
 
 
 def click_unlabeled(page, prefix: str, name: str) -> None:
-    """Click the first "＋ name" button under a thumbnail of the queue (``lb_next_``) or the
+    """Click the first "+ name" button under a thumbnail of the queue (``lb_next_``) or the
     gallery (``lb_g_``), then wait for the run it causes."""
-    button = page.locator(f'[class*="st-key-{prefix}"] button:has-text("＋ {name}")').first
+    button = page.locator(f'[class*="st-key-{prefix}"] button:has-text("+ {name}")').first
     button.click()
     settle(page)
 

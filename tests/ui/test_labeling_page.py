@@ -126,7 +126,7 @@ def test_start_a_session_label_and_undo(app: AppTest, home: Path) -> None:
     assert app.button_group(key=f"lb_active_{session.id}").value == "cat"  # the brush
 
     first = label_buttons(app, "lb_g_")[0]
-    assert first.label == "＋ cat"
+    assert first.label == "+ cat"
     first.click().run()
     assert not app.exception
     assert list(labels_by_path(store, session.id).values()) == ["cat"]  # in the store at once
@@ -267,7 +267,7 @@ def test_a_label_shows_everywhere_in_the_same_run(app: AppTest, home: Path) -> N
         assert not app.exception
     app.button_group(key=f"lb_active_{session.id}").set_value("cat").run()
     for prefix in ("lb_g_", "lb_next_", "lb_g_"):
-        unlabeled = [b for b in label_buttons(app, prefix) if b.label.startswith("＋")]
+        unlabeled = [b for b in label_buttons(app, prefix) if b.label.startswith("+ ")]
         unlabeled[0].click().run()
         assert not app.exception
     given = store.sessions.label_of(session.id)
