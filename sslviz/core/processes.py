@@ -104,14 +104,22 @@ def die_with_parent(parent: int) -> None:
 _PR_SET_PDEATHSIG = 1
 
 
+# Set once a process has lowered itself: its children (a worker's UMAP fit, a worker it starts)
+# inherit both the priority and this, so they are not lowered a second time.
+_LOWERED_ENV = "SSLVIZ_BACKGROUND_PRIORITY"
+
+
 def background_priority() -> None:
-    """Lower this process to the background workers' priority (``worker_nice``, unless it is
-    lower already): a process doing long work for the app must leave the CPU to the server that
-    draws its pages. Not allowed: run at the priority it has rather than not at all."""
+    """Lower this process's priority by ``worker_nice`` (the app's workers' setting), once down a
+    line of processes: a process doing long work for the app must leave the CPU to the server
+    that draws its pages. Not allowed: run at the priority it has rather than not at all."""
     from sslviz.core.settings import worker_nice
 
+    if os.environ.get(_LOWERED_ENV):
+        return
     with contextlib.suppress(OSError):
-        os.nice(max(0, worker_nice() - os.nice(0)))
+        os.nice(worker_nice())
+    os.environ[_LOWERED_ENV] = "1"
 
 
 @lru_cache(maxsize=1)
